@@ -2,11 +2,35 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
-from . import vis
+from . import metrics, patching, vis
+from ._cache import ActivationCache
+from ._config import HookedModelConfig
+from ._errors import HookError, HookNameError, InputError, NoTokenizerWarning, UnsupportedModelError
+from ._hooks import HookPoint
+from ._model import HookedModel
+from .vis import AttentionView, PatchingView, ResidualView, export_html
 
 try:
     __version__ = version("hooklens")
 except PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0.0.0+unknown"
 
-__all__ = ["__version__", "vis"]
+__all__ = [
+    "ActivationCache",
+    "AttentionView",
+    "HookError",
+    "HookNameError",
+    "HookPoint",
+    "HookedModel",
+    "HookedModelConfig",
+    "InputError",
+    "NoTokenizerWarning",
+    "PatchingView",
+    "ResidualView",
+    "UnsupportedModelError",
+    "__version__",
+    "export_html",
+    "metrics",
+    "patching",
+    "vis",
+]

@@ -24,9 +24,14 @@ const BYTES_PER_ELEMENT: Record<DType, number> = { float32: 4, float16: 2, int32
 
 function asBytes(data: EncodedTensor["data"]): Uint8Array {
   if (data instanceof Uint8Array) return data;
-  if (data instanceof ArrayBuffer) return new Uint8Array(data);
-  // A DataView may be a window into a larger message buffer: honour byteOffset.
-  return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  // Any typed array or DataView (also from another realm) may be a window into a larger
+  // message buffer: honour byteOffset.
+  if (ArrayBuffer.isView(data))
+    return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  const kind = Object.prototype.toString.call(data);
+  if (kind === "[object ArrayBuffer]") return new Uint8Array(data as ArrayBuffer);
+  const keys = data && typeof data === "object" ? Object.keys(data).slice(0, 5).join(",") : "";
+  throw new Error(`tensor data must be bytes, got ${kind}${keys ? ` with keys ${keys}` : ""}`);
 }
 
 /** IEEE 754 half precision -> number. */
@@ -37,6 +42,17 @@ export function halfToFloat(bits: number): number {
   if (exponent === 0) return sign * 2 ** -14 * (fraction / 1024);
   if (exponent === 0x1f) return fraction ? Number.NaN : sign * Number.POSITIVE_INFINITY;
   return sign * 2 ** (exponent - 15) * (1 + fraction / 1024);
+}
+
+let halfTable: Float32Array | undefined;
+
+/** All 65536 half-precision values, built once: decoding is then one lookup per value. */
+function halfLookup(): Float32Array {
+  if (!halfTable) {
+    halfTable = new Float32Array(65536);
+    for (let bits = 0; bits < 65536; bits++) halfTable[bits] = halfToFloat(bits);
+  }
+  return halfTable;
 }
 
 export function decodeTensor(encoded: EncodedTensor): Tensor {
@@ -65,7 +81,8 @@ export function decodeTensor(encoded: EncodedTensor): Tensor {
       break;
     case "float16": {
       const halves = new Uint16Array(aligned);
-      for (let i = 0; i < count; i++) values[i] = halfToFloat(halves[i]);
+      const table = halfLookup();
+      for (let i = 0; i < count; i++) values[i] = table[halves[i]];
       break;
     }
   }

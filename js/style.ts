@@ -1,9 +1,46 @@
 /** The widgets' stylesheet, injected once per document (no CSS file to fetch). */
 
+const FG = "var(--jp-ui-font-color1, var(--vscode-editor-foreground, inherit))";
+const MUTED = "var(--jp-ui-font-color2, var(--vscode-descriptionForeground, #666))";
+const BORDER = "var(--jp-border-color2, var(--vscode-panel-border, #ccc))";
+const ACCENT = "var(--jp-brand-color1, var(--vscode-focusBorder, #2563eb))";
+
 const CSS = `
+.hooklens { color: ${FG}; font-family: var(--jp-ui-font-family, system-ui, sans-serif);
+  font-size: var(--jp-ui-font-size1, 13px); }
 .hl-colored-tokens { font-family: var(--jp-code-font-family, monospace); line-height: 1.9; }
-.hl-token { padding: 1px 2px; margin: 0 1px; border-radius: 3px; white-space: pre;
-  color: var(--jp-ui-font-color1, var(--vscode-editor-foreground, inherit)); }
+.hl-token { padding: 1px 2px; margin: 0 1px; border-radius: 3px; white-space: pre; color: ${FG}; }
+.hl-token.hl-focus { outline: 1px solid ${ACCENT}; }
+.hl-header { display: flex; gap: 12px; align-items: center; margin-bottom: 6px; }
+.hl-title { font-weight: 600; }
+.hl-status, .hl-caption { color: ${MUTED}; }
+.hl-caption { margin: 6px 0 3px; }
+.hl-error { color: var(--jp-error-color1, var(--vscode-errorForeground, #b91c1c)); margin: 4px 0;
+  white-space: pre-wrap; }
+.hl-head-grid { display: flex; flex-wrap: wrap; gap: 6px; }
+.hl-thumb { margin: 0; padding: 2px; border: 1px solid ${BORDER}; border-radius: 4px;
+  cursor: pointer; text-align: center; }
+.hl-thumb.hl-selected { border-color: ${ACCENT}; box-shadow: 0 0 0 1px ${ACCENT}; }
+.hl-thumb figcaption { color: ${MUTED}; font-size: 11px; }
+.hl-thumb-canvas { display: block; image-rendering: pixelated; }
+.hl-heatmap-stack { position: relative; display: inline-block; border: 1px solid ${BORDER};
+  line-height: 0; }
+.hl-heatmap { display: block; image-rendering: pixelated; }
+.hl-overlay { position: absolute; left: 0; top: 0; cursor: crosshair; }
+.hl-readout { font-family: var(--jp-code-font-family, monospace); margin: 4px 0; min-height: 1.4em;
+  white-space: pre; }
+.hl-strip-bar { margin-top: 6px; }
+.hl-token-strip { font-family: var(--jp-code-font-family, monospace); line-height: 1.9;
+  max-height: 12em; overflow: auto; }
+.hl-lens-scroll { max-width: 100%; overflow: auto; max-height: 36em; }
+.hl-lens { border-collapse: collapse; font-family: var(--jp-code-font-family, monospace);
+  font-size: 11px; }
+.hl-lens th, .hl-lens td { border: 1px solid ${BORDER}; padding: 1px 3px; white-space: pre; }
+.hl-lens td { cursor: pointer; }
+.hl-lens td.hl-selected { outline: 2px solid ${ACCENT}; outline-offset: -2px; }
+.hl-row-label { color: ${MUTED}; font-weight: normal; text-align: right; }
+.hl-topk { font-family: var(--jp-code-font-family, monospace); margin: 2px 0 8px; }
+.hl-prob { color: ${MUTED}; }
 `;
 
 export function ensureStyle(doc: Document = document): void {

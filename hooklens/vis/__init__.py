@@ -1,5 +1,17 @@
 """Notebook views of activations (anywidgets whose front end ships inside the package)."""
 
+from ._attention import AttentionPatterns, AttentionView, attention_heads, attention_patterns
+from ._residual import ResidualView
 from ._tokens import ColoredTokens, colored_tokens
+from .export import export_html
 
-__all__ = ["ColoredTokens", "colored_tokens"]
+__all__ = [
+    "AttentionPatterns",
+    "AttentionView",
+    "ColoredTokens",
+    "ResidualView",
+    "attention_heads",
+    "attention_patterns",
+    "colored_tokens",
+    "export_html",
+]

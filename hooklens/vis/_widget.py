@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import anywidget
 import traitlets
@@ -30,3 +31,9 @@ class HookLensWidget(anywidget.AnyWidget):
 
     _esm = BUNDLE_PATH
     view = traitlets.Unicode("").tag(sync=True)
+
+    def to_html(self, title: str | None = None, **options: Any) -> str:
+        """This view as one self-contained HTML page (see :mod:`hooklens.vis.export`)."""
+        from .export import to_html
+
+        return to_html(self, title=title, **options)

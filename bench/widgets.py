@@ -1,0 +1,217 @@
+"""Widget benchmark (a script, not a test): bytes on the wire and browser timings.
+
+    .venv/bin/python bench/widgets.py            # bytes per value + browser timings
+    .venv/bin/python bench/widgets.py --bytes    # bytes per value only (no browser)
+
+Rows (issue 4):
+1. bytes per attention value sent to the browser: hooklens (one layer's ``attention`` reply:
+   JSON message + binary buffer) vs CircuitsVis (its props are ``json.dumps(tensor.tolist())``;
+   computed that way here when ``circuitsvis`` is not importable, and said so).
+2. data -> pixels for 16 heads x 512 tokens in headless Chromium (standalone page, the same
+   view code; ``drawMs`` = decode + paint of every head, after the bytes are in the page).
+3. layer switch on a 24-layer model in a real JupyterLab with a local kernel
+   (select -> request -> reply -> drawn), median of several switches.
+4. hover -> highlight at 1024 tokens: the mousemove handler, and until the next frame is drawn.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import hooklens as hl  # noqa: E402
+
+
+def _random_patterns(n_heads: int, n: int, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    scores = torch.randn(n_heads, n, n, generator=g)
+    mask = torch.ones(n, n).tril().bool()
+    return scores.masked_fill(~mask, float("-inf")).softmax(-1)
+
+
+def bytes_per_value(n_heads: int = 16, n: int = 128) -> list[tuple[str, float, str]]:
+    pattern = _random_patterns(n_heads, n)
+    values = pattern.numel()
+    view = hl.vis.attention_heads(attention=pattern, tokens=[f"t{i}" for i in range(n)])
+    reply, buffers = view.handle_request(
+        {"id": "1-x:1", "method": "attention", "params": {"layer": 0}}
+    )
+    wire = len(json.dumps(reply)) + sum(len(b) for b in buffers)
+    rows = [("hooklens (float16 + header)", wire / values, f"{wire:,} bytes")]
+    try:
+        from circuitsvis.attention import attention_heads
+
+        html = str(attention_heads(attention=pattern, tokens=[f"t{i}" for i in range(n)]))
+        rows.append(("CircuitsVis (installed, whole HTML)", len(html) / values, f"{len(html):,}"))
+    except ImportError:
+        cv_json = len(json.dumps(pattern.tolist()))
+        rows.append(
+            (
+                "CircuitsVis (not installed: json.dumps(tensor.tolist()))",
+                cv_json / values,
+                f"{cv_json:,} bytes",
+            )
+        )
+    exported = len(view.to_html())
+    rows.append(("hooklens standalone HTML (base64 + bundle)", exported / values, f"{exported:,}"))
+    return rows
+
+
+def _browser() -> Any:
+    from playwright.sync_api import sync_playwright
+
+    from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
+
+    manager = sync_playwright().start()
+    browser = manager.chromium.launch(
+        executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+    )
+    return manager, browser
+
+
+def data_to_pixels(browser: Any, tmp: Path, n_heads: int = 16, n: int = 512) -> list[float]:
+    view = hl.vis.attention_heads(
+        attention=_random_patterns(n_heads, n), tokens=[f"t{i}" for i in range(n)]
+    )
+    path = hl.export_html(view, tmp / "pixels.html")
+    times = []
+    for _ in range(5):
+        page = browser.new_page()
+        page.goto(path.as_uri())
+        page.wait_for_function(
+            "() => document.querySelector('.hooklens-standalone')?.dataset.drawMs"
+        )
+        times.append(float(page.locator(".hooklens-standalone").get_attribute("data-draw-ms")))
+        page.close()
+    return times
+
+
+HOVER = """async ([n, cell]) => {
+  const canvas = document.querySelector('.hooklens-standalone canvas.hl-heatmap');
+  const overlay = canvas.parentElement.querySelector('.hl-overlay');
+  const box = canvas.getBoundingClientRect();
+  const sx = box.width / canvas.width;
+  const handler = [], frame = [], render = [];
+  for (let i = 0; i < 40; i++) {
+    const q = (i * 37) % n, k = (i * 11) % (q + 1);
+    const t0 = performance.now();
+    overlay.dispatchEvent(new MouseEvent('mousemove', { bubbles: true,
+      clientX: box.left + (k + 0.5) * cell * sx, clientY: box.top + (q + 0.5) * cell * sx }));
+    handler.push(performance.now() - t0);
+    let t1 = 0;
+    await new Promise((r) => requestAnimationFrame(() => {
+      t1 = performance.now();
+      setTimeout(r, 0);
+    }));
+    frame.push(performance.now() - t0);
+    render.push(handler[i] + performance.now() - t1);  // our JS + style/layout/paint, no vsync wait
+  }
+  return { handler, frame, render };
+}"""
+
+
+def hover_latency(browser: Any, tmp: Path, n: int = 1024) -> dict[str, list[float]]:
+    view = hl.vis.attention_heads(
+        attention=_random_patterns(4, n), tokens=[f"t{i}" for i in range(n)]
+    )
+    path = hl.export_html(view, tmp / "hover.html")
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(path.as_uri())
+    page.wait_for_function("() => document.querySelector('.hooklens-standalone')?.dataset.drawMs")
+    cell = int(page.locator("canvas.hl-heatmap").get_attribute("data-cell"))
+    result: dict[str, list[float]] = page.evaluate(HOVER, [n, cell])
+    page.close()
+    return result
+
+
+def layer_switch(browser: Any, tmp: Path, n_layers: int = 24, n: int = 128) -> list[float]:
+    """Median select -> drawn time in JupyterLab on a 24-layer, 16-head random GPT-2."""
+    from tests.browser.conftest import _start_server, _stop_server, run_all_cells
+
+    process, server = _start_server(tmp / "lab", "lab")
+    try:
+        cells = [
+            "import torch, transformers, hooklens as hl\n"
+            "torch.manual_seed(0)\n"
+            f"cfg = transformers.GPT2Config(n_layer={n_layers}, n_head=16, n_embd=256, "
+            f"n_positions={n + 8}, vocab_size=512)\n"
+            "model = hl.HookedModel(transformers.GPT2LMHeadModel(cfg).eval())\n"
+            f"ids = torch.randint(0, 512, (1, {n}))\n"
+            "view = hl.AttentionView(model, ids)\nview",
+        ]
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        page = context.new_page()
+        run_all_cells(page, server, server.write_notebook("switch.ipynb", cells))
+        root = '.hooklens[data-view="attention"]'
+        page.wait_for_selector(f"{root}[data-draw-ms]", timeout=180_000)
+        times = []
+        for layer in range(1, n_layers):
+            t = page.evaluate(
+                """async ([root, layer]) => {
+                  const el = document.querySelector(root);
+                  const select = el.querySelector('select.hl-layer-select');
+                  const t0 = performance.now();
+                  select.value = String(layer);
+                  select.dispatchEvent(new Event('change'));
+                  while (el.dataset.layer !== String(layer)) {
+                    await new Promise(r => setTimeout(r, 1));
+                  }
+                  return performance.now() - t0;
+                }""",
+                [root, layer],
+            )
+            times.append(float(t))
+        context.close()
+        return times
+    finally:
+        _stop_server(process)
+
+
+def _row(label: str, values: list[float]) -> None:
+    median = statistics.median(values)
+    print(f"  {label:62s} median {median:6.1f} ms (min {min(values):.1f}, max {max(values):.1f})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--bytes", action="store_true", help="only the bytes-per-value rows")
+    args = parser.parse_args()
+    print("bytes per attention value (16 heads x 128 tokens, one layer)")
+    for name, per_value, total in bytes_per_value():
+        print(f"  {name:58s} {per_value:6.2f} B/value   ({total})")
+    if args.bytes:
+        return
+    manager, browser = _browser()
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            tmp = Path(folder)
+            print("headless Chromium (/usr/bin/chromium), standalone pages unless said")
+            _row(
+                "data -> pixels, 16 heads x 512 tokens (goal < 300 ms)",
+                data_to_pixels(browser, tmp),
+            )
+            hover = hover_latency(browser, tmp)
+            _row("hover: handler, 1024 tokens", hover["handler"])
+            _row("hover: handler + style/layout/paint (goal < 16 ms)", hover["render"])
+            _row("hover: until next frame drawn (incl. vsync wait)", hover["frame"])
+            _row(
+                "layer switch, 24 layers, JupyterLab kernel (goal < 200 ms)",
+                layer_switch(browser, tmp),
+            )
+    finally:
+        browser.close()
+        manager.stop()
+
+
+if __name__ == "__main__":
+    main()

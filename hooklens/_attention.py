@@ -1,0 +1,232 @@
+"""The attention function hooklens registers with transformers, and its switch.
+
+Every supported model file calls `ALL_ATTENTION_FUNCTIONS.get_interface(...)` with post-rotary
+q (batch, n_heads, q, d_head), k and v (batch, n_kv_heads, k, d_head) and the mask.
+While some hook point inside attention is active, `AttentionSwitch` sets the model's
+implementation name to `"hooklens"`, so `attention_forward` runs instead. It looks up the calling
+module's `AttnSite`; when none of that layer's internals is requested, or the site needs no
+pattern, it calls transformers' own fused `sdpa_attention_forward`. Only when someone asks for
+scores or the pattern (or the layer soft-caps, which sdpa cannot do) does it compute attention
+explicitly. A mask builder is registered under the same name (`sdpa_mask`): masks are built per
+implementation name, and without it sliding-window models would get the wrong mask silently.
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import Any
+
+import torch
+from torch import nn
+
+from ._hooks import HookPoint
+
+NAME = "hooklens"
+_registered = False
+
+
+class AttnSite:
+    """The hook points of one layer that are served inside the attention function.
+
+    `q`/`k` are None when the family reads pre-rotary q/k at a projection module instead;
+    `rot_q`/`rot_k` are None for families without rotary embeddings.
+    """
+
+    __slots__ = ("__weakref__", "count", "k", "pattern", "q", "rot_k", "rot_q", "scores", "v", "z")
+
+    def __init__(
+        self,
+        q: HookPoint | None,
+        k: HookPoint | None,
+        v: HookPoint,
+        rot_q: HookPoint | None,
+        rot_k: HookPoint | None,
+        scores: HookPoint,
+        pattern: HookPoint,
+        z: HookPoint,
+    ) -> None:
+        self.q, self.k, self.v = q, k, v
+        self.rot_q, self.rot_k = rot_q, rot_k
+        self.scores, self.pattern, self.z = scores, pattern, z
+        self.count = 0
+
+
+#: attention module -> the sites of every HookedModel wrapping it (usually one). All weak:
+#: wrapping a model never keeps it, or a discarded wrapper, alive.
+SITES: weakref.WeakKeyDictionary[nn.Module, weakref.WeakSet[AttnSite]] = weakref.WeakKeyDictionary()
+
+
+def add_site(module: nn.Module, site: AttnSite) -> None:
+    """Serve `site` when `module` calls the attention function."""
+    SITES.setdefault(module, weakref.WeakSet()).add(site)
+
+
+def _active_site(module: nn.Module) -> AttnSite | None:
+    for site in SITES.get(module, ()):
+        if site.count:
+            return site
+    return None
+
+
+def ensure_registered() -> None:
+    """Register the attention function and its mask builder under NAME (once per process)."""
+    global _registered
+    if _registered:
+        return
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+
+    AttentionInterface.register(NAME, attention_forward)
+    AttentionMaskInterface.register(NAME, sdpa_mask)
+    _registered = True
+
+
+class AttentionSwitch:
+    """Reference-counted switch of a model's attention implementation to NAME and back."""
+
+    def __init__(self, configs: list[Any]) -> None:
+        self._configs = configs
+        self._saved: list[Any] = []
+        self.count = 0
+
+    def acquire(self) -> None:
+        if self.count == 0:
+            self._saved = [c._attn_implementation for c in self._configs]
+            for c in self._configs:
+                c._attn_implementation = NAME
+        self.count += 1
+
+    def release(self) -> None:
+        self.count -= 1
+        if self.count == 0:
+            for c, saved in zip(self._configs, self._saved, strict=True):
+                c._attn_implementation = saved
+            self._saved = []
+
+
+def _fire_heads(point: HookPoint, t: torch.Tensor, q_len: int) -> torch.Tensor:
+    """Fire a per-head point on the newest `q_len` positions of t (batch, heads, pos, d_head).
+
+    The point sees (batch, q_len, heads, d_head). Edits are written in place when autograd
+    allows it, so that edited keys/values also land in a KV cache (which returned `t`).
+    """
+    past = t.shape[2] - q_len
+    cur = t[:, :, past:] if past else t
+    view = cur.transpose(1, 2)
+    new = point.fire(view)
+    if new is view:
+        return t
+    if not (torch.is_grad_enabled() and t.requires_grad):
+        cur.copy_(new.transpose(1, 2))
+        return t
+    new_t = new.transpose(1, 2)
+    return torch.cat([t[:, :, :past], new_t], dim=2) if past else new_t
+
+
+def explicit_attention(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float | None,
+    dropout: float,
+    softcap: float | None,
+    site: AttnSite | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Attention with scores and pattern materialized (and hookable).
+
+    q (batch, n_heads, q, d_head); k, v (batch, n_kv_heads, k, d_head); the mask is None (causal
+    when q > 1, following sdpa's `is_causal`), boolean (True = attend) or additive float.
+    Returns z (batch, q, n_heads, d_head) and the pattern (batch, n_heads, q, k).
+    """
+    dtype = query.dtype
+    if dtype in (torch.float16, torch.bfloat16):  # scores and softmax in float32, like sdpa
+        query, key, value = query.float(), key.float(), value.float()
+    n_rep = query.shape[1] // key.shape[1]
+    if n_rep > 1:
+        key = key.repeat_interleave(n_rep, dim=1)
+        value = value.repeat_interleave(n_rep, dim=1)
+    q_len, k_len = query.shape[2], key.shape[2]
+    if attention_mask is None and q_len > 1 and k_len > q_len:
+        # sdpa's is_causal is top-left aligned; transformers crops keys the same way
+        key, value, k_len = key[:, :, :q_len], value[:, :, :q_len], q_len
+    if scaling is None:
+        scaling = query.shape[-1] ** -0.5
+    scores = torch.matmul(query, key.transpose(2, 3)) * scaling
+    if softcap is not None:
+        scores = torch.tanh(scores / softcap) * softcap
+    lowest = torch.finfo(dtype).min
+    if attention_mask is None:
+        if q_len > 1:
+            allowed = torch.ones(q_len, k_len, dtype=torch.bool, device=scores.device)
+            scores = scores.masked_fill(~allowed.tril(k_len - q_len), lowest)
+    elif attention_mask.dtype == torch.bool:
+        scores = scores.masked_fill(~attention_mask[..., :k_len], lowest)
+    else:
+        scores = scores + attention_mask[..., :k_len].to(scores.dtype)
+    if site is not None and site.scores.fns:
+        scores = site.scores.fire(scores.to(dtype)).to(scores.dtype)
+    pattern = torch.softmax(scores, dim=-1)
+    if dropout:
+        pattern = nn.functional.dropout(pattern, p=dropout, training=module.training)
+    if site is not None and site.pattern.fns:
+        pattern = site.pattern.fire(pattern.to(dtype)).to(pattern.dtype)
+    z = torch.matmul(pattern, value).transpose(1, 2).contiguous()
+    return z.to(dtype), pattern.to(dtype)
+
+
+def attention_forward(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    dropout: float = 0.0,
+    scaling: float | None = None,
+    **kwargs: Any,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The function registered as NAME. Same contract as transformers' attention functions:
+    returns (attn_output (batch, q, n_heads, d_head), weights or None)."""
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    site = _active_site(module)
+    softcap = kwargs.get("softcap")
+    if site is None:
+        if softcap is None:
+            return sdpa_attention_forward(
+                module,
+                query,
+                key,
+                value,
+                attention_mask,
+                dropout=dropout,
+                scaling=scaling,
+                **kwargs,
+            )
+        return explicit_attention(
+            module, query, key, value, attention_mask, scaling, dropout, softcap, None
+        )
+    q_len = query.shape[2]
+    if site.q is not None and site.q.fns:
+        query = _fire_heads(site.q, query, q_len)
+    if site.k is not None and site.k.fns:
+        key = _fire_heads(site.k, key, q_len)
+    if site.v.fns:
+        value = _fire_heads(site.v, value, q_len)
+    if site.rot_q is not None and site.rot_q.fns:
+        query = _fire_heads(site.rot_q, query, q_len)
+    if site.rot_k is not None and site.rot_k.fns:
+        key = _fire_heads(site.rot_k, key, q_len)
+    pattern: torch.Tensor | None = None
+    if softcap is not None or site.scores.fns or site.pattern.fns:
+        z, pattern = explicit_attention(
+            module, query, key, value, attention_mask, scaling, dropout, softcap, site
+        )
+    else:
+        z, _ = sdpa_attention_forward(
+            module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs
+        )
+    if site.z.fns:
+        z = site.z.fire(z)
+    return z, pattern

@@ -1,0 +1,109 @@
+"""`HookedModelConfig`: the dimensions and features of a wrapped model (`model.cfg`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from .architectures._spec import ArchSpec
+
+
+@dataclass(frozen=True)
+class HookedModelConfig:
+    """What TransformerLens users expect in `model.cfg`, read from the HF config and modules."""
+
+    family: str
+    architecture: str
+    model_name: str
+    n_layers: int
+    d_model: int
+    n_heads: int
+    n_kv_heads: int
+    d_head: int
+    d_mlp: int
+    d_vocab: int
+    n_ctx: int
+    positional: Literal["learned", "rotary"]
+    rotary_dim: int | None
+    parallel_residual: bool
+    norm: Literal["layernorm", "rmsnorm"]
+    gated_mlp: bool
+    act_fn: str | None
+    dtype: torch.dtype
+    device: torch.device
+
+    @property
+    def normalization_type(self) -> str:
+        """TransformerLens spelling of `norm`: "LN" or "RMS"."""
+        return "LN" if self.norm == "layernorm" else "RMS"
+
+    @property
+    def positional_embedding_type(self) -> str:
+        """TransformerLens spelling of `positional`: "standard" or "rotary"."""
+        return "standard" if self.positional == "learned" else "rotary"
+
+
+def _out_features(module: nn.Module) -> int:
+    for attr in ("out_features", "nf"):  # nn.Linear, transformers' Conv1D
+        value = getattr(module, attr, None)
+        if isinstance(value, int):
+            return value
+    weight = getattr(module, "weight", None)
+    if isinstance(weight, torch.Tensor):
+        return int(weight.shape[0])
+    raise TypeError(f"cannot tell the output size of {type(module).__name__}")
+
+
+def build_config(
+    hf_model: nn.Module, spec: ArchSpec, model_name: str, device: torch.device
+) -> HookedModelConfig:
+    """Read the dimensions from the HF config, checking them against the modules."""
+    config: Any = hf_model.config
+    block = hf_model.get_submodule(spec.blocks)[0]  # type: ignore[index]
+    attn = block.get_submodule(spec.attn)
+    n_heads = int(config.num_attention_heads)
+    d_model = int(config.hidden_size)
+    d_head = int(getattr(attn, "head_dim", None) or getattr(attn, "head_size", None) or 0)
+    d_head = d_head or int(getattr(config, "head_dim", None) or d_model // n_heads)
+    n_kv = int(getattr(config, "num_key_value_heads", None) or n_heads)
+    d_mlp = _out_features(block.get_submodule(spec.mlp_in))
+    if spec.mlp_gate_up_fused:
+        d_mlp //= 2
+    rotary_dim: int | None = None
+    if spec.positional == "rotary":
+        rope = getattr(config, "rope_parameters", None) or {}
+        factor = rope.get("partial_rotary_factor") if isinstance(rope, dict) else None
+        rotary_dim = int(getattr(config, "rotary_dim", None) or d_head * (factor or 1.0))
+    act = None
+    for attr in ("hidden_act", "hidden_activation", "activation_function"):
+        if isinstance(getattr(config, attr, None), str):
+            act = getattr(config, attr)
+            break
+    try:
+        dtype = next(hf_model.parameters()).dtype
+    except StopIteration:  # pragma: no cover - a model without parameters
+        dtype = torch.float32
+    return HookedModelConfig(
+        family=spec.family,
+        architecture=type(hf_model).__name__,
+        model_name=model_name,
+        n_layers=len(hf_model.get_submodule(spec.blocks)),  # type: ignore[arg-type]
+        d_model=d_model,
+        n_heads=n_heads,
+        n_kv_heads=n_kv,
+        d_head=d_head,
+        d_mlp=d_mlp,
+        d_vocab=_out_features(hf_model.get_submodule(spec.unembed)),
+        n_ctx=int(getattr(config, "max_position_embeddings", 0) or 0),
+        positional=spec.positional,
+        rotary_dim=rotary_dim,
+        parallel_residual=spec.is_parallel(config),
+        norm=spec.norm,
+        gated_mlp=spec.mlp_up is not None or spec.mlp_gate_up_fused,
+        act_fn=act,
+        dtype=dtype,
+        device=device,
+    )

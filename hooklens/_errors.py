@@ -1,0 +1,72 @@
+"""Exceptions, and the long error messages the engine raises (each says what to do instead)."""
+
+from __future__ import annotations
+
+
+class HookNameError(KeyError):
+    """A hook name that this model does not have."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else ""
+
+
+class HookError(RuntimeError):
+    """A user hook raised, or returned something that cannot replace the activation."""
+
+    def __init__(self, message: str, hook_name: str) -> None:
+        super().__init__(message)
+        self.hook_name = hook_name
+
+
+class UnsupportedModelError(ValueError):
+    """No adapter describes this model (or this configuration of it)."""
+
+
+class InputError(ValueError):
+    """A prompt hooklens cannot run (empty, too long, text without a tokenizer)."""
+
+
+class NoTokenizerWarning(UserWarning):
+    """The model was wrapped without a tokenizer: token ids work, text does not."""
+
+
+MSG_UNKNOWN_HOOK = """{name!r} is not a hook point of this {family} model.
+Did you mean: {suggestions}?
+`model.hook_names()` lists all {count} hook points in execution order."""
+
+MSG_MISSING_HOOK = """{name!r} does not exist on {family} models: {why}"""
+
+MSG_UNSUPPORTED = """hooklens has no adapter for {cls!r}.
+Supported Hugging Face classes: {supported}.
+An adapter is a small declarative ArchSpec (module paths and features); see
+hooklens/architectures/README.md for how to write one and register it."""
+
+MSG_UNSUPPORTED_CONFIG = (
+    """This {family} configuration is not supported: {why} ({attr}={value!r})."""
+)
+
+MSG_NO_TOKENIZER = """This HookedModel has no tokenizer, so it cannot turn text into tokens.
+Pass token ids instead, e.g. model(torch.tensor([[464, 3139, 286]])), or give a tokenizer:
+    HookedModel.from_pretrained(name, hf_model=m, tokenizer=AutoTokenizer.from_pretrained(path))
+or set it later: model.tokenizer = tokenizer"""
+
+MSG_TOKENIZER_WARNING = """No tokenizer could be loaded for {name!r} ({error}). Token ids work;
+text input will raise. Pass `tokenizer=` to HookedModel.from_pretrained to use text."""
+
+MSG_EMPTY_PROMPT = """The prompt is empty (0 tokens). Pass at least one token, e.g. model("Hello")
+or model(torch.tensor([[1, 2, 3]]))."""
+
+MSG_TOO_LONG = """The prompt has {n} tokens, longer than this model's context of {n_ctx} tokens
+(model.cfg.n_ctx). Shorten it, e.g. tokens[:, -{n_ctx}:]."""
+
+MSG_EMPTY_FILTER = """names_filter={filter!r} matches no hook point of this model.
+Examples of valid names: {examples}. `model.hook_names()` lists them all."""
+
+MSG_HOOK_RAISED = """The hook function {fn} on {name!r} raised {exc_type}: {exc}
+All hooks were removed; the model is unchanged and can be used again."""
+
+MSG_HOOK_BAD_RETURN = """The hook function {fn} on {name!r} returned {what}, which cannot replace
+the activation of shape {shape} and dtype {dtype}. Return a tensor of the same shape, dtype and
+device (or None to keep the activation; in-place edits are fine)."""
+
+MSG_BAD_TOKENS = """Token ids must be integers in [0, {vocab}); got {what}."""

@@ -1,0 +1,96 @@
+"""`HookedModel.from_pretrained`: load or adopt a Hugging Face model, and find its tokenizer."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from ._errors import MSG_TOKENIZER_WARNING, NoTokenizerWarning
+
+if TYPE_CHECKING:
+    from ._model import HookedModel
+
+#: keyword arguments that also apply to the tokenizer
+_SHARED = ("gguf_file", "revision", "cache_dir", "local_files_only", "trust_remote_code", "token")
+
+
+def _resolve_dtype(dtype: torch.dtype | str | None) -> torch.dtype | str | None:
+    if isinstance(dtype, str) and dtype != "auto":
+        return getattr(torch, dtype.replace("torch.", ""))
+    return dtype
+
+
+def _check_config_early(name_or_path: str, hf_kwargs: dict[str, Any]) -> None:
+    """Fail before loading weights when the config names an architecture we cannot wrap."""
+    from transformers import AutoConfig
+
+    from ._model import check_supported
+    from .architectures import adapter_for_config
+
+    kwargs = {k: hf_kwargs[k] for k in _SHARED if k in hf_kwargs}
+    try:
+        config = AutoConfig.from_pretrained(name_or_path, **kwargs)
+    except Exception:  # let the model loader report what is wrong with the path
+        return
+    names = list(getattr(config, "architectures", None) or ())
+    if names and adapter_for_config(config) is None:
+        check_supported(names[0], config)
+
+
+def load_tokenizer(name_or_path: str, hf_model: nn.Module, hf_kwargs: dict[str, Any]) -> Any:
+    """The tokenizer for `name_or_path` (or the model's own path), or None after one warning."""
+    from transformers import AutoTokenizer
+
+    kwargs = {k: hf_kwargs[k] for k in _SHARED if k in hf_kwargs}
+    candidates = [name_or_path]
+    own = getattr(hf_model.config, "_name_or_path", "")
+    if own and own != name_or_path and os.path.isdir(own):
+        candidates.append(own)
+    error: Exception | None = None
+    for candidate in candidates:
+        try:
+            return AutoTokenizer.from_pretrained(candidate, **kwargs)
+        except Exception as exc:  # offline, no files, no tokenizer in the folder...
+            error = exc
+    reason = f"{type(error).__name__}: {str(error).splitlines()[0][:200]}" if error else "?"
+    warnings.warn(
+        MSG_TOKENIZER_WARNING.format(name=name_or_path, error=reason), NoTokenizerWarning, 3
+    )
+    return None
+
+
+def load(
+    cls: type[HookedModel],
+    name_or_path: str,
+    hf_model: nn.Module | None,
+    tokenizer: Any,
+    device: str | torch.device | None,
+    dtype: torch.dtype | str | None,
+    device_map: str | dict[str, Any] | None,
+    hf_kwargs: dict[str, Any],
+) -> HookedModel:
+    """See `HookedModel.from_pretrained`."""
+    dtype = _resolve_dtype(dtype)
+    if hf_model is None:
+        from transformers import AutoModelForCausalLM
+
+        if "gguf_file" not in hf_kwargs:
+            _check_config_early(name_or_path, hf_kwargs)
+        kwargs = dict(hf_kwargs)
+        if dtype is not None:
+            kwargs["dtype"] = dtype
+        if device_map is not None:
+            kwargs["device_map"] = device_map
+        hf_model = AutoModelForCausalLM.from_pretrained(name_or_path, **kwargs)
+        hf_model.eval()
+    elif dtype is not None and dtype != "auto":
+        hf_model.to(dtype)  # converts in place, only when asked
+    if device is not None and device_map is None:
+        hf_model.to(device)
+    if tokenizer is None:
+        tokenizer = load_tokenizer(name_or_path, hf_model, hf_kwargs)
+    return cls(hf_model, tokenizer, model_name=name_or_path)

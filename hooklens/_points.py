@@ -1,0 +1,167 @@
+"""The hook-point table: every hook point hooklens knows, in execution order.
+
+This is the single source of truth for hook names, shapes and meanings. The adapters decide which
+of the optional rows a family has (through `requires`), the engine builds its hook points from it,
+`architectures/README.md`'s table is generated from it, and the completeness tests read it.
+
+Shapes are written with symbols that `HookedModelConfig` resolves: `batch`, `pos` (positions of
+this forward pass), `d_model`, `n_heads`, `n_kv_heads`, `d_head`, `d_mlp`, `q` / `k` (query and
+key positions; `k` includes cached positions while generating) and the literal `1`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Scope = Literal["model", "block", "final"]
+Feature = Literal["learned_pos", "rotary", "sequential", "gated_mlp", "ln2"]
+
+
+@dataclass(frozen=True)
+class PointSpec:
+    """One row of the table.
+
+    `suffix` is the name inside its scope (`blocks.{l}.` is prepended for block points).
+    `requires` names the family feature without which the point cannot exist, and `missing`
+    explains why and what to use instead (formatted with `family` and `layer`).
+    """
+
+    suffix: str
+    scope: Scope
+    shape: tuple[str, ...]
+    meaning: str
+    requires: Feature | None = None
+    missing: str = ""
+
+
+_BPD = ("batch", "pos", "d_model")
+
+POINTS: tuple[PointSpec, ...] = (
+    PointSpec("hook_embed", "model", _BPD, "token embeddings (after any embedding scale)"),
+    PointSpec(
+        "hook_pos_embed",
+        "model",
+        _BPD,
+        "learned position embeddings, added to hook_embed",
+        "learned_pos",
+        "{family} has no learned position embedding: positions enter inside attention by "
+        "rotating q and k. Use blocks.{layer}.attn.hook_rot_q / hook_rot_k to see them.",
+    ),
+    PointSpec("hook_resid_pre", "block", _BPD, "residual stream entering the block"),
+    PointSpec("ln1.hook_scale", "block", ("batch", "pos", "1"), "ln1 divisor (std or RMS)"),
+    PointSpec("ln1.hook_normalized", "block", _BPD, "ln1 output, the attention's input"),
+    PointSpec(
+        "attn.hook_q",
+        "block",
+        ("batch", "pos", "n_heads", "d_head"),
+        "queries before any rotary rotation (after q-norm where the family has one)",
+    ),
+    PointSpec(
+        "attn.hook_k",
+        "block",
+        ("batch", "pos", "n_kv_heads", "d_head"),
+        "keys before any rotary rotation (after k-norm where the family has one)",
+    ),
+    PointSpec("attn.hook_v", "block", ("batch", "pos", "n_kv_heads", "d_head"), "values"),
+    PointSpec(
+        "attn.hook_rot_q",
+        "block",
+        ("batch", "pos", "n_heads", "d_head"),
+        "queries after the rotary rotation",
+        "rotary",
+        "{family} uses learned absolute positions (hook_pos_embed), so q is never rotated. "
+        "Use blocks.{layer}.attn.hook_q.",
+    ),
+    PointSpec(
+        "attn.hook_rot_k",
+        "block",
+        ("batch", "pos", "n_kv_heads", "d_head"),
+        "keys after the rotary rotation",
+        "rotary",
+        "{family} uses learned absolute positions (hook_pos_embed), so k is never rotated. "
+        "Use blocks.{layer}.attn.hook_k.",
+    ),
+    PointSpec(
+        "attn.hook_attn_scores",
+        "block",
+        ("batch", "n_heads", "q", "k"),
+        "scaled (and soft-capped) scores with the mask applied, before softmax",
+    ),
+    PointSpec("attn.hook_pattern", "block", ("batch", "n_heads", "q", "k"), "attention weights"),
+    PointSpec(
+        "attn.hook_z",
+        "block",
+        ("batch", "pos", "n_heads", "d_head"),
+        "per-head attention output, before the output projection",
+    ),
+    PointSpec("hook_attn_out", "block", _BPD, "what attention adds to the residual stream"),
+    PointSpec(
+        "hook_resid_mid",
+        "block",
+        _BPD,
+        "residual stream between attention and MLP",
+        "sequential",
+        "{family} uses a parallel residual: attention and MLP both read the block's input, so "
+        "there is no stream between them. Use blocks.{layer}.hook_resid_pre (the MLP's input "
+        "stream) or blocks.{layer}.hook_resid_pre + blocks.{layer}.hook_attn_out.",
+    ),
+    PointSpec(
+        "ln2.hook_scale",
+        "block",
+        ("batch", "pos", "1"),
+        "ln2 divisor (std or RMS)",
+        "ln2",
+        "{family}'s MLP reads ln1's output (one norm per block). "
+        "Use blocks.{layer}.ln1.hook_scale.",
+    ),
+    PointSpec(
+        "ln2.hook_normalized",
+        "block",
+        _BPD,
+        "ln2 output, the MLP's input",
+        "ln2",
+        "{family}'s MLP reads ln1's output (one norm per block). "
+        "Use blocks.{layer}.ln1.hook_normalized.",
+    ),
+    PointSpec(
+        "mlp.hook_pre",
+        "block",
+        ("batch", "pos", "d_mlp"),
+        "MLP pre-activation (the gate's, in gated MLPs)",
+    ),
+    PointSpec(
+        "mlp.hook_pre_linear",
+        "block",
+        ("batch", "pos", "d_mlp"),
+        "the linear (up) branch of a gated MLP",
+        "gated_mlp",
+        "{family}'s MLP is not gated (one input projection). Use blocks.{layer}.mlp.hook_pre.",
+    ),
+    PointSpec(
+        "mlp.hook_post",
+        "block",
+        ("batch", "pos", "d_mlp"),
+        "MLP hidden activation, the output projection's input",
+    ),
+    PointSpec("hook_mlp_out", "block", _BPD, "what the MLP adds to the residual stream"),
+    PointSpec("hook_resid_post", "block", _BPD, "residual stream leaving the block"),
+    PointSpec("ln_final.hook_scale", "final", ("batch", "pos", "1"), "final norm divisor"),
+    PointSpec("ln_final.hook_normalized", "final", _BPD, "final norm output, the unembed's input"),
+)
+
+POINTS_BY_SUFFIX: dict[str, PointSpec] = {p.suffix: p for p in POINTS}
+
+
+def point_name(spec: PointSpec, layer: int | None) -> str:
+    """The full hook name of a row, e.g. `blocks.3.attn.hook_z`."""
+    return f"blocks.{layer}.{spec.suffix}" if spec.scope == "block" else spec.suffix
+
+
+def split_name(name: str) -> tuple[int | None, str]:
+    """`blocks.3.attn.hook_z` -> (3, "attn.hook_z"); `hook_embed` -> (None, "hook_embed")."""
+    if name.startswith("blocks."):
+        head, _, rest = name[len("blocks.") :].partition(".")
+        if head.isdigit():
+            return int(head), rest
+    return None, name

@@ -1,0 +1,274 @@
+"""Wiring: build every hook point of a model and the torch hooks that serve them, from its adapter.
+
+Nothing here is installed at construction; each `Site` installs its torch hook only while one of
+its points has a function (see `_hooks.py`). The closures read the points' function lists at call
+time, so adding a second function to an active point costs nothing extra.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from . import _attention
+from ._hooks import HookPoint, Site
+from ._points import POINTS, point_name
+from .architectures._spec import ArchSpec, Proj
+
+
+class Frame:
+    """Batch size of the forward pass in flight (OPT flattens (batch, pos) inside its MLP)."""
+
+    __slots__ = ("batch",)
+
+    def __init__(self) -> None:
+        self.batch = 1
+
+
+def get_module(root: nn.Module, path: str) -> nn.Module:
+    """`root.get_submodule(path)` with a clearer error for adapter authors."""
+    try:
+        return root.get_submodule(path)
+    except AttributeError as exc:
+        raise AttributeError(
+            f"adapter path {path!r} does not exist in {type(root).__name__}: {exc}"
+        ) from exc
+
+
+def _first(out: Any) -> torch.Tensor:
+    return out[0] if isinstance(out, tuple) else out
+
+
+def _with_first(out: Any, new: torch.Tensor) -> Any:
+    return (new, *out[1:]) if isinstance(out, tuple) else new
+
+
+def _norm_eps(module: nn.Module) -> float:
+    for attr in ("eps", "variance_epsilon", "epsilon"):
+        value = getattr(module, attr, None)
+        if isinstance(value, float | int):
+            return float(value)
+    return 1e-5
+
+
+class Builder:
+    """Creates the points and sites of one wrapped model."""
+
+    def __init__(self, hf_model: nn.Module, spec: ArchSpec, cfg: Any, features: frozenset[str]):
+        self.model = hf_model
+        self.spec = spec
+        self.cfg = cfg
+        self.features = features
+        self.frame = Frame()
+        self.points: dict[str, HookPoint] = {}
+        self.attn_sites: list[tuple[nn.Module, _attention.AttnSite]] = []
+        self.base = Site(self._install_frame)
+        configs = {id(hf_model.config): hf_model.config}
+        blocks: Any = get_module(hf_model, spec.blocks)
+        self.blocks: list[nn.Module] = list(blocks)
+        for block in self.blocks:
+            cfg_obj = getattr(get_module(block, spec.attn), "config", None)
+            if cfg_obj is not None:
+                configs.setdefault(id(cfg_obj), cfg_obj)
+        self.switch = _attention.AttentionSwitch(list(configs.values()))
+
+    # -- helpers -----------------------------------------------------------------------------
+    def _new(self, suffix: str, layer: int | None, site: Site) -> HookPoint | None:
+        spec = next(p for p in POINTS if p.suffix == suffix)
+        if spec.requires is not None and spec.requires not in self.features:
+            return None
+        point = HookPoint(point_name(spec, layer), layer, site)
+        self.points[point.name] = point
+        return point
+
+    def _site(self, install: Callable[[], list[Any]]) -> Site:
+        return Site(install, self.base)
+
+    def _install_frame(self) -> list[Any]:
+        frame = self.frame
+
+        def record(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+            for x in (kwargs.get("input_ids"), kwargs.get("inputs_embeds"), *args[:1]):
+                if isinstance(x, torch.Tensor):
+                    frame.batch = x.shape[0]
+                    return
+
+        return [self.model.register_forward_pre_hook(record, with_kwargs=True)]
+
+    def _bpd(self, t: torch.Tensor) -> torch.Tensor:
+        return t if t.ndim == 3 else t.view(self.frame.batch, -1, t.shape[-1])
+
+    # -- generic site kinds ------------------------------------------------------------------
+    def output_site(self, module: nn.Module, suffix: str, layer: int | None) -> None:
+        """A point that is the (first) output of a module, seen as (batch, pos, dim)."""
+        site = self._site(lambda: [module.register_forward_hook(hook)])
+        point = self._new(suffix, layer, site)
+        if point is None:
+            return
+        bpd = self._bpd
+
+        frame = self.frame
+
+        def hook(mod: nn.Module, args: Any, out: Any) -> Any:
+            t = _first(out)
+            v = bpd(t)
+            if v.shape[0] != frame.batch:  # shared over the batch (GPT-2's position embedding)
+                v = v.expand(frame.batch, *v.shape[1:]).contiguous()
+                return _with_first(out, point.fire(v))
+            new = point.fire(v)
+            return None if new is v else _with_first(out, new.reshape(t.shape))
+
+    def input_site(self, module: nn.Module, suffix: str, layer: int, *, in_place: bool) -> None:
+        """A point that is a module's first input. `in_place` writes edits into the tensor itself
+        (for resid_mid, which the block also keeps as its residual)."""
+        site = self._site(lambda: [module.register_forward_pre_hook(hook, with_kwargs=True)])
+        point = self._new(suffix, layer, site)
+        if point is None:
+            return
+        bpd = self._bpd
+
+        def hook(mod: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+            key = None if args else "hidden_states"
+            t = args[0] if key is None else kwargs[key]
+            v = bpd(t)
+            new = point.fire(v)
+            if new is v:
+                return None
+            if in_place:
+                t.copy_(new.reshape(t.shape))
+                return None
+            if key is None:
+                return (new.reshape(t.shape), *args[1:]), kwargs
+            return args, {**kwargs, key: new.reshape(t.shape)}
+
+    def norm_site(self, module: nn.Module, prefix: str, layer: int | None) -> None:
+        """`{prefix}.hook_scale` (batch, pos, 1) and `{prefix}.hook_normalized`."""
+        site = self._site(lambda: [module.register_forward_hook(hook)])
+        scale_pt = self._new(f"{prefix}.hook_scale", layer, site)
+        norm_pt = self._new(f"{prefix}.hook_normalized", layer, site)
+        if scale_pt is None or norm_pt is None:
+            return
+        layernorm = self.spec.norm == "layernorm"
+        eps = _norm_eps(module)
+        bpd = self._bpd
+
+        def hook(mod: nn.Module, args: tuple[Any, ...], out: torch.Tensor) -> Any:
+            changed = False
+            if scale_pt.fns:
+                x = args[0].float()
+                var = (
+                    x.var(-1, keepdim=True, unbiased=False)
+                    if layernorm
+                    else x.pow(2).mean(-1, True)
+                )
+                scale = (var + eps).sqrt().to(out.dtype)
+                s = bpd(scale)
+                new = scale_pt.fire(s)
+                if new is not s:
+                    factor = (s / new).reshape(scale.shape)
+                    bias = getattr(mod, "bias", None) if layernorm else None
+                    out = (out - bias) * factor + bias if bias is not None else out * factor
+                    changed = True
+            if norm_pt.fns:
+                v = bpd(out)
+                new = norm_pt.fire(v)
+                if new is not v:
+                    out = new.reshape(out.shape)
+                    changed = True
+            return out if changed else None
+
+    def proj_site(self, module: nn.Module, proj: Proj, layer: int, q: bool, k: bool) -> None:
+        """Pre-rotary q and/or k read (and edited) at a projection module's output."""
+        site = self._site(lambda: [module.register_forward_hook(hook)])
+        q_pt = self._new("attn.hook_q", layer, site) if q else None
+        k_pt = self._new("attn.hook_k", layer, site) if k else None
+        nh, nkv, dh = self.cfg.n_heads, self.cfg.n_kv_heads, self.cfg.d_head
+        layout = proj.layout
+
+        def split(out: torch.Tensor) -> list[torch.Tensor]:
+            if layout == "flat":
+                return [out.view(*out.shape[:-1], -1, dh)]
+            if layout == "bphd":
+                return [out]
+            if layout == "bhpd":
+                return [out.transpose(1, 2)]
+            if layout == "concat_qkv":
+                lead = out.shape[:-1]
+                q_ = out[..., : nh * dh].view(*lead, nh, dh)
+                k_ = out[..., nh * dh : (nh + nkv) * dh].view(*lead, nkv, dh)
+                return [q_, k_, out[..., (nh + nkv) * dh :]]
+            heads = out.view(*out.shape[:-1], nh, 3 * dh)  # per_head_qkv
+            return [heads[..., :dh], heads[..., dh : 2 * dh], heads[..., 2 * dh :]]
+
+        def join(out: torch.Tensor, parts: list[torch.Tensor]) -> torch.Tensor:
+            if layout == "flat":
+                return parts[0].reshape(out.shape)
+            if layout == "bphd":
+                return parts[0]
+            if layout == "bhpd":
+                return parts[0].transpose(1, 2).contiguous()
+            if layout == "concat_qkv":
+                lead = out.shape[:-1]
+                return torch.cat([p.reshape(*lead, -1) for p in parts], dim=-1)
+            return torch.cat(parts, dim=-1).reshape(out.shape)
+
+        def hook(mod: nn.Module, args: Any, out: torch.Tensor) -> Any:
+            parts = split(out)
+            changed = False
+            for i, pt in ((0, q_pt), (1, k_pt)):
+                if pt is not None and pt.fns:
+                    part = parts[i] if len(parts) > 1 else parts[0]
+                    new = pt.fire(part)
+                    if new is not part:
+                        parts[i if len(parts) > 1 else 0] = new
+                        changed = True
+            return join(out, parts) if changed else None
+
+    def attention_site(self, attn: nn.Module, layer: int, q_here: bool, k_here: bool) -> None:
+        """Points served inside the registered attention function."""
+        switch = self.switch
+
+        class _Release:
+            def remove(self) -> None:
+                site_obj.count -= 1
+                switch.release()
+
+        def install() -> list[Any]:
+            switch.acquire()
+            site_obj.count += 1
+            return [_Release()]
+
+        site = self._site(install)
+
+        def new(suffix: str) -> HookPoint | None:
+            return self._new(suffix, layer, site)
+
+        q = new("attn.hook_q") if q_here else None
+        k = new("attn.hook_k") if k_here else None
+        v = new("attn.hook_v")
+        rot_q, rot_k = new("attn.hook_rot_q"), new("attn.hook_rot_k")
+        scores, pattern = new("attn.hook_attn_scores"), new("attn.hook_pattern")
+        z = new("attn.hook_z")
+        assert v is not None and scores is not None and pattern is not None and z is not None
+        site_obj = _attention.AttnSite(q, k, v, rot_q, rot_k, scores, pattern, z)
+        self.attn_sites.append((attn, site_obj))
+
+    def fused_gate_up_site(self, module: nn.Module, layer: int) -> None:
+        """`mlp.hook_pre` (gate, first half) and `mlp.hook_pre_linear` (up, second half) of a
+        fused gate_up projection (Phi-3)."""
+        site = self._site(lambda: [module.register_forward_hook(hook)])
+        pre = self._new("mlp.hook_pre", layer, site)
+        lin = self._new("mlp.hook_pre_linear", layer, site)
+        assert pre is not None and lin is not None
+        bpd = self._bpd
+
+        def hook(mod: nn.Module, args: Any, out: torch.Tensor) -> Any:
+            gate, up = bpd(out).chunk(2, dim=-1)
+            new_gate = pre.fire(gate) if pre.fns else gate
+            new_up = lin.fire(up) if lin.fns else up
+            if new_gate is gate and new_up is up:
+                return None
+            return torch.cat([new_gate, new_up], dim=-1).reshape(out.shape)

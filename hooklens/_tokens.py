@@ -1,0 +1,116 @@
+"""Text <-> tokens for `HookedModel` (TransformerLens names: to_tokens, to_str_tokens...)."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+import torch
+
+from ._errors import MSG_BAD_TOKENS, MSG_EMPTY_PROMPT, MSG_NO_TOKENIZER, MSG_TOO_LONG, InputError
+
+TextOrTokens = str | list[str] | torch.Tensor | list[int]
+
+
+class TokenMixin:
+    """Tokenization helpers; needs `tokenizer`, `cfg` and `_input_device()` from the model."""
+
+    tokenizer: Any
+    cfg: Any
+
+    def _input_device(self) -> torch.device:  # pragma: no cover - provided by HookedModel
+        raise NotImplementedError
+
+    def _need_tokenizer(self) -> Any:
+        if self.tokenizer is None:
+            raise InputError(MSG_NO_TOKENIZER)
+        return self.tokenizer
+
+    def to_tokens(
+        self,
+        text: str | list[str],
+        prepend_bos: bool | None = None,
+        move_to_device: bool = True,
+    ) -> torch.Tensor:
+        """Tokenize text to ids of shape (batch, pos).
+
+        The BOS token is prepended when the tokenizer has one (as TransformerLens does and as
+        models trained with a BOS expect); `prepend_bos=False` turns that off. A list of strings
+        is right-padded (the causal mask keeps padding from affecting the real tokens).
+        """
+        tok = self._need_tokenizer()
+        texts = [text] if isinstance(text, str) else list(text)
+        bos = getattr(tok, "bos_token_id", None)
+        add_bos = bos is not None and (prepend_bos is None or prepend_bos)
+        rows = [list(tok(t, add_special_tokens=False)["input_ids"]) for t in texts]
+        if add_bos:
+            rows = [[bos, *r] for r in rows]
+        width = max((len(r) for r in rows), default=0)
+        pad = getattr(tok, "pad_token_id", None)
+        if pad is None:
+            pad = getattr(tok, "eos_token_id", None) or 0
+        tokens = torch.tensor([r + [pad] * (width - len(r)) for r in rows], dtype=torch.long)
+        return tokens.to(self._input_device()) if move_to_device else tokens
+
+    def to_str_tokens(
+        self, input: TextOrTokens, prepend_bos: bool | None = None
+    ) -> list[str] | list[list[str]]:
+        """Each token as a string: a list for one sequence, a list of lists for a batch."""
+        tok = self._need_tokenizer()
+        if isinstance(input, str):
+            ids = self.to_tokens(input, prepend_bos=prepend_bos, move_to_device=False)[0]
+        elif isinstance(input, list) and input and isinstance(input[0], str):
+            return [cast(list[str], self.to_str_tokens(t, prepend_bos)) for t in input]
+        else:
+            ids = torch.as_tensor(input)
+        if ids.ndim == 2:
+            if ids.shape[0] != 1:
+                return [[tok.decode([int(i)]) for i in row] for row in ids.tolist()]
+            ids = ids[0]
+        return [tok.decode([int(i)]) for i in ids.tolist()]
+
+    def to_string(self, tokens: torch.Tensor | list[int]) -> str | list[str]:
+        """Decode ids: (pos,) -> str, (batch, pos) -> list of str."""
+        tok = self._need_tokenizer()
+        ids = torch.as_tensor(tokens)
+        if ids.ndim == 2:
+            return [tok.decode(row) for row in ids.tolist()]
+        return str(tok.decode(ids.tolist()))
+
+    def to_single_token(self, string: str) -> int:
+        """The id of a string that is exactly one token (e.g. " Paris")."""
+        ids = self.to_tokens(string, prepend_bos=False, move_to_device=False)[0]
+        if ids.numel() != 1:
+            raise InputError(f"{string!r} is {ids.numel()} tokens, not one")
+        return int(ids[0])
+
+    def _prepare_tokens(self, input: TextOrTokens, prepend_bos: bool | None) -> torch.Tensor:
+        """Text or ids -> validated ids (batch, pos) on the input device."""
+        if isinstance(input, str) or (
+            isinstance(input, list) and input and isinstance(input[0], str)
+        ):
+            texts = [input] if isinstance(input, str) else input
+            if not any(texts):
+                raise InputError(MSG_EMPTY_PROMPT)
+            tokens = self.to_tokens(input, prepend_bos=prepend_bos)
+        else:
+            tokens = torch.as_tensor(input)
+            if tokens.ndim == 1:
+                tokens = tokens.unsqueeze(0)
+            if tokens.is_floating_point() or tokens.ndim != 2:
+                raise InputError(
+                    MSG_BAD_TOKENS.format(
+                        vocab=self.cfg.d_vocab,
+                        what=f"{tokens.dtype} of shape {tuple(tokens.shape)}",
+                    )
+                )
+            tokens = tokens.to(self._input_device(), torch.long)
+        if tokens.shape[-1] == 0 or tokens.numel() == 0:
+            raise InputError(MSG_EMPTY_PROMPT)
+        if self.cfg.n_ctx and tokens.shape[-1] > self.cfg.n_ctx:
+            raise InputError(MSG_TOO_LONG.format(n=tokens.shape[-1], n_ctx=self.cfg.n_ctx))
+        lo, hi = int(tokens.min()), int(tokens.max())
+        if lo < 0 or hi >= self.cfg.d_vocab:
+            raise InputError(
+                MSG_BAD_TOKENS.format(vocab=self.cfg.d_vocab, what=f"ids from {lo} to {hi}")
+            )
+        return tokens

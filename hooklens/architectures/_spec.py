@@ -1,0 +1,95 @@
+"""The adapter dataclass: everything the engine needs to know about one model family, as data.
+
+An adapter names Hugging Face module paths (relative to the causal-LM model for model-level
+modules, relative to one decoder block for the rest) and the family's features. The engine reads
+these fields; it never looks at a family's name. See `README.md` in this folder.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from .._points import Feature
+
+#: How a projection's output holds q or k (or q, k, v together):
+#: - "flat": (batch, pos, heads * d_head), e.g. Llama's `q_proj`
+#: - "bphd": (batch, pos, heads, d_head), e.g. Qwen3's `q_norm`
+#: - "bhpd": (batch, heads, pos, d_head), e.g. Gemma 3's `q_norm`
+#: - "concat_qkv": (batch, pos, (n_heads + 2 n_kv_heads) * d_head), q then k then v (Phi-3)
+#: - "per_head_qkv": (batch, pos, n_heads * 3 * d_head), per head q, k, v (GPT-NeoX)
+Layout = Literal["flat", "bphd", "bhpd", "concat_qkv", "per_head_qkv"]
+
+
+@dataclass(frozen=True)
+class Proj:
+    """Where to read (and edit) pre-rotary q or k: a module path in the block, and its layout."""
+
+    module: str
+    layout: Layout = "flat"
+
+
+@dataclass(frozen=True)
+class ArchSpec:
+    """One family's adapter.
+
+    Model-level paths are relative to the causal-LM model, block paths to one decoder block.
+    `attn` is the module that calls transformers' attention function; `attn_out` the module whose
+    output is added to the residual stream (the same module, or a post-attention norm);
+    `mlp_in` the MLP's first projection (the gate in gated MLPs); `mlp_up` the up projection of
+    a gated MLP (None when not gated, or when `mlp_gate_up_fused` puts gate and up in `mlp_in`);
+    `mlp_down` the output projection (its input is `mlp.hook_post`); `mlp_out` the module whose
+    output is added to the residual stream. `q_source`/`k_source` say where pre-rotary q/k live;
+    None means the attention function's own inputs (families without rotary).
+    """
+
+    family: str
+    hf_classes: tuple[str, ...]
+    embed: str
+    blocks: str
+    final_norm: str
+    unembed: str
+    ln1: str
+    attn: str
+    attn_out: str
+    mlp_in: str
+    mlp_down: str
+    mlp_out: str
+    ln2: str | None
+    pos_embed: str | None = None
+    mlp_up: str | None = None
+    mlp_gate_up_fused: bool = False
+    q_source: Proj | None = None
+    k_source: Proj | None = None
+    norm: Literal["layernorm", "rmsnorm"] = "rmsnorm"
+    #: Gemma's RMSNorm multiplies by (offset + weight); everybody else by weight.
+    norm_weight_offset: float = 0.0
+    positional: Literal["learned", "rotary"] = "rotary"
+    #: bool, or the name of a boolean config attribute (GPT-NeoX: `use_parallel_residual`).
+    parallel_residual: bool | str = False
+    #: config attribute holding a final-logit soft-cap (Gemma 2), applied by `unembed_resid`.
+    final_logit_softcap: str | None = None
+    #: (config attribute, required value, why): configurations the adapter cannot describe.
+    config_requirements: tuple[tuple[str, Any, str], ...] = field(default_factory=tuple)
+    notes: str = ""
+
+    def is_parallel(self, config: Any) -> bool:
+        """Whether attention and MLP read the same residual stream (per this model's config)."""
+        if isinstance(self.parallel_residual, str):
+            return bool(getattr(config, self.parallel_residual))
+        return self.parallel_residual
+
+    def features(self, config: Any) -> frozenset[Feature]:
+        """The optional hook-point features this family (with this config) has."""
+        found: set[Feature] = set()
+        if self.positional == "learned":
+            found.add("learned_pos")
+        else:
+            found.add("rotary")
+        if not self.is_parallel(config):
+            found.add("sequential")
+        if self.mlp_up is not None or self.mlp_gate_up_fused:
+            found.add("gated_mlp")
+        if self.ln2 is not None:
+            found.add("ln2")
+        return frozenset(found)

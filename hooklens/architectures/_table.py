@@ -1,0 +1,59 @@
+"""Render the family x optional-hook-point table of README.md from the adapters and the point table.
+
+`python -m hooklens.architectures._table` prints it; a test checks README.md contains it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .._points import POINTS
+from . import ADAPTERS
+
+#: Config values that decide config-dependent features (GPT-NeoX's residual) for the table.
+_DEFAULT_CONFIG: dict[str, Any] = {"use_parallel_residual": True}
+
+
+class _Config:
+    def __getattr__(self, name: str) -> Any:
+        return _DEFAULT_CONFIG.get(name, False)
+
+
+def optional_points_table() -> str:
+    """A Markdown table: one row per family, one column per optional hook point."""
+    optional = [p for p in POINTS if p.requires is not None]
+    head = "| family | HF class | " + " | ".join(f"`{p.suffix}`" for p in optional) + " |"
+    rule = "|---|---|" + "---|" * len(optional)
+    rows = [head, rule]
+    for spec in ADAPTERS:
+        feats = spec.features(_Config())
+        marks = ["yes" if p.requires in feats else "—" for p in optional]
+        note = " (parallel by default)" if isinstance(spec.parallel_residual, str) else ""
+        rows.append(f"| {spec.family}{note} | `{spec.hf_classes[0]}` | " + " | ".join(marks) + " |")
+    return "\n".join(rows)
+
+
+def points_table() -> str:
+    """A Markdown table of every hook point: name, shape, meaning, who has it."""
+    rows = ["| hook point | shape | meaning | exists when |", "|---|---|---|---|"]
+    for p in POINTS:
+        name = f"blocks.{{l}}.{p.suffix}" if p.scope == "block" else p.suffix
+        shape = "(" + ", ".join(p.shape) + ")"
+        when = _WHEN[p.requires] if p.requires else "always"
+        rows.append(f"| `{name}` | {shape} | {p.meaning} | {when} |")
+    return "\n".join(rows)
+
+
+_WHEN = {
+    "learned_pos": "learned positions",
+    "rotary": "rotary positions",
+    "sequential": "sequential residual",
+    "gated_mlp": "gated MLP",
+    "ln2": "a separate MLP norm",
+}
+
+
+if __name__ == "__main__":
+    print(points_table())
+    print()
+    print(optional_points_table())

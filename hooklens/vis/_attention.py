@@ -1,0 +1,216 @@
+"""Attention views: one canvas heatmap per head, a layer picker, hover for exact values.
+
+The patterns stay in the kernel (float16, one array per layer); the front end asks for the layer
+it shows with the ``attention`` request (see :mod:`._rpc`), so switching layers sends one
+layer's ``(n_heads, q, k)`` patterns and nothing else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import traitlets
+
+from ._codec import as_numpy, decode_tensor, encode_tensor
+from ._rpc import RpcError, RpcWidget, rpc_method
+from ._tokens import as_token_strings, model_tokens
+
+
+def _as_patterns(attention: Any, n_tokens: int) -> np.ndarray:
+    """CircuitsVis' ``attention`` as float16 ``(n_heads, q, k)``.
+
+    Accepts ``(n_heads, q, k)``, ``(1, n_heads, q, k)`` (a batch of one) or ``(q, k)`` (one head).
+    """
+    array = as_numpy(attention).astype(np.float32)
+    if array.ndim == 4 and array.shape[0] == 1:
+        array = array[0]
+    if array.ndim == 2:
+        array = array[None]
+    if array.ndim != 3:
+        raise ValueError(
+            f"`attention` must have shape (n_heads, dest, src), got {tuple(array.shape)}."
+        )
+    if array.shape[1] != n_tokens or array.shape[2] != n_tokens:
+        raise ValueError(
+            f"`attention` has shape {tuple(array.shape)} but there are {n_tokens} tokens; "
+            "expected (n_heads, n_tokens, n_tokens)."
+        )
+    return np.ascontiguousarray(array.astype(np.float16))
+
+
+class AttentionPatterns(RpcWidget):
+    """Attention patterns of one or more layers; the front end fetches one layer at a time.
+
+    Synced state only: token strings, sizes, the selected layer/head and the pinned query/key.
+    Patterns live in ``self._patterns``: one float16 array ``(n_heads, q, k)`` per layer.
+    """
+
+    tokens = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    n_layers = traitlets.Int(1).tag(sync=True)
+    n_heads = traitlets.Int(1).tag(sync=True)
+    layer = traitlets.Int(0).tag(sync=True)
+    head = traitlets.Int(0).tag(sync=True)
+    #: Pinned (clicked) query / key position; -1 when nothing is pinned.
+    query = traitlets.Int(-1).tag(sync=True)
+    key = traitlets.Int(-1).tag(sync=True)
+    #: "heads": head grid + enlarged heatmap first; "patterns": token strip first.
+    mode = traitlets.Unicode("heads").tag(sync=True)
+    head_names = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    max_value = traitlets.Float(1.0).tag(sync=True)
+    title = traitlets.Unicode("").tag(sync=True)
+
+    def __init__(self, tokens: list[str], patterns: Sequence[np.ndarray], **kwargs: Any) -> None:
+        if not patterns:
+            raise ValueError("there are no attention patterns to show")
+        self._patterns = [np.ascontiguousarray(p, dtype=np.float16) for p in patterns]
+        n_heads = self._patterns[0].shape[0]
+        kwargs.setdefault("head_names", [f"H{h}" for h in range(n_heads)])
+        super().__init__(
+            view="attention",
+            tokens=tokens,
+            n_layers=len(self._patterns),
+            n_heads=n_heads,
+            **kwargs,
+        )
+
+    @traitlets.validate("layer")
+    def _valid_layer(self, proposal: Any) -> int:
+        value = int(proposal["value"])
+        if not 0 <= value < self.n_layers:
+            raise traitlets.TraitError(f"layer must be in [0, {self.n_layers}), got {value}")
+        return value
+
+    @traitlets.validate("head")
+    def _valid_head(self, proposal: Any) -> int:
+        value = int(proposal["value"])
+        if not 0 <= value < self.n_heads:
+            raise traitlets.TraitError(f"head must be in [0, {self.n_heads}), got {value}")
+        return value
+
+    def pattern(self, layer: int) -> np.ndarray:
+        """The patterns of ``layer`` as sent to the browser: float16 ``(n_heads, q, k)``."""
+        return self._patterns[layer]
+
+    @rpc_method("attention")
+    def _rpc_attention(self, layer: int) -> dict[str, Any]:
+        """``{"layer": l, "pattern": (n_heads, q, k) float16}``."""
+        if not isinstance(layer, int) or not 0 <= layer < len(self._patterns):
+            raise RpcError(f"layer must be an integer in [0, {len(self._patterns)}), got {layer!r}")
+        return {"layer": layer, "pattern": encode_tensor(self._patterns[layer], "float16")}
+
+    def static_requests(self, **options: Any) -> Iterable[tuple[str, dict[str, Any]]]:
+        """Every layer, or only ``layers=[...]`` (big models: 2 bytes per value per layer)."""
+        layers = options.pop("layers", None)
+        if options:
+            raise TypeError(f"attention export options are `layers=`, got {sorted(options)}")
+        chosen = range(len(self._patterns)) if layers is None else [int(x) for x in layers]
+        return [("attention", {"layer": layer}) for layer in chosen]
+
+
+class AttentionView(AttentionPatterns):
+    """Every layer's attention patterns of ``model`` on one prompt.
+
+    ``text_or_tokens``: a string, or token ids of shape ``(pos,)`` / ``(1, pos)``. Runs the model
+    once and keeps ``blocks.{l}.attn.hook_pattern`` (``(n_heads, q, k)`` per layer, float16) in
+    the kernel; the view shows a layer picker, a thumbnail of every head of the layer, and the
+    selected head enlarged.
+    """
+
+    def __init__(
+        self, model: Any, text_or_tokens: Any, *, layer: int = 0, head: int = 0, **kwargs: Any
+    ) -> None:
+        ids, strings = model_tokens(model, text_or_tokens)
+        patterns = _model_patterns(model, ids, int(model.cfg.n_layers))
+        super().__init__(strings, patterns, layer=layer, head=head, **kwargs)
+
+
+def _model_patterns(model: Any, ids: torch.Tensor, n_layers: int) -> list[np.ndarray]:
+    """``blocks.{l}.attn.hook_pattern`` of every layer as float16 ``(n_heads, q, k)`` arrays.
+
+    With ``run_with_hooks`` (hooklens.HookedModel) each layer's pattern is copied to float16 as
+    it is computed, so at most one layer is held in float32; otherwise ``run_with_cache``.
+    """
+    names = [f"blocks.{layer}.attn.hook_pattern" for layer in range(n_layers)]
+    found: dict[str, np.ndarray] = {}
+
+    def keep(pattern: torch.Tensor, name: str) -> None:
+        if pattern.ndim == 4:  # (batch, n_heads, q, k)
+            pattern = pattern[0]
+        found[name] = pattern.detach().to("cpu", torch.float16).numpy()
+
+    with torch.no_grad():
+        if callable(getattr(model, "run_with_hooks", None)):
+            hooks = [(name, lambda x, hook: keep(x, hook.name)) for name in names]
+            model.run_with_hooks(ids, fwd_hooks=hooks, return_type=None)
+        else:
+            _, cache = model.run_with_cache(ids, names_filter=lambda name: name in names)
+            for name in names:
+                keep(torch.as_tensor(cache[name]), name)
+    return [found[name] for name in names]
+
+
+def _head_names(names: Any, n_heads: int) -> list[str]:
+    if names is None:
+        return [f"Head {h}" for h in range(n_heads)]
+    names = [str(n) for n in names]
+    if len(names) != n_heads:
+        raise ValueError(f"{len(names)} head names for {n_heads} heads")
+    return names
+
+
+def attention_heads(
+    attention: Any,
+    tokens: Any,
+    attention_head_names: list[str] | None = None,
+    max_value: float | None = None,
+    min_value: float | None = None,
+    negative_color: str | None = None,
+    positive_color: str | None = None,
+    mask_upper_tri: bool | None = None,
+    *,
+    model: Any = None,
+    tokenizer: Any = None,
+) -> AttentionPatterns:
+    """CircuitsVis-compatible ``attention_heads``: every head's heatmap, click one to enlarge.
+
+    ``attention``: ``(n_heads, dest, src)`` (torch or numpy; a batch of one is accepted).
+    ``tokens``: the ``n`` token strings, or ids together with ``model=`` / ``tokenizer=``.
+    ``min_value``, colours and ``mask_upper_tri`` are accepted for compatibility; colours follow
+    the host theme and values outside ``[0, max_value]`` are clipped.
+    """
+    del min_value, negative_color, positive_color, mask_upper_tri  # compatibility only
+    strings = as_token_strings(tokens, model=model, tokenizer=tokenizer)
+    patterns = _as_patterns(attention, len(strings))
+    return AttentionPatterns(
+        strings,
+        [patterns],
+        head_names=_head_names(attention_head_names, patterns.shape[0]),
+        max_value=float(max_value) if max_value is not None else 1.0,
+        mode="heads",
+    )
+
+
+def attention_patterns(
+    tokens: Any,
+    attention: Any,
+    *,
+    model: Any = None,
+    tokenizer: Any = None,
+) -> AttentionPatterns:
+    """CircuitsVis-compatible ``attention_patterns``: hover a token to see where it attends.
+
+    ``attention``: ``(n_heads, dest, src)``; ``tokens``: ``n`` strings (or ids with a model).
+    """
+    strings = as_token_strings(tokens, model=model, tokenizer=tokenizer)
+    patterns = _as_patterns(attention, len(strings))
+    return AttentionPatterns(
+        strings, [patterns], head_names=_head_names(None, patterns.shape[0]), mode="patterns"
+    )
+
+
+def decode_pattern_reply(reply: dict[str, Any]) -> np.ndarray:
+    """The float32 ``(n_heads, q, k)`` array of an ``attention`` reply (tests, exports)."""
+    return decode_tensor(reply["pattern"]).astype(np.float32)

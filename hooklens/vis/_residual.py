@@ -1,0 +1,107 @@
+"""``ResidualView``: the residual stream layer by layer (logit lens, norms, contributions)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+import torch
+import traitlets
+
+from ._codec import encode_tensor
+from ._lens import Lens, compute_lens
+from ._rpc import RpcError, RpcWidget, rpc_method
+from ._tokens import model_tokens, str_tokens
+
+
+class ResidualView(RpcWidget):
+    """The residual stream of ``model`` on one prompt, layer by layer.
+
+    ``text_or_tokens``: a string, or ids of shape ``(pos,)`` / ``(1, pos)``. Rows are
+    ``resid_pre`` of each layer then the final ``resid_post`` (``n_layers + 1`` rows). The view
+    shows a rows x positions grid of the logit lens (top token and its probability), the norm of
+    each residual, and each component of ``decompose_resid`` projected on the final residual
+    direction; clicking a cell shows its top-``k`` tokens.
+    """
+
+    tokens = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    row_labels = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    contrib_labels = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    k = traitlets.Int(10).tag(sync=True)
+    #: Selected (clicked) cell; -1 when none.
+    row = traitlets.Int(-1).tag(sync=True)
+    position = traitlets.Int(-1).tag(sync=True)
+
+    def __init__(self, model: Any, text_or_tokens: Any, *, k: int = 10, **kwargs: Any) -> None:
+        ids, strings = model_tokens(model, text_or_tokens)
+        self._lens: Lens = compute_lens(model, ids, k=k)
+        self._decode = _token_decoder(model)
+        super().__init__(
+            view="residual",
+            tokens=strings,
+            row_labels=self._lens.row_labels,
+            contrib_labels=self._lens.contrib_labels,
+            k=int(self._lens.topk_ids.shape[-1]),
+            **kwargs,
+        )
+
+    @property
+    def lens(self) -> Lens:
+        """The computed arrays (shapes in :class:`hooklens.vis._lens.Lens`)."""
+        return self._lens
+
+    @rpc_method("grid")
+    def _rpc_grid(self) -> dict[str, Any]:
+        """Top-1 of every cell, norms and contributions.
+
+        ``top_index`` (rows, pos) int32 indexes ``strings``; ``top_prob``/``norms`` (rows, pos)
+        float32; ``contrib`` (components, pos) float32.
+        """
+        top = self._lens.topk_ids[..., 0]
+        unique, index = np.unique(top, return_inverse=True)
+        return {
+            "strings": [self._decode(int(i)) for i in unique],
+            "top_index": encode_tensor(index.reshape(top.shape), "int32"),
+            "top_prob": encode_tensor(self._lens.topk_probs[..., 0]),
+            "norms": encode_tensor(self._lens.norms),
+            "contrib": encode_tensor(self._lens.contrib),
+        }
+
+    @rpc_method("topk")
+    def _rpc_topk(self, row: int, position: int) -> dict[str, Any]:
+        """The top-k tokens of one cell: ``ids`` (k,) int32, ``probs`` (k,) float32, strings."""
+        rows, positions = self._lens.norms.shape
+        if not (isinstance(row, int) and 0 <= row < rows):
+            raise RpcError(f"row must be an integer in [0, {rows}), got {row!r}")
+        if not (isinstance(position, int) and 0 <= position < positions):
+            raise RpcError(f"position must be an integer in [0, {positions}), got {position!r}")
+        ids = self._lens.topk_ids[row, position]
+        return {
+            "row": row,
+            "position": position,
+            "ids": encode_tensor(ids, "int32"),
+            "probs": encode_tensor(self._lens.topk_probs[row, position]),
+            "strings": [self._decode(int(i)) for i in ids],
+        }
+
+    def static_requests(self, **options: Any) -> Iterable[tuple[str, dict[str, Any]]]:
+        if options:
+            raise TypeError(f"ResidualView export takes no options, got {sorted(options)}")
+        rows, positions = self._lens.norms.shape
+        yield ("grid", {})
+        for row in range(rows):
+            for position in range(positions):
+                yield ("topk", {"row": row, "position": position})
+
+
+def _token_decoder(model: Any) -> Any:
+    """id -> the string the model's ``to_str_tokens`` gives for it (cached)."""
+    memo: dict[int, str] = {}
+
+    def decode(token_id: int) -> str:
+        if token_id not in memo:
+            memo[token_id] = str_tokens(model, torch.tensor([token_id]))[0]
+        return memo[token_id]
+
+    return decode

@@ -1,0 +1,146 @@
+"""AttentionView and ResidualView live in JupyterLab 4 and Notebook 7, behind the network guard."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from tests.vis.fake_model import FakeModel
+
+from .conftest import GuardedPage, JupyterServer, run_all_cells
+from .views_helpers import canvas_values, dataset, hover_cell, install_alert_trap
+
+REPO = Path(__file__).resolve().parents[2]
+TEXT = "t1|<img src=x onerror=alert(1)>|</script>| |\n|t2|t3"
+ATTN = '.hooklens[data-view="attention"]'
+RESID = '.hooklens[data-view="residual"]'
+
+
+def _setup_cell() -> str:
+    return (
+        f"import sys\nsys.path.insert(0, {str(REPO)!r})\n"
+        "from tests.vis.fake_model import FakeModel\nimport hooklens as hl\n"
+        f"model = FakeModel(n_layers=3, n_heads=4)\nTEXT = {TEXT!r}"
+    )
+
+
+@pytest.mark.parametrize("app", ["jupyter_lab", "jupyter_notebook"])
+def test_views_live(app: str, guarded_page: GuardedPage, request: pytest.FixtureRequest) -> None:
+    server: JupyterServer = request.getfixturevalue(app)
+    name = server.write_notebook(
+        "views.ipynb",
+        [
+            _setup_cell(),
+            "attn = hl.AttentionView(model, TEXT, head=2)\nattn",
+            "res = hl.ResidualView(model, TEXT, k=5)\nres",
+            "attn  # a second view of the same widget: its own requests, same synced state",
+        ],
+    )
+    page: Any = guarded_page.page
+    install_alert_trap(page)
+    run_all_cells(page, server, name)
+    page.wait_for_selector(f"{ATTN}[data-renders]", timeout=90_000)
+
+    model = FakeModel(n_layers=3, n_heads=4)  # same seed: same patterns as in the kernel
+    _, cache = model.full_cache(TEXT)
+    n = 7
+    heat = f"{ATTN} canvas.hl-heatmap"
+    want = cache["blocks.0.attn.hook_pattern"][0, 2].numpy()
+    np.testing.assert_allclose(canvas_values(page, heat, n, n), want, atol=1 / 255 + 1e-3)
+    assert dataset(page, ATTN, "lastReply")["dtype"] == "float16"
+
+    # Hover: exact value and the highlighted row/column.
+    hover_cell(page, heat, 5, 1)
+    hover = dataset(page, ATTN, "hover")
+    assert (hover["q"], hover["k"]) == (5, 1)
+    assert abs(hover["value"] - float(want[5, 1])) < 1e-3
+
+    # Switch layer in the UI: one new request, the new layer's pixels.
+    page.locator(f"{ATTN} select.hl-layer-select").first.select_option("2")
+    page.wait_for_function(f"() => document.querySelector('{ATTN}').dataset.layer === '2'")
+    reply = dataset(page, ATTN, "lastReply")
+    assert reply["layer"] == 2 and reply["shape"] == [4, n, n]
+    assert dataset(page, ATTN, "rpcCount") == 2
+    want2 = cache["blocks.2.attn.hook_pattern"][0, 2].numpy()
+    np.testing.assert_allclose(canvas_values(page, heat, n, n), want2, atol=1 / 255 + 1e-3)
+
+    # The second view of the same widget followed the synced layer and fetched it itself.
+    second = '.hooklens[data-view="attention"] >> nth=1'
+    page.wait_for_function(
+        "() => document.querySelectorAll('.hooklens[data-view=\"attention\"]')[1]"
+        "?.dataset.layer === '2'"
+    )
+    assert page.locator(second).get_attribute("data-rpc-count") == "2"
+
+    # Click a head thumbnail: it is enlarged.
+    page.locator(f'{ATTN} figure.hl-thumb[data-head="0"]').first.click()
+    page.wait_for_function(
+        f"() => JSON.parse(document.querySelector('{ATTN}').dataset.drawn).head === 0"
+    )
+    want20 = cache["blocks.2.attn.hook_pattern"][0, 0].numpy()
+    np.testing.assert_allclose(canvas_values(page, heat, n, n), want20, atol=1 / 255 + 1e-3)
+
+    # Residual view: grid, norms, click for top-k (a round trip through the kernel).
+    page.wait_for_selector(f"{RESID}[data-renders]", timeout=30_000)
+    assert page.locator(f"{RESID} td.hl-cell").count() == 4 * n
+    page.locator(f'{RESID} td.hl-cell[data-row="3"][data-position="6"]').click()
+    page.wait_for_function(f"() => document.querySelector('{RESID}').dataset.topk")
+    topk = dataset(page, RESID, "topk")
+    logits, _ = model.full_cache(TEXT)
+    probs = logits[0, 6].detach().softmax(-1)
+    assert topk["ids"] == probs.topk(5).indices.tolist()
+    np.testing.assert_allclose(topk["probs"], probs.topk(5).values.numpy(), rtol=1e-5)
+
+    # Dark theme: the views' text follows the host's CSS variables (JupyterLab only here).
+    if app == "jupyter_lab":
+        light = page.evaluate(
+            f"() => getComputedStyle(document.querySelector('{ATTN} .hl-readout')).color"
+        )
+        page.evaluate(
+            "() => window.jupyterapp.commands.execute('apputils:change-theme', "
+            "{theme: 'JupyterLab Dark'})"
+        )
+        page.wait_for_function("() => document.body.dataset.jpThemeLight === 'false'")
+        readout_color = f"getComputedStyle(document.querySelector('{ATTN} .hl-readout')).color"
+        page.wait_for_function(f"() => {readout_color} !== {light!r}")
+
+    # Markup tokens stayed text.
+    strip = (
+        page.locator(f"{ATTN} >> nth=0").locator(".hl-token-strip .hl-token").all_text_contents()
+    )
+    assert strip[1:3] == ["<img·src=x·onerror=alert(1)>", "</script>"]
+    assert page.locator(".hooklens img").count() == 0
+    assert page.evaluate("() => window.__alerts") == 0
+
+
+def test_views_on_a_real_tiny_model(
+    jupyter_lab: JupyterServer, guarded_page: GuardedPage, tmp_path: Path
+) -> None:
+    real = pytest.importorskip("tests.vis.test_real_model")
+    model = real.tiny_gpt2(tmp_path / "gpt2")  # the kernel loads the same folder
+    text = real.TEXT
+    name = jupyter_lab.write_notebook(
+        "real.ipynb",
+        [
+            "import hooklens as hl\n"
+            f"model = hl.HookedModel.from_pretrained({str(tmp_path / 'gpt2')!r})\n"
+            f"attn = hl.AttentionView(model, {text!r}, layer=1, head=3)\nattn",
+            f"hl.ResidualView(model, {text!r}, k=3)",
+        ],
+    )
+    page: Any = guarded_page.page
+    run_all_cells(page, jupyter_lab, name)
+    page.wait_for_selector(f"{ATTN}[data-renders]", timeout=90_000)
+    logits, cache = model.run_with_cache(text)
+    n = logits.shape[1]
+    want = cache["blocks.1.attn.hook_pattern"][0, 3].numpy()
+    got = canvas_values(page, f"{ATTN} canvas.hl-heatmap", n, n)
+    np.testing.assert_allclose(got, want, atol=1 / 255 + 1e-3)
+    page.wait_for_selector(f"{RESID}[data-renders]", timeout=30_000)
+    page.locator(f'{RESID} td.hl-cell[data-row="2"][data-position="{n - 1}"]').click()
+    page.wait_for_function(f"() => document.querySelector('{RESID}').dataset.topk")
+    probs = logits[0, -1].softmax(-1)
+    assert dataset(page, RESID, "topk")["ids"] == probs.topk(3).indices.tolist()

@@ -1,0 +1,109 @@
+"""A static nbconvert export rendered by html-manager + anywidget's AMD front end, offline.
+
+The stand-in for VS Code's local-kernel path and for static notebook exports: no kernel, so the
+views answer their requests from ``view.embed()``'s replies in the widget state. The AMD files
+must sit beside the HTML: ``require.js`` (npm ``requirejs``), html-manager's ``embed-amd.js``
+(npm ``@jupyter-widgets/html-manager``) and anywidget's ``nbextensions/anywidget/index.js``
+(installed by the anywidget wheel). The two npm files are looked up in ``node_modules`` or in
+``$HOOKLENS_AMD_DIR``; the test fails, saying which, when they are missing (npm ci installs them).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from tests.vis.fake_model import FakeModel
+
+from .conftest import KERNELSPEC, GuardedPage
+from .views_helpers import canvas_values, dataset, install_alert_trap
+
+REPO = Path(__file__).resolve().parents[2]
+TEXT = "t1|<img src=x onerror=alert(1)>|</script>|t2"
+AMD_FILES = {
+    "require.js": "requirejs/require.js",
+    "embed-amd.js": "@jupyter-widgets/html-manager/dist/embed-amd.js",
+}
+
+
+def _amd_files() -> dict[str, Path]:
+    roots = [REPO / "node_modules"]
+    if os.environ.get("HOOKLENS_AMD_DIR"):
+        roots.insert(0, Path(os.environ["HOOKLENS_AMD_DIR"]))
+    found = {}
+    for name, relative in AMD_FILES.items():
+        for root in roots:
+            if (root / relative).is_file():
+                found[name] = root / relative
+                break
+        else:
+            pytest.fail(f"{relative} not found in {[str(r) for r in roots]}: run `npm ci`")
+    anywidget = Path(sys.prefix) / "share/jupyter/nbextensions/anywidget/index.js"
+    if not anywidget.is_file():
+        pytest.fail(f"anywidget's AMD front end is missing: {anywidget}")
+    found["anywidget.js"] = anywidget  # requirejs resolves module "anywidget" to ./anywidget.js
+    return found
+
+
+def _export(tmp: Path) -> Path:
+    import nbformat
+    from nbclient import NotebookClient
+    from nbconvert import HTMLExporter
+
+    cells = [
+        f"import sys\nsys.path.insert(0, {str(REPO)!r})\n"
+        "from tests.vis.fake_model import FakeModel\nimport hooklens as hl\n"
+        "model = FakeModel(n_layers=2, n_heads=3)",
+        f"hl.AttentionView(model, {TEXT!r}, head=1).embed()",
+        f"hl.ResidualView(model, {TEXT!r}, k=3).embed()",
+    ]
+    nb = nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_code_cell(c) for c in cells], metadata={"kernelspec": KERNELSPEC}
+    )
+    NotebookClient(
+        nb, store_widget_state=True, timeout=120, resources={"metadata": {"path": tmp}}
+    ).execute()
+    exporter = HTMLExporter(
+        template_name="lab",
+        require_js_url="require.js",
+        widget_renderer_url="embed-amd.js",
+        mathjax_url="",
+        jquery_url="",
+    )
+    html, _ = exporter.from_notebook_node(nb)
+    path = tmp / "export.html"
+    path.write_text(html, encoding="utf-8")
+    return path
+
+
+def test_nbconvert_export_renders_offline(tmp_path: Path, guarded_page: GuardedPage) -> None:
+    files = _amd_files()
+    path = _export(tmp_path)
+    for name, source in files.items():
+        shutil.copy(source, tmp_path / name)
+    page: Any = guarded_page.page
+    install_alert_trap(page)
+    page.goto(path.as_uri())
+    attn = '.hooklens[data-view="attention"]'
+    page.wait_for_selector(f"{attn}[data-renders]", timeout=60_000)
+    model = FakeModel(n_layers=2, n_heads=3)
+    _, cache = model.full_cache(TEXT)
+    want = cache["blocks.0.attn.hook_pattern"][0, 1].numpy()
+    got = canvas_values(page, f"{attn} canvas.hl-heatmap", 4, 4)
+    np.testing.assert_allclose(got, want, atol=1 / 255 + 1e-3)
+    page.locator(f"{attn} select.hl-layer-select").select_option("1")
+    page.wait_for_function(f"() => document.querySelector('{attn}').dataset.layer === '1'")
+    resid = '.hooklens[data-view="residual"]'
+    page.wait_for_selector(f"{resid}[data-renders]", timeout=30_000)
+    page.locator(f'{resid} td.hl-cell[data-row="2"][data-position="3"]').click()
+    page.wait_for_function(f"() => document.querySelector('{resid}').dataset.topk")
+    logits, _ = model.full_cache(TEXT)
+    assert dataset(page, resid, "topk")["ids"] == logits[0, 3].topk(3).indices.tolist()
+    assert page.locator(".hooklens img").count() == 0
+    assert page.evaluate("() => window.__alerts") == 0

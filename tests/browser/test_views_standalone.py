@@ -1,0 +1,109 @@
+"""Standalone HTML exports opened from file:// in Chromium: no kernel, no network."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import hooklens as hl
+from tests.vis.fake_model import FakeModel
+
+from .conftest import GuardedPage
+from .views_helpers import canvas_values, dataset, hover_cell, install_alert_trap
+
+TEXT = "t1|<img src=x onerror=alert(1)>|</script>| |\n|t2"
+ROOT = ".hooklens-standalone"
+
+
+def _open(page: Any, path: Path) -> None:
+    install_alert_trap(page)
+    page.goto(path.as_uri())
+    page.wait_for_function(
+        f"() => document.querySelector('{ROOT}')?.dataset.renders >= 1", timeout=20_000
+    )
+
+
+def test_attention_export_renders_offline(tmp_path: Path, guarded_page: GuardedPage) -> None:
+    model = FakeModel(n_layers=2, n_heads=3)
+    view = hl.AttentionView(model, TEXT, head=1)
+    path = hl.export_html(view, tmp_path / "attention.html")
+    page = guarded_page.page
+    _open(page, path)
+    n = len(view.tokens)
+    _, cache = model.full_cache(TEXT)
+    want = cache["blocks.0.attn.hook_pattern"][0, 1].numpy()
+    got = canvas_values(page, f"{ROOT} canvas.hl-heatmap", n, n)
+    np.testing.assert_allclose(got, want, atol=1 / 255 + 1e-3)
+    # Tokens are text: nothing ran, no element was created from them.
+    texts = page.locator(f"{ROOT} .hl-token-strip .hl-token").all_text_contents()
+    assert texts[1:3] == ["<img·src=x·onerror=alert(1)>", "</script>"]
+    assert page.locator(f"{ROOT} img").count() == 0
+    assert page.evaluate("() => window.__alerts") == 0
+    # Hover shows the exact (float16) value.
+    hover_cell(page, f"{ROOT} canvas.hl-heatmap", 4, 2)
+    hover = dataset(page, ROOT, "hover")
+    assert (hover["q"], hover["k"], hover["head"]) == (4, 2, 1)
+    assert abs(hover["value"] - float(want[4, 2])) < 1e-3
+    assert f"{hover['value']:.6f}" in page.locator(f"{ROOT} .hl-readout").text_content()
+    # Switching layer is answered from the inlined replies.
+    page.select_option(f"{ROOT} select.hl-layer-select", "1")
+    page.wait_for_function(f"() => document.querySelector('{ROOT}').dataset.layer === '1'")
+    assert dataset(page, ROOT, "lastReply")["layer"] == 1
+    want1 = cache["blocks.1.attn.hook_pattern"][0, 1].numpy()
+    got1 = canvas_values(page, f"{ROOT} canvas.hl-heatmap", n, n)
+    np.testing.assert_allclose(got1, want1, atol=1 / 255 + 1e-3)
+    assert [m for m in guarded_page.console if "error" in m.lower()] == []
+
+
+def test_residual_export_renders_offline(tmp_path: Path, guarded_page: GuardedPage) -> None:
+    model = FakeModel(n_layers=2)
+    view = hl.ResidualView(model, TEXT, k=4)
+    path = hl.export_html(view, tmp_path / "residual.html")
+    page = guarded_page.page
+    _open(page, path)
+    cells = page.locator(f"{ROOT} td.hl-cell")
+    rows, n = len(view.row_labels), len(view.tokens)
+    assert cells.count() == rows * n
+    # Click a cell: its top-k arrives from the inlined replies.
+    page.locator(f'{ROOT} td.hl-cell[data-row="1"][data-position="3"]').click()
+    page.wait_for_function(f"() => document.querySelector('{ROOT}').dataset.topk")
+    topk = dataset(page, ROOT, "topk")
+    assert topk["ids"] == view.lens.topk_ids[1, 3].tolist()
+    np.testing.assert_allclose(topk["probs"], view.lens.topk_probs[1, 3], rtol=1e-6)
+    items = page.locator(f"{ROOT} .hl-topk .hl-token").all_text_contents()
+    assert len(items) == 4
+    norms_scale = float(page.locator(f"{ROOT} canvas.hl-norms").get_attribute("data-scale"))
+    got = canvas_values(page, f"{ROOT} canvas.hl-norms", rows, n, norms_scale)
+    np.testing.assert_allclose(got, view.lens.norms, atol=norms_scale / 255 + 1e-4)
+    assert page.locator(f"{ROOT} img").count() == 0
+    assert page.evaluate("() => window.__alerts") == 0
+    assert json.loads(page.locator(ROOT).get_attribute("data-renders")) == 1
+
+
+def test_attention_patterns_token_hover(tmp_path: Path, guarded_page: GuardedPage) -> None:
+    tokens = ["a", " b", "<b>x</b>", "\n", "</script>"]
+    g = np.random.default_rng(0)
+    scores = np.tril(g.random((2, 5, 5))) + 1e-9
+    attention = scores / scores.sum(-1, keepdims=True)
+    path = hl.export_html(
+        hl.vis.attention_patterns(tokens=tokens, attention=attention), tmp_path / "p.html"
+    )
+    page = guarded_page.page
+    _open(page, path)
+    strip = page.locator(f"{ROOT} .hl-token-strip .hl-token")
+    assert strip.all_text_contents() == ["a", "·b", "<b>x</b>", "⏎", "</script>"]
+    strip.nth(3).hover()
+    alphas = page.evaluate(
+        """() => [...document.querySelectorAll('.hl-token-strip .hl-token')].map((s) => {
+            const m = getComputedStyle(s).backgroundColor.match(/rgba?\\(([^)]*)\\)/);
+            const parts = m[1].split(',').map(Number);
+            return parts.length === 4 ? parts[3] : 1;
+        })"""
+    )
+    np.testing.assert_allclose(alphas, attention[0, 3], atol=1 / 255 + 1e-3)  # CSS alpha is 8-bit
+    exact = [float(strip.nth(i).get_attribute("data-value")) for i in range(5)]
+    np.testing.assert_allclose(exact, attention[0, 3], atol=1e-3)  # float16 on the wire
+    assert page.locator(f"{ROOT} b").count() == 0

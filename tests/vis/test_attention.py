@@ -1,0 +1,117 @@
+"""AttentionView / attention_heads / attention_patterns state, without a browser."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import hooklens as hl
+from hooklens.vis._attention import decode_pattern_reply
+from hooklens.vis._rpc import pack_buffers
+
+from .fake_model import FakeModel
+
+TEXT = "t1|t2| |\n|</script>|t3"
+
+
+def _synced_state(widget: hl.vis.AttentionPatterns) -> dict:
+    keys = [k for k in widget.keys if not k.startswith("_")]
+    return widget.get_state(keys)
+
+
+def test_view_state_is_small_metadata_only() -> None:
+    model = FakeModel(n_layers=3, n_heads=4)
+    view = hl.AttentionView(model, TEXT)
+    state = _synced_state(view)
+    _, buffers = pack_buffers(state)
+    assert buffers == []  # patterns never sit in synced traits
+    assert state["tokens"] == ["t1", "t2", " ", "\n", "</script>", "t3"]
+    assert (state["n_layers"], state["n_heads"], state["layer"], state["head"]) == (3, 4, 0, 0)
+    assert len(json.dumps({k: v for k, v in state.items() if k != "layout"})) < 2000
+
+
+def test_layer_request_returns_that_layers_patterns_as_float16() -> None:
+    model = FakeModel(n_layers=3, n_heads=4)
+    view = hl.AttentionView(model, TEXT)
+    _, cache = model.full_cache(TEXT)
+    reply, buffers = view.handle_request(
+        {"kind": "hl:request", "id": "x", "method": "attention", "params": {"layer": 2}}
+    )
+    assert reply["ok"] and reply["result"]["layer"] == 2
+    assert reply["result"]["pattern"]["dtype"] == "float16"
+    assert reply["result"]["pattern"]["shape"] == [4, 6, 6]
+    # One layer, two bytes per value: switching layers does not resend the model.
+    assert sum(len(b) for b in buffers) == 4 * 6 * 6 * 2
+    got = decode_pattern_reply(view.call("attention", {"layer": 2}))
+    want = cache["blocks.2.attn.hook_pattern"][0].numpy()
+    np.testing.assert_allclose(got, want, atol=1e-3)
+
+
+def test_model_runs_once_and_asks_only_for_patterns() -> None:
+    model = FakeModel()
+    hl.AttentionView(model, TEXT)
+    (names_filter,) = model.calls
+    assert names_filter("blocks.1.attn.hook_pattern")
+    assert not names_filter("blocks.1.hook_resid_pre")
+
+
+def test_bad_layer_is_an_error_reply_and_trait_error() -> None:
+    view = hl.AttentionView(FakeModel(n_layers=2), TEXT)
+    reply, _ = view.handle_request({"id": 1, "method": "attention", "params": {"layer": 5}})
+    assert reply["ok"] is False and "[0, 2)" in reply["error"]["message"]
+    with pytest.raises(Exception, match="layer must be in"):
+        view.layer = 2
+    view.layer = 1
+    with pytest.raises(Exception, match="head must be in"):
+        view.head = 3
+
+
+def test_token_ids_are_accepted_as_input() -> None:
+    model = FakeModel()
+    view = hl.AttentionView(model, model.to_tokens(TEXT))
+    assert view.tokens[4] == "</script>"
+    view = hl.AttentionView(model, model.to_tokens(TEXT)[0].tolist())
+    assert len(view.tokens) == 6
+    with pytest.raises(TypeError, match="not token strings"):
+        hl.AttentionView(model, ["t1", "t2"])
+
+
+@pytest.mark.parametrize("kind", ["torch", "numpy", "batched"])
+def test_attention_heads_accepts_circuitsvis_arguments(kind: str) -> None:
+    pattern = torch.rand(2, 3, 3)
+    attention = {"torch": pattern, "numpy": pattern.numpy(), "batched": pattern[None]}[kind]
+    view = hl.vis.attention_heads(attention=attention, tokens=["a", "b", "c"])
+    assert (view.n_layers, view.n_heads, view.mode) == (1, 2, "heads")
+    assert view.head_names == ["Head 0", "Head 1"]
+    np.testing.assert_allclose(view.pattern(0).astype(np.float32), pattern.numpy(), atol=1e-3)
+    view = hl.vis.attention_heads(
+        pattern, ["a", "b", "c"], attention_head_names=["x", "y"], max_value=0.5
+    )
+    assert view.head_names == ["x", "y"] and view.max_value == 0.5
+
+
+def test_attention_patterns_signature() -> None:
+    view = hl.vis.attention_patterns(tokens=["a", "b"], attention=np.eye(2)[None])
+    assert view.mode == "patterns" and view.n_heads == 1
+
+
+def test_ids_instead_of_strings() -> None:
+    model = FakeModel()
+    ids = model.to_tokens("t1|t2")
+    with pytest.raises(TypeError, match="to_str_tokens"):
+        hl.vis.attention_heads(attention=torch.rand(1, 2, 2), tokens=ids)
+    with pytest.raises(TypeError, match="to_str_tokens"):
+        hl.vis.colored_tokens(tokens=ids, values=[1, 2])
+    view = hl.vis.attention_heads(attention=torch.rand(1, 2, 2), tokens=ids, model=model)
+    assert view.tokens == ["t1", "t2"]
+    assert hl.vis.colored_tokens(tokens=ids[0], values=[1, 2], model=model).tokens == ["t1", "t2"]
+
+
+def test_shape_mismatch_is_explained() -> None:
+    with pytest.raises(ValueError, match="expected \\(n_heads, n_tokens, n_tokens\\)"):
+        hl.vis.attention_heads(attention=torch.rand(2, 3, 3), tokens=["a", "b"])
+    with pytest.raises(ValueError, match="must have shape"):
+        hl.vis.attention_heads(attention=torch.rand(2, 2, 3, 3), tokens=["a", "b", "c"])

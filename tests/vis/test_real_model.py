@@ -1,0 +1,83 @@
+"""The views on a real (tiny, random) GPT-2 wrapped by ``hooklens.HookedModel``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+hooklens_model = pytest.importorskip("hooklens._model", reason="engine (issue 3) not landed")
+transformers = pytest.importorskip("transformers")
+
+import hooklens as hl  # noqa: E402
+from hooklens.vis._attention import decode_pattern_reply  # noqa: E402
+from hooklens.vis._codec import decode_tensor  # noqa: E402
+
+WORDS = ["<bos>", "[UNK]", "The", "capital", "of", "Ireland", "is", "Dublin", "<img>", "</script>"]
+TEXT = "The capital of Ireland is"
+
+
+def _tokenizer() -> Any:
+    from tokenizers import Tokenizer
+    from tokenizers.models import WordLevel
+    from tokenizers.pre_tokenizers import WhitespaceSplit
+
+    core = Tokenizer(WordLevel({w: i for i, w in enumerate(WORDS)}, unk_token="[UNK]"))
+    core.pre_tokenizer = WhitespaceSplit()
+    return transformers.PreTrainedTokenizerFast(
+        tokenizer_object=core, bos_token="<bos>", unk_token="[UNK]"
+    )
+
+
+def tiny_gpt2(path: Path, n_layers: int = 2) -> Any:
+    """A 2-layer GPT-2 with random weights saved to ``path`` and loaded by path."""
+    torch.manual_seed(0)
+    config = transformers.GPT2Config(
+        n_layer=n_layers, n_head=4, n_embd=32, n_positions=64, vocab_size=len(WORDS)
+    )
+    transformers.GPT2LMHeadModel(config).save_pretrained(path)
+    _tokenizer().save_pretrained(path)
+    return hl.HookedModel.from_pretrained(str(path))  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    if not hasattr(hl, "HookedModel"):
+        pytest.skip("hooklens.HookedModel is not exported yet")
+    return tiny_gpt2(tmp_path_factory.mktemp("gpt2"))
+
+
+def test_attention_view_matches_the_cache(model: Any) -> None:
+    view = hl.AttentionView(model, TEXT)
+    tokens = model.to_tokens(TEXT)
+    _, cache = model.run_with_cache(tokens)
+    assert view.tokens == model.to_str_tokens(tokens[0])
+    assert (view.n_layers, view.n_heads) == (2, 4)
+    for layer in range(2):
+        got = decode_pattern_reply(view.call("attention", {"layer": layer}))
+        want = cache[f"blocks.{layer}.attn.hook_pattern"][0].numpy()
+        np.testing.assert_allclose(got, want, atol=1e-3)
+
+
+def test_residual_view_lens_ends_at_the_models_logits(model: Any) -> None:
+    view = hl.ResidualView(model, TEXT, k=3)
+    logits, cache = model.run_with_cache(TEXT)
+    probs = logits[0].softmax(-1)
+    assert view.lens.max_logit_diff < 1e-4
+    np.testing.assert_array_equal(view.lens.topk_ids[-1, :, 0], probs.argmax(-1).numpy())
+    assert len(view.row_labels) == model.cfg.n_layers + 1
+    grid = view.call("grid")
+    contrib = decode_tensor(grid["contrib"])
+    final = cache.accumulated_resid()[-1, 0].norm(dim=-1).numpy()
+    np.testing.assert_allclose(contrib.sum(0), final, rtol=1e-4)
+
+
+def test_ids_with_the_model(model: Any) -> None:
+    ids = model.to_tokens(TEXT)
+    view = hl.vis.colored_tokens(tokens=ids, values=np.arange(ids.shape[1]), model=model)
+    assert view.tokens == model.to_str_tokens(ids[0])
+    with pytest.raises(TypeError, match="to_str_tokens"):
+        hl.vis.colored_tokens(tokens=ids, values=np.arange(ids.shape[1]))
