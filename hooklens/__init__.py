@@ -8,7 +8,7 @@ from ._config import HookedModelConfig
 from ._errors import HookError, HookNameError, InputError, NoTokenizerWarning, UnsupportedModelError
 from ._hooks import HookPoint
 from ._model import HookedModel
-from .vis import AttentionView, ResidualView, export_html
+from .vis import AttentionView, PatchingView, ResidualView, export_html
 
 try:
     __version__ = version("hooklens")
@@ -25,6 +25,7 @@ __all__ = [
     "HookedModelConfig",
     "InputError",
     "NoTokenizerWarning",
+    "PatchingView",
     "ResidualView",
     "UnsupportedModelError",
     "__version__",

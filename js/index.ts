@@ -7,6 +7,7 @@ import type { AnyModel, Render } from "@anywidget/types";
 import { createStaticModel, type StandalonePayload, withEmbeddedReplies } from "./standalone";
 import { ensureStyle } from "./style";
 import { renderAttention } from "./views/attention";
+import { renderPatching } from "./views/patching";
 import { renderResidual } from "./views/residual";
 import { renderColoredTokens } from "./views/tokens";
 
@@ -16,6 +17,7 @@ const VIEWS: Record<string, ViewRenderer> = {
   colored_tokens: renderColoredTokens,
   attention: renderAttention,
   residual: renderResidual,
+  patching: renderPatching,
 };
 
 /** Build the view named by the model's `view` trait into `el`; returns its cleanup. */

@@ -150,3 +150,21 @@ def test_interrupting_a_sweep_leaves_no_hooks(tiny_model: Any) -> None:
     assert seen and seen[0][0] < seen[0][1] and seen[0][2] > 0  # stopped part-way, cells unfilled
     assert all(not point.fns for point in tiny_model.hook_dict.values())
     torch.testing.assert_close(tiny_model(corrupted), before)
+
+
+def test_patcher_equals_patch_for_sets_of_cells(tiny_model: Any) -> None:
+    clean, corrupted = prompt_pair()
+    _, cache = tiny_model.run_with_cache(clean)
+    patcher = patching.Patcher(tiny_model, corrupted, cache)
+    sets = [
+        [("blocks.2.hook_resid_pre", {"pos": 5})],
+        [("blocks.1.hook_attn_out", {"pos": 3}), ("blocks.3.hook_mlp_out", {"pos": 7})],
+        [("blocks.2.attn.hook_z", {"head": 1}), ("blocks.0.hook_resid_pre", {"pos": 8})],
+        [("blocks.3.attn.hook_pattern", {"head": 0})],
+        [("hook_embed", {"pos": 2})],  # a model-level point takes the plain path
+        [],
+    ]
+    for patches in sets:
+        expected = patching.patch(tiny_model, corrupted, cache, patches)
+        torch.testing.assert_close(patcher(patches), expected, atol=1e-4, rtol=0)
+    assert all(not point.fns for point in tiny_model.hook_dict.values())

@@ -1,0 +1,439 @@
+"""``PatchingView``: click a cell of an activation-patching heatmap, see the patched prediction.
+
+The view holds one prompt pair and a metric. The kernel caches the source run once (the clean
+run when denoising) at every point the view offers, so a click costs one forward pass
+(:func:`hooklens.patching.patch`). A sweep (:func:`hooklens.patching.sweep`) runs in a
+background thread: a kernel busy inside a message handler could not receive the cancel request,
+while torch releases the GIL during its kernels, so the main thread stays free to answer. The
+thread streams each batch's partial heatmap to the front end as an ``hl:sweep`` custom message
+(and keeps it for ``heatmap`` requests, so a view rendered later, or a standalone export, shows
+it). Cancelling sets a flag that the sweep's ``on_batch`` callback checks and raises on; the
+engine removes its hooks when ``on_batch`` raises.
+
+The model's hooks are global state, so a single patch is refused while a sweep runs (the front
+end queues clicks until the sweep ends).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Literal, cast
+
+import torch
+import traitlets
+
+from .._patch_inputs import aligned_tokens, resolve_cells
+from ..metrics import Metric, TokenMetric, logit_diff
+from ..patching import POINTS, Patch, Patcher, PatchingResult, sweep
+from ._codec import encode_tensor
+from ._rpc import RpcError, RpcWidget, pack_buffers, rpc_method
+from ._tokens import str_tokens
+
+SWEEP_MESSAGE = "hl:sweep"
+
+_NEED_METRIC = (
+    "PatchingView needs a metric: pass answer= and wrong= (single tokens, e.g. "
+    "answer=' Mary', wrong=' John') for hl.metrics.logit_diff, or metric=hl.metrics.prob(model, "
+    "' Mary') / any callable logits (batch, pos, d_vocab) -> (batch,)."
+)
+_BUSY = (
+    "a sweep of {point!r} is running: a single patch waits until it ends (click Cancel to stop it)."
+)
+
+
+class SweepCancelled(Exception):
+    """Raised from ``on_batch`` to stop a sweep the user cancelled."""
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Cells of one point: rows are layers, columns positions (``axis="pos"``) or heads."""
+
+    point: str
+    axis: Literal["pos", "head"]
+    rows: list[int]
+    columns: list[int]
+    row_labels: list[str]
+    column_labels: list[str]
+
+    def patch_of(self, row: int, col: int) -> Patch:
+        name = POINTS[self.point][0].format(layer=self.rows[row])
+        if self.axis == "pos":
+            return Patch(name, pos=self.columns[col])
+        return Patch(name, head=self.columns[col])
+
+
+class PatchingView(RpcWidget):
+    """Activation patching of ``model`` on a clean/corrupted prompt pair, click by click.
+
+    ``clean``/``corrupted``: text or ids (1, pos) of equal length. The metric is
+    ``hl.metrics.logit_diff(model, answer, wrong)`` unless ``metric`` is given (any
+    ``metric(logits (batch, pos, d_vocab)) -> (batch,)``). ``direction="denoise"`` patches
+    clean activations into the corrupted run, ``"noise"`` the reverse. ``k``: how many top
+    tokens each prediction shows. ``batch_size`` and ``normalize`` go to ``sweep``.
+
+    From Python: ``view.patches`` (the patch set last applied), ``view.code`` (the Python that
+    reproduces it), ``view.run_sweep()`` / ``view.cancel_sweep()`` / ``view.wait()``,
+    ``view.results`` (finished sweeps by point).
+    """
+
+    clean_tokens = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    corrupted_tokens = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    metric_source = traitlets.Unicode("").tag(sync=True)
+    direction = traitlets.Unicode("denoise").tag(sync=True)
+    #: The points this model has, in ``hooklens.patching.POINTS`` order.
+    points = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    #: The point whose heatmap is shown.
+    point = traitlets.Unicode("resid_pre").tag(sync=True)
+    k = traitlets.Int(5).tag(sync=True)
+    #: Cells of the patch set last applied: ``[{"point", "row", "col"}, ...]``.
+    selection = traitlets.List(traitlets.Dict()).tag(sync=True)
+    #: Python that reproduces the shown patched result ("" before the first patch).
+    code = traitlets.Unicode("").tag(sync=True)
+    sweep_status = traitlets.Unicode("idle").tag(sync=True)  # idle|running|done|cancelled|error
+    sweep_point = traitlets.Unicode("").tag(sync=True)
+    sweep_done = traitlets.Int(0).tag(sync=True)
+    sweep_total = traitlets.Int(0).tag(sync=True)
+
+    def __init__(
+        self,
+        model: Any,
+        clean: Any,
+        corrupted: Any,
+        answer: str | int | None = None,
+        wrong: str | int | None = None,
+        *,
+        point: str = "resid_pre",
+        metric: Metric | None = None,
+        k: int = 5,
+        direction: Literal["denoise", "noise"] = "denoise",
+        batch_size: int | Literal["auto"] = "auto",
+        normalize: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        if metric is None:
+            if answer is None or wrong is None:
+                raise ValueError(_NEED_METRIC)
+            metric = logit_diff(model, answer, wrong)
+        if direction not in ("denoise", "noise"):
+            raise ValueError(f"direction must be 'denoise' or 'noise', got {direction!r}")
+        self.model = model
+        self.metric: Metric = metric
+        self.clean, self.corrupted = clean, corrupted
+        self._batch_size, self._normalize = batch_size, normalize
+        clean_ids, corrupted_ids = aligned_tokens(model, clean, corrupted)
+        self._base_ids, source_ids = (
+            (corrupted_ids, clean_ids) if direction == "denoise" else (clean_ids, corrupted_ids)
+        )
+        points = [p for p, (t, _) in POINTS.items() if t.format(layer=0) in model.hook_dict]
+        if point not in points:
+            raise ValueError(f"point {point!r} is not one of this model's: {', '.join(points)}")
+        seq_len = int(clean_ids.shape[1])
+        base_strings = str_tokens(model, self._base_ids)
+        self._layouts = {p: _layout(model, p, seq_len, base_strings) for p in points}
+        names = [
+            POINTS[p][0].format(layer=layer) for p in points for layer in self._layouts[p].rows
+        ]
+        with torch.no_grad():
+            source_logits, source_cache = model.run_with_cache(source_ids, names_filter=names)
+            # Clicks reuse the base run (its residual stream and keys/values) to skip work.
+            self._patcher = Patcher(model, self._base_ids, source_cache)
+            base_logits = self._patcher.base.logits
+        clean_logits, corrupted_logits = (
+            (source_logits, base_logits) if direction == "denoise" else (base_logits, source_logits)
+        )
+        self._k = int(k)
+        self._clean = self._prediction(clean_logits)
+        self._corrupted = self._prediction(corrupted_logits)
+        self._patches: list[Patch] = []
+        self._partial: dict[str, torch.Tensor] = {}
+        self.results: dict[str, PatchingResult] = {}
+        self._thread: threading.Thread | None = None
+        # True from sweep_start until the engine's sweep has returned (its hooks are gone),
+        # which is before the thread reports the end: a patch sent on that report must run.
+        self._sweeping = False
+        self._cancel = threading.Event()
+        super().__init__(
+            view="patching",
+            clean_tokens=str_tokens(model, clean_ids),
+            corrupted_tokens=str_tokens(model, corrupted_ids),
+            metric_source=repr(metric),
+            direction=direction,
+            points=points,
+            point=point,
+            k=self._k,
+            **kwargs,
+        )
+
+    # -- Python API ------------------------------------------------------------------------------
+    @property
+    def patches(self) -> list[Patch]:
+        """The patch set last applied (by a click or shift-clicks), as ``Patch`` objects."""
+        return list(self._patches)
+
+    @property
+    def clean_value(self) -> float:
+        return float(self._clean["metric"])
+
+    @property
+    def corrupted_value(self) -> float:
+        return float(self._corrupted["metric"])
+
+    @property
+    def result(self) -> PatchingResult | None:
+        """The finished sweep of the shown point, if any."""
+        return self.results.get(self.point)
+
+    def run_sweep(self, point: str | None = None, wait: bool = True) -> PatchingResult | None:
+        """Sweep ``point`` (default: the shown one) as the Run button does; with ``wait``,
+        block until it ends and return its result (None if cancelled)."""
+        self.call("sweep_start", {"point": point or self.point})
+        if wait:
+            self.wait()
+            return self.results.get(point or self.point)
+        return None
+
+    def cancel_sweep(self) -> None:
+        """Ask a running sweep to stop after its current batch."""
+        self._cancel.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for a running sweep to end; True when none is running any more."""
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+        return thread is None or not thread.is_alive()
+
+    # -- requests --------------------------------------------------------------------------------
+    @rpc_method("predictions")
+    def _rpc_predictions(self) -> dict[str, Any]:
+        """Clean and corrupted predictions: metric value, top-k ``ids`` (k,) int32 and ``probs``
+        (k,) float32 at the metric's position, and their strings."""
+        return {"clean": self._clean, "corrupted": self._corrupted, "metric": repr(self.metric)}
+
+    @rpc_method("heatmap")
+    def _rpc_heatmap(self, point: str) -> dict[str, Any]:
+        """Cells of ``point`` and the values swept so far: ``values`` (rows, cols) float32,
+        NaN where not computed; normalised as ``sweep`` does when ``normalized``."""
+        layout = self._layout_of(point)
+        values = self._partial.get(point)
+        if values is None:
+            values = torch.full((len(layout.rows), len(layout.columns)), math.nan)
+        finished = point in self.results
+        running = self._running() and self.sweep_point == point
+        return {
+            "point": point,
+            "axis": layout.axis,
+            "rows": layout.rows,
+            "columns": layout.columns,
+            "row_labels": layout.row_labels,
+            "column_labels": layout.column_labels,
+            "values": encode_tensor(values),
+            "status": "done" if finished else ("running" if running else "idle"),
+            "normalized": self._normalize,
+            "clean_value": self.clean_value,
+            "corrupted_value": self.corrupted_value,
+        }
+
+    @rpc_method("patch")
+    def _rpc_patch(self, cells: list[dict[str, Any]]) -> dict[str, Any]:
+        """Apply the patches of ``cells`` ([{"point", "row", "col"}], row/col index the point's
+        heatmap) together; returns the patched prediction, its metric value (raw and
+        normalised) and the code that reproduces it. An empty list clears the patch set."""
+        if self._running():
+            raise RpcError(_BUSY.format(point=self.sweep_point))
+        if not isinstance(cells, list):
+            raise RpcError("cells must be a list of {point, row, col}")
+        checked: list[dict[str, Any]] = []
+        for cell in cells:
+            one = self._check_cell(cell)
+            if one not in checked:
+                checked.append(one)
+        patches = [self._layouts[c["point"]].patch_of(c["row"], c["col"]) for c in checked]
+        if not patches:
+            self._patches, self.selection, self.code = [], [], ""
+            return {"cells": [], "patches": [], "prediction": None, "code": ""}
+        with torch.no_grad():
+            logits = self._patcher(patches)
+        prediction = self._prediction(logits)
+        self._patches = patches
+        self.code = self._code(patches, prediction["metric"])
+        self.selection = checked
+        return {
+            "cells": checked,
+            "patches": [p.to_python() for p in patches],
+            "prediction": prediction,
+            "normalized": self._normalized(prediction["metric"]),
+            "code": self.code,
+        }
+
+    @rpc_method("sweep_start")
+    def _rpc_sweep_start(self, point: str) -> dict[str, Any]:
+        """Start sweeping ``point`` in a background thread; progress arrives as ``hl:sweep``
+        messages and in the ``sweep_*`` traits."""
+        layout = self._layout_of(point)
+        if self._running() or (self._thread is not None and self._thread.is_alive()):
+            raise RpcError(f"a sweep of {self.sweep_point!r} is already running")
+        total = len(layout.rows) * len(layout.columns)
+        self._cancel.clear()
+        self._partial[point] = torch.full((len(layout.rows), len(layout.columns)), math.nan)
+        self.results.pop(point, None)
+        self.sweep_point, self.sweep_done, self.sweep_total = point, 0, total
+        self.sweep_status = "running"
+        self._sweeping = True
+        self._thread = threading.Thread(
+            target=self._sweep_worker, args=(point,), name=f"hooklens-sweep-{point}", daemon=True
+        )
+        self._thread.start()
+        return {"point": point, "total": total}
+
+    @rpc_method("sweep_cancel")
+    def _rpc_sweep_cancel(self) -> dict[str, Any]:
+        """Stop the running sweep after its current batch (its partial values are kept)."""
+        running = self._running()
+        if running:
+            self._cancel.set()
+        return {"cancelling": running}
+
+    def static_requests(self, **options: Any) -> Iterable[tuple[str, dict[str, Any]]]:
+        if options:
+            raise TypeError(f"PatchingView export takes no options, got {sorted(options)}")
+        yield ("predictions", {})
+        for point in dict.fromkeys([self.point, *self._partial]):
+            yield ("heatmap", {"point": point})
+
+    # -- internals -------------------------------------------------------------------------------
+    def _running(self) -> bool:
+        return self._sweeping
+
+    def _sweep_worker(self, point: str) -> None:
+        def on_batch(partial: PatchingResult, done: int, total: int) -> None:
+            self._partial[point] = partial.values.clone()
+            self.sweep_done = done
+            self._push(point, "running", done, total)
+            if self._cancel.is_set():
+                raise SweepCancelled
+
+        status, error = "done", ""
+        try:
+            result = sweep(
+                self.model,
+                self.clean,
+                self.corrupted,
+                self.metric,
+                point=cast(Any, point),
+                batch_size=self._batch_size,
+                normalize=self._normalize,
+                progress=False,
+                direction=cast(Any, self.direction),
+                on_batch=on_batch,
+            )
+            self._partial[point] = result.values.clone()
+            self.results[point] = result
+        except SweepCancelled:
+            status = "cancelled"
+        except Exception as exc:  # shown in the widget, not lost in a thread
+            status, error = "error", f"{type(exc).__name__}: {exc}"
+            self.rpc_error = error
+        finally:
+            self._sweeping = False
+        self.sweep_status = status
+        self._push(point, status, self.sweep_done, self.sweep_total, error)
+
+    def _push(self, point: str, status: str, done: int, total: int, error: str = "") -> None:
+        """Send the sweep's state and values (rows, cols) float32 to every rendered view."""
+        values = self._partial.get(point)
+        message = {
+            "kind": SWEEP_MESSAGE,
+            "point": point,
+            "status": status,
+            "done": done,
+            "total": total,
+            "error": error,
+            "values": None if values is None else encode_tensor(values),
+        }
+        packed, buffers = pack_buffers(message)
+        self.send(packed, buffers)
+
+    def _layout_of(self, point: Any) -> _Layout:
+        if point not in self._layouts:
+            raise RpcError(f"unknown point {point!r}; this model has {', '.join(self._layouts)}")
+        return self._layouts[point]
+
+    def _check_cell(self, cell: Any) -> dict[str, Any]:
+        if not isinstance(cell, dict):
+            raise RpcError(f"a cell is {{point, row, col}}, got {cell!r}")
+        layout = self._layout_of(cell.get("point"))
+        row, col = cell.get("row"), cell.get("col")
+        n_rows, n_cols = len(layout.rows), len(layout.columns)
+        if not (isinstance(row, int) and 0 <= row < n_rows):
+            raise RpcError(f"row must be an integer in [0, {n_rows}), got {row!r}")
+        if not (isinstance(col, int) and 0 <= col < n_cols):
+            raise RpcError(f"col must be an integer in [0, {n_cols}), got {col!r}")
+        return {"point": layout.point, "row": row, "col": col}
+
+    def _normalized(self, value: float) -> float | None:
+        denominator = self.clean_value - self.corrupted_value
+        if abs(denominator) < 1e-12:
+            return None
+        return (value - self.corrupted_value) / denominator
+
+    @property
+    def source_cache(self) -> Any:
+        """The ``ActivationCache`` of the source run that patches copy from."""
+        return self._patcher.source_cache
+
+    @source_cache.setter
+    def source_cache(self, cache: Any) -> None:
+        self._patcher.source_cache = cache
+
+    def _prediction(self, logits: torch.Tensor) -> dict[str, Any]:
+        """Metric value and top-k of logits (1, pos, d_vocab) at the metric's position."""
+        pos = self.metric.pos if isinstance(self.metric, TokenMetric) else -1
+        value = float(torch.as_tensor(self.metric(logits)).reshape(-1)[0])
+        probs = logits[0, pos].float().softmax(-1)
+        top = probs.topk(min(self._k, probs.shape[-1]))
+        ids = top.indices.tolist()
+        return {
+            "metric": value,
+            "ids": encode_tensor(torch.tensor(ids), "int32"),
+            "probs": encode_tensor(top.values),
+            "strings": [str_tokens(self.model, torch.tensor([i]))[0] for i in ids],
+        }
+
+    def _code(self, patches: list[Patch], value: float) -> str:
+        """Python that reproduces the patched logits and metric value."""
+        source, base = (
+            ("clean", "corrupted") if self.direction == "denoise" else ("corrupted", "clean")
+        )
+        metric = repr(self.metric) if isinstance(self.metric, TokenMetric) else None
+        listed = ", ".join(p.to_python() for p in patches)
+        lines = [
+            f"clean = {_prompt_literal(self.clean)}",
+            f"corrupted = {_prompt_literal(self.corrupted)}",
+            f"_, {source}_cache = model.run_with_cache({source})",
+            f"logits = hl.patching.patch(model, {base}, {source}_cache, patches=[{listed}])",
+            f"metric = {metric}" if metric else "metric = ...  # the metric given to PatchingView",
+            f"metric(logits)  # {value:.6g}",
+        ]
+        return "\n".join(lines)
+
+
+def _prompt_literal(prompt: Any) -> str:
+    if isinstance(prompt, str):
+        return repr(prompt)
+    ids = torch.as_tensor(prompt).reshape(1, -1).tolist()
+    return f"torch.tensor({ids})"
+
+
+def _layout(model: Any, point: str, seq_len: int, tokens: list[str]) -> _Layout:
+    """The rows (layers) and columns (positions or heads) of ``point``'s heatmap."""
+    template, axis = POINTS[point]
+    rows, columns = resolve_cells(model, point, template, axis, seq_len, None, None, None)
+    labels = (
+        [f"{c} {tokens[c]!r}" for c in columns] if axis == "pos" else [f"H{c}" for c in columns]
+    )
+    return _Layout(point, axis, rows, columns, [f"L{r}" for r in rows], labels)

@@ -1,0 +1,524 @@
+/**
+ * Click-to-patch view (hooklens/vis/_patching.py): the clean and corrupted prompts and their
+ * predictions, a canvas heatmap of a patching sweep (layers x positions, or layers x heads), and
+ * the patched prediction of the clicked cell(s).
+ *
+ * Requests: `predictions`, `heatmap {point}`, `patch {cells}`, `sweep_start {point}`,
+ * `sweep_cancel`. A running sweep pushes `hl:sweep` messages (state + partial values) that fill
+ * the heatmap as batches finish. Patch clicks go through a `LatestQueue`: one request in flight,
+ * the newest patch set waiting (also while a sweep runs, since the kernel refuses a patch then).
+ */
+import type { AnyModel } from "@anywidget/types";
+import { decodeTensor, type EncodedTensor, type Tensor } from "../codec";
+import { cellAt, cellSize, maxAbs, paintCrosshair, paintHeatmap } from "../heatmap";
+import { RpcClient, unpackBuffers } from "../rpc";
+import { readTheme } from "../theme";
+import { tokenSpan } from "../tokens";
+import { clearError, element, formatValue, showError } from "./common";
+import {
+  type Cell,
+  filledCount,
+  jsonValues,
+  LatestQueue,
+  nextSelection,
+  progressText,
+  type QueueState,
+  selectionKey,
+} from "./patching_state";
+
+/** Traits of `hooklens.vis.PatchingView`. */
+export interface PatchingModel {
+  view: string;
+  clean_tokens: string[];
+  corrupted_tokens: string[];
+  metric_source: string;
+  direction: string;
+  points: string[];
+  point: string;
+  k: number;
+  selection: Cell[];
+  code: string;
+  sweep_status: string;
+  sweep_point: string;
+  sweep_done: number;
+  sweep_total: number;
+}
+
+/** A prediction at the metric's position: `ids`/`probs` of shape (k,). */
+export interface Prediction {
+  metric: number;
+  ids: EncodedTensor;
+  probs: EncodedTensor;
+  strings: string[];
+}
+
+export interface PredictionsReply {
+  clean: Prediction;
+  corrupted: Prediction;
+  metric: string;
+}
+
+/** Reply of `heatmap`: `values` (rows, cols), NaN where not computed yet. */
+export interface HeatmapReply {
+  point: string;
+  axis: "pos" | "head";
+  /** Layer of each row; position or head of each column. */
+  rows: number[];
+  columns: number[];
+  row_labels: string[];
+  column_labels: string[];
+  values: EncodedTensor;
+  status: string;
+  normalized: boolean;
+  clean_value: number;
+  corrupted_value: number;
+}
+
+export interface PatchReply {
+  cells: Cell[];
+  patches: string[];
+  prediction: Prediction | null;
+  normalized?: number | null;
+  code: string;
+}
+
+/** Pushed by the kernel's sweep thread after every batch and once at the end. */
+export interface SweepMessage {
+  kind: "hl:sweep";
+  point: string;
+  status: string;
+  done: number;
+  total: number;
+  error: string;
+  values: EncodedTensor | null;
+}
+
+interface Heatmap {
+  point: string;
+  axis: "pos" | "head";
+  rowLabels: string[];
+  columnLabels: string[];
+  columns: number[];
+  values: Tensor;
+  normalized: boolean;
+}
+
+const CSS = `
+.hl-patching .hl-prompt { font-family: var(--jp-code-font-family, monospace); line-height: 1.9; }
+.hl-patching .hl-prompt-label { display: inline-block; min-width: 6em; opacity: 0.7; }
+.hl-patching .hl-token.hl-diff { text-decoration: underline; font-weight: 600; }
+.hl-patching .hl-controls { display: flex; gap: 8px; align-items: center; margin: 6px 0; }
+.hl-patching .hl-heat-row { display: flex; align-items: flex-start; gap: 4px; }
+.hl-patching .hl-row-labels { font-size: 10px; text-align: right; opacity: 0.7; }
+.hl-patching .hl-row-labels div { overflow: hidden; }
+.hl-patching .hl-col-labels { display: flex; font-size: 10px; opacity: 0.7; line-height: 1.2; }
+.hl-patching .hl-col-label { display: inline-block; overflow: hidden; white-space: pre;
+  text-align: center; }
+.hl-patching .hl-predictions { display: flex; gap: 24px; flex-wrap: wrap; margin-top: 6px; }
+.hl-patching .hl-pred { min-width: 12em; }
+.hl-patching .hl-pred-title { font-weight: 600; }
+.hl-patching .hl-code { font-family: var(--jp-code-font-family, monospace); font-size: 11px;
+  white-space: pre-wrap; margin: 6px 0; padding: 4px; border-left: 3px solid currentColor;
+  opacity: 0.85; }
+`;
+
+function ensurePatchingStyle(doc: Document = document): void {
+  if (doc.getElementById("hooklens-patching-style")) return;
+  const style = doc.createElement("style");
+  style.id = "hooklens-patching-style";
+  style.textContent = CSS;
+  doc.head.appendChild(style);
+}
+
+export function renderPatching(model: AnyModel<PatchingModel>, el: HTMLElement): () => void {
+  ensurePatchingStyle();
+  const rpc = new RpcClient(model);
+  // A standalone export (export.py) has no kernel: it shows the last heatmap, not interactive.
+  const isStatic = el.classList.contains("hooklens-standalone");
+  const clean = model.get("clean_tokens");
+  const corrupted = model.get("corrupted_tokens");
+  let heatmap: Heatmap | undefined;
+  let selection: Cell[] = model.get("selection") ?? [];
+  let hover: [number, number] | null = null;
+  let renders = 0;
+  el.dataset.view = "patching";
+
+  const root = element("div", "hl-patching", el);
+  const header = element("div", "hl-header", root);
+  element("span", "hl-title", header, "activation patching");
+  element("span", "hl-status", header, `${model.get("direction")} · ${model.get("metric_source")}`);
+  const errorBox = element("div", "hl-error", root);
+  errorBox.hidden = true;
+
+  // Prompts, with the positions where they differ marked.
+  const promptSpans: HTMLSpanElement[][] = [];
+  for (const [label, tokens, other] of [
+    ["clean", clean, corrupted],
+    ["corrupted", corrupted, clean],
+  ] as const) {
+    const line = element("div", "hl-prompt", root);
+    element("span", "hl-prompt-label", line, label);
+    const spans = tokens.map((token, pos) => {
+      const span = line.appendChild(tokenSpan(token));
+      span.dataset.pos = String(pos);
+      span.title = `${pos}: ${JSON.stringify(token)}`;
+      if (token !== other[pos]) span.classList.add("hl-diff");
+      return span;
+    });
+    promptSpans.push(spans);
+  }
+
+  const controls = element("div", "hl-controls", root);
+  element("label", "", controls, "point");
+  const select = element("select", "hl-point-select", controls);
+  for (const point of model.get("points")) {
+    const option = element("option", "", select, point);
+    option.value = point;
+  }
+  const runButton = element("button", "hl-run", controls, "Run sweep");
+  const cancelButton = element("button", "hl-cancel", controls, "Cancel");
+  const progress = element("progress", "hl-progress", controls);
+  const sweepText = element("span", "hl-sweep-status hl-status", controls);
+  if (isStatic) {
+    select.disabled = true;
+    runButton.hidden = true;
+    cancelButton.hidden = true;
+  }
+
+  const caption = element("div", "hl-caption", root);
+  const heatRow = element("div", "hl-heat-row", root);
+  const rowLabels = element("div", "hl-row-labels", heatRow);
+  const grid = element("div", "", heatRow);
+  const stack = element("div", "hl-heatmap-stack", grid);
+  const colLabels = element("div", "hl-col-labels", grid);
+  const canvas = element("canvas", "hl-heatmap", stack);
+  const overlay = element("canvas", "hl-overlay", stack);
+  const readout = element("div", "hl-readout", root, "");
+  const patchStatus = element("div", "hl-patch-status hl-status", root);
+
+  const predictions = element("div", "hl-predictions", root);
+  const column = (which: string, title: string) => {
+    const box = element("div", "hl-pred", predictions);
+    box.dataset.which = which;
+    element("div", "hl-pred-title", box, title);
+    const value = element("div", "hl-metric", box);
+    const list = element("ol", "hl-topk", box);
+    return { box, value, list };
+  };
+  const cleanBox = column("clean", "clean");
+  const corruptedBox = column("corrupted", "corrupted");
+  const patchedBox = column("patched", "patched");
+  patchedBox.value.textContent = isStatic ? "(exported page: not interactive)" : "click a cell";
+  const code = element("pre", "hl-code", root);
+  code.hidden = true;
+
+  const showPrediction = (
+    box: ReturnType<typeof column>,
+    prediction: Prediction,
+    normalized?: number | null,
+  ) => {
+    const probs = decodeTensor(prediction.probs).values;
+    const norm =
+      normalized === undefined || normalized === null
+        ? ""
+        : ` (normalised ${formatValue(normalized)})`;
+    box.value.textContent = `metric ${formatValue(prediction.metric)}${norm}`;
+    box.value.dataset.value = String(prediction.metric);
+    box.list.replaceChildren();
+    prediction.strings.forEach((token, i) => {
+      const item = element("li", "hl-topk-item", box.list);
+      item.appendChild(tokenSpan(token));
+      element("span", "hl-prob", item, ` ${formatValue(probs[i])}`);
+    });
+  };
+
+  // -- heatmap drawing -------------------------------------------------------------------------
+  const cellPx = () => (heatmap ? cellSize(heatmap.columnLabels.length, 560, 32) : 16);
+
+  const drawOverlay = () => {
+    if (!heatmap) return;
+    const [rows, cols] = heatmap.values.shape;
+    const cell = cellPx();
+    const theme = readTheme(el);
+    paintCrosshair(
+      overlay,
+      cols * cell,
+      rows * cell,
+      cell,
+      hover?.[0] ?? -1,
+      hover?.[1] ?? -1,
+      theme.foreground,
+    );
+    const ctx = overlay.getContext("2d");
+    if (!ctx) return;
+    ctx.strokeStyle = theme.foreground;
+    ctx.lineWidth = 2;
+    for (const c of selection) {
+      if (c.point !== heatmap.point) continue;
+      ctx.strokeRect(c.col * cell + 1, c.row * cell + 1, cell - 2, cell - 2);
+    }
+  };
+
+  const drawHeatmap = () => {
+    if (!heatmap) return;
+    const [rows, cols] = heatmap.values.shape;
+    const cell = cellPx();
+    const scale = maxAbs(heatmap.values.values);
+    paintHeatmap(canvas, heatmap.values.values, 0, rows, cols, cell, scale, readTheme(el));
+    canvas.dataset.cell = String(cell);
+    canvas.dataset.scale = String(scale);
+    drawOverlay();
+    rowLabels.replaceChildren();
+    for (const label of heatmap.rowLabels) {
+      const div = element("div", "", rowLabels, label);
+      div.style.height = `${cell}px`;
+      div.style.lineHeight = `${cell}px`;
+    }
+    rowLabels.style.fontSize = `${Math.max(6, Math.min(11, cell - 2))}px`;
+    // Column labels only where a cell is wide enough to read one (the hover readout always is).
+    colLabels.replaceChildren();
+    colLabels.hidden = cell < 10;
+    const base = model.get("direction") === "noise" ? clean : corrupted;
+    heatmap.columns.forEach((column, c) => {
+      const text = heatmap?.axis === "pos" ? (base[column] ?? "") : `H${column}`;
+      const span = colLabels.appendChild(tokenSpan(text, "hl-col-label"));
+      span.style.width = `${cell}px`;
+      span.title = heatmap?.columnLabels[c] ?? "";
+    });
+    const axis = heatmap.axis === "pos" ? "positions" : "heads";
+    const what = heatmap.normalized
+      ? "normalised effect (patched - corrupted) / (clean - corrupted)"
+      : "metric after the patch";
+    caption.textContent = isStatic
+      ? `${heatmap.point}: layers x ${axis}, ${what}`
+      : `${heatmap.point}: layers x ${axis}, ${what}. Click a cell to patch it; shift-click adds it to the patch set.`;
+    renders += 1;
+    el.dataset.renders = String(renders);
+    el.dataset.point = heatmap.point;
+    el.dataset.heatmap = JSON.stringify({
+      point: heatmap.point,
+      rows,
+      cols,
+      scale,
+      filled: filledCount(heatmap.values.values),
+      values: jsonValues(heatmap.values.values),
+    });
+  };
+
+  // -- sweep progress ----------------------------------------------------------------------------
+  const showSweep = (status: string, point: string, done: number, total: number) => {
+    const running = status === "running";
+    progress.max = Math.max(1, total);
+    progress.value = done;
+    progress.hidden = status === "idle";
+    sweepText.textContent = progressText(status, point, done, total);
+    runButton.disabled = running || isStatic;
+    cancelButton.disabled = !running || isStatic;
+    el.dataset.sweep = JSON.stringify({ point, status, done, total });
+    el.dataset.sweepProgress = `${done}/${total}`;
+    queue.hold(running);
+  };
+
+  // -- patch requests --------------------------------------------------------------------------
+  const onQueue = (state: QueueState) => {
+    el.dataset.queue = JSON.stringify(state);
+    if (state.queued && state.held) {
+      patchStatus.textContent = "click queued: it runs when the sweep ends";
+    } else if (state.queued) {
+      patchStatus.textContent = "click queued: it runs when the current patch returns";
+    } else if (state.inFlight) {
+      patchStatus.textContent = "patching...";
+    }
+  };
+
+  const sendPatch = (cells: Cell[]) =>
+    rpc
+      .request<PatchReply>("patch", { cells })
+      .then((reply) => {
+        clearError(el, errorBox);
+        if (reply.prediction === null) {
+          patchedBox.value.textContent = "click a cell";
+          delete patchedBox.value.dataset.value;
+          patchedBox.list.replaceChildren();
+          code.hidden = true;
+          patchStatus.textContent = "patch set cleared";
+          delete el.dataset.patchedValue;
+        } else {
+          showPrediction(patchedBox, reply.prediction, reply.normalized);
+          code.textContent = reply.code;
+          code.hidden = false;
+          patchStatus.textContent = `patched: ${reply.patches.join(", ")}`;
+          el.dataset.patchedValue = String(reply.prediction.metric);
+        }
+        el.dataset.code = reply.code;
+        el.dataset.patched = JSON.stringify({
+          cells: reply.cells,
+          patches: reply.patches,
+          value: reply.prediction?.metric ?? null,
+          normalized: reply.normalized ?? null,
+          ids: reply.prediction ? Array.from(decodeTensor(reply.prediction.ids).values) : [],
+          probs: reply.prediction ? Array.from(decodeTensor(reply.prediction.probs).values) : [],
+          strings: reply.prediction?.strings ?? [],
+        });
+      })
+      .catch((error) => {
+        patchStatus.textContent = "the patch failed (see the error above)";
+        showError(el, errorBox, error);
+      });
+  const queue = new LatestQueue<Cell[]>(sendPatch, onQueue);
+
+  const onClick = (event: MouseEvent) => {
+    if (!heatmap || isStatic) return;
+    const [rows, cols] = heatmap.values.shape;
+    const hit = cellAt(canvas, event.clientX, event.clientY, cellPx(), rows, cols);
+    if (!hit) return;
+    const cell = { point: heatmap.point, row: hit[0], col: hit[1] };
+    selection = nextSelection(selection, cell, event.shiftKey);
+    el.dataset.lastClicked = JSON.stringify({ ...cell, shift: event.shiftKey });
+    drawOverlay();
+    queue.push(selection);
+  };
+
+  const onMove = (event: MouseEvent) => {
+    if (!heatmap) return;
+    const [rows, cols] = heatmap.values.shape;
+    hover = cellAt(canvas, event.clientX, event.clientY, cellPx(), rows, cols);
+    drawOverlay();
+    for (const spans of promptSpans) for (const s of spans) s.classList.remove("hl-focus");
+    if (!hover) return;
+    const [r, c] = hover;
+    if (heatmap.axis === "pos")
+      for (const spans of promptSpans) spans[c]?.classList.add("hl-focus");
+    const value = heatmap.values.values[r * cols + c];
+    readout.textContent = `${heatmap.rowLabels[r]} · ${heatmap.columnLabels[c]}: ${
+      Number.isFinite(value) ? formatValue(value) : "not swept yet"
+    }`;
+    el.dataset.hover = JSON.stringify({
+      row: r,
+      col: c,
+      value: Number.isFinite(value) ? value : null,
+    });
+  };
+  const onLeave = () => {
+    hover = null;
+    readout.textContent = "";
+    for (const spans of promptSpans) for (const s of spans) s.classList.remove("hl-focus");
+    drawOverlay();
+  };
+  overlay.addEventListener("click", onClick);
+  overlay.addEventListener("mousemove", onMove);
+  overlay.addEventListener("mouseleave", onLeave);
+
+  const loadHeatmap = (point: string) => {
+    select.value = point;
+    rpc
+      .request<HeatmapReply>("heatmap", { point })
+      .then((reply) => {
+        if (reply.point !== model.get("point")) return; // the user picked another point meanwhile
+        heatmap = {
+          point: reply.point,
+          axis: reply.axis,
+          rowLabels: reply.row_labels,
+          columnLabels: reply.column_labels,
+          columns: reply.columns,
+          values: decodeTensor(reply.values),
+          normalized: reply.normalized,
+        };
+        drawHeatmap();
+      })
+      .catch((error) => showError(el, errorBox, error));
+  };
+
+  const onSweepMessage = (msg: any, buffers: DataView[]) => {
+    if (msg === null || typeof msg !== "object" || msg.kind !== "hl:sweep") return;
+    const sweep = unpackBuffers(msg, buffers ?? []) as SweepMessage;
+    if (sweep.values && heatmap && heatmap.point === sweep.point) {
+      heatmap.values = decodeTensor(sweep.values);
+      drawHeatmap();
+    }
+    showSweep(sweep.status, sweep.point, sweep.done, sweep.total);
+    if (sweep.status === "error") showError(el, errorBox, new Error(sweep.error));
+  };
+  model.on("msg:custom", onSweepMessage);
+
+  const onRun = () => {
+    const point = model.get("point");
+    runButton.disabled = true;
+    rpc
+      .request<{ point: string; total: number }>("sweep_start", { point })
+      .then((reply) => {
+        clearError(el, errorBox);
+        showSweep("running", reply.point, 0, reply.total);
+      })
+      .catch((error) => {
+        runButton.disabled = false;
+        showError(el, errorBox, error);
+      });
+  };
+  const onCancel = () => {
+    cancelButton.disabled = true;
+    sweepText.textContent = "cancelling...";
+    rpc.request("sweep_cancel").catch((error) => showError(el, errorBox, error));
+  };
+  runButton.addEventListener("click", onRun);
+  cancelButton.addEventListener("click", onCancel);
+
+  const onSelect = () => {
+    model.set("point", select.value);
+    model.save_changes();
+  };
+  select.addEventListener("change", onSelect);
+  const onPoint = () => loadHeatmap(model.get("point"));
+  model.on("change:point", onPoint);
+
+  // Another view of this widget applied a patch set: follow it (unless clicks of ours wait).
+  const onSelection = () => {
+    const state = queue.state;
+    const theirs = model.get("selection") ?? [];
+    if (state.inFlight || state.queued || selectionKey(theirs) === selectionKey(selection)) return;
+    selection = theirs;
+    drawOverlay();
+    queue.push(selection);
+  };
+  model.on("change:selection", onSelection);
+
+  const onSweepTrait = () =>
+    showSweep(
+      model.get("sweep_status"),
+      model.get("sweep_point"),
+      model.get("sweep_done"),
+      model.get("sweep_total"),
+    );
+  model.on("change:sweep_status", onSweepTrait);
+
+  // -- first render ------------------------------------------------------------------------------
+  onSweepTrait();
+  onQueue(queue.state);
+  loadHeatmap(model.get("point"));
+  rpc
+    .request<PredictionsReply>("predictions")
+    .then((reply) => {
+      showPrediction(cleanBox, reply.clean);
+      showPrediction(corruptedBox, reply.corrupted);
+      el.dataset.predictions = JSON.stringify({
+        clean: reply.clean.metric,
+        corrupted: reply.corrupted.metric,
+      });
+    })
+    .catch((error) => showError(el, errorBox, error));
+  if (!isStatic && selection.length > 0) queue.push(selection);
+
+  return () => {
+    overlay.removeEventListener("click", onClick);
+    overlay.removeEventListener("mousemove", onMove);
+    overlay.removeEventListener("mouseleave", onLeave);
+    runButton.removeEventListener("click", onRun);
+    cancelButton.removeEventListener("click", onCancel);
+    select.removeEventListener("change", onSelect);
+    model.off("msg:custom", onSweepMessage);
+    model.off("change:point", onPoint);
+    model.off("change:selection", onSelection);
+    model.off("change:sweep_status", onSweepTrait);
+    rpc.dispose();
+  };
+}

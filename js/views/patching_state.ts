@@ -1,0 +1,127 @@
+/**
+ * The click-to-patch view's state logic, kept free of the DOM so it can be unit-tested: which
+ * cells form the patch set after a click, and a request queue that keeps at most one patch
+ * request in flight without ever dropping the newest click.
+ */
+
+/** One heatmap cell of a point: `row` and `col` index that point's heatmap. */
+export interface Cell {
+  point: string;
+  row: number;
+  col: number;
+}
+
+export function cellKey(cell: Cell): string {
+  return `${cell.point}:${cell.row}:${cell.col}`;
+}
+
+/** Order-independent key of a patch set (for "is this the set I show?"). */
+export function selectionKey(cells: readonly Cell[]): string {
+  return cells.map(cellKey).sort().join("|");
+}
+
+/**
+ * The patch set after a click on `cell`: a plain click patches that cell alone; a shift-click
+ * adds it to the set, or removes it when it is already there.
+ */
+export function nextSelection(current: readonly Cell[], cell: Cell, additive: boolean): Cell[] {
+  const one = { point: cell.point, row: cell.row, col: cell.col };
+  if (!additive) return [one];
+  const key = cellKey(one);
+  return current.some((c) => cellKey(c) === key)
+    ? current.filter((c) => cellKey(c) !== key)
+    : [...current, one];
+}
+
+export interface QueueState {
+  inFlight: boolean;
+  queued: boolean;
+  held: boolean;
+}
+
+/**
+ * At most one request in flight. A value pushed while one is in flight (or while the queue is
+ * held, e.g. during a sweep) waits; a newer push replaces a waiting one, which is safe because a
+ * patch set already contains the clicks before it. When the request in flight settles (either
+ * way), the waiting value is sent. Nothing pushed is ever dropped without a newer value taking
+ * its place.
+ */
+export class LatestQueue<T> {
+  private inFlight = false;
+  private waiting: { value: T } | undefined;
+  private held = false;
+
+  constructor(
+    private readonly send: (value: T) => Promise<unknown>,
+    private readonly onChange: (state: QueueState) => void = () => {},
+  ) {}
+
+  get state(): QueueState {
+    return { inFlight: this.inFlight, queued: this.waiting !== undefined, held: this.held };
+  }
+
+  /** Send `value` now if nothing is in flight and the queue is not held; else let it wait. */
+  push(value: T): "sent" | "queued" {
+    this.waiting = { value };
+    const sent = this.pump();
+    this.onChange(this.state);
+    return sent ? "sent" : "queued";
+  }
+
+  /** Pause (true) or resume (false) sending; resuming sends what waits. */
+  hold(on: boolean): void {
+    if (this.held === on) return;
+    this.held = on;
+    this.pump();
+    this.onChange(this.state);
+  }
+
+  private pump(): boolean {
+    if (this.inFlight || this.held || this.waiting === undefined) return false;
+    const { value } = this.waiting;
+    this.waiting = undefined;
+    this.inFlight = true;
+    const settle = () => {
+      this.inFlight = false;
+      this.pump();
+      this.onChange(this.state);
+    };
+    let pending: Promise<unknown>;
+    try {
+      pending = this.send(value);
+    } catch (error) {
+      pending = Promise.reject(error);
+    }
+    pending.then(settle, settle);
+    return true;
+  }
+}
+
+/** Text of the sweep progress indicator. */
+export function progressText(status: string, point: string, done: number, total: number): string {
+  const count = `${done}/${total} cells`;
+  switch (status) {
+    case "running":
+      return `sweeping ${point}: ${count}`;
+    case "done":
+      return `swept ${point}: ${count}`;
+    case "cancelled":
+      return `cancelled ${point} at ${count}`;
+    case "error":
+      return `sweep of ${point} failed at ${count}`;
+    default:
+      return "no sweep yet: click a cell to patch it, or run the sweep";
+  }
+}
+
+/** Values for `el.dataset` (JSON has no NaN: cells not computed yet are null). */
+export function jsonValues(values: Float32Array): Array<number | null> {
+  return Array.from(values, (v) => (Number.isFinite(v) ? v : null));
+}
+
+/** Finite cells among `values`. */
+export function filledCount(values: Float32Array): number {
+  let n = 0;
+  for (const v of values) if (Number.isFinite(v)) n += 1;
+  return n;
+}
