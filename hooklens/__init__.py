@@ -5,6 +5,7 @@ from importlib.metadata import PackageNotFoundError, version
 from . import metrics, patching, vis
 from ._cache import ActivationCache
 from ._config import HookedModelConfig
+from ._demo import demo_model, demo_model_info, demo_model_path
 from ._errors import HookError, HookNameError, InputError, NoTokenizerWarning, UnsupportedModelError
 from ._hooks import HookPoint
 from ._model import HookedModel
@@ -29,6 +30,9 @@ __all__ = [
     "ResidualView",
     "UnsupportedModelError",
     "__version__",
+    "demo_model",
+    "demo_model_info",
+    "demo_model_path",
     "export_html",
     "metrics",
     "patching",

@@ -15,6 +15,162 @@ NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
 
 # fmt: off
+QUICKSTART = [
+    ("md", """# hooklens quick start
+
+A tour on the demo model that ships inside hooklens: a 2-layer, character-level transformer
+(Llama architecture, 342k parameters) trained on text with repeated spans. It loads offline,
+runs on a CPU in milliseconds, and has circuits worth finding: a previous-token head and an
+induction head. Every view below renders from the bundle inside the package: no CDN, so it
+works offline and in VS Code."""),
+    ("code", """import torch
+
+import hooklens as hl
+
+model = hl.demo_model()  # HookedModel.from_pretrained on the folder inside the package
+model"""),
+    ("md", """## Tokens, a forward pass, the cache
+
+`to_tokens` prepends the BOS token the model expects; `run_with_cache` returns the logits and
+every hook point's activation. Hook names are the same on every architecture hooklens supports
+(GPT-2, Pythia, Llama, Mistral, Qwen, Gemma, Phi-3, ...)."""),
+    ("code", """text = "The cat sat on the mat."
+tokens = model.to_tokens(text)  # (batch, pos)
+print(tokens.shape, model.to_str_tokens(tokens)[:8])
+logits, cache = model.run_with_cache(tokens, remove_batch_dim=True)
+print("logits", tuple(logits.shape))
+for name in cache:
+    if name.startswith(("hook_", "blocks.0.")):
+        print(f"{name:34} {tuple(cache[name].shape)}")"""),
+    ("md", """## Find the induction head
+
+Repeat a span of random characters: from the second copy on, an induction head attends from
+each token to the token that followed the same token in the first copy, and the model predicts
+the repeat. The score of a head is its mean attention along that diagonal."""),
+    ("code", """import string
+
+torch.manual_seed(0)
+characters = string.ascii_letters + string.digits + string.punctuation
+span = "".join(characters[i] for i in torch.randint(0, len(characters), (30,)).tolist())
+repeated = span + span
+_, rep_cache = model.run_with_cache(repeated, remove_batch_dim=True)
+
+n = len(span)
+queries = torch.arange(1 + n, 1 + 2 * n)  # the second copy (position 0 is <bos>)
+induction = torch.stack(
+    [rep_cache["pattern", layer][:, queries, queries - n + 1].mean(-1) for layer in range(2)]
+)
+previous = torch.stack(
+    [rep_cache["pattern", layer][:, queries, queries - 1].mean(-1) for layer in range(2)]
+)
+layer, head = divmod(int(induction.argmax()), model.cfg.n_heads)
+print("induction scores (layer x head)\\n", induction.round(decimals=2))
+print("previous-token scores (layer x head)\\n", previous.round(decimals=2))
+print(f"induction head: L{layer}H{head}")"""),
+    ("md", """Pick a layer, click a head thumbnail to enlarge it, hover a token to read the exact
+attention values. The induction head's stripe sits one position right of the repeat diagonal."""),
+    ("code", """hl.AttentionView(model, repeated, layer=layer, head=head)"""),
+    ("md", """## The residual stream
+
+The logit lens reads the residual stream after each layer through the model's final norm and
+unembedding: the top token and its probability at every layer and position. Click a cell for
+the top tokens there."""),
+    ("code", """hl.ResidualView(model, repeated)"""),
+    ("md", """## Click to patch
+
+Clean prompt: the span, then its first 12 characters again; the induction head predicts the
+13th. Corrupted prompt: the same, with the 13th character of the first copy changed (and the
+model predicts the changed character). Which
+activations carry the answer? Run the sweep, then click a cell to see the prediction with that
+one activation patched from the clean run."""),
+    ("code", """k = 12
+swap = "Z" if span[k] != "Z" else "Y"
+clean = span + span[:k]
+corrupted = span[:k] + swap + span[k + 1 :] + span[:k]
+view = hl.PatchingView(model, clean=clean, corrupted=corrupted, answer=span[k], wrong=swap)
+view"""),
+    ("code", """metric = hl.metrics.logit_diff(model, answer=span[k], wrong=swap)
+result = hl.patching.sweep(model, clean, corrupted, metric, point="resid_pre")
+result.top(3)  # (layer, position, normalised effect)"""),
+]
+
+HOOKS = [
+    ("md", """# Hooks in practice
+
+A hook is `fn(activation, hook)`: return a tensor to replace the activation, or None to keep it
+(editing in place is fine). Hooks are attached only for the duration of a call or a `with`
+block, and removed even when a hook raises."""),
+    ("code", """import string
+
+import torch
+
+import hooklens as hl
+
+model = hl.demo_model()
+info = hl.demo_model_info()  # the heads the training script measured
+layer, head = info["induction_head"]["layer"], info["induction_head"]["head"]
+torch.manual_seed(1)
+characters = string.ascii_letters + string.digits + string.punctuation
+span = "".join(characters[i] for i in torch.randint(0, len(characters), (40,)).tolist())
+repeated = span + span"""),
+    ("md", """## Ablate a head
+
+Zero the induction head's output (`hook_z`, shape (batch, pos, heads, d_head)) and watch the
+loss on the repeated half go up."""),
+    ("code", """def ablate_induction_head(z, hook):
+    z[:, :, head] = 0.0  # in place: returning None keeps the edited tensor
+
+
+def repeat_loss(**kwargs):
+    logits = model.run_with_hooks(repeated, **kwargs)
+    tokens = model.to_tokens(repeated)
+    second = slice(1 + len(span), tokens.shape[1] - 1)
+    logprobs = logits[0, second].log_softmax(-1)
+    return -logprobs.gather(-1, tokens[0, second.start + 1 :, None]).mean().item()
+
+
+print("loss on the repeat:", round(repeat_loss(), 3))
+ablated = repeat_loss(fwd_hooks=[(f"blocks.{layer}.attn.hook_z", ablate_induction_head)])
+print("with the induction head ablated:", round(ablated, 3))"""),
+    ("md", """## Edit an activation by name or by predicate
+
+A predicate selects many points at once; `hook.name` and `hook.layer()` say where a hook
+fired."""),
+    ("code", """seen = []
+
+
+def note(activation, hook):
+    seen.append((hook.name, hook.layer(), tuple(activation.shape)))
+
+
+model.run_with_hooks("abc", fwd_hooks=[(lambda name: name.endswith("hook_resid_post"), note)])
+seen"""),
+    ("md", """## Steer with a vector
+
+Add a direction to the residual stream at every position: the difference between the mean
+residual of a text full of one letter and of another. Generation follows the push."""),
+    ("code", """point = "blocks.1.hook_resid_pre"
+_, a_cache = model.run_with_cache("the cat and the hat sat on a mat", names_filter=point)
+_, o_cache = model.run_with_cache("of old: look, two books on the moon", names_filter=point)
+direction = a_cache[point][0].mean(0) - o_cache[point][0].mean(0)
+
+
+def steer(resid, hook):
+    return resid + 4.0 * direction
+
+
+prompt = "Then, Mary "
+print("plain:  ", repr(model.generate(prompt, max_new_tokens=40)))
+print("steered:", repr(model.generate(prompt, max_new_tokens=40, fwd_hooks=[(point, steer)])))"""),
+    ("md", """## Hooks as a context
+
+`with model.hooks(...)` keeps hooks on for several calls, generation included, and removes them
+on the way out."""),
+    ("code", """with model.hooks(fwd_hooks=[(f"blocks.{layer}.attn.hook_z", ablate_induction_head)]):
+    print(repr(model.generate(span + span[:10], max_new_tokens=15)))
+print(repr(model.generate(span + span[:10], max_new_tokens=15)))"""),
+]
+
 REAL_MODEL = [
     ("md", """# A real model: SmolLM2-135M
 
@@ -111,7 +267,9 @@ def write(name: str, cells: list[tuple[str, str]]) -> None:
 
 
 def main() -> None:
+    write("quickstart.ipynb", QUICKSTART)
     write("real_model.ipynb", REAL_MODEL)
+    write("hooks.ipynb", HOOKS)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,43 @@
+"""The demo model that ships inside hooklens: explore a transformer with no download.
+
+A 2-layer character-level Llama trained by ``scripts/train_demo_model.py`` on generated text
+with repeated spans; it has a previous-token head and an induction head, recorded in
+``hooklens.json`` beside the weights (see :func:`demo_model_info`).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._model import HookedModel
+
+
+def demo_model_path() -> Path:
+    """The folder of the demo model inside the installed package (Hugging Face format)."""
+    return Path(__file__).resolve().parent / "_demo_model"
+
+
+def demo_model_info() -> dict[str, Any]:
+    """What the training script measured: the induction and previous-token heads and scores.
+
+    Keys include ``induction_head`` and ``previous_token_head`` (each ``{"layer", "head",
+    "score"}``) and the per-head score tables ``induction_scores`` and ``previous_token_scores``
+    (``[n_layers][n_heads]``).
+    """
+    info: dict[str, Any] = json.loads((demo_model_path() / "hooklens.json").read_text())
+    return info
+
+
+def demo_model(**kwargs: Any) -> HookedModel:
+    """Load the embedded demo model through ``HookedModel.from_pretrained``, offline.
+
+    Args:
+        **kwargs: passed on to ``HookedModel.from_pretrained`` (device, dtype, ...).
+    """
+    # Imported here so that the demo module does not pull in the engine (and torch) on import.
+    from ._model import HookedModel
+
+    return HookedModel.from_pretrained(str(demo_model_path()), **kwargs)
