@@ -17,8 +17,9 @@ tests compare ``sweep`` against.
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -208,18 +209,22 @@ class _Cell:
     start_pos: int  # first position the patch can change
 
 
-# Fixed cost of running one block in one forward pass (Python, kernel launches), in
-# multiply-accumulates: about 0.2 ms on a laptop-class CPU core pair. It decides how finely
-# cells are split into passes: small models favour few big passes, big models exact skipping.
-_PASS_OVERHEAD_MACS = 4e6
+# A forward pass reads every weight it uses once, whatever its batch: on a CPU that costs about
+# as much as computing this many rows (batch element x position) through the same weights. It
+# decides how cells are grouped into passes: few big passes amortise the weight reads, exact
+# skipping saves compute; the plan minimises the sum.
+_WEIGHT_READ_ROWS = 16
 _BAND_SIZES = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)
 
 
-def _pass_cost(tile: list[_Cell], n_layers: int, seq_len: int, d_model: int) -> float:
-    """Modelled cost of one pass: blocks run x (rows x ~12 d_model^2 MACs + fixed overhead)."""
+def _pass_cost(tile: list[_Cell], n_layers: int, seq_len: int, d_model: int,
+               unembed_width: int) -> float:  # fmt: skip
+    """Modelled cost of one pass, in multiply-accumulates: the blocks it runs (about
+    12 d_model^2 per row each) and the unembedding of one position per cell."""
     layer0 = min(c.layer for c in tile)
     rows = len(tile) * (seq_len - min(c.start_pos for c in tile))
-    return (n_layers - layer0) * (rows * 12.0 * d_model * d_model + _PASS_OVERHEAD_MACS)
+    blocks = (n_layers - layer0) * 12.0 * d_model * d_model * (rows + _WEIGHT_READ_ROWS)
+    return blocks + d_model * unembed_width * (len(tile) + _WEIGHT_READ_ROWS)
 
 
 def _banded(cells: list[_Cell], layer_band: int, pos_band: int, rows_per_pass: int,
@@ -241,7 +246,7 @@ def _banded(cells: list[_Cell], layer_band: int, pos_band: int, rows_per_pass: i
 
 
 def _plan(cells: list[_Cell], n_layers: int, seq_len: int, d_model: int,
-          rows_per_pass: int) -> list[list[_Cell]]:  # fmt: skip
+          rows_per_pass: int, unembed_width: int) -> list[list[_Cell]]:  # fmt: skip
     """Group cells into forward passes: the band sizes whose modelled cost is lowest.
 
     A pass starts at its lowest layer and first start position, so wide bands recompute
@@ -252,7 +257,7 @@ def _plan(cells: list[_Cell], n_layers: int, seq_len: int, d_model: int,
     for layer_band in [b for b in _BAND_SIZES if b < n_distinct_layers] + [n_distinct_layers]:
         for pos_band in [b for b in _BAND_SIZES if b < n_distinct_starts] + [n_distinct_starts]:
             tiles = _banded(cells, layer_band, pos_band, rows_per_pass, seq_len)
-            cost = sum(_pass_cost(t, n_layers, seq_len, d_model) for t in tiles)
+            cost = sum(_pass_cost(t, n_layers, seq_len, d_model, unembed_width) for t in tiles)
             if best is None or cost < best[0]:
                 best = (cost, tiles)
     assert best is not None
@@ -418,8 +423,13 @@ def sweep(
         if int(batch_size) < 1:
             raise ValueError(f"batch_size must be a positive int or 'auto', got {batch_size!r}")
         budget = int(batch_size) * seq_len
-    tiles = _plan(cells, model.cfg.n_layers, seq_len, model.cfg.d_model, max(budget, seq_len))
     only_last = isinstance(metric, TokenMetric) and metric.pos == -1
+    # A logit difference needs two logits, not the whole vocabulary: unembed only those.
+    two_logits = only_last and isinstance(metric, TokenMetric) and metric.kind == "logit_diff"
+    tile_metric: Metric = TokenMetric("logit_diff", 0, 1) if two_logits else metric
+    unembed_width = 2 if two_logits else model.cfg.d_vocab
+    tiles = _plan(cells, model.cfg.n_layers, seq_len, model.cfg.d_model, max(budget, seq_len),
+                  unembed_width)  # fmt: skip
     raw = torch.full((len(rows), len(columns)), math.nan)
     shown = str_tokens(model, base_tokens) if axis == "pos" else []
     labels = [shown[c] for c in columns] if axis == "pos" else [f"H{c}" for c in columns]
@@ -438,10 +448,14 @@ def sweep(
         )
     bar = _progress(progress, len(cells), point)
     done = 0
+    narrow: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
+    if two_logits:
+        assert isinstance(metric, TokenMetric) and metric.wrong_id is not None
+        narrow = _unembed_only(model, [metric.answer_id, metric.wrong_id])
     try:
-        with torch.no_grad():
+        with torch.no_grad(), narrow:
             for tile in tiles:
-                values = _run_tile(model, tile, base, source, metric, only_last)
+                values = _run_tile(model, tile, base, source, tile_metric, only_last)
                 for cell, value in zip(tile, values.tolist(), strict=True):
                     raw[cell.index] = value
                 done += len(tile)
@@ -453,6 +467,27 @@ def sweep(
         if bar is not None:
             bar.close()
     return result()
+
+
+@contextlib.contextmanager
+def _unembed_only(model: Any, token_ids: list[int]) -> Iterator[None]:
+    """While open, the model's unembedding computes only the logits of ``token_ids``, in that
+    order: (..., d_model) -> (..., len(token_ids)). The full module is restored on exit."""
+    parent_path, _, attribute = model.spec.unembed.rpartition(".")
+    parent = model.hf_model.get_submodule(parent_path)
+    full = getattr(parent, attribute)
+    ids = torch.tensor(token_ids, device=full.weight.device)
+    rows = torch.nn.Linear(full.in_features, len(token_ids), bias=full.bias is not None,
+                           device=full.weight.device, dtype=full.weight.dtype)  # fmt: skip
+    with torch.no_grad():
+        rows.weight.copy_(full.weight[ids])
+        if full.bias is not None:
+            rows.bias.copy_(full.bias[ids])
+    setattr(parent, attribute, rows)
+    try:
+        yield
+    finally:
+        setattr(parent, attribute, full)
 
 
 def _progress(enabled: bool, total: int, point: str) -> Any:

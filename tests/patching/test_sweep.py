@@ -138,6 +138,7 @@ def test_resid_mid_on_a_parallel_residual_model_says_why(tmp_path: Any) -> None:
 def test_interrupting_a_sweep_leaves_no_hooks(tiny_model: Any) -> None:
     clean, corrupted = prompt_pair()
     before = tiny_model(corrupted)
+    unembed = tiny_model.hf_model.get_submodule(tiny_model.spec.unembed)
     seen = []
 
     def stop(partial: Any, done: int, total: int) -> None:
@@ -149,6 +150,8 @@ def test_interrupting_a_sweep_leaves_no_hooks(tiny_model: Any) -> None:
                        on_batch=stop)  # fmt: skip
     assert seen and seen[0][0] < seen[0][1] and seen[0][2] > 0  # stopped part-way, cells unfilled
     assert all(not point.fns for point in tiny_model.hook_dict.values())
+    # The logit-difference sweep narrows the unembedding to two rows; it is restored.
+    assert tiny_model.hf_model.get_submodule(tiny_model.spec.unembed) is unembed
     torch.testing.assert_close(tiny_model(corrupted), before)
 
 
