@@ -38,6 +38,10 @@ def test_fresh_wheel_contains_the_bundle(tmp_path: Path) -> None:
         bundles = [n for n in names if re.fullmatch(r"hooklens/static/[^/]+\.js", n)]
         assert "hooklens/static/widget.js" in bundles
         assert "hooklens/py.typed" in names
+        # What `hl.demo_model()` and `hooklens demo` need from an installed wheel.
+        assert "hooklens/_demo_model/model.safetensors" in names
+        assert "hooklens/_demo_model/tokenizer.json" in names
+        assert "hooklens/_notebooks/quickstart.ipynb" in names
         bundle = archive.read("hooklens/static/widget.js").decode()
     # The wheel's bundle is the one built from js/ now, not an empty placeholder.
     assert "colored_tokens" in bundle
