@@ -87,8 +87,8 @@ def test_custom_metric_over_all_positions(tiny_model: Any) -> None:
     names = [f"blocks.{layer}.hook_resid_pre" for layer in range(4)]
     _, cache = tiny_model.run_with_cache(clean, names_filter=names)
     for i, j in [(0, 2), (2, 3), (3, 8)]:
-        logits = patching.patch(tiny_model, corrupted, cache, result.patches(i, j))
-        assert float(result.raw[i, j]) == pytest.approx(float(mean_logit(logits.detach())), abs=1e-4)
+        logits = patching.patch(tiny_model, corrupted, cache, result.patches(i, j)).detach()
+        assert float(result.raw[i, j]) == pytest.approx(float(mean_logit(logits)), abs=1e-4)
     # Positions after 3 cannot change position 3's logits (causal attention).
     torch.testing.assert_close(result.raw[:, 4:], result.raw[:, 4 : 4 + 1].expand(-1, 5))
 
