@@ -210,8 +210,8 @@ def main() -> None:
             f"{r['cache_resid']:.3f} | {r['cache_all']:.3f} | {mem} |",
             flush=True,
         )
-    # Comparing against TransformerLens on the same weights is not implemented yet (it was
-    # not installable alongside this environment's transformers to develop it against).
+    # Comparing against TransformerLens (an optional, bench-only dependency) on the same
+    # weights is not implemented yet.
     print("TransformerLens rows: not measured by this script yet.")
 
 
