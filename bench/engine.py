@@ -9,7 +9,8 @@ Random weights, 2 CPU threads (or the GPU when one is present). Rows, as ratios 
   cache_all    run_with_cache, every point      / HF eager forward, output_attentions+hidden
   mem          peak growth of run_with_cache(all) / (growth of HF sdpa forward + 1.1 x cached bytes)
                (<= 1.0 meets the target; CPU: peak RSS of a fresh subprocess per measurement)
-TransformerLens rows are not measured yet (see the note printed at the end).
+With TransformerLens installed (optional, bench-only; see `_transformer_lens.py`), a row for
+it follows each hooklens row: the same ratios, on a copy of the same weights.
 """
 
 from __future__ import annotations
@@ -83,6 +84,11 @@ def time_rows(shape: str, seq: int, repeats: int, device: str) -> dict[str, floa
         "cache_resid": lambda: model.run_with_cache(toks, names_filter=resid),
         "cache_all": lambda: model.run_with_cache(toks),
     }
+    tl = _transformer_lens_copy(hf)
+    if tl is not None:
+        runs["tl_forward"] = lambda: tl(toks)
+        runs["tl_cache_resid"] = lambda: tl.run_with_cache(toks, names_filter=resid)
+        runs["tl_cache_all"] = lambda: tl.run_with_cache(toks)
     times: dict[str, list[float]] = {k: [] for k in runs}
     with torch.inference_mode():
         for fn in runs.values():
@@ -91,12 +97,27 @@ def time_rows(shape: str, seq: int, repeats: int, device: str) -> dict[str, floa
             for name, fn in runs.items():
                 times[name] += timed(fn, 1)
     med = {k: statistics.median(v) for k, v in times.items()}
-    return {
-        "forward": med["forward"] / med["hf_sdpa"],
-        "cache_resid": med["cache_resid"] / med["hf_sdpa"],
-        "cache_all": med["cache_all"] / med["hf_eager"],
-        "hf_sdpa_ms": med["hf_sdpa"] * 1e3,
-    }
+    out = {"hf_sdpa_ms": med["hf_sdpa"] * 1e3}
+    for prefix in ("", "tl_") if tl is not None else ("",):
+        out[f"{prefix}forward"] = med[f"{prefix}forward"] / med["hf_sdpa"]
+        out[f"{prefix}cache_resid"] = med[f"{prefix}cache_resid"] / med["hf_sdpa"]
+        out[f"{prefix}cache_all"] = med[f"{prefix}cache_all"] / med["hf_eager"]
+    return out
+
+
+def _transformer_lens_copy(hf: Any) -> Any:
+    """TransformerLens on a copy of the same weights, or None when it is not installed."""
+    import tempfile
+
+    from _transformer_lens import load_transformer_lens, save_for_transformer_lens
+
+    try:
+        import transformer_lens  # noqa: F401
+    except ImportError:
+        return None
+    folder = tempfile.mkdtemp()
+    save_for_transformer_lens(hf, folder)
+    return load_transformer_lens(folder).to(next(hf.parameters()).device)
 
 
 class _RssSampler:
@@ -202,6 +223,7 @@ def main() -> None:
     print("| shape | seq | HF sdpa ms | forward (<=1.03) | cache_resid (<=1.05) | "
           "cache_all (<=1.10) | mem (<=1.0) |")  # fmt: skip
     print("|---|---|---|---|---|---|---|")
+    compared = False
     for shape, seq in plan:
         r = time_row_isolated(shape, seq, repeats, device)
         mem = "-" if args.no_mem else f"{mem_row(shape, seq, device):.2f}"
@@ -210,9 +232,17 @@ def main() -> None:
             f"{r['cache_resid']:.3f} | {r['cache_all']:.3f} | {mem} |",
             flush=True,
         )
-    # Comparing against TransformerLens (an optional, bench-only dependency) on the same
-    # weights is not implemented yet.
-    print("TransformerLens rows: not measured by this script yet.")
+        if "tl_forward" in r:
+            compared = True
+            print(
+                f"| {shape} TransformerLens | {seq} | | {r['tl_forward']:.3f} | "
+                f"{r['tl_cache_resid']:.3f} | {r['tl_cache_all']:.3f} | |",
+                flush=True,
+            )
+    if not compared:
+        print(
+            "TransformerLens is not installed: its rows are skipped (bench/_transformer_lens.py)."
+        )
 
 
 if __name__ == "__main__":

@@ -66,6 +66,7 @@ def main() -> None:
     warnings.simplefilter("ignore")
 
     import transformers as tf
+    from _transformer_lens import save_for_transformer_lens
 
     import hooklens as hl
     from hooklens import patching
@@ -75,7 +76,7 @@ def main() -> None:
     config = tf.GPT2Config(n_layer=12, n_embd=768, n_head=12, vocab_size=50257, n_positions=1024)
     hf = tf.GPT2LMHeadModel(config).eval()
     folder = tempfile.mkdtemp()
-    hf.save_pretrained(folder)
+    save_for_transformer_lens(hf, folder)
     model = hl.HookedModel.from_pretrained(folder)
     hf = model.hf_model  # the very same weights for every contender
 
@@ -97,27 +98,24 @@ def main() -> None:
     rows.append(("hooklens sweep", t_sweep, f"max |diff| vs loop {diff:.1e}"))
 
     try:
-        import transformer_lens  # type: ignore[import-not-found]
+        from _transformer_lens import load_transformer_lens
         from transformer_lens import patching as tl_patching
 
-        tl_model = transformer_lens.HookedTransformer.from_pretrained(
-            "gpt2", hf_model=hf, device="cpu", fold_ln=False, center_writing_weights=False,
-            center_unembed=False,
-        )  # fmt: skip
-        _, tl_cache = tl_model.run_with_cache(clean)
-        t_tl, _ = best_of(
-            args.repeats,
-            lambda: tl_patching.get_act_patch_resid_pre(tl_model, corrupted, tl_cache, metric),
-        )
-        rows.append(("TransformerLens get_act_patch_resid_pre", t_tl, ""))
-    except Exception as error:  # not installed, or cannot build from these weights offline
-        rows.append(
-            (
-                "TransformerLens get_act_patch_resid_pre",
-                float("nan"),
-                f"skipped: {type(error).__name__}",
+        tl_model = load_transformer_lens(folder)
+        with torch.no_grad():
+            _, tl_cache = tl_model.run_with_cache(clean)
+            t_tl, tl_result = best_of(
+                args.repeats,
+                lambda: tl_patching.get_act_patch_resid_pre(
+                    tl_model, corrupted, tl_cache, lambda logits: metric(logits)[0]
+                ),
             )
+        tl_diff = float((tl_result.cpu() - loop).abs().max())
+        rows.append(
+            ("TransformerLens get_act_patch_resid_pre", t_tl, f"max |diff| vs loop {tl_diff:.1e}")
         )
+    except ImportError:
+        rows.append(("TransformerLens get_act_patch_resid_pre", float("nan"), "not installed"))
 
     print(f"\nresid_pre patching, GPT-2-small shape, {args.seq} tokens, {n_cells} cells, "
           f"{args.threads} threads, best of {args.repeats}")  # fmt: skip
