@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from hooklens._points import POINTS, POINTS_BY_SUFFIX, split_name
+from hooklens._sites import _norm_eps
 
 from .conftest import FAMILIES
 
@@ -101,6 +102,15 @@ def test_values_match_hf(tiny, tokens, family):
         model.unembed_resid(cache[f"blocks.{c.n_layers - 1}.hook_resid_post"]), out.logits,
         atol=1e-4, rtol=1e-4,
     )  # fmt: skip
+    # ln1.hook_scale is the divisor of the norm that reads resid_pre: std or RMS (+ eps).
+    for layer in range(c.n_layers):
+        x = cache[f"blocks.{layer}.hook_resid_pre"].double()
+        ln1 = hf.get_submodule(f"{model.spec.blocks}.{layer}.{model.spec.ln1}")
+        eps = _norm_eps(ln1)
+        if c.norm == "layernorm":
+            x = x - x.mean(-1, keepdim=True)
+        expected = (x.pow(2).mean(-1, keepdim=True) + eps).sqrt().float()
+        torch.testing.assert_close(cache[f"blocks.{layer}.ln1.hook_scale"], expected)
 
 
 @pytest.mark.parametrize("family", ALL)
