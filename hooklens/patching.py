@@ -272,15 +272,21 @@ class _BaseRun:
     def __init__(self, model: Any, tokens: torch.Tensor) -> None:
         self.model = model
         self.tokens = tokens
+        self._resid_pre: dict[int, torch.Tensor] = {}
+
+        def keep(resid: torch.Tensor, hook: Any) -> None:
+            self._resid_pre[hook.layer()] = resid.detach()
+
         names = [f"blocks.{layer}.hook_resid_pre" for layer in range(model.cfg.n_layers)]
-        self.logits, self.cache = model.run_with_cache(tokens, names_filter=names)
-        _, kv = model._forward_with_kv(tokens)
+        # One forward pass gives the logits, the residual stream and the keys/values.
+        with torch.no_grad(), model.hooks([(name, keep) for name in names]):
+            self.logits, kv = model._forward_with_kv(tokens)
         # (keys, values) per layer, each (1, n_kv_heads, pos, d_head).
         self._keys_values = [(layer.keys, layer.values) for layer in kv.layers]
 
     def resid_pre(self, layer: int) -> torch.Tensor:
         """(1, pos, d_model) entering block ``layer``."""
-        return self.cache[f"blocks.{layer}.hook_resid_pre"]
+        return self._resid_pre[layer]
 
     def kv_for(self, prefix_len: int, batch: int) -> Any:
         """A fresh key/value cache of the first ``prefix_len`` positions for ``batch`` elements."""
