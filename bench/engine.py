@@ -16,6 +16,7 @@ it follows each hooklens row: the same ratios, on a copy of the same weights.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import resource
@@ -59,46 +60,65 @@ def timed(fn: Any, repeats: int) -> list[float]:
     return out
 
 
-def time_rows(shape: str, seq: int, repeats: int, device: str) -> dict[str, float]:
+def variants(with_transformer_lens: bool) -> list[str]:
+    names = ["hf_sdpa", "hf_eager", "forward", "cache_resid", "cache_all"]
+    tl_names = ["tl_forward", "tl_cache_resid", "tl_cache_all"]
+    return names + (tl_names if with_transformer_lens else [])
+
+
+def _time_child(shape: str, seq: int, variant: str, repeats: int, device: str) -> list[float]:
+    """Time one variant in this (fresh) process: a warm-up call, then `repeats` calls."""
     import hooklens as hl
 
     hf = build(shape, device)
-    model = hl.HookedModel(hf)
     toks = torch.randint(0, 50000, (1, seq), device=device)
     resid = lambda n: "resid" in n  # noqa: E731
-
-    def hf_sdpa() -> None:
-        hf(toks)
+    if variant.startswith("tl_"):
+        target: Any = _transformer_lens_copy(hf)
+        del hf
+    else:
+        target = hl.HookedModel(hf) if variant in ("forward", "cache_resid", "cache_all") else hf
 
     def hf_eager() -> None:
         hf.set_attn_implementation("eager")
-        try:
-            hf(toks, output_attentions=True, output_hidden_states=True)
-        finally:
-            hf.set_attn_implementation("sdpa")
+        hf(toks, output_attentions=True, output_hidden_states=True)
 
-    runs = {
-        "hf_sdpa": hf_sdpa,
+    run = {
+        "hf_sdpa": lambda: target(toks),
         "hf_eager": hf_eager,
-        "forward": lambda: model(toks),
-        "cache_resid": lambda: model.run_with_cache(toks, names_filter=resid),
-        "cache_all": lambda: model.run_with_cache(toks),
-    }
-    tl = _transformer_lens_copy(hf)
-    if tl is not None:
-        runs["tl_forward"] = lambda: tl(toks)
-        runs["tl_cache_resid"] = lambda: tl.run_with_cache(toks, names_filter=resid)
-        runs["tl_cache_all"] = lambda: tl.run_with_cache(toks)
-    times: dict[str, list[float]] = {k: [] for k in runs}
+        "forward": lambda: target(toks),
+        "cache_resid": lambda: target.run_with_cache(toks, names_filter=resid),
+        "cache_all": lambda: target.run_with_cache(toks),
+    }[variant.removeprefix("tl_")]
     with torch.inference_mode():
-        for fn in runs.values():
-            fn()  # warm-up
-        for _ in range(repeats):  # interleaved, so drift hits every variant alike
-            for name, fn in runs.items():
-                times[name] += timed(fn, 1)
-    med = {k: statistics.median(v) for k, v in times.items()}
+        run()  # warm-up
+        return timed(run, repeats)
+
+
+def time_row(
+    shape: str,
+    seq: int,
+    repeats: int,
+    rounds: int,
+    device: str,
+    names: list[str],
+    env: dict[str, str],
+) -> dict[str, float]:
+    """Median time of each variant, each measured in fresh processes, alternating for `rounds`.
+
+    A fresh process per variant: the allocator's state left by one variant changes the next
+    one's cost (page faults on memory the allocator gave back), so no variant inherits another's.
+    """
+    samples: dict[str, list[float]] = {n: [] for n in names}
+    for _ in range(rounds):
+        for name in names:
+            cmd = [sys.executable, __file__, "--time-child", shape, str(seq), name, str(repeats),
+                   device]  # fmt: skip
+            proc = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
+            samples[name] += json.loads(proc.stdout.strip().splitlines()[-1])
+    med = {k: statistics.median(v) for k, v in samples.items()}
     out = {"hf_sdpa_ms": med["hf_sdpa"] * 1e3}
-    for prefix in ("", "tl_") if tl is not None else ("",):
+    for prefix in ("", "tl_") if "tl_forward" in med else ("",):
         out[f"{prefix}forward"] = med[f"{prefix}forward"] / med["hf_sdpa"]
         out[f"{prefix}cache_resid"] = med[f"{prefix}cache_resid"] / med["hf_sdpa"]
         out[f"{prefix}cache_all"] = med[f"{prefix}cache_all"] / med["hf_eager"]
@@ -177,18 +197,8 @@ def _peak_child(shape: str, seq: int, what: str, device: str) -> None:
     print(json.dumps({"growth": peak - base, "cached": cached}))
 
 
-def time_row_isolated(shape: str, seq: int, repeats: int, device: str) -> dict[str, float]:
-    """`time_rows` in a fresh process: one row's allocations must not slow the next (seen:
-    pythia-410m at 512 measured 2.4x after the GPT-2 rows in one process, 1.13x alone)."""
-    env = {**os.environ, "OMP_NUM_THREADS": "2"}
-    cmd = [sys.executable, __file__, "--time-child", shape, str(seq), str(repeats), device]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
-    return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
-
-
-def mem_row(shape: str, seq: int, device: str) -> float:
+def mem_row(shape: str, seq: int, device: str, env: dict[str, str]) -> float:
     def child(what: str) -> dict[str, int]:
-        env = {**os.environ, "OMP_NUM_THREADS": "2"}
         cmd = [sys.executable, __file__, "--child", shape, str(seq), what, device]
         out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
         return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
@@ -197,49 +207,68 @@ def mem_row(shape: str, seq: int, device: str) -> float:
     return ours["growth"] / (plain["growth"] + 1.1 * ours["cached"])
 
 
+#: glibc settings under which freed memory stays with the process (no page faults on reuse)
+KEEP_FREED_MEMORY = {"MALLOC_TRIM_THRESHOLD_": str(2**40), "MALLOC_MMAP_THRESHOLD_": str(2**30)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--only", nargs="*", metavar="SHAPE:SEQ", help="e.g. pythia-410m:2048")
+    parser.add_argument("--repeats", type=int, default=None, help="timed calls per process")
+    parser.add_argument("--rounds", type=int, default=None, help="processes per variant")
     parser.add_argument("--no-mem", action="store_true")
+    parser.add_argument(
+        "--keep-freed-memory",
+        action="store_true",
+        help="every variant with glibc keeping freed memory (diagnostic)",
+    )
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
-    parser.add_argument("--time-child", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument("--time-child", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(2)
     if args.time_child:
-        shape, seq, repeats, device = args.time_child
-        print(json.dumps(time_rows(shape, int(seq), int(repeats), device)))
+        shape, seq, variant, repeats, device = args.time_child
+        print(json.dumps(_time_child(shape, int(seq), variant, int(repeats), device)))
         return
     if args.child:
         shape, seq, what, device = args.child
         _peak_child(shape, int(seq), what, device)
         return
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    plan = [("gpt2-small", 6), ("gpt2-small", 128)] if args.quick else [
-        *((s, n) for s in SHAPES for n in (6, 128, 512)), ("pythia-410m", 2048),
-    ]  # fmt: skip
-    repeats = args.repeats or (3 if args.quick else 10)
-    print(f"device={device} threads={torch.get_num_threads()} repeats={repeats}")
+    if args.only:
+        plan = [(s, int(n)) for s, n in (item.split(":") for item in args.only)]
+    elif args.quick:
+        plan = [("gpt2-small", 6), ("gpt2-small", 128)]
+    else:
+        plan = [*((s, n) for s in SHAPES for n in (6, 128, 512)), ("pythia-410m", 2048)]
+    rounds = args.rounds or (1 if args.quick else 3)
+    env = {**os.environ, "OMP_NUM_THREADS": "2"}
+    if args.keep_freed_memory:
+        env.update(KEEP_FREED_MEMORY)
+    names = variants(importlib.util.find_spec("transformer_lens") is not None)
+    print(f"device={device} threads={torch.get_num_threads()} rounds={rounds} "
+          f"allocator={'keeps freed memory' if args.keep_freed_memory else 'default'}")  # fmt: skip
     print("| shape | seq | HF sdpa ms | forward (<=1.03) | cache_resid (<=1.05) | "
           "cache_all (<=1.10) | mem (<=1.0) |")  # fmt: skip
     print("|---|---|---|---|---|---|---|")
-    compared = False
     for shape, seq in plan:
-        r = time_row_isolated(shape, seq, repeats, device)
-        mem = "-" if args.no_mem else f"{mem_row(shape, seq, device):.2f}"
+        # 2048 tokens: a call takes tens of seconds on 2 cores
+        repeats = args.repeats or (2 if args.quick or seq >= 2048 else 4)
+        r = time_row(shape, seq, repeats, rounds, device, names, env)
+        mem = "-" if args.no_mem else f"{mem_row(shape, seq, device, env):.2f}"
         print(
             f"| {shape} | {seq} | {r['hf_sdpa_ms']:.1f} | {r['forward']:.3f} | "
             f"{r['cache_resid']:.3f} | {r['cache_all']:.3f} | {mem} |",
             flush=True,
         )
         if "tl_forward" in r:
-            compared = True
             print(
                 f"| {shape} TransformerLens | {seq} | | {r['tl_forward']:.3f} | "
                 f"{r['tl_cache_resid']:.3f} | {r['tl_cache_all']:.3f} | |",
                 flush=True,
             )
-    if not compared:
+    if "tl_forward" not in names:
         print(
             "TransformerLens is not installed: its rows are skipped (bench/_transformer_lens.py)."
         )

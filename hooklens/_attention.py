@@ -153,18 +153,21 @@ def explicit_attention(
         key, value, k_len = key[:, :, :q_len], value[:, :, :q_len], q_len
     if scaling is None:
         scaling = query.shape[-1] ** -0.5
-    scores = torch.matmul(query, key.transpose(2, 3)) * scaling
+    # Fresh tensors are edited in place: at long sequences each (batch, heads, q, k) allocation
+    # costs as much as the arithmetic (the kernel zero-fills its pages). Autograd allows it:
+    # matmul, mul and masked_fill keep no output for their backward.
+    scores = torch.matmul(query, key.transpose(2, 3)).mul_(scaling)
     if softcap is not None:
         scores = torch.tanh(scores / softcap) * softcap
     lowest = torch.finfo(dtype).min
     if attention_mask is None:
         if q_len > 1:
-            allowed = torch.ones(q_len, k_len, dtype=torch.bool, device=scores.device)
-            scores = scores.masked_fill(~allowed.tril(k_len - q_len), lowest)
+            ones = torch.ones(q_len, k_len, dtype=torch.bool, device=scores.device)
+            scores.masked_fill_(ones.triu_(k_len - q_len + 1), lowest)
     elif attention_mask.dtype == torch.bool:
-        scores = scores.masked_fill(~attention_mask[..., :k_len], lowest)
+        scores.masked_fill_(~attention_mask[..., :k_len], lowest)
     else:
-        scores = scores + attention_mask[..., :k_len].to(scores.dtype)
+        scores.add_(attention_mask[..., :k_len].to(scores.dtype))
     if site is not None and site.scores.fns:
         scores = site.scores.fire(scores.to(dtype)).to(scores.dtype)
     pattern = torch.softmax(scores, dim=-1)

@@ -48,6 +48,22 @@ def check_supported(class_name: str, config: Any) -> ArchSpec:
     return spec
 
 
+def _drop_unused_storage(store: dict[str, torch.Tensor]) -> None:
+    """Clone the cached views that would keep a much bigger tensor alive.
+
+    q, k and v are often slices of one fused projection's output: cached together they cover
+    it, so they stay views (no copy); a lone slice is cloned so only what was asked is kept.
+    """
+    storages = [t.untyped_storage() for t in store.values()]
+    covered: dict[int, int] = {}
+    for t, storage in zip(store.values(), storages, strict=True):
+        key = storage.data_ptr()
+        covered[key] = covered.get(key, 0) + t.numel() * t.element_size()
+    for (name, t), storage in zip(list(store.items()), storages, strict=True):
+        if storage.nbytes() > 1.25 * covered[storage.data_ptr()]:
+            store[name] = t.clone()
+
+
 class HookedModel(TokenMixin):
     """A wrapped Hugging Face causal LM. Weights are not copied or converted.
 
@@ -290,12 +306,11 @@ class HookedModel(TokenMixin):
                 t = t[0]
             if target is not None and t.device != target:
                 t = t.to(target)
-            elif t.untyped_storage().nbytes() > 1.25 * t.numel() * t.element_size():
-                t = t.clone()  # a slice of a bigger tensor: keep only what was asked for
             store[hook.name] = t
 
         with self.hooks([(p.name, save) for p in points]):
             out = self.forward(input, return_type, **kwargs)
+        _drop_unused_storage(store)
         ordered = {n: store[n] for n in self._points if n in store}
         return out, ActivationCache(ordered, self, has_batch_dim=not remove_batch_dim)
 

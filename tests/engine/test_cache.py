@@ -31,6 +31,22 @@ def test_mapping_is_read_only(run):
     assert dict(cache.items()).keys() == set(cache.keys())
 
 
+def test_cache_keeps_only_what_was_asked(tiny, tokens):
+    """GPT-2's q, k and v are slices of one fused projection: cached together they share it
+    (no copy); a lone slice is copied so the cache does not keep the whole projection alive."""
+    model = tiny("gpt2")
+    qkv = [f"blocks.0.attn.hook_{x}" for x in "qkv"]
+    with torch.no_grad():
+        _, together = model.run_with_cache(tokens, names_filter=qkv)
+        _, alone = model.run_with_cache(tokens, names_filter="blocks.0.attn.hook_q")
+    storages = {together[n].untyped_storage().data_ptr() for n in qkv}
+    assert len(storages) == 1
+    assert together[qkv[0]].untyped_storage().nbytes() == 3 * together[qkv[0]].nbytes
+    q = alone[qkv[0]]
+    assert q.untyped_storage().nbytes() == q.nbytes
+    torch.testing.assert_close(q, together[qkv[0]])
+
+
 def test_remove_batch_dim_and_device(tiny):
     model = tiny("llama")
     toks = torch.tensor([[1, 5, 6, 7]])
