@@ -10,7 +10,8 @@ Random weights, 2 CPU threads (or the GPU when one is present). Rows, as ratios 
   mem          peak growth of run_with_cache(all) / (growth of HF sdpa forward + 1.1 x cached bytes)
                (<= 1.0 meets the target; CPU: peak RSS of a fresh subprocess per measurement)
 With TransformerLens installed (optional, bench-only; see `_transformer_lens.py`), a row for
-it follows each hooklens row: the same ratios, on a copy of the same weights.
+it follows each hooklens row: the same ratios, on a copy of the same weights (4.x:
+TransformerBridge; 3.x: HookedTransformer, as its `from_pretrained` processes the weights).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import statistics
 import subprocess
 import sys
 import time
+from importlib.metadata import version
 from typing import Any
 
 import torch
@@ -247,6 +249,7 @@ def main() -> None:
     if args.keep_freed_memory:
         env.update(KEEP_FREED_MEMORY)
     names = variants(importlib.util.find_spec("transformer_lens") is not None)
+    tl_label = f"TransformerLens {version('transformer-lens')}" if "tl_forward" in names else ""
     print(f"device={device} threads={torch.get_num_threads()} rounds={rounds} "
           f"allocator={'keeps freed memory' if args.keep_freed_memory else 'default'}")  # fmt: skip
     print("| shape | seq | HF sdpa ms | forward (<=1.03) | cache_resid (<=1.05) | "
@@ -264,7 +267,7 @@ def main() -> None:
         )
         if "tl_forward" in r:
             print(
-                f"| {shape} TransformerLens | {seq} | | {r['tl_forward']:.3f} | "
+                f"| {shape} {tl_label} | {seq} | | {r['tl_forward']:.3f} | "
                 f"{r['tl_cache_resid']:.3f} | {r['tl_cache_all']:.3f} | |",
                 flush=True,
             )
