@@ -226,3 +226,29 @@ def test_gqa_shapes(tiny, tokens):
     assert cache["blocks.0.attn.hook_q"].shape[2] == 4
     assert cache["blocks.0.attn.hook_pattern"].shape[1] == 4
     assert cache["blocks.0.attn.hook_z"].shape[2] == 4
+
+
+@pytest.mark.parametrize("family", ["gpt2", "llama", "mistral"])
+def test_padded_batch_matches_hf(tiny, tokens, family):
+    """With an attention mask (left padding), patterns and logits equal HF eager's."""
+    model = tiny(family)
+    hf = model.hf_model
+    mask = torch.ones_like(tokens)
+    mask[0, :3] = 0  # the first sequence is left-padded by 3
+    with torch.no_grad():
+        logits, cache = model.run_with_cache(tokens, attention_mask=mask)
+        before = hf.config._attn_implementation
+        hf.set_attn_implementation("eager")
+        try:
+            out = hf(tokens, attention_mask=mask, output_attentions=True)
+        finally:
+            hf.set_attn_implementation(before)
+    real = mask.bool()
+    torch.testing.assert_close(logits[real], out.logits[real], atol=1e-4, rtol=1e-4)
+    for layer in range(model.cfg.n_layers):
+        pattern = cache[f"blocks.{layer}.attn.hook_pattern"]
+        torch.testing.assert_close(pattern[1], out.attentions[layer][1], atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(
+            pattern[0, :, 3:], out.attentions[layer][0, :, 3:], atol=1e-5, rtol=1e-4
+        )
+        assert pattern[0, :, 3:, :3].abs().max() < 1e-6  # padding is never attended to
