@@ -49,9 +49,10 @@ def build(shape: str, device: str) -> Any:
     return tf.AutoModelForCausalLM.from_config(config).eval().to(device)
 
 
-def timed(fn: Any, repeats: int) -> list[float]:
-    out = []
-    for _ in range(repeats):
+def timed(fn: Any, min_calls: int, min_seconds: float) -> list[float]:
+    """Times of calls to `fn`, at least `min_calls` of them and for at least `min_seconds`."""
+    out: list[float] = []
+    while len(out) < min_calls or sum(out) < min_seconds:
         if torch.cuda.is_available():
             torch.cuda.synchronize()
         t = time.perf_counter()
@@ -69,7 +70,8 @@ def variants(with_transformer_lens: bool) -> list[str]:
 
 
 def _time_child(shape: str, seq: int, variant: str, repeats: int, device: str) -> list[float]:
-    """Time one variant in this (fresh) process: a warm-up call, then `repeats` calls."""
+    """Time one variant in this (fresh) process, warmed up first (a fresh process's first calls
+    run slower: allocator, interpreter and kernel caches), then `repeats` calls or 2 s."""
     import hooklens as hl
 
     hf = build(shape, device)
@@ -78,23 +80,21 @@ def _time_child(shape: str, seq: int, variant: str, repeats: int, device: str) -
     if variant.startswith("tl_"):
         target: Any = _transformer_lens_copy(hf)
         del hf
+    elif variant.startswith("hf_"):
+        target = hf
+        hf.set_attn_implementation(variant.removeprefix("hf_"))
     else:
-        target = hl.HookedModel(hf) if variant in ("forward", "cache_resid", "cache_all") else hf
-
-    def hf_eager() -> None:
-        hf.set_attn_implementation("eager")
-        hf(toks, output_attentions=True, output_hidden_states=True)
-
+        target = hl.HookedModel(hf)
     run = {
         "hf_sdpa": lambda: target(toks),
-        "hf_eager": hf_eager,
+        "hf_eager": lambda: target(toks, output_attentions=True, output_hidden_states=True),
         "forward": lambda: target(toks),
         "cache_resid": lambda: target.run_with_cache(toks, names_filter=resid),
         "cache_all": lambda: target.run_with_cache(toks),
     }[variant.removeprefix("tl_")]
     with torch.inference_mode():
-        run()  # warm-up
-        return timed(run, repeats)
+        timed(run, 2, 1.0)  # warm-up
+        return timed(run, repeats, 2.0)
 
 
 def time_row(
@@ -217,7 +217,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--only", nargs="*", metavar="SHAPE:SEQ", help="e.g. pythia-410m:2048")
-    parser.add_argument("--repeats", type=int, default=None, help="timed calls per process")
+    parser.add_argument("--repeats", type=int, default=None, help="least timed calls a process")
     parser.add_argument("--rounds", type=int, default=None, help="processes per variant")
     parser.add_argument("--no-mem", action="store_true")
     parser.add_argument(
@@ -257,7 +257,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|")
     for shape, seq in plan:
         # 2048 tokens: a call takes tens of seconds on 2 cores
-        repeats = args.repeats or (2 if args.quick or seq >= 2048 else 4)
+        repeats = args.repeats or (2 if args.quick or seq >= 2048 else 3)
         r = time_row(shape, seq, repeats, rounds, device, names, env)
         mem = "-" if args.no_mem else f"{mem_row(shape, seq, device, env):.2f}"
         print(

@@ -159,10 +159,11 @@ class Builder:
             changed = False
             if scale_pt.fns:
                 x = args[0].float()
-                if layernorm:  # centre first: two passes, ~9x faster than torch.var on CPU
-                    x = x - x.mean(-1, keepdim=True)
-                var = x.pow(2).mean(-1, keepdim=True)
-                scale = (var + eps).sqrt().to(out.dtype)
+                if layernorm:  # one fused kernel for mean and 1/std: ~3x fewer op dispatches
+                    rstd = torch.native_layer_norm(x, x.shape[-1:], None, None, eps)[2]
+                    scale = rstd.reciprocal().to(out.dtype)
+                else:
+                    scale = (x.pow(2).mean(-1, keepdim=True) + eps).sqrt().to(out.dtype)
                 s = bpd(scale)
                 new = scale_pt.fire(s)
                 if new is not s:

@@ -26,6 +26,16 @@ def _o_proj(model, layer):
     return block.get_submodule(O_PROJ.get(model.cfg.family, "self_attn.o_proj"))
 
 
+def _hf_eager(hf, tokens, **kwargs):
+    """HF's own eager forward with attentions and hidden states, implementation restored."""
+    before = hf.config._attn_implementation
+    hf.set_attn_implementation("eager")
+    try:
+        return hf(tokens, output_attentions=True, output_hidden_states=True, **kwargs)
+    finally:
+        hf.set_attn_implementation(before)
+
+
 def _dims(model, t: torch.Tensor, name: str) -> dict[str, int]:
     c = model.cfg
     return {
@@ -70,12 +80,7 @@ def test_values_match_hf(tiny, tokens, family):
     hf = model.hf_model
     with torch.no_grad():
         _, cache = model.run_with_cache(tokens)
-        before = hf.config._attn_implementation
-        hf.set_attn_implementation("eager")
-        try:
-            out = hf(tokens, output_attentions=True, output_hidden_states=True)
-        finally:
-            hf.set_attn_implementation(before)
+        out = _hf_eager(hf, tokens)
     c = model.cfg
     rep = c.n_heads // c.n_kv_heads
     for layer in range(c.n_layers):
@@ -232,17 +237,11 @@ def test_gqa_shapes(tiny, tokens):
 def test_padded_batch_matches_hf(tiny, tokens, family):
     """With an attention mask (left padding), patterns and logits equal HF eager's."""
     model = tiny(family)
-    hf = model.hf_model
     mask = torch.ones_like(tokens)
     mask[0, :3] = 0  # the first sequence is left-padded by 3
     with torch.no_grad():
         logits, cache = model.run_with_cache(tokens, attention_mask=mask)
-        before = hf.config._attn_implementation
-        hf.set_attn_implementation("eager")
-        try:
-            out = hf(tokens, attention_mask=mask, output_attentions=True)
-        finally:
-            hf.set_attn_implementation(before)
+        out = _hf_eager(model.hf_model, tokens, attention_mask=mask)
     real = mask.bool()
     torch.testing.assert_close(logits[real], out.logits[real], atol=1e-4, rtol=1e-4)
     for layer in range(model.cfg.n_layers):
