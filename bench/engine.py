@@ -97,6 +97,14 @@ def _time_child(shape: str, seq: int, variant: str, repeats: int, device: str) -
         return timed(run, repeats, 2.0)
 
 
+def _run_child(cmd: list[str], env: dict[str, str]) -> Any:
+    """Run a measurement in a fresh process; its last line of output is JSON."""
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd[2:])} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def time_row(
     shape: str,
     seq: int,
@@ -116,8 +124,7 @@ def time_row(
         for name in names:
             cmd = [sys.executable, __file__, "--time-child", shape, str(seq), name, str(repeats),
                    device]  # fmt: skip
-            proc = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
-            samples[name] += json.loads(proc.stdout.strip().splitlines()[-1])
+            samples[name] += _run_child(cmd, env)
     med = {k: statistics.median(v) for k, v in samples.items()}
     out = {"hf_sdpa_ms": med["hf_sdpa"] * 1e3}
     for prefix in ("", "tl_") if "tl_forward" in med else ("",):
@@ -137,9 +144,9 @@ def _transformer_lens_copy(hf: Any) -> Any:
         import transformer_lens  # noqa: F401
     except ImportError:
         return None
-    folder = tempfile.mkdtemp()
-    save_for_transformer_lens(hf, folder)
-    return load_transformer_lens(folder).to(next(hf.parameters()).device)
+    with tempfile.TemporaryDirectory() as folder:  # TransformerLens holds its own copy
+        save_for_transformer_lens(hf, folder)
+        return load_transformer_lens(folder).to(next(hf.parameters()).device)
 
 
 class _RssSampler:
@@ -202,8 +209,7 @@ def _peak_child(shape: str, seq: int, what: str, device: str) -> None:
 def mem_row(shape: str, seq: int, device: str, env: dict[str, str]) -> float:
     def child(what: str) -> dict[str, int]:
         cmd = [sys.executable, __file__, "--child", shape, str(seq), what, device]
-        out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
-        return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+        return _run_child(cmd, env)  # type: ignore[no-any-return]
 
     plain, ours = child("hf"), child("ours")
     return ours["growth"] / (plain["growth"] + 1.1 * ours["cached"])

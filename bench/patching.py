@@ -75,7 +75,8 @@ def main() -> None:
     torch.manual_seed(0)
     config = tf.GPT2Config(n_layer=12, n_embd=768, n_head=12, vocab_size=50257, n_positions=1024)
     hf = tf.GPT2LMHeadModel(config).eval()
-    folder = tempfile.mkdtemp()
+    scratch = tempfile.TemporaryDirectory()  # removed when main returns
+    folder = scratch.name
     save_for_transformer_lens(hf, folder)
     model = hl.HookedModel.from_pretrained(folder)
     hf = model.hf_model  # the very same weights for every contender
