@@ -209,7 +209,7 @@ def _peak_child(shape: str, seq: int, what: str, device: str) -> None:
 def mem_row(shape: str, seq: int, device: str, env: dict[str, str]) -> float:
     def child(what: str) -> dict[str, int]:
         cmd = [sys.executable, __file__, "--child", shape, str(seq), what, device]
-        return _run_child(cmd, env)  # type: ignore[no-any-return]
+        return _run_child(cmd, env)
 
     plain, ours = child("hf"), child("ours")
     return ours["growth"] / (plain["growth"] + 1.1 * ours["cached"])
