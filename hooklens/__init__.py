@@ -8,6 +8,7 @@ from ._config import HookedModelConfig
 from ._demo import demo_model, demo_model_info, demo_model_path
 from ._errors import HookError, HookNameError, InputError, NoTokenizerWarning, UnsupportedModelError
 from ._hooks import HookPoint
+from ._memory import release_freed_memory
 from ._model import HookedModel
 from .vis import AttentionView, PatchingView, ResidualView, export_html
 
@@ -36,5 +37,6 @@ __all__ = [
     "export_html",
     "metrics",
     "patching",
+    "release_freed_memory",
     "vis",
 ]

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import _attention
+from . import _attention, _memory
 from ._cache import ActivationCache
 from ._config import HookedModelConfig, build_config
 from ._errors import (
@@ -312,6 +312,9 @@ class HookedModel(TokenMixin):
             out = self.forward(input, return_type, **kwargs)
         _drop_unused_storage(store)
         ordered = {n: store[n] for n in self._points if n in store}
+        outputs = out if isinstance(out, tuple) else (out,)
+        kept = [*ordered.values(), *(t for t in outputs if isinstance(t, torch.Tensor))]
+        _memory.keep_for_next_cache(_memory.cpu_bytes(kept))
         return out, ActivationCache(ordered, self, has_batch_dim=not remove_batch_dim)
 
     def generate(
