@@ -1,13 +1,14 @@
-"""Keep the heap memory of a dropped activation cache for the next one (glibc's malloc only).
+"""Keep the heap memory a call freed for the next call (glibc's malloc only).
 
 A cache of every point holds several times the bytes a plain forward keeps. When it is dropped,
 glibc gives the top of its heap back to the system once that exceeds its trim threshold (at most
-64 MiB under glibc's own dynamic rule), and the next cache then faults every page in again:
-on CPU, about a fifth of a `run_with_cache` of every point at 128 tokens. glibc already keeps
-memory it expects to need again (its thresholds rise to the largest mmapped block it has freed);
-this extends that rule to activation caches: after a CPU `run_with_cache`, the trim threshold
-rises to twice the bytes the largest cache (with its logits) kept. The heap never grows past
-the peak the caches themselves reached; `release_freed_memory()` hands the freed part back.
+64 MiB under glibc's own dynamic rule), and the next call then faults every page in again: on
+CPU, about a fifth of a `run_with_cache` of every point at 128 tokens, and a few % of a plain
+forward at 512 tokens (its freed activations). glibc already keeps memory it expects to need
+again (its thresholds rise to the largest mmapped block it has freed); this extends that rule to
+what hooklens hands back: after a CPU forward or `run_with_cache`, the trim threshold rises to
+twice the bytes of the largest result so far (logits plus cache). The heap never grows past the
+peak the calls themselves reached; `release_freed_memory()` hands the freed part back.
 
 Nothing is changed when the user already tunes glibc's malloc (`MALLOC_*_` variables or
 `GLIBC_TUNABLES`), when `HOOKLENS_KEEP_FREED_MEMORY=0`, or on another C library.
@@ -67,15 +68,15 @@ def cpu_bytes(tensors: Iterable[torch.Tensor]) -> int:
 
 
 def wanted_trim_threshold(kept_bytes: int, current: int) -> int:
-    """The trim threshold that keeps `kept_bytes` of freed cache for the next call, or
+    """The trim threshold that keeps `kept_bytes` of freed memory for the next call, or
     `current` when that already does (0: glibc's own rule does)."""
     wanted = 2 * kept_bytes
     return wanted if wanted > max(current, _GLIBC_TRIM_MAX) else current
 
 
-def keep_for_next_cache(kept_bytes: int) -> bool:
-    """Raise glibc's trim threshold so a cache of `kept_bytes` (CPU) is kept when dropped.
-    True when the threshold changed."""
+def keep_for_next_call(kept_bytes: int) -> bool:
+    """Raise glibc's trim threshold so a result of `kept_bytes` (CPU) stays with the process
+    when dropped. True when the threshold changed."""
     global _trim_threshold_set
     wanted = wanted_trim_threshold(kept_bytes, _trim_threshold_set)
     libc = _libc()

@@ -48,8 +48,9 @@ def check_supported(class_name: str, config: Any) -> ArchSpec:
     return spec
 
 
-def _drop_unused_storage(store: dict[str, torch.Tensor]) -> None:
-    """Clone the cached views that would keep a much bigger tensor alive.
+def _drop_unused_storage(store: dict[str, torch.Tensor]) -> int:
+    """Clone the cached views that would keep a much bigger tensor alive; return the bytes the
+    cache then keeps on CPU (each storage once).
 
     q, k and v are often slices of one fused projection's output: cached together they cover
     it, so they stay views (no copy); a lone slice is cloned so only what was asked is kept.
@@ -59,9 +60,20 @@ def _drop_unused_storage(store: dict[str, torch.Tensor]) -> None:
     for t, storage in zip(store.values(), storages, strict=True):
         key = storage.data_ptr()
         covered[key] = covered.get(key, 0) + t.numel() * t.element_size()
+    kept: dict[int, int] = {}
+    cloned = 0
     for (name, t), storage in zip(list(store.items()), storages, strict=True):
         if storage.nbytes() > 1.25 * covered[storage.data_ptr()]:
             store[name] = t.clone()
+            cloned += covered[storage.data_ptr()] if t.device.type == "cpu" else 0
+        elif t.device.type == "cpu":
+            kept[storage.data_ptr()] = storage.nbytes()
+    return sum(kept.values()) + cloned
+
+
+def _tensors(out: Any) -> list[torch.Tensor]:
+    """The tensors of a forward's result (logits, loss, or both)."""
+    return [t for t in (out if isinstance(out, tuple) else (out,)) if isinstance(t, torch.Tensor)]
 
 
 class HookedModel(TokenMixin):
@@ -251,6 +263,7 @@ class HookedModel(TokenMixin):
         hf_kwargs.setdefault("use_cache", False)
         out = self.hf_model(input_ids=tokens, attention_mask=attention_mask, **hf_kwargs)
         logits = out.logits
+        _memory.keep_for_next_call(_memory.cpu_bytes([logits]))
         if return_type == "logits":
             return logits
         if return_type is None:
@@ -288,7 +301,9 @@ class HookedModel(TokenMixin):
         Returns (logits (batch, pos, d_vocab), ActivationCache). With `remove_batch_dim=True`
         (batch must be 1) cached tensors lose their batch dimension; logits keep it. `device`
         moves cached tensors (e.g. "cpu"). Only the selected points are hooked: a filter with
-        residual-stream points only leaves attention fused.
+        residual-stream points only leaves attention fused. On CPU, the heap memory of a big
+        cache stays with the process for the next one when it is dropped (see `_memory.py`;
+        `hooklens.release_freed_memory()` gives it back).
         """
         points = self._select(names_filter)
         if remove_batch_dim:
@@ -310,11 +325,9 @@ class HookedModel(TokenMixin):
 
         with self.hooks([(p.name, save) for p in points]):
             out = self.forward(input, return_type, **kwargs)
-        _drop_unused_storage(store)
+        cache_bytes = _drop_unused_storage(store)
         ordered = {n: store[n] for n in self._points if n in store}
-        outputs = out if isinstance(out, tuple) else (out,)
-        kept = [*ordered.values(), *(t for t in outputs if isinstance(t, torch.Tensor))]
-        _memory.keep_for_next_cache(_memory.cpu_bytes(kept))
+        _memory.keep_for_next_call(cache_bytes + _memory.cpu_bytes(_tensors(out)))
         return out, ActivationCache(ordered, self, has_batch_dim=not remove_batch_dim)
 
     def generate(

@@ -19,23 +19,24 @@ glibc_only = pytest.mark.skipif(
     reason="the kept-memory policy tunes glibc's malloc; other C libraries are left alone",
 )
 
-# A GPT-2 whose cache of every point is ~140 MiB at 1024 tokens: beyond the 64 MiB that glibc's
-# own rule keeps, so without the policy the heap top is given back when the cache is dropped.
+# A GPT-2 whose cache of every point is ~140 MiB at 1024 tokens (mode "cache"), or whose logits
+# are 64 MiB with a vocabulary of 16384 (mode "forward"): beyond what glibc's own rule keeps.
 _CHILD = """
 import json, resource, sys, tempfile
 import torch, transformers as tf
 import hooklens as hl
 torch.manual_seed(0)
-config = tf.GPT2Config(vocab_size=256, n_positions=1024, n_embd=64, n_layer=4, n_head=4)
+mode, vocab = sys.argv[1], int(sys.argv[2])
+config = tf.GPT2Config(vocab_size=vocab, n_positions=1024, n_embd=64, n_layer=4, n_head=4)
 with tempfile.TemporaryDirectory() as folder:
     tf.AutoModelForCausalLM.from_config(config).save_pretrained(folder)
     model = hl.HookedModel.from_pretrained(folder)
-tokens = torch.randint(0, 256, (1, 1024))
+tokens = torch.randint(0, vocab, (1, 1024))
 faults = []
 with torch.inference_mode():
     for _ in range(5):
         before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-        logits, cache = model.run_with_cache(tokens)
+        logits, cache = model.run_with_cache(tokens) if mode == "cache" else (model(tokens), {})
         faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
         kept = hl._memory.cpu_bytes([logits, *cache.values()])
         del logits, cache
@@ -68,11 +69,11 @@ print(json.dumps({"faults": faults, "kept_bytes": kept, "released": released,
 """
 
 
-def _child(**env: str) -> dict[str, Any]:
+def _child(mode: str = "cache", vocab: int = 256, **env: str) -> dict[str, Any]:
     environ = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
     environ.pop("GLIBC_TUNABLES", None)
     proc = subprocess.run(
-        [sys.executable, "-c", _CHILD],
+        [sys.executable, "-c", _CHILD, mode, str(vocab)],
         env={**environ, "OMP_NUM_THREADS": "1", **env},
         capture_output=True,
         text=True,
@@ -96,6 +97,13 @@ def test_repeat_cache_reuses_the_memory_of_the_dropped_one() -> None:
     # ...until the user asks for the memory to go back to the system.
     assert out["released"] is True
     assert out["rss_drop"] > kept / 2, out
+
+
+@glibc_only
+def test_big_logits_keep_the_forwards_memory_too() -> None:
+    out = _child("forward", vocab=16384)
+    assert out["kept_bytes"] == 64 * 2**20
+    assert out["heap_shrink"] == 0, out
 
 
 @glibc_only
