@@ -1,17 +1,17 @@
 """Keep the heap memory a call freed for the next call (glibc's malloc only).
 
-A cache of every point holds several times the bytes a plain forward keeps. When it is dropped,
-glibc gives the top of its heap back to the system once that exceeds its trim threshold (at most
-64 MiB under glibc's own dynamic rule), and the next call then faults every page in again: on
-CPU, about a fifth of a `run_with_cache` of every point at 128 tokens, and a few % of a plain
-forward at 512 tokens (its freed activations). glibc already keeps memory it expects to need
-again (its thresholds rise to the largest mmapped block it has freed); this extends that rule to
-what hooklens hands back: after a CPU forward or `run_with_cache`, the trim threshold rises to
-twice the bytes of the largest result so far (logits plus cache). The heap never grows past the
+Caching keeps the tensors a forward would have freed, so the allocator cannot reuse them within
+the call: a cache of every point takes fresh heap pages for all of them. When the cache is
+dropped, glibc gives the top of its heap back to the system once that exceeds its trim
+threshold, which starts at 128 KiB and rises only to twice the largest mmapped block freed so
+far (64 MiB at most); the next call then faults every page in again. On CPU that was about 2%
+of a `run_with_cache` of every point at 6 tokens (the logits set the threshold near 2 MiB, the
+cache holds 4 MB), a fifth at 128 tokens, and a few % of a plain forward at 512 tokens.
+glibc's rule already keeps memory it expects to need again; this extends it to what hooklens
+hands back: after a CPU forward or `run_with_cache`, the trim threshold becomes glibc's own
+ceiling (64 MiB, with the mmap threshold at its ceiling of 32 MiB) or twice the bytes of the
+largest result so far (logits plus cache), whichever is larger. The heap never grows past the
 peak the calls themselves reached; `release_freed_memory()` hands the freed part back.
-
-Nothing is changed when the user already tunes glibc's malloc (`MALLOC_*_` variables or
-`GLIBC_TUNABLES`), when `HOOKLENS_KEEP_FREED_MEMORY=0`, or on another C library.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import torch
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
 # glibc's own dynamic ceilings (64-bit): the mmap threshold rises to at most 32 MiB, the trim
-# threshold to twice that. Below this, glibc's rule already keeps a cache's memory.
+# threshold to twice that; never set lower, so no other code in the process trims more often.
 _MMAP_THRESHOLD_MAX = 32 * 2**20
 _GLIBC_TRIM_MAX = 2 * _MMAP_THRESHOLD_MAX
 _USER_TUNING_VARS = (
@@ -69,9 +69,10 @@ def cpu_bytes(tensors: Iterable[torch.Tensor]) -> int:
 
 def wanted_trim_threshold(kept_bytes: int, current: int) -> int:
     """The trim threshold that keeps `kept_bytes` of freed memory for the next call, or
-    `current` when that already does (0: glibc's own rule does)."""
-    wanted = 2 * kept_bytes
-    return wanted if wanted > max(current, _GLIBC_TRIM_MAX) else current
+    `current` when that already does (0: not set, nothing kept on CPU)."""
+    if kept_bytes <= 0:
+        return current
+    return max(current, _GLIBC_TRIM_MAX, 2 * kept_bytes)
 
 
 def keep_for_next_call(kept_bytes: int) -> bool:

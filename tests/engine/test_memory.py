@@ -114,9 +114,10 @@ def test_opt_out_leaves_glibc_alone() -> None:
     assert out["heap_shrink"] > 0, out
 
 
-def test_trim_threshold_rises_only_past_glibcs_own_rule() -> None:
+def test_trim_threshold_starts_at_glibcs_ceiling_and_never_falls() -> None:
     mib = 2**20
-    assert _memory.wanted_trim_threshold(10 * mib, 0) == 0  # glibc keeps 64 MiB by itself
+    assert _memory.wanted_trim_threshold(0, 0) == 0  # nothing on CPU: glibc left alone
+    assert _memory.wanted_trim_threshold(4 * mib, 0) == 64 * mib  # glibc's own ceiling
     assert _memory.wanted_trim_threshold(100 * mib, 0) == 200 * mib
     assert _memory.wanted_trim_threshold(50 * mib, 200 * mib) == 200 * mib  # never lowered
     assert _memory.wanted_trim_threshold(300 * mib, 200 * mib) == 600 * mib
