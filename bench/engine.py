@@ -229,7 +229,8 @@ def main() -> None:
     parser.add_argument(
         "--keep-freed-memory",
         action="store_true",
-        help="every variant with glibc keeping freed memory (diagnostic)",
+        help="every variant, HF's too, with glibc keeping freed memory (hooklens's own "
+        "setting steps aside): compute alone (diagnostic)",
     )
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     parser.add_argument("--time-child", nargs=5, help=argparse.SUPPRESS)
