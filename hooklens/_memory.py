@@ -93,7 +93,7 @@ def keep_for_next_call(kept_bytes: int) -> bool:
 
 
 def release_freed_memory() -> bool:
-    """Give the memory of dropped caches that the process kept back to the operating system
+    """Give the memory of dropped results that the process kept back to the operating system
     (glibc's `malloc_trim`). True when some was given back; False elsewhere."""
     libc = ctypes.CDLL("libc.so.6") if platform.libc_ver()[0] == "glibc" else None
     return bool(libc is not None and libc.malloc_trim(0))

@@ -65,7 +65,7 @@ def _drop_unused_storage(store: dict[str, torch.Tensor]) -> int:
     for (name, t), storage in zip(list(store.items()), storages, strict=True):
         if storage.nbytes() > 1.25 * covered[storage.data_ptr()]:
             store[name] = t.clone()
-            cloned += covered[storage.data_ptr()] if t.device.type == "cpu" else 0
+            cloned += t.numel() * t.element_size() if t.device.type == "cpu" else 0
         elif t.device.type == "cpu":
             kept[storage.data_ptr()] = storage.nbytes()
     return sum(kept.values()) + cloned
@@ -301,7 +301,7 @@ class HookedModel(TokenMixin):
         Returns (logits (batch, pos, d_vocab), ActivationCache). With `remove_batch_dim=True`
         (batch must be 1) cached tensors lose their batch dimension; logits keep it. `device`
         moves cached tensors (e.g. "cpu"). Only the selected points are hooked: a filter with
-        residual-stream points only leaves attention fused. On CPU, the heap memory of a big
+        residual-stream points only leaves attention fused. On CPU, the heap memory of a
         cache stays with the process for the next one when it is dropped (see `_memory.py`;
         `hooklens.release_freed_memory()` gives it back).
         """
