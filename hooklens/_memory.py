@@ -41,20 +41,26 @@ _trim_threshold_set = 0
 
 
 @cache
-def _libc() -> ctypes.CDLL | None:
-    """glibc, when this process runs on it and nobody asked to leave malloc alone."""
+def _glibc() -> ctypes.CDLL | None:
+    """glibc, when this process runs on it."""
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return None
+    try:
+        return ctypes.CDLL("libc.so.6")
+    except OSError:
+        return None
+
+
+@cache
+def _libc() -> ctypes.CDLL | None:
+    """glibc, unless someone asked hooklens to leave malloc alone (or tunes it already)."""
     if os.environ.get("HOOKLENS_KEEP_FREED_MEMORY", "1") == "0":
         return None
     if any(v in os.environ for v in _USER_TUNING_VARS):
         return None
     if "glibc.malloc." in os.environ.get("GLIBC_TUNABLES", ""):
         return None
-    try:
-        return ctypes.CDLL("libc.so.6")
-    except OSError:
-        return None
+    return _glibc()
 
 
 def cpu_bytes(tensors: Iterable[torch.Tensor]) -> int:
@@ -95,5 +101,5 @@ def keep_for_next_call(kept_bytes: int) -> bool:
 def release_freed_memory() -> bool:
     """Give the memory of dropped results that the process kept back to the operating system
     (glibc's `malloc_trim`). True when some was given back; False elsewhere."""
-    libc = ctypes.CDLL("libc.so.6") if platform.libc_ver()[0] == "glibc" else None
+    libc = _glibc()
     return bool(libc is not None and libc.malloc_trim(0))
