@@ -3,13 +3,13 @@
 from importlib.metadata import PackageNotFoundError, version
 
 from . import metrics, patching, vis
-from ._cache import ActivationCache
-from ._config import HookedModelConfig
 from ._demo import demo_model, demo_model_info, demo_model_path
+from ._engine.cache import ActivationCache
+from ._engine.config import HookedModelConfig
+from ._engine.hooks import HookPoint
+from ._engine.memory import release_freed_memory
+from ._engine.model import HookedModel
 from ._errors import HookError, HookNameError, InputError, NoTokenizerWarning, UnsupportedModelError
-from ._hooks import HookPoint
-from ._memory import release_freed_memory
-from ._model import HookedModel
 from .vis import AttentionView, PatchingView, ResidualView, export_html
 
 try:

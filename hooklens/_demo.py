@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ._model import HookedModel
+    from ._engine.model import HookedModel
 
 
 def demo_model_path() -> Path:
@@ -38,6 +38,6 @@ def demo_model(**kwargs: Any) -> HookedModel:
         **kwargs: passed on to ``HookedModel.from_pretrained`` (device, dtype, ...).
     """
     # Imported here so that the demo module does not pull in the engine (and torch) on import.
-    from ._model import HookedModel
+    from ._engine.model import HookedModel
 
     return HookedModel.from_pretrained(str(demo_model_path()), **kwargs)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .._errors import MSG_UNSUPPORTED, MSG_UNSUPPORTED_CONFIG, UnsupportedModelError
 from . import gemma2, gemma3, gpt2, gpt_neox, gptj, llama, mistral, opt, phi3, qwen2, qwen3
 from ._spec import ArchSpec, Proj
 
@@ -23,6 +24,22 @@ def find_adapter(class_name: str) -> ArchSpec | None:
     return _BY_CLASS.get(class_name)
 
 
+def check_supported(class_name: str, config: Any) -> ArchSpec:
+    """The adapter for a model class, or a clear UnsupportedModelError."""
+    spec = find_adapter(class_name)
+    if spec is None:
+        raise UnsupportedModelError(
+            MSG_UNSUPPORTED.format(cls=class_name, supported=", ".join(supported_classes()))
+        )
+    for attr, wanted, why in spec.config_requirements:
+        value = getattr(config, attr, wanted)
+        if value != wanted:
+            raise UnsupportedModelError(
+                MSG_UNSUPPORTED_CONFIG.format(family=spec.family, why=why, attr=attr, value=value)
+            )
+    return spec
+
+
 def adapter_for_config(config: Any) -> ArchSpec | None:
     """The adapter for a config's declared `architectures`, or None."""
     for name in getattr(config, "architectures", None) or ():
@@ -36,6 +53,7 @@ __all__ = [
     "ArchSpec",
     "Proj",
     "adapter_for_config",
+    "check_supported",
     "find_adapter",
     "supported_classes",
 ]

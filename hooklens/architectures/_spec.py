@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .._points import Feature
+from .._engine.points import Feature
 
 #: How a projection's output holds q or k (or q, k, v together):
 #: - "flat": (batch, pos, heads * d_head), e.g. Llama's `q_proj`

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._points import POINTS
+from .._engine.points import POINTS
 from . import ADAPTERS
 
 #: Config values that decide config-dependent features (GPT-NeoX's residual) for the table.

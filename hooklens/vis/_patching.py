@@ -25,9 +25,9 @@ from typing import Any, Literal, cast
 import torch
 import traitlets
 
-from .._patch_inputs import aligned_tokens, resolve_cells
 from ..metrics import Metric, TokenMetric, logit_diff
 from ..patching import POINTS, Patch, Patcher, PatchingResult, sweep
+from ..patching._inputs import aligned_tokens, resolve_cells
 from ._codec import encode_tensor
 from ._rpc import RpcError, RpcWidget, pack_buffers, rpc_method
 from ._tokens import str_tokens

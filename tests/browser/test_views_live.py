@@ -119,7 +119,8 @@ def test_views_live(app: str, guarded_page: GuardedPage, request: pytest.Fixture
 def test_views_on_a_real_tiny_model(
     jupyter_lab: JupyterServer, guarded_page: GuardedPage, tmp_path: Path
 ) -> None:
-    real = pytest.importorskip("tests.vis.test_real_model")
+    from tests.vis import test_real_model as real
+
     model = real.tiny_gpt2(tmp_path / "gpt2")  # the kernel loads the same folder
     text = real.TEXT
     name = jupyter_lab.write_notebook(

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from hooklens._points import POINTS, POINTS_BY_SUFFIX, split_name
-from hooklens._sites import _norm_eps
+from hooklens._engine.points import POINTS, POINTS_BY_SUFFIX, split_name
+from hooklens._engine.sites import _norm_eps
 
 from .conftest import FAMILIES
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import torch
 
-from hooklens import _memory
+from hooklens._engine import memory as _memory
 
 glibc_only = pytest.mark.skipif(
     platform.system() != "Linux" or platform.libc_ver()[0] != "glibc",
@@ -25,6 +25,7 @@ _CHILD = """
 import json, resource, sys, tempfile
 import torch, transformers as tf
 import hooklens as hl
+from hooklens._engine import memory as _memory
 torch.manual_seed(0)
 mode, vocab = sys.argv[1], int(sys.argv[2])
 config = tf.GPT2Config(vocab_size=vocab, n_positions=1024, n_embd=64, n_layer=4, n_head=4)
@@ -38,7 +39,7 @@ with torch.inference_mode():
         before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         logits, cache = model.run_with_cache(tokens) if mode == "cache" else (model(tokens), {})
         faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
-        kept = hl._memory.cpu_bytes([logits, *cache.values()])
+        kept = _memory.cpu_bytes([logits, *cache.values()])
         del logits, cache
 # Probe glibc's trim threshold: free 96 MiB of fresh blocks at the heap's top; a threshold
 # under that gives them back at once (the heap shrinks), one above it keeps them.

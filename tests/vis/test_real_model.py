@@ -8,13 +8,11 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+import transformers
 
-hooklens_model = pytest.importorskip("hooklens._model", reason="engine (issue 3) not landed")
-transformers = pytest.importorskip("transformers")
-
-import hooklens as hl  # noqa: E402
-from hooklens.vis._attention import decode_pattern_reply  # noqa: E402
-from hooklens.vis._codec import decode_tensor  # noqa: E402
+import hooklens as hl
+from hooklens.vis._attention import decode_pattern_reply
+from hooklens.vis._codec import decode_tensor
 
 WORDS = ["<bos>", "[UNK]", "The", "capital", "of", "Ireland", "is", "Dublin", "<img>", "</script>"]
 TEXT = "The capital of Ireland is"
@@ -40,13 +38,11 @@ def tiny_gpt2(path: Path, n_layers: int = 2) -> Any:
     )
     transformers.GPT2LMHeadModel(config).save_pretrained(path)
     _tokenizer().save_pretrained(path)
-    return hl.HookedModel.from_pretrained(str(path))  # type: ignore[attr-defined]
+    return hl.HookedModel.from_pretrained(str(path))
 
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    if not hasattr(hl, "HookedModel"):
-        pytest.skip("hooklens.HookedModel is not exported yet")
     return tiny_gpt2(tmp_path_factory.mktemp("gpt2"))
 
 

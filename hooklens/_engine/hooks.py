@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 import torch
 
-from ._errors import MSG_HOOK_BAD_RETURN, MSG_HOOK_RAISED, HookError
+from .._errors import MSG_HOOK_BAD_RETURN, MSG_HOOK_RAISED, HookError
 
 HookFn = Callable[[torch.Tensor, "HookPoint"], "torch.Tensor | None"]
 

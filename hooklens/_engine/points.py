@@ -34,6 +34,14 @@ class PointSpec:
     requires: Feature | None = None
     missing: str = ""
 
+    @property
+    def head_axis(self) -> int | None:
+        """The axis of the head dimension in `shape` (with batch), None for points without one."""
+        for axis, symbol in enumerate(self.shape):
+            if symbol in ("n_heads", "n_kv_heads"):
+                return axis
+        return None
+
 
 _BPD = ("batch", "pos", "d_model")
 
@@ -156,6 +164,12 @@ POINTS_BY_SUFFIX: dict[str, PointSpec] = {p.suffix: p for p in POINTS}
 def point_name(spec: PointSpec, layer: int | None) -> str:
     """The full hook name of a row, e.g. `blocks.3.attn.hook_z`."""
     return f"blocks.{layer}.{spec.suffix}" if spec.scope == "block" else spec.suffix
+
+
+def head_axis_of(name: str) -> int | None:
+    """The head axis (with batch) of the activation at hook `name`; None for residual-like."""
+    row = POINTS_BY_SUFFIX.get(split_name(name)[1])
+    return None if row is None else row.head_axis
 
 
 def split_name(name: str) -> tuple[int | None, str]:

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ._hooks import HookPoint
+from .hooks import HookPoint
 
 NAME = "hooklens"
 _registered = False

@@ -8,7 +8,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from .architectures._spec import ArchSpec
+from ..architectures._spec import ArchSpec
 
 
 @dataclass(frozen=True)

@@ -9,43 +9,26 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import _attention, _memory
-from ._cache import ActivationCache
-from ._config import HookedModelConfig, build_config
-from ._errors import (
+from .._errors import (
     MSG_EMPTY_FILTER,
     MSG_MISSING_HOOK,
     MSG_UNKNOWN_HOOK,
-    MSG_UNSUPPORTED,
-    MSG_UNSUPPORTED_CONFIG,
     HookNameError,
     InputError,
-    UnsupportedModelError,
 )
-from ._hooks import HookContext, HookFn, HookPoint
-from ._points import POINTS, POINTS_BY_SUFFIX, split_name
-from ._sites import Builder, get_module
-from ._tokens import TextOrTokens, TokenMixin
-from .architectures import ArchSpec, find_adapter, supported_classes
+from ..architectures import check_supported
+from . import attention as _attention
+from . import memory as _memory
+from .cache import ActivationCache
+from .config import HookedModelConfig, build_config
+from .hooks import HookContext, HookFn, HookPoint
+from .loading import load
+from .points import POINTS, POINTS_BY_SUFFIX, split_name
+from .sites import Builder, get_module
+from .tokens import TextOrTokens, TokenMixin
 
 NameOrPredicate = str | Callable[[str], bool]
 NamesFilter = None | str | Sequence[str] | Callable[[str], bool]
-
-
-def check_supported(class_name: str, config: Any) -> ArchSpec:
-    """The adapter for a model class, or a clear UnsupportedModelError."""
-    spec = find_adapter(class_name)
-    if spec is None:
-        raise UnsupportedModelError(
-            MSG_UNSUPPORTED.format(cls=class_name, supported=", ".join(supported_classes()))
-        )
-    for attr, wanted, why in spec.config_requirements:
-        value = getattr(config, attr, wanted)
-        if value != wanted:
-            raise UnsupportedModelError(
-                MSG_UNSUPPORTED_CONFIG.format(family=spec.family, why=why, attr=attr, value=value)
-            )
-    return spec
 
 
 def _drop_unused_storage(store: dict[str, torch.Tensor]) -> int:
@@ -119,9 +102,10 @@ class HookedModel(TokenMixin):
         `device`, `dtype`, `device_map` (e.g. "auto", with accelerate) and any other keyword
         (`gguf_file=`, `max_memory=`, `offload_folder=`, `revision=`...) go to transformers.
         """
-        from ._loading import load
-
-        return load(cls, name_or_path, hf_model, tokenizer, device, dtype, device_map, hf_kwargs)
+        hf_model, tokenizer = load(
+            name_or_path, hf_model, tokenizer, device, dtype, device_map, hf_kwargs
+        )
+        return cls(hf_model, tokenizer, model_name=name_or_path)
 
     def _build_points(self) -> None:
         spec, model = self.spec, self.hf_model

@@ -13,10 +13,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import _attention
-from ._hooks import HookPoint, Site
-from ._points import POINTS, point_name
-from .architectures._spec import ArchSpec, Proj
+from ..architectures._spec import ArchSpec, Proj
+from . import attention as _attention
+from .hooks import HookPoint, Site
+from .points import POINTS, point_name
 
 
 class Frame:

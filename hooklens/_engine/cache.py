@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 if TYPE_CHECKING:
-    from ._model import HookedModel
+    from .model import HookedModel
 
 PosSlice = int | slice | None
 

@@ -6,7 +6,7 @@ from typing import Any, cast
 
 import torch
 
-from ._errors import MSG_BAD_TOKENS, MSG_EMPTY_PROMPT, MSG_NO_TOKENIZER, MSG_TOO_LONG, InputError
+from .._errors import MSG_BAD_TOKENS, MSG_EMPTY_PROMPT, MSG_NO_TOKENIZER, MSG_TOO_LONG, InputError
 
 TextOrTokens = str | list[str] | torch.Tensor | list[int]
 

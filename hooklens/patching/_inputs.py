@@ -60,15 +60,6 @@ def str_tokens(model: Any, tokens: torch.Tensor) -> list[str]:
     return list(model.to_str_tokens(tokens))
 
 
-def per_head_axis(name: str) -> int | None:
-    """The head axis of a per-head point's activation (with batch), None for residual-like."""
-    if name.endswith(("hook_pattern", "hook_attn_scores")):
-        return 1  # (batch, heads, q, k)
-    if name.endswith(("hook_z", "hook_q", "hook_k", "hook_v", "hook_rot_q", "hook_rot_k")):
-        return 2  # (batch, pos, heads, d_head)
-    return None
-
-
 def _check_range(what: str, values: Sequence[int], size: int) -> list[int]:
     out = []
     for value in values:

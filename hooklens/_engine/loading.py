@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import os
 import warnings
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import nn
 
-from ._errors import MSG_TOKENIZER_WARNING, NoTokenizerWarning
-
-if TYPE_CHECKING:
-    from ._model import HookedModel
+from .._errors import MSG_TOKENIZER_WARNING, NoTokenizerWarning
 
 #: keyword arguments that also apply to the tokenizer
 _SHARED = ("gguf_file", "revision", "cache_dir", "local_files_only", "trust_remote_code", "token")
@@ -28,8 +25,7 @@ def _check_config_early(name_or_path: str, hf_kwargs: dict[str, Any]) -> None:
     """Fail before loading weights when the config names an architecture we cannot wrap."""
     from transformers import AutoConfig
 
-    from ._model import check_supported
-    from .architectures import adapter_for_config
+    from ..architectures import adapter_for_config, check_supported
 
     kwargs = {k: hf_kwargs[k] for k in _SHARED if k in hf_kwargs}
     try:
@@ -64,7 +60,6 @@ def load_tokenizer(name_or_path: str, hf_model: nn.Module, hf_kwargs: dict[str, 
 
 
 def load(
-    cls: type[HookedModel],
     name_or_path: str,
     hf_model: nn.Module | None,
     tokenizer: Any,
@@ -72,8 +67,8 @@ def load(
     dtype: torch.dtype | str | None,
     device_map: str | dict[str, Any] | None,
     hf_kwargs: dict[str, Any],
-) -> HookedModel:
-    """See `HookedModel.from_pretrained`."""
+) -> tuple[nn.Module, Any]:
+    """(hf_model, tokenizer) for `HookedModel.from_pretrained` (which see)."""
     dtype = _resolve_dtype(dtype)
     if hf_model is None:
         from transformers import AutoModelForCausalLM
@@ -93,4 +88,4 @@ def load(
         hf_model.to(device)
     if tokenizer is None:
         tokenizer = load_tokenizer(name_or_path, hf_model, hf_kwargs)
-    return cls(hf_model, tokenizer, model_name=name_or_path)
+    return hf_model, tokenizer

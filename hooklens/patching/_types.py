@@ -1,0 +1,100 @@
+"""The public types of patching: which points a sweep patches, one patch, a sweep's result."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+
+Point = Literal["resid_pre", "resid_mid", "attn_out", "mlp_out", "z", "pattern", "q", "k", "v"]
+
+#: The points ``sweep`` can patch: hook name template and the axis of the second cell index.
+POINTS: dict[str, tuple[str, Literal["pos", "head"]]] = {
+    "resid_pre": ("blocks.{layer}.hook_resid_pre", "pos"),
+    "resid_mid": ("blocks.{layer}.hook_resid_mid", "pos"),
+    "attn_out": ("blocks.{layer}.hook_attn_out", "pos"),
+    "mlp_out": ("blocks.{layer}.hook_mlp_out", "pos"),
+    "z": ("blocks.{layer}.attn.hook_z", "head"),
+    "pattern": ("blocks.{layer}.attn.hook_pattern", "head"),
+    "q": ("blocks.{layer}.attn.hook_q", "head"),
+    "k": ("blocks.{layer}.attn.hook_k", "head"),
+    "v": ("blocks.{layer}.attn.hook_v", "head"),
+}
+
+
+@dataclass(frozen=True)
+class Patch:
+    """Replace the activation at hook ``name`` by the source run's: at position ``pos`` (None:
+    all positions) and head ``head`` (None: all heads; only for per-head points)."""
+
+    name: str
+    pos: int | None = None
+    head: int | None = None
+
+    def to_python(self) -> str:
+        where = {k: v for k, v in (("pos", self.pos), ("head", self.head)) if v is not None}
+        return f"({self.name!r}, {where!r})"
+
+
+PatchLike = Patch | tuple[str, dict[str, int]] | tuple[str]
+
+
+def as_patch(item: PatchLike) -> Patch:
+    """A ``Patch`` from ``Patch`` or ``(name, {"pos": p, "head": h})``."""
+    if isinstance(item, Patch):
+        return item
+    name, where = (item[0], item[1]) if len(item) == 2 else (item[0], {})
+    unknown = set(where) - {"pos", "head"}
+    if unknown:
+        raise ValueError(f"a patch is (hook name, {{'pos': p, 'head': h}}); unknown keys {unknown}")
+    return Patch(name, where.get("pos"), where.get("head"))
+
+
+@dataclass
+class PatchingResult:
+    """The metric after each single-cell patch.
+
+    ``values``: (layers, positions) or (layers, heads); normalised to
+    (patched - corrupted) / (clean - corrupted) when ``normalized``, else the raw metric.
+    ``rows`` are layer indices, ``columns`` position indices or head indices, ``column_labels``
+    the token strings (positions) or ``"H{h}"`` (heads).
+    """
+
+    values: torch.Tensor
+    point: str
+    rows: list[int]
+    columns: list[int]
+    column_labels: list[str]
+    clean_value: float
+    corrupted_value: float
+    normalized: bool
+    raw: torch.Tensor = field(repr=False)
+
+    @property
+    def shape(self) -> torch.Size:
+        return self.values.shape
+
+    def __getitem__(self, index: Any) -> torch.Tensor:
+        return self.values[index]
+
+    def __array__(self, dtype: Any = None) -> Any:
+        array = self.values.numpy()
+        return array if dtype is None else array.astype(dtype)
+
+    def top(self, k: int = 5) -> list[tuple[int, int, float]]:
+        """The ``k`` cells with the largest values, as (layer, position or head, value)."""
+        flat = torch.nan_to_num(self.values, nan=-math.inf).flatten()
+        order = flat.topk(min(k, flat.numel())).indices.tolist()
+        n_columns = len(self.columns)
+        return [
+            (self.rows[i // n_columns], self.columns[i % n_columns], float(flat[i])) for i in order
+        ]
+
+    def patches(self, row: int, column: int) -> list[Patch]:
+        """The patch of cell (``row``, ``column``) (indices into ``values``)."""
+        name = POINTS[self.point][0].format(layer=self.rows[row])
+        if POINTS[self.point][1] == "pos":
+            return [Patch(name, pos=self.columns[column])]
+        return [Patch(name, head=self.columns[column])]
