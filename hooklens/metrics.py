@@ -77,6 +77,13 @@ class TokenMetric:
             return (at_pos > answer).sum(-1).float()
         raise ValueError(f"unknown metric kind {self.kind!r}")
 
+    def narrowed(self) -> tuple[list[int], TokenMetric] | None:
+        """(token ids, the same metric on logits of just those tokens, in that order), for
+        metrics that read no other logit (a logit difference); None for softmax metrics."""
+        if self.kind == "logit_diff" and self.wrong_id is not None:
+            return [self.answer_id, self.wrong_id], TokenMetric("logit_diff", 0, 1, self.pos)
+        return None
+
     def __repr__(self) -> str:
         return self.source or f"TokenMetric({self.kind!r}, {self.answer_id}, {self.wrong_id})"
 

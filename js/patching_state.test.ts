@@ -57,13 +57,13 @@ describe("LatestQueue", () => {
     expect(queue.push("two")).toBe("queued");
     expect(queue.push("three")).toBe("queued"); // replaces "two": it contains that click
     expect(sent).toEqual(["one"]);
-    expect(queue.state).toEqual({ inFlight: true, queued: true, held: false });
+    expect(queue.state).toEqual({ inFlight: true, queued: true });
     settles[0](true);
     await tick();
     expect(sent).toEqual(["one", "three"]);
     settles[1](true);
     await tick();
-    expect(queue.state).toEqual({ inFlight: false, queued: false, held: false });
+    expect(queue.state).toEqual({ inFlight: false, queued: false });
     expect(states[states.length - 1]).toBe(false);
   });
 
@@ -88,23 +88,12 @@ describe("LatestQueue", () => {
     await tick();
     expect(queue.push("two")).toBe("sent");
   });
-
-  it("holds clicks during a sweep and sends the newest when released", async () => {
-    const { sent, send } = manualSend();
-    const queue = new LatestQueue(send);
-    queue.hold(true);
-    expect(queue.push("one")).toBe("queued");
-    expect(queue.push("two")).toBe("queued");
-    expect(sent).toEqual([]);
-    expect(queue.state.held).toBe(true);
-    queue.hold(false);
-    expect(sent).toEqual(["two"]);
-  });
 });
 
 describe("sweep display", () => {
   it("describes progress", () => {
     expect(progressText("running", "z", 3, 8)).toBe("sweeping z: 3/8 cells");
+    expect(progressText("waiting", "z", 3, 8)).toMatch(/^sweeping z: 3\/8 cells, waiting/);
     expect(progressText("cancelled", "z", 3, 8)).toBe("cancelled z at 3/8 cells");
     expect(progressText("idle", "z", 0, 0)).toMatch(/no sweep yet/);
   });

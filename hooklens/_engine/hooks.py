@@ -15,6 +15,7 @@ from typing import Any, Protocol
 import torch
 
 from .._errors import MSG_HOOK_BAD_RETURN, MSG_HOOK_RAISED, HookError
+from .ownership import Ownership
 
 HookFn = Callable[[torch.Tensor, "HookPoint"], "torch.Tensor | None"]
 
@@ -136,14 +137,27 @@ def _check_replacement(name: str, fn: HookFn, x: torch.Tensor, out: object) -> N
 
 
 class HookContext:
-    """Attaches (point, fn) pairs on enter and detaches them on exit, whatever happened."""
+    """Attaches (point, fn) pairs on enter and detaches them on exit, whatever happened.
 
-    def __init__(self, pairs: Sequence[tuple[HookPoint, HookFn]], *, prepend: bool = False):
+    With an `owner`, the model is held from before the first function is attached until after
+    the last is removed, so no other thread's call runs while these hooks are on the model.
+    """
+
+    def __init__(
+        self,
+        pairs: Sequence[tuple[HookPoint, HookFn]],
+        *,
+        prepend: bool = False,
+        owner: Ownership | None = None,
+    ):
         self._pairs = list(pairs)
         self._prepend = prepend
+        self._owner = owner
         self._added: list[tuple[HookPoint, HookFn]] = []
 
     def __enter__(self) -> HookContext:
+        if self._owner is not None:
+            self._owner.acquire()
         try:
             for point, fn in self._pairs:
                 point.add(fn, prepend=self._prepend)
@@ -158,5 +172,9 @@ class HookContext:
 
     def _detach(self) -> None:
         added, self._added = self._added, []
-        for point, fn in reversed(added):
-            point.remove(fn)
+        try:
+            for point, fn in reversed(added):
+                point.remove(fn)
+        finally:
+            if self._owner is not None:
+                self._owner.release()

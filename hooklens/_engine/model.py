@@ -23,9 +23,11 @@ from .cache import ActivationCache
 from .config import HookedModelConfig, build_config
 from .hooks import HookContext, HookFn, HookPoint
 from .loading import load
+from .ownership import Ownership
 from .points import POINTS, POINTS_BY_SUFFIX, split_name
 from .sites import Builder, get_module
 from .tokens import TextOrTokens, TokenMixin
+from .unembed import unembed
 
 NameOrPredicate = str | Callable[[str], bool]
 NamesFilter = None | str | Sequence[str] | Callable[[str], bool]
@@ -80,6 +82,8 @@ class HookedModel(TokenMixin):
             self._input_device(),
         )
         self._features = spec.features(hf_model.config)
+        #: Held by every call that runs the model or attaches hooks (see `ownership.py`).
+        self.owner = Ownership()
         self._build_points()
 
     # -- construction ------------------------------------------------------------------------
@@ -220,13 +224,14 @@ class HookedModel(TokenMixin):
         All functions are removed when the block exits, also on error.
         """
         pairs = [(p, fn) for name, fn in fwd_hooks for p in self._select(name)]
-        return HookContext(pairs, prepend=prepend)
+        return HookContext(pairs, prepend=prepend, owner=self.owner)
 
     def reset_hooks(self) -> None:
         """Detach every function from every point (a safety net; contexts already do this)."""
-        for point in self._points.values():
-            for fn in list(point.fns):
-                point.remove(fn)
+        with self.owner.hold():
+            for point in self._points.values():
+                for fn in list(point.fns):
+                    point.remove(fn)
 
     # -- forward passes ------------------------------------------------------------------------
     def forward(
@@ -245,7 +250,8 @@ class HookedModel(TokenMixin):
         """
         tokens = self._prepare_tokens(input, prepend_bos)
         hf_kwargs.setdefault("use_cache", False)
-        out = self.hf_model(input_ids=tokens, attention_mask=attention_mask, **hf_kwargs)
+        with self.owner.hold():
+            out = self.hf_model(input_ids=tokens, attention_mask=attention_mask, **hf_kwargs)
         logits = out.logits
         _memory.keep_for_next_call(_memory.cpu_bytes([logits]))
         if return_type == "logits":
@@ -370,12 +376,7 @@ class HookedModel(TokenMixin):
         x = resid
         if apply_ln:
             x = self.hf_model.get_submodule(self.spec.final_norm)(x)
-        logits = self.hf_model.get_submodule(self.spec.unembed)(x)
-        cap_attr = self.spec.final_logit_softcap
-        cap = getattr(self.hf_model.config, cap_attr, None) if cap_attr else None
-        if cap:
-            logits = torch.tanh(logits / cap) * cap
-        return logits
+        return unembed(self, x)
 
     @property
     def W_U(self) -> torch.Tensor:
@@ -383,66 +384,9 @@ class HookedModel(TokenMixin):
         weight: torch.Tensor = self.hf_model.get_submodule(self.spec.unembed).weight  # type: ignore[assignment]
         return weight.T
 
-    # -- for batched patching (internal, documented in architectures/README.md) ---------------
-    def _forward_with_kv(self, tokens: torch.Tensor) -> tuple[torch.Tensor, Any]:
-        """Logits (batch, pos, d_vocab) and transformers' KV cache of a forward pass."""
-        out = self.hf_model(input_ids=tokens, use_cache=True)
-        return out.logits, getattr(out, "cache", None) or getattr(out, "past_key_values", None)
-
-    def _run_from_layer(
-        self,
-        resid: torch.Tensor,
-        layer: int,
-        *,
-        kv_cache: Any = None,
-        attention_mask: torch.Tensor | None = None,
-        **hf_kwargs: Any,
-    ) -> torch.Tensor:
-        """Run blocks `layer`.. on `resid` (batch, q, d_model) entering block `layer`.
-
-        Blocks below `layer` are skipped (swapped for identities for this call). With
-        `kv_cache` (a transformers Cache holding the first `pos0` positions for every
-        layer, e.g. from `_forward_with_kv(tokens)`, then `.crop(pos0 - pos)` (transformers 5
-        crops with a negative count) and `.batch_repeat_interleave(n)`),
-        `resid` holds positions pos0..pos0+q-1 and attends to the cached keys/values.
-        Active hooks fire as usual (on the new positions only). Returns logits (batch, q, d_vocab).
-        """
-        blocks: Any = self.hf_model.get_submodule(self.spec.blocks)
-        # Placeholder embeddings: block `layer` receives `resid` instead, so no token lookup is
-        # needed (and no pad-token ids trigger transformers' padding warning).
-        placeholder = torch.zeros(resid.shape, dtype=resid.dtype, device=self._input_device())
-        originals = [blocks[i] for i in range(layer)]
-
-        def put(x: torch.Tensor, hook: HookPoint) -> torch.Tensor:
-            return resid.to(x.device, x.dtype)
-
-        try:
-            for i in range(layer):
-                blocks[i] = _Skip()
-            with self.hooks([(f"blocks.{layer}.hook_resid_pre", put)], prepend=True):
-                out = self.hf_model(
-                    inputs_embeds=placeholder,
-                    attention_mask=attention_mask,
-                    cache=kv_cache,
-                    use_cache=kv_cache is not None,
-                    **hf_kwargs,
-                )
-        finally:
-            for i, block in enumerate(originals):
-                blocks[i] = block
-        logits: torch.Tensor = out.logits
-        return logits
-
     def __repr__(self) -> str:
         c = self.cfg
         return (
             f"HookedModel({c.architecture}, family={c.family}, n_layers={c.n_layers}, "
             f"d_model={c.d_model}, n_heads={c.n_heads}, n_kv_heads={c.n_kv_heads})"
         )
-
-
-class _Skip(nn.Module):
-    """Stands in for a skipped block: returns its input unchanged."""
-
-    def forward(self, hidden_states: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
-        return hidden_states

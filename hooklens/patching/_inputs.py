@@ -7,6 +7,8 @@ from typing import Any
 
 import torch
 
+from ._types import POINTS
+
 _LENGTH_MISMATCH = (
     "clean and corrupted prompts must have the same number of tokens, but clean has {n_clean} "
     "and corrupted has {n_corrupted}:\n{table}\n"
@@ -18,6 +20,28 @@ _BAD_METRIC = (
     "shape {value}. Reduce it to a scalar, e.g. `lambda logits: logits[0, -1, answer_id]`, or "
     "use hl.metrics.logit_diff / prob / logprob / rank."
 )
+
+
+_TL_ORDER = (
+    "sweep(model, clean, corrupted, metric) takes the two prompts (text or ids (1, pos)), but "
+    "`{arg}` is an {kind}. That is TransformerLens's order (model, corrupted_tokens, "
+    "clean_cache, metric): pass the clean prompt instead of its cache, e.g. "
+    "hl.patching.sweep(model, clean_tokens, corrupted_tokens, metric); hooklens caches what "
+    "it patches from."
+)
+
+
+def check_prompt_pair(clean: Any, corrupted: Any, metric: Any) -> None:
+    """A clear error when a sweep gets caches (TransformerLens's argument order) or no metric."""
+    for arg, value in (("clean", clean), ("corrupted", corrupted), ("metric", metric)):
+        kind = type(value).__name__
+        if kind == "ActivationCache":
+            raise TypeError(_TL_ORDER.format(arg=arg, kind=kind))
+    if not callable(metric):
+        raise TypeError(
+            f"metric must be a callable logits (batch, pos, d_vocab) -> (batch,), got "
+            f"{type(metric).__name__}"
+        )
 
 
 def single_prompt(model: Any, prompt: Any) -> torch.Tensor:
@@ -70,10 +94,11 @@ def _check_range(what: str, values: Sequence[int], size: int) -> list[int]:
     return out
 
 
-def resolve_cells(model: Any, point: str, template: str, axis: str, seq_len: int,
-                  layers: Sequence[int] | None, positions: Sequence[int] | None,
+def resolve_cells(model: Any, point: str, seq_len: int, layers: Sequence[int] | None,
+                  positions: Sequence[int] | None,
                   heads: Sequence[int] | None) -> tuple[list[int], list[int]]:  # fmt: skip
     """(row layers, column positions or heads) of a sweep, checked against the model."""
+    template, axis = POINTS[point]
     n_layers = model.cfg.n_layers
     rows = _check_range("layer", range(n_layers) if layers is None else layers, n_layers)
     missing = template.format(layer=rows[0]) if rows else None

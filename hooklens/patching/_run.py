@@ -1,18 +1,29 @@
-"""Run machinery: patch hooks, the reused base run, `patch`, `Patcher`, one batch of cells."""
+"""Run machinery: the hooks that write patches, `patch` (one full forward), and `Patcher`, which
+runs batches of patch sets from the lowest patched layer and first patched position on."""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import torch
 
+from .._engine.partial import RecordedRun
 from .._engine.points import head_axis_of
-from ..metrics import Metric
-from ._inputs import check_metric_value, single_prompt
-from ._plan import _Cell
+from ._inputs import single_prompt, str_tokens
 from ._types import Patch, PatchLike, as_patch
+
+#: hook name -> [(batch element, patch), ...]: what one forward pass writes at each point.
+PatchGroups = dict[str, list[tuple[int, Patch]]]
+
+
+def group_patches(patch_sets: Sequence[Sequence[Patch]]) -> PatchGroups:
+    """Patch set ``i`` goes to batch element ``i``; grouped by the hook they write."""
+    groups: PatchGroups = {}
+    for element, patches in enumerate(patch_sets):
+        for one in patches:
+            groups.setdefault(one.name, []).append((element, one))
+    return groups
 
 
 def _write(act: torch.Tensor, element: int, patch: Patch, src: torch.Tensor,
@@ -31,27 +42,30 @@ def _write(act: torch.Tensor, element: int, patch: Patch, src: torch.Tensor,
     axis = head_axis - 1
     head = slice(None) if patch.head is None else patch.head
     if axis == 0:  # pattern: (heads, q, k)
-        q = slice(None) if patch.pos is None else patch.pos
-        q_src = src[head] if patch.pos is None else src[head, q]
         if patch.pos is None:
-            target[head] = q_src[..., pos_offset:, :]
+            target[head] = src[head][..., pos_offset:, :]
         else:
-            target[head, patch.pos - pos_offset] = q_src
+            target[head, patch.pos - pos_offset] = src[head, patch.pos]
     elif patch.pos is None:
         target[:, head] = src[pos_offset:, head]
     else:
         target[patch.pos - pos_offset, head] = src[patch.pos, head]
 
 
-def _patch_hooks(model: Any, groups: dict[str, list[tuple[int, Patch]]],
-                 source: Any, pos_offset: int) -> list[tuple[str, Callable[..., Any]]]:  # fmt: skip
+def patch_hooks(groups: PatchGroups, source: Any,
+                pos_offset: int) -> list[tuple[str, Callable[..., Any]]]:  # fmt: skip
     """One hook per patched point, writing every (batch element, patch) of that point."""
+    for name in groups:
+        if name not in source:
+            raise KeyError(
+                f"the source cache has no {name!r}: cache it with "
+                f"run_with_cache(source, names_filter=[{name!r}, ...])"
+            )
     hooks = []
     for name, writes in groups.items():
-        axis = head_axis_of(name)
 
         def hook(act: torch.Tensor, hook: Any, writes: Any = writes, name: str = name,
-                 axis: int | None = axis) -> torch.Tensor:  # fmt: skip
+                 axis: int | None = head_axis_of(name)) -> torch.Tensor:  # fmt: skip
             act = act.clone()
             for element, one in writes:
                 _write(act, element, one, source[name], pos_offset, axis)
@@ -70,52 +84,19 @@ def patch(model: Any, base: Any, source_cache: Any, patches: Iterable[PatchLike]
     Returns logits (1, pos, d_vocab).
     """
     tokens = single_prompt(model, base)
-    groups: dict[str, list[tuple[int, Patch]]] = {}
-    for item in patches:
-        one = as_patch(item)
-        if one.name not in source_cache:
-            raise KeyError(
-                f"the source cache has no {one.name!r}: cache it with "
-                f"run_with_cache(source, names_filter=[{one.name!r}, ...])"
-            )
-        groups.setdefault(one.name, []).append((0, one))
-    return model.run_with_hooks(tokens, fwd_hooks=_patch_hooks(model, groups, source_cache, 0))
+    groups = group_patches([[as_patch(item) for item in patches]])
+    return model.run_with_hooks(tokens, fwd_hooks=patch_hooks(groups, source_cache, 0))
 
 
-class _BaseRun:
-    """What every batch reuses from the run being patched into: the residual stream entering
-    each layer, the logits, and the keys/values of every layer (of which a batch starting at
-    position ``p`` reuses positions ``< p``: with causal attention they equal the prefix's)."""
-
-    def __init__(self, model: Any, tokens: torch.Tensor) -> None:
-        self.model = model
-        self.tokens = tokens
-        self._resid_pre: dict[int, torch.Tensor] = {}
-
-        def keep(resid: torch.Tensor, hook: Any) -> None:
-            self._resid_pre[hook.layer()] = resid.detach()
-
-        names = [f"blocks.{layer}.hook_resid_pre" for layer in range(model.cfg.n_layers)]
-        # One forward pass gives the logits, the residual stream and the keys/values.
-        with torch.no_grad(), model.hooks([(name, keep) for name in names]):
-            self.logits, kv = model._forward_with_kv(tokens)
-        # (keys, values) per layer, each (1, n_kv_heads, pos, d_head).
-        self._keys_values = [(layer.keys, layer.values) for layer in kv.layers]
-
-    def resid_pre(self, layer: int) -> torch.Tensor:
-        """(1, pos, d_model) entering block ``layer``."""
-        return self._resid_pre[layer]
-
-    def kv_for(self, prefix_len: int, batch: int) -> Any:
-        """A fresh key/value cache of the first ``prefix_len`` positions for ``batch`` elements."""
-        from transformers import DynamicCache
-
-        pairs = [
-            (keys[:, :, :prefix_len].expand(batch, -1, -1, -1),
-             values[:, :, :prefix_len].expand(batch, -1, -1, -1))
-            for keys, values in self._keys_values
-        ]  # fmt: skip
-        return DynamicCache(ddp_cache_data=pairs, config=self.model.hf_model.config)
+def start_of(model: Any, patches: Sequence[Patch]) -> tuple[int, int] | None:
+    """(layer, position) from which a run with ``patches`` can differ from the unpatched run;
+    None when a patch is outside the blocks (e.g. ``hook_embed``)."""
+    layers = [model.hook_dict[p.name].layer() for p in patches]
+    if any(layer is None for layer in layers):
+        return None
+    # A patch at position p changes nothing before p (causal attention); without a position
+    # it changes every position.
+    return min(layers), min(0 if p.pos is None else p.pos for p in patches)
 
 
 class Patcher:
@@ -124,78 +105,51 @@ class Patcher:
     ``Patcher(model, base, source_cache)(patches)`` returns the same logits (1, pos, d_vocab) as
     ``patch(model, base, source_cache, patches)``, but runs from the lowest patched layer and
     the first patched position on, reusing the base run's residual stream and keys/values.
-    Built once per prompt pair (one forward pass to prepare), it makes clicks cheap.
+    Built once per prompt pair (one forward pass to prepare), it makes clicks cheap; sweeps run
+    their batches through ``run`` too.
     """
 
     def __init__(self, model: Any, base: Any, source_cache: Any) -> None:
         self.model = model
         self.source_cache = source_cache
-        self.base = _BaseRun(model, single_prompt(model, base))
+        with model.owner.hold():
+            self.base = RecordedRun(model, single_prompt(model, base))
+
+    @property
+    def base_strings(self) -> list[str]:
+        """The base prompt's tokens as strings (the column labels of per-position sweeps)."""
+        return str_tokens(self.model, self.base.tokens)
 
     def __call__(self, patches: Iterable[PatchLike]) -> torch.Tensor:
-        chosen = [as_patch(item) for item in patches]
-        layers: list[int | None] = [self.model.hook_dict[p.name].layer() for p in chosen]
-        block_layers = [layer for layer in layers if layer is not None]
-        if not chosen or len(block_layers) < len(layers):
-            # No patch, or a model-level point (e.g. hook_embed): no block to start from.
-            return patch(self.model, self.base.tokens, self.source_cache, chosen)
-        layer0 = min(block_layers)
-        pos0 = min(0 if p.pos is None or p.head is not None else p.pos for p in chosen)
-        for one in chosen:
-            if one.name not in self.source_cache:
-                raise KeyError(f"the source cache has no {one.name!r}")
-        groups: dict[str, list[tuple[int, Patch]]] = {}
-        for one in chosen:
-            groups.setdefault(one.name, []).append((0, one))
-        kv = self.base.kv_for(pos0, 1) if pos0 > 0 else None
-        resid = self.base.resid_pre(layer0)[:, pos0:]
-        with (
-            torch.no_grad(),
-            self.model.hooks(_patch_hooks(self.model, groups, self.source_cache, pos0)),
-        ):
-            logits = self.model._run_from_layer(resid, layer0, kv_cache=kv)
-        prefix = self.base.logits[:, :pos0].to(logits.device, logits.dtype)
-        return torch.cat([prefix, logits], dim=1)
+        return self.run([[as_patch(item) for item in patches]])
 
-
-def _run_tile(model: Any, tile: list[_Cell], base: _BaseRun, source: Any,
-              metric: Metric, only_last: bool) -> torch.Tensor:  # fmt: skip
-    """Metric values (len(tile),) with each cell's patch applied to its own batch element."""
-    layer0 = min(c.layer for c in tile)
-    pos0 = min(c.start_pos for c in tile)
-    n = len(tile)
-    resid = base.resid_pre(layer0)[:, pos0:].expand(n, -1, -1)
-    groups: dict[str, list[tuple[int, Patch]]] = {}
-    for element, cell in enumerate(tile):
-        groups.setdefault(cell.patch.name, []).append((element, cell.patch))
-    kv = base.kv_for(pos0, n) if pos0 > 0 else None
-    with model.hooks(_patch_hooks(model, groups, source, pos0)):
-        logits = model._run_from_layer(
-            resid, layer0, kv_cache=kv, logits_to_keep=1 if only_last else 0
-        )
-    if not only_last and pos0 > 0:
-        # Positions before pos0 are unchanged by every patch in this tile.
-        prefix = base.logits[:, :pos0].to(logits.device, logits.dtype).expand(n, -1, -1)
-        logits = torch.cat([prefix, logits], dim=1)
-    return check_metric_value(metric, logits)
-
-
-@contextlib.contextmanager
-def _unembed_only(model: Any, token_ids: list[int]) -> Iterator[None]:
-    """While open, the model's unembedding computes only the logits of ``token_ids``, in that
-    order: (..., d_model) -> (..., len(token_ids)). The full module is restored on exit."""
-    parent_path, _, attribute = model.spec.unembed.rpartition(".")
-    parent = model.hf_model.get_submodule(parent_path)
-    full = getattr(parent, attribute)
-    ids = torch.tensor(token_ids, device=full.weight.device)
-    rows = torch.nn.Linear(full.in_features, len(token_ids), bias=full.bias is not None,
-                           device=full.weight.device, dtype=full.weight.dtype)  # fmt: skip
-    with torch.no_grad():
-        rows.weight.copy_(full.weight[ids])
-        if full.bias is not None:
-            rows.bias.copy_(full.bias[ids])
-    setattr(parent, attribute, rows)
-    try:
-        yield
-    finally:
-        setattr(parent, attribute, full)
+    def run(self, patch_sets: Sequence[Sequence[Patch]], token_ids: list[int] | None = None,
+            last_only: bool = False) -> torch.Tensor:  # fmt: skip
+        """Logits with patch set ``i`` applied to batch element ``i``: (n, pos, d_vocab), or
+        (n, 1, ...) with ``last_only``, or (..., len(token_ids)) of those tokens only."""
+        model, base, n = self.model, self.base, len(patch_sets)
+        starts = [start_of(model, list(s)) for s in patch_sets if s]
+        if not starts:
+            logits = base.logits.expand(n, -1, -1)
+            logits = logits[:, -1:] if last_only else logits
+            return logits if token_ids is None else logits[..., token_ids]
+        known = [s for s in starts if s is not None]
+        skip = base.skips and len(known) == len(starts)
+        layer = min(s[0] for s in known) if skip else 0
+        pos0 = min(s[1] for s in known) if skip else 0
+        groups = group_patches(patch_sets)
+        with torch.no_grad(), model.hooks(patch_hooks(groups, self.source_cache, pos0)):
+            if not skip:  # a model-level patch, or a family partial runs cannot re-target
+                logits = model.forward(base.tokens.expand(n, -1))
+                logits = logits[:, -1:] if last_only else logits
+                return logits if token_ids is None else logits[..., token_ids]
+            resid = base.resid_pre(layer)[:, pos0:].expand(n, -1, -1)
+            normed = base.run_blocks(resid, layer, pos0, last_only=last_only)
+        logits = base.logits_from(normed, token_ids)
+        if not last_only and pos0 > 0:
+            # Positions before pos0 are unchanged by every patch in this batch.
+            prefix = base.logits[:, :pos0]
+            prefix = prefix if token_ids is None else prefix[..., token_ids]
+            prefix = prefix.to(logits.device, logits.dtype).expand(n, -1, -1)
+            logits = torch.cat([prefix, logits], dim=1)
+        return logits

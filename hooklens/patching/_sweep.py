@@ -1,8 +1,7 @@
-"""`sweep`: every cell of one point, batched."""
+"""`sweep`: every cell of one point, batched; `sweep_cells` does the work for a prepared pair."""
 
 from __future__ import annotations
 
-import contextlib
 import math
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
@@ -10,15 +9,30 @@ from typing import Any, Literal
 import torch
 
 from ..metrics import Metric, TokenMetric
-from ._inputs import aligned_tokens, check_metric_value, resolve_cells, str_tokens
+from ._inputs import aligned_tokens, check_metric_value, check_prompt_pair, resolve_cells
 from ._plan import _Cell, _plan
-from ._run import _BaseRun, _run_tile, _unembed_only
-from ._types import POINTS, Patch, PatchingResult, Point
+from ._run import Patcher
+from ._types import (
+    POINTS,
+    Direction,
+    PatchingResult,
+    Point,
+    base_and_source,
+    cell_patch,
+    metric_span,
+)
 
 # Work budget of one batched forward pass in (batch element x position) rows, when
 # batch_size="auto": big enough that matrix products are efficient, small enough that the
 # activations of a pass stay far below the weights' size for models that fit on one device.
 _AUTO_ROWS = 2048
+
+_EQUAL_METRIC = (
+    "the metric is the same on the clean and corrupted prompts ({value:.6g}), so normalising by "
+    "their difference is undefined; pass normalize=False or a metric that tells the prompts apart."
+)
+
+OnBatch = Callable[[PatchingResult, int, int], None]
 
 
 def sweep(
@@ -33,8 +47,8 @@ def sweep(
     batch_size: int | Literal["auto"] = "auto",
     normalize: bool = True,
     progress: bool = True,
-    direction: Literal["denoise", "noise"] = "denoise",
-    on_batch: Callable[[PatchingResult, int, int], None] | None = None,
+    direction: Direction = "denoise",
+    on_batch: OnBatch | None = None,
 ) -> PatchingResult:
     """Patch ``point`` one cell at a time and measure ``metric`` after each patch.
 
@@ -47,38 +61,66 @@ def sweep(
     or "auto" for a budget of rows. ``on_batch(partial_result, done, total)`` is called after
     each batch (a view fills cells as they arrive; raising from it stops the sweep cleanly).
     Returns a ``PatchingResult`` whose ``values`` are (layers, positions) or (layers, heads).
+
+    The model is held one batch at a time: calls from other threads run between batches and
+    see the model as loaded.
     """
+    check_prompt_pair(clean, corrupted, metric)
     if point not in POINTS:
         raise ValueError(f"unknown point {point!r}; choose one of {', '.join(POINTS)}")
     clean_tokens, corrupted_tokens = aligned_tokens(model, clean, corrupted)
-    base_tokens, source_tokens = (
-        (corrupted_tokens, clean_tokens)
-        if direction == "denoise"
-        else (clean_tokens, corrupted_tokens)
-    )
-    if direction not in ("denoise", "noise"):
-        raise ValueError(f"direction must be 'denoise' or 'noise', got {direction!r}")
-    template, axis = POINTS[point]
-    seq_len = base_tokens.shape[1]
-    rows, columns = resolve_cells(model, point, template, axis, seq_len, layers, positions, heads)
+    base_tokens, source_tokens = base_and_source(direction, clean_tokens, corrupted_tokens)
+    template, _ = POINTS[point]
+    rows, _ = resolve_cells(model, point, int(base_tokens.shape[1]), layers, None, None)
     names = sorted({template.format(layer=layer) for layer in rows})
-    source_logits, source = model.run_with_cache(source_tokens, names_filter=names)
-    base = _BaseRun(model, base_tokens)
     with torch.no_grad():
-        clean_logits, corrupted_logits = (
-            (source_logits, base.logits) if direction == "denoise" else (base.logits, source_logits)
-        )
-        clean_value = float(check_metric_value(metric, clean_logits)[0])
-        corrupted_value = float(check_metric_value(metric, corrupted_logits)[0])
+        source_logits, source = model.run_with_cache(source_tokens, names_filter=names)
+    patcher = Patcher(model, base_tokens, source)
+    clean_logits, corrupted_logits = base_and_source(direction, patcher.base.logits, source_logits)
+    return sweep_cells(
+        patcher,
+        metric,
+        point,
+        layers=layers,
+        positions=positions,
+        heads=heads,
+        clean_value=float(check_metric_value(metric, clean_logits)[0]),
+        corrupted_value=float(check_metric_value(metric, corrupted_logits)[0]),
+        batch_size=batch_size,
+        normalize=normalize,
+        progress=progress,
+        on_batch=on_batch,
+    )
+
+
+def sweep_cells(
+    patcher: Patcher,
+    metric: Metric,
+    point: str,
+    *,
+    clean_value: float,
+    corrupted_value: float,
+    layers: Sequence[int] | None = None,
+    positions: Sequence[int] | None = None,
+    heads: Sequence[int] | None = None,
+    batch_size: int | Literal["auto"] = "auto",
+    normalize: bool = True,
+    progress: bool = False,
+    on_batch: OnBatch | None = None,
+    on_wait: Callable[[], None] | None = None,
+) -> PatchingResult:
+    """`sweep` on a prepared pair: ``patcher`` holds the base run and the source cache (with
+    every patched point), the metric values of both prompts are known. ``on_wait()`` is called
+    when a batch waits for another call on the model to finish."""
+    model = patcher.model
+    seq_len = patcher.base.seq_len
+    axis = POINTS[point][1]
+    rows, columns = resolve_cells(model, point, seq_len, layers, positions, heads)
+    span = metric_span(clean_value, corrupted_value)
+    if normalize and span is None:
+        raise ValueError(_EQUAL_METRIC.format(value=clean_value))
     cells = [
-        _Cell(
-            (i, j),
-            layer,
-            Patch(template.format(layer=layer), pos=col)
-            if axis == "pos"
-            else Patch(template.format(layer=layer), head=col),
-            col if axis == "pos" else 0,
-        )
+        _Cell((i, j), layer, cell_patch(point, layer, col), col if axis == "pos" else 0)
         for i, layer in enumerate(rows)
         for j, col in enumerate(columns)
     ]
@@ -89,45 +131,36 @@ def sweep(
             raise ValueError(f"batch_size must be a positive int or 'auto', got {batch_size!r}")
         budget = int(batch_size) * seq_len
     only_last = isinstance(metric, TokenMetric) and metric.pos == -1
-    # A logit difference needs two logits, not the whole vocabulary: unembed only those.
-    two_logits = only_last and isinstance(metric, TokenMetric) and metric.kind == "logit_diff"
-    tile_metric: Metric = TokenMetric("logit_diff", 0, 1) if two_logits else metric
-    unembed_width = 2 if two_logits else model.cfg.d_vocab
+    # A logit difference reads two logits, not the whole vocabulary: unembed only those.
+    narrow = metric.narrowed() if only_last and isinstance(metric, TokenMetric) else None
+    token_ids, tile_metric = narrow if narrow is not None else (None, metric)
+    unembed_width = len(token_ids) if token_ids is not None else model.cfg.d_vocab
     tiles = _plan(cells, model.cfg.n_layers, seq_len, model.cfg.d_model, max(budget, seq_len),
                   unembed_width)  # fmt: skip
     raw = torch.full((len(rows), len(columns)), math.nan)
-    shown = str_tokens(model, base_tokens) if axis == "pos" else []
-    labels = [shown[c] for c in columns] if axis == "pos" else [f"H{c}" for c in columns]
-    denominator = clean_value - corrupted_value
+    labels = (
+        [patcher.base_strings[c] for c in columns] if axis == "pos" else [f"H{c}" for c in columns]
+    )
 
     def result() -> PatchingResult:
-        values = (raw - corrupted_value) / denominator if normalize else raw.clone()
+        values = (raw - corrupted_value) / span if normalize and span else raw.clone()
         return PatchingResult(values, point, list(rows), list(columns), labels, clean_value,
                               corrupted_value, normalize, raw.clone())  # fmt: skip
 
-    if normalize and abs(denominator) < 1e-12:
-        raise ValueError(
-            f"the metric is the same on the clean and corrupted prompts ({clean_value:.6g}), so "
-            "normalising by their difference is undefined; pass normalize=False or a metric "
-            "that tells the prompts apart."
-        )
     bar = _progress(progress, len(cells), point)
     done = 0
-    narrow: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
-    if two_logits:
-        assert isinstance(metric, TokenMetric) and metric.wrong_id is not None
-        narrow = _unembed_only(model, [metric.answer_id, metric.wrong_id])
     try:
-        with torch.no_grad(), narrow:
-            for tile in tiles:
-                values = _run_tile(model, tile, base, source, tile_metric, only_last)
-                for cell, value in zip(tile, values.tolist(), strict=True):
-                    raw[cell.index] = value
-                done += len(tile)
-                if bar is not None:
-                    bar.update(len(tile))
-                if on_batch is not None:
-                    on_batch(result(), done, len(cells))
+        for tile in tiles:
+            with model.owner.hold(on_wait):
+                logits = patcher.run([[c.patch] for c in tile], token_ids, last_only=only_last)
+                values = check_metric_value(tile_metric, logits)
+            for cell, value in zip(tile, values.tolist(), strict=True):
+                raw[cell.index] = value
+            done += len(tile)
+            if bar is not None:
+                bar.update(len(tile))
+            if on_batch is not None:
+                on_batch(result(), done, len(cells))
     finally:
         if bar is not None:
             bar.close()

@@ -40,6 +40,33 @@ class Patch:
 
 PatchLike = Patch | tuple[str, dict[str, int]] | tuple[str]
 
+Direction = Literal["denoise", "noise"]
+
+
+def base_and_source(direction: str, clean: Any, corrupted: Any) -> tuple[Any, Any]:
+    """(run patched into, run patched from) of a direction: denoising patches clean activations
+    into the corrupted run, noising corrupted ones into the clean run. The same swap maps
+    (base, source) back to (clean, corrupted): ``base_and_source(d, base, source)``."""
+    if direction == "denoise":
+        return corrupted, clean
+    if direction == "noise":
+        return clean, corrupted
+    raise ValueError(f"direction must be 'denoise' or 'noise', got {direction!r}")
+
+
+def metric_span(clean_value: float, corrupted_value: float) -> float | None:
+    """clean - corrupted, the divisor of a normalised effect; None when the two are equal (the
+    prompts do not differ under the metric, so a normalised effect is undefined)."""
+    span = clean_value - corrupted_value
+    return None if abs(span) < 1e-12 else span
+
+
+def cell_patch(point: str, layer: int, column: int) -> Patch:
+    """The patch of one sweep cell: ``point`` at ``layer``, at position or head ``column``."""
+    template, axis = POINTS[point]
+    name = template.format(layer=layer)
+    return Patch(name, pos=column) if axis == "pos" else Patch(name, head=column)
+
 
 def as_patch(item: PatchLike) -> Patch:
     """A ``Patch`` from ``Patch`` or ``(name, {"pos": p, "head": h})``."""
@@ -94,7 +121,4 @@ class PatchingResult:
 
     def patches(self, row: int, column: int) -> list[Patch]:
         """The patch of cell (``row``, ``column``) (indices into ``values``)."""
-        name = POINTS[self.point][0].format(layer=self.rows[row])
-        if POINTS[self.point][1] == "pos":
-            return [Patch(name, pos=self.columns[column])]
-        return [Patch(name, head=self.columns[column])]
+        return [cell_patch(self.point, self.rows[row], self.columns[column])]

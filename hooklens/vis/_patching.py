@@ -10,8 +10,9 @@ thread streams each batch's partial heatmap to the front end as an ``hl:sweep`` 
 it). Cancelling sets a flag that the sweep's ``on_batch`` callback checks and raises on; the
 engine removes its hooks when ``on_batch`` raises.
 
-The model's hooks are global state, so a single patch is refused while a sweep runs (the front
-end queues clicks until the sweep ends).
+The sweep holds the model one batch at a time (``hooklens/_engine/ownership.py``), so a click,
+or any other cell's call on the model, runs between two batches and sees the model as loaded;
+while a batch waits for such a call the view's status reads "waiting".
 """
 
 from __future__ import annotations
@@ -20,14 +21,16 @@ import math
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 import torch
 import traitlets
 
 from ..metrics import Metric, TokenMetric, logit_diff
-from ..patching import POINTS, Patch, Patcher, PatchingResult, sweep
+from ..patching import POINTS, Patch, Patcher, PatchingResult
 from ..patching._inputs import aligned_tokens, resolve_cells
+from ..patching._sweep import sweep_cells
+from ..patching._types import base_and_source, cell_patch, metric_span
 from ._codec import encode_tensor
 from ._rpc import RpcError, RpcWidget, pack_buffers, rpc_method
 from ._tokens import str_tokens
@@ -39,8 +42,9 @@ _NEED_METRIC = (
     "answer=' Mary', wrong=' John') for hl.metrics.logit_diff, or metric=hl.metrics.prob(model, "
     "' Mary') / any callable logits (batch, pos, d_vocab) -> (batch,)."
 )
-_BUSY = (
-    "a sweep of {point!r} is running: a single patch waits until it ends (click Cancel to stop it)."
+_HOLDING = (
+    "this thread holds the model (inside `with model.hooks(...)`?), and the sweep needs it for "
+    "its next batch: waiting here would never end. Leave the block first, or pass wait=False."
 )
 
 
@@ -60,10 +64,7 @@ class _Layout:
     column_labels: list[str]
 
     def patch_of(self, row: int, col: int) -> Patch:
-        name = POINTS[self.point][0].format(layer=self.rows[row])
-        if self.axis == "pos":
-            return Patch(name, pos=self.columns[col])
-        return Patch(name, head=self.columns[col])
+        return cell_patch(self.point, self.rows[row], self.columns[col])
 
 
 class PatchingView(RpcWidget):
@@ -93,7 +94,8 @@ class PatchingView(RpcWidget):
     selection = traitlets.List(traitlets.Dict()).tag(sync=True)
     #: Python that reproduces the shown patched result ("" before the first patch).
     code = traitlets.Unicode("").tag(sync=True)
-    sweep_status = traitlets.Unicode("idle").tag(sync=True)  # idle|running|done|cancelled|error
+    #: idle|running|waiting (for another call on the model)|done|cancelled|error
+    sweep_status = traitlets.Unicode("idle").tag(sync=True)
     sweep_point = traitlets.Unicode("").tag(sync=True)
     sweep_done = traitlets.Int(0).tag(sync=True)
     sweep_total = traitlets.Int(0).tag(sync=True)
@@ -118,16 +120,12 @@ class PatchingView(RpcWidget):
             if answer is None or wrong is None:
                 raise ValueError(_NEED_METRIC)
             metric = logit_diff(model, answer, wrong)
-        if direction not in ("denoise", "noise"):
-            raise ValueError(f"direction must be 'denoise' or 'noise', got {direction!r}")
         self.model = model
         self.metric: Metric = metric
         self.clean, self.corrupted = clean, corrupted
         self._batch_size, self._normalize = batch_size, normalize
         clean_ids, corrupted_ids = aligned_tokens(model, clean, corrupted)
-        self._base_ids, source_ids = (
-            (corrupted_ids, clean_ids) if direction == "denoise" else (clean_ids, corrupted_ids)
-        )
+        self._base_ids, source_ids = base_and_source(direction, clean_ids, corrupted_ids)
         points = [p for p, (t, _) in POINTS.items() if t.format(layer=0) in model.hook_dict]
         if point not in points:
             raise ValueError(f"point {point!r} is not one of this model's: {', '.join(points)}")
@@ -142,9 +140,7 @@ class PatchingView(RpcWidget):
             # Clicks reuse the base run (its residual stream and keys/values) to skip work.
             self._patcher = Patcher(model, self._base_ids, source_cache)
             base_logits = self._patcher.base.logits
-        clean_logits, corrupted_logits = (
-            (source_logits, base_logits) if direction == "denoise" else (base_logits, source_logits)
-        )
+        clean_logits, corrupted_logits = base_and_source(direction, base_logits, source_logits)
         self._k = int(k)
         self._clean = self._prediction(clean_logits)
         self._corrupted = self._prediction(corrupted_logits)
@@ -204,6 +200,8 @@ class PatchingView(RpcWidget):
         """Wait for a running sweep to end; True when none is running any more."""
         thread = self._thread
         if thread is not None:
+            if thread.is_alive() and self.model.owner.held_here:
+                raise RuntimeError(_HOLDING)
             thread.join(timeout)
         return thread is None or not thread.is_alive()
 
@@ -243,8 +241,6 @@ class PatchingView(RpcWidget):
         """Apply the patches of ``cells`` ([{"point", "row", "col"}], row/col index the point's
         heatmap) together; returns the patched prediction, its metric value (raw and
         normalised) and the code that reproduces it. An empty list clears the patch set."""
-        if self._running():
-            raise RpcError(_BUSY.format(point=self.sweep_point))
         if not isinstance(cells, list):
             raise RpcError("cells must be a list of {point, row, col}")
         checked: list[dict[str, Any]] = []
@@ -313,23 +309,26 @@ class PatchingView(RpcWidget):
         def on_batch(partial: PatchingResult, done: int, total: int) -> None:
             self._partial[point] = partial.values.clone()
             self.sweep_done = done
+            self.sweep_status = "running"
             self._push(point, "running", done, total)
             if self._cancel.is_set():
                 raise SweepCancelled
 
+        def on_wait() -> None:
+            self.sweep_status = "waiting"
+
         status, error = "done", ""
         try:
-            result = sweep(
-                self.model,
-                self.clean,
-                self.corrupted,
+            result = sweep_cells(
+                self._patcher,
                 self.metric,
-                point=cast(Any, point),
+                point,
+                clean_value=self.clean_value,
+                corrupted_value=self.corrupted_value,
                 batch_size=self._batch_size,
                 normalize=self._normalize,
-                progress=False,
-                direction=cast(Any, self.direction),
                 on_batch=on_batch,
+                on_wait=on_wait,
             )
             self._partial[point] = result.values.clone()
             self.results[point] = result
@@ -376,10 +375,8 @@ class PatchingView(RpcWidget):
         return {"point": layout.point, "row": row, "col": col}
 
     def _normalized(self, value: float) -> float | None:
-        denominator = self.clean_value - self.corrupted_value
-        if abs(denominator) < 1e-12:
-            return None
-        return (value - self.corrupted_value) / denominator
+        span = metric_span(self.clean_value, self.corrupted_value)
+        return None if span is None else (value - self.corrupted_value) / span
 
     @property
     def source_cache(self) -> Any:
@@ -431,8 +428,8 @@ def _prompt_literal(prompt: Any) -> str:
 
 def _layout(model: Any, point: str, seq_len: int, tokens: list[str]) -> _Layout:
     """The rows (layers) and columns (positions or heads) of ``point``'s heatmap."""
-    template, axis = POINTS[point]
-    rows, columns = resolve_cells(model, point, template, axis, seq_len, None, None, None)
+    axis = POINTS[point][1]
+    rows, columns = resolve_cells(model, point, seq_len, None, None, None)
     labels = (
         [f"{c} {tokens[c]!r}" for c in columns] if axis == "pos" else [f"H{c}" for c in columns]
     )

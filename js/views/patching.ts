@@ -307,7 +307,8 @@ export function renderPatching(model: AnyModel<PatchingModel>, el: HTMLElement):
 
   // -- sweep progress ----------------------------------------------------------------------------
   const showSweep = (status: string, point: string, done: number, total: number) => {
-    const running = status === "running";
+    // "waiting": the sweep's next batch waits for another call on the model (a click, a cell).
+    const running = status === "running" || status === "waiting";
     progress.max = Math.max(1, total);
     progress.value = done;
     progress.hidden = status === "idle";
@@ -316,15 +317,12 @@ export function renderPatching(model: AnyModel<PatchingModel>, el: HTMLElement):
     cancelButton.disabled = !running || isStatic;
     el.dataset.sweep = JSON.stringify({ point, status, done, total });
     el.dataset.sweepProgress = `${done}/${total}`;
-    queue.hold(running);
   };
 
   // -- patch requests --------------------------------------------------------------------------
   const onQueue = (state: QueueState) => {
     el.dataset.queue = JSON.stringify(state);
-    if (state.queued && state.held) {
-      patchStatus.textContent = "click queued: it runs when the sweep ends";
-    } else if (state.queued) {
+    if (state.queued) {
       patchStatus.textContent = "click queued: it runs when the current patch returns";
     } else if (state.inFlight) {
       patchStatus.textContent = "patching...";

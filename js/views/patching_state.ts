@@ -36,12 +36,11 @@ export function nextSelection(current: readonly Cell[], cell: Cell, additive: bo
 export interface QueueState {
   inFlight: boolean;
   queued: boolean;
-  held: boolean;
 }
 
 /**
- * At most one request in flight. A value pushed while one is in flight (or while the queue is
- * held, e.g. during a sweep) waits; a newer push replaces a waiting one, which is safe because a
+ * At most one request in flight. A value pushed while one is in flight waits (clicks during a
+ * sweep are sent at once: the kernel runs them between two of the sweep's batches); a newer push replaces a waiting one, which is safe because a
  * patch set already contains the clicks before it. When the request in flight settles (either
  * way), the waiting value is sent. Nothing pushed is ever dropped without a newer value taking
  * its place.
@@ -49,7 +48,6 @@ export interface QueueState {
 export class LatestQueue<T> {
   private inFlight = false;
   private waiting: { value: T } | undefined;
-  private held = false;
 
   constructor(
     private readonly send: (value: T) => Promise<unknown>,
@@ -57,10 +55,10 @@ export class LatestQueue<T> {
   ) {}
 
   get state(): QueueState {
-    return { inFlight: this.inFlight, queued: this.waiting !== undefined, held: this.held };
+    return { inFlight: this.inFlight, queued: this.waiting !== undefined };
   }
 
-  /** Send `value` now if nothing is in flight and the queue is not held; else let it wait. */
+  /** Send `value` now if nothing is in flight; else let it wait. */
   push(value: T): "sent" | "queued" {
     this.waiting = { value };
     const sent = this.pump();
@@ -68,16 +66,8 @@ export class LatestQueue<T> {
     return sent ? "sent" : "queued";
   }
 
-  /** Pause (true) or resume (false) sending; resuming sends what waits. */
-  hold(on: boolean): void {
-    if (this.held === on) return;
-    this.held = on;
-    this.pump();
-    this.onChange(this.state);
-  }
-
   private pump(): boolean {
-    if (this.inFlight || this.held || this.waiting === undefined) return false;
+    if (this.inFlight || this.waiting === undefined) return false;
     const { value } = this.waiting;
     this.waiting = undefined;
     this.inFlight = true;
@@ -103,6 +93,8 @@ export function progressText(status: string, point: string, done: number, total:
   switch (status) {
     case "running":
       return `sweeping ${point}: ${count}`;
+    case "waiting":
+      return `sweeping ${point}: ${count}, waiting for another call on the model`;
     case "done":
       return `swept ${point}: ${count}`;
     case "cancelled":

@@ -7,7 +7,7 @@ import torch
 
 import hooklens as hl
 
-from .conftest import build_hf
+from .conftest import FAMILIES, build_hf
 
 
 def test_tokens_round_trip(tiny):
@@ -151,30 +151,34 @@ def test_unembed_resid_is_logit_lens(tiny, tokens):
     torch.testing.assert_close(lens[-1], logits)
 
 
-def test_run_from_layer_with_kv_cache(tiny):
-    """The internal entry point for batched patching: start at block l with a given resid,
-    reuse cached K/V for the positions before the patch."""
-    # (sliding-window caches, e.g. Gemma 3's, refuse `crop` once the window is full)
-    for family in ("llama", "gpt2", "gpt_neox", "phi3"):
-        model = tiny(family)
-        toks = torch.randint(4, 128, (1, 8), generator=torch.Generator().manual_seed(5))
-        with torch.no_grad():
-            logits, cache = model.run_with_cache(toks, names_filter=lambda n: "resid_pre" in n)
-            # no KV: full positions, start at layer 1
-            out = model._run_from_layer(cache["blocks.1.hook_resid_pre"], 1)
-            torch.testing.assert_close(out, logits, atol=1e-5, rtol=1e-4)
-            # KV for positions < 5, batch of 3 patches of positions 5..7
-            _, kv = model._forward_with_kv(toks)
-            kv.crop(5 - 8)  # keep positions 0..4
-            kv.batch_repeat_interleave(3)
-            resid = cache["blocks.1.hook_resid_pre"][:, 5:].repeat(3, 1, 1)
-            resid[1] += torch.randn(resid.shape[1:], generator=torch.Generator().manual_seed(0))
-            out = model._run_from_layer(resid, 1, kv_cache=kv)
-        torch.testing.assert_close(out[0], logits[0, 5:], atol=1e-5, rtol=1e-4, msg=family)
-        torch.testing.assert_close(out[2], logits[0, 5:], atol=1e-5, rtol=1e-4, msg=family)
-        assert (out[1] - logits[0, 5:]).abs().max() > 1e-3
-        assert len(model.hf_model.get_submodule(model.spec.blocks)) == 2
-        assert type(model.hf_model.get_submodule(model.spec.blocks)[0]).__name__ != "_Skip"
+@pytest.mark.parametrize("family", FAMILIES)
+def test_partial_forward_calls_the_blocks_themselves(tiny, family):
+    """The engine entry point for batched patching: start at block l on a given residual
+    stream, reuse the recorded keys/values for the positions before the patch."""
+    from hooklens._engine.partial import RecordedRun
+
+    model = tiny(family)
+    toks = torch.randint(4, 128, (1, 8), generator=torch.Generator().manual_seed(5))
+    modules_before = list(model.hf_model.modules())
+    with torch.no_grad():
+        logits = model(toks)
+        with model.owner.hold():
+            run = RecordedRun(model, toks)
+        assert run.skips, run.why_not
+        torch.testing.assert_close(run.logits, logits, atol=1e-5, rtol=1e-4)
+        # All positions from layer 1.
+        out = run.logits_from(run.run_blocks(run.resid_pre(1), 1, 0))
+        torch.testing.assert_close(out, logits, atol=1e-5, rtol=1e-4)
+        # Positions 5..7 of a batch of 3 from layer 1, one of them changed.
+        resid = run.resid_pre(1)[:, 5:].repeat(3, 1, 1)
+        resid[1] += torch.randn(resid.shape[1:], generator=torch.Generator().manual_seed(0))
+        out = run.logits_from(run.run_blocks(resid, 1, 5))
+        last = run.logits_from(run.run_blocks(resid, 1, 5, last_only=True), [3, 7])
+    torch.testing.assert_close(out[0], logits[0, 5:], atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(out[2], logits[0, 5:], atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(last[:, 0], out[:, -1, [3, 7]], atol=1e-5, rtol=1e-4)
+    assert (out[1] - logits[0, 5:]).abs().max() > 1e-3
+    assert list(model.hf_model.modules()) == modules_before  # nothing swapped, ever
 
 
 def test_device_map_with_offload(tiny_dir, tokens, tmp_path):

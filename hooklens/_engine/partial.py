@@ -1,0 +1,214 @@
+"""Partial forwards: run blocks `layer`.. of a recorded prompt on a new residual stream.
+
+Patching a layer-`l` activation cannot change the layers below `l`, and with causal attention a
+patch at position `p` cannot change earlier positions. A `RecordedRun` is one forward pass of a
+prompt that keeps what such runs reuse: the logits, the residual stream entering each block,
+every block's call arguments (masks, rotary tables, position ids) and every layer's keys and
+values. `run_blocks` then calls the blocks from `layer` on itself, on positions `pos0..` only,
+with a key/value cache of the first `pos0` positions: nothing in the Hugging Face model is
+swapped or replaced, so a call from another thread (which waits for the model anyway, see
+`ownership.py`) always finds the model as loaded.
+
+A block's arguments are re-targeted by what transformers names them: the attention mask keeps its
+query rows `pos0..`, position ids and rotary tables their positions `pos0..`, the cache is the
+prefix cache. A block argument that depends on positions and is none of these makes the run
+fall back to full forward passes (`RecordedRun.skips` is False), which are exact but slower.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from .unembed import unembed
+
+#: Argument names under which transformers passes a block its key/value cache.
+_CACHE_NAMES = ("cache", "past_key_values", "past_key_value", "layer_past")
+#: Arguments with a position axis: name -> that axis.
+_POSITION_AXIS = {"position_ids": -1, "cache_position": -1, "position_embeddings": -2}
+
+
+def _first(out: Any) -> torch.Tensor:
+    return out[0] if isinstance(out, tuple) else out
+
+
+def _is_cache(value: Any) -> bool:
+    from transformers import Cache
+
+    return isinstance(value, Cache)
+
+
+@dataclass
+class _BlockCall:
+    """The arguments one block received in the recorded run, by parameter name."""
+
+    arguments: dict[str, Any]
+    extra: dict[str, Any]  # what went to the block's **kwargs
+    hidden_name: str
+    takes_mask: bool  # the block has an `attention_mask` parameter
+
+
+def _blocks(model: Any) -> list[nn.Module]:
+    return list(model.hf_model.get_submodule(model.spec.blocks))
+
+
+def _cache_name(model: Any) -> str:
+    """The name under which the causal-LM forward takes a key/value cache."""
+    parameters = inspect.signature(model.hf_model.forward).parameters
+    return next((n for n in _CACHE_NAMES if n in parameters), "past_key_values")
+
+
+class PartialForwardError(Exception):
+    """A block argument that `run_blocks` cannot re-target to fewer positions."""
+
+
+def _retarget(name: str, value: Any, pos0: int, seq_len: int, cache: Any) -> Any:
+    """One block argument for a run of positions pos0..seq_len-1 attending to `cache`."""
+    if name in _CACHE_NAMES or _is_cache(value):
+        return cache
+    if name == "use_cache":
+        return cache is not None
+    if pos0 == 0 or value is None or isinstance(value, bool | int | float | str):
+        return value
+    if name == "attention_mask":
+        if value is None:
+            return None
+        if not isinstance(value, torch.Tensor):
+            raise PartialForwardError(f"attention_mask of type {type(value).__name__}")
+        return value[..., pos0:, :]
+    axis = _POSITION_AXIS.get(name)
+    if axis is not None:
+        if isinstance(value, tuple):
+            return tuple(t.narrow(axis, pos0, seq_len - pos0) for t in value)
+        if isinstance(value, torch.Tensor):
+            return value.narrow(axis, pos0, seq_len - pos0)
+    if isinstance(value, torch.Tensor) or (
+        isinstance(value, tuple | list) and any(isinstance(v, torch.Tensor) for v in value)
+    ):
+        raise PartialForwardError(f"block argument {name!r}")
+    return value
+
+
+def _causal_rows(pos0: int, seq_len: int, device: torch.device) -> torch.Tensor:
+    """Boolean mask (1, 1, seq_len - pos0, seq_len): query pos0+i attends to keys <= pos0+i."""
+    keys = torch.arange(seq_len, device=device)
+    queries = torch.arange(pos0, seq_len, device=device)
+    return (keys[None, :] <= queries[:, None])[None, None]
+
+
+class RecordedRun:
+    """One forward pass of `tokens` (1, pos), kept for partial forwards (see module doc).
+
+    `logits` (1, pos, d_vocab); `resid_pre(layer)` (1, pos, d_model); `skips` says whether
+    `run_blocks` can start at a layer and position (else patching runs full passes).
+    Build it while holding the model (`HookedModel.hooks()` or its ownership).
+    """
+
+    def __init__(self, model: Any, tokens: torch.Tensor) -> None:
+        from transformers import DynamicCache
+
+        self.model = model
+        self.tokens = tokens
+        self.seq_len = int(tokens.shape[1])
+        blocks = _blocks(model)
+        calls: dict[int, _BlockCall] = {}
+        self._resid_pre: dict[int, torch.Tensor] = {}
+
+        def recorder(layer: int, block: nn.Module) -> Any:
+            signature = inspect.signature(block.forward)
+
+            def record(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+                bound = signature.bind(*args, **kwargs)
+                arguments = dict(bound.arguments)
+                hidden_name = next(iter(signature.parameters))
+                extra: dict[str, Any] = {}
+                for pname, param in signature.parameters.items():
+                    if param.kind is inspect.Parameter.VAR_KEYWORD:
+                        extra = dict(arguments.pop(pname, {}))
+                self._resid_pre[layer] = arguments[hidden_name].detach()
+                takes_mask = "attention_mask" in signature.parameters
+                calls[layer] = _BlockCall(arguments, extra, hidden_name, takes_mask)
+
+            return record
+
+        # A cache of full layers: a sliding-window layer would keep only its window, and the
+        # partial runs need every earlier position's keys and values.
+        kv = DynamicCache()
+        handles = [
+            block.register_forward_pre_hook(recorder(i, block), with_kwargs=True)
+            for i, block in enumerate(blocks)
+        ]
+        try:
+            with torch.no_grad():
+                out = model.hf_model(input_ids=tokens, use_cache=True, **{_cache_name(model): kv})
+        finally:
+            for handle in handles:
+                handle.remove()
+        self.logits: torch.Tensor = out.logits
+        self._calls = calls
+        # (keys, values) per layer, each (1, n_kv_heads, pos, d_head).
+        self._keys_values: list[tuple[torch.Tensor, torch.Tensor]] = [
+            (layer.keys, layer.values)  # type: ignore[union-attr,misc]
+            for layer in kv.layers
+        ]
+        self.skips, self.why_not = True, ""
+        try:
+            for call in calls.values():
+                for name, value in [*call.arguments.items(), *call.extra.items()]:
+                    if name != call.hidden_name:
+                        _retarget(name, value, 1, self.seq_len, None)
+        except PartialForwardError as exc:
+            self.skips, self.why_not = False, str(exc)
+
+    def resid_pre(self, layer: int) -> torch.Tensor:
+        """(1, pos, d_model) entering block `layer`."""
+        return self._resid_pre[layer]
+
+    def _prefix_cache(self, pos0: int, batch: int) -> Any:
+        from transformers import DynamicCache
+
+        pairs = [
+            (keys[:, :, :pos0].expand(batch, -1, -1, -1),
+             values[:, :, :pos0].expand(batch, -1, -1, -1))
+            for keys, values in self._keys_values
+        ]  # fmt: skip
+        return DynamicCache(ddp_cache_data=pairs)
+
+    def run_blocks(
+        self, resid: torch.Tensor, layer: int, pos0: int, *, last_only: bool = False
+    ) -> torch.Tensor:
+        """Run blocks `layer`.. and the final norm on `resid` (batch, pos - pos0, d_model), the
+        residual stream entering block `layer` at positions pos0..; earlier positions are the
+        recorded run's. Hooks attached to the model fire as usual, on positions pos0.. only.
+        Returns the final normalised residual (batch, pos - pos0 or 1, d_model).
+        """
+        if not self.skips and (layer, pos0) != (0, 0):
+            raise PartialForwardError(self.why_not)
+        batch = resid.shape[0]
+        cache = self._prefix_cache(pos0, batch) if pos0 > 0 else None
+        self.model._builder.frame.batch = batch  # read by sites that unflatten (batch*pos, d)
+        hidden = resid
+        for index, block in enumerate(_blocks(self.model)[layer:], start=layer):
+            call = self._calls[index]
+            arguments = {
+                name: _retarget(name, value, pos0, self.seq_len, cache)
+                for name, value in call.arguments.items()
+                if name != call.hidden_name
+            }
+            if pos0 > 0 and call.takes_mask and arguments.get("attention_mask") is None:
+                # sdpa's causal shortcut is top-left aligned: rows pos0.. need an explicit mask.
+                arguments["attention_mask"] = _causal_rows(pos0, self.seq_len, hidden.device)
+            extra = {n: _retarget(n, v, pos0, self.seq_len, cache) for n, v in call.extra.items()}
+            hidden = _first(block(hidden, **arguments, **extra))
+        if last_only:
+            hidden = hidden[:, -1:]
+        final_norm: nn.Module = self.model.hf_model.get_submodule(self.model.spec.final_norm)
+        return final_norm(hidden)
+
+    def logits_from(self, normed: torch.Tensor, token_ids: list[int] | None = None) -> torch.Tensor:
+        """Logits (batch, q, d_vocab), or (batch, q, len(token_ids)) of those tokens only."""
+        return unembed(self.model, normed, token_ids)
