@@ -169,7 +169,9 @@ def test_sweep_from_the_button_equals_sweep(model: Any, point: str) -> None:
     assert started["total"] == want.values.numel()
     assert view.sweep_status == "done" and view.sweep_done == view.sweep_total
     heat = view.call("heatmap", {"point": point})
-    np.testing.assert_allclose(decode_tensor(heat["values"]), want.values.numpy(), atol=1e-4, rtol=1e-4)
+    np.testing.assert_allclose(
+        decode_tensor(heat["values"]), want.values.numpy(), atol=1e-4, rtol=1e-4
+    )
     assert heat["status"] == "done" and heat["row_labels"][0] == "L0"
     assert heat["column_labels"] == (
         [f"{i} {t!r}" for i, t in enumerate(model.to_str_tokens(CORRUPTED))]
