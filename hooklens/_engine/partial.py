@@ -66,17 +66,9 @@ class PartialForwardError(Exception):
     """A block argument that `run_blocks` cannot re-target to fewer positions."""
 
 
-def _retarget(name: str, value: Any, pos0: int, seq_len: int, cache: Any) -> Any:
-    """One block argument for a run of positions pos0..seq_len-1 attending to `cache`."""
-    if name in _CACHE_NAMES or _is_cache(value):
-        return cache
-    if name == "use_cache":
-        return cache is not None
-    if pos0 == 0 or value is None or isinstance(value, bool | int | float | str):
-        return value
+def _narrow(name: str, value: Any, pos0: int, seq_len: int) -> Any:
+    """A recorded block argument for query positions pos0..seq_len-1 only."""
     if name == "attention_mask":
-        if value is None:
-            return None
         if not isinstance(value, torch.Tensor):
             raise PartialForwardError(f"attention_mask of type {type(value).__name__}")
         return value[..., pos0:, :]
@@ -93,6 +85,33 @@ def _retarget(name: str, value: Any, pos0: int, seq_len: int, cache: Any) -> Any
     return value
 
 
+def _repeat(value: Any, batch: int, repeats: int) -> Any:
+    """A recorded argument of a batch of `batch` prompts, for `repeats` copies of that batch
+    (prompt-major copies: element `i * batch + b` is prompt b). Batch-1 tensors broadcast."""
+    if repeats == 1 or batch == 1:
+        return value
+    if isinstance(value, tuple):
+        return tuple(_repeat(v, batch, repeats) for v in value)
+    if isinstance(value, torch.Tensor) and value.ndim and value.shape[0] == batch:
+        return value.repeat(repeats, *([1] * (value.ndim - 1)))
+    return value
+
+
+def _retarget(name: str, value: Any, pos0: int, seq_len: int, cache: Any,
+              batch: int = 1, repeats: int = 1) -> Any:  # fmt: skip
+    """One block argument for `repeats` copies of the recorded batch, run on positions
+    pos0..seq_len-1 and attending to `cache` for the earlier ones."""
+    if name in _CACHE_NAMES or _is_cache(value):
+        return cache
+    if name == "use_cache":
+        return cache is not None
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if pos0 > 0:
+        value = _narrow(name, value, pos0, seq_len)
+    return _repeat(value, batch, repeats)
+
+
 def _causal_rows(pos0: int, seq_len: int, device: torch.device) -> torch.Tensor:
     """Boolean mask (1, 1, seq_len - pos0, seq_len): query pos0+i attends to keys <= pos0+i."""
     keys = torch.arange(seq_len, device=device)
@@ -101,9 +120,9 @@ def _causal_rows(pos0: int, seq_len: int, device: torch.device) -> torch.Tensor:
 
 
 class RecordedRun:
-    """One forward pass of `tokens` (1, pos), kept for partial forwards (see module doc).
+    """One forward pass of `tokens` (batch, pos), kept for partial forwards (see module doc).
 
-    `logits` (1, pos, d_vocab); `resid_pre(layer)` (1, pos, d_model); `skips` says whether
+    `logits` (batch, pos, d_vocab); `resid_pre(layer)` (batch, pos, d_model); `skips` says whether
     `run_blocks` can start at a layer and position (else patching runs full passes).
     Build it while holding the model (`HookedModel.hooks()` or its ownership).
     """
@@ -113,7 +132,7 @@ class RecordedRun:
 
         self.model = model
         self.tokens = tokens
-        self.seq_len = int(tokens.shape[1])
+        self.batch, self.seq_len = int(tokens.shape[0]), int(tokens.shape[1])
         blocks = _blocks(model)
         calls: dict[int, _BlockCall] = {}
         self._resid_pre: dict[int, torch.Tensor] = {}
@@ -165,15 +184,17 @@ class RecordedRun:
             self.skips, self.why_not = False, str(exc)
 
     def resid_pre(self, layer: int) -> torch.Tensor:
-        """(1, pos, d_model) entering block `layer`."""
+        """(batch, pos, d_model) entering block `layer`."""
         return self._resid_pre[layer]
 
-    def _prefix_cache(self, pos0: int, batch: int) -> Any:
+    def _prefix_cache(self, pos0: int, repeats: int) -> Any:
         from transformers import DynamicCache
 
         pairs = [
-            (keys[:, :, :pos0].expand(batch, -1, -1, -1),
-             values[:, :, :pos0].expand(batch, -1, -1, -1))
+            (_repeat(keys[:, :, :pos0], self.batch, repeats).expand(
+                self.batch * repeats, -1, -1, -1),
+             _repeat(values[:, :, :pos0], self.batch, repeats).expand(
+                self.batch * repeats, -1, -1, -1))
             for keys, values in self._keys_values
         ]  # fmt: skip
         return DynamicCache(ddp_cache_data=pairs)
@@ -181,28 +202,35 @@ class RecordedRun:
     def run_blocks(
         self, resid: torch.Tensor, layer: int, pos0: int, *, last_only: bool = False
     ) -> torch.Tensor:
-        """Run blocks `layer`.. and the final norm on `resid` (batch, pos - pos0, d_model), the
-        residual stream entering block `layer` at positions pos0..; earlier positions are the
+        """Run blocks `layer`.. and the final norm on `resid` (n * batch, pos - pos0, d_model),
+        the residual stream entering block `layer` at positions pos0.. of n copies of the
+        recorded batch (element `i * batch + b` is prompt b); earlier positions are the
         recorded run's. Hooks attached to the model fire as usual, on positions pos0.. only.
         Returns the final normalised residual (batch, pos - pos0 or 1, d_model).
         """
         if not self.skips and (layer, pos0) != (0, 0):
             raise PartialForwardError(self.why_not)
         batch = resid.shape[0]
-        cache = self._prefix_cache(pos0, batch) if pos0 > 0 else None
+        if batch % self.batch:
+            raise ValueError(f"resid's batch {batch} is not a multiple of {self.batch} prompts")
+        repeats = batch // self.batch
+        cache = self._prefix_cache(pos0, repeats) if pos0 > 0 else None
         self.model._builder.frame.batch = batch  # read by sites that unflatten (batch*pos, d)
         hidden = resid
         for index, block in enumerate(_blocks(self.model)[layer:], start=layer):
             call = self._calls[index]
             arguments = {
-                name: _retarget(name, value, pos0, self.seq_len, cache)
+                name: _retarget(name, value, pos0, self.seq_len, cache, self.batch, repeats)
                 for name, value in call.arguments.items()
                 if name != call.hidden_name
             }
             if pos0 > 0 and call.takes_mask and arguments.get("attention_mask") is None:
                 # sdpa's causal shortcut is top-left aligned: rows pos0.. need an explicit mask.
                 arguments["attention_mask"] = _causal_rows(pos0, self.seq_len, hidden.device)
-            extra = {n: _retarget(n, v, pos0, self.seq_len, cache) for n, v in call.extra.items()}
+            extra = {
+                n: _retarget(n, v, pos0, self.seq_len, cache, self.batch, repeats)
+                for n, v in call.extra.items()
+            }
             hidden = _first(block(hidden, **arguments, **extra))
         if last_only:
             hidden = hidden[:, -1:]

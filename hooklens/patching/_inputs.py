@@ -56,6 +56,26 @@ def single_prompt(model: Any, prompt: Any) -> torch.Tensor:
     return tokens
 
 
+def prompt_batch(model: Any, prompts: Any) -> torch.Tensor:
+    """Token ids (batch, pos) of text, a list of texts or ids; a batch of texts must tokenize
+    to one length (patching lines positions up across prompts)."""
+    if isinstance(prompts, list) and prompts and isinstance(prompts[0], str):
+        rows = [model.to_tokens(p) for p in prompts]
+        lengths = sorted({int(r.shape[1]) for r in rows})
+        if len(lengths) > 1:
+            raise ValueError(
+                f"the prompts tokenize to different lengths {lengths}: patching lines positions "
+                "up across prompts, so reword them to one length or pass ids of equal length"
+            )
+        return torch.cat(rows)
+    tokens = model.to_tokens(prompts) if isinstance(prompts, str) else torch.as_tensor(prompts)
+    if tokens.ndim == 1:
+        tokens = tokens[None]
+    if tokens.ndim != 2:
+        raise ValueError(f"prompts are ids of shape (batch, pos), got {tuple(tokens.shape)}")
+    return tokens
+
+
 def aligned_tokens(model: Any, clean: Any, corrupted: Any) -> tuple[torch.Tensor, torch.Tensor]:
     """Token ids (1, pos) of both prompts; an error showing both token lists if lengths differ."""
     clean_ids, corrupted_ids = single_prompt(model, clean), single_prompt(model, corrupted)

@@ -10,56 +10,61 @@ import torch
 
 from .._engine.partial import RecordedRun
 from .._engine.points import head_axis_of
-from ._inputs import single_prompt, str_tokens
+from ._inputs import prompt_batch, str_tokens
 from ._types import Patch, PatchLike, as_patch
 
-#: hook name -> [(batch element, patch), ...]: what one forward pass writes at each point.
+#: hook name -> [(patch set index, patch), ...]: what one forward pass writes at each point.
 PatchGroups = dict[str, list[tuple[int, Patch]]]
 
 
 def group_patches(patch_sets: Sequence[Sequence[Patch]]) -> PatchGroups:
-    """Patch set ``i`` goes to batch element ``i``; grouped by the hook they write."""
+    """Patch set ``i`` goes to the ``i``-th copy of the prompt batch; grouped by hook."""
     groups: PatchGroups = {}
-    for element, patches in enumerate(patch_sets):
+    for index, patches in enumerate(patch_sets):
         for one in patches:
-            groups.setdefault(one.name, []).append((element, one))
+            groups.setdefault(one.name, []).append((index, one))
     return groups
 
 
-def _write(act: torch.Tensor, element: int, patch: Patch, src: torch.Tensor,
-           pos_offset: int, head_axis: int | None) -> None:  # fmt: skip
-    """In place: ``act[element]`` takes ``src`` (the source run's activation, batch 1) where
-    ``patch`` says. ``act`` covers positions ``pos_offset..``; ``src`` all positions."""
-    src = src[0].to(act.device, act.dtype)
-    target = act[element]
-    if head_axis is None:  # (pos, ...) residual-like activation
+def _write(target: torch.Tensor, patch: Patch, src: torch.Tensor, pos_offset: int,
+           head_axis: int | None) -> None:  # fmt: skip
+    """In place: ``target`` (prompts, ...) takes ``src`` (the source run's activation, same
+    prompts or one) where ``patch`` says. ``target`` covers positions ``pos_offset..``, ``src``
+    all of them."""
+    src = src.to(target.device, target.dtype)
+    if head_axis is None:  # (batch, pos, ...) residual-like activation
         if patch.pos is None:
-            target[...] = src[pos_offset:]
+            target[:] = src[:, pos_offset:]
         else:
-            target[patch.pos - pos_offset] = src[patch.pos]
+            target[:, patch.pos - pos_offset] = src[:, patch.pos]
         return
-    # Per-head activations: (pos, heads, d_head), or (heads, q, k) for patterns.
-    axis = head_axis - 1
     head = slice(None) if patch.head is None else patch.head
-    if axis == 0:  # pattern: (heads, q, k)
+    if head_axis == 1:  # pattern-like: (batch, heads, q, k)
         if patch.pos is None:
-            target[head] = src[head][..., pos_offset:, :]
+            target[:, head] = src[:, head][..., pos_offset:, :]
         else:
-            target[head, patch.pos - pos_offset] = src[head, patch.pos]
-    elif patch.pos is None:
-        target[:, head] = src[pos_offset:, head]
+            target[:, head, patch.pos - pos_offset] = src[:, head, patch.pos]
+    elif patch.pos is None:  # (batch, pos, heads, d_head)
+        target[:, :, head] = src[:, pos_offset:, head]
     else:
-        target[patch.pos - pos_offset, head] = src[patch.pos, head]
+        target[:, patch.pos - pos_offset, head] = src[:, patch.pos, head]
 
 
-def patch_hooks(groups: PatchGroups, source: Any,
+def patch_hooks(groups: PatchGroups, source: Any, prompts: int,
                 pos_offset: int) -> list[tuple[str, Callable[..., Any]]]:  # fmt: skip
-    """One hook per patched point, writing every (batch element, patch) of that point."""
+    """One hook per patched point, writing every patch of that point: patch set ``i`` into
+    batch elements ``i * prompts .. (i + 1) * prompts - 1``."""
     for name in groups:
         if name not in source:
             raise KeyError(
                 f"the source cache has no {name!r}: cache it with "
                 f"run_with_cache(source, names_filter=[{name!r}, ...])"
+            )
+        if source[name].shape[0] not in (1, prompts):
+            raise ValueError(
+                f"the source cache holds {source[name].shape[0]} prompts at {name!r} but the "
+                f"run patched into has {prompts}: cache the same number of prompts (with their "
+                "batch dimension, i.e. not remove_batch_dim=True)"
             )
     hooks = []
     for name, writes in groups.items():
@@ -67,8 +72,9 @@ def patch_hooks(groups: PatchGroups, source: Any,
         def hook(act: torch.Tensor, hook: Any, writes: Any = writes, name: str = name,
                  axis: int | None = head_axis_of(name)) -> torch.Tensor:  # fmt: skip
             act = act.clone()
-            for element, one in writes:
-                _write(act, element, one, source[name], pos_offset, axis)
+            for index, one in writes:
+                target = act[index * prompts : (index + 1) * prompts]
+                _write(target, one, source[name], pos_offset, axis)
             return act
 
         hooks.append((name, hook))
@@ -80,12 +86,14 @@ def patch(model: Any, base: Any, source_cache: Any, patches: Iterable[PatchLike]
 
     ``source_cache`` is an ``ActivationCache`` of the source run (with its batch dimension, as
     ``run_with_cache`` returns it) holding every patched point. Denoising patches a clean cache
-    into the corrupted prompt; noising, a corrupted cache into the clean prompt.
-    Returns logits (1, pos, d_vocab).
+    into the corrupted prompt; noising, a corrupted cache into the clean prompt. ``base`` may be
+    a batch of prompts (batch, pos) patched from a cache of as many.
+    Returns logits (batch, pos, d_vocab).
     """
-    tokens = single_prompt(model, base)
+    tokens = prompt_batch(model, base)
     groups = group_patches([[as_patch(item) for item in patches]])
-    return model.run_with_hooks(tokens, fwd_hooks=patch_hooks(groups, source_cache, 0))
+    hooks = patch_hooks(groups, source_cache, int(tokens.shape[0]), 0)
+    return model.run_with_hooks(tokens, fwd_hooks=hooks)
 
 
 def start_of(model: Any, patches: Sequence[Patch]) -> tuple[int, int] | None:
@@ -113,7 +121,7 @@ class Patcher:
         self.model = model
         self.source_cache = source_cache
         with model.owner.hold():
-            self.base = RecordedRun(model, single_prompt(model, base))
+            self.base = RecordedRun(model, prompt_batch(model, base))
 
     @property
     def base_strings(self) -> list[str]:
@@ -125,12 +133,13 @@ class Patcher:
 
     def run(self, patch_sets: Sequence[Sequence[Patch]], token_ids: list[int] | None = None,
             last_only: bool = False) -> torch.Tensor:  # fmt: skip
-        """Logits with patch set ``i`` applied to batch element ``i``: (n, pos, d_vocab), or
-        (n, 1, ...) with ``last_only``, or (..., len(token_ids)) of those tokens only."""
-        model, base, n = self.model, self.base, len(patch_sets)
+        """Logits with patch set ``i`` applied to the ``i``-th copy of the base prompts
+        (elements ``i * prompts ..``): (n * prompts, pos, d_vocab), or (..., 1, ...) with
+        ``last_only``, or (..., len(token_ids)) of those tokens only."""
+        model, base = self.model, self.base
         starts = [start_of(model, list(s)) for s in patch_sets if s]
         if not starts:
-            logits = base.logits.expand(n, -1, -1)
+            logits = base.logits.repeat(len(patch_sets), 1, 1)
             logits = logits[:, -1:] if last_only else logits
             return logits if token_ids is None else logits[..., token_ids]
         known = [s for s in starts if s is not None]
@@ -138,18 +147,19 @@ class Patcher:
         layer = min(s[0] for s in known) if skip else 0
         pos0 = min(s[1] for s in known) if skip else 0
         groups = group_patches(patch_sets)
-        with torch.no_grad(), model.hooks(patch_hooks(groups, self.source_cache, pos0)):
+        hooks = patch_hooks(groups, self.source_cache, base.batch, pos0)
+        with torch.no_grad(), model.hooks(hooks):
             if not skip:  # a model-level patch, or a family partial runs cannot re-target
-                logits = model.forward(base.tokens.expand(n, -1))
+                logits = model.forward(base.tokens.repeat(len(patch_sets), 1))
                 logits = logits[:, -1:] if last_only else logits
                 return logits if token_ids is None else logits[..., token_ids]
-            resid = base.resid_pre(layer)[:, pos0:].expand(n, -1, -1)
+            resid = base.resid_pre(layer)[:, pos0:].repeat(len(patch_sets), 1, 1)
             normed = base.run_blocks(resid, layer, pos0, last_only=last_only)
         logits = base.logits_from(normed, token_ids)
         if not last_only and pos0 > 0:
             # Positions before pos0 are unchanged by every patch in this batch.
             prefix = base.logits[:, :pos0]
             prefix = prefix if token_ids is None else prefix[..., token_ids]
-            prefix = prefix.to(logits.device, logits.dtype).expand(n, -1, -1)
+            prefix = prefix.to(logits.device, logits.dtype).repeat(len(patch_sets), 1, 1)
             logits = torch.cat([prefix, logits], dim=1)
         return logits

@@ -8,7 +8,8 @@ from typing import Any, Literal
 
 import torch
 
-from ..metrics import Metric, TokenMetric
+from ..metrics import Metric
+from ._evaluate import CellMetric
 from ._inputs import aligned_tokens, check_metric_value, check_prompt_pair, resolve_cells
 from ._plan import _Cell, _plan
 from ._run import Patcher
@@ -124,19 +125,6 @@ def sweep_cells(
         for i, layer in enumerate(rows)
         for j, col in enumerate(columns)
     ]
-    if batch_size == "auto":
-        budget = _AUTO_ROWS
-    else:
-        if int(batch_size) < 1:
-            raise ValueError(f"batch_size must be a positive int or 'auto', got {batch_size!r}")
-        budget = int(batch_size) * seq_len
-    only_last = isinstance(metric, TokenMetric) and metric.pos == -1
-    # A logit difference reads two logits, not the whole vocabulary: unembed only those.
-    narrow = metric.narrowed() if only_last and isinstance(metric, TokenMetric) else None
-    token_ids, tile_metric = narrow if narrow is not None else (None, metric)
-    unembed_width = len(token_ids) if token_ids is not None else model.cfg.d_vocab
-    tiles = _plan(cells, model.cfg.n_layers, seq_len, model.cfg.d_model, max(budget, seq_len),
-                  unembed_width)  # fmt: skip
     raw = torch.full((len(rows), len(columns)), math.nan)
     labels = (
         [patcher.base_strings[c] for c in columns] if axis == "pos" else [f"H{c}" for c in columns]
@@ -147,24 +135,59 @@ def sweep_cells(
         return PatchingResult(values, point, list(rows), list(columns), labels, clean_value,
                               corrupted_value, normalize, raw.clone())  # fmt: skip
 
+    def after(done: int, total: int) -> None:
+        if on_batch is not None:
+            on_batch(result(), done, total)
+
     bar = _progress(progress, len(cells), point)
-    done = 0
     try:
-        for tile in tiles:
-            with model.owner.hold(on_wait):
-                logits = patcher.run([[c.patch] for c in tile], token_ids, last_only=only_last)
-                values = check_metric_value(tile_metric, logits)
-            for cell, value in zip(tile, values.tolist(), strict=True):
-                raw[cell.index] = value
-            done += len(tile)
-            if bar is not None:
-                bar.update(len(tile))
-            if on_batch is not None:
-                on_batch(result(), done, len(cells))
+        run_cells(patcher, cells, CellMetric(patcher, metric, per_batch=False), raw,
+                  batch_size=batch_size, bar=bar, after=after, on_wait=on_wait)  # fmt: skip
     finally:
         if bar is not None:
             bar.close()
     return result()
+
+
+def run_cells(
+    patcher: Patcher,
+    cells: list[_Cell],
+    metric: CellMetric,
+    raw: torch.Tensor,
+    *,
+    batch_size: int | Literal["auto"] = "auto",
+    bar: Any = None,
+    after: Callable[[int, int], None] | None = None,
+    on_wait: Callable[[], None] | None = None,
+) -> None:
+    """Fill ``raw[cell.index]`` with the metric after each cell's patch, batch by batch.
+
+    The model is held for one batch at a time; ``after(done, total)`` runs between batches
+    (not holding it), ``on_wait()`` when a batch waits for another call on the model.
+    """
+    model, base = patcher.model, patcher.base
+    if batch_size == "auto":
+        budget = _AUTO_ROWS
+    else:
+        if isinstance(batch_size, bool) or int(batch_size) < 1:
+            raise ValueError(f"batch_size must be a positive int or 'auto', got {batch_size!r}")
+        budget = int(batch_size) * base.seq_len * base.batch
+    width = metric.width or model.cfg.d_vocab
+    rows_per_pass = max(budget // base.batch, base.seq_len)
+    tiles = _plan(cells, model.cfg.n_layers, base.seq_len, model.cfg.d_model, rows_per_pass,
+                  width)  # fmt: skip
+    done = 0
+    for tile in tiles:
+        with model.owner.hold(on_wait):
+            logits = patcher.run([[c.patch] for c in tile], metric.token_ids, metric.last_only)
+            values = metric(logits, len(tile))
+        for cell, value in zip(tile, values.tolist(), strict=True):
+            raw[cell.index] = value
+        done += len(tile)
+        if bar is not None:
+            bar.update(len(tile))
+        if after is not None:
+            after(done, len(cells))
 
 
 def _progress(enabled: bool, total: int, point: str) -> Any:

@@ -86,7 +86,8 @@ class PatchingResult:
     ``values``: (layers, positions) or (layers, heads); normalised to
     (patched - corrupted) / (clean - corrupted) when ``normalized``, else the raw metric.
     ``rows`` are layer indices, ``columns`` position indices or head indices, ``column_labels``
-    the token strings (positions) or ``"H{h}"`` (heads).
+    the token strings (positions) or ``"H{h}"`` (heads). ``method`` is ``"exact"`` (one patched
+    run per cell) or ``"attribution"`` (the first-order estimate from two runs and a backward).
     """
 
     values: torch.Tensor
@@ -98,6 +99,7 @@ class PatchingResult:
     corrupted_value: float
     normalized: bool
     raw: torch.Tensor = field(repr=False)
+    method: str = "exact"
 
     @property
     def shape(self) -> torch.Size:
