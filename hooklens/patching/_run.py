@@ -9,8 +9,9 @@ from typing import Any
 import torch
 
 from .._engine.points import head_axis_of
+from .._engine.tokens import one_prompt
 from ..metrics import Metric
-from ._inputs import check_metric_value, single_prompt
+from ._inputs import check_metric_value
 from ._plan import _Cell
 from ._types import Patch, PatchLike, as_patch
 
@@ -69,7 +70,7 @@ def patch(model: Any, base: Any, source_cache: Any, patches: Iterable[PatchLike]
     into the corrupted prompt; noising, a corrupted cache into the clean prompt.
     Returns logits (1, pos, d_vocab).
     """
-    tokens = single_prompt(model, base)
+    tokens = one_prompt(model, base)
     groups: dict[str, list[tuple[int, Patch]]] = {}
     for item in patches:
         one = as_patch(item)
@@ -130,7 +131,7 @@ class Patcher:
     def __init__(self, model: Any, base: Any, source_cache: Any) -> None:
         self.model = model
         self.source_cache = source_cache
-        self.base = _BaseRun(model, single_prompt(model, base))
+        self.base = _BaseRun(model, one_prompt(model, base))
 
     def __call__(self, patches: Iterable[PatchLike]) -> torch.Tensor:
         chosen = [as_patch(item) for item in patches]

@@ -9,8 +9,9 @@ from typing import Any, Literal
 
 import torch
 
+from .._engine.tokens import token_strings
 from ..metrics import Metric, TokenMetric
-from ._inputs import aligned_tokens, check_metric_value, resolve_cells, str_tokens
+from ._inputs import aligned_tokens, check_metric_value, resolve_cells
 from ._plan import _Cell, _plan
 from ._run import _BaseRun, _run_tile, _unembed_only
 from ._types import POINTS, Patch, PatchingResult, Point
@@ -96,7 +97,7 @@ def sweep(
     tiles = _plan(cells, model.cfg.n_layers, seq_len, model.cfg.d_model, max(budget, seq_len),
                   unembed_width)  # fmt: skip
     raw = torch.full((len(rows), len(columns)), math.nan)
-    shown = str_tokens(model, base_tokens) if axis == "pos" else []
+    shown = token_strings(model, base_tokens) if axis == "pos" else []
     labels = [shown[c] for c in columns] if axis == "pos" else [f"H{c}" for c in columns]
     denominator = clean_value - corrupted_value
 

@@ -1,0 +1,65 @@
+"""The cells of a ``PatchingView`` heatmap: rows, columns and labels per point, checked clicks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from .._engine.model import HookedModel
+from ..patching import POINTS, Patch
+from ..patching._inputs import resolve_cells
+from ._widget import RpcError
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Cells of one point: rows are layers, columns positions (``axis="pos"``) or heads."""
+
+    point: str
+    axis: Literal["pos", "head"]
+    rows: list[int]
+    columns: list[int]
+    row_labels: list[str]
+    column_labels: list[str]
+
+    def patch_of(self, row: int, col: int) -> Patch:
+        """The patch of cell (``row``, ``col``) (indices into the heatmap)."""
+        name = POINTS[self.point][0].format(layer=self.rows[row])
+        if self.axis == "pos":
+            return Patch(name, pos=self.columns[col])
+        return Patch(name, head=self.columns[col])
+
+
+def point_layout(model: HookedModel, point: str, tokens: list[str]) -> Layout:
+    """The rows (layers) and columns (positions or heads) of ``point``'s heatmap.
+
+    ``tokens``: the base prompt's token strings (``token_strings``, as ``sweep`` labels them);
+    a position column reads ``"{pos} {token!r}"``.
+    """
+    template, axis = POINTS[point]
+    rows, columns = resolve_cells(model, point, template, axis, len(tokens), None, None, None)
+    labels = (
+        [f"{c} {tokens[c]!r}" for c in columns] if axis == "pos" else [f"H{c}" for c in columns]
+    )
+    return Layout(point, axis, rows, columns, [f"L{r}" for r in rows], labels)
+
+
+def layout_of(layouts: dict[str, Layout], point: Any) -> Layout:
+    """The layout of a requested ``point``; an error naming the known points otherwise."""
+    if point not in layouts:
+        raise RpcError(f"unknown point {point!r}; this model has {', '.join(layouts)}")
+    return layouts[point]
+
+
+def check_cell(layouts: dict[str, Layout], cell: Any) -> dict[str, Any]:
+    """A requested ``{"point", "row", "col"}`` checked against its heatmap, as a clean dict."""
+    if not isinstance(cell, dict):
+        raise RpcError(f"a cell is {{point, row, col}}, got {cell!r}")
+    layout = layout_of(layouts, cell.get("point"))
+    row, col = cell.get("row"), cell.get("col")
+    n_rows, n_cols = len(layout.rows), len(layout.columns)
+    if not (isinstance(row, int) and 0 <= row < n_rows):
+        raise RpcError(f"row must be an integer in [0, {n_rows}), got {row!r}")
+    if not (isinstance(col, int) and 0 <= col < n_cols):
+        raise RpcError(f"col must be an integer in [0, {n_cols}), got {col!r}")
+    return {"point": layout.point, "row": row, "col": col}
