@@ -6,7 +6,6 @@ import base64
 import json
 import re
 from pathlib import Path
-
 from typing import Any
 
 import numpy as np
