@@ -59,7 +59,8 @@ class AttentionPatterns(HookLensWidget):
     head = traitlets.Int(0, help="The head shown enlarged, in [0, n_heads).").tag(sync=True)
     query = traitlets.Int(-1, help="Pinned (clicked) query position; -1 when none.").tag(sync=True)
     key = traitlets.Int(-1, help="Pinned (clicked) key position; -1 when none.").tag(sync=True)
-    mode = traitlets.Unicode(
+    mode = traitlets.Enum(
+        ("heads", "patterns"),
         "heads",
         help='"heads": head grid and the enlarged head first; "patterns": token strip first.',
     ).tag(sync=True)

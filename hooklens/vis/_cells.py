@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 from .._engine.model import HookedModel
 from ..patching import POINTS, Patch
 from ..patching._inputs import resolve_cells
 from ._widget import RpcError
+
+
+class Cell(TypedDict):
+    """One heatmap cell of a point: ``row`` and ``col`` index that point's heatmap."""
+
+    point: str
+    row: int
+    col: int
 
 
 @dataclass(frozen=True)
@@ -51,7 +59,7 @@ def layout_of(layouts: dict[str, Layout], point: Any) -> Layout:
     return layouts[point]
 
 
-def check_cell(layouts: dict[str, Layout], cell: Any) -> dict[str, Any]:
+def check_cell(layouts: dict[str, Layout], cell: Any) -> Cell:
     """A requested ``{"point", "row", "col"}`` checked against its heatmap, as a clean dict."""
     if not isinstance(cell, dict):
         raise RpcError(f"a cell is {{point, row, col}}, got {cell!r}")
@@ -62,4 +70,4 @@ def check_cell(layouts: dict[str, Layout], cell: Any) -> dict[str, Any]:
         raise RpcError(f"row must be an integer in [0, {n_rows}), got {row!r}")
     if not (isinstance(col, int) and 0 <= col < n_cols):
         raise RpcError(f"col must be an integer in [0, {n_cols}), got {col!r}")
-    return {"point": layout.point, "row": row, "col": col}
+    return Cell(point=layout.point, row=row, col=col)

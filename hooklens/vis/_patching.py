@@ -22,13 +22,13 @@ from collections.abc import Iterable
 from typing import Any, Literal, cast
 
 import torch
-from traitlets import Dict, Int, List, Unicode
+from traitlets import Dict, Enum, Int, List, Unicode
 
 from .._engine.tokens import token_strings
 from ..metrics import Metric, TokenMetric, logit_diff
 from ..patching import POINTS, Patch, Patcher, PatchingResult, sweep
 from ..patching._inputs import aligned_tokens
-from ._cells import Layout, check_cell, layout_of, point_layout
+from ._cells import Cell, Layout, check_cell, layout_of, point_layout
 from ._patch_code import patch_code
 from ._widget import HookLensWidget, RpcError, rpc_method
 from ._wire import SWEEP, encode_tensor, pack_buffers
@@ -64,15 +64,17 @@ class PatchingView(HookLensWidget):
     clean_tokens = List(Unicode(), help="Token strings of the clean prompt.").tag(sync=True)
     corrupted_tokens = List(Unicode(), help="Token strings of the corrupted prompt.").tag(sync=True)
     metric_source = Unicode("", help="repr() of the metric.").tag(sync=True)
-    direction = Unicode(
-        "denoise", help='"denoise": clean activations into the corrupted run; "noise": reverse.'
+    direction = Enum(
+        ("denoise", "noise"),
+        "denoise",
+        help='"denoise": clean activations into the corrupted run; "noise": the reverse.',
     ).tag(sync=True)
     points = List(Unicode(), help="This model's points, in POINTS order.").tag(sync=True)
     point = Unicode("resid_pre", help="The point whose heatmap is shown.").tag(sync=True)
     k = Int(5, help="How many top tokens each prediction lists.").tag(sync=True)
     selection = List(
-        Dict(), help='Cells of the patch set last applied: [{"point", "row", "col"}] (kernel-set).'
-    ).tag(sync=True)
+        Dict(), help="Cells of the patch set last applied (set by the kernel only)."
+    ).tag(sync=True, ts="Cell[]")
     code = Unicode("", help='Python reproducing the patched result; "" before one.').tag(sync=True)
     sweep_status = Unicode(
         "idle", help='Last sweep: "idle", "running", "done", "cancelled" or "error".'
@@ -234,7 +236,7 @@ class PatchingView(HookLensWidget):
             raise RpcError(_BUSY.format(point=self.sweep_point))
         if not isinstance(cells, list):
             raise RpcError("cells must be a list of {point, row, col}")
-        checked: list[dict[str, Any]] = []
+        checked: list[Cell] = []
         for cell in cells:
             one = check_cell(self._layouts, cell)
             if one not in checked:

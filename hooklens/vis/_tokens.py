@@ -65,9 +65,9 @@ class ColoredTokens(HookLensWidget):
     tokens = traitlets.List(
         traitlets.Unicode(), help="The n token strings, shown as text (never as HTML)."
     ).tag(sync=True)
-    values = traitlets.Dict(
-        help="One value per token: an encoded float32 tensor of shape (n,)."
-    ).tag(sync=True)
+    values = traitlets.Dict(help="One value per token: float32 of shape (n,).").tag(
+        sync=True, ts="EncodedTensor"
+    )
 
     def __init__(
         self,
