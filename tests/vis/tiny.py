@@ -44,7 +44,7 @@ def tiny_gpt2(path: Path | str, n_layers: int = 2, n_heads: int = 4, seed: int =
     config = transformers.GPT2Config(
         n_layer=n_layers,
         n_head=n_heads,
-        n_embd=32,
+        n_embd=8 * n_heads,
         n_positions=64,
         vocab_size=len(WORDS),
         bos_token_id=0,
