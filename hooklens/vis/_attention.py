@@ -17,7 +17,7 @@ import traitlets
 from .._engine.model import HookedModel
 from .._engine.tokens import one_prompt, token_strings
 from ._tokens import as_token_strings
-from ._widget import HookLensWidget, RpcError, rpc_method
+from ._widget import HookLensWidget, index_param, rpc_method
 from ._wire import as_numpy, decode_tensor, encode_tensor
 
 
@@ -107,8 +107,7 @@ class AttentionPatterns(HookLensWidget):
     @rpc_method("attention")
     def _rpc_attention(self, layer: int) -> dict[str, Any]:
         """``{"layer": l, "pattern": (n_heads, q, k) float16}``."""
-        if not isinstance(layer, int) or not 0 <= layer < len(self._patterns):
-            raise RpcError(f"layer must be an integer in [0, {len(self._patterns)}), got {layer!r}")
+        index_param("layer", layer, len(self._patterns))
         return {"layer": layer, "pattern": encode_tensor(self._patterns[layer], "float16")}
 
     def exported_requests(

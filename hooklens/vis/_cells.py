@@ -8,7 +8,7 @@ from typing import Any, Literal, TypedDict
 from .._engine.model import HookedModel
 from ..patching import POINTS, Patch
 from ..patching._inputs import resolve_cells
-from ._widget import RpcError
+from ._widget import RpcError, index_param
 
 
 class Cell(TypedDict):
@@ -64,10 +64,6 @@ def check_cell(layouts: dict[str, Layout], cell: Any) -> Cell:
     if not isinstance(cell, dict):
         raise RpcError(f"a cell is {{point, row, col}}, got {cell!r}")
     layout = layout_of(layouts, cell.get("point"))
-    row, col = cell.get("row"), cell.get("col")
-    n_rows, n_cols = len(layout.rows), len(layout.columns)
-    if not (isinstance(row, int) and 0 <= row < n_rows):
-        raise RpcError(f"row must be an integer in [0, {n_rows}), got {row!r}")
-    if not (isinstance(col, int) and 0 <= col < n_cols):
-        raise RpcError(f"col must be an integer in [0, {n_cols}), got {col!r}")
+    row = index_param("row", cell.get("row"), len(layout.rows))
+    col = index_param("col", cell.get("col"), len(layout.columns))
     return Cell(point=layout.point, row=row, col=col)

@@ -252,7 +252,7 @@ class PatchingView(HookLensWidget):
         prediction = self._prediction(logits)
         self._patches = patches
         with self.hold_sync():  # one state message for both traits
-            self.selection = checked
+            self.selection = [dict(c) for c in checked]
             self.code = patch_code(
                 self.clean,
                 self.corrupted,

@@ -11,7 +11,7 @@ import traitlets
 from .._engine.model import HookedModel
 from .._engine.tokens import one_prompt, token_strings
 from ._lens import Lens, compute_lens
-from ._widget import HookLensWidget, RpcError, rpc_method
+from ._widget import HookLensWidget, index_param, rpc_method
 from ._wire import encode_tensor
 
 
@@ -79,10 +79,8 @@ class ResidualView(HookLensWidget):
     def _rpc_topk(self, row: int, position: int) -> dict[str, Any]:
         """The top-k tokens of one cell: ``ids`` (k,) int32, ``probs`` (k,) float32, strings."""
         rows, positions = self._lens.norms.shape
-        if not (isinstance(row, int) and 0 <= row < rows):
-            raise RpcError(f"row must be an integer in [0, {rows}), got {row!r}")
-        if not (isinstance(position, int) and 0 <= position < positions):
-            raise RpcError(f"position must be an integer in [0, {positions}), got {position!r}")
+        index_param("row", row, rows)
+        index_param("position", position, positions)
         ids = self._lens.topk_ids[row, position]
         return {
             "row": row,

@@ -56,6 +56,13 @@ def rpc_method(name: str) -> Callable[[H], H]:
     return mark
 
 
+def index_param(name: str, value: Any, size: int) -> int:
+    """A request's integer param ``name`` checked to lie in ``[0, size)``; else an RpcError."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < size:
+        raise RpcError(f"{name} must be an integer in [0, {size}), got {value!r}")
+    return value
+
+
 def bundle_source() -> str:
     """The bundled front end as text; raises a clear error when it has not been built."""
     if not BUNDLE_PATH.is_file():
