@@ -47,7 +47,8 @@ def test_views_live(
     run_all_cells(page, server, name)
     page.wait_for_selector(f"{ATTN}[data-renders]", timeout=90_000)
 
-    logits, cache = model.run_with_cache(torch.tensor(IDS))
+    with torch.no_grad():
+        logits, cache = model.run_with_cache(torch.tensor(IDS))
     n = 7
     heat = f"{ATTN} canvas.hl-heatmap"
     want = cache["blocks.0.attn.hook_pattern"][0, 2].numpy()

@@ -93,7 +93,8 @@ def test_nbconvert_export_renders_offline(tmp_path: Path, guarded_page: GuardedP
     page.goto(path.as_uri())
     attn = '.hooklens[data-view="attention"]'
     page.wait_for_selector(f"{attn}[data-renders]", timeout=60_000)
-    logits, cache = model.run_with_cache(torch.tensor(IDS))
+    with torch.no_grad():
+        logits, cache = model.run_with_cache(torch.tensor(IDS))
     want = cache["blocks.0.attn.hook_pattern"][0, 1].numpy()
     got = canvas_values(page, f"{attn} canvas.hl-heatmap", 4, 4)
     np.testing.assert_allclose(got, want, atol=1 / 255 + 1e-3)
