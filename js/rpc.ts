@@ -1,7 +1,7 @@
 /**
  * Requests to the kernel: id-matched request/response custom messages with binary buffers, an
- * error reply and a timeout. The kernel side is `hooklens/vis/_rpc.py`; the message shapes
- * below mirror it. In a standalone page the same client talks to `standalone.ts`'s model, which
+ * error reply and a timeout. The kernel side is `hooklens/vis/_widget.py` (handlers) and
+ * `hooklens/vis/_wire.py` (message shapes, whose kinds `traits.gen.ts` carries). In a standalone page the same client talks to `standalone.ts`'s model, which
  * answers from inlined replies.
  */
 
