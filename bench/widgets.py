@@ -62,7 +62,7 @@ def bytes_per_value(n_heads: int = 16, n: int = 128) -> list[tuple[str, float, s
                 f"{cv_json:,} bytes",
             )
         )
-    exported = len(view.to_html())
+    exported = len(hl.vis.to_html(view))
     rows.append(("hooklens standalone HTML (base64 + bundle)", exported / values, f"{exported:,}"))
     return rows
 

@@ -1,7 +1,7 @@
 /**
  * Decoding of tensors sent by the kernel as raw bytes.
  *
- * The Python side (`hooklens/vis/_codec.py`) sends `{data, dtype, shape}` where `data` is a
+ * The Python side (`hooklens/vis/_wire.py`) sends `{data, dtype, shape}` where `data` is a
  * buffer. Widget managers hand buffers over as `DataView`s (or ArrayBuffers when a view is fed
  * from inlined data); view code only ever sees `Tensor`.
  */

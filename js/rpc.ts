@@ -1,13 +1,15 @@
 /**
  * Requests to the kernel: id-matched request/response custom messages with binary buffers, an
- * error reply and a timeout. The kernel side is `hooklens/vis/_rpc.py`; the message shapes
- * below mirror it. In a standalone page the same client talks to `standalone.ts`'s model, which
+ * error reply and a timeout. The kernel side is `hooklens/vis/_widget.py` (handlers) and
+ * `hooklens/vis/_wire.py` (message shapes, whose kinds `traits.gen.ts` carries). In a standalone page the same client talks to `standalone.ts`'s model, which
  * answers from inlined replies.
  */
 
-export const REQUEST = "hl:request";
-export const RESPONSE = "hl:response";
-export const BUFFER_KEY = "$buffer";
+import { WIRE } from "./traits.gen";
+
+export const REQUEST = WIRE.request;
+export const RESPONSE = WIRE.response;
+export const BUFFER_KEY = WIRE.bufferKey;
 
 export interface RpcRequest {
   kind: typeof REQUEST;
@@ -104,7 +106,7 @@ let clients = 0;
  * One client per rendered view. Every view of a widget receives every reply, so ids carry a
  * per-client prefix and replies to other clients are ignored.
  */
-export class RpcClient {
+export class RpcClient<M extends string = string> {
   private readonly prefix: string;
   private readonly pending = new Map<string, Pending>();
   private next = 0;
@@ -122,7 +124,7 @@ export class RpcClient {
   }
 
   /** Send `method(params)` to the kernel; resolves with the reply's result (buffers restored). */
-  request<T = unknown>(method: string, params: Record<string, unknown> = {}): Promise<T> {
+  request<T = unknown>(method: M, params: Record<string, unknown> = {}): Promise<T> {
     this.next += 1;
     const id = `${this.prefix}:${this.next}`;
     return new Promise<T>((resolve, reject) => {

@@ -4,7 +4,14 @@
  * unchanged.
  */
 import type { AnyModel } from "@anywidget/types";
-import { REQUEST, type RpcRequest, type RpcResponse, requestKey, unpackBuffers } from "./rpc";
+import {
+  REQUEST,
+  RESPONSE,
+  type RpcRequest,
+  type RpcResponse,
+  requestKey,
+  unpackBuffers,
+} from "./rpc";
 
 /** What `export_payload` writes (mirror of hooklens/vis/export.py). */
 export interface StandalonePayload {
@@ -38,12 +45,12 @@ export function createStaticModel(payload: StandalonePayload): AnyModel<any> {
     if (stored === undefined) {
       const message = `'${request.method}' with ${JSON.stringify(request.params)} is not in this exported page`;
       return [
-        { kind: "hl:response", id: request.id, ok: false, error: { type: "NotExported", message } },
+        { kind: RESPONSE, id: request.id, ok: false, error: { type: "NotExported", message } },
         [],
       ];
     }
     // Placeholders index the page's buffer list, which is passed along as the reply's buffers.
-    return [{ ...stored, kind: "hl:response", id: request.id } as RpcResponse, buffers];
+    return [{ ...stored, kind: RESPONSE, id: request.id } as RpcResponse, buffers];
   };
 
   const model = {
@@ -108,7 +115,7 @@ export function withEmbeddedReplies(model: AnyModel<any>): AnyModel<any> {
       return;
     }
     // Buffers already sit in place (DataViews) inside the trait value.
-    const reply = { ...stored, kind: "hl:response", id: content.id };
+    const reply = { ...stored, kind: RESPONSE, id: content.id };
     setTimeout(() => {
       for (const handler of [...local]) handler(reply, []);
     }, 0);

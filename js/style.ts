@@ -41,6 +41,22 @@ const CSS = `
 .hl-row-label { color: ${MUTED}; font-weight: normal; text-align: right; }
 .hl-topk { font-family: var(--jp-code-font-family, monospace); margin: 2px 0 8px; }
 .hl-prob { color: ${MUTED}; }
+.hl-patching .hl-prompt { font-family: var(--jp-code-font-family, monospace); line-height: 1.9; }
+.hl-patching .hl-prompt-label { display: inline-block; min-width: 6em; opacity: 0.7; }
+.hl-patching .hl-token.hl-diff { text-decoration: underline; font-weight: 600; }
+.hl-patching .hl-controls { display: flex; gap: 8px; align-items: center; margin: 6px 0; }
+.hl-patching .hl-heat-row { display: flex; align-items: flex-start; gap: 4px; }
+.hl-patching .hl-row-labels { font-size: 10px; text-align: right; opacity: 0.7; }
+.hl-patching .hl-row-labels div { overflow: hidden; }
+.hl-patching .hl-col-labels { display: flex; font-size: 10px; opacity: 0.7; line-height: 1.2; }
+.hl-patching .hl-col-label { display: inline-block; overflow: hidden; white-space: pre;
+  text-align: center; }
+.hl-patching .hl-predictions { display: flex; gap: 24px; flex-wrap: wrap; margin-top: 6px; }
+.hl-patching .hl-pred { min-width: 12em; }
+.hl-patching .hl-pred-title { font-weight: 600; }
+.hl-patching .hl-code { font-family: var(--jp-code-font-family, monospace); font-size: 11px;
+  white-space: pre-wrap; margin: 6px 0; padding: 4px; border-left: 3px solid currentColor;
+  opacity: 0.85; }
 `;
 
 export function ensureStyle(doc: Document = document): void {

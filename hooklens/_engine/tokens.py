@@ -10,6 +10,15 @@ from .._errors import MSG_BAD_TOKENS, MSG_EMPTY_PROMPT, MSG_NO_TOKENIZER, MSG_TO
 
 TextOrTokens = str | list[str] | torch.Tensor | list[int]
 
+_TOKEN_STRINGS = (
+    "pass the text or the token ids (`model.to_tokens(text)`), not token strings: hooklens runs "
+    "the model on them."
+)
+_NOT_ONE_PROMPT = (
+    "expected one prompt: text, or token ids of shape (pos,) or (1, pos); got a batch of shape "
+    "{shape}. Pass one sequence at a time, e.g. tokens[i]."
+)
+
 
 class TokenMixin:
     """Tokenization helpers; needs `tokenizer`, `cfg` and `_input_device()` from the model."""
@@ -114,3 +123,28 @@ class TokenMixin:
                 MSG_BAD_TOKENS.format(vocab=self.cfg.d_vocab, what=f"ids from {lo} to {hi}")
             )
         return tokens
+
+
+def one_prompt(model: TokenMixin, prompt: Any) -> torch.Tensor:
+    """One prompt, as text or ids of shape ``(pos,)`` / ``(1, pos)``, as checked ids ``(1, pos)``
+    on the model's input device (the checks of a forward: empty, too long, ids out of range)."""
+    if isinstance(prompt, (list, tuple)) and prompt and isinstance(prompt[0], str):
+        raise InputError(_TOKEN_STRINGS)
+    tokens = model._prepare_tokens(
+        prompt if isinstance(prompt, str) else torch.as_tensor(prompt), None
+    )
+    if tokens.shape[0] != 1:
+        raise InputError(_NOT_ONE_PROMPT.format(shape=tuple(tokens.shape)))
+    return tokens
+
+
+def token_strings(model: TokenMixin, ids: Any) -> list[str]:
+    """Each id of one sequence (``(pos,)`` or ``(1, pos)``) as a string: ``to_str_tokens``, or the
+    id as ``#123`` when the model has no tokenizer (so it never reads as the text "123")."""
+    tensor = torch.as_tensor(ids)
+    if tensor.ndim > 2 or (tensor.ndim == 2 and tensor.shape[0] != 1):
+        raise InputError(_NOT_ONE_PROMPT.format(shape=tuple(tensor.shape)))
+    flat = [int(i) for i in tensor.reshape(-1).tolist()]
+    if model.tokenizer is None:
+        return [f"#{i}" for i in flat]
+    return [str(s) for s in model.to_str_tokens(torch.tensor(flat))]

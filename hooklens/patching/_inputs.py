@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+from .._engine.tokens import one_prompt, token_strings
 from ._types import POINTS
 
 _LENGTH_MISMATCH = (
@@ -44,18 +45,6 @@ def check_prompt_pair(clean: Any, corrupted: Any, metric: Any) -> None:
         )
 
 
-def single_prompt(model: Any, prompt: Any) -> torch.Tensor:
-    """Token ids (1, pos) of one prompt given as text or ids."""
-    tokens = model.to_tokens(prompt) if isinstance(prompt, str) else torch.as_tensor(prompt)
-    if tokens.ndim == 1:
-        tokens = tokens[None]
-    if tokens.ndim != 2 or tokens.shape[0] != 1:
-        raise ValueError(
-            f"patching takes one prompt: ids of shape (1, pos), got {tuple(tokens.shape)}"
-        )
-    return tokens
-
-
 def prompt_batch(model: Any, prompts: Any) -> torch.Tensor:
     """Token ids (batch, pos) of text, a list of texts or ids; a batch of texts must tokenize
     to one length (patching lines positions up across prompts)."""
@@ -68,20 +57,19 @@ def prompt_batch(model: Any, prompts: Any) -> torch.Tensor:
                 "up across prompts, so reword them to one length or pass ids of equal length"
             )
         return torch.cat(rows)
-    tokens = model.to_tokens(prompts) if isinstance(prompts, str) else torch.as_tensor(prompts)
-    if tokens.ndim == 1:
-        tokens = tokens[None]
-    if tokens.ndim != 2:
-        raise ValueError(f"prompts are ids of shape (batch, pos), got {tuple(tokens.shape)}")
+    # The checks of a forward pass: shape, empty, too long, ids out of range.
+    tokens: torch.Tensor = model._prepare_tokens(
+        prompts if isinstance(prompts, str) else torch.as_tensor(prompts), None
+    )
     return tokens
 
 
 def aligned_tokens(model: Any, clean: Any, corrupted: Any) -> tuple[torch.Tensor, torch.Tensor]:
     """Token ids (1, pos) of both prompts; an error showing both token lists if lengths differ."""
-    clean_ids, corrupted_ids = single_prompt(model, clean), single_prompt(model, corrupted)
+    clean_ids, corrupted_ids = one_prompt(model, clean), one_prompt(model, corrupted)
     if clean_ids.shape[1] != corrupted_ids.shape[1]:
-        clean_str = str_tokens(model, clean_ids)
-        corrupted_str = str_tokens(model, corrupted_ids)
+        clean_str = token_strings(model, clean_ids)
+        corrupted_str = token_strings(model, corrupted_ids)
         rows = []
         for i in range(max(len(clean_str), len(corrupted_str))):
             a = repr(clean_str[i]) if i < len(clean_str) else "-"
@@ -95,13 +83,6 @@ def aligned_tokens(model: Any, clean: Any, corrupted: Any) -> tuple[torch.Tensor
             )
         )
     return clean_ids, corrupted_ids
-
-
-def str_tokens(model: Any, tokens: torch.Tensor) -> list[str]:
-    """Token strings of ids (1, pos); the ids as text when the model has no tokenizer."""
-    if getattr(model, "tokenizer", None) is None:
-        return [str(int(t)) for t in tokens[0]]
-    return list(model.to_str_tokens(tokens))
 
 
 def _check_range(what: str, values: Sequence[int], size: int) -> list[int]:

@@ -10,7 +10,8 @@ import torch
 
 from .._engine.partial import RecordedRun
 from .._engine.points import head_axis_of
-from ._inputs import prompt_batch, str_tokens
+from .._engine.tokens import token_strings
+from ._inputs import prompt_batch
 from ._types import Patch, PatchLike, as_patch
 
 #: hook name -> [(patch set index, patch), ...]: what one forward pass writes at each point.
@@ -125,8 +126,8 @@ class Patcher:
 
     @property
     def base_strings(self) -> list[str]:
-        """The base prompt's tokens as strings (the column labels of per-position sweeps)."""
-        return str_tokens(self.model, self.base.tokens)
+        """The (first) base prompt's tokens as strings (a per-position sweep's column labels)."""
+        return token_strings(self.model, self.base.tokens[:1])
 
     def __call__(self, patches: Iterable[PatchLike]) -> torch.Tensor:
         return self.run([[as_patch(item) for item in patches]])

@@ -4,7 +4,7 @@ from ._attention import AttentionPatterns, AttentionView, attention_heads, atten
 from ._patching import PatchingView
 from ._residual import ResidualView
 from ._tokens import ColoredTokens, colored_tokens
-from .export import export_html
+from .export import export_html, to_html
 
 __all__ = [
     "AttentionPatterns",
@@ -16,4 +16,5 @@ __all__ = [
     "attention_patterns",
     "colored_tokens",
     "export_html",
+    "to_html",
 ]

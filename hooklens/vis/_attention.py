@@ -1,7 +1,7 @@
 """Attention views: one canvas heatmap per head, a layer picker, hover for exact values.
 
 The patterns stay in the kernel (float16, one array per layer); the front end asks for the layer
-it shows with the ``attention`` request (see :mod:`._rpc`), so switching layers sends one
+it shows with the ``attention`` request (see :mod:`._widget`), so switching layers sends one
 layer's ``(n_heads, q, k)`` patterns and nothing else.
 """
 
@@ -14,9 +14,11 @@ import numpy as np
 import torch
 import traitlets
 
-from ._codec import as_numpy, decode_tensor, encode_tensor
-from ._rpc import RpcError, RpcWidget, rpc_method
-from ._tokens import as_token_strings, model_tokens
+from .._engine.model import HookedModel
+from .._engine.tokens import one_prompt, token_strings
+from ._tokens import as_token_strings
+from ._widget import HookLensWidget, index_param, rpc_method
+from ._wire import as_numpy, decode_tensor, encode_tensor
 
 
 def _as_patterns(attention: Any, n_tokens: int) -> np.ndarray:
@@ -41,26 +43,34 @@ def _as_patterns(attention: Any, n_tokens: int) -> np.ndarray:
     return np.ascontiguousarray(array.astype(np.float16))
 
 
-class AttentionPatterns(RpcWidget):
+class AttentionPatterns(HookLensWidget):
     """Attention patterns of one or more layers; the front end fetches one layer at a time.
 
     Synced state only: token strings, sizes, the selected layer/head and the pinned query/key.
     Patterns live in ``self._patterns``: one float16 array ``(n_heads, q, k)`` per layer.
     """
 
-    tokens = traitlets.List(traitlets.Unicode()).tag(sync=True)
-    n_layers = traitlets.Int(1).tag(sync=True)
-    n_heads = traitlets.Int(1).tag(sync=True)
-    layer = traitlets.Int(0).tag(sync=True)
-    head = traitlets.Int(0).tag(sync=True)
-    #: Pinned (clicked) query / key position; -1 when nothing is pinned.
-    query = traitlets.Int(-1).tag(sync=True)
-    key = traitlets.Int(-1).tag(sync=True)
-    #: "heads": head grid + enlarged heatmap first; "patterns": token strip first.
-    mode = traitlets.Unicode("heads").tag(sync=True)
-    head_names = traitlets.List(traitlets.Unicode()).tag(sync=True)
-    max_value = traitlets.Float(1.0).tag(sync=True)
-    title = traitlets.Unicode("").tag(sync=True)
+    tokens = traitlets.List(traitlets.Unicode(), help="The token strings (q = k = n).").tag(
+        sync=True
+    )
+    n_layers = traitlets.Int(1, help="How many layers the view holds patterns of.").tag(sync=True)
+    n_heads = traitlets.Int(1, help="Heads per layer.").tag(sync=True)
+    layer = traitlets.Int(0, help="The layer shown, in [0, n_layers).").tag(sync=True)
+    head = traitlets.Int(0, help="The head shown enlarged, in [0, n_heads).").tag(sync=True)
+    query = traitlets.Int(-1, help="Pinned (clicked) query position; -1 when none.").tag(sync=True)
+    key = traitlets.Int(-1, help="Pinned (clicked) key position; -1 when none.").tag(sync=True)
+    mode = traitlets.Enum(
+        ("heads", "patterns"),
+        "heads",
+        help='"heads": head grid and the enlarged head first; "patterns": token strip first.',
+    ).tag(sync=True)
+    head_names = traitlets.List(traitlets.Unicode(), help="One label per head.").tag(sync=True)
+    max_value = traitlets.Float(
+        1.0, help="Attention value drawn at full colour (higher values are clipped)."
+    ).tag(sync=True)
+    title = traitlets.Unicode("", help="Heading above the view; none when empty.").tag(sync=True)
+
+    export_options = ("layers",)
 
     def __init__(self, tokens: list[str], patterns: Sequence[np.ndarray], **kwargs: Any) -> None:
         if not patterns:
@@ -97,15 +107,13 @@ class AttentionPatterns(RpcWidget):
     @rpc_method("attention")
     def _rpc_attention(self, layer: int) -> dict[str, Any]:
         """``{"layer": l, "pattern": (n_heads, q, k) float16}``."""
-        if not isinstance(layer, int) or not 0 <= layer < len(self._patterns):
-            raise RpcError(f"layer must be an integer in [0, {len(self._patterns)}), got {layer!r}")
+        index_param("layer", layer, len(self._patterns))
         return {"layer": layer, "pattern": encode_tensor(self._patterns[layer], "float16")}
 
-    def static_requests(self, **options: Any) -> Iterable[tuple[str, dict[str, Any]]]:
+    def exported_requests(
+        self, layers: Iterable[int] | None = None
+    ) -> Iterable[tuple[str, dict[str, Any]]]:
         """Every layer, or only ``layers=[...]`` (big models: 2 bytes per value per layer)."""
-        layers = options.pop("layers", None)
-        if options:
-            raise TypeError(f"attention export options are `layers=`, got {sorted(options)}")
         chosen = range(len(self._patterns)) if layers is None else [int(x) for x in layers]
         return [("attention", {"layer": layer}) for layer in chosen]
 
@@ -120,35 +128,33 @@ class AttentionView(AttentionPatterns):
     """
 
     def __init__(
-        self, model: Any, text_or_tokens: Any, *, layer: int = 0, head: int = 0, **kwargs: Any
+        self,
+        model: HookedModel,
+        text_or_tokens: Any,
+        *,
+        layer: int = 0,
+        head: int = 0,
+        **kwargs: Any,
     ) -> None:
-        ids, strings = model_tokens(model, text_or_tokens)
-        patterns = _model_patterns(model, ids, int(model.cfg.n_layers))
-        super().__init__(strings, patterns, layer=layer, head=head, **kwargs)
+        ids = one_prompt(model, text_or_tokens)
+        patterns = _model_patterns(model, ids)
+        super().__init__(token_strings(model, ids), patterns, layer=layer, head=head, **kwargs)
 
 
-def _model_patterns(model: Any, ids: torch.Tensor, n_layers: int) -> list[np.ndarray]:
+def _model_patterns(model: HookedModel, ids: torch.Tensor) -> list[np.ndarray]:
     """``blocks.{l}.attn.hook_pattern`` of every layer as float16 ``(n_heads, q, k)`` arrays.
 
-    With ``run_with_hooks`` (hooklens.HookedModel) each layer's pattern is copied to float16 as
-    it is computed, so at most one layer is held in float32; otherwise ``run_with_cache``.
+    Each layer's pattern ``(1, n_heads, q, k)`` is copied to float16 as it is computed, so at
+    most one layer is held in float32.
     """
-    names = [f"blocks.{layer}.attn.hook_pattern" for layer in range(n_layers)]
+    names = [f"blocks.{layer}.attn.hook_pattern" for layer in range(model.cfg.n_layers)]
     found: dict[str, np.ndarray] = {}
 
-    def keep(pattern: torch.Tensor, name: str) -> None:
-        if pattern.ndim == 4:  # (batch, n_heads, q, k)
-            pattern = pattern[0]
-        found[name] = pattern.detach().to("cpu", torch.float16).numpy()
+    def keep(pattern: torch.Tensor, hook: Any) -> None:
+        found[hook.name] = pattern[0].detach().to("cpu", torch.float16).numpy()
 
     with torch.no_grad():
-        if callable(getattr(model, "run_with_hooks", None)):
-            hooks = [(name, lambda x, hook: keep(x, hook.name)) for name in names]
-            model.run_with_hooks(ids, fwd_hooks=hooks, return_type=None)
-        else:
-            _, cache = model.run_with_cache(ids, names_filter=lambda name: name in names)
-            for name in names:
-                keep(torch.as_tensor(cache[name]), name)
+        model.run_with_hooks(ids, fwd_hooks=[(name, keep) for name in names], return_type=None)
     return [found[name] for name in names]
 
 
@@ -171,7 +177,7 @@ def attention_heads(
     positive_color: str | None = None,
     mask_upper_tri: bool | None = None,
     *,
-    model: Any = None,
+    model: HookedModel | None = None,
     tokenizer: Any = None,
 ) -> AttentionPatterns:
     """CircuitsVis-compatible ``attention_heads``: every head's heatmap, click one to enlarge.
@@ -197,7 +203,7 @@ def attention_patterns(
     tokens: Any,
     attention: Any,
     *,
-    model: Any = None,
+    model: HookedModel | None = None,
     tokenizer: Any = None,
 ) -> AttentionPatterns:
     """CircuitsVis-compatible ``attention_patterns``: hover a token to see where it attends.

@@ -10,9 +10,10 @@ thread streams each batch's partial heatmap to the front end as an ``hl:sweep`` 
 it). Cancelling sets a flag that the sweep's ``on_batch`` callback checks and raises on; the
 engine removes its hooks when ``on_batch`` raises.
 
-The sweep holds the model one batch at a time (``hooklens/_engine/ownership.py``), so a click,
-or any other cell's call on the model, runs between two batches and sees the model as loaded;
-while a batch waits for such a call the view's status reads "waiting".
+The sweep reuses the view's own base run and source cache, and holds the model one batch at a
+time (``hooklens/_engine/ownership.py``): a click, or any other cell's call on the model, runs
+between two batches and sees the model as loaded; while a batch waits for such a call the
+view's status reads "waiting".
 """
 
 from __future__ import annotations
@@ -20,22 +21,21 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
-import traitlets
+from traitlets import Dict, Enum, Int, List, Unicode
 
+from .._engine.tokens import token_strings
 from ..metrics import Metric, TokenMetric, logit_diff
 from ..patching import POINTS, Patch, Patcher, PatchingResult
-from ..patching._inputs import aligned_tokens, resolve_cells
+from ..patching._inputs import aligned_tokens
 from ..patching._sweep import sweep_cells
-from ..patching._types import base_and_source, cell_patch, metric_span
-from ._codec import encode_tensor
-from ._rpc import RpcError, RpcWidget, pack_buffers, rpc_method
-from ._tokens import str_tokens
-
-SWEEP_MESSAGE = "hl:sweep"
+from ..patching._types import base_and_source, metric_span
+from ._cells import Cell, Layout, check_cell, layout_of, point_layout
+from ._patch_code import patch_code
+from ._widget import HookLensWidget, RpcError, rpc_method
+from ._wire import SWEEP, encode_tensor, pack_buffers
 
 _NEED_METRIC = (
     "PatchingView needs a metric: pass answer= and wrong= (single tokens, e.g. "
@@ -52,22 +52,7 @@ class SweepCancelled(Exception):
     """Raised from ``on_batch`` to stop a sweep the user cancelled."""
 
 
-@dataclass(frozen=True)
-class _Layout:
-    """Cells of one point: rows are layers, columns positions (``axis="pos"``) or heads."""
-
-    point: str
-    axis: Literal["pos", "head"]
-    rows: list[int]
-    columns: list[int]
-    row_labels: list[str]
-    column_labels: list[str]
-
-    def patch_of(self, row: int, col: int) -> Patch:
-        return cell_patch(self.point, self.rows[row], self.columns[col])
-
-
-class PatchingView(RpcWidget):
+class PatchingView(HookLensWidget):
     """Activation patching of ``model`` on a clean/corrupted prompt pair, click by click.
 
     ``clean``/``corrupted``: text or ids (1, pos) of equal length. The metric is
@@ -81,24 +66,29 @@ class PatchingView(RpcWidget):
     ``view.results`` (finished sweeps by point).
     """
 
-    clean_tokens = traitlets.List(traitlets.Unicode()).tag(sync=True)
-    corrupted_tokens = traitlets.List(traitlets.Unicode()).tag(sync=True)
-    metric_source = traitlets.Unicode("").tag(sync=True)
-    direction = traitlets.Unicode("denoise").tag(sync=True)
-    #: The points this model has, in ``hooklens.patching.POINTS`` order.
-    points = traitlets.List(traitlets.Unicode()).tag(sync=True)
-    #: The point whose heatmap is shown.
-    point = traitlets.Unicode("resid_pre").tag(sync=True)
-    k = traitlets.Int(5).tag(sync=True)
-    #: Cells of the patch set last applied: ``[{"point", "row", "col"}, ...]``.
-    selection = traitlets.List(traitlets.Dict()).tag(sync=True)
-    #: Python that reproduces the shown patched result ("" before the first patch).
-    code = traitlets.Unicode("").tag(sync=True)
-    #: idle|running|waiting (for another call on the model)|done|cancelled|error
-    sweep_status = traitlets.Unicode("idle").tag(sync=True)
-    sweep_point = traitlets.Unicode("").tag(sync=True)
-    sweep_done = traitlets.Int(0).tag(sync=True)
-    sweep_total = traitlets.Int(0).tag(sync=True)
+    clean_tokens = List(Unicode(), help="Token strings of the clean prompt.").tag(sync=True)
+    corrupted_tokens = List(Unicode(), help="Token strings of the corrupted prompt.").tag(sync=True)
+    metric_source = Unicode("", help="repr() of the metric.").tag(sync=True)
+    direction = Enum(
+        ("denoise", "noise"),
+        "denoise",
+        help='"denoise": clean activations into the corrupted run; "noise": the reverse.',
+    ).tag(sync=True)
+    points = List(Unicode(), help="This model's points, in POINTS order.").tag(sync=True)
+    point = Unicode("resid_pre", help="The point whose heatmap is shown.").tag(sync=True)
+    k = Int(5, help="How many top tokens each prediction lists.").tag(sync=True)
+    selection = List(
+        Dict(), help="Cells of the patch set last applied (set by the kernel only)."
+    ).tag(sync=True, ts="Cell[]")
+    code = Unicode("", help='Python reproducing the patched result; "" before one.').tag(sync=True)
+    sweep_status = Unicode(
+        "idle",
+        help='Last sweep: "idle", "running", "waiting" (its next batch waits for another call on '
+        'the model), "done", "cancelled" or "error".',
+    ).tag(sync=True)
+    sweep_point = Unicode("", help='The point of the last sweep; "" before one.').tag(sync=True)
+    sweep_done = Int(0, help="Cells of the running (or last) sweep done so far.").tag(sync=True)
+    sweep_total = Int(0, help="Cells of the running (or last) sweep in all.").tag(sync=True)
 
     def __init__(
         self,
@@ -129,9 +119,8 @@ class PatchingView(RpcWidget):
         points = [p for p, (t, _) in POINTS.items() if t.format(layer=0) in model.hook_dict]
         if point not in points:
             raise ValueError(f"point {point!r} is not one of this model's: {', '.join(points)}")
-        seq_len = int(clean_ids.shape[1])
-        base_strings = str_tokens(model, self._base_ids)
-        self._layouts = {p: _layout(model, p, seq_len, base_strings) for p in points}
+        base_strings = token_strings(model, self._base_ids)
+        self._layouts = {p: point_layout(model, p, base_strings) for p in points}
         names = [
             POINTS[p][0].format(layer=layer) for p in points for layer in self._layouts[p].rows
         ]
@@ -154,8 +143,8 @@ class PatchingView(RpcWidget):
         self._cancel = threading.Event()
         super().__init__(
             view="patching",
-            clean_tokens=str_tokens(model, clean_ids),
-            corrupted_tokens=str_tokens(model, corrupted_ids),
+            clean_tokens=token_strings(model, clean_ids),
+            corrupted_tokens=token_strings(model, corrupted_ids),
             metric_source=repr(metric),
             direction=direction,
             points=points,
@@ -239,31 +228,44 @@ class PatchingView(RpcWidget):
     @rpc_method("patch")
     def _rpc_patch(self, cells: list[dict[str, Any]]) -> dict[str, Any]:
         """Apply the patches of ``cells`` ([{"point", "row", "col"}], row/col index the point's
-        heatmap) together; returns the patched prediction, its metric value (raw and
-        normalised) and the code that reproduces it. An empty list clears the patch set."""
+        heatmap) together; an empty list clears the patch set.
+
+        The applied cells and their code are state: they go to every rendered view once, in the
+        ``selection`` and ``code`` traits (the one source of truth, also for the clicking view),
+        and the reply carries only what no trait holds: the patched prediction, its metric value
+        (raw and normalised) and the patches as Python.
+        """
         if not isinstance(cells, list):
             raise RpcError("cells must be a list of {point, row, col}")
-        checked: list[dict[str, Any]] = []
+        checked: list[Cell] = []
         for cell in cells:
-            one = self._check_cell(cell)
+            one = check_cell(self._layouts, cell)
             if one not in checked:
                 checked.append(one)
         patches = [self._layouts[c["point"]].patch_of(c["row"], c["col"]) for c in checked]
         if not patches:
-            self._patches, self.selection, self.code = [], [], ""
-            return {"cells": [], "patches": [], "prediction": None, "code": ""}
+            self._patches = []
+            with self.hold_sync():
+                self.selection, self.code = [], ""
+            return {"patches": [], "prediction": None, "normalized": None}
         with torch.no_grad():
             logits = self._patcher(patches)
         prediction = self._prediction(logits)
         self._patches = patches
-        self.code = self._code(patches, prediction["metric"])
-        self.selection = checked
+        with self.hold_sync():  # one state message for both traits
+            self.selection = [dict(c) for c in checked]
+            self.code = patch_code(
+                self.clean,
+                self.corrupted,
+                self.direction,
+                self.metric,
+                patches,
+                prediction["metric"],
+            )
         return {
-            "cells": checked,
             "patches": [p.to_python() for p in patches],
             "prediction": prediction,
             "normalized": self._normalized(prediction["metric"]),
-            "code": self.code,
         }
 
     @rpc_method("sweep_start")
@@ -294,9 +296,7 @@ class PatchingView(RpcWidget):
             self._cancel.set()
         return {"cancelling": running}
 
-    def static_requests(self, **options: Any) -> Iterable[tuple[str, dict[str, Any]]]:
-        if options:
-            raise TypeError(f"PatchingView export takes no options, got {sorted(options)}")
+    def exported_requests(self) -> Iterable[tuple[str, dict[str, Any]]]:
         yield ("predictions", {})
         for point in dict.fromkeys([self.point, *self._partial]):
             yield ("heatmap", {"point": point})
@@ -346,7 +346,7 @@ class PatchingView(RpcWidget):
         """Send the sweep's state and values (rows, cols) float32 to every rendered view."""
         values = self._partial.get(point)
         message = {
-            "kind": SWEEP_MESSAGE,
+            "kind": SWEEP,
             "point": point,
             "status": status,
             "done": done,
@@ -357,22 +357,8 @@ class PatchingView(RpcWidget):
         packed, buffers = pack_buffers(message)
         self.send(packed, buffers)
 
-    def _layout_of(self, point: Any) -> _Layout:
-        if point not in self._layouts:
-            raise RpcError(f"unknown point {point!r}; this model has {', '.join(self._layouts)}")
-        return self._layouts[point]
-
-    def _check_cell(self, cell: Any) -> dict[str, Any]:
-        if not isinstance(cell, dict):
-            raise RpcError(f"a cell is {{point, row, col}}, got {cell!r}")
-        layout = self._layout_of(cell.get("point"))
-        row, col = cell.get("row"), cell.get("col")
-        n_rows, n_cols = len(layout.rows), len(layout.columns)
-        if not (isinstance(row, int) and 0 <= row < n_rows):
-            raise RpcError(f"row must be an integer in [0, {n_rows}), got {row!r}")
-        if not (isinstance(col, int) and 0 <= col < n_cols):
-            raise RpcError(f"col must be an integer in [0, {n_cols}), got {col!r}")
-        return {"point": layout.point, "row": row, "col": col}
+    def _layout_of(self, point: Any) -> Layout:
+        return layout_of(self._layouts, point)
 
     def _normalized(self, value: float) -> float | None:
         span = metric_span(self.clean_value, self.corrupted_value)
@@ -398,39 +384,5 @@ class PatchingView(RpcWidget):
             "metric": value,
             "ids": encode_tensor(torch.tensor(ids), "int32"),
             "probs": encode_tensor(top.values),
-            "strings": [str_tokens(self.model, torch.tensor([i]))[0] for i in ids],
+            "strings": token_strings(self.model, ids),
         }
-
-    def _code(self, patches: list[Patch], value: float) -> str:
-        """Python that reproduces the patched logits and metric value."""
-        source, base = (
-            ("clean", "corrupted") if self.direction == "denoise" else ("corrupted", "clean")
-        )
-        metric = repr(self.metric) if isinstance(self.metric, TokenMetric) else None
-        listed = ", ".join(p.to_python() for p in patches)
-        lines = [
-            f"clean = {_prompt_literal(self.clean)}",
-            f"corrupted = {_prompt_literal(self.corrupted)}",
-            f"_, {source}_cache = model.run_with_cache({source})",
-            f"logits = hl.patching.patch(model, {base}, {source}_cache, patches=[{listed}])",
-            f"metric = {metric}" if metric else "metric = ...  # the metric given to PatchingView",
-            f"metric(logits)  # {value:.6g}",
-        ]
-        return "\n".join(lines)
-
-
-def _prompt_literal(prompt: Any) -> str:
-    if isinstance(prompt, str):
-        return repr(prompt)
-    ids = torch.as_tensor(prompt).reshape(1, -1).tolist()
-    return f"torch.tensor({ids})"
-
-
-def _layout(model: Any, point: str, seq_len: int, tokens: list[str]) -> _Layout:
-    """The rows (layers) and columns (positions or heads) of ``point``'s heatmap."""
-    axis = POINTS[point][1]
-    rows, columns = resolve_cells(model, point, seq_len, None, None, None)
-    labels = (
-        [f"{c} {tokens[c]!r}" for c in columns] if axis == "pos" else [f"H{c}" for c in columns]
-    )
-    return _Layout(point, axis, rows, columns, [f"L{r}" for r in rows], labels)

@@ -6,16 +6,16 @@ from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
-import torch
 import traitlets
 
-from ._codec import encode_tensor
+from .._engine.model import HookedModel
+from .._engine.tokens import one_prompt, token_strings
 from ._lens import Lens, compute_lens
-from ._rpc import RpcError, RpcWidget, rpc_method
-from ._tokens import model_tokens, str_tokens
+from ._widget import HookLensWidget, index_param, rpc_method
+from ._wire import encode_tensor
 
 
-class ResidualView(RpcWidget):
+class ResidualView(HookLensWidget):
     """The residual stream of ``model`` on one prompt, layer by layer.
 
     ``text_or_tokens``: a string, or ids of shape ``(pos,)`` / ``(1, pos)``. Rows are
@@ -25,21 +25,28 @@ class ResidualView(RpcWidget):
     direction; clicking a cell shows its top-``k`` tokens.
     """
 
-    tokens = traitlets.List(traitlets.Unicode()).tag(sync=True)
-    row_labels = traitlets.List(traitlets.Unicode()).tag(sync=True)
-    contrib_labels = traitlets.List(traitlets.Unicode()).tag(sync=True)
-    k = traitlets.Int(10).tag(sync=True)
-    #: Selected (clicked) cell; -1 when none.
-    row = traitlets.Int(-1).tag(sync=True)
-    position = traitlets.Int(-1).tag(sync=True)
+    tokens = traitlets.List(traitlets.Unicode(), help="The prompt's token strings (pos).").tag(
+        sync=True
+    )
+    row_labels = traitlets.List(
+        traitlets.Unicode(), help='One label per row: "{layer}_pre" of each layer, "final_post".'
+    ).tag(sync=True)
+    contrib_labels = traitlets.List(
+        traitlets.Unicode(), help="One label per decompose_resid component (embed, attn, mlp)."
+    ).tag(sync=True)
+    k = traitlets.Int(10, help="How many top tokens a clicked cell lists.").tag(sync=True)
+    row = traitlets.Int(-1, help="Row of the selected (clicked) cell; -1 when none.").tag(sync=True)
+    position = traitlets.Int(-1, help="Position of the selected cell; -1 when none.").tag(sync=True)
 
-    def __init__(self, model: Any, text_or_tokens: Any, *, k: int = 10, **kwargs: Any) -> None:
-        ids, strings = model_tokens(model, text_or_tokens)
+    def __init__(
+        self, model: HookedModel, text_or_tokens: Any, *, k: int = 10, **kwargs: Any
+    ) -> None:
+        ids = one_prompt(model, text_or_tokens)
         self._lens: Lens = compute_lens(model, ids, k=k)
         self._decode = _token_decoder(model)
         super().__init__(
             view="residual",
-            tokens=strings,
+            tokens=token_strings(model, ids),
             row_labels=self._lens.row_labels,
             contrib_labels=self._lens.contrib_labels,
             k=int(self._lens.topk_ids.shape[-1]),
@@ -72,10 +79,8 @@ class ResidualView(RpcWidget):
     def _rpc_topk(self, row: int, position: int) -> dict[str, Any]:
         """The top-k tokens of one cell: ``ids`` (k,) int32, ``probs`` (k,) float32, strings."""
         rows, positions = self._lens.norms.shape
-        if not (isinstance(row, int) and 0 <= row < rows):
-            raise RpcError(f"row must be an integer in [0, {rows}), got {row!r}")
-        if not (isinstance(position, int) and 0 <= position < positions):
-            raise RpcError(f"position must be an integer in [0, {positions}), got {position!r}")
+        index_param("row", row, rows)
+        index_param("position", position, positions)
         ids = self._lens.topk_ids[row, position]
         return {
             "row": row,
@@ -85,9 +90,7 @@ class ResidualView(RpcWidget):
             "strings": [self._decode(int(i)) for i in ids],
         }
 
-    def static_requests(self, **options: Any) -> Iterable[tuple[str, dict[str, Any]]]:
-        if options:
-            raise TypeError(f"ResidualView export takes no options, got {sorted(options)}")
+    def exported_requests(self) -> Iterable[tuple[str, dict[str, Any]]]:
         rows, positions = self._lens.norms.shape
         yield ("grid", {})
         for row in range(rows):
@@ -95,13 +98,13 @@ class ResidualView(RpcWidget):
                 yield ("topk", {"row": row, "position": position})
 
 
-def _token_decoder(model: Any) -> Any:
+def _token_decoder(model: HookedModel) -> Any:
     """id -> the string the model's ``to_str_tokens`` gives for it (cached)."""
     memo: dict[int, str] = {}
 
     def decode(token_id: int) -> str:
         if token_id not in memo:
-            memo[token_id] = str_tokens(model, torch.tensor([token_id]))[0]
+            memo[token_id] = token_strings(model, [token_id])[0]
         return memo[token_id]
 
     return decode

@@ -1,4 +1,4 @@
-"""Token strips: each token as text, tinted by a value."""
+"""Token strips: each token as text, tinted by a value (CircuitsVis' ``colored_tokens``)."""
 
 from __future__ import annotations
 
@@ -6,11 +6,12 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import torch
 import traitlets
 
-from ._codec import as_numpy, encode_tensor
+from .._engine.model import HookedModel
+from .._engine.tokens import token_strings
 from ._widget import HookLensWidget
+from ._wire import as_numpy, encode_tensor
 
 _IDS_NOT_STRINGS = (
     "`tokens` must be the token strings, but got token ids ({kind}). Convert them first, e.g. "
@@ -32,12 +33,14 @@ def _ids_as_list(tokens: Any) -> list[int]:
     return [int(i) for i in array.tolist()]
 
 
-def as_token_strings(tokens: Any, model: Any = None, tokenizer: Any = None) -> list[str]:
+def as_token_strings(
+    tokens: Any, model: HookedModel | None = None, tokenizer: Any = None
+) -> list[str]:
     """Validate that ``tokens`` is a sequence of strings and return it as a list.
 
     Token ids (a tensor or array of shape ``(pos,)``/``(1, pos)``, or a list of ints) are
-    converted when a ``model`` (with ``to_str_tokens``) or a ``tokenizer`` is given; otherwise
-    they get an error that says how to convert them.
+    converted when a ``model`` or a ``tokenizer`` is given; otherwise they get an error that
+    says how to convert them.
     """
     if isinstance(tokens, str):
         raise TypeError("`tokens` must be a list of token strings, not one string.")
@@ -46,51 +49,11 @@ def as_token_strings(tokens: Any, model: Any = None, tokenizer: Any = None) -> l
     )
     if not is_ids:
         return [str(token) for token in tokens]
-    if model is not None and hasattr(model, "to_str_tokens"):
-        return str_tokens(model, torch.tensor(_ids_as_list(tokens)))
-    tokenizer = tokenizer if tokenizer is not None else getattr(model, "tokenizer", None)
+    if model is not None:
+        return token_strings(model, _ids_as_list(tokens))
     if tokenizer is not None:
         return [str(tokenizer.decode([i])) for i in _ids_as_list(tokens)]
     raise TypeError(_IDS_NOT_STRINGS.format(kind=type(tokens).__name__))
-
-
-def str_tokens(model: Any, ids: torch.Tensor) -> list[str]:
-    """``model.to_str_tokens`` of ids of shape ``(pos,)``, as a flat list of strings.
-
-    A model loaded without a tokenizer (``model.tokenizer is None``) shows ids as ``#123``.
-    """
-    if hasattr(model, "tokenizer") and model.tokenizer is None:
-        return [f"#{int(i)}" for i in ids.reshape(-1).tolist()]
-    strings = model.to_str_tokens(ids)
-    if len(strings) == 1 and isinstance(strings[0], (list, tuple)):  # a batch of one
-        strings = strings[0]
-    return [str(s) for s in strings]
-
-
-def model_tokens(model: Any, text_or_tokens: Any) -> tuple[torch.Tensor, list[str]]:
-    """Text, or token ids of shape ``(pos,)``/``(1, pos)``, as ``(ids (1, pos), strings)``."""
-    if isinstance(text_or_tokens, str):
-        ids = torch.as_tensor(model.to_tokens(text_or_tokens))
-    elif (
-        isinstance(text_or_tokens, Sequence)
-        and text_or_tokens
-        and isinstance(text_or_tokens[0], str)
-    ):
-        raise TypeError(
-            "pass the text or the token ids (`model.to_tokens(text)`), not token strings: the "
-            "view runs the model on them."
-        )
-    else:
-        ids = torch.tensor([_ids_as_list(text_or_tokens)])
-    if ids.ndim == 1:
-        ids = ids[None]
-    if ids.ndim != 2 or ids.shape[0] != 1:
-        raise ValueError(
-            f"views show one sequence: expected ids of shape (1, pos), got {tuple(ids.shape)}"
-        )
-    if ids.shape[1] == 0:
-        raise ValueError("the prompt is empty: there is nothing to show.")
-    return ids, str_tokens(model, ids[0])
 
 
 class ColoredTokens(HookLensWidget):
@@ -99,11 +62,20 @@ class ColoredTokens(HookLensWidget):
     ``tokens``: ``n`` strings. ``values``: shape ``(n,)``; positive values tint blue, negative red.
     """
 
-    tokens = traitlets.List(traitlets.Unicode()).tag(sync=True)
-    values = traitlets.Dict().tag(sync=True)
+    tokens = traitlets.List(
+        traitlets.Unicode(), help="The n token strings, shown as text (never as HTML)."
+    ).tag(sync=True)
+    values = traitlets.Dict(help="One value per token: float32 of shape (n,).").tag(
+        sync=True, ts="EncodedTensor"
+    )
 
     def __init__(
-        self, tokens: Any, values: Any, model: Any = None, tokenizer: Any = None, **kwargs: Any
+        self,
+        tokens: Any,
+        values: Any,
+        model: HookedModel | None = None,
+        tokenizer: Any = None,
+        **kwargs: Any,
     ) -> None:
         strings = as_token_strings(tokens, model=model, tokenizer=tokenizer)
         array = as_numpy(values).astype("float32").reshape(-1)
@@ -118,7 +90,7 @@ class ColoredTokens(HookLensWidget):
 
 
 def colored_tokens(
-    tokens: Any, values: Any, *, model: Any = None, tokenizer: Any = None
+    tokens: Any, values: Any, *, model: HookedModel | None = None, tokenizer: Any = None
 ) -> ColoredTokens:
     """CircuitsVis-compatible ``colored_tokens(tokens=[str], values=(n,))``.
 

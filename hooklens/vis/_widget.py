@@ -1,12 +1,27 @@
-"""The base class every hooklens widget derives from."""
+"""The one base class of every hooklens view: the bundle it loads and its request handlers.
+
+The front end (``js/rpc.ts``) sends an ``hl:request`` custom message and the kernel answers with
+an ``hl:response`` carrying the same id (message shapes in :mod:`._wire`). Ids carry a
+per-client prefix because every rendered copy of a widget receives every reply; a client ignores
+ids it did not issue, and rejects a request that gets no reply within its timeout.
+
+A view declares its requests with :func:`rpc_method`; the handlers are collected once per class
+(:meth:`HookLensWidget.__init_subclass__`). The same handlers produce the replies that exports
+inline (:mod:`.export`, :meth:`HookLensWidget.embed`), so live and exported views are fed by the
+same code.
+"""
 
 from __future__ import annotations
 
+import traceback
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
 import anywidget
 import traitlets
+
+from ._wire import REQUEST, RESPONSE, pack_buffers, request_key, unpack_buffers
 
 # Resolved against this file, not the kernel's working directory, so the bundle is found
 # wherever the notebook runs. The bundle is built from js/ and shipped inside the wheel.
@@ -17,6 +32,35 @@ _MISSING_BUNDLE = (
     "installed; in a source checkout run `npm ci && npm run build` (or reinstall with "
     "`pip install -e .`)."
 )
+_BAD_OPTIONS = "{view} export takes {known}, got {given}."
+
+Handler = Callable[..., Any]
+H = TypeVar("H", bound=Handler)
+
+
+class RpcError(Exception):
+    """An error whose message is meant for the user (shown next to the view)."""
+
+
+def rpc_method(name: str) -> Callable[[H], H]:
+    """Mark a widget method as the handler of requests named ``name``.
+
+    The handler is called with the request's params as keyword arguments and returns a JSON-able
+    value that may contain ``bytes``/``memoryview`` leaves (sent as binary buffers).
+    """
+
+    def mark(fn: H) -> H:
+        fn._hl_rpc_name = name  # type: ignore[attr-defined]
+        return fn
+
+    return mark
+
+
+def index_param(name: str, value: Any, size: int) -> int:
+    """A request's integer param ``name`` checked to lie in ``[0, size)``; else an RpcError."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < size:
+        raise RpcError(f"{name} must be an integer in [0, {size}), got {value!r}")
+    return value
 
 
 def bundle_source() -> str:
@@ -27,13 +71,107 @@ def bundle_source() -> str:
 
 
 class HookLensWidget(anywidget.AnyWidget):
-    """An anywidget that loads the hooklens bundle; ``view`` names the view the bundle builds."""
+    """An anywidget that loads the hooklens bundle and answers its view's requests."""
 
     _esm = BUNDLE_PATH
-    view = traitlets.Unicode("").tag(sync=True)
+    view = traitlets.Unicode("", help="Which renderer of the bundle builds this view.").tag(
+        sync=True
+    )
+    rpc_error = traitlets.Unicode(
+        "", help='Last error a request handler raised ("Type: message"); "" when none.'
+    ).tag(sync=True)
+    embedded_replies = traitlets.Dict(
+        help="Replies keyed by request key, answered in the browser without a kernel; empty "
+        "unless embed() was called (static notebook exports)."
+    ).tag(sync=True)
 
-    def to_html(self, title: str | None = None, **options: Any) -> str:
-        """This view as one self-contained HTML page (see :mod:`hooklens.vis.export`)."""
-        from .export import to_html
+    #: Request name -> attribute name of its handler; filled once per class.
+    rpc_methods: ClassVar[dict[str, str]] = {}
+    #: Keyword options ``static_requests`` accepts (the view's export options).
+    export_options: ClassVar[tuple[str, ...]] = ()
 
-        return to_html(self, title=title, **options)
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        found = dict(cls.rpc_methods)  # the base's handlers, overridden by this class's own
+        for attr, fn in vars(cls).items():
+            name = getattr(fn, "_hl_rpc_name", None)
+            if name is not None:
+                found[name] = attr
+        cls.rpc_methods = found
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        # Not `_handle_custom_msg`: that name is an ipywidgets internal, overriding it silently
+        # breaks every message.
+        self.on_msg(self._on_rpc_message)
+
+    def call(self, method: str, params: dict[str, Any] | None = None) -> Any:
+        """Run the handler of ``method`` in the kernel (what a front-end request does)."""
+        attr = self.rpc_methods.get(method)
+        if attr is None:
+            known = ", ".join(sorted(self.rpc_methods)) or "none"
+            raise RpcError(f"{type(self).__name__} has no request '{method}' (known: {known}).")
+        return getattr(self, attr)(**(params or {}))
+
+    def handle_request(self, content: dict[str, Any]) -> tuple[dict[str, Any], list[memoryview]]:
+        """The reply message (and its buffers) to one request message; never raises."""
+        request_id = content.get("id")
+        params = content.get("params") or {}
+        try:
+            if not isinstance(params, dict):
+                raise RpcError("request params must be an object")
+            result = self.call(str(content.get("method")), params)
+        except Exception as error:
+            message = str(error)
+            self.rpc_error = f"{type(error).__name__}: {message}"
+            self.log.debug("hooklens request failed:\n%s", traceback.format_exc())
+            reply = {
+                "kind": RESPONSE,
+                "id": request_id,
+                "ok": False,
+                "error": {"type": type(error).__name__, "message": message},
+            }
+            return reply, []
+        packed, buffers = pack_buffers(result)
+        return {"kind": RESPONSE, "id": request_id, "ok": True, "result": packed}, buffers
+
+    def _on_rpc_message(self, _widget: Any, content: Any, _buffers: list[Any]) -> None:
+        if not isinstance(content, dict) or content.get("kind") != REQUEST:
+            return
+        reply, buffers = self.handle_request(content)
+        self.send(reply, buffers)
+
+    def embed(self, **options: Any) -> HookLensWidget:
+        """Put the replies to every request into the widget state, so that a static export of
+        the notebook (nbconvert + html-manager, no kernel) renders this view. Costs what the data
+        costs (2 bytes per attention value); ``options`` as for ``to_html``. Returns ``self``.
+        """
+        replies: dict[str, Any] = {}
+        for method, params in self.static_requests(**options):
+            reply, buffers = self.handle_request({"id": None, "method": method, "params": params})
+            # Buffers go back in place: ipywidgets sends memoryviews nested in state as binary.
+            replies[request_key(method, params)] = unpack_buffers(reply, buffers)
+        self.embedded_replies = replies
+        return self
+
+    def static_requests(self, **options: Any) -> Iterable[tuple[str, dict[str, Any]]]:
+        """Requests whose replies an export inlines (all the view can ask for).
+
+        ``options`` come from ``to_html(**options)``; only the view's ``export_options`` are
+        accepted, and the view's :meth:`exported_requests` receives them.
+        """
+        unknown = sorted(set(options) - set(self.export_options))
+        if unknown:
+            known = (
+                "the options " + ", ".join(f"`{o}=`" for o in self.export_options)
+                if self.export_options
+                else "no options"
+            )
+            raise TypeError(
+                _BAD_OPTIONS.format(view=type(self).__name__, known=known, given=unknown)
+            )
+        return self.exported_requests(**options)
+
+    def exported_requests(self, *args: Any, **options: Any) -> Iterable[tuple[str, dict[str, Any]]]:
+        """What :meth:`static_requests` yields once ``options`` are checked; none by default."""
+        return []

@@ -3,9 +3,9 @@
 The file holds three things, all inline:
 
 1. the view's synced state and the replies to every request the view can make
-   (:meth:`RpcWidget.static_requests`), as JSON in ``<script type="application/hooklens+json">``
-   with binary buffers base64-encoded and ``<``, ``>``, ``&`` escaped so no string can end the
-   script element;
+   (:meth:`HookLensWidget.static_requests`), as JSON in
+   ``<script type="application/hooklens+json">`` with binary buffers base64-encoded and ``<``,
+   ``>``, ``&`` escaped so no string can end the script element;
 2. the same ESM bundle the live widget loads, in a ``<script type="module">`` with ``</script``
    and ``<!--`` escaped (``<\\/script``, ``<\\!--``, which mean the same inside JS strings);
 3. nothing else: the bundle finds the JSON, builds an in-page stand-in for the widget model that
@@ -21,8 +21,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ._rpc import RpcWidget, pack_buffers, request_key
 from ._widget import HookLensWidget, bundle_source
+from ._wire import pack_buffers, request_key, unpack_buffers
 
 # Not view state (``embedded_replies`` is inlined as the page's replies instead).
 _NOT_SYNCED = {"layout", "tabbable", "tooltip", "comm", "keys", "log", "embedded_replies"}
@@ -41,31 +41,19 @@ def export_payload(widget: HookLensWidget, **options: Any) -> dict[str, Any]:
     buffers: list[memoryview] = []
     state, _ = pack_buffers(_view_state(widget), buffers)
     responses: dict[str, Any] = {}
-    if isinstance(widget, RpcWidget):
-        for method, params in widget.static_requests(**options):
-            reply, reply_buffers = widget.handle_request(
-                {"id": None, "method": method, "params": params}
-            )
-            # Re-pack with the shared buffer list so placeholders index the page's buffers.
-            offset = len(buffers)
-            buffers.extend(reply_buffers)
-            responses[request_key(method, params)] = _shift_placeholders(reply, offset)
+    for method, params in widget.static_requests(**options):
+        reply, reply_buffers = widget.handle_request(
+            {"id": None, "method": method, "params": params}
+        )
+        # Re-pack into the page's one buffer list, so placeholders index the page's buffers.
+        packed, _ = pack_buffers(unpack_buffers(reply, reply_buffers), buffers)
+        responses[request_key(method, params)] = packed
     return {
         "version": 1,
         "state": state,
         "responses": responses,
         "buffers": [base64.b64encode(b).decode("ascii") for b in buffers],
     }
-
-
-def _shift_placeholders(value: Any, offset: int) -> Any:
-    if isinstance(value, dict):
-        if set(value) == {"$buffer"}:
-            return {"$buffer": int(value["$buffer"]) + offset}
-        return {k: _shift_placeholders(v, offset) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_shift_placeholders(v, offset) for v in value]
-    return value
 
 
 def _json_for_script(value: Any) -> str:

@@ -11,23 +11,8 @@ import { cellAt, cellSize, paintCrosshair, paintHeatmap } from "../heatmap";
 import { RpcClient } from "../rpc";
 import { readTheme, tint } from "../theme";
 import { tokenSpan, visibleToken } from "../tokens";
+import type { AttentionRequest, AttentionTraits } from "../traits.gen";
 import { clearError, element, formatValue, LruCache, showError } from "./common";
-
-/** Traits of `hooklens.vis.AttentionPatterns` / `AttentionView` (hooklens/vis/_attention.py). */
-export interface AttentionModel {
-  view: string;
-  tokens: string[];
-  n_layers: number;
-  n_heads: number;
-  layer: number;
-  head: number;
-  query: number;
-  key: number;
-  mode: "heads" | "patterns";
-  head_names: string[];
-  max_value: number;
-  title: string;
-}
 
 /** Reply of the `attention` request. */
 export interface AttentionReply {
@@ -38,8 +23,8 @@ export interface AttentionReply {
 const THUMBNAIL_PX = 72;
 const ENLARGED_PX = 480;
 
-export function renderAttention(model: AnyModel<AttentionModel>, el: HTMLElement): () => void {
-  const rpc = new RpcClient(model);
+export function renderAttention(model: AnyModel<AttentionTraits>, el: HTMLElement): () => void {
+  const rpc = new RpcClient<AttentionRequest>(model);
   const layers = new LruCache<number, Tensor>(4);
   const n = model.get("tokens").length;
   const cell = cellSize(n, ENLARGED_PX);

@@ -14,6 +14,7 @@ import { cellAt, cellSize, maxAbs, paintCrosshair, paintHeatmap } from "../heatm
 import { RpcClient, unpackBuffers } from "../rpc";
 import { readTheme } from "../theme";
 import { tokenSpan } from "../tokens";
+import { type PatchingRequest, type PatchingTraits, WIRE } from "../traits.gen";
 import { clearError, element, formatValue, showError } from "./common";
 import {
   type Cell,
@@ -25,24 +26,6 @@ import {
   type QueueState,
   selectionKey,
 } from "./patching_state";
-
-/** Traits of `hooklens.vis.PatchingView`. */
-export interface PatchingModel {
-  view: string;
-  clean_tokens: string[];
-  corrupted_tokens: string[];
-  metric_source: string;
-  direction: string;
-  points: string[];
-  point: string;
-  k: number;
-  selection: Cell[];
-  code: string;
-  sweep_status: string;
-  sweep_point: string;
-  sweep_done: number;
-  sweep_total: number;
-}
 
 /** A prediction at the metric's position: `ids`/`probs` of shape (k,). */
 export interface Prediction {
@@ -74,17 +57,19 @@ export interface HeatmapReply {
   corrupted_value: number;
 }
 
+/**
+ * Reply of `patch`: only what no trait holds. The applied cells and their code arrive once, in
+ * the `selection` and `code` traits (before this reply), for every rendered view alike.
+ */
 export interface PatchReply {
-  cells: Cell[];
   patches: string[];
   prediction: Prediction | null;
-  normalized?: number | null;
-  code: string;
+  normalized: number | null;
 }
 
 /** Pushed by the kernel's sweep thread after every batch and once at the end. */
 export interface SweepMessage {
-  kind: "hl:sweep";
+  kind: typeof WIRE.sweep;
   point: string;
   status: string;
   done: number;
@@ -103,36 +88,8 @@ interface Heatmap {
   normalized: boolean;
 }
 
-const CSS = `
-.hl-patching .hl-prompt { font-family: var(--jp-code-font-family, monospace); line-height: 1.9; }
-.hl-patching .hl-prompt-label { display: inline-block; min-width: 6em; opacity: 0.7; }
-.hl-patching .hl-token.hl-diff { text-decoration: underline; font-weight: 600; }
-.hl-patching .hl-controls { display: flex; gap: 8px; align-items: center; margin: 6px 0; }
-.hl-patching .hl-heat-row { display: flex; align-items: flex-start; gap: 4px; }
-.hl-patching .hl-row-labels { font-size: 10px; text-align: right; opacity: 0.7; }
-.hl-patching .hl-row-labels div { overflow: hidden; }
-.hl-patching .hl-col-labels { display: flex; font-size: 10px; opacity: 0.7; line-height: 1.2; }
-.hl-patching .hl-col-label { display: inline-block; overflow: hidden; white-space: pre;
-  text-align: center; }
-.hl-patching .hl-predictions { display: flex; gap: 24px; flex-wrap: wrap; margin-top: 6px; }
-.hl-patching .hl-pred { min-width: 12em; }
-.hl-patching .hl-pred-title { font-weight: 600; }
-.hl-patching .hl-code { font-family: var(--jp-code-font-family, monospace); font-size: 11px;
-  white-space: pre-wrap; margin: 6px 0; padding: 4px; border-left: 3px solid currentColor;
-  opacity: 0.85; }
-`;
-
-function ensurePatchingStyle(doc: Document = document): void {
-  if (doc.getElementById("hooklens-patching-style")) return;
-  const style = doc.createElement("style");
-  style.id = "hooklens-patching-style";
-  style.textContent = CSS;
-  doc.head.appendChild(style);
-}
-
-export function renderPatching(model: AnyModel<PatchingModel>, el: HTMLElement): () => void {
-  ensurePatchingStyle();
-  const rpc = new RpcClient(model);
+export function renderPatching(model: AnyModel<PatchingTraits>, el: HTMLElement): () => void {
+  const rpc = new RpcClient<PatchingRequest>(model);
   // A standalone export (export.py) has no kernel: it shows the last heatmap, not interactive.
   const isStatic = el.classList.contains("hooklens-standalone");
   const clean = model.get("clean_tokens");
@@ -338,19 +295,15 @@ export function renderPatching(model: AnyModel<PatchingModel>, el: HTMLElement):
           patchedBox.value.textContent = "click a cell";
           delete patchedBox.value.dataset.value;
           patchedBox.list.replaceChildren();
-          code.hidden = true;
           patchStatus.textContent = "patch set cleared";
           delete el.dataset.patchedValue;
         } else {
           showPrediction(patchedBox, reply.prediction, reply.normalized);
-          code.textContent = reply.code;
-          code.hidden = false;
           patchStatus.textContent = `patched: ${reply.patches.join(", ")}`;
           el.dataset.patchedValue = String(reply.prediction.metric);
         }
-        el.dataset.code = reply.code;
         el.dataset.patched = JSON.stringify({
-          cells: reply.cells,
+          cells: model.get("selection"),
           patches: reply.patches,
           value: reply.prediction?.metric ?? null,
           normalized: reply.normalized ?? null,
@@ -428,7 +381,7 @@ export function renderPatching(model: AnyModel<PatchingModel>, el: HTMLElement):
   };
 
   const onSweepMessage = (msg: any, buffers: DataView[]) => {
-    if (msg === null || typeof msg !== "object" || msg.kind !== "hl:sweep") return;
+    if (msg === null || typeof msg !== "object" || msg.kind !== WIRE.sweep) return;
     const sweep = unpackBuffers(msg, buffers ?? []) as SweepMessage;
     if (sweep.values && heatmap && heatmap.point === sweep.point) {
       heatmap.values = decodeTensor(sweep.values);
@@ -480,6 +433,15 @@ export function renderPatching(model: AnyModel<PatchingModel>, el: HTMLElement):
   };
   model.on("change:selection", onSelection);
 
+  // The code of the applied patch set: a trait, so every rendered view shows the same.
+  const showCode = () => {
+    const text = model.get("code");
+    code.textContent = text;
+    code.hidden = text === "";
+    el.dataset.code = text;
+  };
+  model.on("change:code", showCode);
+
   const onSweepTrait = () =>
     showSweep(
       model.get("sweep_status"),
@@ -490,6 +452,7 @@ export function renderPatching(model: AnyModel<PatchingModel>, el: HTMLElement):
   model.on("change:sweep_status", onSweepTrait);
 
   // -- first render ------------------------------------------------------------------------------
+  showCode();
   onSweepTrait();
   onQueue(queue.state);
   loadHeatmap(model.get("point"));
@@ -516,6 +479,7 @@ export function renderPatching(model: AnyModel<PatchingModel>, el: HTMLElement):
     model.off("msg:custom", onSweepMessage);
     model.off("change:point", onPoint);
     model.off("change:selection", onSelection);
+    model.off("change:code", showCode);
     model.off("change:sweep_status", onSweepTrait);
     rpc.dispose();
   };

@@ -4,12 +4,9 @@
  * request in flight without ever dropping the newest click.
  */
 
-/** One heatmap cell of a point: `row` and `col` index that point's heatmap. */
-export interface Cell {
-  point: string;
-  row: number;
-  col: number;
-}
+import type { Cell } from "../traits.gen";
+
+export type { Cell };
 
 export function cellKey(cell: Cell): string {
   return `${cell.point}:${cell.row}:${cell.col}`;

@@ -9,18 +9,8 @@ import { cellAt, cellSize, maxAbs, paintCrosshair, paintHeatmap } from "../heatm
 import { RpcClient } from "../rpc";
 import { readTheme, tint } from "../theme";
 import { tokenSpan, visibleToken } from "../tokens";
+import type { ResidualRequest, ResidualTraits } from "../traits.gen";
 import { clearError, element, formatValue, showError } from "./common";
-
-/** Traits of `hooklens.vis.ResidualView` (hooklens/vis/_residual.py). */
-export interface ResidualModel {
-  view: string;
-  tokens: string[];
-  row_labels: string[];
-  contrib_labels: string[];
-  k: number;
-  row: number;
-  position: number;
-}
 
 /** Reply of `grid`: shapes (rows, pos) except `contrib` (components, pos). */
 export interface GridReply {
@@ -48,8 +38,8 @@ interface Grid {
   contrib: Tensor;
 }
 
-export function renderResidual(model: AnyModel<ResidualModel>, el: HTMLElement): () => void {
-  const rpc = new RpcClient(model);
+export function renderResidual(model: AnyModel<ResidualTraits>, el: HTMLElement): () => void {
+  const rpc = new RpcClient<ResidualRequest>(model);
   const tokens = model.get("tokens");
   const rowLabels = model.get("row_labels");
   const contribLabels = model.get("contrib_labels");

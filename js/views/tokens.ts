@@ -1,17 +1,12 @@
 import type { AnyModel } from "@anywidget/types";
-import { decodeTensor, type EncodedTensor } from "../codec";
+import { decodeTensor } from "../codec";
 import { readTheme, tint } from "../theme";
 import { tokenSpan } from "../tokens";
-
-/** Traits of `hooklens.vis.ColoredTokens` (see hooklens/vis/_tokens.py). */
-export interface ColoredTokensModel {
-  tokens: string[];
-  values: EncodedTensor;
-}
+import type { ColoredTokensTraits } from "../traits.gen";
 
 /** Tokens tinted by one value each; hovering a token shows its exact value. */
 export function renderColoredTokens(
-  model: AnyModel<ColoredTokensModel>,
+  model: AnyModel<ColoredTokensTraits>,
   el: HTMLElement,
 ): () => void {
   const root = document.createElement("div");

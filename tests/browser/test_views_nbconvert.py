@@ -18,14 +18,15 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 
-from tests.vis.fake_model import FakeModel
+from tests.vis.tiny import IMG, SCRIPT, tiny_gpt2
 
 from .conftest import KERNELSPEC, GuardedPage
 from .views_helpers import canvas_values, dataset, install_alert_trap
 
 REPO = Path(__file__).resolve().parents[2]
-TEXT = "t1|<img src=x onerror=alert(1)>|</script>|t2"
+IDS = [[2, IMG, SCRIPT, 3]]  # markup tokens, as ids
 AMD_FILES = {
     "require.js": "requirejs/require.js",
     "embed-amd.js": "@jupyter-widgets/html-manager/dist/embed-amd.js",
@@ -51,17 +52,16 @@ def _amd_files() -> dict[str, Path]:
     return found
 
 
-def _export(tmp: Path) -> Path:
+def _export(tmp: Path, folder: Path) -> Path:
     import nbformat
     from nbclient import NotebookClient
     from nbconvert import HTMLExporter
 
     cells = [
-        f"import sys\nsys.path.insert(0, {str(REPO)!r})\n"
-        "from tests.vis.fake_model import FakeModel\nimport hooklens as hl\n"
-        "model = FakeModel(n_layers=2, n_heads=3)",
-        f"hl.AttentionView(model, {TEXT!r}, head=1).embed()",
-        f"hl.ResidualView(model, {TEXT!r}, k=3).embed()",
+        "import torch\nimport hooklens as hl\n"
+        f"model = hl.HookedModel.from_pretrained({str(folder)!r})\nIDS = torch.tensor({IDS!r})",
+        "hl.AttentionView(model, IDS, head=1).embed()",
+        "hl.ResidualView(model, IDS, k=3).embed()",
     ]
     nb = nbformat.v4.new_notebook(
         cells=[nbformat.v4.new_code_cell(c) for c in cells], metadata={"kernelspec": KERNELSPEC}
@@ -84,7 +84,8 @@ def _export(tmp: Path) -> Path:
 
 def test_nbconvert_export_renders_offline(tmp_path: Path, guarded_page: GuardedPage) -> None:
     files = _amd_files()
-    path = _export(tmp_path)
+    model = tiny_gpt2(tmp_path / "gpt2", n_layers=2, n_heads=3)  # the kernel loads this folder
+    path = _export(tmp_path, tmp_path / "gpt2")
     for name, source in files.items():
         shutil.copy(source, tmp_path / name)
     page: Any = guarded_page.page
@@ -92,8 +93,8 @@ def test_nbconvert_export_renders_offline(tmp_path: Path, guarded_page: GuardedP
     page.goto(path.as_uri())
     attn = '.hooklens[data-view="attention"]'
     page.wait_for_selector(f"{attn}[data-renders]", timeout=60_000)
-    model = FakeModel(n_layers=2, n_heads=3)
-    _, cache = model.full_cache(TEXT)
+    with torch.no_grad():
+        logits, cache = model.run_with_cache(torch.tensor(IDS))
     want = cache["blocks.0.attn.hook_pattern"][0, 1].numpy()
     got = canvas_values(page, f"{attn} canvas.hl-heatmap", 4, 4)
     np.testing.assert_allclose(got, want, atol=1 / 255 + 1e-3)
@@ -103,7 +104,6 @@ def test_nbconvert_export_renders_offline(tmp_path: Path, guarded_page: GuardedP
     page.wait_for_selector(f"{resid}[data-renders]", timeout=30_000)
     page.locator(f'{resid} td.hl-cell[data-row="2"][data-position="3"]').click()
     page.wait_for_function(f"() => document.querySelector('{resid}').dataset.topk")
-    logits, _ = model.full_cache(TEXT)
     assert dataset(page, resid, "topk")["ids"] == logits[0, 3].topk(3).indices.tolist()
     assert page.locator(".hooklens img").count() == 0
     assert page.evaluate("() => window.__alerts") == 0

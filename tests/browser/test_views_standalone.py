@@ -7,15 +7,22 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
+import torch
 
 import hooklens as hl
-from tests.vis.fake_model import FakeModel
+from tests.vis.tiny import IMG, NEWLINE, SCRIPT, SPACE, tiny_gpt2
 
 from .conftest import GuardedPage
 from .views_helpers import canvas_values, dataset, hover_cell, install_alert_trap
 
-TEXT = "t1|<img src=x onerror=alert(1)>|</script>| |\n|t2"
+IDS = torch.tensor([[2, IMG, SCRIPT, SPACE, NEWLINE, 3]])  # markup and whitespace tokens
 ROOT = ".hooklens-standalone"
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    return tiny_gpt2(tmp_path_factory.mktemp("gpt2"), n_layers=2, n_heads=3)
 
 
 def _open(page: Any, path: Path) -> None:
@@ -26,20 +33,21 @@ def _open(page: Any, path: Path) -> None:
     )
 
 
-def test_attention_export_renders_offline(tmp_path: Path, guarded_page: GuardedPage) -> None:
-    model = FakeModel(n_layers=2, n_heads=3)
-    view = hl.AttentionView(model, TEXT, head=1)
+def test_attention_export_renders_offline(
+    model: Any, tmp_path: Path, guarded_page: GuardedPage
+) -> None:
+    view = hl.AttentionView(model, IDS, head=1)
     path = hl.export_html(view, tmp_path / "attention.html")
     page = guarded_page.page
     _open(page, path)
     n = len(view.tokens)
-    _, cache = model.full_cache(TEXT)
+    _, cache = model.run_with_cache(IDS)
     want = cache["blocks.0.attn.hook_pattern"][0, 1].numpy()
     got = canvas_values(page, f"{ROOT} canvas.hl-heatmap", n, n)
     np.testing.assert_allclose(got, want, atol=1 / 255 + 1e-3)
     # Tokens are text: nothing ran, no element was created from them.
     texts = page.locator(f"{ROOT} .hl-token-strip .hl-token").all_text_contents()
-    assert texts[1:3] == ["<img·src=x·onerror=alert(1)>", "</script>"]
+    assert texts[1:5] == ["<img/src=x/onerror=alert(1)>", "</script>", "·", "⏎"]
     assert page.locator(f"{ROOT} img").count() == 0
     assert page.evaluate("() => window.__alerts") == 0
     # Hover shows the exact (float16) value.
@@ -58,9 +66,10 @@ def test_attention_export_renders_offline(tmp_path: Path, guarded_page: GuardedP
     assert [m for m in guarded_page.console if "error" in m.lower()] == []
 
 
-def test_residual_export_renders_offline(tmp_path: Path, guarded_page: GuardedPage) -> None:
-    model = FakeModel(n_layers=2)
-    view = hl.ResidualView(model, TEXT, k=4)
+def test_residual_export_renders_offline(
+    model: Any, tmp_path: Path, guarded_page: GuardedPage
+) -> None:
+    view = hl.ResidualView(model, IDS, k=4)
     path = hl.export_html(view, tmp_path / "residual.html")
     page = guarded_page.page
     _open(page, path)

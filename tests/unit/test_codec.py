@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from hooklens.vis._codec import decode_tensor, encode_tensor
+from hooklens.vis._wire import decode_tensor, encode_tensor
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float16"])

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import hooklens as hl
-from hooklens.vis._codec import decode_tensor
+from hooklens.vis._wire import decode_tensor
 
 
 def test_state_holds_strings_and_binary_values() -> None:

@@ -6,17 +6,20 @@ import base64
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pytest
+import torch
 
 import hooklens as hl
-from hooklens.vis._rpc import request_key
 from hooklens.vis._widget import bundle_source
+from hooklens.vis._wire import request_key
 
-from .fake_model import FakeModel
+from .tiny import IMG, NEWLINE, SCRIPT
 
 NETWORK_LOAD = re.compile(r"https?://", re.IGNORECASE)
-TEXT = "t1|<img src=x onerror=alert(1)>|</script>|\n"
+IDS = torch.tensor([[2, IMG, SCRIPT, NEWLINE]])
 
 
 def _payload(html: str) -> dict:
@@ -31,49 +34,52 @@ def test_bundle_loads_nothing_from_the_network() -> None:
     assert "import(" not in source.replace('import("', "")  # no dynamic imports of URLs
 
 
-def test_attention_export_is_self_contained(tmp_path: Path) -> None:
-    model = FakeModel(n_layers=2)
-    view = hl.AttentionView(model, TEXT)
+def test_attention_export_is_self_contained(gpt2: Any, tmp_path: Path) -> None:
+    view = hl.AttentionView(gpt2, IDS)
     path = hl.export_html(view, tmp_path / "attention.html")
     html = path.read_text(encoding="utf-8")
     assert NETWORK_LOAD.findall(html) == []
     assert not re.search(r"<(link|img|iframe)\b", html.split("<script", 1)[0])
     # Exactly our three script elements: the tokens' "</script>" did not close any of them.
     assert html.lower().count("</script") == 2
-    assert "<img src=x" not in html
+    assert "<img/src=x" not in html
     payload = _payload(html)
     assert payload["state"]["tokens"][2] == "</script>"
-    assert set(payload["responses"]) == {request_key("attention", {"layer": i}) for i in (0, 1)}
+    assert set(payload["responses"]) == {request_key("attention", {"layer": i}) for i in range(3)}
     reply = payload["responses"][request_key("attention", {"layer": 1})]
     index = reply["result"]["pattern"]["data"]["$buffer"]
     values = np.frombuffer(base64.b64decode(payload["buffers"][index]), dtype=np.float16)
     np.testing.assert_allclose(values.reshape(view.pattern(1).shape), view.pattern(1))
 
 
-def test_residual_export_inlines_every_cell(tmp_path: Path) -> None:
-    view = hl.ResidualView(FakeModel(n_layers=2), "t1|t2|t3", k=3)
-    payload = _payload(view.to_html())
+def test_residual_export_inlines_every_cell(gpt2: Any) -> None:
+    view = hl.ResidualView(gpt2, "The capital", k=3)
+    payload = _payload(hl.vis.to_html(view))
     keys = set(payload["responses"])
     assert request_key("grid", {}) in keys
-    assert len(keys) == 1 + 3 * 3  # grid + (n_layers + 1) x pos top-k cells
+    assert len(keys) == 1 + 4 * 3  # grid + (n_layers + 1) x pos top-k cells
+    with pytest.raises(TypeError, match="ResidualView export takes no options, got \\['layers'\\]"):
+        hl.vis.to_html(view, layers=[0])
 
 
 def test_colored_tokens_export(tmp_path: Path) -> None:
-    html = hl.vis.colored_tokens(["a", "</script>"], [1, 2]).to_html()
+    html = hl.vis.to_html(hl.vis.colored_tokens(["a", "</script>"], [1, 2]))
     payload = _payload(html)
     assert payload["state"]["view"] == "colored_tokens"
     assert payload["responses"] == {}
     assert NETWORK_LOAD.findall(html) == []
 
 
-def test_attention_export_of_some_layers() -> None:
-    view = hl.AttentionView(FakeModel(n_layers=3), "t1|t2")
-    payload = _payload(view.to_html(layers=[2]))
+def test_attention_export_of_some_layers(gpt2: Any) -> None:
+    view = hl.AttentionView(gpt2, "The capital")
+    payload = _payload(hl.vis.to_html(view, layers=[2]))
     assert set(payload["responses"]) == {request_key("attention", {"layer": 2})}
+    with pytest.raises(TypeError, match="takes the options `layers=`, got \\['head'\\]"):
+        hl.vis.to_html(view, head=1)
 
 
-def test_embed_puts_replies_in_the_widget_state() -> None:
-    view = hl.AttentionView(FakeModel(n_layers=2), "t1|t2")
+def test_embed_puts_replies_in_the_widget_state(gpt2: Any) -> None:
+    view = hl.AttentionView(gpt2, "The capital")
     assert view.embedded_replies == {}
     view.embed(layers=[1])
     (key,) = view.embedded_replies
@@ -82,4 +88,4 @@ def test_embed_puts_replies_in_the_widget_state() -> None:
     data = state["embedded_replies"][key]["result"]["pattern"]["data"]
     assert isinstance(data, memoryview) and len(data) == view.pattern(1).nbytes
     # The standalone page carries replies separately, not twice.
-    assert "embedded_replies" not in _payload(view.to_html())["state"]
+    assert "embedded_replies" not in _payload(hl.vis.to_html(view))["state"]

@@ -13,9 +13,8 @@ import pytest
 import torch
 
 import hooklens as hl
-from hooklens.vis._codec import decode_tensor
-from hooklens.vis._patching import SWEEP_MESSAGE
-from hooklens.vis._rpc import unpack_buffers
+from hooklens.vis._patch_code import patch_code
+from hooklens.vis._wire import SWEEP, decode_tensor, unpack_buffers
 from hooklens.vis.export import export_payload
 from tests.engine.conftest import _tokenizer, build_hf
 
@@ -108,10 +107,7 @@ def test_click_equals_patch(model: Any) -> None:
     namespace: dict[str, Any] = {"hl": hl, "model": model, "torch": torch}
     exec(view.code.replace("metric(logits)", "value = metric(logits)"), namespace)
     assert float(namespace["value"]) == pytest.approx(want, abs=1e-5)
-    assert (
-        reply["code"] == view.code
-        and "hl.patching.patch(model, corrupted, clean_cache" in view.code
-    )
+    assert "hl.patching.patch(model, corrupted, clean_cache" in view.code
 
 
 def test_shift_click_set_is_applied_together(gpt2: Any) -> None:
@@ -122,7 +118,7 @@ def test_shift_click_set_is_applied_together(gpt2: Any) -> None:
         {"point": "resid_pre", "row": 1, "col": 4},  # a duplicate counts once
     ]
     reply = view.call("patch", {"cells": cells})
-    assert reply["cells"] == cells[:2]
+    assert view.selection == cells[:2]
     _, clean_cache = gpt2.run_with_cache(CLEAN)
     patches = [("blocks.1.hook_resid_pre", {"pos": 4}), ("blocks.0.attn.hook_z", {"head": 2})]
     logits = hl.patching.patch(gpt2, CORRUPTED, clean_cache, patches=patches)
@@ -131,6 +127,7 @@ def test_shift_click_set_is_applied_together(gpt2: Any) -> None:
     # An empty set clears it.
     cleared = view.call("patch", {"cells": []})
     assert cleared["prediction"] is None and view.patches == [] and view.code == ""
+    assert view.selection == []
 
 
 def test_noising_patches_corrupted_into_clean(gpt2: Any) -> None:
@@ -179,7 +176,7 @@ def test_sweep_from_the_button_equals_sweep(model: Any, point: str) -> None:
         else [f"H{h}" for h in range(model.cfg.n_heads)]
     )
     # Cells filled in batch by batch, then a final message.
-    pushes = [m for m in sent if m["kind"] == SWEEP_MESSAGE]
+    pushes = [m for m in sent if m["kind"] == SWEEP]
     done = [m["done"] for m in pushes]
     assert done == sorted(done) and done[-1] == started["total"] and len(pushes) > 2
     first = decode_tensor(pushes[0]["values"])
@@ -261,7 +258,7 @@ def test_sweep_errors_reach_the_view(gpt2: Any) -> None:
     answer = _metric(gpt2)
 
     def fragile(logits: torch.Tensor) -> torch.Tensor:
-        if logits.shape[0] > 1:
+        if threading.current_thread() is not threading.main_thread():  # in the sweep only
             raise RuntimeError("metric broke on a batch")
         return answer(logits)
 
@@ -271,7 +268,8 @@ def test_sweep_errors_reach_the_view(gpt2: Any) -> None:
     assert view.sweep_status == "error" and "metric broke" in sent[-1]["error"]
     assert "metric broke" in view.rpc_error
     assert _no_hooks(gpt2)
-    assert "the metric given to PatchingView" in view._code([], 0.0)
+    code = patch_code(CLEAN, CORRUPTED, "denoise", fragile, [], 0.0)
+    assert "the metric given to PatchingView" in code
 
 
 def test_export_holds_the_last_heatmap(gpt2: Any) -> None:
@@ -289,5 +287,56 @@ def test_export_holds_the_last_heatmap(gpt2: Any) -> None:
 
     values = np.frombuffer(base64.b64decode(payload["buffers"][index]), dtype=np.float32)
     np.testing.assert_allclose(values.reshape(result.values.shape), result.values, atol=1e-6)
-    page = view.to_html()
+    page = hl.vis.to_html(view)
     assert "application/hooklens+json" in page and "http" not in json.dumps(payload)
+
+
+def _state_messages(view: hl.PatchingView) -> list[list[str]]:
+    """Record the trait names of each state message the view sends to its front ends."""
+    messages: list[list[str]] = []
+
+    def record(key: Any = None) -> None:
+        names = [key] if isinstance(key, str) else sorted(key or [])
+        if names:  # ipywidgets sends nothing for an empty state
+            messages.append(names)
+
+    view.send_state = record  # type: ignore[method-assign]
+    return messages
+
+
+def test_a_click_sends_its_state_once_and_the_reply_does_not_repeat_it(gpt2: Any) -> None:
+    view, _ = _view(gpt2)
+    messages = _state_messages(view)
+    cell = {"point": "resid_pre", "row": 1, "col": 4}
+    reply, _ = view.handle_request({"id": "c:1", "method": "patch", "params": {"cells": [cell]}})
+    assert reply["ok"] is True
+    # The selection and code are traits (the one source of truth, for every rendered view):
+    # one state message carries both, and the reply carries only what no trait holds.
+    assert messages == [["code", "selection"]]
+    assert set(reply["result"]) == {"patches", "prediction", "normalized"}
+    assert view.selection == [cell] and view.code.startswith("clean = ")
+    # The same click again changes no state, so nothing goes back to the front ends.
+    view.handle_request({"id": "c:2", "method": "patch", "params": {"cells": [cell]}})
+    assert messages == [["code", "selection"]]
+    view.handle_request({"id": "c:3", "method": "patch", "params": {"cells": []}})
+    assert messages == [["code", "selection"], ["code", "selection"]]
+    assert view.selection == [] and view.code == ""
+
+
+def test_labels_agree_with_the_sweep_result_without_a_tokenizer(gpt2: Any) -> None:
+    clean, corrupted = gpt2.to_tokens(CLEAN), gpt2.to_tokens(CORRUPTED)
+    answer, wrong = gpt2.to_single_token("mary"), gpt2.to_single_token("john")
+    tokenizer, gpt2.tokenizer = gpt2.tokenizer, None
+    try:
+        view = hl.PatchingView(gpt2, clean, corrupted, answer, wrong)
+        view.send = lambda content, buffers=None: None  # type: ignore[method-assign]
+        result = view.run_sweep("resid_pre")
+        labels = view.call("heatmap", {"point": "resid_pre"})["column_labels"]
+        prediction = view.call("predictions")["clean"]["strings"]
+    finally:
+        gpt2.tokenizer = tokenizer
+    assert result is not None
+    assert view.corrupted_tokens == [f"#{int(i)}" for i in corrupted[0]]
+    assert result.column_labels == view.corrupted_tokens
+    assert labels == [f"{i} {t!r}" for i, t in enumerate(result.column_labels)]
+    assert all(s.startswith("#") for s in prediction)

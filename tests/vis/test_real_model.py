@@ -2,43 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-import torch
-import transformers
 
 import hooklens as hl
 from hooklens.vis._attention import decode_pattern_reply
-from hooklens.vis._codec import decode_tensor
+from hooklens.vis._wire import decode_tensor
 
-WORDS = ["<bos>", "[UNK]", "The", "capital", "of", "Ireland", "is", "Dublin", "<img>", "</script>"]
-TEXT = "The capital of Ireland is"
-
-
-def _tokenizer() -> Any:
-    from tokenizers import Tokenizer
-    from tokenizers.models import WordLevel
-    from tokenizers.pre_tokenizers import WhitespaceSplit
-
-    core = Tokenizer(WordLevel({w: i for i, w in enumerate(WORDS)}, unk_token="[UNK]"))
-    core.pre_tokenizer = WhitespaceSplit()
-    return transformers.PreTrainedTokenizerFast(
-        tokenizer_object=core, bos_token="<bos>", unk_token="[UNK]"
-    )
-
-
-def tiny_gpt2(path: Path, n_layers: int = 2) -> Any:
-    """A 2-layer GPT-2 with random weights saved to ``path`` and loaded by path."""
-    torch.manual_seed(0)
-    config = transformers.GPT2Config(
-        n_layer=n_layers, n_head=4, n_embd=32, n_positions=64, vocab_size=len(WORDS)
-    )
-    transformers.GPT2LMHeadModel(config).save_pretrained(path)
-    _tokenizer().save_pretrained(path)
-    return hl.HookedModel.from_pretrained(str(path))
+from .tiny import TEXT, tiny_gpt2
 
 
 @pytest.fixture(scope="module")

@@ -7,19 +7,18 @@ from typing import Any
 import numpy as np
 import pytest
 
-from hooklens.vis._codec import decode_tensor, encode_tensor
-from hooklens.vis._rpc import (
+from hooklens.vis._widget import HookLensWidget, RpcError, rpc_method
+from hooklens.vis._wire import (
     RESPONSE,
-    RpcError,
-    RpcWidget,
+    decode_tensor,
+    encode_tensor,
     pack_buffers,
     request_key,
-    rpc_method,
     unpack_buffers,
 )
 
 
-class Echo(RpcWidget):
+class Echo(HookLensWidget):
     @rpc_method("double")
     def _double(self, values: list[float]) -> dict[str, Any]:
         return {"doubled": encode_tensor(np.asarray(values) * 2), "n": len(values)}
@@ -33,7 +32,7 @@ class Echo(RpcWidget):
         return 1 // x
 
 
-def _sent(widget: RpcWidget, monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, Any]]:
+def _sent(widget: HookLensWidget, monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, Any]]:
     sent: list[tuple[Any, Any]] = []
     monkeypatch.setattr(
         widget, "send", lambda content, buffers=None: sent.append((content, buffers))
@@ -100,4 +99,31 @@ def test_other_custom_messages_are_ignored(monkeypatch: pytest.MonkeyPatch) -> N
 
 def test_call_runs_the_same_handler() -> None:
     assert Echo().call("double", {"values": [3]})["n"] == 1
-    assert set(Echo.rpc_methods()) == {"double", "fail", "crash"}
+    assert set(Echo.rpc_methods) == {"double", "fail", "crash"}
+
+
+class Louder(Echo):
+    """A subclass: inherits the handlers, overrides one, adds one."""
+
+    @rpc_method("double")
+    def _quadruple(self, values: list[float]) -> dict[str, Any]:
+        return {"n": 4 * len(values)}
+
+    @rpc_method("hello")
+    def _hello(self) -> str:
+        return "hi"
+
+
+def test_handlers_are_collected_once_per_class() -> None:
+    assert Louder.rpc_methods == {
+        "double": "_quadruple", "fail": "_fail", "crash": "_crash", "hello": "_hello"
+    }  # fmt: skip
+    assert Echo.rpc_methods["double"] == "_double"  # the base class keeps its own table
+    assert Louder().call("double", {"values": [1]}) == {"n": 4}
+    assert HookLensWidget.rpc_methods == {}
+
+
+def test_export_options_are_checked_in_one_place() -> None:
+    with pytest.raises(TypeError, match="Echo export takes no options, got \\['layers'\\]"):
+        Echo().static_requests(layers=[0])
+    assert list(Echo().static_requests()) == []
