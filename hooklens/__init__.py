@@ -1,4 +1,28 @@
-"""hooklens: hooks, caches, patching and offline interactive views for Hugging Face models."""
+"""hooklens: hooks, caches, patching and offline interactive views for Hugging Face models.
+
+Start here:
+
+    import hooklens as hl
+
+    model = hl.demo_model()          # a 2-layer model shipped in the package: no download
+    # or hl.HookedModel.from_pretrained("a/hub-name" or "a/local/folder", gguf_file=...)
+    logits, cache = model.run_with_cache("abcabc", remove_batch_dim=True)
+    cache["blocks.1.attn.hook_pattern"]             # (n_heads, q, k)
+    model.hook_names()                              # every hook point, in execution order
+
+The three views (anywidgets; each also exports to one HTML file with `hl.export_html`):
+
+    hl.AttentionView(model, "abcabc")   # attention patterns: layer picker, head grid
+    hl.ResidualView(model, "abcabc")    # logit lens, norms, attention/MLP contributions
+    hl.PatchingView(model, clean, corrupted, answer="c", wrong="d")   # click to patch
+
+Patching without a view: `hl.patching.sweep(model, clean, corrupted, metric)` with a metric
+from `hl.metrics` (`logit_diff`, `logprob`, `prob`, `rank`).
+
+The walkthrough notebooks (quickstart, a real model, hooks in practice): run `hooklens demo`
+in a terminal to copy them to ./hooklens-notebooks and open them in JupyterLab.
+Reference: help(hl.HookedModel.run_with_cache), help(hl.patching.sweep), help(hl.PatchingView).
+"""
 
 from importlib.metadata import PackageNotFoundError, version
 
