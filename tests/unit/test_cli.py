@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -12,7 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from hooklens._cli import FIRST_NOTEBOOK, copy_notebooks, notebooks_dir
+import hooklens as hl
+from hooklens._cli import (
+    DEFAULT_DIR,
+    DEFAULT_PORT,
+    FIRST_NOTEBOOK,
+    build_parser,
+    copy_notebooks,
+    notebooks_dir,
+)
 
 
 def test_copy_notebooks_never_overwrites_user_edits(tmp_path: Path) -> None:
@@ -22,8 +31,33 @@ def test_copy_notebooks_never_overwrites_user_edits(tmp_path: Path) -> None:
     assert (tmp_path / FIRST_NOTEBOOK).read_text() == "my edits"
 
 
+# Jupyter's records at error/critical level ("[E 2026-01-02 ...]"), and what Python or Node
+# print when something failed outside the logger.
+_ERROR_LINE = re.compile(r"^\[[EC] \d|Traceback|Error|Fail|^\s+at ", re.MULTILINE)
+
+
+def test_help_says_the_defaults_in_plain_text() -> None:
+    text = build_parser().format_help()
+    demo = build_parser()._subparsers._group_actions[0].choices["demo"].format_help()  # type: ignore[union-attr]
+    assert "``" not in text + demo
+    assert f"default: ./{DEFAULT_DIR}" in demo and f"default: {DEFAULT_PORT}" in demo
+    assert "token" in demo and "Ctrl-C" in demo  # where the address is and how to stop
+
+
+def test_package_docstring_says_where_to_start() -> None:
+    doc = hl.__doc__ or ""
+    for start in (
+        "hl.demo_model()",
+        "AttentionView",
+        "ResidualView",
+        "PatchingView",
+        "hooklens demo",
+    ):
+        assert start in doc
+
+
 @pytest.mark.slow
-def test_demo_serves_the_quickstart_notebook_on_loopback(tmp_path: Path) -> None:
+def test_demo_serves_the_quickstart_notebook_on_loopback_with_a_clean_log(tmp_path: Path) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -31,13 +65,16 @@ def test_demo_serves_the_quickstart_notebook_on_loopback(tmp_path: Path) -> None
     env = dict(os.environ)
     for var in ("JUPYTER_CONFIG_DIR", "JUPYTER_RUNTIME_DIR", "JUPYTER_DATA_DIR"):
         env[var] = str(tmp_path / var.lower())
-    server = subprocess.Popen(
-        [sys.executable, "-m", "hooklens._cli", "demo", "--no-browser", f"--port={port}",
-         f"--dir={workdir}", "--IdentityProvider.token=t", "--port-retries=0"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
+    log_path = tmp_path / "server.log"
+    with log_path.open("w") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "hooklens._cli", "demo", "--no-browser", f"--port={port}",
+             f"--dir={workdir}", "--IdentityProvider.token=t", "--port-retries=0"],
+            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
     try:
-        url = f"http://127.0.0.1:{port}/api/contents/{FIRST_NOTEBOOK}?token=t&content=0"
+        base = f"http://127.0.0.1:{port}"
+        url = f"{base}/api/contents/{FIRST_NOTEBOOK}?token=t&content=0"
         deadline = time.monotonic() + 60
         while True:
             try:
@@ -50,6 +87,13 @@ def test_demo_serves_the_quickstart_notebook_on_loopback(tmp_path: Path) -> None
                 time.sleep(0.25)
         assert model["type"] == "notebook"
         assert (workdir / FIRST_NOTEBOOK).is_file()
+        # The page a browser opens first: JupyterLab checks its build and settings here.
+        with urllib.request.urlopen(f"{base}/lab/tree/{FIRST_NOTEBOOK}?token=t", timeout=10):
+            pass
+        text = log_path.read_text()  # before stopping: the stop itself is logged as critical
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=15)
+    assert f"/lab/tree/{FIRST_NOTEBOOK}?token=" in text  # the address the README points to
+    errors = [line for line in text.splitlines() if _ERROR_LINE.search(line)]
+    assert not errors, "the demo server logged errors:\n" + "\n".join(e[:300] for e in errors)

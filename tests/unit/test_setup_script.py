@@ -6,6 +6,7 @@ replaced by stand-ins that record their arguments: nothing is installed.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -31,7 +32,8 @@ def checkout(tmp_path: Path) -> Path:
     shutil.copy2(ROOT / "scripts" / "setup.sh", repo / "scripts" / "setup.sh")
     for name in ("pyproject.toml", "package.json", "package-lock.json"):
         shutil.copy2(ROOT / name, repo / name)
-    for path, text in ((repo / ".venv/bin/python", _FAKE_PYTHON), (tmp_path / "bin/npm", _FAKE_NPM)):
+    stand_ins = ((repo / ".venv/bin/python", _FAKE_PYTHON), (tmp_path / "bin/npm", _FAKE_NPM))
+    for path, text in stand_ins:
         path.parent.mkdir(parents=True)
         path.write_text(text)
         path.chmod(0o755)
@@ -103,3 +105,12 @@ def test_force_and_deleted_folders_redo_the_steps(checkout: Path) -> None:
     assert installs(run_setup(checkout, "--force")) == (True, True)
     shutil.rmtree(checkout / "node_modules")
     assert installs(run_setup(checkout)) == (True, False)
+
+
+def test_package_json_does_not_make_the_venvs_scripts_es_modules() -> None:
+    """.venv lives inside the checkout, so Node reads this package.json's "type" for every .js
+    file under it: "module" makes JupyterLab's bundled yarn.js (CommonJS) fail at every start
+    ("Dynamic require of "util" is not supported"). The widget sources are TypeScript bundled
+    by esbuild, which needs no "type"."""
+    package = json.loads((ROOT / "package.json").read_text())
+    assert package.get("type", "commonjs") == "commonjs"
