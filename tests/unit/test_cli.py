@@ -31,9 +31,11 @@ def test_copy_notebooks_never_overwrites_user_edits(tmp_path: Path) -> None:
     assert (tmp_path / FIRST_NOTEBOOK).read_text() == "my edits"
 
 
-# Jupyter's records at error/critical level ("[E 2026-01-02 ...]"), and what Python or Node
-# print when something failed outside the logger.
-_ERROR_LINE = re.compile(r"^\[[EC] \d|Traceback|Error|Fail|^\s+at ", re.MULTILINE)
+# Jupyter's records at error level ("[E 2026-01-02 ...]"; its banner with the address is logged
+# at critical level, so "[C" is no error), and what Python or Node print when something failed
+# outside the logger.
+_ERROR_LINE = re.compile(r"^\[E \d|Traceback|Error|Fail|^\s+at ", re.MULTILINE)
+_ADDRESS = re.compile(rf"http://127\.0\.0\.1:\d+/lab/tree/{FIRST_NOTEBOOK}\?token=(\w+)")
 
 
 def test_help_says_the_defaults_in_plain_text() -> None:
@@ -58,6 +60,7 @@ def test_package_docstring_says_where_to_start() -> None:
 
 @pytest.mark.slow
 def test_demo_serves_the_quickstart_notebook_on_loopback_with_a_clean_log(tmp_path: Path) -> None:
+    """As a user starts it (a fresh token), up to the page a browser opens first."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -69,31 +72,28 @@ def test_demo_serves_the_quickstart_notebook_on_loopback_with_a_clean_log(tmp_pa
     with log_path.open("w") as log:
         server = subprocess.Popen(
             [sys.executable, "-m", "hooklens._cli", "demo", "--no-browser", f"--port={port}",
-             f"--dir={workdir}", "--IdentityProvider.token=t", "--port-retries=0"],
+             f"--dir={workdir}", "--port-retries=0"],
             env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
     try:
-        base = f"http://127.0.0.1:{port}"
-        url = f"{base}/api/contents/{FIRST_NOTEBOOK}?token=t&content=0"
         deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(url, timeout=2) as response:
-                    model = json.load(response)
-                break
-            except OSError:
-                assert server.poll() is None, "hooklens demo exited early"
-                assert time.monotonic() < deadline, "JupyterLab did not come up"
-                time.sleep(0.25)
+        while not (address := _ADDRESS.search(log_path.read_text())):
+            assert server.poll() is None, "hooklens demo exited early"
+            assert time.monotonic() < deadline, "JupyterLab printed no address with a token"
+            time.sleep(0.25)
+        token = address.group(1)
+        base = f"http://127.0.0.1:{port}"
+        url = f"{base}/api/contents/{FIRST_NOTEBOOK}?token={token}&content=0"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            model = json.load(response)
         assert model["type"] == "notebook"
         assert (workdir / FIRST_NOTEBOOK).is_file()
         # The page a browser opens first: JupyterLab checks its build and settings here.
-        with urllib.request.urlopen(f"{base}/lab/tree/{FIRST_NOTEBOOK}?token=t", timeout=10):
-            pass
-        text = log_path.read_text()  # before stopping: the stop itself is logged as critical
+        with urllib.request.urlopen(address.group(0), timeout=10) as page:
+            assert page.status == 200
+        text = log_path.read_text()
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=15)
-    assert f"/lab/tree/{FIRST_NOTEBOOK}?token=" in text  # the address the README points to
     errors = [line for line in text.splitlines() if _ERROR_LINE.search(line)]
     assert not errors, "the demo server logged errors:\n" + "\n".join(e[:300] for e in errors)
