@@ -14,10 +14,14 @@ The three views (anywidgets; each also exports to one HTML file with `hl.export_
 
     hl.AttentionView(model, "abcabc")   # attention patterns: layer picker, head grid
     hl.ResidualView(model, "abcabc")    # logit lens, norms, attention/MLP contributions
-    hl.PatchingView(model, clean, corrupted, answer="c", wrong="d")   # click to patch
+    clean = "Kq7mZ2xV9pL4gT8sWn3e" + "Kq7mZ2xV"      # the demo model predicts "9" next
+    corrupted = "Kq7mZ2xVXpL4gT8sWn3e" + "Kq7mZ2xV"  # ... and "X" here
+    hl.PatchingView(model, clean, corrupted, answer="9", wrong="X")   # sweep, click to patch
 
 Patching without a view: `hl.patching.sweep(model, clean, corrupted, metric)` with a metric
-from `hl.metrics` (`logit_diff`, `logprob`, `prob`, `rank`).
+from `hl.metrics` (`logit_diff`, `logprob`, `prob`, `rank`), e.g.
+`hl.metrics.logit_diff(model, "9", "X")`. The demo model reads characters, so an answer is
+one character; on a word-piece model it is usually a word with its leading space (" Paris").
 
 The walkthrough notebooks (quickstart, a real model, hooks in practice): run `hooklens demo`
 in a terminal to copy them to ./hooklens-notebooks and open them in JupyterLab.
