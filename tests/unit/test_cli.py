@@ -56,6 +56,9 @@ def test_package_docstring_says_where_to_start() -> None:
         "hooklens demo",
     ):
         assert start in doc
+    # Its indented lines are Python that runs as written, on the demo model.
+    code = "\n".join(line[4:] for line in doc.splitlines() if line.startswith("    "))
+    exec(compile(code, "hooklens.__doc__", "exec"), {})
 
 
 @pytest.mark.slow
