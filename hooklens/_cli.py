@@ -1,4 +1,4 @@
-"""The ``hooklens`` command: ``hooklens demo`` opens the walkthrough notebooks in JupyterLab."""
+"""The `hooklens` command: `hooklens demo` opens the walkthrough notebooks in JupyterLab."""
 
 from __future__ import annotations
 
@@ -59,16 +59,38 @@ def _demo(args: argparse.Namespace, jupyter_args: list[str]) -> int:
     return 0  # not reached: execv replaces this process
 
 
+DEFAULT_DIR = "hooklens-notebooks"
+DEFAULT_PORT = 8888
+
+_DESCRIPTION = "hooklens: hook points, caches, patching and notebook views for Hugging Face models."
+_DEMO_HELP = "copy the walkthrough notebooks to a folder and open quickstart.ipynb in JupyterLab"
+_DEMO_DESCRIPTION = f"""\
+Copy the walkthrough notebooks (quickstart, real_model, hooks) into --dir, never overwriting a
+notebook already there, and start JupyterLab on 127.0.0.1. JupyterLab prints the address to
+open, with its access token (http://127.0.0.1:{DEFAULT_PORT}/lab/tree/{FIRST_NOTEBOOK}?token=...);
+press Ctrl-C twice in this terminal to stop it. Any further options go to `jupyter lab`."""
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hooklens", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(prog="hooklens", description=_DESCRIPTION)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     demo = commands.add_parser(
         "demo",
-        help="copy the walkthrough notebooks to a folder and open quickstart.ipynb in JupyterLab",
-        description="Any further options are passed to `jupyter lab`.",
+        help=_DEMO_HELP,
+        description=_DEMO_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    demo.add_argument("--dir", default="hooklens-notebooks", help="working folder (created)")
-    demo.add_argument("--port", type=int, default=8888, help="port on 127.0.0.1 (default 8888)")
+    demo.add_argument(
+        "--dir",
+        default=DEFAULT_DIR,
+        help=f"folder for the notebooks (default: ./{DEFAULT_DIR})",
+    )
+    demo.add_argument(
+        "--port",
+        type=int,
+        default=DEFAULT_PORT,
+        help=f"port on 127.0.0.1 (default: {DEFAULT_PORT})",
+    )
     demo.add_argument("--no-browser", action="store_true", help="do not open a web browser")
     return parser
 

@@ -8,6 +8,8 @@ with repeated spans; it has a previous-token head and an induction head, recorde
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,4 +42,27 @@ def demo_model(**kwargs: Any) -> HookedModel:
     # Imported here so that the demo module does not pull in the engine (and torch) on import.
     from ._engine.model import HookedModel
 
-    return HookedModel.from_pretrained(str(demo_model_path()), **kwargs)
+    with _no_weight_progress_bar():
+        return HookedModel.from_pretrained(str(demo_model_path()), **kwargs)
+
+
+@contextmanager
+def _no_weight_progress_bar() -> Iterator[None]:
+    """Silence transformers' "Loading weights" bar while the demo model loads: its 28 tensors
+    load in milliseconds, and a bar on every load is noise. Real downloads and long loads keep
+    theirs (only this block swaps transformers' tqdm hook, then restores the previous one)."""
+    from transformers.utils import logging as hf_logging
+
+    set_hook = getattr(hf_logging, "set_tqdm_hook", None)
+    if set_hook is None:  # an older transformers without the hook: keep its bar
+        yield
+        return
+
+    def quiet(factory: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        return factory(*args, **{**kwargs, "disable": True})
+
+    previous = set_hook(quiet)
+    try:
+        yield
+    finally:
+        set_hook(previous)

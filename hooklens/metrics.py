@@ -17,9 +17,10 @@ __all__ = ["Metric", "TokenMetric", "logit_diff", "logprob", "prob", "rank"]
 
 _NOT_ONE_TOKEN = (
     "{role} {text!r} is {count} tokens {pieces}, but a metric needs a single token. "
-    "Pick a string that tokenizes to one token (often with a leading space, e.g. ' Mary'), "
-    "or pass its token id as an int."
+    "{suggestion}or pass its token id as an int."
 )
+_CANDIDATES = "Strings like it that are one token for this model's tokenizer: {candidates}; "
+_NO_CANDIDATES = "Pick a string that tokenizes to one token (see `model.to_str_tokens`), "
 
 
 class Metric(Protocol):
@@ -39,10 +40,34 @@ def single_token_id(model: Any, token: str | int, role: str = "answer") -> int:
     ids = model.to_tokens(token, prepend_bos=False)[0].tolist()
     if len(ids) != 1:
         pieces = model.to_str_tokens(torch.tensor(ids))
+        candidates = _one_token_candidates(model, token, pieces)
+        suggestion = (
+            _CANDIDATES.format(candidates=", ".join(map(repr, candidates)))
+            if candidates
+            else _NO_CANDIDATES
+        )
         raise ValueError(
-            _NOT_ONE_TOKEN.format(role=role, text=token, count=len(ids), pieces=pieces)
+            _NOT_ONE_TOKEN.format(
+                role=role, text=token, count=len(ids), pieces=pieces, suggestion=suggestion
+            )
         )
     return int(ids[0])
+
+
+def _one_token_candidates(model: Any, text: str, pieces: list[str], limit: int = 6) -> list[str]:
+    """Strings near ``text`` that this tokenizer encodes as one token: each word with and
+    without a leading space (BPE vocabularies), then the text's own non-blank pieces (a
+    character-level vocabulary)."""
+    words = text.split()
+    tried = [form for word in words for form in (" " + word, word)]
+    tried += [piece for piece in pieces if piece.strip()]
+    found: list[str] = []
+    for candidate in dict.fromkeys(tried):
+        if len(found) == limit:
+            break
+        if len(model.to_tokens(candidate, prepend_bos=False)[0]) == 1:
+            found.append(candidate)
+    return found
 
 
 @dataclass(frozen=True)

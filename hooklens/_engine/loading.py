@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from .._errors import MSG_TOKENIZER_WARNING, NoTokenizerWarning
+from .hub import hub_kwargs
 
 #: keyword arguments that also apply to the tokenizer
 _SHARED = ("gguf_file", "revision", "cache_dir", "local_files_only", "trust_remote_code", "token")
@@ -49,7 +50,7 @@ def load_tokenizer(name_or_path: str, hf_model: nn.Module, hf_kwargs: dict[str, 
     error: Exception | None = None
     for candidate in candidates:
         try:
-            return AutoTokenizer.from_pretrained(candidate, **kwargs)
+            return AutoTokenizer.from_pretrained(candidate, **hub_kwargs(candidate, kwargs))
         except Exception as exc:  # offline, no files, no tokenizer in the folder...
             error = exc
     reason = f"{type(error).__name__}: {str(error).splitlines()[0][:200]}" if error else "?"
@@ -73,6 +74,8 @@ def load(
     if hf_model is None:
         from transformers import AutoModelForCausalLM
 
+        # Fails in a second, with what works instead, when the Hub is needed and out of reach.
+        hf_kwargs = hub_kwargs(name_or_path, hf_kwargs)
         if "gguf_file" not in hf_kwargs:
             _check_config_early(name_or_path, hf_kwargs)
         kwargs = dict(hf_kwargs)
