@@ -178,7 +178,7 @@ def run_cells(
                   width)  # fmt: skip
     done = 0
     for tile in tiles:
-        with model.owner.hold(on_wait):
+        with model.owner.hold(on_wait), torch.no_grad():
             logits = patcher.run([[c.patch] for c in tile], metric.token_ids, metric.last_only)
             values = metric(logits, len(tile))
         for cell, value in zip(tile, values.tolist(), strict=True):
