@@ -2,12 +2,13 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
-from . import metrics, patching, vis
+from . import analysis, metrics, patching, vis
 from ._demo import demo_model, demo_model_info, demo_model_path
 from ._engine.cache import ActivationCache
 from ._engine.config import HookedModelConfig
 from ._engine.hooks import HookPoint
 from ._engine.memory import release_freed_memory
+from .analysis import FactoredMatrix, ProcessedWeights, Weights
 from ._engine.model import HookedModel
 from ._errors import HookError, HookNameError, InputError, NoTokenizerWarning, UnsupportedModelError
 from .vis import AttentionView, PatchingView, ResidualView, export_html
@@ -20,6 +21,7 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 __all__ = [
     "ActivationCache",
     "AttentionView",
+    "FactoredMatrix",
     "HookError",
     "HookNameError",
     "HookPoint",
@@ -28,9 +30,12 @@ __all__ = [
     "InputError",
     "NoTokenizerWarning",
     "PatchingView",
+    "ProcessedWeights",
     "ResidualView",
     "UnsupportedModelError",
+    "Weights",
     "__version__",
+    "analysis",
     "demo_model",
     "demo_model_info",
     "demo_model_path",

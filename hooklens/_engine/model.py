@@ -16,6 +16,7 @@ from .._errors import (
     HookNameError,
     InputError,
 )
+from ..analysis import WeightsMixin
 from ..architectures import check_supported
 from . import attention as _attention
 from . import memory as _memory
@@ -59,12 +60,13 @@ def _tensors(out: Any) -> list[torch.Tensor]:
     return [t for t in (out if isinstance(out, tuple) else (out,)) if isinstance(t, torch.Tensor)]
 
 
-class HookedModel(TokenMixin):
+class HookedModel(TokenMixin, WeightsMixin):
     """A wrapped Hugging Face causal LM. Weights are not copied or converted.
 
     Build it with `HookedModel.from_pretrained(...)` (or `HookedModel(hf_model, tokenizer)`).
     Hook names are the same on every family; `hook_names()` lists this model's, in execution
-    order. `hf_model` and `tokenizer` are the wrapped objects.
+    order. `hf_model` and `tokenizer` are the wrapped objects. Weights in TransformerLens's
+    names and shapes (`W_Q`, `OV`, ...) come from `WeightsMixin` (`hooklens.analysis`).
     """
 
     def __init__(self, hf_model: nn.Module, tokenizer: Any = None, model_name: str = "") -> None:
@@ -376,12 +378,6 @@ class HookedModel(TokenMixin):
         if cap:
             logits = torch.tanh(logits / cap) * cap
         return logits
-
-    @property
-    def W_U(self) -> torch.Tensor:
-        """Unembedding matrix (d_model, d_vocab) (a transposed view of the HF weight)."""
-        weight: torch.Tensor = self.hf_model.get_submodule(self.spec.unembed).weight  # type: ignore[assignment]
-        return weight.T
 
     # -- for batched patching (internal, documented in architectures/README.md) ---------------
     def _forward_with_kv(self, tokens: torch.Tensor) -> tuple[torch.Tensor, Any]:
