@@ -8,9 +8,9 @@ from ._engine.cache import ActivationCache
 from ._engine.config import HookedModelConfig
 from ._engine.hooks import HookPoint
 from ._engine.memory import release_freed_memory
-from .analysis import FactoredMatrix, ProcessedWeights, Weights
 from ._engine.model import HookedModel
 from ._errors import HookError, HookNameError, InputError, NoTokenizerWarning, UnsupportedModelError
+from .analysis import FactoredMatrix, ProcessedWeights, Weights
 from .vis import AttentionView, PatchingView, ResidualView, export_html
 
 try:

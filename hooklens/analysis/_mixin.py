@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 def _stacked(name: str, shape: str) -> property:
     def get(self: WeightsMixin) -> torch.Tensor:
-        return getattr(self.weights, name)  # type: ignore[no-any-return]
+        return getattr(self.weights, name)
 
     get.__doc__ = f"{shape}: `model.weights.{name}` (a stack over layers: a copy)."
     return property(get)

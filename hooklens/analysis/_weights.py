@@ -79,9 +79,7 @@ class LayerWeights:
         """[(W (heads, d_model, d_head), b (heads, d_head) or None)] for q, k, v (KV heads)."""
         spec, cfg = self._model.spec, self._model.cfg
         if spec.qkv is None:
-            raise NotImplementedError(
-                MSG_NO_LAYOUT.format(family=spec.family, what="W_Q/W_K/W_V")
-            )
+            raise NotImplementedError(MSG_NO_LAYOUT.format(family=spec.family, what="W_Q/W_K/W_V"))
         nh, nkv, dh = cfg.n_heads, cfg.n_kv_heads, cfg.d_head
         heads = (nh, nkv, nkv)
         layout = spec.qkv_layout
@@ -355,4 +353,3 @@ class Weights:
     def ln_final_b(self) -> torch.Tensor | None:
         """The final norm's bias (d_model,), or None."""
         return bias_of(self._module(self._model.spec.final_norm))
-

@@ -46,7 +46,7 @@ def test_weights_reproduce_activations(tiny, tiny_dir, family):
         _close(model.W_pos[pos].expand_as(cache["hook_pos_embed"]), cache["hook_pos_embed"])
     else:
         with pytest.raises(AttributeError, match="no learned position"):
-            model.W_pos
+            _ = model.W_pos
     rep = H // cfg.n_kv_heads
     for layer in range(L):
         w = model.weights.layer(layer)
@@ -77,7 +77,7 @@ def test_weights_reproduce_activations(tiny, tiny_dir, family):
         else:
             _close(mlp_x @ w.W_in + w.b_in, cache[f"blocks.{layer}.mlp.hook_pre"])
             with pytest.raises(AttributeError, match="not gated"):
-                w.W_gate
+                _ = w.W_gate
         mlp = cache[f"blocks.{layer}.mlp.hook_post"] @ w.W_out + w.b_out
         if model.spec.mlp_out not in ("mlp", model.spec.mlp_down):  # a post-MLP norm (Gemma)
             blocks = model.hf_model.get_submodule(model.spec.blocks)
@@ -121,7 +121,9 @@ def test_gqa_expansion_is_a_copy_and_negative_layers():
 def test_weights_on_smollm2(smollm2):
     model = smollm2
     tokens = model.to_tokens("When Mary and John went to the store, John gave a drink to")
-    logits, cache = model.run_with_cache(tokens, names_filter=lambda n: "blocks.3." in n or "ln_final" in n)
+    logits, cache = model.run_with_cache(
+        tokens, names_filter=lambda n: "blocks.3." in n or "ln_final" in n
+    )
     cfg = model.cfg
     assert model.W_K.shape == (30, 9, 576, 64) and model.weights.layer(3)._W_K.shape == (3, 576, 64)
     w = model.weights.layer(3)
