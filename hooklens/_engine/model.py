@@ -22,9 +22,10 @@ from . import attention as _attention
 from . import memory as _memory
 from .cache import ActivationCache
 from .config import HookedModelConfig, build_config
+from .head_sites import add_head_sites
 from .hooks import HookContext, HookFn, HookPoint
 from .loading import load
-from .points import POINTS, POINTS_BY_SUFFIX, split_name
+from .points import POINTS, POINTS_BY_SUFFIX, is_on_demand, split_name
 from .sites import Builder, get_module
 from .tokens import TextOrTokens, TokenMixin
 
@@ -142,6 +143,7 @@ class HookedModel(TokenMixin, WeightsMixin):
             b.input_site(sub(spec.mlp_down), "mlp.hook_post", layer, in_place=False)
             b.output_site(sub(spec.mlp_out), "hook_mlp_out", layer)
             b.output_site(block, "hook_resid_post", layer)
+            add_head_sites(b, block, layer)
         b.norm_site(get_module(model, spec.final_norm), "ln_final", None)
         groups = {"model": 0, "block": 1, "final": 2}
 
@@ -198,8 +200,8 @@ class HookedModel(TokenMixin, WeightsMixin):
 
     def _select(self, names: NamesFilter) -> list[HookPoint]:
         """Resolve a names filter (None = all, a name, names, or a predicate) to points."""
-        if names is None:
-            return list(self._points.values())
+        if names is None:  # every point but the on-demand ones, as in TransformerLens
+            return [p for n, p in self._points.items() if not is_on_demand(n)]
         if isinstance(names, str):
             return [self._point(names)]
         if callable(names):

@@ -18,35 +18,13 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from .._engine.linear import bias_of, in_out, o_module, read_o, read_qkv
+
 if TYPE_CHECKING:
     from .._engine.model import HookedModel
 
-MSG_NO_LAYOUT = """The {family} adapter does not describe where its attention weights live
-(ArchSpec.qkv / ArchSpec.o_proj are None), so {what} cannot be read. Add them to the adapter
-(hooklens/architectures/), as the GPT-2 and Llama adapters do."""
-
 MSG_NO_POS = """{family} has no learned position embedding (positions enter by rotating q and k
 inside attention), so there is no W_pos. Rotary models have W_E only."""
-
-
-def in_out(module: nn.Module) -> torch.Tensor:
-    """A projection's weight as (in, out): `nn.Linear` stores (out, in), `Conv1D` (in, out)."""
-    weight = getattr(module, "weight", None)
-    if not isinstance(weight, torch.Tensor):
-        raise TypeError(f"{type(module).__name__} has no weight tensor")
-    if isinstance(module, nn.Linear):
-        return weight.T
-    if isinstance(getattr(module, "nf", None), int):  # transformers' Conv1D: x @ weight + bias
-        return weight
-    raise TypeError(
-        f"cannot tell how {type(module).__name__} stores its weight (expected nn.Linear or "
-        "transformers' Conv1D)"
-    )
-
-
-def bias_of(module: nn.Module) -> torch.Tensor | None:
-    bias = getattr(module, "bias", None)
-    return bias if isinstance(bias, torch.Tensor) else None
 
 
 def norm_weight(module: nn.Module, offset: float) -> torch.Tensor | None:
@@ -77,43 +55,7 @@ class LayerWeights:
     # -- attention -----------------------------------------------------------------------------
     def _qkv(self) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
         """[(W (heads, d_model, d_head), b (heads, d_head) or None)] for q, k, v (KV heads)."""
-        spec, cfg = self._model.spec, self._model.cfg
-        if spec.qkv is None:
-            raise NotImplementedError(MSG_NO_LAYOUT.format(family=spec.family, what="W_Q/W_K/W_V"))
-        nh, nkv, dh = cfg.n_heads, cfg.n_kv_heads, cfg.d_head
-        heads = (nh, nkv, nkv)
-        layout = spec.qkv_layout
-        if layout == "flat":
-            found = []
-            for path, n in zip(spec.qkv, heads, strict=True):
-                mod = self._sub(path)
-                w = in_out(mod)
-                b = bias_of(mod)
-                found.append(
-                    (
-                        w.view(w.shape[0], n, dh).permute(1, 0, 2),
-                        None if b is None else b.view(n, dh),
-                    )
-                )
-            return found
-        mod = self._sub(spec.qkv[0])
-        w, b = in_out(mod), bias_of(mod)
-        d_model = w.shape[0]
-        if layout == "concat_qkv":
-            bounds = [0, nh * dh, (nh + nkv) * dh, (nh + 2 * nkv) * dh]
-            found = []
-            for i, n in enumerate(heads):
-                lo, hi = bounds[i], bounds[i + 1]
-                wi = w[:, lo:hi].view(d_model, n, dh).permute(1, 0, 2)
-                found.append((wi, None if b is None else b[lo:hi].view(n, dh)))
-            return found
-        if layout == "per_head_qkv":
-            w4 = w.view(d_model, nh, 3, dh)
-            b3 = None if b is None else b.view(nh, 3, dh)
-            return [
-                (w4[:, :, i].permute(1, 0, 2), None if b3 is None else b3[:, i]) for i in range(3)
-            ]
-        raise NotImplementedError(f"q/k/v layout {layout!r} has no weight reader")
+        return read_qkv(self._model.spec, self._model.cfg, self._block)
 
     def _expand(self, t: torch.Tensor) -> torch.Tensor:
         rep = self._model.cfg.n_heads // self._model.cfg.n_kv_heads
@@ -176,17 +118,12 @@ class LayerWeights:
         return self._expand(self._b_V)
 
     def _o(self) -> nn.Module:
-        spec = self._model.spec
-        if spec.o_proj is None:
-            raise NotImplementedError(MSG_NO_LAYOUT.format(family=spec.family, what="W_O"))
-        return self._sub(spec.o_proj)
+        return o_module(self._model.spec, self._block)
 
     @property
     def W_O(self) -> torch.Tensor:
         """(n_heads, d_head, d_model), a view: head h writes `z[..., h, :] @ W_O[h]`."""
-        cfg = self._model.cfg
-        w = in_out(self._o())
-        return w.view(cfg.n_heads, cfg.d_head, w.shape[1])
+        return read_o(self._model.spec, self._model.cfg, self._block)[0]
 
     @property
     def b_O(self) -> torch.Tensor:

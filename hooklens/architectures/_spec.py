@@ -101,4 +101,7 @@ class ArchSpec:
             found.add("gated_mlp")
         if self.ln2 is not None:
             found.add("ln2")
+        kv = getattr(config, "num_key_value_heads", None)
+        if kv is None or kv == getattr(config, "num_attention_heads", kv):
+            found.add("mha")
         return frozenset(found)
