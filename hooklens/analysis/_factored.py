@@ -225,22 +225,25 @@ def composition_scores(
     """||left @ right||_F / (||left||_F ||right||_F) for every pair of matrices.
 
     With `broadcast_dims`, left's leading dims come first and right's after them, e.g.
-    (n_layers, n_heads) x (n_layers, n_heads) -> (n_layers, n_heads, n_layers, n_heads).
-    `left.rdim` must equal `right.ldim`.
+    (n_layers, n_heads) x (n_layers, n_heads) -> (n_layers, n_heads, n_layers, n_heads);
+    else the leading dims broadcast against each other. `left.rdim` must equal `right.ldim`.
+    Each side's SVD is taken once, before broadcasting, and the products are formed one left
+    matrix at a time, so memory stays at (right's leading dims, mdim, mdim).
     """
-    if broadcast_dims:
-        r_lead, l_lead = right.ndim - 2, left.ndim - 2
-        for i in range(l_lead):
-            right = right.unsqueeze(i)
-        for i in range(r_lead):
-            left = left.unsqueeze(i + l_lead)
     if left.rdim != right.ldim:
         raise ValueError(
             f"composition scores need left.rdim == right.ldim; shapes were {tuple(left.shape)} "
             f"and {tuple(right.shape)}"
         )
-    new_right = right.collapse_r()
-    new_left = left.collapse_l()
-    r_norms = new_right.norm(dim=(-2, -1))
+    new_left = left.collapse_l()  # (*l_lead, mdim_l, d)
+    new_right = right.collapse_r()  # (*r_lead, d, mdim_r)
     l_norms = new_left.norm(dim=(-2, -1))
-    return (new_left @ new_right).norm(dim=(-2, -1)) / r_norms / l_norms
+    r_norms = new_right.norm(dim=(-2, -1))
+    if not broadcast_dims:
+        return (new_left @ new_right).norm(dim=(-2, -1)) / r_norms / l_norms
+    l_lead, r_lead = new_left.shape[:-2], new_right.shape[:-2]
+    flat_left = new_left.reshape(-1, *new_left.shape[-2:])
+    comp = torch.stack([(m @ new_right).norm(dim=(-2, -1)) for m in flat_left])
+    comp = comp.reshape(*l_lead, *r_lead)
+    l_norms = l_norms.reshape(*l_lead, *([1] * len(r_lead)))
+    return comp / r_norms / l_norms

@@ -107,6 +107,8 @@ def test_ov_qk_and_composition_scores():
     pair = composition_scores(ov[0], qk[1])
     assert pair.shape == (4, 4)
     _close(pair[1, 2], model.all_composition_scores("Q")[0, 1, 1, 2])
+    paired = composition_scores(ov[0], qk[1], broadcast_dims=False)  # head h with head h
+    _close(paired, torch.diagonal(pair))
     with pytest.raises(ValueError, match="mode"):
         model.all_composition_scores("X")
     assert hl.FactoredMatrix is FactoredMatrix

@@ -116,25 +116,3 @@ def test_gqa_expansion_is_a_copy_and_negative_layers():
     assert w.b_K.shape == (4, 8) and bool(w._b_K.abs().sum() > 0)
     with pytest.raises(IndexError, match="out of range"):
         model.weights.layer(2)
-
-
-def test_weights_on_smollm2(smollm2):
-    model = smollm2
-    tokens = model.to_tokens("When Mary and John went to the store, John gave a drink to")
-    logits, cache = model.run_with_cache(
-        tokens, names_filter=lambda n: "blocks.3." in n or "ln_final" in n
-    )
-    cfg = model.cfg
-    assert model.W_K.shape == (30, 9, 576, 64) and model.weights.layer(3)._W_K.shape == (3, 576, 64)
-    w = model.weights.layer(3)
-    x = cache["blocks.3.ln1.hook_normalized"]
-    _close(torch.einsum("bpd,hde->bphe", x, w.W_Q) + w.b_Q, cache["blocks.3.attn.hook_q"])
-    _close(torch.einsum("bpd,hde->bphe", x, w._W_K), cache["blocks.3.attn.hook_k"])
-    z = cache["blocks.3.attn.hook_z"]
-    _close(torch.einsum("bphe,hed->bpd", z, w.W_O), cache["blocks.3.hook_attn_out"])
-    _close(cache["blocks.3.mlp.hook_post"] @ w.W_out, cache["blocks.3.hook_mlp_out"])
-    final = cache["ln_final.hook_normalized"] @ model.W_U
-    torch.testing.assert_close(final, logits, atol=1e-3, rtol=1e-3)
-    # tied embeddings: W_U is a view of W_E's storage
-    assert model.W_U.untyped_storage().data_ptr() == model.W_E.untyped_storage().data_ptr()
-    assert cfg.n_kv_heads == 3

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from hooklens._engine.points import is_on_demand
+
 
 @pytest.fixture
 def run(tiny, tokens):
@@ -19,7 +21,8 @@ def run(tiny, tokens):
 
 def test_mapping_is_read_only(run):
     model, _, cache = run("gpt2")
-    assert "blocks.0.attn.hook_pattern" in cache and len(cache) == len(model.hook_names())
+    cached_by_default = [n for n in model.hook_names() if not is_on_demand(n)]
+    assert "blocks.0.attn.hook_pattern" in cache and len(cache) == len(cached_by_default)
     assert cache["pattern", 1] is cache["blocks.1.attn.hook_pattern"]
     assert cache["resid_pre", 0] is cache["blocks.0.hook_resid_pre"]
     with pytest.raises(TypeError):
