@@ -98,6 +98,28 @@ def _empty(cache: ActivationCache, pos_slice: PosSlice) -> torch.Tensor:
     return like.new_zeros((0, *like.shape))
 
 
+def _finish(
+    cache: ActivationCache,
+    parts: list[torch.Tensor],
+    labels: list[str],
+    layer: int,
+    pos_slice: PosSlice,
+    incl_remainder: bool,
+    apply_ln: bool,
+    return_labels: bool,
+) -> Any:
+    """Per-layer (..., components, d_model) parts -> (components, ..., d_model), with the
+    remainder of the stream entering `layer` and the norm reading it applied on request."""
+    stack = torch.cat(parts, dim=-2).movedim(-2, 0) if parts else _empty(cache, pos_slice)
+    if incl_remainder:
+        rest = _slice(_stream(cache, layer), pos_slice, -2) - stack.sum(0)
+        stack = torch.cat([stack, rest[None]])
+        labels.append("remainder")
+    if apply_ln:
+        stack = cache.apply_ln_to_stack(stack, layer, pos_slice=pos_slice)
+    return (stack, labels) if return_labels else stack
+
+
 def stack_head_results(
     cache: ActivationCache,
     layer: int | None = -1,
@@ -117,14 +139,7 @@ def stack_head_results(
     for i in range(layer):
         parts.append(_slice(head_results(cache, i), pos_slice, -3))
         labels.extend(f"L{i}H{h}" for h in range(model.cfg.n_heads))
-    stack = torch.cat(parts, dim=-2).movedim(-2, 0) if parts else _empty(cache, pos_slice)
-    if incl_remainder:
-        rest = _slice(_stream(cache, layer), pos_slice, -2) - stack.sum(0)
-        stack = torch.cat([stack, rest[None]])
-        labels.append("remainder")
-    if apply_ln:
-        stack = cache.apply_ln_to_stack(stack, layer, pos_slice=pos_slice)
-    return (stack, labels) if return_labels else stack
+    return _finish(cache, parts, labels, layer, pos_slice, incl_remainder, apply_ln, return_labels)
 
 
 def stack_neuron_results(
@@ -152,14 +167,7 @@ def stack_neuron_results(
         idx = neurons.to(post.device)
         parts.append(post[..., idx, None] * w_out[idx])
         labels.extend(f"L{i}N{int(n)}" for n in neurons)
-    stack = torch.cat(parts, dim=-2).movedim(-2, 0) if parts else _empty(cache, pos_slice)
-    if incl_remainder:
-        rest = _slice(_stream(cache, layer), pos_slice, -2) - stack.sum(0)
-        stack = torch.cat([stack, rest[None]])
-        labels.append("remainder")
-    if apply_ln:
-        stack = cache.apply_ln_to_stack(stack, layer, pos_slice=pos_slice)
-    return (stack, labels) if return_labels else stack
+    return _finish(cache, parts, labels, layer, pos_slice, incl_remainder, apply_ln, return_labels)
 
 
 def accumulated_bias(

@@ -43,8 +43,9 @@ has no gate bias to put it in). Call without fold_ln."""
 class ProcessedWeights:
     """A processed copy of a model's weights, TransformerLens's names and shapes (see
     `hooklens.analysis.Weights`). Norm parameters are (n_layers, d_model) or (d_model,), None
-    once folded (or when the norm has none). `normalization_type` is "LN", "LNPre", "RMS" or
-    "RMSPre"; `applied` lists the processing steps done."""
+    once folded (or when the norm has none). `W_K`/`W_V`/`b_K`/`b_V` are expanded to n_heads,
+    like `model.W_K`. `normalization_type` is "LN", "LNPre", "RMS" or "RMSPre"; `applied` lists
+    the processing steps done."""
 
     W_E: torch.Tensor
     W_pos: torch.Tensor | None
