@@ -235,7 +235,7 @@ class ActivationCache(Mapping[str, torch.Tensor]):
         incorrect_tokens: int | str | torch.Tensor | None = None,
         pos_slice: PosSlice = None,
         batch_slice: int | slice | None = None,
-        has_batch_dim: bool = True,
+        has_batch_dim: bool | None = None,
     ) -> torch.Tensor:
         """See `hooklens.analysis.logit_attrs` (applies the final norm, as TransformerLens)."""
         return _heads.logit_attrs(

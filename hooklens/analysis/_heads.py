@@ -266,13 +266,14 @@ def logit_attrs(
     incorrect_tokens: Any = None,
     pos_slice: PosSlice = None,
     batch_slice: int | slice | None = None,
-    has_batch_dim: bool = True,
+    has_batch_dim: bool | None = None,
 ) -> torch.Tensor:
     """Each component's contribution to the logit of `tokens` (minus `incorrect_tokens`), as
     TransformerLens computes it: the final norm is applied to the stack first, linearly, with
     the cached scale (`apply_ln_to_stack(stack, None, pos_slice=, batch_slice=)`), so pass the
     *unnormalized* stack. `residual_stack` (components, [batch,] [pos,] d_model); `tokens` an
     id, a one-token string, or ids (batch,) / (batch, pos) broadcasting against the stack.
+    `has_batch_dim` (None: the cache's own) says whether `batch_slice` applies to the scale.
     Returns (components, [batch,] [pos]).
     """
     if incorrect_tokens is not None and _shape(cache, tokens) != _shape(cache, incorrect_tokens):
