@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from hooklens.analysis import composition_scores
+
 PROMPT = "When Mary and John went to the store, John gave a drink to"
 
 
@@ -61,5 +63,9 @@ def test_head_results_and_decomposition(smollm2):
     assert attrs.shape == (30 * 9 + 1, 1)
     full = cache.logit_attrs(cache["blocks.29.hook_resid_post"][None, :, -1], mary, john, -1)
     _close(attrs.sum(0), full[0])
-    scores = model.all_composition_scores("K")
-    assert scores.shape == (30, 9, 30, 9) and bool((scores[:, :, 0] == 0).all())
+    # K-composition of layer 0-1 heads into layer 2-3 heads (all 30 x 9 pairs of pairs work too,
+    # at ~350 GFLOP, as in TransformerLens)
+    scores = composition_scores(model.OV[0:2], model.QK.T[2:4])
+    assert scores.shape == (2, 9, 2, 9) and bool(((scores > 0) & (scores < 1)).all())
+    a, b = model.OV[1, 4].AB, model.QK[3, 7].AB.T
+    _close(scores[1, 4, 1, 7], (a @ b).norm() / (a.norm() * b.norm()))
