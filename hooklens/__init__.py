@@ -30,7 +30,7 @@ Reference: help(hl.HookedModel.run_with_cache), help(hl.patching.sweep), help(hl
 
 from importlib.metadata import PackageNotFoundError, version
 
-from . import metrics, patching, vis
+from . import analysis, metrics, patching, vis
 from ._demo import demo_model, demo_model_info, demo_model_path
 from ._engine.cache import ActivationCache
 from ._engine.config import HookedModelConfig
@@ -38,6 +38,7 @@ from ._engine.hooks import HookPoint
 from ._engine.memory import release_freed_memory
 from ._engine.model import HookedModel
 from ._errors import HookError, HookNameError, InputError, NoTokenizerWarning, UnsupportedModelError
+from .analysis import FactoredMatrix, ProcessedWeights, Weights
 from .vis import AttentionView, PatchingView, ResidualView, export_html
 
 try:
@@ -48,6 +49,7 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 __all__ = [
     "ActivationCache",
     "AttentionView",
+    "FactoredMatrix",
     "HookError",
     "HookNameError",
     "HookPoint",
@@ -56,9 +58,12 @@ __all__ = [
     "InputError",
     "NoTokenizerWarning",
     "PatchingView",
+    "ProcessedWeights",
     "ResidualView",
     "UnsupportedModelError",
+    "Weights",
     "__version__",
+    "analysis",
     "demo_model",
     "demo_model_info",
     "demo_model_path",

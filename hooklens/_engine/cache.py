@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from ..analysis import _heads
+
 if TYPE_CHECKING:
     from .model import HookedModel
 
@@ -235,24 +237,53 @@ class ActivationCache(Mapping[str, torch.Tensor]):
         batch_slice: int | slice | None = None,
         has_batch_dim: bool | None = None,
     ) -> torch.Tensor:
-        """Each component's contribution to the logit of `tokens` (minus `incorrect_tokens`).
+        """See `hooklens.analysis.logit_attrs` (applies the final norm, as TransformerLens)."""
+        return _heads.logit_attrs(
+            self, residual_stack, tokens, incorrect_tokens, pos_slice, batch_slice, has_batch_dim
+        )
 
-        `residual_stack` (components, ..., d_model), already normalized (`apply_ln=True` or
-        `apply_ln_to_stack`). `tokens` is an id, a one-token string, or ids broadcastable to the
-        stack's dims between components and d_model (e.g. (batch,) for (c, batch, d_model)).
-        Returns (components, ...).
-        """
-        del pos_slice, batch_slice, has_batch_dim  # accepted for TransformerLens compatibility
-        w_u = self.model.W_U
-        direction = self._unembed_dir(w_u, tokens)
-        if incorrect_tokens is not None:
-            direction = direction - self._unembed_dir(w_u, incorrect_tokens)
-        stack = residual_stack.to(direction.device, direction.dtype)
-        return (stack * direction).sum(-1)
+    # -- per-head and per-neuron results (hooklens/analysis/_heads.py) -------------------------
+    def compute_head_results(self) -> None:
+        """Add `blocks.{l}.attn.hook_result` ([batch,] pos, n_heads, d_model) for every layer."""
+        _heads.compute_head_results(self, self._data)
 
-    def _unembed_dir(self, w_u: torch.Tensor, tokens: int | str | torch.Tensor) -> torch.Tensor:
-        if isinstance(tokens, str):
-            tokens = self.model.to_single_token(tokens)
-        if isinstance(tokens, int):
-            return w_u[:, tokens]
-        return w_u.T[tokens.to(w_u.device)]
+    def stack_head_results(
+        self,
+        layer: int | None = -1,
+        return_labels: bool = False,
+        incl_remainder: bool = False,
+        pos_slice: PosSlice = None,
+        apply_ln: bool = False,
+    ) -> Any:
+        """See `hooklens.analysis.stack_head_results`."""
+        return _heads.stack_head_results(
+            self, layer, return_labels, incl_remainder, pos_slice, apply_ln
+        )
+
+    def stack_neuron_results(
+        self,
+        layer: int | None,
+        pos_slice: PosSlice = None,
+        neuron_slice: int | slice | None = None,
+        return_labels: bool = False,
+        incl_remainder: bool = False,
+        apply_ln: bool = False,
+    ) -> Any:
+        """See `hooklens.analysis.stack_neuron_results`."""
+        return _heads.stack_neuron_results(
+            self, layer, pos_slice, neuron_slice, return_labels, incl_remainder, apply_ln
+        )
+
+    def get_full_resid_decomposition(
+        self,
+        layer: int | None = None,
+        mlp_input: bool = False,
+        expand_neurons: bool = True,
+        apply_ln: bool = False,
+        pos_slice: PosSlice = None,
+        return_labels: bool = False,
+    ) -> Any:
+        """See `hooklens.analysis.get_full_resid_decomposition`."""
+        return _heads.get_full_resid_decomposition(
+            self, layer, mlp_input, expand_neurons, apply_ln, pos_slice, return_labels
+        )

@@ -16,15 +16,17 @@ from .._errors import (
     HookNameError,
     InputError,
 )
+from ..analysis import WeightsMixin
 from ..architectures import check_supported
 from . import attention as _attention
 from . import memory as _memory
 from .cache import ActivationCache
 from .config import HookedModelConfig, build_config
+from .head_sites import add_head_sites
 from .hooks import HookContext, HookFn, HookPoint
 from .loading import load
 from .ownership import Ownership
-from .points import POINTS, POINTS_BY_SUFFIX, split_name
+from .points import POINTS, POINTS_BY_SUFFIX, is_on_demand, split_name
 from .sites import Builder, get_module
 from .tokens import TextOrTokens, TokenMixin
 from .unembed import unembed
@@ -61,12 +63,13 @@ def _tensors(out: Any) -> list[torch.Tensor]:
     return [t for t in (out if isinstance(out, tuple) else (out,)) if isinstance(t, torch.Tensor)]
 
 
-class HookedModel(TokenMixin):
+class HookedModel(TokenMixin, WeightsMixin):
     """A wrapped Hugging Face causal LM. Weights are not copied or converted.
 
     Build it with `HookedModel.from_pretrained(...)` (or `HookedModel(hf_model, tokenizer)`).
     Hook names are the same on every family; `hook_names()` lists this model's, in execution
-    order. `hf_model` and `tokenizer` are the wrapped objects.
+    order. `hf_model` and `tokenizer` are the wrapped objects. Weights in TransformerLens's
+    names and shapes (`W_Q`, `OV`, ...) come from `WeightsMixin` (`hooklens.analysis`).
     """
 
     def __init__(self, hf_model: nn.Module, tokenizer: Any = None, model_name: str = "") -> None:
@@ -144,6 +147,7 @@ class HookedModel(TokenMixin):
             b.input_site(sub(spec.mlp_down), "mlp.hook_post", layer, in_place=False)
             b.output_site(sub(spec.mlp_out), "hook_mlp_out", layer)
             b.output_site(block, "hook_resid_post", layer)
+            add_head_sites(b, block, layer)
         b.norm_site(get_module(model, spec.final_norm), "ln_final", None)
         groups = {"model": 0, "block": 1, "final": 2}
 
@@ -200,8 +204,8 @@ class HookedModel(TokenMixin):
 
     def _select(self, names: NamesFilter) -> list[HookPoint]:
         """Resolve a names filter (None = all, a name, names, or a predicate) to points."""
-        if names is None:
-            return list(self._points.values())
+        if names is None:  # every point but the on-demand ones, as in TransformerLens
+            return [p for n, p in self._points.items() if not is_on_demand(n)]
         if isinstance(names, str):
             return [self._point(names)]
         if callable(names):
@@ -377,12 +381,6 @@ class HookedModel(TokenMixin):
         if apply_ln:
             x = self.hf_model.get_submodule(self.spec.final_norm)(x)
         return unembed(self, x)
-
-    @property
-    def W_U(self) -> torch.Tensor:
-        """Unembedding matrix (d_model, d_vocab) (a transposed view of the HF weight)."""
-        weight: torch.Tensor = self.hf_model.get_submodule(self.spec.unembed).weight  # type: ignore[assignment]
-        return weight.T
 
     def __repr__(self) -> str:
         c = self.cfg

@@ -124,7 +124,10 @@ class Builder:
     def input_site(self, module: nn.Module, suffix: str, layer: int, *, in_place: bool) -> None:
         """A point that is a module's first input. `in_place` writes edits into the tensor itself
         (for resid_mid, which the block also keeps as its residual)."""
-        site = self._site(lambda: [module.register_forward_pre_hook(hook, with_kwargs=True)])
+        # an in-place edit (of the residual) runs before any other pre-hook reads the tensor
+        site = self._site(
+            lambda: [module.register_forward_pre_hook(hook, with_kwargs=True, prepend=in_place)]
+        )
         point = self._new(suffix, layer, site)
         if point is None:
             return

@@ -74,8 +74,9 @@ CASES = [
 
 
 @pytest.mark.parametrize(("fn", "activation", "axes"), CASES)
-def test_batched_functions_equal_transformer_lens_loop(tiny_model: Any, fn: str,
-                                                       activation: str, axes: Any) -> None:  # fmt: skip
+def test_batched_functions_equal_transformer_lens_loop(
+    tiny_model: Any, fn: str, activation: str, axes: Any
+) -> None:
     clean, corrupted = _batch()
     with torch.no_grad():
         _, clean_cache = tiny_model.run_with_cache(clean)
