@@ -16,7 +16,7 @@ tests compare ``sweep`` against.
 """
 
 from ._run import Patcher, patch
-from ._sweep import sweep
+from ._sweep import sweep, sweep_all
 from ._tl import (
     get_act_patch_attn_head_all_pos_every,
     get_act_patch_attn_head_by_pos_every,
@@ -64,4 +64,5 @@ __all__ = [
     "get_act_patch_resid_pre",
     "patch",
     "sweep",
+    "sweep_all",
 ]
