@@ -19,6 +19,7 @@ from .._errors import (
 from ..architectures import check_supported
 from . import attention as _attention
 from . import memory as _memory
+from .blocks import BlocksMixin
 from .cache import ActivationCache
 from .config import HookedModelConfig, build_config
 from .hooks import HookContext, HookFn, HookPoint
@@ -59,7 +60,7 @@ def _tensors(out: Any) -> list[torch.Tensor]:
     return [t for t in (out if isinstance(out, tuple) else (out,)) if isinstance(t, torch.Tensor)]
 
 
-class HookedModel(TokenMixin):
+class HookedModel(BlocksMixin, TokenMixin):
     """A wrapped Hugging Face causal LM. Weights are not copied or converted.
 
     Build it with `HookedModel.from_pretrained(...)` (or `HookedModel(hf_model, tokenizer)`).
