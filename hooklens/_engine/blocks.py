@@ -181,4 +181,4 @@ class BlocksMixin:
     @property
     def hook_pos_embed(self) -> HookPoint:
         """Learned position embeddings (families with them; others raise, saying why)."""
-        return self._point("hook_pos_embed")  # type: ignore[attr-defined,no-any-return]
+        return self._point("hook_pos_embed")  # type: ignore[attr-defined]
