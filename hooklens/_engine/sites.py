@@ -157,7 +157,7 @@ class Builder:
 
         def hook(mod: nn.Module, args: tuple[Any, ...], out: torch.Tensor) -> Any:
             changed = False
-            if scale_pt.fns:
+            if scale_pt.active:
                 x = args[0].float()
                 if layernorm:  # one fused kernel for mean and 1/std: ~3x fewer op dispatches
                     rstd = torch.native_layer_norm(x, x.shape[-1:], None, None, eps)[2]
@@ -171,7 +171,7 @@ class Builder:
                     bias = getattr(mod, "bias", None) if layernorm else None
                     out = (out - bias) * factor + bias if bias is not None else out * factor
                     changed = True
-            if norm_pt.fns:
+            if norm_pt.active:
                 v = bpd(out)
                 new = norm_pt.fire(v)
                 if new is not v:
@@ -218,7 +218,7 @@ class Builder:
             parts = split(out)
             changed = False
             for i, pt in ((0, q_pt), (1, k_pt)):
-                if pt is not None and pt.fns:
+                if pt is not None and pt.active:
                     part = parts[i] if len(parts) > 1 else parts[0]
                     new = pt.fire(part)
                     if new is not part:
@@ -266,8 +266,8 @@ class Builder:
 
         def hook(mod: nn.Module, args: Any, out: torch.Tensor) -> Any:
             gate, up = bpd(out).chunk(2, dim=-1)
-            new_gate = pre.fire(gate) if pre.fns else gate
-            new_up = lin.fire(up) if lin.fns else up
+            new_gate = pre.fire(gate) if pre.active else gate
+            new_up = lin.fire(up) if lin.active else up
             if new_gate is gate and new_up is up:
                 return None
             return torch.cat([new_gate, new_up], dim=-1).reshape(out.shape)
