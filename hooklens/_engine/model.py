@@ -258,6 +258,7 @@ class HookedModel(BlocksMixin, HooksMixin, TokenMixin):
         return loss if return_type == "loss" else Output(logits, loss)
 
     __call__ = forward
+    loss_fn = staticmethod(loss_fn)
 
     @checked("forward")
     def run_with_hooks(

@@ -83,6 +83,50 @@ class TokenMixin:
             raise InputError(f"{string!r} is {ids.numel()} tokens, not one")
         return int(ids[0])
 
+    def get_token_position(
+        self,
+        single_token: str | int | torch.Tensor,
+        input: str | torch.Tensor,
+        mode: str = "first",
+        prepend_bos: bool | None = None,
+    ) -> int:
+        """The position of `single_token` (a one-token string or an id) in `input` (text, or
+        ids (pos,) or (1, pos)); `mode` "first" or "last" picks among several matches."""
+        if mode not in ("first", "last"):
+            raise InputError(f'mode must be "first" or "last", got {mode!r}')
+        if isinstance(input, str):
+            ids = self.to_tokens(input, prepend_bos=prepend_bos, move_to_device=False)[0]
+        else:
+            ids = torch.as_tensor(input)
+            if ids.ndim == 2:
+                if ids.shape[0] != 1:
+                    raise InputError(f"tokens must be (pos,) or (1, pos), got {tuple(ids.shape)}")
+                ids = ids[0]
+        if isinstance(single_token, str):
+            token = self.to_single_token(single_token)
+        else:
+            token = int(torch.as_tensor(single_token).item())
+        found = (ids.cpu() == token).nonzero().flatten().tolist()
+        if not found:
+            raise InputError(f"token {single_token!r} (id {token}) does not occur in the input")
+        return int(found[0] if mode == "first" else found[-1])
+
+    def tokens_to_residual_directions(self, tokens: str | int | torch.Tensor) -> torch.Tensor:
+        """The unembedding direction of each token: (d_model,) for one token (an id, a
+        one-element tensor or a one-token string), (..., d_model) for ids (...)."""
+        w_u: torch.Tensor = self.W_U  # type: ignore[attr-defined]
+        if isinstance(tokens, torch.Tensor) and tokens.numel() > 1:
+            return w_u.T[tokens.to(w_u.device)]
+        if isinstance(tokens, str):
+            token = self.to_single_token(tokens)
+        elif isinstance(tokens, int):
+            token = tokens
+        elif isinstance(tokens, torch.Tensor):
+            token = int(tokens.item())
+        else:
+            raise InputError(f"tokens must be a str, an int or a tensor of ids, got {tokens!r}")
+        return w_u[:, token]
+
     def _prepare_tokens(self, input: TextOrTokens, prepend_bos: bool | None) -> torch.Tensor:
         """Text or ids -> validated ids (batch, pos) on the input device."""
         if isinstance(input, str) or (
