@@ -159,7 +159,10 @@ class Builder:
             changed = False
             if scale_pt.active:
                 x = args[0].float()
-                if layernorm:  # one fused kernel for mean and 1/std: ~3x fewer op dispatches
+                if layernorm and torch.is_grad_enabled() and x.requires_grad:
+                    # native_layer_norm's rstd has no gradient; a backward hook needs one
+                    scale = (x.var(-1, keepdim=True, unbiased=False) + eps).sqrt().to(out.dtype)
+                elif layernorm:  # one fused kernel for mean and 1/std: ~3x fewer op dispatches
                     rstd = torch.native_layer_norm(x, x.shape[-1:], None, None, eps)[2]
                     scale = rstd.reciprocal().to(out.dtype)
                 else:

@@ -85,9 +85,7 @@ def test_decomposition_sums_to_stream(run, family):
 
 def test_incl_mid_and_stack_activation(run):
     _, _, cache = run("llama")
-    acc, labels = cache.accumulated_resid(
-        layer=1, incl_mid=True, pos_slice=-1, return_labels=True
-    )
+    acc, labels = cache.accumulated_resid(layer=1, incl_mid=True, pos_slice=-1, return_labels=True)
     assert acc.shape == (3, 2, 32) and labels == ["0_pre", "0_mid", "1_pre"]
     assert cache.stack_activation("attn.hook_pattern").shape == (2, 2, 4, 8, 8)
     assert cache.stack_activation("hook_resid_post").shape == (2, 2, 8, 32)
