@@ -23,11 +23,11 @@ def test_block_accessors_reach_the_points(tiny, tokens):
     assert model.hook_embed is model.hook_dict["hook_embed"]
     assert len(model.blocks) == 2 and [b.layer for b in model.blocks] == [0, 1]
     with pytest.raises(AttributeError, match="Did you mean 'hook_z'"):
-        model.blocks[0].attn.hook_zz
+        _ = model.blocks[0].attn.hook_zz
     with pytest.raises(IndexError):
-        model.blocks[2]
+        _ = model.blocks[2]
     with pytest.raises(hl.HookNameError, match="rotating q and k"):
-        model.hook_pos_embed
+        _ = model.hook_pos_embed
 
 
 def test_add_hook_and_reset_hooks(tiny, tokens):
@@ -87,12 +87,11 @@ def test_hooks_removed_when_the_backward_raises(tiny, tokens):
     def boom(grad, hook):
         raise ValueError("no")
 
-    with pytest.raises(hl.HookError, match="boom.*blocks.0.hook_mlp_out.*ValueError"):
-        with model.hooks(
-            fwd_hooks=[("hook_embed", lambda x, h: None)],
-            bwd_hooks=[("blocks.0.hook_mlp_out", boom)],
-        ):
-            model(tokens, return_type="loss").backward()
+    hooks = model.hooks(
+        fwd_hooks=[("hook_embed", lambda x, h: None)], bwd_hooks=[("blocks.0.hook_mlp_out", boom)]
+    )
+    with pytest.raises(hl.HookError, match=r"boom.*blocks.0.hook_mlp_out.*ValueError"), hooks:
+        model(tokens, return_type="loss").backward()
     assert _active(model) == []
     model(tokens, return_type="loss").backward()  # runs clean: no hook left behind
     model.hf_model.zero_grad(set_to_none=True)

@@ -51,7 +51,7 @@ def test_negative_layers_everywhere(run, family):
 
 
 def test_accumulated_resid_labels_match_transformerlens(run):
-    model, _, cache = run("llama")
+    _, _, cache = run("llama")
     assert cache.accumulated_resid(layer=1, return_labels=True)[1] == ["0_pre", "1_pre"]
     assert cache.accumulated_resid(layer=0, return_labels=True)[1] == ["0_pre"]
     assert cache.accumulated_resid(layer=1, incl_mid=True, return_labels=True)[1] == [
@@ -128,8 +128,7 @@ def test_loss_per_token_and_both(tiny, tokens):
     torch.testing.assert_close(per_token, expected)
     torch.testing.assert_close(mean, expected.mean())
     assert isinstance(both, hl.Output) and both.loss.shape == (2, 7)
-    logits2, loss2 = both
-    torch.testing.assert_close(logits2, logits)
+    torch.testing.assert_close(both[0], logits)
     torch.testing.assert_close(model.loss_fn(logits, tokens, per_token=True), expected)
     torch.testing.assert_close(hl.loss_fn(logits, tokens), expected.mean())
     mask = torch.ones_like(tokens)
@@ -178,15 +177,15 @@ def test_sampler_matches_transformerlens_rules():
 def test_typos_and_unimplemented_arguments_raise(tiny, tokens):
     model = tiny("gpt2")
     fn = lambda x, h: None  # noqa: E731
-    with pytest.raises(hl.ArgumentError, match="fwd_hook=.*Did you mean 'fwd_hooks'"):
+    with pytest.raises(hl.ArgumentError, match=r"fwd_hook=.*Did you mean 'fwd_hooks'"):
         model.run_with_hooks(tokens, fwd_hook=[("hook_embed", fn)])
-    with pytest.raises(TypeError, match="names_filters=.*Did you mean 'names_filter'"):
+    with pytest.raises(TypeError, match=r"names_filters=.*Did you mean 'names_filter'"):
         model.run_with_cache(tokens, names_filters="hook_embed")
-    with pytest.raises(hl.ArgumentError, match="padding_side.*pads a batch of texts"):
+    with pytest.raises(hl.ArgumentError, match=r"padding_side.*pads a batch of texts"):
         model(tokens, padding_side="left")
     with pytest.raises(hl.ArgumentError, match="output_attentions"):
         model.run_with_cache(tokens, output_attentions=True)
-    with pytest.raises(hl.ArgumentError, match="temprature.*temperature"):
+    with pytest.raises(hl.ArgumentError, match=r"temprature.*temperature"):
         model.generate(tokens, temprature=0.5)
     with pytest.raises(hl.ArgumentError, match="bwd_hook="):
         model.hooks(bwd_hook=[("hook_embed", fn)])
