@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from .._errors import InputError
+from .kwargs import checked
 from .names import get_act_name
 from .resid import ResidMixin, block_layer, stream_layer
 
@@ -79,11 +80,13 @@ class ActivationCache(ResidMixin, Mapping[str, torch.Tensor]):
         return f"ActivationCache with keys {list(self._data)}"
 
     # -- copies --------------------------------------------------------------------------------
+    @checked()
     def to(self, device: str | torch.device) -> ActivationCache:
         """A cache with every tensor moved to `device`."""
         moved = {k: v.to(device) for k, v in self._data.items()}
         return ActivationCache(moved, self.model, self.has_batch_dim)
 
+    @checked()
     def remove_batch_dim(self) -> ActivationCache:
         """A cache without the batch dimension (the batch must be 1)."""
         if not self.has_batch_dim:
@@ -94,6 +97,7 @@ class ActivationCache(ResidMixin, Mapping[str, torch.Tensor]):
         return ActivationCache({k: v[0] for k, v in self._data.items()}, self.model, False)
 
     # -- stacks --------------------------------------------------------------------------------
+    @checked()
     def stack_activation(
         self, activation_name: str, layer: int | None = -1, sublayer_type: str | None = None
     ) -> torch.Tensor:
@@ -103,6 +107,7 @@ class ActivationCache(ResidMixin, Mapping[str, torch.Tensor]):
         return torch.stack([self[(activation_name, i, sublayer_type)] for i in range(n)])
 
     # -- logits ------------------------------------------------------------------------------
+    @checked()
     def logit_attrs(
         self,
         residual_stack: torch.Tensor,

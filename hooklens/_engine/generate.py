@@ -52,9 +52,31 @@ class TransformerLensSampler:
         return logits.float()
 
 
+def prompt_batch(
+    model: HookedModel, input: Any, prepend_bos: bool | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ids (batch, pos), attention_mask) of the prompts. A list of texts is padded on the
+    left, as TransformerLens does for generation, so every row continues from its own end."""
+    if not (isinstance(input, list) and input and all(isinstance(t, str) for t in input)):
+        tokens = model._prepare_tokens(input, prepend_bos)
+        return tokens, torch.ones_like(tokens)
+    rows = [model._prepare_tokens(text, prepend_bos)[0] for text in input]
+    width = max(len(r) for r in rows)
+    tok = model.tokenizer
+    pad = getattr(tok, "pad_token_id", None)
+    pad = pad if pad is not None else (getattr(tok, "eos_token_id", None) or 0)
+    tokens = torch.full((len(rows), width), pad, dtype=torch.long, device=rows[0].device)
+    mask = torch.zeros_like(tokens)
+    for i, row in enumerate(rows):
+        tokens[i, width - len(row) :] = row
+        mask[i, width - len(row) :] = 1
+    return tokens, mask
+
+
 def generate(
     model: HookedModel,
     tokens: torch.Tensor,
+    attention_mask: torch.Tensor,
     *,
     max_new_tokens: int,
     stop_at_eos: bool,
@@ -66,7 +88,8 @@ def generate(
     freq_penalty: float,
     use_past_kv_cache: bool,
 ) -> torch.Tensor:
-    """Ids (batch, pos + new) continuing `tokens` (batch, pos); hooks already attached."""
+    """Ids (batch, pos + new) continuing `tokens` (batch, pos) (`attention_mask` 0 on left
+    padding); the hooks are already attached."""
     from transformers import LogitsProcessorList
 
     if temperature < 0:
@@ -92,7 +115,7 @@ def generate(
         "min_new_tokens": 0,
         "use_cache": use_past_kv_cache,
         "pad_token_id": pad if pad is not None else (first_eos if first_eos is not None else 0),
-        "attention_mask": torch.ones_like(tokens),
+        "attention_mask": attention_mask,
         "eos_token_id": eos_token_id if stop_at_eos else None,
         # TransformerLens applies none of these; a model's generation config must not either
         "repetition_penalty": 1.0,

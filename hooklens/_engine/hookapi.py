@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 from .._errors import InputError
-from .hooks import Direction, HookFn, HookPoint
+from .hooks import Direction, HookContext, HookFn, HookPoint
 from .kwargs import checked
 
 NameOrPredicate = str | Callable[[str], bool]
@@ -36,6 +36,19 @@ def resolve_pairs(
         name, fn = item
         pairs += [(p, fn) for p in select(name)]
     return pairs
+
+
+class ModelHooks(HookContext):
+    """`model.hooks(...)`: a `HookContext` whose `with ... as m` gives the model, as in
+    TransformerLens."""
+
+    def __init__(self, model: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.model = model
+
+    def __enter__(self) -> Any:
+        super().__enter__()
+        return self.model
 
 
 class HooksMixin:

@@ -36,6 +36,8 @@ NOT_IMPLEMENTED: dict[str, str] = {
     "non-permanent hook",
     "output_attentions": "cache blocks.{l}.attn.hook_pattern with run_with_cache",
     "output_hidden_states": "cache the hook_resid_pre / hook_resid_post points",
+    "truncate": "hooklens raises for a prompt longer than the context (model.cfg.n_ctx); "
+    "slice the tokens, e.g. tokens[:, -model.cfg.n_ctx:]",
     "use_cache": "the forward never builds a KV cache; generate(use_past_kv_cache=) does",
 }
 
@@ -99,3 +101,58 @@ def checked(*also: str) -> Callable[[F], F]:
         return inner  # type: ignore[return-value]
 
     return wrap
+
+
+# TransformerLens's weight processing on load: hooklens uses the weights as loaded, which is what
+# these flags mean when False (TransformerLens's `from_pretrained_no_processing`).
+_TL_PROCESSING = (
+    "fold_ln",
+    "center_writing_weights",
+    "center_unembed",
+    "fold_value_biases",
+    "refactor_factored_attn_matrices",
+)
+_TL_LOAD_ONLY = {
+    "default_prepend_bos": "pass prepend_bos= to each call (to_tokens, forward, run_with_cache)",
+    "default_padding_side": "hooklens pads a batch of texts on the right",
+    "n_devices": 'use device_map="auto" (with accelerate) to spread the model over devices',
+    "move_to_device": "the model stays where transformers puts it; pass device= to move it",
+    "first_n_layers": "load the whole model; stop_at_layer= runs only the first layers",
+    "hf_config": "pass an already loaded model as hf_model=",
+    "fold_attn": "hooklens uses the weights as loaded",
+}
+
+MSG_TL_PROCESSING = """from_pretrained({name}={value!r}): hooklens uses the weights as loaded
+(TransformerLens's from_pretrained_no_processing), so outputs are the Hugging Face model's.
+Pass {name}=False (or leave it out). {processed}"""
+
+_PROCESSED_HINT = "Results that TransformerLens computes on folded weights (e.g. apply_ln_to_stack "
+_PROCESSED_HINT += "followed by @ W_U) already include the norm weights in hooklens."
+
+
+def check_load_kwargs(hf_kwargs: dict[str, Any], wrapping: bool, shared: tuple[str, ...]) -> None:
+    """Reject TransformerLens-only `from_pretrained` keywords (in place: drop processing flags
+    given as False, which is what hooklens does), and keywords with no model to load."""
+    for name in _TL_PROCESSING:
+        if name in hf_kwargs:
+            if hf_kwargs[name]:
+                raise ArgumentError(
+                    MSG_TL_PROCESSING.format(
+                        name=name, value=hf_kwargs[name], processed=_PROCESSED_HINT
+                    )
+                )
+            del hf_kwargs[name]
+    for name in hf_kwargs:
+        if name in _TL_LOAD_ONLY:
+            raise ArgumentError(
+                f"from_pretrained({name}=...) is a TransformerLens option hooklens does not "
+                f"implement: {_TL_LOAD_ONLY[name]}."
+            )
+    unused = [n for n in hf_kwargs if n not in shared]
+    if wrapping and unused:
+        raise ArgumentError(
+            f"from_pretrained(hf_model=..., {', '.join(f'{n}=' for n in unused)}): with hf_model "
+            "the model is already loaded, so these transformers loading options would be "
+            f"ignored. Pass them to transformers when loading it, or drop them (only "
+            f"{', '.join(shared)} apply, to the tokenizer)."
+        )

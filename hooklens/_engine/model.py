@@ -25,7 +25,8 @@ from .cache import ActivationCache
 from .caching import PosSlice, backward_of, drop_unused_storage, saving_hooks
 from .config import HookedModelConfig, build_config
 from .generate import generate as _generate
-from .hookapi import HooksMixin, NameOrPredicate, resolve_pairs
+from .generate import prompt_batch
+from .hookapi import HooksMixin, ModelHooks, NameOrPredicate, resolve_pairs
 from .hooks import HookContext, HookFn, HookPoint
 from .kwargs import checked
 from .loading import load
@@ -203,7 +204,7 @@ class HookedModel(BlocksMixin, HooksMixin, TokenMixin):
         reset_hooks_end: bool = True,
         *,
         prepend: bool = False,
-    ) -> HookContext:
+    ) -> ModelHooks:
         """Context manager attaching `fwd_hooks` / `bwd_hooks` = [(name or predicate, fn), ...].
 
         `fn(activation, hook)` returns a replacement tensor (same shape, dtype, device) or None;
@@ -219,8 +220,8 @@ class HookedModel(BlocksMixin, HooksMixin, TokenMixin):
                 point.add_hook(fn, "fwd", prepend=prepend)
             for point, fn in bwd:
                 point.add_hook(fn, "bwd", prepend=prepend)
-            return HookContext([])
-        return HookContext(fwd, prepend=prepend, bwd_pairs=bwd)
+            return ModelHooks(self, [])
+        return ModelHooks(self, fwd, prepend=prepend, bwd_pairs=bwd)
 
     # -- forward passes ------------------------------------------------------------------------
     @checked()
@@ -346,16 +347,17 @@ class HookedModel(BlocksMixin, HooksMixin, TokenMixin):
         """Generate, TransformerLens's way: samples by default (`do_sample=False` or
         `temperature=0` is greedy), `top_k`, else `top_p`, and `freq_penalty` as it applies
         them. `fwd_hooks` are active on every step (with the KV cache each step after the first
-        sees only the new position). Returns a string for text input (prompt plus continuation;
-        `return_type="tokens"` for ids), else ids (batch, pos + new)."""
+        sees only the new position). A list of texts is padded on the left. Returns a string for
+        text input (prompt plus continuation; `return_type="tokens"` for ids), else ids (batch,
+        pos + new)."""
         if return_type not in ("input", "str", "tokens"):
             raise InputError(f"return_type={return_type!r}: use 'input', 'str' or 'tokens'")
         if verbose:
             raise InputError("verbose=True: hooklens shows no progress bar; pass verbose=False")
-        tokens = self._prepare_tokens(input, prepend_bos)
+        tokens, mask = prompt_batch(self, input, prepend_bos)
         with self.hooks(fwd_hooks):
             out = _generate(
-                self, tokens, max_new_tokens=max_new_tokens, stop_at_eos=stop_at_eos,
+                self, tokens, mask, max_new_tokens=max_new_tokens, stop_at_eos=stop_at_eos,
                 eos_token_id=eos_token_id, do_sample=do_sample, top_k=top_k, top_p=top_p,
                 temperature=temperature, freq_penalty=freq_penalty,
                 use_past_kv_cache=use_past_kv_cache,
@@ -367,6 +369,7 @@ class HookedModel(BlocksMixin, HooksMixin, TokenMixin):
         return out
 
     # -- logit lens / unembedding ------------------------------------------------------------
+    @checked()
     def unembed_resid(self, resid: torch.Tensor, apply_ln: bool = True) -> torch.Tensor:
         """Logits from a residual-stream tensor (..., d_model) -> (..., d_vocab).
 

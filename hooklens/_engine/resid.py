@@ -22,6 +22,7 @@ import torch
 
 from .._errors import InputError
 from .caching import PosSlice, slice_axis
+from .kwargs import checked
 from .sites import _norm_eps
 
 if TYPE_CHECKING:
@@ -68,6 +69,7 @@ class ResidMixin:
                 "(attention and MLP both read hook_resid_pre). Call without incl_mid/mlp_input."
             )
 
+    @checked()
     def accumulated_resid(
         self,
         layer: int | None = None,
@@ -110,6 +112,7 @@ class ResidMixin:
             )
         return (stack, labels) if return_labels else stack
 
+    @checked()
     def decompose_resid(
         self,
         layer: int | None = None,
@@ -162,6 +165,7 @@ class ResidMixin:
             stack = self.apply_ln_to_stack(stack, layer, mlp_input, pos_slice)
         return (stack, labels) if return_labels else stack
 
+    @checked()
     def apply_ln_to_stack(
         self,
         residual_stack: torch.Tensor,

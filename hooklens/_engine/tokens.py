@@ -7,6 +7,7 @@ from typing import Any, cast
 import torch
 
 from .._errors import MSG_BAD_TOKENS, MSG_EMPTY_PROMPT, MSG_NO_TOKENIZER, MSG_TOO_LONG, InputError
+from .kwargs import checked
 
 TextOrTokens = str | list[str] | torch.Tensor | list[int]
 
@@ -25,6 +26,7 @@ class TokenMixin:
             raise InputError(MSG_NO_TOKENIZER)
         return self.tokenizer
 
+    @checked()
     def to_tokens(
         self,
         text: str | list[str],
@@ -51,6 +53,7 @@ class TokenMixin:
         tokens = torch.tensor([r + [pad] * (width - len(r)) for r in rows], dtype=torch.long)
         return tokens.to(self._input_device()) if move_to_device else tokens
 
+    @checked()
     def to_str_tokens(
         self, input: TextOrTokens, prepend_bos: bool | None = None
     ) -> list[str] | list[list[str]]:
@@ -68,6 +71,7 @@ class TokenMixin:
             ids = ids[0]
         return [tok.decode([int(i)]) for i in ids.tolist()]
 
+    @checked()
     def to_string(self, tokens: torch.Tensor | list[int]) -> str | list[str]:
         """Decode ids: (pos,) -> str, (batch, pos) -> list of str."""
         tok = self._need_tokenizer()
@@ -76,6 +80,7 @@ class TokenMixin:
             return [tok.decode(row) for row in ids.tolist()]
         return str(tok.decode(ids.tolist()))
 
+    @checked()
     def to_single_token(self, string: str) -> int:
         """The id of a string that is exactly one token (e.g. " Paris")."""
         ids = self.to_tokens(string, prepend_bos=False, move_to_device=False)[0]
@@ -83,6 +88,7 @@ class TokenMixin:
             raise InputError(f"{string!r} is {ids.numel()} tokens, not one")
         return int(ids[0])
 
+    @checked()
     def get_token_position(
         self,
         single_token: str | int | torch.Tensor,
@@ -111,6 +117,7 @@ class TokenMixin:
             raise InputError(f"token {single_token!r} (id {token}) does not occur in the input")
         return int(found[0] if mode == "first" else found[-1])
 
+    @checked()
     def tokens_to_residual_directions(self, tokens: str | int | torch.Tensor) -> torch.Tensor:
         """The unembedding direction of each token: (d_model,) for one token (an id, a
         one-element tensor or a one-token string), (..., d_model) for ids (...)."""

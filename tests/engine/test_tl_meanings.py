@@ -210,3 +210,38 @@ def test_pos_slice_in_run_with_cache(tiny, tokens):
     torch.testing.assert_close(
         some["blocks.1.attn.hook_pattern"], full["blocks.1.attn.hook_pattern"][:, :, 2:5]
     )
+
+
+def test_every_entry_point_names_what_it_does_not_take(tiny, tokens, tiny_dir):
+    model = tiny("llama")
+    _, cache = model.run_with_cache(tokens, names_filter=lambda n: "resid" in n)
+    with pytest.raises(hl.ArgumentError, match=r"return_label=.*'return_labels'"):
+        cache.accumulated_resid(return_label=True)
+    with pytest.raises(hl.ArgumentError, match=r"layers=.*'layer'"):
+        cache.decompose_resid(layers=1)
+    with pytest.raises(hl.ArgumentError, match="padding_side"):
+        model.to_tokens(["the cat", "the"], padding_side="left")
+    with pytest.raises(hl.ArgumentError, match="truncate"):
+        model.to_tokens("the cat", truncate=True)
+    with pytest.raises(hl.ArgumentError, match="from_pretrained_no_processing"):
+        hl.HookedModel.from_pretrained(str(tiny_dir("llama")), fold_ln=True)
+    with pytest.raises(hl.ArgumentError, match="default_prepend_bos"):
+        hl.HookedModel.from_pretrained(str(tiny_dir("llama")), default_prepend_bos=False)
+    with pytest.raises(hl.ArgumentError, match="already loaded"):
+        hl.HookedModel.from_pretrained("x", hf_model=model.hf_model, low_cpu_mem_usage=True)
+    # the processing flags given as False mean what hooklens does: accepted
+    same = hl.HookedModel.from_pretrained(
+        str(tiny_dir("llama")), fold_ln=False, center_writing_weights=False, center_unembed=False
+    )
+    with torch.no_grad():
+        torch.testing.assert_close(same(tokens), model(tokens))
+    with model.hooks([("hook_embed", lambda x, h: None)]) as hooked:
+        assert hooked is model  # TransformerLens's `with model.hooks(...) as model`
+
+
+def test_generate_pads_a_batch_of_texts_on_the_left(tiny):
+    model = tiny("llama")
+    texts = ["the cat sat on the", "a dog"]
+    both = model.generate(texts, max_new_tokens=3, stop_at_eos=False, do_sample=False)
+    alone = [model.generate(t, max_new_tokens=3, stop_at_eos=False, do_sample=False) for t in texts]
+    assert both == alone  # the short prompt continues from its own end, not from padding
