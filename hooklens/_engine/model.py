@@ -31,8 +31,8 @@ from .hooks import HookContext, HookFn, HookPoint
 from .kwargs import checked
 from .loading import load
 from .loss import Output, loss_fn
-from .points import POINTS, POINTS_BY_SUFFIX, split_name
-from .sites import Builder, get_module
+from .points import POINTS_BY_SUFFIX, split_name
+from .sites import build_points
 from .stop import run_until
 from .tokens import TextOrTokens, TokenMixin
 
@@ -93,51 +93,9 @@ class HookedModel(BlocksMixin, HooksMixin, TokenMixin):
         return cls(hf_model, tokenizer, model_name=name_or_path)
 
     def _build_points(self) -> None:
-        spec, model = self.spec, self.hf_model
-        b = Builder(model, spec, self.cfg, self._features)
-        b.output_site(get_module(model, spec.embed), "hook_embed", None)
-        if spec.pos_embed is not None:
-            b.output_site(get_module(model, spec.pos_embed), "hook_pos_embed", None)
-        for layer, block in enumerate(b.blocks):
-            sub = block.get_submodule
-            b.input_site(block, "hook_resid_pre", layer, in_place=False)
-            b.norm_site(sub(spec.ln1), "ln1", layer)
-            qs, ks = spec.q_source, spec.k_source
-            if qs is not None and ks is not None and qs == ks:
-                b.proj_site(sub(qs.module), qs, layer, q=True, k=True)
-            else:
-                if qs is not None:
-                    b.proj_site(sub(qs.module), qs, layer, q=True, k=False)
-                if ks is not None:
-                    b.proj_site(sub(ks.module), ks, layer, q=False, k=True)
-            b.attention_site(sub(spec.attn), layer, q_here=qs is None, k_here=ks is None)
-            b.output_site(sub(spec.attn_out), "hook_attn_out", layer)
-            if spec.ln2 is not None:
-                if "sequential" in self._features:
-                    b.input_site(sub(spec.ln2), "hook_resid_mid", layer, in_place=True)
-                b.norm_site(sub(spec.ln2), "ln2", layer)
-            if spec.mlp_gate_up_fused:
-                b.fused_gate_up_site(sub(spec.mlp_in), layer)
-            else:
-                b.output_site(sub(spec.mlp_in), "mlp.hook_pre", layer)
-            if spec.mlp_up is not None:
-                b.output_site(sub(spec.mlp_up), "mlp.hook_pre_linear", layer)
-            b.input_site(sub(spec.mlp_down), "mlp.hook_post", layer, in_place=False)
-            b.output_site(sub(spec.mlp_out), "hook_mlp_out", layer)
-            b.output_site(block, "hook_resid_post", layer)
-        b.norm_site(get_module(model, spec.final_norm), "ln_final", None)
-        groups = {"model": 0, "block": 1, "final": 2}
-
-        def execution_order(name: str) -> tuple[int, int, int]:
-            layer, suffix = split_name(name)
-            row = POINTS_BY_SUFFIX[suffix]
-            return (groups[row.scope], layer or 0, POINTS.index(row))
-
-        names = sorted(b.points, key=execution_order)
-        self._points: dict[str, HookPoint] = {n: b.points[n] for n in names}
-        for attn, site in b.attn_sites:
-            _attention.add_site(attn, site)
-        self._builder = b
+        self._points, self._builder = build_points(
+            self.hf_model, self.spec, self.cfg, self._features
+        )
 
     def _input_device(self) -> torch.device:
         emb = self.hf_model.get_submodule(self.spec.embed)
