@@ -20,8 +20,7 @@ here a point is also an identity `nn.Module` that fires when called.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -29,7 +28,7 @@ from torch import nn
 
 from ._engine import hooks as _hooks
 from ._engine.caching import PosSlice, backward_of, saving_hooks
-from ._engine.hookapi import HooksMixin, NameOrPredicate, resolve_pairs
+from ._engine.hookapi import HooksMixin, ModelHooks, NameOrPredicate, hook_context
 from ._engine.hooks import HookContext, HookFn
 from ._errors import HookNameError
 
@@ -115,26 +114,16 @@ class HookedRootModule(HooksMixin, nn.Module):
             found.append(self.hook_dict[name])
         return found
 
-    @contextmanager
     def hooks(
         self,
         fwd_hooks: Sequence[tuple[NameOrPredicate, HookFn]] = (),
         bwd_hooks: Sequence[tuple[NameOrPredicate, HookFn]] = (),
         reset_hooks_end: bool = True,
         clear_contexts: bool = False,
-    ) -> Iterator[HookedRootModule]:
-        """Attach hooks while the block is open (see `HookedModel.hooks`)."""
-        fwd = resolve_pairs(self._select, fwd_hooks, "fwd_hooks")
-        bwd = resolve_pairs(self._select, bwd_hooks, "bwd_hooks")
-        if not reset_hooks_end:
-            for point, fn in fwd:
-                point.add_hook(fn, "fwd")
-            for point, fn in bwd:
-                point.add_hook(fn, "bwd")
-            yield self
-            return
-        with HookContext(fwd, bwd_pairs=bwd):
-            yield self
+    ) -> ModelHooks:
+        """Attach hooks while the block is open (see `HookedModel.hooks`); points keep no
+        context, so `clear_contexts` has nothing to clear."""
+        return hook_context(self, fwd_hooks, bwd_hooks, reset_hooks_end)
 
     def run_with_hooks(
         self,

@@ -51,6 +51,26 @@ class ModelHooks(HookContext):
         return self.model
 
 
+def hook_context(
+    owner: Any,
+    fwd_hooks: Sequence[tuple[NameOrPredicate, HookFn]],
+    bwd_hooks: Sequence[tuple[NameOrPredicate, HookFn]],
+    reset_hooks_end: bool,
+    prepend: bool = False,
+) -> ModelHooks:
+    """`owner.hooks(...)`: the pairs resolved by `owner._select`; with `reset_hooks_end=False`
+    attached now and left until `reset_hooks()`."""
+    fwd = resolve_pairs(owner._select, fwd_hooks, "fwd_hooks")
+    bwd = resolve_pairs(owner._select, bwd_hooks, "bwd_hooks")
+    if not reset_hooks_end:
+        for point, fn in fwd:
+            point.add_hook(fn, "fwd", prepend=prepend)
+        for point, fn in bwd:
+            point.add_hook(fn, "bwd", prepend=prepend)
+        return ModelHooks(owner, [])
+    return ModelHooks(owner, fwd, prepend=prepend, bwd_pairs=bwd)
+
+
 class HooksMixin:
     """`add_hook`, `add_perma_hook`, `reset_hooks`, `remove_all_hook_fns`."""
 

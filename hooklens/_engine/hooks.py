@@ -151,21 +151,7 @@ class HookPoint:
 
     def fire(self, x: torch.Tensor) -> torch.Tensor:
         """Run the attached functions in order; return the (possibly replaced) activation."""
-        for fn in tuple(self.fns):
-            try:
-                out = fn(x, self)
-            except HookError:
-                raise
-            except Exception as exc:
-                raise HookError(
-                    MSG_HOOK_RAISED.format(
-                        fn=_fn_name(fn), name=self.name, exc_type=type(exc).__name__, exc=exc
-                    ),
-                    self.name,
-                ) from exc
-            if out is not None and out is not x:
-                _check_replacement(self.name, fn, x, out)
-                x = out
+        x = _run(self, self.fns, x)
         if self.bwd_fns and torch.is_grad_enabled() and x.requires_grad:
             # A copy, not a view: the site passes it on (in place for resid_mid, where a view of
             # the stream it is copied into would lose its history), so its gradient is ours.
@@ -184,23 +170,27 @@ class _BackwardTap:
         self.fns = fns
 
     def __call__(self, grad: torch.Tensor) -> torch.Tensor:
-        point, g = self.point, grad
-        for fn in self.fns:
-            try:
-                out = fn(g, point)
-            except HookError:
-                raise
-            except Exception as exc:
-                raise HookError(
-                    MSG_HOOK_RAISED.format(
-                        fn=_fn_name(fn), name=point.name, exc_type=type(exc).__name__, exc=exc
-                    ),
-                    point.name,
-                ) from exc
-            if out is not None and out is not g:
-                _check_replacement(point.name, fn, g, out)
-                g = out
-        return g
+        return _run(self.point, self.fns, grad)
+
+
+def _run(point: HookPoint, fns: Sequence[HookFn], x: torch.Tensor) -> torch.Tensor:
+    """Call each of `fns` as fn(x, point), in order; a returned tensor replaces x (checked)."""
+    for fn in tuple(fns):
+        try:
+            out = fn(x, point)
+        except HookError:
+            raise
+        except Exception as exc:
+            raise HookError(
+                MSG_HOOK_RAISED.format(
+                    fn=_fn_name(fn), name=point.name, exc_type=type(exc).__name__, exc=exc
+                ),
+                point.name,
+            ) from exc
+        if out is not None and out is not x:
+            _check_replacement(point.name, fn, x, out)
+            x = out
+    return x
 
 
 def _check_replacement(name: str, fn: HookFn, x: torch.Tensor, out: object) -> None:

@@ -26,7 +26,7 @@ from .caching import PosSlice, backward_of, drop_unused_storage, saving_hooks
 from .config import HookedModelConfig, build_config
 from .generate import generate as _generate
 from .generate import prompt_batch
-from .hookapi import HooksMixin, ModelHooks, NameOrPredicate, resolve_pairs
+from .hookapi import HooksMixin, ModelHooks, NameOrPredicate, hook_context
 from .hooks import HookContext, HookFn, HookPoint
 from .kwargs import checked
 from .loading import load
@@ -171,15 +171,7 @@ class HookedModel(BlocksMixin, HooksMixin, TokenMixin):
         leaves them attached until `reset_hooks()`). A backward function fires in the backward
         pass of the forwards run inside the block, also when the backward comes after it.
         """
-        fwd = resolve_pairs(self._select, fwd_hooks, "fwd_hooks")
-        bwd = resolve_pairs(self._select, bwd_hooks, "bwd_hooks")
-        if not reset_hooks_end:
-            for point, fn in fwd:
-                point.add_hook(fn, "fwd", prepend=prepend)
-            for point, fn in bwd:
-                point.add_hook(fn, "bwd", prepend=prepend)
-            return ModelHooks(self, [])
-        return ModelHooks(self, fwd, prepend=prepend, bwd_pairs=bwd)
+        return hook_context(self, fwd_hooks, bwd_hooks, reset_hooks_end, prepend)
 
     # -- forward passes ------------------------------------------------------------------------
     @checked()

@@ -6,17 +6,6 @@ import pytest
 import torch
 
 
-@pytest.fixture
-def run(tiny, tokens):
-    def get(family):
-        model = tiny(family)
-        with torch.no_grad():
-            logits, cache = model.run_with_cache(tokens)
-        return model, logits, cache
-
-    return get
-
-
 def test_mapping_is_read_only(run):
     model, _, cache = run("gpt2")
     assert "blocks.0.attn.hook_pattern" in cache and len(cache) == len(model.hook_names())

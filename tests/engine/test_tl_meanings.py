@@ -8,17 +8,6 @@ import torch
 import hooklens as hl
 
 
-@pytest.fixture
-def run(tiny, tokens):
-    def get(family):
-        model = tiny(family)
-        with torch.no_grad():
-            logits, cache = model.run_with_cache(tokens)
-        return model, logits, cache
-
-    return get
-
-
 @pytest.mark.parametrize("family", ["gpt2", "llama"])
 def test_negative_layers_everywhere(run, family):
     model, _, cache = run(family)
