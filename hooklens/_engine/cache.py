@@ -38,7 +38,13 @@ class ActivationCache(ResidMixin, Mapping[str, torch.Tensor]):
     # -- mapping -------------------------------------------------------------------------------
     def _resolve(self, key: str | tuple[Any, ...]) -> str:
         """A full name, a TransformerLens shorthand ("embed", "k6") or a tuple (name, layer
-        [, layer_type]), e.g. ("pattern", -1), ("scale", 0, "ln1"), ("hook_z", 0)."""
+        [, layer_type]), e.g. ("pattern", -1), ("scale", 0, "ln1"), ("hook_z", 0); a "_grad"
+        suffix names the gradient (`cache["resid_post_grad", -1]`)."""
+        short = key if isinstance(key, str) else key[0] if isinstance(key, tuple) and key else ""
+        if isinstance(short, str) and short.endswith("_grad") and short not in self._data:
+            base = short.removesuffix("_grad")
+            rest = () if isinstance(key, str) else key[1:]
+            return self._resolve(base if isinstance(key, str) else (base, *rest)) + "_grad"
         if isinstance(key, str):
             is_full = key in self._data or "." in key or key.startswith("hook_")
             return key if is_full else get_act_name(key)
