@@ -188,10 +188,11 @@ class HookedModel(BlocksMixin, HooksMixin, TokenMixin):
         """Run the model on text or ids (batch, pos).
 
         Returns logits (batch, pos, d_vocab) for `return_type="logits"`, the next-token loss
-        for "loss" (mean, or (batch, pos - 1) with `loss_per_token=True`), `Output(logits,
-        loss)` for "both", None for None. `stop_at_layer=k` runs blocks 0..k-1 only (negative
-        k counts from the end, as in a slice) and returns the residual stream (batch, pos,
-        d_model) entering block k, whatever `return_type` says, as TransformerLens does.
+        for "loss" (mean, or (batch, pos - 1) with `loss_per_token=True`; the padding of a
+        batch of texts is not counted), `Output(logits, loss)` for "both", None for None.
+        `stop_at_layer=k` runs blocks 0..k-1 only (negative k counts from the end, as in a
+        slice) and returns the residual stream (batch, pos, d_model) entering block k,
+        whatever `return_type` says, as TransformerLens does.
         """
         if return_type not in ("logits", "loss", "both", None):
             raise InputError(f"return_type={return_type!r}: use 'logits', 'loss', 'both' or None")
@@ -205,6 +206,8 @@ class HookedModel(BlocksMixin, HooksMixin, TokenMixin):
             return logits
         if return_type is None:
             return None
+        if attention_mask is None:  # padding of a batch of texts is not predicted
+            attention_mask = self._padding_mask(input, prepend_bos, tokens.shape[1])
         loss = loss_fn(logits, tokens, attention_mask, per_token=loss_per_token)
         return loss if return_type == "loss" else Output(logits, loss)
 

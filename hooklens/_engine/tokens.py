@@ -40,18 +40,30 @@ class TokenMixin:
         is right-padded (the causal mask keeps padding from affecting the real tokens).
         """
         tok = self._need_tokenizer()
-        texts = [text] if isinstance(text, str) else list(text)
-        bos = getattr(tok, "bos_token_id", None)
-        add_bos = bos is not None and (prepend_bos is None or prepend_bos)
-        rows = [list(tok(t, add_special_tokens=False)["input_ids"]) for t in texts]
-        if add_bos:
-            rows = [[bos, *r] for r in rows]
+        rows = self._token_rows(text, prepend_bos)
         width = max((len(r) for r in rows), default=0)
         pad = getattr(tok, "pad_token_id", None)
         if pad is None:
             pad = getattr(tok, "eos_token_id", None) or 0
         tokens = torch.tensor([r + [pad] * (width - len(r)) for r in rows], dtype=torch.long)
         return tokens.to(self._input_device()) if move_to_device else tokens
+
+    def _token_rows(self, text: str | list[str], prepend_bos: bool | None) -> list[list[int]]:
+        """The ids of each text, unpadded (with BOS where the tokenizer has one)."""
+        tok = self._need_tokenizer()
+        texts = [text] if isinstance(text, str) else list(text)
+        bos = getattr(tok, "bos_token_id", None)
+        rows = [list(tok(t, add_special_tokens=False)["input_ids"]) for t in texts]
+        if bos is not None and (prepend_bos is None or prepend_bos):
+            rows = [[bos, *r] for r in rows]
+        return rows
+
+    def _padding_mask(self, input: Any, prepend_bos: bool | None, width: int) -> Any:
+        """(batch, pos) 1 on real tokens for a list of texts (right-padded), else None."""
+        if not (isinstance(input, list) and len(input) > 1 and isinstance(input[0], str)):
+            return None
+        lengths = torch.tensor([len(r) for r in self._token_rows(input, prepend_bos)])
+        return (torch.arange(width)[None, :] < lengths[:, None]).long()
 
     @checked()
     def to_str_tokens(

@@ -234,3 +234,16 @@ def test_generate_pads_a_batch_of_texts_on_the_left(tiny):
     both = model.generate(texts, max_new_tokens=3, stop_at_eos=False, do_sample=False)
     alone = [model.generate(t, max_new_tokens=3, stop_at_eos=False, do_sample=False) for t in texts]
     assert both == alone  # the short prompt continues from its own end, not from padding
+
+
+def test_loss_of_a_batch_of_texts_skips_the_padding(tiny):
+    model = tiny("llama")
+    texts = ["the cat sat on the mat", "a dog"]
+    with torch.no_grad():
+        per_token = model(texts, return_type="loss", loss_per_token=True)
+        alone = model(texts[1], return_type="loss", loss_per_token=True)
+        mean = model(texts, return_type="loss")
+    assert per_token.shape == (2, 6)
+    torch.testing.assert_close(per_token[1, :2], alone[0])
+    assert (per_token[1, 2:] == 0).all()  # predictions of padding are not counted
+    torch.testing.assert_close(mean, per_token.sum() / 8)
