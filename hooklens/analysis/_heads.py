@@ -16,23 +16,16 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from .._engine.caching import PosSlice, slice_axis
+
 if TYPE_CHECKING:
     from .._engine.cache import ActivationCache
 
-PosSlice = int | slice | None
 
 MSG_NOT_DIRECT = """{family}'s {what} is normalized before it is added to the residual stream
 (a post-{what} norm), so per-head / per-neuron results do not sum to the stream: this
 decomposition would not add up. Use cache.decompose_resid(), whose components are what each
 sublayer added."""
-
-
-def _slice(t: torch.Tensor, pos_slice: PosSlice, dim: int) -> torch.Tensor:
-    if pos_slice is None:
-        return t
-    index: list[Any] = [slice(None)] * t.ndim
-    index[dim] = pos_slice
-    return t[tuple(index)]
 
 
 def resolve_layer(layer: int | None, n_layers: int) -> int:
@@ -94,7 +87,7 @@ def _stream(cache: ActivationCache, layer: int, mlp_input: bool = False) -> torc
 
 
 def _empty(cache: ActivationCache, pos_slice: PosSlice) -> torch.Tensor:
-    like = _slice(cache["hook_embed"], pos_slice, -2)
+    like = slice_axis(cache["hook_embed"], pos_slice, -2)
     return like.new_zeros((0, *like.shape))
 
 
@@ -112,7 +105,7 @@ def _finish(
     remainder of the stream entering `layer` and the norm reading it applied on request."""
     stack = torch.cat(parts, dim=-2).movedim(-2, 0) if parts else _empty(cache, pos_slice)
     if incl_remainder:
-        rest = _slice(_stream(cache, layer), pos_slice, -2) - stack.sum(0)
+        rest = slice_axis(_stream(cache, layer), pos_slice, -2) - stack.sum(0)
         stack = torch.cat([stack, rest[None]])
         labels.append("remainder")
     if apply_ln:
@@ -137,7 +130,7 @@ def stack_head_results(
     parts: list[torch.Tensor] = []
     labels: list[str] = []
     for i in range(layer):
-        parts.append(_slice(head_results(cache, i), pos_slice, -3))
+        parts.append(slice_axis(head_results(cache, i), pos_slice, -3))
         labels.extend(f"L{i}H{h}" for h in range(model.cfg.n_heads))
     return _finish(cache, parts, labels, layer, pos_slice, incl_remainder, apply_ln, return_labels)
 
@@ -162,7 +155,7 @@ def stack_neuron_results(
     parts: list[torch.Tensor] = []
     labels: list[str] = []
     for i in range(layer):
-        post = _slice(cache[f"blocks.{i}.mlp.hook_post"], pos_slice, -2)
+        post = slice_axis(cache[f"blocks.{i}.mlp.hook_post"], pos_slice, -2)
         w_out = model.weights.layer(i).W_out.detach().to(post.device, post.dtype)
         idx = neurons.to(post.device)
         parts.append(post[..., idx, None] * w_out[idx])
@@ -230,7 +223,7 @@ def get_full_resid_decomposition(
         labels.extend(n_labels)
     for name, label in (("hook_embed", "embed"), ("hook_pos_embed", "pos_embed")):
         if name in model.hook_dict:
-            parts.append(_slice(cache[name], pos_slice, -2)[None])
+            parts.append(slice_axis(cache[name], pos_slice, -2)[None])
             labels.append(label)
     bias = accumulated_bias(cache, layer, mlp_input, include_mlp_biases=expand_neurons)
     like = parts[-1]
@@ -289,7 +282,7 @@ def logit_attrs(
         None,
         pos_slice=pos_slice,
         batch_slice=batch_slice,
-        has_batch_dim=has_batch_dim,
+        has_batch_dim=cache.has_batch_dim if has_batch_dim is None else has_batch_dim,
     )
     scaled = scaled.to(direction.device, direction.dtype)
     return (scaled * direction).sum(-1)

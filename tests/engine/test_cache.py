@@ -8,17 +8,6 @@ import torch
 from hooklens._engine.points import is_on_demand
 
 
-@pytest.fixture
-def run(tiny, tokens):
-    def get(family):
-        model = tiny(family)
-        with torch.no_grad():
-            logits, cache = model.run_with_cache(tokens)
-        return model, logits, cache
-
-    return get
-
-
 def test_mapping_is_read_only(run):
     model, _, cache = run("gpt2")
     cached_by_default = [n for n in model.hook_names() if not is_on_demand(n)]
@@ -88,8 +77,8 @@ def test_decomposition_sums_to_stream(run, family):
 
 def test_incl_mid_and_stack_activation(run):
     _, _, cache = run("llama")
-    acc = cache.accumulated_resid(layer=1, incl_mid=True, pos_slice=-1)
-    assert acc.shape == (2, 2, 32)
+    acc, labels = cache.accumulated_resid(layer=1, incl_mid=True, pos_slice=-1, return_labels=True)
+    assert acc.shape == (3, 2, 32) and labels == ["0_pre", "0_mid", "1_pre"]
     assert cache.stack_activation("attn.hook_pattern").shape == (2, 2, 4, 8, 8)
     assert cache.stack_activation("hook_resid_post").shape == (2, 2, 8, 32)
     stack = cache.decompose_resid(pos_slice=-1)
