@@ -36,10 +36,15 @@ Did you mean: {suggestions}?
 
 MSG_MISSING_HOOK = """{name!r} does not exist on {family} models: {why}"""
 
-MSG_UNSUPPORTED = """hooklens has no adapter for {cls!r}.
-Supported Hugging Face classes: {supported}.
-An adapter is a small declarative ArchSpec (module paths and features); see
-hooklens/architectures/README.md for how to write one and register it."""
+MSG_UNSUPPORTED = """hooklens cannot wrap {cls!r}: {why}.
+Classes with an explicit adapter: {supported}; other models are wrapped when their structure
+follows the pre-norm decoder template. An adapter is a small declarative ArchSpec (module paths
+and features); see hooklens/architectures/README.md for how to write one and register it."""
+
+MSG_DERIVED_MISMATCH = """hooklens derived an adapter for {cls!r} from its structure, but it does
+not reproduce the model's own forward pass, so the model is not wrapped:
+- {problems}
+Write an explicit adapter for it (see hooklens/architectures/README.md)."""
 
 MSG_UNSUPPORTED_CONFIG = (
     """This {family} configuration is not supported: {why} ({attr}={value!r})."""

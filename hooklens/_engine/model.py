@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -10,13 +11,15 @@ import torch
 from torch import nn
 
 from .._errors import (
+    MSG_DERIVED_MISMATCH,
     MSG_EMPTY_FILTER,
     MSG_MISSING_HOOK,
     MSG_UNKNOWN_HOOK,
     HookNameError,
     InputError,
+    UnsupportedModelError,
 )
-from ..architectures import check_supported
+from ..architectures import adapter_for_model
 from . import attention as _attention
 from . import memory as _memory
 from .cache import ActivationCache
@@ -26,6 +29,7 @@ from .loading import load
 from .points import POINTS, POINTS_BY_SUFFIX, split_name
 from .sites import Builder, get_module
 from .tokens import TextOrTokens, TokenMixin
+from .verify import verify
 
 NameOrPredicate = str | Callable[[str], bool]
 NamesFilter = None | str | Sequence[str] | Callable[[str], bool]
@@ -68,7 +72,7 @@ class HookedModel(TokenMixin):
     """
 
     def __init__(self, hf_model: nn.Module, tokenizer: Any = None, model_name: str = "") -> None:
-        spec = check_supported(type(hf_model).__name__, hf_model.config)
+        spec = adapter_for_model(hf_model)
         _attention.ensure_registered()
         self.hf_model = hf_model
         self.tokenizer = tokenizer
@@ -80,7 +84,19 @@ class HookedModel(TokenMixin):
             self._input_device(),
         )
         self._features = spec.features(hf_model.config)
-        self._build_points()
+        if not spec.derived:
+            self._build_points()
+            return
+        try:  # a guess from module names: checked against the model's own forward
+            self._build_points()
+            verify(self)
+        except UnsupportedModelError:
+            raise
+        except Exception as exc:
+            why = f"wrapping it raised {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+            raise UnsupportedModelError(
+                MSG_DERIVED_MISMATCH.format(cls=type(hf_model).__name__, problems=why)
+            ) from exc
 
     # -- construction ------------------------------------------------------------------------
     @classmethod
@@ -102,10 +118,16 @@ class HookedModel(TokenMixin):
         `device`, `dtype`, `device_map` (e.g. "auto", with accelerate) and any other keyword
         (`gguf_file=`, `max_memory=`, `offload_folder=`, `revision=`...) go to transformers.
         """
-        hf_model, tokenizer = load(
-            name_or_path, hf_model, tokenizer, device, dtype, device_map, hf_kwargs
-        )
-        return cls(hf_model, tokenizer, model_name=name_or_path)
+        # Warnings of loading (a missing tokenizer) wait until the model is known to be wrapped.
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            hf_model, tokenizer = load(
+                name_or_path, hf_model, tokenizer, device, dtype, device_map, hf_kwargs
+            )
+            model = cls(hf_model, tokenizer, model_name=name_or_path)
+        for w in caught:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
+        return model
 
     def _build_points(self) -> None:
         spec, model = self.spec, self.hf_model
@@ -371,6 +393,10 @@ class HookedModel(TokenMixin):
         if apply_ln:
             x = self.hf_model.get_submodule(self.spec.final_norm)(x)
         logits = self.hf_model.get_submodule(self.spec.unembed)(x)
+        if self.spec.logit_scale is not None:
+            attr, op = self.spec.logit_scale
+            factor = getattr(self.hf_model.config, attr)
+            logits = logits * factor if op == "mul" else logits / factor
         cap_attr = self.spec.final_logit_softcap
         cap = getattr(self.hf_model.config, cap_attr, None) if cap_attr else None
         if cap:

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..architectures._derive import norm_eps as _norm_eps
 from ..architectures._spec import ArchSpec, Proj
 from . import attention as _attention
 from .hooks import HookPoint, Site
@@ -44,14 +45,6 @@ def _first(out: Any) -> torch.Tensor:
 
 def _with_first(out: Any, new: torch.Tensor) -> Any:
     return (new, *out[1:]) if isinstance(out, tuple) else new
-
-
-def _norm_eps(module: nn.Module) -> float:
-    for attr in ("eps", "variance_epsilon", "epsilon"):
-        value = getattr(module, attr, None)
-        if isinstance(value, float | int):
-            return float(value)
-    return 1e-5
 
 
 class Builder:

@@ -69,6 +69,14 @@ class ArchSpec:
     parallel_residual: bool | str = False
     #: config attribute holding a final-logit soft-cap (Gemma 2), applied by `unembed_resid`.
     final_logit_softcap: str | None = None
+    #: (config attribute, "mul" or "div"): a logit scale the model applies after its unembedding
+    #: (Cohere multiplies by `logit_scale`, Granite divides by `logits_scaling`).
+    logit_scale: tuple[str, str] | None = None
+    #: the attention's output projection (its input is `attn.hook_z`), where known
+    o_proj: str | None = None
+    #: True for adapters derived from the model's structure (`_derive.py`): checked against the
+    #: model's own forward when a model is wrapped (`_engine/verify.py`).
+    derived: bool = False
     #: (config attribute, required value, why): configurations the adapter cannot describe.
     config_requirements: tuple[tuple[str, Any, str], ...] = field(default_factory=tuple)
     notes: str = ""

@@ -1,0 +1,151 @@
+"""Every causal-LM type of the installed transformers, from its own registry: a tiny model of
+each is built, saved and loaded through the real loader; wrapped ones must match HF exactly.
+
+Types whose tiny model cannot run here, and types hooklens does not wrap, are skipped with
+their reason and listed by `test_registry_summary` (run with `-s` to see the table).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+from hooklens.architectures._registry import VOCAB, build, causal_lm_types, family_table, load
+
+from .conftest import _tokenizer
+from .test_families import O_PROJ
+
+TYPES = list(causal_lm_types())
+#: Raise this as more types are wrapped; it must never go down.
+WRAPPED_AT_LEAST = 39
+README = Path(__file__).parents[2] / "hooklens" / "architectures" / "README.md"
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory):
+    """model type -> (Outcome, HookedModel or None), built once per session."""
+    done: dict[str, tuple] = {}
+
+    def get(model_type: str):
+        if model_type not in done:
+            folder = tmp_path_factory.mktemp("registry") / model_type
+            failed = build(model_type, folder)
+            done[model_type] = (failed, None) if failed else load(model_type, folder, _tokenizer())
+        return done[model_type]
+
+    return get
+
+
+def _o_proj(model, layer):
+    block = model.hf_model.get_submodule(model.spec.blocks)[layer]
+    path = model.spec.o_proj or O_PROJ.get(model.cfg.family, "self_attn.o_proj")
+    return block.get_submodule(path)
+
+
+@pytest.mark.parametrize("model_type", TYPES)
+def test_registry_type(registry, model_type):
+    outcome, model = registry(model_type)
+    if model is None:
+        pytest.skip(f"{outcome.status}: {outcome.reason}")
+    hf, c = model.hf_model, model.cfg
+    tokens = torch.randint(4, VOCAB, (2, 7), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        ref = hf(tokens).logits
+        plain = model(tokens)
+        logits, cache = model.run_with_cache(tokens)
+    assert (plain - ref).abs().max() <= 1e-4
+    assert (logits - ref).abs().max() <= 1e-4
+    assert list(cache.keys()) == model.hook_names()
+    assert "hook_embed" in cache
+    for layer in range(c.n_layers):
+        for suffix in ("hook_resid_pre", "hook_resid_post", "hook_attn_out", "hook_mlp_out",
+                       "attn.hook_q", "attn.hook_k", "attn.hook_v", "attn.hook_attn_scores",
+                       "attn.hook_z"):  # fmt: skip
+            assert f"blocks.{layer}.{suffix}" in cache
+        pattern = cache[f"blocks.{layer}.attn.hook_pattern"]
+        torch.testing.assert_close(pattern.sum(-1), torch.ones_like(pattern[..., 0]))
+        torch.testing.assert_close(
+            cache[f"blocks.{layer}.attn.hook_attn_scores"].softmax(-1),
+            pattern,
+            atol=1e-5,
+            rtol=1e-4,
+        )
+    _check_edits(model, tokens, ref)
+
+
+def _check_edits(model, tokens, base):
+    """Edits at resid_pre, z and pattern equal the same edits made with raw torch hooks."""
+    hf, c = model.hf_model, model.cfg
+    blocks = hf.get_submodule(model.spec.blocks)
+    noise = torch.randn(*tokens.shape, c.d_model, generator=torch.Generator().manual_seed(3))
+    head = 1
+
+    def raw_run(module, pre_hook):
+        handle = module.register_forward_pre_hook(pre_hook, with_kwargs=True)
+        try:
+            return hf(tokens).logits
+        finally:
+            handle.remove()
+
+    def raw_resid(mod, args, kwargs):
+        if args:
+            return (args[0] + noise, *args[1:]), kwargs
+        return args, {**kwargs, "hidden_states": kwargs["hidden_states"] + noise}
+
+    def zero_head(x, hook):
+        x[:, :, head] = 0
+
+    def raw_z(mod, args, kwargs):
+        z = args[0].clone()
+        z[..., head * c.d_head : (head + 1) * c.d_head] = 0
+        return (z, *args[1:]), kwargs
+
+    with torch.no_grad():
+        ours = model.run_with_hooks(
+            tokens, fwd_hooks=[("blocks.1.hook_resid_pre", lambda x, h: x + noise)]
+        )
+        assert (ours - base).abs().max() > 1e-3
+        torch.testing.assert_close(ours, raw_run(blocks[1], raw_resid), atol=1e-5, rtol=1e-4)
+        ours = model.run_with_hooks(tokens, fwd_hooks=[("blocks.0.attn.hook_z", zero_head)])
+        assert (ours - base).abs().max() > 1e-3
+        torch.testing.assert_close(ours, raw_run(_o_proj(model, 0), raw_z), atol=1e-5, rtol=1e-4)
+        # pattern: one head attends only to position 0, so its z is v at position 0
+        _, cache = model.run_with_cache(tokens, names_filter="blocks.0.attn.hook_v")
+        v0 = cache["blocks.0.attn.hook_v"][:, 0, head // (c.n_heads // c.n_kv_heads)]
+
+        def to_first(p, hook):
+            p[:, head] = 0
+            p[:, head, :, 0] = 1
+
+        def raw_pattern(mod, args, kwargs):
+            z = args[0].clone()
+            z[..., head * c.d_head : (head + 1) * c.d_head] = v0[:, None, :]
+            return (z, *args[1:]), kwargs
+
+        ours = model.run_with_hooks(tokens, fwd_hooks=[("blocks.0.attn.hook_pattern", to_first)])
+        assert (ours - base).abs().max() > 1e-3
+        torch.testing.assert_close(
+            ours, raw_run(_o_proj(model, 0), raw_pattern), atol=1e-5, rtol=1e-4
+        )
+
+
+def test_registry_summary(registry):
+    """Prints every type's outcome; the number wrapped never goes down."""
+    outcomes = [registry(t)[0] for t in TYPES]
+    print("\n" + family_table(outcomes))
+    assert sum(o.status == "wrapped" for o in outcomes) >= WRAPPED_AT_LEAST
+    for o in outcomes:
+        assert o.status == "wrapped" or o.reason, o.model_type
+
+
+def test_readme_family_table_is_current(registry):
+    """architectures/README.md's family table is the one the registry gives now
+    (regenerate with `python -m hooklens.architectures._registry`)."""
+    table = family_table([registry(t)[0] for t in TYPES])
+    text = README.read_text()
+    found = re.search(r"<!-- families -->\n(.*?)\n<!-- /families -->", text, re.S)
+    assert found is not None, "README.md has no <!-- families --> section"
+    assert found.group(1) == table
