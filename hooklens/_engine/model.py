@@ -138,7 +138,8 @@ class HookedModel(TokenMixin):
         for layer, block in enumerate(b.blocks):
             sub = block.get_submodule
             b.input_site(block, "hook_resid_pre", layer, in_place=False)
-            b.norm_site(sub(spec.ln1), "ln1", layer)
+            if spec.ln1 is not None:
+                b.norm_site(sub(spec.ln1), "ln1", layer)
             qs, ks = spec.q_source, spec.k_source
             if qs is not None and ks is not None and qs == ks:
                 b.proj_site(sub(qs.module), qs, layer, q=True, k=True)
@@ -149,9 +150,10 @@ class HookedModel(TokenMixin):
                     b.proj_site(sub(ks.module), ks, layer, q=False, k=True)
             b.attention_site(sub(spec.attn), layer, q_here=qs is None, k_here=ks is None)
             b.output_site(sub(spec.attn_out), "hook_attn_out", layer)
+            mid_at = spec.resid_mid_at or spec.ln2
+            if mid_at is not None and "sequential" in self._features:
+                b.input_site(sub(mid_at), "hook_resid_mid", layer, in_place=True)
             if spec.ln2 is not None:
-                if "sequential" in self._features:
-                    b.input_site(sub(spec.ln2), "hook_resid_mid", layer, in_place=True)
                 b.norm_site(sub(spec.ln2), "ln2", layer)
             if spec.mlp_gate_up_fused:
                 b.fused_gate_up_site(sub(spec.mlp_in), layer)

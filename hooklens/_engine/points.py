@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 Scope = Literal["model", "block", "final"]
-Feature = Literal["learned_pos", "rotary", "sequential", "gated_mlp", "ln2"]
+Feature = Literal["learned_pos", "rotary", "sequential", "gated_mlp", "ln1", "ln2"]
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,11 @@ class PointSpec:
 
 
 _BPD = ("batch", "pos", "d_model")
+_NO_LN1 = (
+    "{family} has no norm before attention: its norms are applied to what attention and the "
+    "MLP add to the stream (blocks.{layer}.hook_attn_out / hook_mlp_out are their outputs). "
+    "Use blocks.{layer}.hook_resid_pre, the attention's input."
+)
 
 POINTS: tuple[PointSpec, ...] = (
     PointSpec("hook_embed", "model", _BPD, "token embeddings (after any embedding scale)"),
@@ -57,8 +62,22 @@ POINTS: tuple[PointSpec, ...] = (
         "rotating q and k. Use blocks.{layer}.attn.hook_rot_q / hook_rot_k to see them.",
     ),
     PointSpec("hook_resid_pre", "block", _BPD, "residual stream entering the block"),
-    PointSpec("ln1.hook_scale", "block", ("batch", "pos", "1"), "ln1 divisor (std or RMS)"),
-    PointSpec("ln1.hook_normalized", "block", _BPD, "ln1 output, the attention's input"),
+    PointSpec(
+        "ln1.hook_scale",
+        "block",
+        ("batch", "pos", "1"),
+        "ln1 divisor (std or RMS)",
+        "ln1",
+        _NO_LN1,
+    ),
+    PointSpec(
+        "ln1.hook_normalized",
+        "block",
+        _BPD,
+        "ln1 output, the attention's input",
+        "ln1",
+        _NO_LN1,
+    ),
     PointSpec(
         "attn.hook_q",
         "block",

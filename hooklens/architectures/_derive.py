@@ -40,7 +40,7 @@ MLP_PROJ = (
 )
 #: the module whose input is attn.hook_z (a norm on z before the output projection first)
 O_PROJ = ("attn_sub_norm", "o_proj", "dense", "out_proj", "c_proj")
-FINAL_NORM = ("norm", "final_layernorm", "ln_f", "final_layer_norm", "norm_f")
+FINAL_NORM = ("norm", "final_layernorm", "ln_f", "final_layer_norm", "norm_f", "layer_norm")
 POS_EMBED = ("embed_positions", "wpe", "position_embeddings")
 #: submodules of an MLP that mark a mixture of experts
 MOE_PARTS = ("experts", "router")
@@ -96,22 +96,26 @@ def norm_eps(module: nn.Module) -> float:
     return 1e-5
 
 
-def norm_kind(module: nn.Module, eps: float) -> tuple[str, float]:
-    """("rmsnorm" | "layernorm", weight offset) read from what `module` computes on a probe."""
+def norm_kind(module: nn.Module, eps: float, width: int, like: torch.Tensor) -> tuple[str, float]:
+    """("rmsnorm" | "layernorm", weight offset) read from what `module` computes on a probe of
+    `width` features (device and dtype of `like`, for norms without a weight)."""
     weight = getattr(module, "weight", None)
-    if not isinstance(weight, torch.Tensor) or weight.device.type == "meta":
+    if isinstance(weight, torch.Tensor):
+        like, width = weight, weight.shape[-1]
+    if like.device.type == "meta":
         raise UnsupportedModelError(f"{type(module).__name__} has no materialized weight")
     gen = torch.Generator().manual_seed(0)
-    x = (torch.randn(3, weight.shape[-1], generator=gen) * 2 + 0.5).to(weight.device, weight.dtype)
+    x = (torch.randn(3, width, generator=gen) * 2 + 0.5).to(like.device, like.dtype)
     with torch.no_grad():
         y = module(x).float()
-    xf, w = x.float(), weight.float()
+    xf = x.float()
+    w = weight.float() if isinstance(weight, torch.Tensor) else torch.ones_like(xf[0])
     bias = getattr(module, "bias", None)
     b = bias.float() if isinstance(bias, torch.Tensor) else 0.0
     rms = xf / (xf.pow(2).mean(-1, keepdim=True) + eps).sqrt()
     centred = xf - xf.mean(-1, keepdim=True)
     ln = centred / (centred.pow(2).mean(-1, keepdim=True) + eps).sqrt()
-    tol = 1e-4 if weight.dtype == torch.float32 else 3e-2
+    tol = 1e-4 if like.dtype == torch.float32 else 3e-2
     for kind, normed in (("rmsnorm", rms), ("layernorm", ln)):
         for offset in (0.0, 1.0):
             pred = normed * (w + offset) + b
@@ -181,39 +185,54 @@ def derive(model: nn.Module) -> ArchSpec:
         raise _refuse(model, f"{kind} has no attention module ({', '.join(ATTN)})")
     attn_mod = block.get_submodule(attn)
     ln1 = _child(block, LN1)
-    if ln1 is None:
-        raise _refuse(model, f"{kind} has no norm before attention (looked for {', '.join(LN1)})")
     pre_mlp = _child(block, PRE_MLP)
-    if pre_mlp is not None:  # sandwich norms: post_attention_layernorm is an output norm
-        ln2: str | None = pre_mlp
+    # post-norm (OLMo 2): no norm reads the stream; norms sit on what attention and MLP add
+    post_norm = ln1 is None and pre_mlp is None and _child(block, MLP_OUT_NORM) is not None
+    if ln1 is None and not post_norm:
+        raise _refuse(model, f"{kind} has no norm before attention (looked for {', '.join(LN1)})")
+    if post_norm:
+        ln2: str | None = None
+        attn_out = _child(block, ("post_attention_layernorm", *ATTN_OUT_NORM)) or attn
+    elif pre_mlp is not None:  # sandwich norms: post_attention_layernorm is an output norm
+        ln2 = pre_mlp
         attn_out = _child(block, ("post_attention_layernorm", *ATTN_OUT_NORM)) or attn
     else:
         ln2 = _child(block, LN2)
         attn_out = _child(block, ATTN_OUT_NORM) or attn
     mlp = _child(block, MLP)
-    if mlp is None:
-        raise _refuse(model, f"{kind} has no MLP ({', '.join(MLP)})")
-    mlp_mod = block.get_submodule(mlp)
-    moe = _child(mlp_mod, MOE_PARTS)
-    if moe is not None:
-        raise _refuse(model, f"its MLP {type(mlp_mod).__name__} is a mixture of experts ({moe})")
-    proj = next((p for p in MLP_PROJ if all(_child(mlp_mod, (n,)) for n in p[:3] if n)), None)
-    if proj is None:
-        names = ", ".join(n for n, _ in mlp_mod.named_children())
-        raise _refuse(model, f"its MLP {type(mlp_mod).__name__} has no known projections ({names})")
-    mlp_in, mlp_up, mlp_down, fused = proj
-    mlp_out = _child(block, MLP_OUT_NORM) or mlp
+    if mlp is None and _child(block, ("fc1",)) and _child(block, ("fc2",)):
+        # the MLP's projections sit in the block itself (OPT-style): fc2's output is mlp_out
+        mlp_in, mlp_up, mlp_down, fused, mlp_out = "fc1", None, "fc2", False, "fc2"
+    elif mlp is None:
+        raise _refuse(model, f"{kind} has no MLP ({', '.join(MLP)}, or fc1/fc2)")
+    else:
+        mlp_mod = block.get_submodule(mlp)
+        moe = _child(mlp_mod, MOE_PARTS)
+        if moe is not None:
+            raise _refuse(
+                model, f"its MLP {type(mlp_mod).__name__} is a mixture of experts ({moe})"
+            )
+        proj = next((p for p in MLP_PROJ if all(_child(mlp_mod, (n,)) for n in p[:3] if n)), None)
+        if proj is None:
+            names = ", ".join(n for n, _ in mlp_mod.named_children())
+            raise _refuse(
+                model, f"its MLP {type(mlp_mod).__name__} has no known projections ({names})"
+            )
+        gate, up, down, fused = proj
+        mlp_in, mlp_up, mlp_down = f"{mlp}.{gate}", f"{mlp}.{up}" if up else None, f"{mlp}.{down}"
+        mlp_out = _child(block, MLP_OUT_NORM) or mlp
     o_proj = _child(attn_mod, O_PROJ)
     sources = _qk_sources(model, attn_mod, attn, text)
     pos_embed = _child(parent, POS_EMBED)
     positional: Literal["learned", "rotary"] = "learned" if pos_embed is not None else "rotary"
     if pos_embed is None and getattr(text, "rope_parameters", None) is None:
         raise _refuse(model, "no learned position embedding and no rotary parameters")
+    like = next(model.parameters())
+    width = int(getattr(text, "hidden_size", 0) or like.shape[-1])
     kinds = {
-        norm_kind(m, norm_eps(m))
+        norm_kind(m, norm_eps(m), width, like)
         for m in (
-            block.get_submodule(ln1),
-            *([block.get_submodule(ln2)] if ln2 else []),
+            *(block.get_submodule(n) for n in (ln1, ln2) if n),
             parent.get_submodule(final),
         )
     }
@@ -236,10 +255,10 @@ def derive(model: nn.Module) -> ArchSpec:
         attn=attn,
         attn_out=attn_out,
         ln2=ln2,
-        mlp_in=f"{mlp}.{mlp_in}",
-        mlp_up=f"{mlp}.{mlp_up}" if mlp_up else None,
+        mlp_in=mlp_in,
+        mlp_up=mlp_up,
         mlp_gate_up_fused=fused,
-        mlp_down=f"{mlp}.{mlp_down}",
+        mlp_down=mlp_down,
         mlp_out=mlp_out,
         o_proj=f"{attn}.{o_proj}" if o_proj else None,
         q_source=sources[0],
@@ -248,7 +267,8 @@ def derive(model: nn.Module) -> ArchSpec:
         positional=positional,
         norm=norm,  # type: ignore[arg-type]
         norm_weight_offset=offset,
-        parallel_residual=ln2 is None,
+        parallel_residual=ln2 is None and not post_norm,
+        resid_mid_at=(mlp or mlp_in) if post_norm else None,
         final_logit_softcap=cap,
         logit_scale=scale,
         derived=True,

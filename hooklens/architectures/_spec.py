@@ -49,7 +49,7 @@ class ArchSpec:
     blocks: str
     final_norm: str
     unembed: str
-    ln1: str
+    ln1: str | None
     attn: str
     attn_out: str
     mlp_in: str
@@ -57,6 +57,8 @@ class ArchSpec:
     mlp_out: str
     ln2: str | None
     pos_embed: str | None = None
+    #: the module whose first input is `hook_resid_mid` (edited in place), when not ln2
+    resid_mid_at: str | None = None
     mlp_up: str | None = None
     mlp_gate_up_fused: bool = False
     q_source: Proj | None = None
@@ -98,6 +100,8 @@ class ArchSpec:
             found.add("sequential")
         if self.mlp_up is not None or self.mlp_gate_up_fused:
             found.add("gated_mlp")
+        if self.ln1 is not None:
+            found.add("ln1")
         if self.ln2 is not None:
             found.add("ln2")
         return frozenset(found)

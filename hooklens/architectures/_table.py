@@ -49,6 +49,7 @@ _WHEN = {
     "rotary": "rotary positions",
     "sequential": "sequential residual",
     "gated_mlp": "gated MLP",
+    "ln1": "a norm before attention",
     "ln2": "a separate MLP norm",
 }
 

@@ -20,7 +20,7 @@ from .test_families import O_PROJ
 
 TYPES = list(causal_lm_types())
 #: Raise this as more types are wrapped; it must never go down.
-WRAPPED_AT_LEAST = 39
+WRAPPED_AT_LEAST = 44
 README = Path(__file__).parents[2] / "hooklens" / "architectures" / "README.md"
 
 
@@ -149,3 +149,27 @@ def test_readme_family_table_is_current(registry):
     found = re.search(r"<!-- families -->\n(.*?)\n<!-- /families -->", text, re.S)
     assert found is not None, "README.md has no <!-- families --> section"
     assert found.group(1) == table
+
+
+def test_post_norm_block_has_no_ln1(registry):
+    """OLMo 2 normalizes what attention and the MLP add, not the stream: no ln1/ln2 points,
+    and asking for one says why."""
+    import hooklens as hl
+
+    _, model = registry("olmo2")
+    assert model is not None and model.spec.derived
+    assert not any(".ln1." in n or ".ln2." in n for n in model.hook_names())
+    assert "blocks.0.hook_resid_mid" in model.hook_names()
+    with pytest.raises(hl.HookNameError, match="no norm before attention"):
+        model.run_with_cache(torch.tensor([[5, 6]]), names_filter="blocks.0.ln1.hook_scale")
+
+
+def test_derived_adapter_that_does_not_match_is_refused(tmp_path):
+    """DiffLlama looks like Llama by its module names, but post-processes attention's output
+    before o_proj: the check at load refuses it and names what did not match."""
+    import hooklens as hl
+
+    assert build("diffllama", tmp_path) is None
+    with pytest.raises(hl.UnsupportedModelError, match="not reproduce the model") as info:
+        hl.HookedModel.from_pretrained(str(tmp_path), tokenizer=_tokenizer())
+    assert "o_proj's input is attn.hook_z" in str(info.value)
