@@ -67,6 +67,10 @@ MSG_TOO_LONG = """The prompt has {n} tokens, longer than this model's context of
 MSG_EMPTY_FILTER = """names_filter={filter!r} matches no hook point of this model.
 Examples of valid names: {examples}. `model.hook_names()` lists them all."""
 
+MSG_READ_ONLY = """{name!r} is read-only: the router has already chosen the experts from these
+logits when the hook sees them. Edit the routing at hook_expert_indices / hook_expert_weights
+of the same layer instead."""
+
 MSG_HOOK_RAISED = """The hook function {fn} on {name!r} raised {exc_type}: {exc}
 All hooks were removed; the model is unchanged and can be used again."""
 

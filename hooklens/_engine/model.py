@@ -155,13 +155,17 @@ class HookedModel(TokenMixin):
                 b.input_site(sub(mid_at), "hook_resid_mid", layer, in_place=True)
             if spec.ln2 is not None:
                 b.norm_site(sub(spec.ln2), "ln2", layer)
-            if spec.mlp_gate_up_fused:
+            if spec.moe_router is not None and spec.moe_experts is not None:
+                b.router_site(sub(spec.moe_router), layer)
+                b.experts_site(sub(spec.moe_experts), layer)
+            elif spec.mlp_gate_up_fused:
                 b.fused_gate_up_site(sub(spec.mlp_in), layer)
             else:
                 b.output_site(sub(spec.mlp_in), "mlp.hook_pre", layer)
-            if spec.mlp_up is not None:
+            if spec.mlp_up is not None and "gated_mlp" in self._features:
                 b.output_site(sub(spec.mlp_up), "mlp.hook_pre_linear", layer)
-            b.input_site(sub(spec.mlp_down), "mlp.hook_post", layer, in_place=False)
+            if "dense_mlp" in self._features:
+                b.input_site(sub(spec.mlp_down), "mlp.hook_post", layer, in_place=False)
             b.output_site(sub(spec.mlp_out), "hook_mlp_out", layer)
             b.output_site(block, "hook_resid_post", layer)
         b.norm_site(get_module(model, spec.final_norm), "ln_final", None)

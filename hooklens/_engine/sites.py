@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .._errors import MSG_READ_ONLY, HookError
 from ..architectures._derive import norm_eps as _norm_eps
 from ..architectures._spec import ArchSpec, Proj
 from . import attention as _attention
@@ -247,6 +248,44 @@ class Builder:
         assert v is not None and scores is not None and pattern is not None and z is not None
         site_obj = _attention.AttnSite(q, k, v, rot_q, rot_k, scores, pattern, z)
         self.attn_sites.append((attn, site_obj))
+
+    def router_site(self, module: nn.Module, layer: int) -> None:
+        """`mlp.hook_router_logits`: the router's first output (tokens, n_experts), read-only."""
+        site = self._site(lambda: [module.register_forward_hook(hook)])
+        point = self._new("mlp.hook_router_logits", layer, site)
+        assert point is not None
+        bpd = self._bpd
+
+        def hook(mod: nn.Module, args: Any, out: Any) -> None:
+            logits = bpd(_first(out))
+            if point.fire(logits) is not logits:
+                raise HookError(MSG_READ_ONLY.format(name=point.name), point.name)
+
+    def experts_site(self, module: nn.Module, layer: int) -> None:
+        """`mlp.hook_expert_indices` / `hook_expert_weights` (batch, pos, top_k): the experts
+        module's inputs (hidden states (tokens, d_model), chosen ids, their weights)."""
+        site = self._site(lambda: [module.register_forward_pre_hook(hook, with_kwargs=True)])
+        idx_pt = self._new("mlp.hook_expert_indices", layer, site)
+        w_pt = self._new("mlp.hook_expert_weights", layer, site)
+        assert idx_pt is not None and w_pt is not None
+        bpd = self._bpd
+        keys = ("hidden_states", "top_k_index", "top_k_weights")
+
+        def hook(mod: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+            values = [*args, *(kwargs[k] for k in keys[len(args) :] if k in kwargs)]
+            changed = False
+            for i, pt in ((1, idx_pt), (2, w_pt)):
+                if pt.fns:
+                    t = values[i]
+                    v = bpd(t)
+                    new = pt.fire(v)
+                    if new is not v:
+                        values[i] = new.reshape(t.shape)
+                        changed = True
+            if not changed:
+                return None
+            rest = {k: v for k, v in kwargs.items() if k not in keys}
+            return tuple(values), rest
 
     def fused_gate_up_site(self, module: nn.Module, layer: int) -> None:
         """`mlp.hook_pre` (gate, first half) and `mlp.hook_pre_linear` (up, second half) of a

@@ -71,6 +71,8 @@ def verify(model: HookedModel) -> None:
         "n_kv_heads": c.n_kv_heads,
         "d_head": c.d_head,
         "d_mlp": c.d_mlp,
+        "n_experts": c.n_experts,
+        "top_k": c.top_k,
         "1": 1,
     }
     for name, value in cache.items():

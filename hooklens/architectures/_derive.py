@@ -42,8 +42,8 @@ MLP_PROJ = (
 O_PROJ = ("attn_sub_norm", "o_proj", "dense", "out_proj", "c_proj")
 FINAL_NORM = ("norm", "final_layernorm", "ln_f", "final_layer_norm", "norm_f", "layer_norm")
 POS_EMBED = ("embed_positions", "wpe", "position_embeddings")
-#: submodules of an MLP that mark a mixture of experts
-MOE_PARTS = ("experts", "router")
+#: the router of a mixture-of-experts MLP (next to its `experts`)
+ROUTER = ("gate", "router")
 #: config attributes of logit scaling: (attribute, "mul" or "div")
 LOGIT_SCALES = (("logit_scale", "mul"), ("logits_scaling", "div"))
 
@@ -200,6 +200,7 @@ def derive(model: nn.Module) -> ArchSpec:
         ln2 = _child(block, LN2)
         attn_out = _child(block, ATTN_OUT_NORM) or attn
     mlp = _child(block, MLP)
+    moe: tuple[str, str] | None = None
     if mlp is None and _child(block, ("fc1",)) and _child(block, ("fc2",)):
         # the MLP's projections sit in the block itself (OPT-style): fc2's output is mlp_out
         mlp_in, mlp_up, mlp_down, fused, mlp_out = "fc1", None, "fc2", False, "fc2"
@@ -207,20 +208,29 @@ def derive(model: nn.Module) -> ArchSpec:
         raise _refuse(model, f"{kind} has no MLP ({', '.join(MLP)}, or fc1/fc2)")
     else:
         mlp_mod = block.get_submodule(mlp)
-        moe = _child(mlp_mod, MOE_PARTS)
-        if moe is not None:
-            raise _refuse(
-                model, f"its MLP {type(mlp_mod).__name__} is a mixture of experts ({moe})"
-            )
-        proj = next((p for p in MLP_PROJ if all(_child(mlp_mod, (n,)) for n in p[:3] if n)), None)
-        if proj is None:
+        experts, router = _child(mlp_mod, ("experts",)), _child(mlp_mod, ROUTER)
+        if experts is not None and router is not None:
+            moe = (f"{mlp}.{router}", f"{mlp}.{experts}")
+        elif experts is not None or _child(mlp_mod, ("router",)):
+            raise _refuse(model, f"its MLP {type(mlp_mod).__name__} has experts but no router")
+        proj = (
+            None
+            if moe
+            else next((p for p in MLP_PROJ if all(_child(mlp_mod, (n,)) for n in p[:3] if n)), None)
+        )
+        if moe:
+            mlp_in, mlp_up, mlp_down, fused = "", None, "", False
+            mlp_out = _child(block, MLP_OUT_NORM) or mlp
+        elif proj is None:
             names = ", ".join(n for n, _ in mlp_mod.named_children())
             raise _refuse(
                 model, f"its MLP {type(mlp_mod).__name__} has no known projections ({names})"
             )
-        gate, up, down, fused = proj
-        mlp_in, mlp_up, mlp_down = f"{mlp}.{gate}", f"{mlp}.{up}" if up else None, f"{mlp}.{down}"
-        mlp_out = _child(block, MLP_OUT_NORM) or mlp
+        else:
+            gate, up, down, fused = proj
+            mlp_in, mlp_up = f"{mlp}.{gate}", f"{mlp}.{up}" if up else None
+            mlp_down = f"{mlp}.{down}"
+            mlp_out = _child(block, MLP_OUT_NORM) or mlp
     o_proj = _child(attn_mod, O_PROJ)
     sources = _qk_sources(model, attn_mod, attn, text)
     pos_embed = _child(parent, POS_EMBED)
@@ -260,6 +270,8 @@ def derive(model: nn.Module) -> ArchSpec:
         mlp_gate_up_fused=fused,
         mlp_down=mlp_down,
         mlp_out=mlp_out,
+        moe_router=moe[0] if moe else None,
+        moe_experts=moe[1] if moe else None,
         o_proj=f"{attn}.{o_proj}" if o_proj else None,
         q_source=sources[0],
         k_source=sources[1],

@@ -57,6 +57,10 @@ class ArchSpec:
     mlp_out: str
     ln2: str | None
     pos_embed: str | None = None
+    #: mixture-of-experts MLP: its router (returns logits per expert first) and its experts
+    #: module (called with hidden states, chosen expert ids, their weights); None when dense.
+    moe_router: str | None = None
+    moe_experts: str | None = None
     #: the module whose first input is `hook_resid_mid` (edited in place), when not ln2
     resid_mid_at: str | None = None
     mlp_up: str | None = None
@@ -98,7 +102,11 @@ class ArchSpec:
             found.add("rotary")
         if not self.is_parallel(config):
             found.add("sequential")
-        if self.mlp_up is not None or self.mlp_gate_up_fused:
+        if self.moe_experts is not None:
+            found.add("moe")
+        else:
+            found.add("dense_mlp")
+        if self.moe_experts is None and (self.mlp_up is not None or self.mlp_gate_up_fused):
             found.add("gated_mlp")
         if self.ln1 is not None:
             found.add("ln1")

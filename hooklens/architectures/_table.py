@@ -51,6 +51,8 @@ _WHEN = {
     "gated_mlp": "gated MLP",
     "ln1": "a norm before attention",
     "ln2": "a separate MLP norm",
+    "dense_mlp": "a dense MLP",
+    "moe": "a mixture-of-experts MLP",
 }
 
 

@@ -20,7 +20,7 @@ from .test_families import O_PROJ
 
 TYPES = list(causal_lm_types())
 #: Raise this as more types are wrapped; it must never go down.
-WRAPPED_AT_LEAST = 44
+WRAPPED_AT_LEAST = 57
 README = Path(__file__).parents[2] / "hooklens" / "architectures" / "README.md"
 
 
@@ -74,6 +74,8 @@ def test_registry_type(registry, model_type):
             rtol=1e-4,
         )
     _check_edits(model, tokens, ref)
+    if "moe" in model.spec.features(hf.config):
+        _check_routing(model, tokens, ref, cache)
 
 
 def _check_edits(model, tokens, base):
@@ -132,6 +134,40 @@ def _check_edits(model, tokens, base):
         )
 
 
+def _check_routing(model, tokens, base, cache):
+    """Router points have their shapes; an edit of the expert weights equals the raw one."""
+    c = model.cfg
+    for layer in range(c.n_layers):
+        b = f"blocks.{layer}.mlp."
+        assert cache[b + "hook_router_logits"].shape == (*tokens.shape, c.n_experts)
+        idx = cache[b + "hook_expert_indices"]
+        assert idx.shape == (*tokens.shape, c.top_k) and not idx.is_floating_point()
+        assert int(idx.max()) < c.n_experts
+        assert cache[b + "hook_expert_weights"].shape == (*tokens.shape, c.top_k)
+    experts = model.hf_model.get_submodule(f"{model.spec.blocks}.0.{model.spec.moe_experts}")
+
+    def drop_first(w, hook):
+        w[..., 0] = 0
+
+    def raw(mod, args, kwargs):
+        hidden, index, weights = args
+        weights = weights.clone()
+        weights[..., 0] = 0
+        return (hidden, index, weights), kwargs
+
+    with torch.no_grad():
+        ours = model.run_with_hooks(
+            tokens, fwd_hooks=[("blocks.0.mlp.hook_expert_weights", drop_first)]
+        )
+        handle = experts.register_forward_pre_hook(raw, with_kwargs=True)
+        try:
+            want = model.hf_model(tokens).logits
+        finally:
+            handle.remove()
+    assert (ours - base).abs().max() > 1e-4
+    torch.testing.assert_close(ours, want, atol=1e-5, rtol=1e-4)
+
+
 def test_registry_summary(registry):
     """Prints every type's outcome; the number wrapped never goes down."""
     outcomes = [registry(t)[0] for t in TYPES]
@@ -162,6 +198,20 @@ def test_post_norm_block_has_no_ln1(registry):
     assert "blocks.0.hook_resid_mid" in model.hook_names()
     with pytest.raises(hl.HookNameError, match="no norm before attention"):
         model.run_with_cache(torch.tensor([[5, 6]]), names_filter="blocks.0.ln1.hook_scale")
+
+
+def test_router_logits_are_read_only(registry):
+    import hooklens as hl
+
+    _, model = registry("mixtral")
+    assert model is not None
+    with pytest.raises(hl.HookError, match="read-only"):
+        model.run_with_hooks(
+            torch.tensor([[5, 6, 7]]),
+            fwd_hooks=[("blocks.0.mlp.hook_router_logits", lambda x, h: x * 2)],
+        )
+    with pytest.raises(hl.HookNameError, match="mixture of experts"):
+        model.run_with_cache(torch.tensor([[5, 6]]), names_filter="blocks.0.mlp.hook_post")
 
 
 def test_derived_adapter_that_does_not_match_is_refused(tmp_path):
