@@ -158,6 +158,7 @@ class HookedModel(TokenMixin):
             if spec.moe_router is not None and spec.moe_experts is not None:
                 b.router_site(sub(spec.moe_router), layer)
                 b.experts_site(sub(spec.moe_experts), layer)
+                b.expert_out_site(sub(spec.moe_experts), layer)
             elif spec.mlp_gate_up_fused:
                 b.fused_gate_up_site(sub(spec.mlp_in), layer)
             else:

@@ -208,6 +208,15 @@ POINTS: tuple[PointSpec, ...] = (
         "moe",
         _DENSE,
     ),
+    PointSpec(
+        "mlp.hook_expert_out",
+        "block",
+        ("batch", "pos", "top_k", "d_model"),
+        "each chosen expert's output, before its weight (computed only when hooked); the "
+        "experts' part of hook_mlp_out is their weighted sum",
+        "moe",
+        _DENSE,
+    ),
     PointSpec("hook_mlp_out", "block", _BPD, "what the MLP adds to the residual stream"),
     PointSpec("hook_resid_post", "block", _BPD, "residual stream leaving the block"),
     PointSpec("ln_final.hook_scale", "final", ("batch", "pos", "1"), "final norm divisor"),

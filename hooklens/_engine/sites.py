@@ -287,6 +287,30 @@ class Builder:
             rest = {k: v for k, v in kwargs.items() if k not in keys}
             return tuple(values), rest
 
+    def expert_out_site(self, module: nn.Module, layer: int) -> None:
+        """`mlp.hook_expert_out` (batch, pos, top_k, d_model): each chosen expert's output,
+        recomputed one choice at a time with weight 1; an edit replaces the experts' output by
+        the weighted sum of the edited outputs."""
+        site = self._site(lambda: [module.register_forward_hook(hook, with_kwargs=True)])
+        point = self._new("mlp.hook_expert_out", layer, site)
+        assert point is not None
+        keys = ("hidden_states", "top_k_index", "top_k_weights")
+        frame = self.frame
+
+        def hook(mod: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> Any:
+            hidden, index, weights = [*args, *(kwargs[k] for k in keys[len(args) :])][:3]
+            one = torch.ones_like(weights[:, :1])
+            outs = torch.stack(
+                [mod.forward(hidden, index[:, k : k + 1], one) for k in range(index.shape[1])], 1
+            )  # (tokens, top_k, d_model)
+            view = outs.view(frame.batch, -1, *outs.shape[1:])
+            before = view.clone()  # the outputs are recomputed: in-place edits must count too
+            new = point.fire(view)
+            if new is view and torch.equal(view, before):
+                return None
+            mixed = (new.flatten(0, 1) * weights[..., None].to(new.dtype)).sum(1)
+            return _with_first(out, mixed.to(_first(out).dtype))
+
     def fused_gate_up_site(self, module: nn.Module, layer: int) -> None:
         """`mlp.hook_pre` (gate, first half) and `mlp.hook_pre_linear` (up, second half) of a
         fused gate_up projection (Phi-3)."""

@@ -34,17 +34,26 @@ def verify(model: HookedModel) -> None:
     tol = 1e-4 if c.dtype == torch.float32 else 2e-2
     gen = torch.Generator().manual_seed(0)
     tokens = torch.randint(0, c.d_vocab, (1, N_TOKENS), generator=gen).to(c.device)
-    z_inputs: list[torch.Tensor] = []
-    handle = None
-    if model.spec.o_proj is not None:
-        o_proj = hf.get_submodule(f"{model.spec.blocks}.0.{model.spec.o_proj}")
-        handle = o_proj.register_forward_pre_hook(lambda m, a: z_inputs.append(a[0].detach()))
+    seen: dict[str, torch.Tensor] = {}  # what the model itself computes, recorded on the side
+    handles = []
+    spec = model.spec
+    if spec.o_proj is not None:
+        o_proj = hf.get_submodule(f"{spec.blocks}.0.{spec.o_proj}")
+        handles.append(o_proj.register_forward_pre_hook(lambda m, a: _keep(seen, "z", a[0])))
+    if spec.moe_experts is not None:
+        for layer in range(c.n_layers):
+            experts = hf.get_submodule(f"{spec.blocks}.{layer}.{spec.moe_experts}")
+            handles.append(
+                experts.register_forward_hook(
+                    lambda m, a, out, key=f"experts{layer}": _keep(seen, key, out)
+                )
+            )
     try:
         with torch.no_grad():
             ref = hf(input_ids=tokens, use_cache=False).logits
             logits, cache = model.run_with_cache(tokens)
     finally:
-        if handle is not None:
+        for handle in handles:
             handle.remove()
     problems: list[str] = []
 
@@ -110,19 +119,33 @@ def verify(model: HookedModel) -> None:
         v = cache[b + "attn.hook_v"].repeat_interleave(rep, dim=2)
         z = torch.einsum("bhqk,bkhd->bqhd", pattern.float(), v.float())
         expect(f"{b}attn.hook_z is hook_pattern @ hook_v", cache[b + "attn.hook_z"], z)
+        if b + "mlp.hook_expert_out" in cache:
+            weights = cache[b + "mlp.hook_expert_weights"]
+            mixed = (cache[b + "mlp.hook_expert_out"] * weights[..., None]).sum(-2)
+            expect(
+                f"{b}mlp.hook_expert_out weighted by hook_expert_weights is the experts' output",
+                mixed.flatten(0, 1),
+                seen[f"experts{layer}"],
+            )
         if c.positional == "rotary":
             for x in ("q", "k"):
                 pre_rot, rot = cache[f"{b}attn.hook_{x}"], cache[f"{b}attn.hook_rot_{x}"]
                 what = f"{b}attn.hook_{x} is hook_rot_{x} at position 0 (rotary is the identity)"
                 expect(what, pre_rot[:, 0], rot[:, 0])
-    if z_inputs:
+    if "z" in seen:
         z0 = cache["blocks.0.attn.hook_z"]
-        expect(f"{model.spec.o_proj}'s input is attn.hook_z", z_inputs[-1], z0.flatten(-2))
+        expect(f"{spec.o_proj}'s input is attn.hook_z", seen["z"], z0.flatten(-2))
     last = cache[f"blocks.{c.n_layers - 1}.hook_resid_post"]
     with torch.no_grad():
         expect("unembed_resid(last hook_resid_post) is the logits", model.unembed_resid(last), ref)
     if problems:
         _refuse(c.architecture, problems)
+
+
+def _keep(seen: dict[str, torch.Tensor], key: str, value: object) -> None:
+    t = value[0] if isinstance(value, tuple) else value
+    if isinstance(t, torch.Tensor):
+        seen[key] = t.detach()
 
 
 def _refuse(cls: str, problems: list[str]) -> None:

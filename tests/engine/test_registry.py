@@ -143,7 +143,10 @@ def _check_routing(model, tokens, base, cache):
         idx = cache[b + "hook_expert_indices"]
         assert idx.shape == (*tokens.shape, c.top_k) and not idx.is_floating_point()
         assert int(idx.max()) < c.n_experts
-        assert cache[b + "hook_expert_weights"].shape == (*tokens.shape, c.top_k)
+        weights = cache[b + "hook_expert_weights"]
+        assert weights.shape == (*tokens.shape, c.top_k)
+        expert_out = cache[b + "hook_expert_out"]
+        assert expert_out.shape == (*tokens.shape, c.top_k, c.d_model)
     experts = model.hf_model.get_submodule(f"{model.spec.blocks}.0.{model.spec.moe_experts}")
 
     def drop_first(w, hook):
@@ -165,6 +168,16 @@ def _check_routing(model, tokens, base, cache):
         finally:
             handle.remove()
     assert (ours - base).abs().max() > 1e-4
+    torch.testing.assert_close(ours, want, atol=1e-5, rtol=1e-4)
+
+    # zeroing the first choice's output is the same as zeroing its weight
+    def zero_first(out, hook):
+        out[..., 0, :] = 0
+
+    with torch.no_grad():
+        ours = model.run_with_hooks(
+            tokens, fwd_hooks=[("blocks.0.mlp.hook_expert_out", zero_first)]
+        )
     torch.testing.assert_close(ours, want, atol=1e-5, rtol=1e-4)
 
 
