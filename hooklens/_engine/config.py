@@ -77,7 +77,8 @@ def build_config(
 ) -> HookedModelConfig:
     """Read the dimensions from the HF config, checking them against the modules."""
     config: Any = hf_model.config
-    block = hf_model.get_submodule(spec.blocks)[0]  # type: ignore[index]
+    blocks: Any = hf_model.get_submodule(spec.blocks)
+    block = blocks[0]
     attn = block.get_submodule(spec.attn)
     n_heads = int(config.num_attention_heads)
     d_model = int(config.hidden_size)
@@ -85,12 +86,14 @@ def build_config(
     d_head = d_head or int(getattr(config, "head_dim", None) or d_model // n_heads)
     n_kv = int(getattr(config, "num_key_value_heads", None) or n_heads)
     n_experts = top_k = 0
-    if spec.moe_experts is not None:  # the experts' hidden width, from the config
-        d_mlp = int(_first_attr(config, _MOE_WIDTH) or 0)
+    if spec.moe_experts is not None:
         n_experts = int(_first_attr(config, _N_EXPERTS) or 0)
         top_k = int(_first_attr(config, ("num_experts_per_tok", "moe_topk", "top_k")) or 0)
-    else:
-        d_mlp = _out_features(block.get_submodule(spec.mlp_in))
+    if spec.moe_experts is not None and spec.moe_layers is None:
+        d_mlp = int(_first_attr(config, _MOE_WIDTH) or 0)  # the experts' width, from the config
+    else:  # the dense layers' width
+        dense = next(i for i in range(len(blocks)) if "dense_mlp" in spec.layer_features(config, i))
+        d_mlp = _out_features(blocks[dense].get_submodule(spec.mlp_in))
         if spec.mlp_gate_up_fused:
             d_mlp //= 2
     rotary_dim: int | None = None

@@ -155,7 +155,8 @@ class HookedModel(TokenMixin):
                 b.input_site(sub(mid_at), "hook_resid_mid", layer, in_place=True)
             if spec.ln2 is not None:
                 b.norm_site(sub(spec.ln2), "ln2", layer)
-            if spec.moe_router is not None and spec.moe_experts is not None:
+            feats = spec.layer_features(model.config, layer)
+            if spec.moe_router is not None and spec.moe_experts is not None and "moe" in feats:
                 b.router_site(sub(spec.moe_router), layer)
                 b.experts_site(sub(spec.moe_experts), layer)
                 b.expert_out_site(sub(spec.moe_experts), layer)
@@ -163,9 +164,9 @@ class HookedModel(TokenMixin):
                 b.fused_gate_up_site(sub(spec.mlp_in), layer)
             else:
                 b.output_site(sub(spec.mlp_in), "mlp.hook_pre", layer)
-            if spec.mlp_up is not None and "gated_mlp" in self._features:
+            if spec.mlp_up is not None and "gated_mlp" in feats:
                 b.output_site(sub(spec.mlp_up), "mlp.hook_pre_linear", layer)
-            if "dense_mlp" in self._features:
+            if "dense_mlp" in feats:
                 b.input_site(sub(spec.mlp_down), "mlp.hook_post", layer, in_place=False)
             b.output_site(sub(spec.mlp_out), "hook_mlp_out", layer)
             b.output_site(block, "hook_resid_post", layer)
@@ -208,7 +209,18 @@ class HookedModel(TokenMixin):
         spec = POINTS_BY_SUFFIX.get(suffix)
         in_range = layer is None or 0 <= layer < self.cfg.n_layers
         in_scope = spec is not None and (spec.scope == "block") == (layer is not None)
-        if spec is not None and spec.requires is not None and in_range and in_scope:
+        feats = (
+            self._features
+            if layer is None or not in_range
+            else self.spec.layer_features(self.hf_model.config, layer)
+        )
+        if (
+            spec is not None
+            and spec.requires is not None
+            and spec.requires not in feats
+            and in_range
+            and in_scope
+        ):
             why = spec.missing.format(family=self.spec.family, layer=layer or 0)
             raise HookNameError(
                 MSG_MISSING_HOOK.format(name=name, family=self.spec.family, why=why)

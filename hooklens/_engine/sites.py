@@ -56,6 +56,7 @@ class Builder:
         self.spec = spec
         self.cfg = cfg
         self.features = features
+        self.cfg_hf = hf_model.config
         self.frame = Frame()
         self.points: dict[str, HookPoint] = {}
         self.attn_sites: list[tuple[nn.Module, _attention.AttnSite]] = []
@@ -72,7 +73,8 @@ class Builder:
     # -- helpers -----------------------------------------------------------------------------
     def _new(self, suffix: str, layer: int | None, site: Site) -> HookPoint | None:
         spec = next(p for p in POINTS if p.suffix == suffix)
-        if spec.requires is not None and spec.requires not in self.features:
+        feats = self.features if layer is None else self.spec.layer_features(self.cfg_hf, layer)
+        if spec.requires is not None and spec.requires not in feats:
             return None
         point = HookPoint(point_name(spec, layer), layer, site)
         self.points[point.name] = point

@@ -41,7 +41,7 @@ def verify(model: HookedModel) -> None:
         o_proj = hf.get_submodule(f"{spec.blocks}.0.{spec.o_proj}")
         handles.append(o_proj.register_forward_pre_hook(lambda m, a: _keep(seen, "z", a[0])))
     if spec.moe_experts is not None:
-        for layer in range(c.n_layers):
+        for layer in spec.moe_layers or range(c.n_layers):
             experts = hf.get_submodule(f"{spec.blocks}.{layer}.{spec.moe_experts}")
             handles.append(
                 experts.register_forward_hook(

@@ -84,7 +84,29 @@ def _find_blocks(model: nn.Module, n_layers: int) -> str:
 
 
 def _signature(block: nn.Module) -> list[tuple[str, str]]:
-    return [(n, type(m).__name__) for n, m in block.named_modules()]
+    """The block's modules, except inside its MLP (dense and MoE layers may alternate)."""
+    mlp = _child(block, MLP)
+    inside = f"{mlp}." if mlp else None
+    return [
+        (n, type(m).__name__ if n != mlp else "")
+        for n, m in block.named_modules()
+        if inside is None or not n.startswith(inside)
+    ]
+
+
+def _mlp_roles(model: nn.Module, mlp_mod: nn.Module, mlp: str) -> tuple[Any, ...]:
+    """("moe", router path, experts path, None) or (input, up or None, output, fused)."""
+    experts, router = _child(mlp_mod, ("experts",)), _child(mlp_mod, ROUTER)
+    if experts is not None and router is not None:
+        return ("moe", f"{mlp}.{router}", f"{mlp}.{experts}", None)
+    if experts is not None or _child(mlp_mod, ("router",)):
+        raise _refuse(model, f"its MLP {type(mlp_mod).__name__} has experts but no router")
+    proj = next((p for p in MLP_PROJ if all(_child(mlp_mod, (n,)) for n in p[:3] if n)), None)
+    if proj is None:
+        names = ", ".join(n for n, _ in mlp_mod.named_children())
+        raise _refuse(model, f"its MLP {type(mlp_mod).__name__} has no known projections ({names})")
+    gate, up, down, fused = proj
+    return (f"{mlp}.{gate}", f"{mlp}.{up}" if up else None, f"{mlp}.{down}", fused)
 
 
 def norm_eps(module: nn.Module) -> float:
@@ -178,7 +200,8 @@ def derive(model: nn.Module) -> ArchSpec:
     final = _child(parent, FINAL_NORM)
     if final is None:
         raise _refuse(model, f"no final norm next to {blocks} (looked for {', '.join(FINAL_NORM)})")
-    block: nn.Module = model.get_submodule(blocks)[0]  # type: ignore[index]
+    all_blocks = list(model.get_submodule(blocks))  # type: ignore[call-overload]
+    block: nn.Module = all_blocks[0]
     kind = type(block).__name__
     attn = _child(block, ATTN)
     if attn is None:
@@ -201,36 +224,28 @@ def derive(model: nn.Module) -> ArchSpec:
         attn_out = _child(block, ATTN_OUT_NORM) or attn
     mlp = _child(block, MLP)
     moe: tuple[str, str] | None = None
+    moe_layers: tuple[int, ...] | None = None
+    mlp_in, mlp_up, mlp_down, fused = "", None, "", False
     if mlp is None and _child(block, ("fc1",)) and _child(block, ("fc2",)):
         # the MLP's projections sit in the block itself (OPT-style): fc2's output is mlp_out
         mlp_in, mlp_up, mlp_down, fused, mlp_out = "fc1", None, "fc2", False, "fc2"
     elif mlp is None:
         raise _refuse(model, f"{kind} has no MLP ({', '.join(MLP)}, or fc1/fc2)")
     else:
-        mlp_mod = block.get_submodule(mlp)
-        experts, router = _child(mlp_mod, ("experts",)), _child(mlp_mod, ROUTER)
-        if experts is not None and router is not None:
-            moe = (f"{mlp}.{router}", f"{mlp}.{experts}")
-        elif experts is not None or _child(mlp_mod, ("router",)):
-            raise _refuse(model, f"its MLP {type(mlp_mod).__name__} has experts but no router")
-        proj = (
-            None
-            if moe
-            else next((p for p in MLP_PROJ if all(_child(mlp_mod, (n,)) for n in p[:3] if n)), None)
-        )
-        if moe:
-            mlp_in, mlp_up, mlp_down, fused = "", None, "", False
-            mlp_out = _child(block, MLP_OUT_NORM) or mlp
-        elif proj is None:
-            names = ", ".join(n for n, _ in mlp_mod.named_children())
-            raise _refuse(
-                model, f"its MLP {type(mlp_mod).__name__} has no known projections ({names})"
-            )
-        else:
-            gate, up, down, fused = proj
-            mlp_in, mlp_up = f"{mlp}.{gate}", f"{mlp}.{up}" if up else None
-            mlp_down = f"{mlp}.{down}"
-            mlp_out = _child(block, MLP_OUT_NORM) or mlp
+        mlp_out = _child(block, MLP_OUT_NORM) or mlp
+        # each layer's MLP is dense or a mixture of experts (some models start dense)
+        roles = [_mlp_roles(model, b.get_submodule(mlp), mlp) for b in all_blocks]
+        dense = {r for r in roles if isinstance(r[0], str) and r[0] != "moe"}
+        experts = {r for r in roles if r[0] == "moe"}
+        if len(dense) > 1 or len(experts) > 1:
+            raise _refuse(model, f"its layers' MLPs differ ({sorted(dense | experts)})")
+        if experts:
+            (_, router, expert_mod, _), *_ = experts
+            moe = (router, expert_mod)
+            if dense:
+                moe_layers = tuple(i for i, r in enumerate(roles) if r[0] == "moe")
+        if dense:
+            ((mlp_in, mlp_up, mlp_down, fused),) = dense
     o_proj = _child(attn_mod, O_PROJ)
     sources = _qk_sources(model, attn_mod, attn, text)
     pos_embed = _child(parent, POS_EMBED)
@@ -272,6 +287,7 @@ def derive(model: nn.Module) -> ArchSpec:
         mlp_out=mlp_out,
         moe_router=moe[0] if moe else None,
         moe_experts=moe[1] if moe else None,
+        moe_layers=moe_layers,
         o_proj=f"{attn}.{o_proj}" if o_proj else None,
         q_source=sources[0],
         k_source=sources[1],

@@ -77,7 +77,7 @@ def _sharpen(model: torch.nn.Module) -> None:
     """Larger random weights than HF's init (std 0.02 makes attention near uniform)."""
     with torch.no_grad():
         for name, p in model.named_parameters():
-            if p.ndim == 2:
+            if p.ndim >= 2:  # matrices, and experts' stacked matrices
                 p.normal_(0, 0.2)
             elif "norm" in name or "ln" in name:
                 p.uniform_(0.5, 1.5) if p.mean() > 0.5 else p.uniform_(-0.3, 0.3)

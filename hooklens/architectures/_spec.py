@@ -61,6 +61,8 @@ class ArchSpec:
     #: module (called with hidden states, chosen expert ids, their weights); None when dense.
     moe_router: str | None = None
     moe_experts: str | None = None
+    #: the layers whose MLP is the mixture of experts, when others are dense (None: all)
+    moe_layers: tuple[int, ...] | None = None
     #: the module whose first input is `hook_resid_mid` (edited in place), when not ln2
     resid_mid_at: str | None = None
     mlp_up: str | None = None
@@ -92,6 +94,16 @@ class ArchSpec:
         if isinstance(self.parallel_residual, str):
             return bool(getattr(config, self.parallel_residual))
         return self.parallel_residual
+
+    def layer_features(self, config: Any, layer: int) -> frozenset[Feature]:
+        """The features of one block (a dense layer of a partly-MoE model has a dense MLP)."""
+        found = self.features(config)
+        if self.moe_layers is None or layer in self.moe_layers:
+            return found
+        dense: set[Feature] = {"dense_mlp"}
+        if self.mlp_up is not None or self.mlp_gate_up_fused:
+            dense.add("gated_mlp")
+        return (found - {"moe"}) | dense
 
     def features(self, config: Any) -> frozenset[Feature]:
         """The optional hook-point features this family (with this config) has."""

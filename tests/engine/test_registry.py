@@ -20,7 +20,7 @@ from .test_families import O_PROJ
 
 TYPES = list(causal_lm_types())
 #: Raise this as more types are wrapped; it must never go down.
-WRAPPED_AT_LEAST = 57
+WRAPPED_AT_LEAST = 62
 README = Path(__file__).parents[2] / "hooklens" / "architectures" / "README.md"
 
 
@@ -74,7 +74,7 @@ def test_registry_type(registry, model_type):
             rtol=1e-4,
         )
     _check_edits(model, tokens, ref)
-    if "moe" in model.spec.features(hf.config):
+    if model.spec.moe_experts is not None:
         _check_routing(model, tokens, ref, cache)
 
 
@@ -137,7 +137,8 @@ def _check_edits(model, tokens, base):
 def _check_routing(model, tokens, base, cache):
     """Router points have their shapes; an edit of the expert weights equals the raw one."""
     c = model.cfg
-    for layer in range(c.n_layers):
+    layers = model.spec.moe_layers or range(c.n_layers)
+    for layer in layers:
         b = f"blocks.{layer}.mlp."
         assert cache[b + "hook_router_logits"].shape == (*tokens.shape, c.n_experts)
         idx = cache[b + "hook_expert_indices"]
@@ -147,20 +148,23 @@ def _check_routing(model, tokens, base, cache):
         assert weights.shape == (*tokens.shape, c.top_k)
         expert_out = cache[b + "hook_expert_out"]
         assert expert_out.shape == (*tokens.shape, c.top_k, c.d_model)
-    experts = model.hf_model.get_submodule(f"{model.spec.blocks}.0.{model.spec.moe_experts}")
+    first = layers[0]
+    experts = model.hf_model.get_submodule(f"{model.spec.blocks}.{first}.{model.spec.moe_experts}")
 
     def drop_first(w, hook):
         w[..., 0] = 0
+        w[..., 1:] *= 0.1
 
     def raw(mod, args, kwargs):
         hidden, index, weights = args
         weights = weights.clone()
         weights[..., 0] = 0
+        weights[..., 1:] *= 0.1
         return (hidden, index, weights), kwargs
 
     with torch.no_grad():
         ours = model.run_with_hooks(
-            tokens, fwd_hooks=[("blocks.0.mlp.hook_expert_weights", drop_first)]
+            tokens, fwd_hooks=[(f"blocks.{first}.mlp.hook_expert_weights", drop_first)]
         )
         handle = experts.register_forward_pre_hook(raw, with_kwargs=True)
         try:
@@ -170,13 +174,14 @@ def _check_routing(model, tokens, base, cache):
     assert (ours - base).abs().max() > 1e-4
     torch.testing.assert_close(ours, want, atol=1e-5, rtol=1e-4)
 
-    # zeroing the first choice's output is the same as zeroing its weight
+    # scaling the chosen experts' outputs is the same as scaling their weights
     def zero_first(out, hook):
         out[..., 0, :] = 0
+        out[..., 1:, :] *= 0.1
 
     with torch.no_grad():
         ours = model.run_with_hooks(
-            tokens, fwd_hooks=[("blocks.0.mlp.hook_expert_out", zero_first)]
+            tokens, fwd_hooks=[(f"blocks.{first}.mlp.hook_expert_out", zero_first)]
         )
     torch.testing.assert_close(ours, want, atol=1e-5, rtol=1e-4)
 
@@ -236,3 +241,22 @@ def test_derived_adapter_that_does_not_match_is_refused(tmp_path):
     with pytest.raises(hl.UnsupportedModelError, match="not reproduce the model") as info:
         hl.HookedModel.from_pretrained(str(tmp_path), tokenizer=_tokenizer())
     assert "o_proj's input is attn.hook_z" in str(info.value)
+
+
+def test_dense_layers_of_a_partly_moe_model(registry):
+    """GLM-4 MoE starts with dense layers: their MLP points are the dense ones, and asking a
+    dense layer for its router says why there is none."""
+    import hooklens as hl
+
+    _, model = registry("glm4_moe")
+    assert model is not None and model.spec.moe_layers
+    dense = next(i for i in range(model.cfg.n_layers) if i not in model.spec.moe_layers)
+    moe = model.spec.moe_layers[0]
+    names = model.hook_names()
+    assert f"blocks.{dense}.mlp.hook_post" in names
+    assert f"blocks.{moe}.mlp.hook_router_logits" in names
+    assert f"blocks.{moe}.mlp.hook_post" not in names
+    with pytest.raises(hl.HookNameError, match="is dense"):
+        model.run_with_cache(
+            torch.tensor([[5, 6]]), names_filter=f"blocks.{dense}.mlp.hook_router_logits"
+        )
