@@ -40,10 +40,15 @@ Did you mean: {suggestions}?
 
 MSG_MISSING_HOOK = """{name!r} does not exist on {family} models: {why}"""
 
-MSG_UNSUPPORTED = """hooklens has no adapter for {cls!r}.
-Supported Hugging Face classes: {supported}.
-An adapter is a small declarative ArchSpec (module paths and features); see
-hooklens/architectures/README.md for how to write one and register it."""
+MSG_UNSUPPORTED = """hooklens cannot wrap {cls!r}: {why}.
+Classes with an explicit adapter: {supported}; other models are wrapped when their structure
+follows the pre-norm decoder template. An adapter is a small declarative ArchSpec (module paths
+and features); see hooklens/architectures/README.md for how to write one and register it."""
+
+MSG_DERIVED_MISMATCH = """hooklens derived an adapter for {cls!r} from its structure, but it does
+not reproduce the model's own forward pass, so the model is not wrapped:
+- {problems}
+Write an explicit adapter for it (see hooklens/architectures/README.md)."""
 
 MSG_UNSUPPORTED_CONFIG = (
     """This {family} configuration is not supported: {why} ({attr}={value!r})."""
@@ -65,6 +70,10 @@ MSG_TOO_LONG = """The prompt has {n} tokens, longer than this model's context of
 
 MSG_EMPTY_FILTER = """names_filter={filter!r} matches no hook point of this model.
 Examples of valid names: {examples}. `model.hook_names()` lists them all."""
+
+MSG_READ_ONLY = """{name!r} is read-only: the router has already chosen the experts from these
+logits when the hook sees them. Edit the routing at hook_expert_indices / hook_expert_weights
+of the same layer instead."""
 
 MSG_HOOK_RAISED = """The hook function {fn} on {name!r} raised {exc_type}: {exc}
 All hooks were removed; the model is unchanged and can be used again."""

@@ -34,6 +34,9 @@ class HookedModelConfig:
     act_fn: str | None
     dtype: torch.dtype
     device: torch.device
+    #: mixture-of-experts MLPs: experts per layer and experts chosen per token (0 when dense)
+    n_experts: int = 0
+    top_k: int = 0
 
     @property
     def normalization_type(self) -> str:
@@ -57,21 +60,42 @@ def _out_features(module: nn.Module) -> int:
     raise TypeError(f"cannot tell the output size of {type(module).__name__}")
 
 
+_MOE_WIDTH = ("moe_intermediate_size", "expert_intermediate_size", "intermediate_size")
+_N_EXPERTS = ("num_local_experts", "num_experts", "n_routed_experts", "moe_num_experts")
+
+
+def _first_attr(config: Any, names: tuple[str, ...]) -> Any:
+    for name in names:
+        value = getattr(config, name, None)
+        if value:
+            return value
+    return None
+
+
 def build_config(
     hf_model: nn.Module, spec: ArchSpec, model_name: str, device: torch.device
 ) -> HookedModelConfig:
     """Read the dimensions from the HF config, checking them against the modules."""
     config: Any = hf_model.config
-    block = hf_model.get_submodule(spec.blocks)[0]  # type: ignore[index]
+    blocks: Any = hf_model.get_submodule(spec.blocks)
+    block = blocks[0]
     attn = block.get_submodule(spec.attn)
     n_heads = int(config.num_attention_heads)
     d_model = int(config.hidden_size)
     d_head = int(getattr(attn, "head_dim", None) or getattr(attn, "head_size", None) or 0)
     d_head = d_head or int(getattr(config, "head_dim", None) or d_model // n_heads)
     n_kv = int(getattr(config, "num_key_value_heads", None) or n_heads)
-    d_mlp = _out_features(block.get_submodule(spec.mlp_in))
-    if spec.mlp_gate_up_fused:
-        d_mlp //= 2
+    n_experts = top_k = 0
+    if spec.moe_experts is not None:
+        n_experts = int(_first_attr(config, _N_EXPERTS) or 0)
+        top_k = int(_first_attr(config, ("num_experts_per_tok", "moe_topk", "top_k")) or 0)
+    if spec.moe_experts is not None and spec.moe_layers is None:
+        d_mlp = int(_first_attr(config, _MOE_WIDTH) or 0)  # the experts' width, from the config
+    else:  # the dense layers' width
+        dense = next(i for i in range(len(blocks)) if "dense_mlp" in spec.layer_features(config, i))
+        d_mlp = _out_features(blocks[dense].get_submodule(spec.mlp_in))
+        if spec.mlp_gate_up_fused:
+            d_mlp //= 2
     rotary_dim: int | None = None
     if spec.positional == "rotary":
         rope = getattr(config, "rope_parameters", None) or {}
@@ -102,8 +126,10 @@ def build_config(
         rotary_dim=rotary_dim,
         parallel_residual=spec.is_parallel(config),
         norm=spec.norm,
-        gated_mlp=spec.mlp_up is not None or spec.mlp_gate_up_fused,
+        gated_mlp="gated_mlp" in spec.features(config),
         act_fn=act,
         dtype=dtype,
         device=device,
+        n_experts=n_experts,
+        top_k=top_k,
     )

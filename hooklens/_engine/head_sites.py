@@ -29,12 +29,23 @@ if TYPE_CHECKING:
 
 def add_head_sites(b: Builder, block: nn.Module, layer: int) -> None:
     """The on-demand points of one block whose adapter describes the weights they need."""
-    if b.spec.qkv is not None:
+    if b.spec.qkv is not None and b.spec.ln1 is not None:  # copies of the input to ln1
         _input_site(b, block, layer)
-    if b.spec.o_proj is not None:
+    if b.spec.o_proj is not None and _readable(lambda: read_o(b.spec, b.cfg, block)):
         _result_site(b, block, layer)
     if b.spec.ln2 is not None:
         _mlp_in_site(b, block, layer)
+
+
+def _readable(read: Any) -> bool:
+    """Whether a weight the point recomputes from can be read (a derived adapter may name an
+    output projection hooklens cannot read, e.g. BitNet's, whose o_proj is preceded by a norm
+    folded into it): without it the point is left out rather than computed wrong."""
+    try:
+        read()
+    except (TypeError, ValueError, AttributeError):
+        return False
+    return True
 
 
 def _first_input(args: tuple[Any, ...], kwargs: dict[str, Any]) -> torch.Tensor:
@@ -43,6 +54,7 @@ def _first_input(args: tuple[Any, ...], kwargs: dict[str, Any]) -> torch.Tensor:
 
 def _input_site(b: Builder, block: nn.Module, layer: int) -> None:
     spec, cfg = b.spec, b.cfg
+    assert spec.ln1 is not None
     ln1 = block.get_submodule(spec.ln1)
     mods = qkv_modules(spec, block)
     pending: list[torch.Tensor] = []

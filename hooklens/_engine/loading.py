@@ -23,22 +23,6 @@ def _resolve_dtype(dtype: torch.dtype | str | None) -> torch.dtype | str | None:
     return dtype
 
 
-def _check_config_early(name_or_path: str, hf_kwargs: dict[str, Any]) -> None:
-    """Fail before loading weights when the config names an architecture we cannot wrap."""
-    from transformers import AutoConfig
-
-    from ..architectures import adapter_for_config, check_supported
-
-    kwargs = {k: hf_kwargs[k] for k in _SHARED if k in hf_kwargs}
-    try:
-        config = AutoConfig.from_pretrained(name_or_path, **kwargs)
-    except Exception:  # let the model loader report what is wrong with the path
-        return
-    names = list(getattr(config, "architectures", None) or ())
-    if names and adapter_for_config(config) is None:
-        check_supported(names[0], config)
-
-
 def load_tokenizer(name_or_path: str, hf_model: nn.Module, hf_kwargs: dict[str, Any]) -> Any:
     """The tokenizer for `name_or_path` (or the model's own path), or None after one warning."""
     from transformers import AutoTokenizer
@@ -79,8 +63,6 @@ def load(
 
         # Fails in a second, with what works instead, when the Hub is needed and out of reach.
         hf_kwargs = hub_kwargs(name_or_path, hf_kwargs)
-        if "gguf_file" not in hf_kwargs:
-            _check_config_early(name_or_path, hf_kwargs)
         kwargs = dict(hf_kwargs)
         if dtype is not None:
             kwargs["dtype"] = dtype

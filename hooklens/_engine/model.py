@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import warnings
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from typing import Any
@@ -11,14 +12,16 @@ import torch
 from torch import nn
 
 from .._errors import (
+    MSG_DERIVED_MISMATCH,
     MSG_EMPTY_FILTER,
     MSG_MISSING_HOOK,
     MSG_UNKNOWN_HOOK,
     HookNameError,
     InputError,
+    UnsupportedModelError,
 )
 from ..analysis import WeightsMixin
-from ..architectures import check_supported
+from ..architectures import adapter_for_model
 from . import attention as _attention
 from . import memory as _memory
 from .blocks import BlocksMixin
@@ -38,6 +41,7 @@ from .sites import build_points
 from .stop import run_until
 from .tokens import TextOrTokens, TokenMixin
 from .unembed import unembed
+from .verify import verify
 
 NamesFilter = None | str | Sequence[str] | Callable[[str], bool]
 
@@ -57,7 +61,7 @@ class HookedModel(BlocksMixin, HooksMixin, TokenMixin, WeightsMixin):
     """
 
     def __init__(self, hf_model: nn.Module, tokenizer: Any = None, model_name: str = "") -> None:
-        spec = check_supported(type(hf_model).__name__, hf_model.config)
+        spec = adapter_for_model(hf_model)
         _attention.ensure_registered()
         self.hf_model = hf_model
         self.tokenizer = tokenizer
@@ -71,7 +75,19 @@ class HookedModel(BlocksMixin, HooksMixin, TokenMixin, WeightsMixin):
         self._features = spec.features(hf_model.config)
         #: Held by every call that runs the model or attaches hooks (see `ownership.py`).
         self.owner = Ownership()
-        self._build_points()
+        if not spec.derived:
+            self._build_points()
+            return
+        try:  # a guess from module names: checked against the model's own forward
+            self._build_points()
+            verify(self)
+        except UnsupportedModelError:
+            raise
+        except Exception as exc:
+            why = f"wrapping it raised {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+            raise UnsupportedModelError(
+                MSG_DERIVED_MISMATCH.format(cls=type(hf_model).__name__, problems=why)
+            ) from exc
 
     # -- construction ------------------------------------------------------------------------
     @classmethod
@@ -93,10 +109,16 @@ class HookedModel(BlocksMixin, HooksMixin, TokenMixin, WeightsMixin):
         `device`, `dtype`, `device_map` (e.g. "auto", with accelerate) and any other keyword
         (`gguf_file=`, `max_memory=`, `offload_folder=`, `revision=`...) go to transformers.
         """
-        hf_model, tokenizer = load(
-            name_or_path, hf_model, tokenizer, device, dtype, device_map, hf_kwargs
-        )
-        return cls(hf_model, tokenizer, model_name=name_or_path)
+        # Warnings of loading (a missing tokenizer) wait until the model is known to be wrapped.
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            hf_model, tokenizer = load(
+                name_or_path, hf_model, tokenizer, device, dtype, device_map, hf_kwargs
+            )
+            model = cls(hf_model, tokenizer, model_name=name_or_path)
+        for w in caught:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
+        return model
 
     def _build_points(self) -> None:
         self._points, self._builder = build_points(
@@ -128,7 +150,18 @@ class HookedModel(BlocksMixin, HooksMixin, TokenMixin, WeightsMixin):
         spec = POINTS_BY_SUFFIX.get(suffix)
         in_range = layer is None or 0 <= layer < self.cfg.n_layers
         in_scope = spec is not None and (spec.scope == "block") == (layer is not None)
-        if spec is not None and spec.requires is not None and in_range and in_scope:
+        feats = (
+            self._features
+            if layer is None or not in_range
+            else self.spec.layer_features(self.hf_model.config, layer)
+        )
+        if (
+            spec is not None
+            and spec.requires is not None
+            and spec.requires not in feats
+            and in_range
+            and in_scope
+        ):
             why = spec.missing.format(family=self.spec.family, layer=layer or 0)
             raise HookNameError(
                 MSG_MISSING_HOOK.format(name=name, family=self.spec.family, why=why)

@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 Scope = Literal["model", "block", "final"]
-Feature = Literal["learned_pos", "rotary", "sequential", "gated_mlp", "ln2", "mha"]
+Feature = Literal[
+    "learned_pos", "rotary", "sequential", "gated_mlp", "ln1", "ln2", "dense_mlp", "moe", "mha"
+]
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,17 @@ class PointSpec:
 
 _BPD = ("batch", "pos", "d_model")
 _PER_HEAD = "the residual stream entering the block (before ln1), one copy per {}; edits reach "
+_MOE_MLP = (
+    "{family}'s MLP is a mixture of experts, with no single hidden layer. Use "
+    "blocks.{layer}.mlp.hook_router_logits / hook_expert_indices / hook_expert_weights, or "
+    "blocks.{layer}.hook_mlp_out."
+)
+_DENSE = "{family}'s MLP is dense (no experts). Use blocks.{layer}.mlp.hook_pre / hook_post."
+_NO_LN1 = (
+    "{family} has no norm before attention: its norms are applied to what attention and the "
+    "MLP add to the stream (blocks.{layer}.hook_attn_out / hook_mlp_out are their outputs). "
+    "Use blocks.{layer}.hook_resid_pre, the attention's input."
+)
 
 POINTS: tuple[PointSpec, ...] = (
     PointSpec("hook_embed", "model", _BPD, "token embeddings (after any embedding scale)"),
@@ -94,8 +107,22 @@ POINTS: tuple[PointSpec, ...] = (
         _PER_HEAD.format("key/value head") + "that head's v (after hook_attn_in's edits)",
         on_demand=True,
     ),
-    PointSpec("ln1.hook_scale", "block", ("batch", "pos", "1"), "ln1 divisor (std or RMS)"),
-    PointSpec("ln1.hook_normalized", "block", _BPD, "ln1 output, the attention's input"),
+    PointSpec(
+        "ln1.hook_scale",
+        "block",
+        ("batch", "pos", "1"),
+        "ln1 divisor (std or RMS)",
+        "ln1",
+        _NO_LN1,
+    ),
+    PointSpec(
+        "ln1.hook_normalized",
+        "block",
+        _BPD,
+        "ln1 output, the attention's input",
+        "ln1",
+        _NO_LN1,
+    ),
     PointSpec(
         "attn.hook_q",
         "block",
@@ -193,6 +220,8 @@ POINTS: tuple[PointSpec, ...] = (
         "block",
         ("batch", "pos", "d_mlp"),
         "MLP pre-activation (the gate's, in gated MLPs)",
+        "dense_mlp",
+        _MOE_MLP,
     ),
     PointSpec(
         "mlp.hook_pre_linear",
@@ -207,6 +236,42 @@ POINTS: tuple[PointSpec, ...] = (
         "block",
         ("batch", "pos", "d_mlp"),
         "MLP hidden activation, the output projection's input",
+        "dense_mlp",
+        _MOE_MLP,
+    ),
+    PointSpec(
+        "mlp.hook_router_logits",
+        "block",
+        ("batch", "pos", "n_experts"),
+        "the router's logits per expert (read-only: routing is decided inside the router; "
+        "edit hook_expert_weights / hook_expert_indices)",
+        "moe",
+        _DENSE,
+    ),
+    PointSpec(
+        "mlp.hook_expert_indices",
+        "block",
+        ("batch", "pos", "top_k"),
+        "the experts each token is routed to (integer ids)",
+        "moe",
+        _DENSE,
+    ),
+    PointSpec(
+        "mlp.hook_expert_weights",
+        "block",
+        ("batch", "pos", "top_k"),
+        "the weight of each chosen expert's output",
+        "moe",
+        _DENSE,
+    ),
+    PointSpec(
+        "mlp.hook_expert_out",
+        "block",
+        ("batch", "pos", "top_k", "d_model"),
+        "each chosen expert's output, before its weight (computed only when hooked); the "
+        "experts' part of hook_mlp_out is their weighted sum",
+        "moe",
+        _DENSE,
     ),
     PointSpec("hook_mlp_out", "block", _BPD, "what the MLP adds to the residual stream"),
     PointSpec("hook_resid_post", "block", _BPD, "residual stream leaving the block"),

@@ -13,6 +13,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from .._errors import MSG_READ_ONLY, HookError
+from ..architectures._derive import norm_eps as _norm_eps
 from ..architectures._spec import ArchSpec, Proj
 from . import attention as _attention
 from .head_sites import add_head_sites
@@ -47,14 +49,6 @@ def _with_first(out: Any, new: torch.Tensor) -> Any:
     return (new, *out[1:]) if isinstance(out, tuple) else new
 
 
-def _norm_eps(module: nn.Module) -> float:
-    for attr in ("eps", "variance_epsilon", "epsilon"):
-        value = getattr(module, attr, None)
-        if isinstance(value, float | int):
-            return float(value)
-    return 1e-5
-
-
 class Builder:
     """Creates the points and sites of one wrapped model."""
 
@@ -63,6 +57,7 @@ class Builder:
         self.spec = spec
         self.cfg = cfg
         self.features = features
+        self.cfg_hf = hf_model.config
         self.frame = Frame()
         self.points: dict[str, HookPoint] = {}
         self.attn_sites: list[tuple[nn.Module, _attention.AttnSite]] = []
@@ -79,7 +74,8 @@ class Builder:
     # -- helpers -----------------------------------------------------------------------------
     def _new(self, suffix: str, layer: int | None, site: Site) -> HookPoint | None:
         spec = next(p for p in POINTS if p.suffix == suffix)
-        if spec.requires is not None and spec.requires not in self.features:
+        feats = self.features if layer is None else self.spec.layer_features(self.cfg_hf, layer)
+        if spec.requires is not None and spec.requires not in feats:
             return None
         point = HookPoint(point_name(spec, layer), layer, site)
         self.points[point.name] = point
@@ -262,6 +258,68 @@ class Builder:
         site_obj = _attention.AttnSite(q, k, v, rot_q, rot_k, scores, pattern, z)
         self.attn_sites.append((attn, site_obj))
 
+    def router_site(self, module: nn.Module, layer: int) -> None:
+        """`mlp.hook_router_logits`: the router's first output (tokens, n_experts), read-only."""
+        site = self._site(lambda: [module.register_forward_hook(hook)])
+        point = self._new("mlp.hook_router_logits", layer, site)
+        assert point is not None
+        bpd = self._bpd
+
+        def hook(mod: nn.Module, args: Any, out: Any) -> None:
+            logits = bpd(_first(out))
+            if point.fire(logits) is not logits:
+                raise HookError(MSG_READ_ONLY.format(name=point.name), point.name)
+
+    def experts_site(self, module: nn.Module, layer: int) -> None:
+        """`mlp.hook_expert_indices` / `hook_expert_weights` (batch, pos, top_k): the experts
+        module's inputs (hidden states (tokens, d_model), chosen ids, their weights)."""
+        site = self._site(lambda: [module.register_forward_pre_hook(hook, with_kwargs=True)])
+        idx_pt = self._new("mlp.hook_expert_indices", layer, site)
+        w_pt = self._new("mlp.hook_expert_weights", layer, site)
+        assert idx_pt is not None and w_pt is not None
+        bpd = self._bpd
+        keys = ("hidden_states", "top_k_index", "top_k_weights")
+
+        def hook(mod: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+            values = [*args, *(kwargs[k] for k in keys[len(args) :] if k in kwargs)]
+            changed = False
+            for i, pt in ((1, idx_pt), (2, w_pt)):
+                if pt.fns:
+                    t = values[i]
+                    v = bpd(t)
+                    new = pt.fire(v)
+                    if new is not v:
+                        values[i] = new.reshape(t.shape)
+                        changed = True
+            if not changed:
+                return None
+            rest = {k: v for k, v in kwargs.items() if k not in keys}
+            return tuple(values), rest
+
+    def expert_out_site(self, module: nn.Module, layer: int) -> None:
+        """`mlp.hook_expert_out` (batch, pos, top_k, d_model): each chosen expert's output,
+        recomputed one choice at a time with weight 1; an edit replaces the experts' output by
+        the weighted sum of the edited outputs."""
+        site = self._site(lambda: [module.register_forward_hook(hook, with_kwargs=True)])
+        point = self._new("mlp.hook_expert_out", layer, site)
+        assert point is not None
+        keys = ("hidden_states", "top_k_index", "top_k_weights")
+        frame = self.frame
+
+        def hook(mod: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> Any:
+            hidden, index, weights = [*args, *(kwargs[k] for k in keys[len(args) :])][:3]
+            one = torch.ones_like(weights[:, :1])
+            outs = torch.stack(
+                [mod.forward(hidden, index[:, k : k + 1], one) for k in range(index.shape[1])], 1
+            )  # (tokens, top_k, d_model)
+            view = outs.view(frame.batch, -1, *outs.shape[1:])
+            before = view.clone()  # the outputs are recomputed: in-place edits must count too
+            new = point.fire(view)
+            if new is view and torch.equal(view, before):
+                return None
+            mixed = (new.flatten(0, 1) * weights[..., None].to(new.dtype)).sum(1)
+            return _with_first(out, mixed.to(_first(out).dtype))
+
     def fused_gate_up_site(self, module: nn.Module, layer: int) -> None:
         """`mlp.hook_pre` (gate, first half) and `mlp.hook_pre_linear` (up, second half) of a
         fused gate_up projection (Phi-3)."""
@@ -291,7 +349,8 @@ def build_points(
     for layer, block in enumerate(b.blocks):
         sub = block.get_submodule
         b.input_site(block, "hook_resid_pre", layer, in_place=False)
-        b.norm_site(sub(spec.ln1), "ln1", layer)
+        if spec.ln1 is not None:
+            b.norm_site(sub(spec.ln1), "ln1", layer)
         qs, ks = spec.q_source, spec.k_source
         if qs is not None and ks is not None and qs == ks:
             b.proj_site(sub(qs.module), qs, layer, q=True, k=True)
@@ -302,17 +361,24 @@ def build_points(
                 b.proj_site(sub(ks.module), ks, layer, q=False, k=True)
         b.attention_site(sub(spec.attn), layer, q_here=qs is None, k_here=ks is None)
         b.output_site(sub(spec.attn_out), "hook_attn_out", layer)
+        mid_at = spec.resid_mid_at or spec.ln2
+        if mid_at is not None and "sequential" in features:
+            b.input_site(sub(mid_at), "hook_resid_mid", layer, in_place=True)
         if spec.ln2 is not None:
-            if "sequential" in features:
-                b.input_site(sub(spec.ln2), "hook_resid_mid", layer, in_place=True)
             b.norm_site(sub(spec.ln2), "ln2", layer)
-        if spec.mlp_gate_up_fused:
+        feats = spec.layer_features(model.config, layer)
+        if spec.moe_router is not None and spec.moe_experts is not None and "moe" in feats:
+            b.router_site(sub(spec.moe_router), layer)
+            b.experts_site(sub(spec.moe_experts), layer)
+            b.expert_out_site(sub(spec.moe_experts), layer)
+        elif spec.mlp_gate_up_fused:
             b.fused_gate_up_site(sub(spec.mlp_in), layer)
         else:
             b.output_site(sub(spec.mlp_in), "mlp.hook_pre", layer)
-        if spec.mlp_up is not None:
+        if spec.mlp_up is not None and "gated_mlp" in feats:
             b.output_site(sub(spec.mlp_up), "mlp.hook_pre_linear", layer)
-        b.input_site(sub(spec.mlp_down), "mlp.hook_post", layer, in_place=False)
+        if "dense_mlp" in feats:
+            b.input_site(sub(spec.mlp_down), "mlp.hook_post", layer, in_place=False)
         b.output_site(sub(spec.mlp_out), "hook_mlp_out", layer)
         b.output_site(block, "hook_resid_post", layer)
         add_head_sites(b, block, layer)

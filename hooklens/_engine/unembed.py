@@ -13,7 +13,7 @@ def unembed(model: Any, normed: torch.Tensor, token_ids: list[int] | None = None
 
     With `token_ids`, only those tokens' logits, in that order: (..., len(token_ids)), computed
     from their rows of the unembedding (what a logit difference needs), never the whole
-    vocabulary. Any final soft-cap of the family is applied, as the model does.
+    vocabulary. Any logit scale and final soft-cap of the family are applied, as the model does.
     """
     head: nn.Module = model.hf_model.get_submodule(model.spec.unembed)
     if token_ids is None:
@@ -24,6 +24,10 @@ def unembed(model: Any, normed: torch.Tensor, token_ids: list[int] | None = None
         ids = torch.as_tensor(token_ids, device=weight.device)
         rows_bias = bias[ids] if isinstance(bias, torch.Tensor) else None
         logits = nn.functional.linear(normed.to(weight.dtype), weight[ids], rows_bias)
+    if model.spec.logit_scale is not None:  # Cohere multiplies, Granite divides
+        scale_attr, op = model.spec.logit_scale
+        factor = getattr(model.hf_model.config, scale_attr)
+        logits = logits * factor if op == "mul" else logits / factor
     attr = model.spec.final_logit_softcap
     cap = getattr(model.hf_model.config, attr, None) if attr else None
     if cap:

@@ -189,6 +189,11 @@ class LayerWeights:
     def _norm(self, which: str) -> nn.Module:
         spec = self._model.spec
         path = spec.ln2 if which == "ln2" and spec.ln2 is not None else spec.ln1
+        if path is None:
+            raise ValueError(
+                f"{spec.family} has no norm before attention (its norms follow attention and "
+                "the MLP), so there is no ln1 weight to read or fold"
+            )
         return self._sub(path)
 
     def ln_w(self, which: str) -> torch.Tensor | None:

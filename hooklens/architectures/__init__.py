@@ -1,4 +1,5 @@
-"""Per-family adapters (see README.md here): one small declarative `ArchSpec` per family."""
+"""Adapters (see README.md here): one small declarative `ArchSpec` per family that needs one,
+and the derivation of the others from the model's own structure (`_derive.py`)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from typing import Any
 
 from .._errors import MSG_UNSUPPORTED, MSG_UNSUPPORTED_CONFIG, UnsupportedModelError
 from . import gemma2, gemma3, gpt2, gpt_neox, gptj, llama, mistral, opt, phi3, qwen2, qwen3
+from ._derive import derive
 from ._spec import ArchSpec, Proj
 
 ADAPTERS: tuple[ArchSpec, ...] = tuple(
@@ -25,11 +27,13 @@ def find_adapter(class_name: str) -> ArchSpec | None:
 
 
 def check_supported(class_name: str, config: Any) -> ArchSpec:
-    """The adapter for a model class, or a clear UnsupportedModelError."""
+    """The explicit adapter for a model class, or a clear UnsupportedModelError."""
     spec = find_adapter(class_name)
     if spec is None:
         raise UnsupportedModelError(
-            MSG_UNSUPPORTED.format(cls=class_name, supported=", ".join(supported_classes()))
+            MSG_UNSUPPORTED.format(
+                cls=class_name, supported=", ".join(supported_classes()), why="no adapter"
+            )
         )
     for attr, wanted, why in spec.config_requirements:
         value = getattr(config, attr, wanted)
@@ -38,6 +42,22 @@ def check_supported(class_name: str, config: Any) -> ArchSpec:
                 MSG_UNSUPPORTED_CONFIG.format(family=spec.family, why=why, attr=attr, value=value)
             )
     return spec
+
+
+def adapter_for_model(hf_model: Any) -> ArchSpec:
+    """The explicit adapter for the model's class, else one derived from its structure (to be
+    checked against its forward by the engine), else a clear UnsupportedModelError."""
+    class_name = type(hf_model).__name__
+    if find_adapter(class_name) is not None:
+        return check_supported(class_name, hf_model.config)
+    try:
+        return derive(hf_model)
+    except UnsupportedModelError as exc:
+        raise UnsupportedModelError(
+            MSG_UNSUPPORTED.format(
+                cls=class_name, supported=", ".join(supported_classes()), why=exc
+            )
+        ) from None
 
 
 def adapter_for_config(config: Any) -> ArchSpec | None:
@@ -53,6 +73,7 @@ __all__ = [
     "ArchSpec",
     "Proj",
     "adapter_for_config",
+    "adapter_for_model",
     "check_supported",
     "find_adapter",
     "supported_classes",

@@ -55,7 +55,7 @@ class ArchSpec:
     blocks: str
     final_norm: str
     unembed: str
-    ln1: str
+    ln1: str | None
     attn: str
     attn_out: str
     mlp_in: str
@@ -63,6 +63,14 @@ class ArchSpec:
     mlp_out: str
     ln2: str | None
     pos_embed: str | None = None
+    #: mixture-of-experts MLP: its router (returns logits per expert first) and its experts
+    #: module (called with hidden states, chosen expert ids, their weights); None when dense.
+    moe_router: str | None = None
+    moe_experts: str | None = None
+    #: the layers whose MLP is the mixture of experts, when others are dense (None: all)
+    moe_layers: tuple[int, ...] | None = None
+    #: the module whose first input is `hook_resid_mid` (edited in place), when not ln2
+    resid_mid_at: str | None = None
     mlp_up: str | None = None
     mlp_gate_up_fused: bool = False
     q_source: Proj | None = None
@@ -77,7 +85,14 @@ class ArchSpec:
     final_logit_softcap: str | None = None
     qkv: tuple[str, str, str] | None = None
     qkv_layout: Layout = "flat"
+    #: (config attribute, "mul" or "div"): a logit scale the model applies after its unembedding
+    #: (Cohere multiplies by `logit_scale`, Granite divides by `logits_scaling`).
+    logit_scale: tuple[str, str] | None = None
+    #: the attention's output projection (its input is `attn.hook_z`), where known
     o_proj: str | None = None
+    #: True for adapters derived from the model's structure (`_derive.py`): checked against the
+    #: model's own forward when a model is wrapped (`_engine/verify.py`).
+    derived: bool = False
     #: (config attribute, required value, why): configurations the adapter cannot describe.
     config_requirements: tuple[tuple[str, Any, str], ...] = field(default_factory=tuple)
     notes: str = ""
@@ -88,6 +103,16 @@ class ArchSpec:
             return bool(getattr(config, self.parallel_residual))
         return self.parallel_residual
 
+    def layer_features(self, config: Any, layer: int) -> frozenset[Feature]:
+        """The features of one block (a dense layer of a partly-MoE model has a dense MLP)."""
+        found = self.features(config)
+        if self.moe_layers is None or layer in self.moe_layers:
+            return found
+        dense: set[Feature] = {"dense_mlp"}
+        if self.mlp_up is not None or self.mlp_gate_up_fused:
+            dense.add("gated_mlp")
+        return (found - {"moe"}) | dense
+
     def features(self, config: Any) -> frozenset[Feature]:
         """The optional hook-point features this family (with this config) has."""
         found: set[Feature] = set()
@@ -97,8 +122,14 @@ class ArchSpec:
             found.add("rotary")
         if not self.is_parallel(config):
             found.add("sequential")
-        if self.mlp_up is not None or self.mlp_gate_up_fused:
+        if self.moe_experts is not None:
+            found.add("moe")
+        else:
+            found.add("dense_mlp")
+        if self.moe_experts is None and (self.mlp_up is not None or self.mlp_gate_up_fused):
             found.add("gated_mlp")
+        if self.ln1 is not None:
+            found.add("ln1")
         if self.ln2 is not None:
             found.add("ln2")
         kv = getattr(config, "num_key_value_heads", None)

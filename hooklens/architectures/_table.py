@@ -54,8 +54,11 @@ _WHEN = {
     "rotary": "rotary positions",
     "sequential": "sequential residual",
     "gated_mlp": "gated MLP",
+    "ln1": "a norm before attention",
     "ln2": "a separate MLP norm",
     "mha": "as many key/value heads as query heads (no grouped-query attention)",
+    "dense_mlp": "a dense MLP",
+    "moe": "a mixture-of-experts MLP",
 }
 #: marks for features that a family's config decides, not its adapter
 _PER_CONFIG = {"mha": "without GQA"}

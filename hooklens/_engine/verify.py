@@ -1,0 +1,155 @@
+"""Check a derived adapter against the model's own forward pass before wrapping the model.
+
+A derived adapter (`architectures/_derive.py`) is a guess from module names. One forward of a
+few tokens with every point attached tests what the guess claims: the logits do not change,
+every point fires with its declared shape, the points compose into the model's computation
+(embedding -> stream -> attention and MLP outputs -> stream -> logits), attention patterns are
+distributions and z is pattern @ v, and pre-rotary q/k equal the rotated ones at position 0.
+Any mismatch refuses the model with an error that lists what did not match.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+
+from .._errors import MSG_DERIVED_MISMATCH, UnsupportedModelError
+from .points import POINTS_BY_SUFFIX, split_name
+
+if TYPE_CHECKING:
+    from .model import HookedModel
+
+N_TOKENS = 5
+
+
+def _gap(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Largest difference of a and b, relative to b's scale (so bf16 models compare fairly)."""
+    return float((a.float() - b.float()).abs().max() / (1.0 + b.float().abs().max()))
+
+
+def verify(model: HookedModel) -> None:
+    """Raise UnsupportedModelError naming every claim of `model.spec` its forward contradicts."""
+    hf, c = model.hf_model, model.cfg
+    tol = 1e-4 if c.dtype == torch.float32 else 2e-2
+    gen = torch.Generator().manual_seed(0)
+    tokens = torch.randint(0, c.d_vocab, (1, N_TOKENS), generator=gen).to(c.device)
+    seen: dict[str, torch.Tensor] = {}  # what the model itself computes, recorded on the side
+    handles = []
+    spec = model.spec
+    if spec.o_proj is not None:
+        o_proj = hf.get_submodule(f"{spec.blocks}.0.{spec.o_proj}")
+        handles.append(o_proj.register_forward_pre_hook(lambda m, a: _keep(seen, "z", a[0])))
+    if spec.moe_experts is not None:
+        for layer in spec.moe_layers or range(c.n_layers):
+            experts = hf.get_submodule(f"{spec.blocks}.{layer}.{spec.moe_experts}")
+            handles.append(
+                experts.register_forward_hook(
+                    lambda m, a, out, key=f"experts{layer}": _keep(seen, key, out)
+                )
+            )
+    try:
+        with torch.no_grad():
+            ref = hf(input_ids=tokens, use_cache=False).logits
+            logits, activations = model.run_with_cache(tokens, names_filter=model.hook_names())
+    finally:
+        for handle in handles:
+            handle.remove()
+    cache = dict(activations.items())  # plain lookups (a cache miss would suggest names)
+    problems: list[str] = []
+
+    def expect(what: str, got: torch.Tensor, want: torch.Tensor) -> None:
+        if got.shape != want.shape:
+            problems.append(f"{what}: shape {tuple(got.shape)} != {tuple(want.shape)}")
+        elif (gap := _gap(got, want)) > tol:
+            problems.append(f"{what} (off by {gap:.2g})")
+
+    expect("logits with every point attached equal the model's own", logits, ref)
+    silent = [n for n in model.hook_names() if n not in cache]
+    if silent:
+        problems.append(f"points never fired: {', '.join(silent[:4])}")
+        if any(n.endswith("attn.hook_z") for n in silent):
+            problems.append("its attention does not call transformers' attention interface")
+        _refuse(c.architecture, problems)
+    dims = {
+        "batch": 1,
+        "pos": N_TOKENS,
+        "q": N_TOKENS,
+        "k": N_TOKENS,
+        "d_model": c.d_model,
+        "n_heads": c.n_heads,
+        "n_kv_heads": c.n_kv_heads,
+        "d_head": c.d_head,
+        "d_mlp": c.d_mlp,
+        "n_experts": c.n_experts,
+        "top_k": c.top_k,
+        "1": 1,
+    }
+    for name, value in cache.items():
+        want = tuple(dims[s] for s in POINTS_BY_SUFFIX[split_name(name)[1]].shape)
+        if tuple(value.shape) != want:
+            problems.append(f"{name} has shape {tuple(value.shape)}, declared {want}")
+    if problems:
+        _refuse(c.architecture, problems)
+    embed = cache["hook_embed"] + cache.get("hook_pos_embed", 0)
+    expect("hook_embed is the stream entering block 0", embed, cache["blocks.0.hook_resid_pre"])
+    rep = c.n_heads // c.n_kv_heads
+    for layer in range(c.n_layers):
+        b = f"blocks.{layer}."
+        pre, post = cache[b + "hook_resid_pre"], cache[b + "hook_resid_post"]
+        attn_out, mlp_out = cache[b + "hook_attn_out"], cache[b + "hook_mlp_out"]
+        expect(
+            f"{b}hook_resid_pre + hook_attn_out + hook_mlp_out is hook_resid_post",
+            pre + attn_out + mlp_out,
+            post,
+        )
+        if b + "hook_resid_mid" in cache:
+            expect(
+                f"{b}hook_resid_pre + hook_attn_out is hook_resid_mid",
+                pre + attn_out,
+                cache[b + "hook_resid_mid"],
+            )
+        if layer + 1 < c.n_layers:
+            expect(
+                f"{b}hook_resid_post enters block {layer + 1}",
+                post,
+                cache[f"blocks.{layer + 1}.hook_resid_pre"],
+            )
+        pattern = cache[b + "attn.hook_pattern"]
+        expect(f"{b}attn.hook_pattern sums to 1", pattern.sum(-1), torch.ones_like(pattern[..., 0]))
+        v = cache[b + "attn.hook_v"].repeat_interleave(rep, dim=2)
+        z = torch.einsum("bhqk,bkhd->bqhd", pattern.float(), v.float())
+        expect(f"{b}attn.hook_z is hook_pattern @ hook_v", cache[b + "attn.hook_z"], z)
+        if b + "mlp.hook_expert_out" in cache:
+            weights = cache[b + "mlp.hook_expert_weights"]
+            mixed = (cache[b + "mlp.hook_expert_out"] * weights[..., None]).sum(-2)
+            expect(
+                f"{b}mlp.hook_expert_out weighted by hook_expert_weights is the experts' output",
+                mixed.flatten(0, 1),
+                seen[f"experts{layer}"],
+            )
+        if c.positional == "rotary":
+            for x in ("q", "k"):
+                pre_rot, rot = cache[f"{b}attn.hook_{x}"], cache[f"{b}attn.hook_rot_{x}"]
+                what = f"{b}attn.hook_{x} is hook_rot_{x} at position 0 (rotary is the identity)"
+                expect(what, pre_rot[:, 0], rot[:, 0])
+    if "z" in seen:
+        z0 = cache["blocks.0.attn.hook_z"]
+        expect(f"{spec.o_proj}'s input is attn.hook_z", seen["z"], z0.flatten(-2))
+    last = cache[f"blocks.{c.n_layers - 1}.hook_resid_post"]
+    with torch.no_grad():
+        expect("unembed_resid(last hook_resid_post) is the logits", model.unembed_resid(last), ref)
+    if problems:
+        _refuse(c.architecture, problems)
+
+
+def _keep(seen: dict[str, torch.Tensor], key: str, value: object) -> None:
+    t = value[0] if isinstance(value, tuple) else value
+    if isinstance(t, torch.Tensor):
+        seen[key] = t.detach()
+
+
+def _refuse(cls: str, problems: list[str]) -> None:
+    raise UnsupportedModelError(
+        MSG_DERIVED_MISMATCH.format(cls=cls, problems="\n- ".join(problems))
+    )

@@ -1,0 +1,330 @@
+"""Derive an adapter from a loaded model's own structure (the pre-norm decoder template).
+
+Most causal LMs in transformers are the same decoder block under different names: a list of
+blocks, each with a norm, an attention module with q/k/v projections, an optional second norm,
+an MLP, and optional norms on what is added back to the residual stream. `derive` finds those
+modules by their names in the block (the names transformers uses, listed below as data), reads
+the norm type from what the norm module computes on a probe input, and reads the layout of a q/k
+norm's output from one tiny forward. It returns an `ArchSpec` marked `derived`, which the engine
+checks against the model's own forward before wrapping it (`_engine/verify.py`); a structure
+this template does not describe raises `UnsupportedModelError` naming what was not found.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from .._errors import UnsupportedModelError
+from ._spec import ArchSpec, Layout, Proj
+
+#: Candidate child names, in order of preference, for each role in a block.
+ATTN = ("self_attn", "attn", "self_attention", "attention")
+LN1 = ("input_layernorm", "attention_layernorm", "ln_1", "self_attn_layer_norm", "attn_norm")
+#: a norm before the MLP that, when present, makes post_attention_layernorm an output norm
+PRE_MLP = ("pre_feedforward_layernorm", "pre_mlp_layernorm", "pre_ff_layernorm")
+LN2 = ("post_attention_layernorm", "feedforward_layernorm", "ln_2", "final_layer_norm", "mlp_norm")
+ATTN_OUT_NORM = ("post_self_attn_layernorm",)
+MLP_OUT_NORM = ("post_feedforward_layernorm", "post_mlp_layernorm")
+MLP = ("mlp", "feed_forward", "ffn")
+#: (input projection, up projection or None, output projection, input is fused gate+up)
+MLP_PROJ = (
+    ("gate_proj", "up_proj", "down_proj", False),
+    ("gate_up_proj", None, "down_proj", True),
+    ("up_proj", None, "down_proj", False),
+    ("fc1", None, "fc2", False),
+    ("c_fc", None, "c_proj", False),
+    ("dense_h_to_4h", None, "dense_4h_to_h", False),
+)
+#: the module whose input is attn.hook_z (a norm on z before the output projection first)
+O_PROJ = ("attn_sub_norm", "o_proj", "dense", "out_proj", "c_proj")
+FINAL_NORM = ("norm", "final_layernorm", "ln_f", "final_layer_norm", "norm_f", "layer_norm")
+POS_EMBED = ("embed_positions", "wpe", "position_embeddings")
+#: the router of a mixture-of-experts MLP (next to its `experts`)
+ROUTER = ("gate", "router")
+#: config attributes of logit scaling: (attribute, "mul" or "div")
+LOGIT_SCALES = (("logit_scale", "mul"), ("logits_scaling", "div"))
+
+
+def _refuse(model: nn.Module, what: str) -> UnsupportedModelError:
+    return UnsupportedModelError(
+        f"{type(model).__name__} does not follow the pre-norm decoder template hooklens "
+        f"derives adapters from: {what}"
+    )
+
+
+def _child(parent: nn.Module, names: tuple[str, ...]) -> str | None:
+    for name in names:
+        if isinstance(getattr(parent, name, None), nn.Module):
+            return name
+    return None
+
+
+def _path_of(model: nn.Module, target: nn.Module | None) -> str | None:
+    if target is None:
+        return None
+    for name, module in model.named_modules():
+        if module is target:
+            return name
+    return None
+
+
+def _find_blocks(model: nn.Module, n_layers: int) -> str:
+    for name, module in model.named_modules():
+        if isinstance(module, nn.ModuleList) and len(module) == n_layers and name:
+            first = _signature(module[0])
+            for i, block in enumerate(module):
+                if _signature(block) != first:
+                    diff = sorted(set(_signature(block)) ^ set(first))[:2]
+                    raise _refuse(model, f"its layers differ (layer {i}: {diff})")
+            return name
+    raise _refuse(model, f"no list of {n_layers} blocks")
+
+
+def _signature(block: nn.Module) -> list[tuple[str, str]]:
+    """The block's modules, except inside its MLP (dense and MoE layers may alternate)."""
+    mlp = _child(block, MLP)
+    inside = f"{mlp}." if mlp else None
+    return [
+        (n, type(m).__name__ if n != mlp else "")
+        for n, m in block.named_modules()
+        if inside is None or not n.startswith(inside)
+    ]
+
+
+def _mlp_roles(model: nn.Module, mlp_mod: nn.Module, mlp: str) -> tuple[Any, ...]:
+    """("moe", router path, experts path, None) or (input, up or None, output, fused)."""
+    experts, router = _child(mlp_mod, ("experts",)), _child(mlp_mod, ROUTER)
+    if experts is not None and router is not None:
+        return ("moe", f"{mlp}.{router}", f"{mlp}.{experts}", None)
+    if experts is not None or _child(mlp_mod, ("router",)):
+        raise _refuse(model, f"its MLP {type(mlp_mod).__name__} has experts but no router")
+    proj = next((p for p in MLP_PROJ if all(_child(mlp_mod, (n,)) for n in p[:3] if n)), None)
+    if proj is None:
+        names = ", ".join(n for n, _ in mlp_mod.named_children())
+        raise _refuse(model, f"its MLP {type(mlp_mod).__name__} has no known projections ({names})")
+    gate, up, down, fused = proj
+    return (f"{mlp}.{gate}", f"{mlp}.{up}" if up else None, f"{mlp}.{down}", fused)
+
+
+def norm_eps(module: nn.Module) -> float:
+    """A norm module's epsilon, whatever its attribute is called."""
+    for attr in ("eps", "variance_epsilon", "epsilon"):
+        value = getattr(module, attr, None)
+        if isinstance(value, float | int):
+            return float(value)
+    return 1e-5
+
+
+def norm_kind(module: nn.Module, eps: float, width: int, like: torch.Tensor) -> tuple[str, float]:
+    """("rmsnorm" | "layernorm", weight offset) read from what `module` computes on a probe of
+    `width` features (device and dtype of `like`, for norms without a weight)."""
+    weight = getattr(module, "weight", None)
+    if isinstance(weight, torch.Tensor):
+        like, width = weight, weight.shape[-1]
+    if like.device.type == "meta":
+        raise UnsupportedModelError(f"{type(module).__name__} has no materialized weight")
+    gen = torch.Generator().manual_seed(0)
+    x = (torch.randn(3, width, generator=gen) * 2 + 0.5).to(like.device, like.dtype)
+    with torch.no_grad():
+        y = module(x).float()
+    xf = x.float()
+    w = weight.float() if isinstance(weight, torch.Tensor) else torch.ones_like(xf[0])
+    bias = getattr(module, "bias", None)
+    b = bias.float() if isinstance(bias, torch.Tensor) else 0.0
+    rms = xf / (xf.pow(2).mean(-1, keepdim=True) + eps).sqrt()
+    centred = xf - xf.mean(-1, keepdim=True)
+    ln = centred / (centred.pow(2).mean(-1, keepdim=True) + eps).sqrt()
+    tol = 1e-4 if like.dtype == torch.float32 else 3e-2
+    for kind, normed in (("rmsnorm", rms), ("layernorm", ln)):
+        for offset in (0.0, 1.0):
+            pred = normed * (w + offset) + b
+            if (pred - y).abs().max() <= tol * (1 + y.abs().max()):
+                return kind, offset
+    raise UnsupportedModelError(
+        f"{type(module).__name__} computes neither an RMSNorm nor a LayerNorm (x * w or "
+        "x * (1 + w), with its bias)"
+    )
+
+
+def _probe_layouts(model: nn.Module, modules: dict[str, nn.Module], n_heads: int) -> dict[str, Any]:
+    """Output shapes of `modules` in one forward of 3 tokens (batch 1)."""
+    shapes: dict[str, Any] = {}
+    handles = []
+    for key, mod in modules.items():
+
+        def record(m: nn.Module, a: Any, out: Any, key: str = key) -> None:
+            t = out[0] if isinstance(out, tuple) else out
+            shapes.setdefault(key, tuple(t.shape))
+
+        handles.append(mod.register_forward_hook(record))
+    n_pos = 3 if n_heads != 3 else 5
+    device = next(p.device for p in model.parameters())
+    try:
+        with torch.no_grad():
+            model(input_ids=torch.ones(1, n_pos, dtype=torch.long, device=device), use_cache=False)
+    finally:
+        for h in handles:
+            h.remove()
+    return {"n_pos": n_pos, **shapes}
+
+
+def _layout(shape: tuple[int, ...] | None, n_pos: int) -> Layout | None:
+    if shape is None:
+        return None
+    if len(shape) == 3 and shape[1] == n_pos:
+        return "flat"
+    if len(shape) == 4 and shape[1] == n_pos:
+        return "bphd"
+    if len(shape) == 4 and shape[2] == n_pos:
+        return "bhpd"
+    return None
+
+
+def derive(model: nn.Module) -> ArchSpec:
+    """An adapter for `model` from its module structure (checked later against its forward)."""
+    config: Any = model.config
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    n_layers = getattr(text, "num_hidden_layers", None)
+    if not isinstance(n_layers, int):
+        raise _refuse(model, "its config has no num_hidden_layers")
+    embed = _path_of(model, model.get_input_embeddings())  # type: ignore[operator]
+    unembed = _path_of(model, model.get_output_embeddings())  # type: ignore[operator]
+    if embed is None or unembed is None:
+        raise _refuse(model, "no input or output embedding module")
+    blocks = _find_blocks(model, n_layers)
+    parent_path = blocks.rpartition(".")[0]
+    parent = model.get_submodule(parent_path) if parent_path else model
+    final = _child(parent, FINAL_NORM)
+    if final is None:
+        raise _refuse(model, f"no final norm next to {blocks} (looked for {', '.join(FINAL_NORM)})")
+    all_blocks = list(model.get_submodule(blocks))  # type: ignore[call-overload]
+    block: nn.Module = all_blocks[0]
+    kind = type(block).__name__
+    attn = _child(block, ATTN)
+    if attn is None:
+        raise _refuse(model, f"{kind} has no attention module ({', '.join(ATTN)})")
+    attn_mod = block.get_submodule(attn)
+    ln1 = _child(block, LN1)
+    pre_mlp = _child(block, PRE_MLP)
+    # post-norm (OLMo 2): no norm reads the stream; norms sit on what attention and MLP add
+    post_norm = ln1 is None and pre_mlp is None and _child(block, MLP_OUT_NORM) is not None
+    if ln1 is None and not post_norm:
+        raise _refuse(model, f"{kind} has no norm before attention (looked for {', '.join(LN1)})")
+    if post_norm:
+        ln2: str | None = None
+        attn_out = _child(block, ("post_attention_layernorm", *ATTN_OUT_NORM)) or attn
+    elif pre_mlp is not None:  # sandwich norms: post_attention_layernorm is an output norm
+        ln2 = pre_mlp
+        attn_out = _child(block, ("post_attention_layernorm", *ATTN_OUT_NORM)) or attn
+    else:
+        ln2 = _child(block, LN2)
+        attn_out = _child(block, ATTN_OUT_NORM) or attn
+    mlp = _child(block, MLP)
+    moe: tuple[str, str] | None = None
+    moe_layers: tuple[int, ...] | None = None
+    mlp_in, mlp_up, mlp_down, fused = "", None, "", False
+    if mlp is None and _child(block, ("fc1",)) and _child(block, ("fc2",)):
+        # the MLP's projections sit in the block itself (OPT-style): fc2's output is mlp_out
+        mlp_in, mlp_up, mlp_down, fused, mlp_out = "fc1", None, "fc2", False, "fc2"
+    elif mlp is None:
+        raise _refuse(model, f"{kind} has no MLP ({', '.join(MLP)}, or fc1/fc2)")
+    else:
+        mlp_out = _child(block, MLP_OUT_NORM) or mlp
+        # each layer's MLP is dense or a mixture of experts (some models start dense)
+        roles = [_mlp_roles(model, b.get_submodule(mlp), mlp) for b in all_blocks]
+        dense = {r for r in roles if isinstance(r[0], str) and r[0] != "moe"}
+        experts = {r for r in roles if r[0] == "moe"}
+        if len(dense) > 1 or len(experts) > 1:
+            raise _refuse(model, f"its layers' MLPs differ ({sorted(dense | experts)})")
+        if experts:
+            (_, router, expert_mod, _), *_ = experts
+            moe = (router, expert_mod)
+            if dense:
+                moe_layers = tuple(i for i, r in enumerate(roles) if r[0] == "moe")
+        if dense:
+            ((mlp_in, mlp_up, mlp_down, fused),) = dense
+    o_proj = _child(attn_mod, O_PROJ)
+    sources = _qk_sources(model, attn_mod, attn, text)
+    pos_embed = _child(parent, POS_EMBED)
+    positional: Literal["learned", "rotary"] = "learned" if pos_embed is not None else "rotary"
+    if pos_embed is None and getattr(text, "rope_parameters", None) is None:
+        raise _refuse(model, "no learned position embedding and no rotary parameters")
+    like = next(model.parameters())
+    width = int(getattr(text, "hidden_size", 0) or like.shape[-1])
+    kinds = {
+        norm_kind(m, norm_eps(m), width, like)
+        for m in (
+            *(block.get_submodule(n) for n in (ln1, ln2) if n),
+            parent.get_submodule(final),
+        )
+    }
+    if len(kinds) > 1:
+        raise _refuse(model, f"its norms compute different things ({sorted(kinds)})")
+    (norm, offset), *_ = kinds
+    scale = next(
+        ((a, op) for a, op in LOGIT_SCALES if getattr(text, a, None) not in (None, 1)), None
+    )
+    cap = "final_logit_softcapping" if getattr(text, "final_logit_softcapping", None) else None
+    prefix = f"{parent_path}." if parent_path else ""
+    return ArchSpec(
+        family=str(getattr(config, "model_type", kind)),
+        hf_classes=(type(model).__name__,),
+        embed=embed,
+        blocks=blocks,
+        final_norm=prefix + final,
+        unembed=unembed,
+        ln1=ln1,
+        attn=attn,
+        attn_out=attn_out,
+        ln2=ln2,
+        mlp_in=mlp_in,
+        mlp_up=mlp_up,
+        mlp_gate_up_fused=fused,
+        mlp_down=mlp_down,
+        mlp_out=mlp_out,
+        moe_router=moe[0] if moe else None,
+        moe_experts=moe[1] if moe else None,
+        moe_layers=moe_layers,
+        o_proj=f"{attn}.{o_proj}" if o_proj else None,
+        q_source=sources[0],
+        k_source=sources[1],
+        pos_embed=prefix + pos_embed if pos_embed else None,
+        positional=positional,
+        norm=norm,  # type: ignore[arg-type]
+        norm_weight_offset=offset,
+        parallel_residual=ln2 is None and not post_norm,
+        resid_mid_at=(mlp or mlp_in) if post_norm else None,
+        final_logit_softcap=cap,
+        logit_scale=scale,
+        derived=True,
+    )
+
+
+def _qk_sources(model: nn.Module, attn_mod: nn.Module, attn: str, text: Any) -> tuple[Proj, Proj]:
+    """Where pre-rotary q and k are read: the q/k norms when present, else the projections."""
+    if _child(attn_mod, ("qkv_proj",)) and not _child(attn_mod, ("q_proj",)):
+        fused = Proj(f"{attn}.qkv_proj", "concat_qkv")
+        return fused, fused
+    if not all(_child(attn_mod, (n,)) for n in ("q_proj", "k_proj", "v_proj")):
+        names = ", ".join(n for n, _ in attn_mod.named_children())
+        raise _refuse(model, f"its attention {type(attn_mod).__name__} has no q/k/v ({names})")
+    q_name = _child(attn_mod, ("q_norm", "q_layernorm")) or "q_proj"
+    k_name = _child(attn_mod, ("k_norm", "k_layernorm")) or "k_proj"
+    if q_name == "q_proj" and k_name == "k_proj":
+        return Proj(f"{attn}.q_proj"), Proj(f"{attn}.k_proj")
+    # the same module instance in every block: probe block 0's
+    probe = _probe_layouts(
+        model,
+        {"q": attn_mod.get_submodule(q_name), "k": attn_mod.get_submodule(k_name)},
+        int(getattr(text, "num_attention_heads", 0) or 0),
+    )
+    q_layout = _layout(probe.get("q"), probe["n_pos"])
+    k_layout = _layout(probe.get("k"), probe["n_pos"])
+    if q_layout is None or k_layout is None:
+        raise _refuse(
+            model, f"cannot tell the layout of {q_name}/{k_name} outputs {probe.get('q')}"
+        )
+    return Proj(f"{attn}.{q_name}", q_layout), Proj(f"{attn}.{k_name}", k_layout)

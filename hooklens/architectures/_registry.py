@@ -1,0 +1,159 @@
+"""Every causal-LM type of the installed transformers, tried as a user would: a tiny random model.
+
+`survey()` builds a tiny config of each type in `MODEL_FOR_CAUSAL_LM_MAPPING_NAMES` (2 layers,
+width 64, vocabulary 128), runs the HF model, saves it, loads it with
+`HookedModel.from_pretrained` and records the outcome: wrapped (by an explicit or a derived
+adapter), not wrapped (with hooklens's reason), or cannot run here (with the model's own error).
+The family table of README.md is rendered from it (`python -m hooklens.architectures._registry`),
+and the registry test asserts the wrapped models' points on the same outcomes.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+
+VOCAB = 128
+#: Tiny dimensions, under every spelling configs use; only the keys a config has are passed.
+TINY: dict[str, Any] = {
+    "num_hidden_layers": 2, "hidden_size": 64, "intermediate_size": 128,
+    "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16, "vocab_size": VOCAB,
+    "max_position_embeddings": 64, "n_layer": 2, "n_embd": 64, "n_head": 4, "n_positions": 64,
+    "n_inner": 128, "ffn_dim": 128, "num_layers": 2, "d_model": 64, "num_local_experts": 4,
+    "num_experts": 4, "n_routed_experts": 4, "num_experts_per_tok": 2,
+    "moe_intermediate_size": 32, "pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2,
+}  # fmt: skip
+#: Per-type corrections where the generic dimensions contradict another default.
+OVERRIDES: dict[str, dict[str, Any]] = {
+    "gptj": {"rotary_dim": 4},
+    "codegen": {"rotary_dim": 4},
+    "gpt_neo": {"attention_types": [[["global", "local"], 1]], "window_size": 4},
+}
+#: A tiny config bigger than this did not shrink (some key is spelled differently).
+MAX_PARAMS = 4_000_000
+Status = Literal["wrapped", "not wrapped", "cannot run"]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one registry type. `adapter` is "explicit" or "derived" when wrapped."""
+
+    model_type: str
+    class_name: str
+    status: Status
+    reason: str = ""
+    adapter: str = ""
+
+
+def causal_lm_types() -> dict[str, str]:
+    """model type -> causal-LM class name, from the installed transformers."""
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    return dict(MODEL_FOR_CAUSAL_LM_MAPPING_NAMES)
+
+
+def tiny_config(model_type: str) -> Any:
+    """A tiny config of `model_type` (the keys of TINY it has, plus OVERRIDES)."""
+    from transformers import CONFIG_MAPPING
+
+    cls = CONFIG_MAPPING[model_type]
+    keys = set(cls().to_dict()) | set(getattr(cls, "attribute_map", {}))
+    kwargs = {k: v for k, v in TINY.items() if k in keys}
+    kwargs.update(OVERRIDES.get(model_type, {}))
+    return cls(**kwargs)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:160] if text else ''}"
+
+
+def _sharpen(model: torch.nn.Module) -> None:
+    """Larger random weights than HF's init (std 0.02 makes attention near uniform)."""
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.ndim >= 2:  # matrices, and experts' stacked matrices
+                p.normal_(0, 0.2)
+            elif "norm" in name or "ln" in name:
+                p.uniform_(0.5, 1.5) if p.mean() > 0.5 else p.uniform_(-0.3, 0.3)
+
+
+def build(model_type: str, folder: Path, seed: int = 0) -> Outcome | None:
+    """Save a tiny random model of `model_type` in `folder`; an Outcome when it cannot run."""
+    from transformers import AutoModelForCausalLM
+
+    cls_name = causal_lm_types()[model_type]
+    try:
+        config = tiny_config(model_type)
+        with torch.device("meta"):
+            size = sum(p.numel() for p in AutoModelForCausalLM.from_config(config).parameters())
+        if size > MAX_PARAMS:
+            why = f"its tiny config still has {size:,} parameters (a size key is not shrunk)"
+            return Outcome(model_type, cls_name, "cannot run", why)
+        torch.manual_seed(seed)
+        model = AutoModelForCausalLM.from_config(config).eval()
+        _sharpen(model)
+        with torch.no_grad():
+            model(input_ids=torch.randint(3, VOCAB, (1, 6)), use_cache=False)
+        model.save_pretrained(folder)
+    except Exception as exc:  # the model's own code fails on its tiny config
+        return Outcome(model_type, cls_name, "cannot run", _first_line(exc))
+    return None
+
+
+def load(model_type: str, folder: Path, tokenizer: Any = None) -> tuple[Outcome, Any]:
+    """Load a built folder with HookedModel.from_pretrained: (outcome, model or None)."""
+    from .. import HookedModel
+    from .._errors import NoTokenizerWarning, UnsupportedModelError
+
+    cls_name = causal_lm_types()[model_type]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NoTokenizerWarning)
+            model = HookedModel.from_pretrained(str(folder), tokenizer=tokenizer)
+    except UnsupportedModelError as exc:
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        why = lines[0].split(": ", 1)[-1] if "derived" not in lines[0] else lines[2].lstrip("- ")
+        return Outcome(model_type, cls_name, "not wrapped", why), None
+    kind = "derived" if model.spec.derived else "explicit"
+    return Outcome(model_type, cls_name, "wrapped", adapter=kind), model
+
+
+def survey(types: list[str] | None = None) -> list[Outcome]:
+    """The outcome of every causal-LM type (or of `types`)."""
+    found = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for model_type in types or list(causal_lm_types()):
+            folder = Path(tmp) / model_type
+            failed = build(model_type, folder)
+            found.append(failed or load(model_type, folder)[0])
+    return found
+
+
+def family_table(outcomes: list[Outcome]) -> str:
+    """Markdown: counts, then one row per registry type."""
+    wrapped = [o for o in outcomes if o.status == "wrapped"]
+    runs = [o for o in outcomes if o.status != "cannot run"]
+    derived = sum(o.adapter == "derived" for o in wrapped)
+    rows = [
+        f"{len(outcomes)} causal-LM types registered; {len(runs)} build and run as tiny models; "
+        f"hooklens wraps {len(wrapped)} ({len(wrapped) - derived} by an explicit adapter, "
+        f"{derived} derived).",
+        "",
+        "| model type | HF class | hooklens | why not |",
+        "|---|---|---|---|",
+    ]
+    for o in outcomes:
+        state = f"yes ({o.adapter})" if o.status == "wrapped" else o.status
+        why = o.reason.replace("|", "\\|")
+        rows.append(f"| {o.model_type} | `{o.class_name}` | {state} | {why} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(family_table(survey()))

@@ -1,0 +1,263 @@
+"""Every causal-LM type of the installed transformers, from its own registry: a tiny model of
+each is built, saved and loaded through the real loader; wrapped ones must match HF exactly.
+
+Types whose tiny model cannot run here, and types hooklens does not wrap, are skipped with
+their reason and listed by `test_registry_summary` (run with `-s` to see the table).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+from hooklens._engine.points import is_on_demand
+from hooklens.architectures._registry import VOCAB, build, causal_lm_types, family_table, load
+
+from .conftest import _tokenizer
+from .test_families import O_PROJ
+
+TYPES = list(causal_lm_types())
+#: Raise this as more types are wrapped; it must never go down.
+WRAPPED_AT_LEAST = 62
+README = Path(__file__).parents[2] / "hooklens" / "architectures" / "README.md"
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory):
+    """model type -> (Outcome, HookedModel or None), built once per session."""
+    done: dict[str, tuple] = {}
+
+    def get(model_type: str):
+        if model_type not in done:
+            folder = tmp_path_factory.mktemp("registry") / model_type
+            failed = build(model_type, folder)
+            done[model_type] = (failed, None) if failed else load(model_type, folder, _tokenizer())
+        return done[model_type]
+
+    return get
+
+
+def _o_proj(model, layer):
+    block = model.hf_model.get_submodule(model.spec.blocks)[layer]
+    path = model.spec.o_proj or O_PROJ.get(model.cfg.family, "self_attn.o_proj")
+    return block.get_submodule(path)
+
+
+@pytest.mark.parametrize("model_type", TYPES)
+def test_registry_type(registry, model_type):
+    outcome, model = registry(model_type)
+    if model is None:
+        pytest.skip(f"{outcome.status}: {outcome.reason}")
+    hf, c = model.hf_model, model.cfg
+    tokens = torch.randint(4, VOCAB, (2, 7), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        ref = hf(tokens).logits
+        plain = model(tokens)
+        logits, cache = model.run_with_cache(tokens)
+    assert (plain - ref).abs().max() <= 1e-4
+    assert (logits - ref).abs().max() <= 1e-4
+    assert list(cache.keys()) == [n for n in model.hook_names() if not is_on_demand(n)]
+    assert "hook_embed" in cache
+    for layer in range(c.n_layers):
+        for suffix in ("hook_resid_pre", "hook_resid_post", "hook_attn_out", "hook_mlp_out",
+                       "attn.hook_q", "attn.hook_k", "attn.hook_v", "attn.hook_attn_scores",
+                       "attn.hook_z"):  # fmt: skip
+            assert f"blocks.{layer}.{suffix}" in cache
+        pattern = cache[f"blocks.{layer}.attn.hook_pattern"]
+        torch.testing.assert_close(pattern.sum(-1), torch.ones_like(pattern[..., 0]))
+        torch.testing.assert_close(
+            cache[f"blocks.{layer}.attn.hook_attn_scores"].softmax(-1),
+            pattern,
+            atol=1e-5,
+            rtol=1e-4,
+        )
+    _check_edits(model, tokens, ref)
+    if model.spec.moe_experts is not None:
+        _check_routing(model, tokens, ref, cache)
+
+
+def _check_edits(model, tokens, base):
+    """Edits at resid_pre, z and pattern equal the same edits made with raw torch hooks."""
+    hf, c = model.hf_model, model.cfg
+    blocks = hf.get_submodule(model.spec.blocks)
+    noise = torch.randn(*tokens.shape, c.d_model, generator=torch.Generator().manual_seed(3))
+    head = 1
+
+    def raw_run(module, pre_hook):
+        handle = module.register_forward_pre_hook(pre_hook, with_kwargs=True)
+        try:
+            return hf(tokens).logits
+        finally:
+            handle.remove()
+
+    def raw_resid(mod, args, kwargs):
+        if args:
+            return (args[0] + noise, *args[1:]), kwargs
+        return args, {**kwargs, "hidden_states": kwargs["hidden_states"] + noise}
+
+    def zero_head(x, hook):
+        x[:, :, head] = 0
+
+    def raw_z(mod, args, kwargs):
+        z = args[0].clone()
+        z[..., head * c.d_head : (head + 1) * c.d_head] = 0
+        return (z, *args[1:]), kwargs
+
+    with torch.no_grad():
+        ours = model.run_with_hooks(
+            tokens, fwd_hooks=[("blocks.1.hook_resid_pre", lambda x, h: x + noise)]
+        )
+        assert (ours - base).abs().max() > 1e-3
+        torch.testing.assert_close(ours, raw_run(blocks[1], raw_resid), atol=1e-5, rtol=1e-4)
+        ours = model.run_with_hooks(tokens, fwd_hooks=[("blocks.0.attn.hook_z", zero_head)])
+        assert (ours - base).abs().max() > 1e-3
+        torch.testing.assert_close(ours, raw_run(_o_proj(model, 0), raw_z), atol=1e-5, rtol=1e-4)
+        # pattern: one head attends only to position 0, so its z is v at position 0
+        _, cache = model.run_with_cache(tokens, names_filter="blocks.0.attn.hook_v")
+        v0 = cache["blocks.0.attn.hook_v"][:, 0, head // (c.n_heads // c.n_kv_heads)]
+
+        def to_first(p, hook):
+            p[:, head] = 0
+            p[:, head, :, 0] = 1
+
+        def raw_pattern(mod, args, kwargs):
+            z = args[0].clone()
+            z[..., head * c.d_head : (head + 1) * c.d_head] = v0[:, None, :]
+            return (z, *args[1:]), kwargs
+
+        ours = model.run_with_hooks(tokens, fwd_hooks=[("blocks.0.attn.hook_pattern", to_first)])
+        assert (ours - base).abs().max() > 1e-3
+        torch.testing.assert_close(
+            ours, raw_run(_o_proj(model, 0), raw_pattern), atol=1e-5, rtol=1e-4
+        )
+
+
+def _check_routing(model, tokens, base, cache):
+    """Router points have their shapes; an edit of the expert weights equals the raw one."""
+    c = model.cfg
+    layers = model.spec.moe_layers or range(c.n_layers)
+    for layer in layers:
+        b = f"blocks.{layer}.mlp."
+        assert cache[b + "hook_router_logits"].shape == (*tokens.shape, c.n_experts)
+        idx = cache[b + "hook_expert_indices"]
+        assert idx.shape == (*tokens.shape, c.top_k) and not idx.is_floating_point()
+        assert int(idx.max()) < c.n_experts
+        weights = cache[b + "hook_expert_weights"]
+        assert weights.shape == (*tokens.shape, c.top_k)
+        expert_out = cache[b + "hook_expert_out"]
+        assert expert_out.shape == (*tokens.shape, c.top_k, c.d_model)
+    first = layers[0]
+    experts = model.hf_model.get_submodule(f"{model.spec.blocks}.{first}.{model.spec.moe_experts}")
+
+    def drop_first(w, hook):
+        w[..., 0] = 0
+        w[..., 1:] *= 0.1
+
+    def raw(mod, args, kwargs):
+        hidden, index, weights = args
+        weights = weights.clone()
+        weights[..., 0] = 0
+        weights[..., 1:] *= 0.1
+        return (hidden, index, weights), kwargs
+
+    with torch.no_grad():
+        ours = model.run_with_hooks(
+            tokens, fwd_hooks=[(f"blocks.{first}.mlp.hook_expert_weights", drop_first)]
+        )
+        handle = experts.register_forward_pre_hook(raw, with_kwargs=True)
+        try:
+            want = model.hf_model(tokens).logits
+        finally:
+            handle.remove()
+    assert (ours - base).abs().max() > 1e-4
+    torch.testing.assert_close(ours, want, atol=1e-5, rtol=1e-4)
+
+    # scaling the chosen experts' outputs is the same as scaling their weights
+    def zero_first(out, hook):
+        out[..., 0, :] = 0
+        out[..., 1:, :] *= 0.1
+
+    with torch.no_grad():
+        ours = model.run_with_hooks(
+            tokens, fwd_hooks=[(f"blocks.{first}.mlp.hook_expert_out", zero_first)]
+        )
+    torch.testing.assert_close(ours, want, atol=1e-5, rtol=1e-4)
+
+
+def test_registry_summary(registry):
+    """Prints every type's outcome; the number wrapped never goes down."""
+    outcomes = [registry(t)[0] for t in TYPES]
+    print("\n" + family_table(outcomes))
+    assert sum(o.status == "wrapped" for o in outcomes) >= WRAPPED_AT_LEAST
+    for o in outcomes:
+        assert o.status == "wrapped" or o.reason, o.model_type
+
+
+def test_readme_family_table_is_current(registry):
+    """architectures/README.md's family table is the one the registry gives now
+    (regenerate with `python -m hooklens.architectures._registry`)."""
+    table = family_table([registry(t)[0] for t in TYPES])
+    text = README.read_text()
+    found = re.search(r"<!-- families -->\n(.*?)\n<!-- /families -->", text, re.S)
+    assert found is not None, "README.md has no <!-- families --> section"
+    assert found.group(1) == table
+
+
+def test_post_norm_block_has_no_ln1(registry):
+    """OLMo 2 normalizes what attention and the MLP add, not the stream: no ln1/ln2 points,
+    and asking for one says why."""
+    import hooklens as hl
+
+    _, model = registry("olmo2")
+    assert model is not None and model.spec.derived
+    assert not any(".ln1." in n or ".ln2." in n for n in model.hook_names())
+    assert "blocks.0.hook_resid_mid" in model.hook_names()
+    with pytest.raises(hl.HookNameError, match="no norm before attention"):
+        model.run_with_cache(torch.tensor([[5, 6]]), names_filter="blocks.0.ln1.hook_scale")
+
+
+def test_router_logits_are_read_only(registry):
+    import hooklens as hl
+
+    _, model = registry("mixtral")
+    assert model is not None
+    with pytest.raises(hl.HookError, match="read-only"):
+        model.run_with_hooks(
+            torch.tensor([[5, 6, 7]]),
+            fwd_hooks=[("blocks.0.mlp.hook_router_logits", lambda x, h: x * 2)],
+        )
+    with pytest.raises(hl.HookNameError, match="mixture of experts"):
+        model.run_with_cache(torch.tensor([[5, 6]]), names_filter="blocks.0.mlp.hook_post")
+
+
+def test_derived_adapter_that_does_not_match_is_refused(tmp_path):
+    """DiffLlama looks like Llama by its module names, but post-processes attention's output
+    before o_proj: the check at load refuses it and names what did not match."""
+    import hooklens as hl
+
+    assert build("diffllama", tmp_path) is None
+    with pytest.raises(hl.UnsupportedModelError, match="not reproduce the model") as info:
+        hl.HookedModel.from_pretrained(str(tmp_path), tokenizer=_tokenizer())
+    assert "o_proj's input is attn.hook_z" in str(info.value)
+
+
+def test_dense_layers_of_a_partly_moe_model(registry):
+    """GLM-4 MoE starts with dense layers: their MLP points are the dense ones, and asking a
+    dense layer for its router says why there is none."""
+    import hooklens as hl
+
+    _, model = registry("glm4_moe")
+    assert model is not None and model.spec.moe_layers
+    dense = next(i for i in range(model.cfg.n_layers) if i not in model.spec.moe_layers)
+    moe = model.spec.moe_layers[0]
+    names = model.hook_names()
+    assert f"blocks.{dense}.mlp.hook_post" in names
+    assert f"blocks.{moe}.mlp.hook_router_logits" in names
+    assert f"blocks.{moe}.mlp.hook_post" not in names
+    with pytest.raises(hl.HookNameError, match="is dense"):
+        model.run_with_cache(
+            torch.tensor([[5, 6]]), names_filter=f"blocks.{dense}.mlp.hook_router_logits"
+        )
