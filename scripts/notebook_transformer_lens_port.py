@@ -54,9 +54,11 @@ model = hl.HookedModel.from_pretrained(
 device = utils.get_device()"""),
     ("md", """## The task
 
-A prompt names two people; the model should complete it with the one who is *not* the subject
-of the second clause (the indirect object)."""),
-    ("code", """example_prompt = "After John and Mary went to the store, John gave a bottle of milk to"
+A prompt names two people; the model should complete it with the one who is *not* the
+subject of the second clause (the indirect object)."""),
+    ("code", """example_prompt = (
+    "After John and Mary went to the store, John gave a bottle of milk to"
+)
 example_answer = " Mary"
 utils.test_prompt(example_prompt, example_answer, model, prepend_bos=True)"""),
     ("code", """prompt_format = [
@@ -119,9 +121,11 @@ accumulated_residual, labels = cache.accumulated_resid(
     layer=-1, incl_mid=True, pos_slice=-1, return_labels=True
 )
 logit_lens_logit_diffs = residual_stack_to_logit_diff(accumulated_residual, cache)
-line(logit_lens_logit_diffs, x=np.arange(model.cfg.n_layers * 2 + 1) / 2, hover_name=labels,
-     title="Logit difference from the accumulated residual stream")"""),
-    ("code", """per_layer_residual, labels = cache.decompose_resid(layer=-1, pos_slice=-1, return_labels=True)
+line(logit_lens_logit_diffs, x=np.arange(model.cfg.n_layers * 2 + 1) / 2,
+     hover_name=labels, title="Logit difference from the accumulated residual stream")"""),
+    ("code", """per_layer_residual, labels = cache.decompose_resid(
+    layer=-1, pos_slice=-1, return_labels=True
+)
 per_layer_logit_diffs = residual_stack_to_logit_diff(per_layer_residual, cache)
 line(per_layer_logit_diffs, hover_name=labels, title="Logit difference from each layer")"""),
     ("code", """per_head_residual, labels = cache.stack_head_results(
@@ -227,9 +231,13 @@ for layer in range(model.cfg.n_layers):
             return_type="logits",
         )
         patched_logit_diff = logits_to_ave_logit_diff(patched_logits, answer_tokens)
-        patched_head_z_diff[layer, head_index] = normalize_patched_logit_diff(patched_logit_diff)
+        patched_head_z_diff[layer, head_index] = normalize_patched_logit_diff(
+            patched_logit_diff
+        )
 print("max |loop - batched| =", float((every_head[0] - patched_head_z_diff).abs().max()))"""),
-    ("code", """top_heads_by_output_patch = torch.topk(patched_head_z_diff.abs().flatten(), k=6).indices
+    ("code", """top_heads_by_output_patch = torch.topk(
+    patched_head_z_diff.abs().flatten(), k=6
+).indices
 HTML(visualize_attention_patterns(top_heads_by_output_patch, cache, tokens[0],
                                   "Heads whose output patch matters most"))"""),
 ]

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import nbformat
+from notebook_transformer_lens_port import CELLS as TRANSFORMER_LENS_PORT
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
@@ -270,6 +271,7 @@ def main() -> None:
     write("quickstart.ipynb", QUICKSTART)
     write("real_model.ipynb", REAL_MODEL)
     write("hooks.ipynb", HOOKS)
+    write("transformer_lens_port.ipynb", TRANSFORMER_LENS_PORT)
 
 
 if __name__ == "__main__":
