@@ -145,3 +145,28 @@ def test_errors_name_the_order_and_the_arguments(tiny_model: Any) -> None:
         patching.get_act_patch_resid_pre(tiny_model, corrupted2, cache2, lambda x: x[:, -1, A])
     with pytest.raises(NotImplementedError, match="pattern_by_pos"):
         patching.get_act_patch_attn_head_pattern_dest_src_pos(tiny_model, corrupted, cache, 0)
+
+
+def test_full_forward_fallback_gives_the_same_cells(tiny_model: Any) -> None:
+    """A family whose blocks take an argument partial runs cannot re-target runs every batch as
+    a full forward (RecordedRun.skips False): slower, the same numbers."""
+    from hooklens.metrics import TokenMetric
+    from hooklens.patching._evaluate import CellMetric
+    from hooklens.patching._plan import _Cell
+    from hooklens.patching._sweep import run_cells
+    from hooklens.patching._types import cell_patch
+
+    clean, corrupted = prompt_pair()
+    metric = TokenMetric("logit_diff", A, B)
+    with torch.no_grad():
+        _, cache = tiny_model.run_with_cache(clean)
+    results = []
+    for skips in (True, False):
+        patcher = patching.Patcher(tiny_model, corrupted, cache)
+        patcher.base.skips = skips
+        cells = [_Cell((layer, pos), layer, cell_patch("resid_pre", layer, pos), pos)
+                 for layer in range(4) for pos in range(9)]  # fmt: skip
+        raw = torch.zeros(4, 9)
+        run_cells(patcher, cells, CellMetric(patcher, metric, per_batch=False), raw)
+        results.append(raw)
+    torch.testing.assert_close(results[0], results[1], atol=1e-4, rtol=1e-4)
