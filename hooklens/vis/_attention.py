@@ -16,8 +16,9 @@ import traitlets
 
 from .._engine.model import HookedModel
 from .._engine.tokens import one_prompt, token_strings
+from ._port import PortedView
 from ._tokens import as_token_strings
-from ._widget import HookLensWidget, index_param, rpc_method
+from ._widget import index_param, rpc_method
 from ._wire import as_numpy, decode_tensor, encode_tensor
 
 
@@ -43,7 +44,7 @@ def _as_patterns(attention: Any, n_tokens: int) -> np.ndarray:
     return np.ascontiguousarray(array.astype(np.float16))
 
 
-class AttentionPatterns(HookLensWidget):
+class AttentionPatterns(PortedView):
     """Attention patterns of one or more layers; the front end fetches one layer at a time.
 
     Synced state only: token strings, sizes, the selected layer/head and the pinned query/key.
@@ -196,24 +197,6 @@ def attention_heads(
         head_names=_head_names(attention_head_names, patterns.shape[0]),
         max_value=float(max_value) if max_value is not None else 1.0,
         mode="heads",
-    )
-
-
-def attention_patterns(
-    tokens: Any,
-    attention: Any,
-    *,
-    model: HookedModel | None = None,
-    tokenizer: Any = None,
-) -> AttentionPatterns:
-    """CircuitsVis-compatible ``attention_patterns``: hover a token to see where it attends.
-
-    ``attention``: ``(n_heads, dest, src)``; ``tokens``: ``n`` strings (or ids with a model).
-    """
-    strings = as_token_strings(tokens, model=model, tokenizer=tokenizer)
-    patterns = _as_patterns(attention, len(strings))
-    return AttentionPatterns(
-        strings, [patterns], head_names=_head_names(None, patterns.shape[0]), mode="patterns"
     )
 
 

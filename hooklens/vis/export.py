@@ -100,6 +100,22 @@ def to_html(widget: HookLensWidget, title: str | None = None, **options: Any) ->
     )
 
 
+_FRAGMENT = """<div class="hooklens-standalone"></div>
+<script type="application/hooklens+json">{data}</script>
+<script type="module">{bundle}</script>
+"""
+
+
+def to_fragment(widget: HookLensWidget, **options: Any) -> str:
+    """A self-contained HTML fragment showing ``widget``, to paste into any page.
+
+    CircuitsVis' ``show_code()``: the same data and bundle as :func:`to_html`, without the page
+    around them. Several fragments may share one page; each renders into its own ``<div>``.
+    """
+    payload = export_payload(widget, **options)
+    return _FRAGMENT.format(data=_json_for_script(payload), bundle=_js_for_script(bundle_source()))
+
+
 def export_html(
     view: HookLensWidget, path: str | Path, title: str | None = None, **options: Any
 ) -> Path:
