@@ -1,8 +1,9 @@
 import type { AnyModel } from "@anywidget/types";
 import { decodeTensor } from "../codec";
-import { readTheme, tint } from "../theme";
+import { readTheme } from "../theme";
 import { tokenSpan } from "../tokens";
 import type { ColoredTokensTraits } from "../traits.gen";
+import { parseColor, signedColor } from "./cv_color";
 
 /** Tokens tinted by one value each; hovering a token shows its exact value. */
 export function renderColoredTokens(
@@ -17,12 +18,16 @@ export function renderColoredTokens(
   const draw = () => {
     const tokens = model.get("tokens");
     const values = decodeTensor(model.get("values")).values;
-    const scale = values.reduce((m, v) => Math.max(m, Math.abs(v)), 0) || 1;
+    // CircuitsVis' scale: the given range, or the values' own minimum and maximum.
+    const min = model.get("min_value") ?? Math.min(...values);
+    const max = model.get("max_value") ?? Math.max(...values);
     const theme = readTheme(el);
+    const negative = parseColor(model.get("negative_color"), theme.negative);
+    const positive = parseColor(model.get("positive_color"), theme.positive);
     root.replaceChildren();
     tokens.forEach((token, i) => {
       const span = tokenSpan(token);
-      span.style.background = tint(theme, values[i] / scale);
+      span.style.background = signedColor(values[i], min, max, negative, positive);
       span.dataset.value = String(values[i]);
       span.title = `${JSON.stringify(token)}: ${values[i].toPrecision(4)}`;
       root.appendChild(span);
