@@ -91,3 +91,24 @@ def dataset(page: Any, root: str, key: str) -> Any:
 
 def install_alert_trap(page: Any) -> None:
     page.add_init_script("window.__alerts = 0; window.alert = () => { window.__alerts += 1; };")
+
+
+def assert_canvas_shows(
+    page: Any, selector: str, want: np.ndarray, *, mask_upper: bool = False
+) -> dict[str, Any]:
+    """The heatmap at ``selector`` shows ``want`` ``(rows, cols)``: each cell's colour reads back
+    to its value clipped to the scale's range, masked cells (key after query) to the masked
+    colour and NaN to the missing one. Returns the canvas' colour scale."""
+    rows, cols = want.shape
+    pixels, scale = canvas_pixels(page, selector, rows, cols)
+    assert np.all(pixels[..., 3] == 255), "heatmap pixels are opaque (blended, not transparent)"
+    got = value_of_color(scale, pixels)
+    expected = np.clip(want.astype(np.float64), scale["lo"], scale["hi"])
+    if scale["kind"] == "sequential":
+        expected = np.maximum(expected, scale["lo"])
+    if mask_upper:
+        expected = np.where(np.triu(np.ones((rows, cols), bool), 1), np.nan, expected)
+    # One colour byte over the channel that moves most: about 1/200 of the range, plus gamma.
+    span = scale["hi"] - min(scale["lo"], 0.0)
+    np.testing.assert_allclose(got, expected, atol=span / 150 + 1e-3, equal_nan=True)
+    return scale
