@@ -5,7 +5,7 @@
  */
 import type { AnyModel, Render } from "@anywidget/types";
 import { createStaticModel, type StandalonePayload, withEmbeddedReplies } from "./standalone";
-import { ensureStyle } from "./style";
+import { ensureStyle } from "./ui/style";
 import { renderAttention } from "./views/attention";
 import { renderAttentionTokens } from "./views/attention_tokens";
 import { renderHello } from "./views/hello";

@@ -29,6 +29,13 @@ const PAYLOAD: StandalonePayload = {
     mode: "heads",
     head_names: ["H0"],
     max_value: 1,
+    min_value: -1,
+    color_scale: "skip_first",
+    gamma: 1,
+    positive_color: "",
+    negative_color: "",
+    mask_upper_tri: true,
+    layer_labels: ["L0"],
     title: "",
   },
   responses: {

@@ -51,10 +51,21 @@ export type ColoredTokensRequest = never;
 /** Synced traits of `hooklens.vis.AttentionPatterns` (hooklens/vis/_attention.py). */
 export interface AttentionTraits {
   /**
+   * "skip_first": 0 to the head's largest value outside key 0 (the first token, often an attention
+   * sink, may clip); "fixed": min_value to max_value; "per_row": each query row divided by its own
+   * largest value outside key 0. Python: Enum, default "skip_first".
+   */
+  color_scale: "skip_first" | "fixed" | "per_row";
+  /**
    * Replies keyed by request key, answered in the browser without a kernel; empty unless embed()
    * was called (static notebook exports). Python: Dict, default {}.
    */
   embedded_replies: Record<string, unknown>;
+  /**
+   * Exponent on the normalised value (< 1 lifts small values); 1 is linear. Python: Float, default
+   * 1.0.
+   */
+  gamma: number;
   /** The head shown enlarged, in [0, n_heads). Python: Int, default 0. */
   head: number;
   /** One label per head. Python: List(Unicode), default []. */
@@ -64,9 +75,25 @@ export interface AttentionTraits {
   /** The layer shown, in [0, n_layers). Python: Int, default 0. */
   layer: number;
   /**
-   * Attention value drawn at full colour (higher values are clipped). Python: Float, default 1.0.
+   * Label of each layer index (e.g. L3); empty when the patterns have no layer. Python:
+   * List(Unicode), default [].
+   */
+  layer_labels: string[];
+  /**
+   * Draw keys after the query (causal attention's masked cells) as masked. Python: Bool, default
+   * true.
+   */
+  mask_upper_tri: boolean;
+  /**
+   * Value drawn at full positive colour when color_scale is "fixed" (higher clip). Python: Float,
+   * default 1.0.
    */
   max_value: number;
+  /**
+   * Value drawn at full negative colour when color_scale is "fixed" (CircuitsVis). Python: Float,
+   * default -1.0.
+   */
+  min_value: number;
   /**
    * "heads": head grid and the enlarged head first; "patterns": token strip first. Python: Enum,
    * default "heads".
@@ -76,6 +103,10 @@ export interface AttentionTraits {
   n_heads: number;
   /** How many layers the view holds patterns of. Python: Int, default 1. */
   n_layers: number;
+  /** CSS colour of full negative values; the theme's when empty. Python: Unicode, default "". */
+  negative_color: string;
+  /** CSS colour of full positive values; the theme's when empty. Python: Unicode, default "". */
+  positive_color: string;
   /** Pinned (clicked) query position; -1 when none. Python: Int, default -1. */
   query: number;
   /**
@@ -186,6 +217,12 @@ export type PatchingRequest = "heatmap" | "patch" | "predictions" | "sweep_cance
 /** Synced traits of `hooklens.vis.AttentionTokens` (hooklens/vis/_attention_tokens.py). */
 export interface AttentionTokensTraits {
   /**
+   * "skip_first": 0 to the head's largest value outside key 0 (the first token, often an attention
+   * sink, may clip); "fixed": min_value to max_value; "per_row": each query row divided by its own
+   * largest value outside key 0. Python: Enum, default "skip_first".
+   */
+  color_scale: "skip_first" | "fixed" | "per_row";
+  /**
    * "dest_to_src": the focused token is the query (destination); "src_to_dest": the key (source).
    * Python: Enum, default "dest_to_src".
    */
@@ -195,6 +232,11 @@ export interface AttentionTokensTraits {
    * was called (static notebook exports). Python: Dict, default {}.
    */
   embedded_replies: Record<string, unknown>;
+  /**
+   * Exponent on the normalised value (< 1 lifts small values); 1 is linear. Python: Float, default
+   * 1.0.
+   */
+  gamma: number;
   /** The head shown enlarged, in [0, n_heads). Python: Int, default 0. */
   head: number;
   /** One label per head. Python: List(Unicode), default []. */
@@ -205,12 +247,28 @@ export interface AttentionTokensTraits {
   key: number;
   /** The layer shown, in [0, n_layers). Python: Int, default 0. */
   layer: number;
+  /**
+   * Label of each layer index (e.g. L3); empty when the patterns have no layer. Python:
+   * List(Unicode), default [].
+   */
+  layer_labels: string[];
   /** Clicked (locked) token; -1 when none. Python: Int, default -1. */
   locked: number;
   /**
-   * Attention value drawn at full colour (higher values are clipped). Python: Float, default 1.0.
+   * Draw keys after the query (causal attention's masked cells) as masked. Python: Bool, default
+   * true.
+   */
+  mask_upper_tri: boolean;
+  /**
+   * Value drawn at full positive colour when color_scale is "fixed" (higher clip). Python: Float,
+   * default 1.0.
    */
   max_value: number;
+  /**
+   * Value drawn at full negative colour when color_scale is "fixed" (CircuitsVis). Python: Float,
+   * default -1.0.
+   */
+  min_value: number;
   /**
    * "heads": head grid and the enlarged head first; "patterns": token strip first. Python: Enum,
    * default "heads".
@@ -220,6 +278,10 @@ export interface AttentionTokensTraits {
   n_heads: number;
   /** How many layers the view holds patterns of. Python: Int, default 1. */
   n_layers: number;
+  /** CSS colour of full negative values; the theme's when empty. Python: Unicode, default "". */
+  negative_color: string;
+  /** CSS colour of full positive values; the theme's when empty. Python: Unicode, default "". */
+  positive_color: string;
   /** Pinned (clicked) query position; -1 when none. Python: Int, default -1. */
   query: number;
   /**

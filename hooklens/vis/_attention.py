@@ -67,7 +67,35 @@ class AttentionPatterns(PortedView):
     ).tag(sync=True)
     head_names = traitlets.List(traitlets.Unicode(), help="One label per head.").tag(sync=True)
     max_value = traitlets.Float(
-        1.0, help="Attention value drawn at full colour (higher values are clipped)."
+        1.0,
+        help='Value drawn at full positive colour when color_scale is "fixed" (higher clip).',
+    ).tag(sync=True)
+    min_value = traitlets.Float(
+        -1.0,
+        help='Value drawn at full negative colour when color_scale is "fixed" (CircuitsVis).',
+    ).tag(sync=True)
+    color_scale = traitlets.Enum(
+        ("skip_first", "fixed", "per_row"),
+        "skip_first",
+        help='"skip_first": 0 to the head\'s largest value outside key 0 (the first token, '
+        'often an attention sink, may clip); "fixed": min_value to max_value; "per_row": each '
+        "query row divided by its own largest value outside key 0.",
+    ).tag(sync=True)
+    gamma = traitlets.Float(
+        1.0, help="Exponent on the normalised value (< 1 lifts small values); 1 is linear."
+    ).tag(sync=True)
+    positive_color = traitlets.Unicode(
+        "", help="CSS colour of full positive values; the theme's when empty."
+    ).tag(sync=True)
+    negative_color = traitlets.Unicode(
+        "", help="CSS colour of full negative values; the theme's when empty."
+    ).tag(sync=True)
+    mask_upper_tri = traitlets.Bool(
+        True, help="Draw keys after the query (causal attention's masked cells) as masked."
+    ).tag(sync=True)
+    layer_labels = traitlets.List(
+        traitlets.Unicode(),
+        help="Label of each layer index (e.g. L3); empty when the patterns have no layer.",
     ).tag(sync=True)
     title = traitlets.Unicode("", help="Heading above the view; none when empty.").tag(sync=True)
 
@@ -79,6 +107,7 @@ class AttentionPatterns(PortedView):
         self._patterns = [np.ascontiguousarray(p, dtype=np.float16) for p in patterns]
         n_heads = self._patterns[0].shape[0]
         kwargs.setdefault("head_names", [f"H{h}" for h in range(n_heads)])
+        kwargs.setdefault("layer_labels", [f"L{layer}" for layer in range(len(self._patterns))])
         super().__init__(
             view="attention",
             tokens=tokens,
@@ -185,19 +214,39 @@ def attention_heads(
 
     ``attention``: ``(n_heads, dest, src)`` (torch or numpy; a batch of one is accepted).
     ``tokens``: the ``n`` token strings, or ids together with ``model=`` / ``tokenizer=``.
-    ``min_value``, colours and ``mask_upper_tri`` are accepted for compatibility; colours follow
-    the host theme and values outside ``[0, max_value]`` are clipped.
+    As in CircuitsVis, a positive value ``v`` is drawn ``v / max_value`` of the way from the
+    background to ``positive_color``, a negative one ``v / min_value`` of the way to
+    ``negative_color`` (any CSS colour; the theme's blue and red by default), and
+    ``mask_upper_tri`` (default True) masks keys after the query. Giving ``max_value`` or
+    ``min_value`` fixes the scale (defaults 1 and -1); otherwise the view starts on the
+    ``"skip_first"`` scale (0 to the largest value outside the first token), which the view's
+    scale menu can change.
     """
-    del min_value, negative_color, positive_color, mask_upper_tri  # compatibility only
     strings = as_token_strings(tokens, model=model, tokenizer=tokenizer)
     patterns = _as_patterns(attention, len(strings))
+    fixed = max_value is not None or min_value is not None
     return AttentionPatterns(
         strings,
         [patterns],
         head_names=_head_names(attention_head_names, patterns.shape[0]),
+        layer_labels=[],
         max_value=float(max_value) if max_value is not None else 1.0,
+        min_value=float(min_value) if min_value is not None else -1.0,
+        color_scale="fixed" if fixed else "skip_first",
+        positive_color=_css_color("positive_color", positive_color),
+        negative_color=_css_color("negative_color", negative_color),
+        mask_upper_tri=True if mask_upper_tri is None else bool(mask_upper_tri),
         mode="heads",
     )
+
+
+def _css_color(name: str, value: str | None) -> str:
+    """A CSS colour argument as text ("" for the theme's); anything else is an error."""
+    if value is None:
+        return ""
+    if not isinstance(value, str) or not value.strip():
+        raise TypeError(f"`{name}` must be a CSS colour string such as 'red' or '#ff0000'.")
+    return value.strip()
 
 
 def decode_pattern_reply(reply: dict[str, Any]) -> np.ndarray:

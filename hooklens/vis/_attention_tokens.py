@@ -8,7 +8,7 @@ from typing import Any
 import traitlets
 
 from .._engine.model import HookedModel
-from ._attention import AttentionPatterns, _as_patterns, _head_names
+from ._attention import AttentionPatterns, _as_patterns, _head_names, attention_heads
 from ._port import reject_unimplemented
 from ._tokens import as_token_strings
 
@@ -62,7 +62,11 @@ def attention_patterns(
     strings = as_token_strings(tokens, model=model, tokenizer=tokenizer)
     patterns = _as_patterns(attention, len(strings))
     return AttentionTokens(
-        strings, patterns, head_names=_head_names(None, patterns.shape[0]), mode="patterns"
+        strings,
+        patterns,
+        head_names=_head_names(None, patterns.shape[0]),
+        layer_labels=[],
+        mode="patterns",
     )
 
 
@@ -81,17 +85,16 @@ def attention_pattern(
 ) -> AttentionPatterns:
     """CircuitsVis' ``attention_pattern``: one head's ``(dest, src)`` heatmap, hover for values.
 
-    ``attention``: ``(dest, src)`` (a ``(1, dest, src)`` head is accepted).
+    ``attention``: ``(dest, src)`` (a ``(1, dest, src)`` head is accepted). The range, colours
+    and mask mean what they mean for :func:`attention_heads`; the axes always carry the tokens,
+    so ``show_axis_labels=False`` is not implemented.
     """
-    reject_unimplemented(
-        "attention_pattern",
-        "The heatmap is scaled to [0, max_value] in the theme's colours.",
-        min_value=min_value,
-        negative_color=negative_color,
-        show_axis_labels=show_axis_labels,
-        positive_color=positive_color,
-        mask_upper_tri=mask_upper_tri,
-    )
+    if show_axis_labels is not None and not show_axis_labels:
+        reject_unimplemented(
+            "attention_pattern",
+            "The heatmap always labels its axes with the tokens.",
+            show_axis_labels=show_axis_labels,
+        )
     strings = as_token_strings(tokens, model=model, tokenizer=tokenizer)
     patterns = _as_patterns(attention, len(strings))
     if patterns.shape[0] != 1:
@@ -99,10 +102,13 @@ def attention_pattern(
             f"attention_pattern shows one head: pass (dest, src), got {patterns.shape[0]} heads; "
             "use attention_heads for several."
         )
-    return AttentionPatterns(
+    return attention_heads(
+        patterns,
         strings,
-        [patterns],
-        head_names=["Attention"],
-        max_value=float(max_value) if max_value is not None else 1.0,
-        mode="heads",
+        ["Attention"],
+        max_value=max_value,
+        min_value=min_value,
+        negative_color=negative_color,
+        positive_color=positive_color,
+        mask_upper_tri=mask_upper_tri,
     )

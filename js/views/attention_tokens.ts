@@ -7,12 +7,13 @@
 import type { AnyModel } from "@anywidget/types";
 import { decodeTensor, type Tensor } from "../codec";
 import { RpcClient } from "../rpc";
-import { readTheme } from "../theme";
 import { tokenSpan } from "../tokens";
 import type { AttentionTokensRequest, AttentionTokensTraits } from "../traits.gen";
+import type { RGB } from "../ui/color";
+import { readTheme } from "../ui/theme";
 import type { AttentionReply } from "./attention";
 import { clearError, element, formatValue, showError } from "./common";
-import { blend, combine, headColor, parseColor, type RGB, textOn } from "./cv_color";
+import { blend, combine, headColor, textOn } from "./cv_color";
 
 export function renderAttentionTokens(
   model: AnyModel<AttentionTokensTraits>,
@@ -68,7 +69,7 @@ export function renderAttentionTokens(
 
   const draw = () => {
     if (!pattern) return;
-    const background = parseColor(readTheme(el).background, [255, 255, 255]);
+    const background = readTheme(el).backgroundRgb;
     const shown = model.get("heads_shown");
     const heads = [...Array(nHeads).keys()].filter((h) => shown[h] !== false);
     const scale = model.get("max_value") || 1;

@@ -6,11 +6,10 @@
 import type { AnyModel } from "@anywidget/types";
 import { decodeTensor, type EncodedTensor } from "../codec";
 import { RpcClient } from "../rpc";
-import { readTheme } from "../theme";
 import { tokenSpan, visibleToken } from "../tokens";
 import type { TokenLogProbsRequest, TokenLogProbsTraits } from "../traits.gen";
 import { clearError, element, formatValue, LruCache, showError } from "./common";
-import { signedColor } from "./cv_color";
+import { paintValue, signedScale } from "./cv_color";
 
 interface TopkReply {
   position: number;
@@ -33,19 +32,14 @@ export function renderTokenLogProbs(
   const errorBox = element("div", "hl-error", root);
   errorBox.hidden = true;
   const strip = element("div", "hl-colored-tokens", root);
-  const theme = readTheme(el);
+  // Tinted by probability: 0 blank, 1 full colour.
+  const scale = signedScale(el, 0, 1);
   // Position p of the prompt (p >= 1) is predicted by row p - 1.
   const spans = prompt.slice(1).map((token, row) => {
     const span = tokenSpan(token);
     span.dataset.position = String(row + 1);
+    paintValue(span, scale, Math.exp(correct[row]));
     span.dataset.value = String(correct[row]);
-    span.style.background = signedColor(
-      Math.exp(correct[row]),
-      0,
-      1,
-      theme.negative,
-      theme.positive,
-    );
     strip.appendChild(span);
     return span;
   });

@@ -5,11 +5,10 @@
  */
 import type { AnyModel } from "@anywidget/types";
 import { decodeTensor } from "../codec";
-import { readTheme } from "../theme";
 import { tokenSpan } from "../tokens";
 import type { ColoredTokensMultiTraits } from "../traits.gen";
 import { element, formatValue } from "./common";
-import { signedColor } from "./cv_color";
+import { paintValue, signedScale } from "./cv_color";
 
 export function renderColoredTokensMulti(
   model: AnyModel<ColoredTokensMultiTraits>,
@@ -45,7 +44,6 @@ export function renderColoredTokensMulti(
 
   const draw = () => {
     const j = model.get("selected");
-    const theme = readTheme(el);
     let min = Number.POSITIVE_INFINITY;
     let max = Number.NEGATIVE_INFINITY;
     for (let i = 0; i < s; i++) {
@@ -55,9 +53,9 @@ export function renderColoredTokensMulti(
     buttons.forEach((b, i) => {
       b.classList.toggle("hl-selected", i === j);
     });
+    const scale = signedScale(el, min, max);
     spans.forEach((span, i) => {
-      span.style.background = signedColor(at(i, j), min, max, theme.negative, theme.positive);
-      span.dataset.value = String(at(i, j));
+      paintValue(span, scale, at(i, j));
     });
     renders += 1;
     el.dataset.renders = String(renders);

@@ -7,11 +7,10 @@
 import type { AnyModel } from "@anywidget/types";
 import { decodeTensor, type EncodedTensor } from "../codec";
 import { RpcClient } from "../rpc";
-import { readTheme } from "../theme";
 import { tokenSpan } from "../tokens";
 import type { TextNeuronActivationsRequest, TextNeuronActivationsTraits } from "../traits.gen";
 import { clearError, element, formatValue, showError } from "./common";
-import { signedColor } from "./cv_color";
+import { paintValue, signedScale } from "./cv_color";
 import { picker } from "./picker";
 
 interface ActivationsReply {
@@ -74,14 +73,13 @@ export function renderTextNeuronActivations(
           return;
         clearError(el, errorBox);
         const values = decodeTensor(reply.values).values;
-        const theme = readTheme(el);
         const min = model.get("min_value");
         const max = model.get("max_value");
+        const scale = signedScale(el, min, max);
         strip.replaceChildren();
         samples[reply.sample].forEach((token, i) => {
           const span = tokenSpan(token);
-          span.dataset.value = String(values[i]);
-          span.style.background = signedColor(values[i], min, max, theme.negative, theme.positive);
+          paintValue(span, scale, values[i]);
           span.addEventListener("mouseenter", () => {
             readout.textContent = `${JSON.stringify(token)}: ${formatValue(values[i])}`;
           });

@@ -5,11 +5,12 @@
  */
 import type { AnyModel } from "@anywidget/types";
 import { decodeTensor, type EncodedTensor, type Tensor } from "../codec";
-import { cellAt, cellSize, maxAbs, paintCrosshair, paintHeatmap } from "../heatmap";
 import { RpcClient } from "../rpc";
-import { readTheme, tint } from "../theme";
 import { tokenSpan, visibleToken } from "../tokens";
 import type { ResidualRequest, ResidualTraits } from "../traits.gen";
+import { rangeOf } from "../ui/colormap";
+import { cellAt, cellSize, paintCrosshair, paintHeatmap } from "../ui/heatmap";
+import { colorScale, readTheme, tint } from "../ui/theme";
 import { clearError, element, formatValue, showError } from "./common";
 
 /** Reply of `grid`: shapes (rows, pos) except `contrib` (components, pos). */
@@ -112,9 +113,10 @@ export function renderResidual(model: AnyModel<ResidualTraits>, el: HTMLElement)
       const t = map.tensor();
       if (!t) continue;
       const [rows, cols] = t.shape;
-      const scale = maxAbs(t.values);
-      paintHeatmap(map.canvas, t.values, 0, rows, cols, cell, scale, colors);
-      map.canvas.dataset.scale = String(scale);
+      const kind = map.canvas.classList.contains("hl-norms") ? "sequential" : "diverging";
+      const hi = rangeOf(t.values, 0, rows, cols, kind, { skipFirstColumn: true });
+      paintHeatmap(map.canvas, t.values, 0, rows, cols, cell, colorScale(colors, { kind, hi }));
+      map.canvas.dataset.scale = String(hi);
       paintCrosshair(map.overlay, cols * cell, rows * cell, cell, -1, -1, colors.foreground);
     }
   };

@@ -6,7 +6,6 @@
 import type { AnyModel } from "@anywidget/types";
 import { decodeTensor, type EncodedTensor } from "../codec";
 import { RpcClient } from "../rpc";
-import { readTheme } from "../theme";
 import { tokenSpan, visibleToken } from "../tokens";
 import type {
   TopkSamplesRequest,
@@ -15,7 +14,7 @@ import type {
   TopkTokensTraits,
 } from "../traits.gen";
 import { clearError, element, formatValue, showError } from "./common";
-import { signedColor } from "./cv_color";
+import { paintValue, signedScale } from "./cv_color";
 import { picker } from "./picker";
 
 interface PageReply {
@@ -80,7 +79,7 @@ export function renderTopkTokens(model: AnyModel<TopkTokensTraits>, el: HTMLElem
         let max = 0;
         for (const v of top.values) max = Math.max(max, v);
         for (const v of bottom) min = Math.min(min, v);
-        const theme = readTheme(el);
+        const scale = signedScale(el, min, max);
         table.replaceChildren();
         const head = element("tr", "", table);
         element("th", "", head, model.get("third_dimension_name"));
@@ -102,10 +101,9 @@ export function renderTopkTokens(model: AnyModel<TopkTokensTraits>, el: HTMLElem
               row,
               `${visibleToken(tokens[index])} ${formatValue(v)}`,
             );
-            cell.dataset.value = String(v);
+            paintValue(cell, scale, v);
             cell.dataset.token = String(index);
             cell.dataset.neuron = String(reply.start + c);
-            cell.style.background = signedColor(v, min, max, theme.negative, theme.positive);
           }
         };
         for (let r = 0; r < k; r++) addRow(`top ${r + 1}`, top.values, topIdx, r);
@@ -174,7 +172,7 @@ export function renderTopkSamples(model: AnyModel<TopkSamplesTraits>, el: HTMLEl
   const draw = () => {
     if (!last) return;
     const values = decodeTensor(last.values).values;
-    const theme = readTheme(el);
+    const scale = signedScale(el, 0, last.max);
     list.replaceChildren();
     let offset = 0;
     last.tokens.forEach((sample, s) => {
@@ -186,9 +184,8 @@ export function renderTopkSamples(model: AnyModel<TopkSamplesTraits>, el: HTMLEl
       sample.forEach((token, i) => {
         const span = tokenSpan(token);
         const v = values[start + i];
-        span.dataset.value = String(v);
+        paintValue(span, scale, v);
         span.title = `${JSON.stringify(token)}: ${formatValue(v)}`;
-        span.style.background = signedColor(v, 0, last?.max ?? 1, theme.negative, theme.positive);
         strip.appendChild(span);
       });
     });

@@ -4,6 +4,7 @@ show_code() fragment: what it draws is compared with the data (DOM values, colou
 from __future__ import annotations
 
 import colorsys
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -15,12 +16,10 @@ import torch
 import hooklens.vis as cv
 
 from .conftest import GuardedPage
-from .views_helpers import dataset, install_alert_trap
+from .views_helpers import dataset, install_alert_trap, value_of_color
 
 ROOT = ".hooklens-standalone"
 TOKENS = ["<b>x</b>", " cat", "\n", "</script>", "sat"]
-# Computed styles round alpha to 1/255.
-ALPHA = 1 / 255 + 1e-3
 DARK = "body { background: #111; --jp-layout-color0: #111111; --jp-ui-font-color1: #eee; }"
 
 
@@ -36,22 +35,20 @@ def _open(page: Any, html: str, path: Path, dark: bool) -> None:
     )
 
 
-def _alphas(page: Any, selector: str) -> list[float]:
-    styles = page.eval_on_selector_all(
-        selector, "els => els.map(e => getComputedStyle(e).backgroundColor)"
-    )
-    out = []
-    for style in styles:
-        parts = re.findall(r"[\d.]+", style)
-        out.append(
-            float(parts[3]) if len(parts) == 4 else (0.0 if style == "rgba(0, 0, 0, 0)" else 1.0)
-        )
-    return out
+def _drawn(page: Any, selector: str) -> np.ndarray:
+    """The values the backgrounds of ``selector`` show, read back through the view's colour
+    scale (``data-colormap``)."""
+    scale = json.loads(page.locator(ROOT).first.get_attribute("data-colormap"))
+    styles = page.eval_on_selector_all(selector, "els => els.map(e => e.style.background)")
+    rgb = np.array([[float(c) for c in re.findall(r"[\d.]+", style)[:3]] for style in styles])
+    return value_of_color(scale, rgb)
 
 
-def _signed(values: np.ndarray, low: float, high: float) -> np.ndarray:
-    ratio = np.where(values >= 0, values / high, -values / -low)
-    return np.clip(np.nan_to_num(ratio), 0, 1)
+def _close(drawn: np.ndarray, values: np.ndarray, low: float, high: float) -> None:
+    """``drawn`` shows ``values`` clipped to ``[min(low, 0), high]``, up to a byte of colour."""
+    low = min(low, 0.0)
+    want = np.clip(values, low, high)
+    np.testing.assert_allclose(drawn, want, atol=(high - low) / 100)
 
 
 @pytest.fixture(params=["light", "dark"])
@@ -75,13 +72,13 @@ def test_colored_tokens_scale_and_colours(
     _open(page, cv.to_html(view), tmp_path / "ct.html", dark)
     spans = f"{ROOT} .hl-token"
     assert page.locator(spans).all_text_contents() == ["<b>x</b>", "·cat", "⏎", "</script>", "sat"]
-    np.testing.assert_allclose(_alphas(page, spans), _signed(values, -2, 4), atol=ALPHA)
-    colors = page.eval_on_selector_all(spans, "els => els.map(e => e.style.background)")
-    assert colors[0].startswith("rgba(0, 255, 0,")  # positive_color
-    # Defaults: the values' own range.
+    _close(_drawn(page, spans), values, -2, 4)
+    scale = json.loads(page.locator(ROOT).first.get_attribute("data-colormap"))
+    assert scale["positive"] == [0, 255, 0]  # positive_color
+    # Default: centred on 0, +- the largest |value|.
     default = cv.colored_tokens(TOKENS, values)
     _open(page, cv.to_html(default), tmp_path / "ct2.html", dark)
-    np.testing.assert_allclose(_alphas(page, spans), _signed(values, -1, 2), atol=ALPHA)
+    _close(_drawn(page, spans), values, -2, 2)
     _check_clean(guarded_page)
 
 
@@ -150,7 +147,17 @@ def test_attention_pattern_and_heads_heatmaps(tmp_path: Path, guarded_page: Guar
         False,
     )
     got = canvas_values(page, f"{ROOT} canvas.hl-heatmap", n, n)
-    np.testing.assert_allclose(got, pattern.numpy(), atol=1 / 255 + 1e-3)
+    lower = np.tril(np.ones((n, n), bool))
+    np.testing.assert_allclose(got[lower], pattern.numpy()[lower], atol=0.01)
+    assert np.isnan(got[~lower]).all()  # CircuitsVis masks the upper triangle by default
+    _open(
+        page,
+        cv.to_html(cv.attention_pattern(TOKENS, pattern, mask_upper_tri=False, max_value=0.5)),
+        tmp_path / "b.html",
+        False,
+    )
+    got = canvas_values(page, f"{ROOT} canvas.hl-heatmap", n, n)
+    np.testing.assert_allclose(got, np.clip(pattern.numpy(), 0, 0.5), atol=0.01)
     _check_clean(guarded_page)
 
 
@@ -173,9 +180,7 @@ def test_colored_tokens_multi_buttons_and_hover(
             f"() => JSON.parse(document.querySelector('{ROOT}').dataset.drawn).selected === {j}"
         )
         col = values[:, j]
-        np.testing.assert_allclose(
-            _alphas(page, spans), _signed(col, col.min(), col.max()), atol=ALPHA
-        )
+        _close(_drawn(page, spans), col, col.min(), col.max())
     page.locator(f'{ROOT} .hl-token[data-index="2"]').hover()
     hover = dataset(page, ROOT, "hover")
     np.testing.assert_allclose(hover["values"], values[2], rtol=1e-6)
@@ -196,7 +201,7 @@ def test_token_log_probs_topk_on_hover(
     correct = log_probs[:-1].gather(-1, ids[1:, None])[:, 0].numpy()
     shown = page.eval_on_selector_all(spans, "els => els.map(e => Number(e.dataset.value))")
     np.testing.assert_allclose(shown, correct, rtol=1e-6)
-    np.testing.assert_allclose(_alphas(page, spans), np.exp(correct), atol=ALPHA)
+    _close(_drawn(page, spans), np.exp(correct), 0, 1)
     page.locator(f'{ROOT} .hl-token[data-position="3"]').click()
     page.wait_for_function(f"() => document.querySelector('{ROOT}').dataset.topk")
     topk = dataset(page, ROOT, "topk")
@@ -227,9 +232,7 @@ def test_text_neuron_activations_pickers(
     spans = f"{ROOT} .hl-colored-tokens .hl-token"
     shown = page.eval_on_selector_all(spans, "els => els.map(e => Number(e.dataset.value))")
     np.testing.assert_allclose(shown, acts[0][:, 1, 2], rtol=1e-6)
-    np.testing.assert_allclose(
-        _alphas(page, spans), _signed(acts[0][:, 1, 2], low, high), atol=ALPHA
-    )
+    _close(_drawn(page, spans), acts[0][:, 1, 2], low, high)
     page.select_option(f"{ROOT} select.hl-pick-sample", "1")
     page.wait_for_function(
         f"() => JSON.parse(document.querySelector('{ROOT}').dataset.drawn).sample === 1"
@@ -269,7 +272,7 @@ def test_topk_samples_list(tmp_path: Path, guarded_page: GuardedPage, dark: bool
     page = guarded_page.page
     _open(page, cv.to_html(view), tmp_path / "ts.html", dark)
     spans = f"{ROOT} .hl-sample .hl-token"
-    np.testing.assert_allclose(_alphas(page, spans), [0.25, 0.5, 1, 0.125, 0.25, 0], atol=ALPHA)
+    _close(_drawn(page, spans), np.array([1.0, 2.0, 4.0, 0.5, 1.0, 0.0]), 0, 4)
     page.select_option(f"{ROOT} select.hl-pick-first", "1")
     page.wait_for_function(
         f"() => JSON.parse(document.querySelector('{ROOT}').dataset.drawn).first === 1"

@@ -156,7 +156,7 @@ def test_patching_view_live(
         np.asarray(heat["values"]).reshape(rows, cols), result.values, atol=1e-5
     )
     canvas = f"{VIEWS} canvas.hl-heatmap"  # the first view's
-    drawn = canvas_values(page, canvas, rows, cols, scale=heat["scale"])
+    drawn = canvas_values(page, canvas, rows, cols)
     np.testing.assert_allclose(drawn, result.values.abs().numpy(), atol=heat["scale"] / 255 + 1e-4)
     assert _dataset(page, 0, "sweepProgress") == f"{rows * cols}/{rows * cols}"
 
@@ -220,7 +220,7 @@ def test_patching_export_shows_the_last_heatmap(tmp_path: Path, guarded_page: Gu
     np.testing.assert_allclose(
         np.asarray(heat["values"]).reshape(rows, cols), result.values, atol=1e-5
     )
-    drawn = canvas_values(page, f"{root} canvas.hl-heatmap", rows, cols, scale=heat["scale"])
+    drawn = canvas_values(page, f"{root} canvas.hl-heatmap", rows, cols)
     np.testing.assert_allclose(drawn, result.values.abs().numpy(), atol=heat["scale"] / 255 + 1e-4)
     # Not interactive: no sweep buttons, a click sends nothing.
     assert page.locator(f"{root} button.hl-run").is_hidden()

@@ -121,12 +121,15 @@ def test_attention_patterns_is_the_all_heads_token_view() -> None:
         view.locked = 4
 
 
-def test_attention_pattern_one_head_and_unimplemented_arguments() -> None:
-    view = cv.attention_pattern(list("abc"), torch.eye(3), max_value=0.5)
+def test_attention_pattern_is_one_head_of_attention_heads() -> None:
+    view = cv.attention_pattern(list("abc"), torch.eye(3), max_value=0.5, negative_color="red")
     assert (view.n_heads, view.max_value, view.head_names) == (1, 0.5, ["Attention"])
-    for name in ["min_value", "negative_color", "show_axis_labels", "mask_upper_tri"]:
-        with pytest.raises(NotImplementedError, match=f"`{name}=`"):
-            cv.attention_pattern(list("abc"), torch.eye(3), **{name: 0})
+    assert view.negative_color == "red" and view.mask_upper_tri is True
+    assert (
+        cv.attention_pattern(list("ab"), torch.eye(2), mask_upper_tri=False).mask_upper_tri is False
+    )
+    with pytest.raises(NotImplementedError, match="`show_axis_labels=`"):
+        cv.attention_pattern(list("abc"), torch.eye(3), show_axis_labels=False)
     with pytest.raises(ValueError, match="one head"):
         cv.attention_pattern(list("abc"), torch.rand(2, 3, 3))
 

@@ -6,10 +6,16 @@ const BORDER = "var(--jp-border-color2, var(--vscode-panel-border, #ccc))";
 const ACCENT = "var(--jp-brand-color1, var(--vscode-focusBorder, #2563eb))";
 
 const CSS = `
+.hooklens-standalone { --hl-background: #ffffff; background: #ffffff; color: #1f1f1f; }
+@media (prefers-color-scheme: dark) {
+  .hooklens-standalone { --hl-background: #1e1e1e; background: #1e1e1e; color: #dddddd; }
+}
+.hooklens { max-width: 100%; overflow-wrap: anywhere; }
 .hooklens { color: ${FG}; font-family: var(--jp-ui-font-family, system-ui, sans-serif);
   font-size: var(--jp-ui-font-size1, 13px); }
 .hl-colored-tokens { font-family: var(--jp-code-font-family, monospace); line-height: 1.9; }
-.hl-token { padding: 1px 2px; margin: 0 1px; border-radius: 3px; white-space: pre; color: ${FG}; }
+.hl-token { display: inline-block; padding: 0 2px; margin: 1px; border-radius: 3px; white-space: pre;
+  color: ${FG}; line-height: 1.5; }
 .hl-token.hl-focus { outline: 1px solid ${ACCENT}; }
 .hl-header { display: flex; gap: 12px; align-items: center; margin-bottom: 6px; }
 .hl-title { font-weight: 600; }
@@ -30,8 +36,41 @@ const CSS = `
 .hl-readout { font-family: var(--jp-code-font-family, monospace); margin: 4px 0; min-height: 1.4em;
   white-space: pre; }
 .hl-strip-bar { margin-top: 6px; }
-.hl-token-strip { font-family: var(--jp-code-font-family, monospace); line-height: 1.9;
-  max-height: 12em; overflow: auto; }
+.hl-token-strip { font-family: var(--jp-code-font-family, monospace); max-height: 12em;
+  overflow: auto; max-width: 100%; }
+.hl-colored-tokens { max-width: 100%; }
+.hl-tooltip { position: fixed; z-index: 10000; pointer-events: none; padding: 3px 6px;
+  border-radius: 4px; font-family: var(--jp-code-font-family, monospace); font-size: 11px;
+  white-space: pre; background: ${FG}; color: var(--jp-layout-color0, var(--vscode-editor-background, var(--hl-background, #fff)));
+  box-shadow: 0 1px 4px rgba(0, 0, 0, 0.3); }
+.hl-legend { display: flex; gap: 6px; align-items: center; flex-wrap: wrap; font-size: 11px;
+  margin: 4px 0; color: ${MUTED}; }
+.hl-legend-bar { width: 120px; height: 10px; border: 1px solid ${BORDER}; image-rendering: auto; }
+.hl-legend-label { color: ${FG}; }
+.hl-legend-swatch { display: inline-block; width: 10px; height: 10px; border: 1px solid ${BORDER}; }
+.hl-axis { position: relative; font-family: var(--jp-code-font-family, monospace); font-size: 10px;
+  color: ${MUTED}; flex: none; }
+.hl-axis-label { position: absolute; white-space: pre; overflow: hidden; text-overflow: ellipsis; }
+.hl-axis-rows { min-width: 4em; max-width: 12em; }
+.hl-axis-rows .hl-axis-label { right: 2px; text-align: right; max-width: 12em; }
+.hl-axis-columns { height: 1.4em; }
+.hl-axis-columns .hl-axis-label { top: 0; text-align: center; }
+.hl-axis-columns.hl-axis-vertical { height: 8em; }
+.hl-axis-vertical .hl-axis-label { writing-mode: vertical-rl; height: 8em; top: 0;
+  text-align: start; }
+.hl-axis-focus { color: ${FG}; font-weight: 600; }
+.hl-axis-title { font-size: 11px; color: ${MUTED}; }
+.hl-frame { max-width: 100%; max-height: 640px; overflow: auto; }
+.hl-zoom { display: inline-flex; gap: 2px; }
+.hl-zoom-button { font-size: 11px; padding: 0 6px; }
+.hl-plot { display: grid; grid-template-columns: auto auto; align-items: start; width: max-content; }
+.hl-plot-corner { position: sticky; left: 0; top: 0; z-index: 3; font-size: 10px; color: ${MUTED};
+  background: var(--jp-layout-color0, var(--vscode-editor-background, var(--hl-background, #fff)));
+  align-self: stretch; display: flex; align-items: flex-end; justify-content: flex-end; padding: 0 2px; }
+.hl-plot-top { position: sticky; top: 0; z-index: 2;
+  background: var(--jp-layout-color0, var(--vscode-editor-background, var(--hl-background, #fff))); }
+.hl-plot-left { position: sticky; left: 0; z-index: 2;
+  background: var(--jp-layout-color0, var(--vscode-editor-background, var(--hl-background, #fff))); }
 .hl-lens-scroll { max-width: 100%; overflow: auto; max-height: 36em; }
 .hl-lens { border-collapse: collapse; font-family: var(--jp-code-font-family, monospace);
   font-size: 11px; }
