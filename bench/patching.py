@@ -2,9 +2,12 @@
 
 GPT-2-small shape (12 layers, d_model 768, random weights), a 20-token prompt pair, 240 cells.
 Measured side by side in one run and printed as ratios to the plain Hugging Face loop (one
-forward pass per patch with a raw torch hook), plus TransformerLens's
+forward pass per patch with a raw torch hook): hooklens's sweep with `hl.metrics.logit_diff` and
+with a plain lambda metric (as TransformerLens users write it), hooklens's
+`get_act_patch_resid_pre` (TransformerLens's name and argument order), the attribution
+estimate of every cell (two forwards and a backward), and TransformerLens's own
 `patching.get_act_patch_resid_pre` when transformer_lens is installed. Also checks that the
-results agree to 1e-4, and times one click-sized patch on the same model.
+exact results agree to 1e-4, and times one click-sized patch on the same model.
 
     .venv/bin/python bench/patching.py [--threads 2] [--repeats 2] [--seq 20]
 """
@@ -96,7 +99,33 @@ def main() -> None:
         lambda: patching.sweep(model, clean, corrupted, metric, normalize=False, progress=False),
     )
     diff = float((result.raw - loop).abs().max())
-    rows.append(("hooklens sweep", t_sweep, f"max |diff| vs loop {diff:.1e}"))
+    rows.append(
+        ("hooklens sweep, hl.metrics.logit_diff", t_sweep, f"max |diff| vs loop {diff:.1e}")
+    )
+
+    def lam(logits: torch.Tensor) -> torch.Tensor:
+        return logits[0, -1, 11] - logits[0, -1, 22]
+
+    t_lambda, result = best_of(
+        args.repeats,
+        lambda: patching.sweep(model, clean, corrupted, lam, normalize=False, progress=False),
+    )
+    diff = float((result.raw - loop).abs().max())
+    rows.append(("hooklens sweep, lambda metric", t_lambda, f"max |diff| vs loop {diff:.1e}"))
+    with torch.no_grad():
+        _, hl_cache = model.run_with_cache(clean)
+    t_named, named = best_of(
+        args.repeats, lambda: patching.get_act_patch_resid_pre(model, corrupted, hl_cache, lam)
+    )
+    diff = float((named - loop).abs().max())
+    rows.append(("hooklens get_act_patch_resid_pre, lambda", t_named, f"max |diff| {diff:.1e}"))
+    t_attr, estimate = best_of(
+        args.repeats,
+        lambda: patching.sweep(model, clean, corrupted, metric, normalize=False,
+                               method="attribution"),
+    )  # fmt: skip
+    corr = float(torch.corrcoef(torch.stack([estimate.raw.flatten(), loop.flatten()]))[0, 1])
+    rows.append(("hooklens attribution estimate (all cells)", t_attr, f"corr vs exact {corr:.3f}"))
 
     try:
         from _transformer_lens import load_transformer_lens

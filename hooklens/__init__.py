@@ -30,14 +30,24 @@ Reference: help(hl.HookedModel.run_with_cache), help(hl.patching.sweep), help(hl
 
 from importlib.metadata import PackageNotFoundError, version
 
-from . import metrics, patching, vis
+from . import analysis, hook_points, metrics, patching, utils, vis
 from ._demo import demo_model, demo_model_info, demo_model_path
 from ._engine.cache import ActivationCache
 from ._engine.config import HookedModelConfig
 from ._engine.hooks import HookPoint
+from ._engine.loss import Output, loss_fn
 from ._engine.memory import release_freed_memory
 from ._engine.model import HookedModel
-from ._errors import HookError, HookNameError, InputError, NoTokenizerWarning, UnsupportedModelError
+from ._errors import (
+    ArgumentError,
+    HookError,
+    HookNameError,
+    InputError,
+    NoTokenizerWarning,
+    UnsupportedModelError,
+)
+from .analysis import FactoredMatrix, ProcessedWeights, Weights
+from .hook_points import HookedRootModule
 from .vis import AttentionView, PatchingView, ResidualView, export_html
 
 try:
@@ -47,24 +57,34 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 
 __all__ = [
     "ActivationCache",
+    "ArgumentError",
     "AttentionView",
+    "FactoredMatrix",
     "HookError",
     "HookNameError",
     "HookPoint",
     "HookedModel",
     "HookedModelConfig",
+    "HookedRootModule",
     "InputError",
     "NoTokenizerWarning",
+    "Output",
     "PatchingView",
+    "ProcessedWeights",
     "ResidualView",
     "UnsupportedModelError",
+    "Weights",
     "__version__",
+    "analysis",
     "demo_model",
     "demo_model_info",
     "demo_model_path",
     "export_html",
+    "hook_points",
+    "loss_fn",
     "metrics",
     "patching",
     "release_freed_memory",
+    "utils",
     "vis",
 ]

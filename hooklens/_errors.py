@@ -26,6 +26,10 @@ class InputError(ValueError):
     """A prompt hooklens cannot run (empty, too long, text without a tokenizer)."""
 
 
+class ArgumentError(TypeError):
+    """An argument hooklens does not implement (it is never silently ignored)."""
+
+
 class NoTokenizerWarning(UserWarning):
     """The model was wrapped without a tokenizer: token ids work, text does not."""
 

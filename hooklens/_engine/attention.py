@@ -171,12 +171,12 @@ def explicit_attention(
         scores.add_(additive.masked_fill_(~allowed, lowest))
     else:
         scores.add_(attention_mask[..., :k_len].to(scores.dtype))
-    if site is not None and site.scores.fns:
+    if site is not None and site.scores.active:
         scores = site.scores.fire(scores.to(dtype)).to(scores.dtype)
     pattern = torch.softmax(scores, dim=-1)
     if dropout:
         pattern = nn.functional.dropout(pattern, p=dropout, training=module.training)
-    if site is not None and site.pattern.fns:
+    if site is not None and site.pattern.active:
         pattern = site.pattern.fire(pattern.to(dtype)).to(pattern.dtype)
     z = torch.matmul(pattern, value).transpose(1, 2).contiguous()
     return z.to(dtype), pattern.to(dtype)
@@ -214,18 +214,18 @@ def attention_forward(
             module, query, key, value, attention_mask, scaling, dropout, softcap, None
         )
     q_len = query.shape[2]
-    if site.q is not None and site.q.fns:
+    if site.q is not None and site.q.active:
         query = _fire_heads(site.q, query, q_len)
-    if site.k is not None and site.k.fns:
+    if site.k is not None and site.k.active:
         key = _fire_heads(site.k, key, q_len)
-    if site.v.fns:
+    if site.v.active:
         value = _fire_heads(site.v, value, q_len)
-    if site.rot_q is not None and site.rot_q.fns:
+    if site.rot_q is not None and site.rot_q.active:
         query = _fire_heads(site.rot_q, query, q_len)
-    if site.rot_k is not None and site.rot_k.fns:
+    if site.rot_k is not None and site.rot_k.active:
         key = _fire_heads(site.rot_k, key, q_len)
     pattern: torch.Tensor | None = None
-    if softcap is not None or site.scores.fns or site.pattern.fns:
+    if softcap is not None or site.scores.active or site.pattern.active:
         z, pattern = explicit_attention(
             module, query, key, value, attention_mask, scaling, dropout, softcap, site
         )
@@ -233,6 +233,6 @@ def attention_forward(
         z, _ = sdpa_attention_forward(
             module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs
         )
-    if site.z.fns:
+    if site.z.active:
         z = site.z.fire(z)
     return z, pattern

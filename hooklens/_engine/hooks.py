@@ -4,13 +4,20 @@ A `HookPoint` holds the user functions attached to one name. It belongs to a `Si
 the Hugging Face model (a torch module hook, or the attention function) that serves one or more
 points. A site installs its torch hook when the first of its points gains a function and removes
 it when the last one loses its function, so a point nobody listens to costs nothing. Functions
-are only ever attached through `HookContext`, whose `__exit__` removes them (also on error).
+are attached through `HookContext`, whose `__exit__` removes them (also on error), or with
+`add_hook` (kept until `reset_hooks`; `is_permanent=True` survives it too).
+
+Backward functions (`dir="bwd"`) are forward-time taps: when the point fires with gradients on,
+its final activation is passed on as a copy carrying a tensor hook, so the function sees
+the gradient of whatever reads the activation (`fn(grad, hook)`; returning a tensor replaces
+the gradient). The tap is bound to that forward's graph: it fires in that graph's backward even
+after the hooks were removed, and never in another forward's.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import torch
 
@@ -18,6 +25,7 @@ from .._errors import MSG_HOOK_BAD_RETURN, MSG_HOOK_RAISED, HookError
 from .ownership import Ownership
 
 HookFn = Callable[[torch.Tensor, "HookPoint"], "torch.Tensor | None"]
+Direction = Literal["fwd", "bwd"]
 
 
 class _Handle(Protocol):
@@ -69,13 +77,20 @@ class HookPoint:
     activation; returning None keeps it (in-place edits are fine).
     """
 
-    __slots__ = ("_layer", "_site", "fns", "name")
+    __slots__ = ("_layer", "_permanent", "_site", "bwd_fns", "fns", "name")
 
     def __init__(self, name: str, layer: int | None, site: Site) -> None:
         self.name = name
         self._layer = layer
         self._site = site
         self.fns: list[HookFn] = []
+        self.bwd_fns: list[HookFn] = []
+        self._permanent: list[HookFn] = []
+
+    @property
+    def active(self) -> bool:
+        """Whether the point must fire (some forward or backward function is attached)."""
+        return bool(self.fns or self.bwd_fns)
 
     def layer(self) -> int | None:
         """The block index of this point, or None for model-level points."""
@@ -84,37 +99,99 @@ class HookPoint:
     def __repr__(self) -> str:
         return f"HookPoint({self.name!r}, {len(self.fns)} fn(s))"
 
-    def add(self, fn: HookFn, *, prepend: bool = False) -> None:
-        if not self.fns:
+    def add(self, fn: HookFn, *, prepend: bool = False, dir: Direction = "fwd") -> None:
+        fns = self.bwd_fns if dir == "bwd" else self.fns
+        if not self.active:
             self._site.acquire()
         if prepend:
-            self.fns.insert(0, fn)
+            fns.insert(0, fn)
         else:
-            self.fns.append(fn)
+            fns.append(fn)
 
-    def remove(self, fn: HookFn) -> None:
-        self.fns.remove(fn)
-        if not self.fns:
+    def remove(self, fn: HookFn, dir: Direction = "fwd") -> None:
+        """Detach `fn` (a no-op when `reset_hooks` already detached it)."""
+        fns = self.bwd_fns if dir == "bwd" else self.fns
+        if fn not in fns:
+            return
+        fns.remove(fn)
+        if fn in self._permanent and fn not in self.fns and fn not in self.bwd_fns:
+            self._permanent.remove(fn)
+        if not self.active:
             self._site.release()
+
+    # -- TransformerLens's HookPoint API ------------------------------------------------------
+    def add_hook(
+        self,
+        hook: HookFn,
+        dir: Direction = "fwd",
+        is_permanent: bool = False,
+        prepend: bool = False,
+    ) -> None:
+        """Attach `hook` until `model.reset_hooks()` (or for good with `is_permanent=True`,
+        until `reset_hooks(including_permanent=True)`)."""
+        if dir not in ("fwd", "bwd"):
+            raise ValueError(f'dir must be "fwd" or "bwd", got {dir!r}')
+        self.add(hook, prepend=prepend, dir=dir)
+        if is_permanent:
+            self._permanent.append(hook)
+
+    def add_perma_hook(self, hook: HookFn, dir: Direction = "fwd") -> None:
+        self.add_hook(hook, dir=dir, is_permanent=True)
+
+    def remove_hooks(
+        self, dir: Literal["fwd", "bwd", "both"] = "both", including_permanent: bool = False
+    ) -> None:
+        """Detach this point's functions in direction `dir` (permanent ones only if asked)."""
+        if dir not in ("fwd", "bwd", "both"):
+            raise ValueError(f'dir must be "fwd", "bwd" or "both", got {dir!r}')
+        for d, fns in (("fwd", self.fns), ("bwd", self.bwd_fns)):
+            if dir in (d, "both"):
+                for fn in list(fns):
+                    if including_permanent or fn not in self._permanent:
+                        self.remove(fn, d)  # type: ignore[arg-type]
 
     def fire(self, x: torch.Tensor) -> torch.Tensor:
         """Run the attached functions in order; return the (possibly replaced) activation."""
-        for fn in tuple(self.fns):
-            try:
-                out = fn(x, self)
-            except HookError:
-                raise
-            except Exception as exc:
-                raise HookError(
-                    MSG_HOOK_RAISED.format(
-                        fn=_fn_name(fn), name=self.name, exc_type=type(exc).__name__, exc=exc
-                    ),
-                    self.name,
-                ) from exc
-            if out is not None and out is not x:
-                _check_replacement(self.name, fn, x, out)
-                x = out
+        x = _run(self, self.fns, x)
+        if self.bwd_fns and torch.is_grad_enabled() and x.requires_grad:
+            # A copy, not a view: the site passes it on (in place for resid_mid, where a view of
+            # the stream it is copied into would lose its history), so its gradient is ours.
+            x = x.clone()
+            x.register_hook(_BackwardTap(self, tuple(self.bwd_fns)))
         return x
+
+
+class _BackwardTap:
+    """The tensor hook that runs a point's backward functions on the activation's gradient."""
+
+    __slots__ = ("fns", "point")
+
+    def __init__(self, point: HookPoint, fns: tuple[HookFn, ...]) -> None:
+        self.point = point
+        self.fns = fns
+
+    def __call__(self, grad: torch.Tensor) -> torch.Tensor:
+        return _run(self.point, self.fns, grad)
+
+
+def _run(point: HookPoint, fns: Sequence[HookFn], x: torch.Tensor) -> torch.Tensor:
+    """Call each of `fns` as fn(x, point), in order; a returned tensor replaces x (checked)."""
+    for fn in tuple(fns):
+        try:
+            out = fn(x, point)
+        except HookError:
+            raise
+        except Exception as exc:
+            raise HookError(
+                MSG_HOOK_RAISED.format(
+                    fn=_fn_name(fn), name=point.name, exc_type=type(exc).__name__, exc=exc
+                ),
+                point.name,
+            ) from exc
+        if out is not None and out is not x:
+            _check_replacement(point.name, fn, x, out)
+            x = out
+    return x
 
 
 def _check_replacement(name: str, fn: HookFn, x: torch.Tensor, out: object) -> None:
@@ -148,20 +225,22 @@ class HookContext:
         pairs: Sequence[tuple[HookPoint, HookFn]],
         *,
         prepend: bool = False,
+        bwd_pairs: Sequence[tuple[HookPoint, HookFn]] = (),
         owner: Ownership | None = None,
     ):
-        self._pairs = list(pairs)
+        self._pairs = [(p, fn, "fwd") for p, fn in pairs]
+        self._pairs += [(p, fn, "bwd") for p, fn in bwd_pairs]
         self._prepend = prepend
         self._owner = owner
-        self._added: list[tuple[HookPoint, HookFn]] = []
+        self._added: list[tuple[HookPoint, HookFn, Direction]] = []
 
     def __enter__(self) -> HookContext:
         if self._owner is not None:
             self._owner.acquire()
         try:
-            for point, fn in self._pairs:
-                point.add(fn, prepend=self._prepend)
-                self._added.append((point, fn))
+            for point, fn, dir in self._pairs:
+                point.add(fn, prepend=self._prepend, dir=dir)  # type: ignore[arg-type]
+                self._added.append((point, fn, dir))  # type: ignore[arg-type]
         except BaseException:
             self._detach()
             raise
@@ -173,8 +252,8 @@ class HookContext:
     def _detach(self) -> None:
         added, self._added = self._added, []
         try:
-            for point, fn in reversed(added):
-                point.remove(fn)
+            for point, fn, dir in reversed(added):
+                point.remove(fn, dir)
         finally:
             if self._owner is not None:
                 self._owner.release()

@@ -11,6 +11,7 @@ from torch import nn
 
 from .._errors import MSG_TOKENIZER_WARNING, NoTokenizerWarning
 from .hub import hub_kwargs
+from .kwargs import check_load_kwargs
 
 #: keyword arguments that also apply to the tokenizer
 _SHARED = ("gguf_file", "revision", "cache_dir", "local_files_only", "trust_remote_code", "token")
@@ -70,6 +71,8 @@ def load(
     hf_kwargs: dict[str, Any],
 ) -> tuple[nn.Module, Any]:
     """(hf_model, tokenizer) for `HookedModel.from_pretrained` (which see)."""
+    hf_kwargs = dict(hf_kwargs)
+    check_load_kwargs(hf_kwargs, wrapping=hf_model is not None, shared=_SHARED)
     dtype = _resolve_dtype(dtype)
     if hf_model is None:
         from transformers import AutoModelForCausalLM

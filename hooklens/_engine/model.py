@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from typing import Any
 
 import torch
@@ -16,44 +17,29 @@ from .._errors import (
     HookNameError,
     InputError,
 )
+from ..analysis import WeightsMixin
 from ..architectures import check_supported
 from . import attention as _attention
 from . import memory as _memory
+from .blocks import BlocksMixin
 from .cache import ActivationCache
+from .caching import PosSlice, backward_of, drop_unused_storage, saving_hooks
 from .config import HookedModelConfig, build_config
+from .generate import generate as _generate
+from .generate import prompt_batch
+from .hookapi import HooksMixin, ModelHooks, NameOrPredicate, hook_context
 from .hooks import HookContext, HookFn, HookPoint
+from .kwargs import checked
 from .loading import load
+from .loss import Output, loss_fn
 from .ownership import Ownership
-from .points import POINTS, POINTS_BY_SUFFIX, split_name
-from .sites import Builder, get_module
+from .points import POINTS_BY_SUFFIX, is_on_demand, split_name
+from .sites import build_points
+from .stop import run_until
 from .tokens import TextOrTokens, TokenMixin
 from .unembed import unembed
 
-NameOrPredicate = str | Callable[[str], bool]
 NamesFilter = None | str | Sequence[str] | Callable[[str], bool]
-
-
-def _drop_unused_storage(store: dict[str, torch.Tensor]) -> int:
-    """Clone the cached views that would keep a much bigger tensor alive; return the bytes the
-    cache then keeps on CPU (each storage once).
-
-    q, k and v are often slices of one fused projection's output: cached together they cover
-    it, so they stay views (no copy); a lone slice is cloned so only what was asked is kept.
-    """
-    storages = [t.untyped_storage() for t in store.values()]
-    covered: dict[int, int] = {}
-    for t, storage in zip(store.values(), storages, strict=True):
-        key = storage.data_ptr()
-        covered[key] = covered.get(key, 0) + t.numel() * t.element_size()
-    kept: dict[int, int] = {}
-    cloned = 0
-    for (name, t), storage in zip(list(store.items()), storages, strict=True):
-        if storage.nbytes() > 1.25 * covered[storage.data_ptr()]:
-            store[name] = t.clone()
-            cloned += t.numel() * t.element_size() if t.device.type == "cpu" else 0
-        elif t.device.type == "cpu":
-            kept[storage.data_ptr()] = storage.nbytes()
-    return sum(kept.values()) + cloned
 
 
 def _tensors(out: Any) -> list[torch.Tensor]:
@@ -61,12 +47,13 @@ def _tensors(out: Any) -> list[torch.Tensor]:
     return [t for t in (out if isinstance(out, tuple) else (out,)) if isinstance(t, torch.Tensor)]
 
 
-class HookedModel(TokenMixin):
+class HookedModel(BlocksMixin, HooksMixin, TokenMixin, WeightsMixin):
     """A wrapped Hugging Face causal LM. Weights are not copied or converted.
 
     Build it with `HookedModel.from_pretrained(...)` (or `HookedModel(hf_model, tokenizer)`).
     Hook names are the same on every family; `hook_names()` lists this model's, in execution
-    order. `hf_model` and `tokenizer` are the wrapped objects.
+    order. `hf_model` and `tokenizer` are the wrapped objects. Weights in TransformerLens's
+    names and shapes (`W_Q`, `OV`, ...) come from `WeightsMixin` (`hooklens.analysis`).
     """
 
     def __init__(self, hf_model: nn.Module, tokenizer: Any = None, model_name: str = "") -> None:
@@ -112,51 +99,9 @@ class HookedModel(TokenMixin):
         return cls(hf_model, tokenizer, model_name=name_or_path)
 
     def _build_points(self) -> None:
-        spec, model = self.spec, self.hf_model
-        b = Builder(model, spec, self.cfg, self._features)
-        b.output_site(get_module(model, spec.embed), "hook_embed", None)
-        if spec.pos_embed is not None:
-            b.output_site(get_module(model, spec.pos_embed), "hook_pos_embed", None)
-        for layer, block in enumerate(b.blocks):
-            sub = block.get_submodule
-            b.input_site(block, "hook_resid_pre", layer, in_place=False)
-            b.norm_site(sub(spec.ln1), "ln1", layer)
-            qs, ks = spec.q_source, spec.k_source
-            if qs is not None and ks is not None and qs == ks:
-                b.proj_site(sub(qs.module), qs, layer, q=True, k=True)
-            else:
-                if qs is not None:
-                    b.proj_site(sub(qs.module), qs, layer, q=True, k=False)
-                if ks is not None:
-                    b.proj_site(sub(ks.module), ks, layer, q=False, k=True)
-            b.attention_site(sub(spec.attn), layer, q_here=qs is None, k_here=ks is None)
-            b.output_site(sub(spec.attn_out), "hook_attn_out", layer)
-            if spec.ln2 is not None:
-                if "sequential" in self._features:
-                    b.input_site(sub(spec.ln2), "hook_resid_mid", layer, in_place=True)
-                b.norm_site(sub(spec.ln2), "ln2", layer)
-            if spec.mlp_gate_up_fused:
-                b.fused_gate_up_site(sub(spec.mlp_in), layer)
-            else:
-                b.output_site(sub(spec.mlp_in), "mlp.hook_pre", layer)
-            if spec.mlp_up is not None:
-                b.output_site(sub(spec.mlp_up), "mlp.hook_pre_linear", layer)
-            b.input_site(sub(spec.mlp_down), "mlp.hook_post", layer, in_place=False)
-            b.output_site(sub(spec.mlp_out), "hook_mlp_out", layer)
-            b.output_site(block, "hook_resid_post", layer)
-        b.norm_site(get_module(model, spec.final_norm), "ln_final", None)
-        groups = {"model": 0, "block": 1, "final": 2}
-
-        def execution_order(name: str) -> tuple[int, int, int]:
-            layer, suffix = split_name(name)
-            row = POINTS_BY_SUFFIX[suffix]
-            return (groups[row.scope], layer or 0, POINTS.index(row))
-
-        names = sorted(b.points, key=execution_order)
-        self._points: dict[str, HookPoint] = {n: b.points[n] for n in names}
-        for attn, site in b.attn_sites:
-            _attention.add_site(attn, site)
-        self._builder = b
+        self._points, self._builder = build_points(
+            self.hf_model, self.spec, self.cfg, self._features
+        )
 
     def _input_device(self) -> torch.device:
         emb = self.hf_model.get_submodule(self.spec.embed)
@@ -200,8 +145,8 @@ class HookedModel(TokenMixin):
 
     def _select(self, names: NamesFilter) -> list[HookPoint]:
         """Resolve a names filter (None = all, a name, names, or a predicate) to points."""
-        if names is None:
-            return list(self._points.values())
+        if names is None:  # every point but the on-demand ones, as in TransformerLens
+            return [p for n, p in self._points.items() if not is_on_demand(n)]
         if isinstance(names, str):
             return [self._point(names)]
         if callable(names):
@@ -215,67 +160,84 @@ class HookedModel(TokenMixin):
         return found
 
     # -- hooks ---------------------------------------------------------------------------------
+    @checked()
     def hooks(
-        self, fwd_hooks: Sequence[tuple[NameOrPredicate, HookFn]] = (), *, prepend: bool = False
-    ) -> HookContext:
-        """Context manager attaching `fwd_hooks` = [(name or predicate, fn), ...] while open.
+        self,
+        fwd_hooks: Sequence[tuple[NameOrPredicate, HookFn]] = (),
+        bwd_hooks: Sequence[tuple[NameOrPredicate, HookFn]] = (),
+        reset_hooks_end: bool = True,
+        *,
+        prepend: bool = False,
+    ) -> ModelHooks:
+        """Context manager attaching `fwd_hooks` / `bwd_hooks` = [(name or predicate, fn), ...].
 
-        `fn(activation, hook)` returns a replacement tensor (same shape, dtype, device) or None.
-        All functions are removed when the block exits, also on error.
+        `fn(activation, hook)` returns a replacement tensor (same shape, dtype, device) or None;
+        a backward function gets the gradient of the point's activation and may replace it.
+        All functions are removed when the block exits, also on error (`reset_hooks_end=False`
+        leaves them attached until `reset_hooks()`). A backward function fires in the backward
+        pass of the forwards run inside the block, also when the backward comes after it.
         """
-        pairs = [(p, fn) for name, fn in fwd_hooks for p in self._select(name)]
-        return HookContext(pairs, prepend=prepend, owner=self.owner)
-
-    def reset_hooks(self) -> None:
-        """Detach every function from every point (a safety net; contexts already do this)."""
-        with self.owner.hold():
-            for point in self._points.values():
-                for fn in list(point.fns):
-                    point.remove(fn)
+        return hook_context(self, fwd_hooks, bwd_hooks, reset_hooks_end, prepend)
 
     # -- forward passes ------------------------------------------------------------------------
+    @checked()
     def forward(
         self,
         input: TextOrTokens,
         return_type: str | None = "logits",
-        *,
+        loss_per_token: bool = False,
         prepend_bos: bool | None = None,
+        *,
         attention_mask: torch.Tensor | None = None,
-        **hf_kwargs: Any,
+        stop_at_layer: int | None = None,
     ) -> Any:
         """Run the model on text or ids (batch, pos).
 
-        Returns logits (batch, pos, d_vocab) for `return_type="logits"`, the mean next-token
-        loss for "loss", (logits, loss) for "both", None for None.
+        Returns logits (batch, pos, d_vocab) for `return_type="logits"`, the next-token loss
+        for "loss" (mean, or (batch, pos - 1) with `loss_per_token=True`; the padding of a
+        batch of texts is not counted), `Output(logits, loss)` for "both", None for None.
+        `stop_at_layer=k` runs blocks 0..k-1 only (negative k counts from the end, as in a
+        slice) and returns the residual stream (batch, pos, d_model) entering block k,
+        whatever `return_type` says, as TransformerLens does.
         """
+        if return_type not in ("logits", "loss", "both", None):
+            raise InputError(f"return_type={return_type!r}: use 'logits', 'loss', 'both' or None")
         tokens = self._prepare_tokens(input, prepend_bos)
-        hf_kwargs.setdefault("use_cache", False)
         with self.owner.hold():
-            out = self.hf_model(input_ids=tokens, attention_mask=attention_mask, **hf_kwargs)
+            if stop_at_layer is not None:
+                return run_until(self, tokens, attention_mask, stop_at_layer)
+            out = self.hf_model(input_ids=tokens, attention_mask=attention_mask, use_cache=False)
         logits = out.logits
         _memory.keep_for_next_call(_memory.cpu_bytes([logits]))
         if return_type == "logits":
             return logits
         if return_type is None:
             return None
-        loss = torch.nn.functional.cross_entropy(
-            logits[:, :-1].flatten(0, 1).float(), tokens[:, 1:].flatten().to(logits.device)
-        )
-        return loss if return_type == "loss" else (logits, loss)
+        if attention_mask is None:  # padding of a batch of texts is not predicted
+            attention_mask = self._padding_mask(input, prepend_bos, tokens.shape[1])
+        loss = loss_fn(logits, tokens, attention_mask, per_token=loss_per_token)
+        return loss if return_type == "loss" else Output(logits, loss)
 
     __call__ = forward
+    loss_fn = staticmethod(loss_fn)
 
+    @checked("forward")
     def run_with_hooks(
         self,
         input: TextOrTokens,
         fwd_hooks: Sequence[tuple[NameOrPredicate, HookFn]] = (),
         return_type: str | None = "logits",
-        **kwargs: Any,
+        *,
+        bwd_hooks: Sequence[tuple[NameOrPredicate, HookFn]] = (),
+        reset_hooks_end: bool = True,
+        **forward_kwargs: Any,
     ) -> Any:
-        """`forward` with `fwd_hooks` attached for this one call."""
-        with self.hooks(fwd_hooks):
-            return self.forward(input, return_type, **kwargs)
+        """`forward` (any of its arguments) with `fwd_hooks` / `bwd_hooks` attached for this
+        call; backward functions fire when the result's backward runs."""
+        with self.hooks(fwd_hooks, bwd_hooks, reset_hooks_end):
+            return self.forward(input, return_type, **forward_kwargs)
 
+    @checked("forward")
     def run_with_cache(
         self,
         input: TextOrTokens,
@@ -283,90 +245,91 @@ class HookedModel(TokenMixin):
         remove_batch_dim: bool = False,
         device: str | torch.device | None = None,
         *,
+        incl_bwd: bool = False,
+        pos_slice: PosSlice = None,
         return_type: str | None = "logits",
-        **kwargs: Any,
+        **forward_kwargs: Any,
     ) -> tuple[Any, ActivationCache]:
         """Forward pass that stores the activations of the selected points.
 
-        Returns (logits (batch, pos, d_vocab), ActivationCache). With `remove_batch_dim=True`
-        (batch must be 1) cached tensors lose their batch dimension; logits keep it. `device`
-        moves cached tensors (e.g. "cpu"). Only the selected points are hooked: a filter with
-        residual-stream points only leaves attention fused. On CPU, the heap memory of a
-        cache stays with the process for the next one when it is dropped (see `_memory.py`;
-        `hooklens.release_freed_memory()` gives it back).
+        Returns (logits (batch, pos, d_vocab), ActivationCache); `forward`'s arguments apply.
+        With `remove_batch_dim=True` (batch must be 1) cached tensors lose their batch
+        dimension; logits keep it. `device` moves cached tensors (e.g. "cpu"); `pos_slice` keeps
+        some positions of each. `incl_bwd=True` also runs the backward of the output (a scalar:
+        use `return_type="loss"`) and caches each point's gradient as `name + "_grad"`.
+        Only the selected points are hooked: a filter with residual-stream points only leaves
+        attention fused. On CPU, the heap memory of a cache stays with the process for the next
+        one when it is dropped (see `_memory.py`; `hooklens.release_freed_memory()`).
         """
         points = self._select(names_filter)
         if remove_batch_dim:
-            probe = self._prepare_tokens(input, kwargs.get("prepend_bos"))
+            probe = self._prepare_tokens(input, forward_kwargs.get("prepend_bos"))
             if probe.shape[0] != 1:
                 raise InputError(
                     f"remove_batch_dim=True needs a batch of 1, got {probe.shape[0]} sequences"
                 )
-        store: dict[str, torch.Tensor] = {}
-        target = torch.device(device) if device is not None else None
-
-        def save(x: torch.Tensor, hook: HookPoint) -> None:
-            t = x.detach()
-            if remove_batch_dim:
-                t = t[0]
-            if target is not None and t.device != target:
-                t = t.to(target)
-            store[hook.name] = t
-
-        with self.hooks([(p.name, save) for p in points]):
-            out = self.forward(input, return_type, **kwargs)
-        cache_bytes = _drop_unused_storage(store)
+        store, fwd, bwd = saving_hooks(
+            points,
+            remove_batch_dim=remove_batch_dim,
+            device=device,
+            pos_slice=pos_slice,
+            incl_bwd=incl_bwd,
+        )
+        with HookContext(fwd, bwd_pairs=bwd), torch.enable_grad() if incl_bwd else nullcontext():
+            out = self.forward(input, return_type, **forward_kwargs)
+            if incl_bwd:
+                backward_of(out, return_type)
+        cache_bytes = drop_unused_storage(store)
         ordered = {n: store[n] for n in self._points if n in store}
+        ordered |= {n + "_grad": store[n + "_grad"] for n in self._points if n + "_grad" in store}
         _memory.keep_for_next_call(cache_bytes + _memory.cpu_bytes(_tensors(out)))
         return out, ActivationCache(ordered, self, has_batch_dim=not remove_batch_dim)
 
+    @checked()
     def generate(
         self,
-        input: TextOrTokens,
+        input: TextOrTokens = "",
         max_new_tokens: int = 10,
-        fwd_hooks: Sequence[tuple[NameOrPredicate, HookFn]] = (),
-        *,
-        do_sample: bool = False,
-        temperature: float = 1.0,
+        stop_at_eos: bool = True,
+        eos_token_id: int | list[int] | None = None,
+        do_sample: bool = True,
         top_k: int | None = None,
         top_p: float | None = None,
-        stop_at_eos: bool = True,
+        temperature: float = 1.0,
+        freq_penalty: float = 0.0,
         use_past_kv_cache: bool = True,
         prepend_bos: bool | None = None,
         return_type: str = "input",
-        **generate_kwargs: Any,
+        verbose: bool = False,
+        *,
+        fwd_hooks: Sequence[tuple[NameOrPredicate, HookFn]] = (),
     ) -> Any:
-        """Generate with `fwd_hooks` active on every step (with the KV cache each step after
-        the first sees only the new position). Returns a string for text input (prompt plus
-        continuation; `return_type="tokens"` for ids), else ids (batch, pos + new)."""
-        tokens = self._prepare_tokens(input, prepend_bos)
-        tok = self.tokenizer
-        eos = getattr(tok, "eos_token_id", None) if tok is not None else None
-        eos = eos if eos is not None else getattr(self.hf_model.config, "eos_token_id", None)
-        pad = getattr(tok, "pad_token_id", None) if tok is not None else None
-        kwargs: dict[str, Any] = {
-            "max_new_tokens": max_new_tokens,
-            "do_sample": do_sample,
-            "use_cache": use_past_kv_cache,
-            "pad_token_id": pad if pad is not None else (eos if isinstance(eos, int) else 0),
-            "attention_mask": torch.ones_like(tokens),
-        }
-        if do_sample:
-            kwargs.update(temperature=temperature, top_k=top_k, top_p=top_p)
-        if stop_at_eos and eos is not None:
-            kwargs["eos_token_id"] = eos
-        else:
-            kwargs["eos_token_id"] = None
-        kwargs.update(generate_kwargs)
+        """Generate, TransformerLens's way: samples by default (`do_sample=False` or
+        `temperature=0` is greedy), `top_k`, else `top_p`, and `freq_penalty` as it applies
+        them. `fwd_hooks` are active on every step (with the KV cache each step after the first
+        sees only the new position). A list of texts is padded on the left. Returns a string for
+        text input (prompt plus continuation; `return_type="tokens"` for ids), else ids (batch,
+        pos + new)."""
+        if return_type not in ("input", "str", "tokens"):
+            raise InputError(f"return_type={return_type!r}: use 'input', 'str' or 'tokens'")
+        if verbose:
+            raise InputError("verbose=True: hooklens shows no progress bar; pass verbose=False")
+        tokens, mask = prompt_batch(self, input, prepend_bos)
         with self.hooks(fwd_hooks):
-            out = self.hf_model.generate(tokens, **kwargs)  # type: ignore[operator]
+            out = _generate(
+                self, tokens, mask, max_new_tokens=max_new_tokens, stop_at_eos=stop_at_eos,
+                eos_token_id=eos_token_id, do_sample=do_sample, top_k=top_k, top_p=top_p,
+                temperature=temperature, freq_penalty=freq_penalty,
+                use_past_kv_cache=use_past_kv_cache,
+            )  # fmt: skip
         text_in = isinstance(input, str) or (isinstance(input, list) and isinstance(input[0], str))
-        if text_in and return_type in ("input", "str"):
+        if return_type == "str" or (text_in and return_type == "input"):
             texts = self._need_tokenizer().batch_decode(out, skip_special_tokens=True)
             return texts[0] if isinstance(input, str) else texts
         return out
 
     # -- logit lens / unembedding ------------------------------------------------------------
+    @checked()
     def unembed_resid(self, resid: torch.Tensor, apply_ln: bool = True) -> torch.Tensor:
         """Logits from a residual-stream tensor (..., d_model) -> (..., d_vocab).
 
@@ -377,12 +340,6 @@ class HookedModel(TokenMixin):
         if apply_ln:
             x = self.hf_model.get_submodule(self.spec.final_norm)(x)
         return unembed(self, x)
-
-    @property
-    def W_U(self) -> torch.Tensor:
-        """Unembedding matrix (d_model, d_vocab) (a transposed view of the HF weight)."""
-        weight: torch.Tensor = self.hf_model.get_submodule(self.spec.unembed).weight  # type: ignore[assignment]
-        return weight.T
 
     def __repr__(self) -> str:
         c = self.cfg

@@ -161,6 +161,10 @@ class RecordedRun:
             block.register_forward_pre_hook(recorder(i, block), with_kwargs=True)
             for i, block in enumerate(blocks)
         ]
+        last_out: list[torch.Tensor] = []
+        handles.append(blocks[-1].register_forward_hook(
+            lambda module, args, out: last_out.append(_first(out)[:, -1:].detach())
+        ))  # fmt: skip
         try:
             with torch.no_grad():
                 out = model.hf_model(input_ids=tokens, use_cache=True, **{_cache_name(model): kv})
@@ -182,6 +186,17 @@ class RecordedRun:
                         _retarget(name, value, 1, self.seq_len, None)
         except PartialForwardError as exc:
             self.skips, self.why_not = False, str(exc)
+        if self.skips:
+            # The model's head after its last block must be the final norm and `unembed`, or
+            # partial runs would end differently from the model's own forward.
+            with torch.no_grad():
+                final_norm: nn.Module = model.hf_model.get_submodule(model.spec.final_norm)
+                ends = unembed(model, final_norm(last_out[0]))
+            exact = self.logits.dtype in (torch.float32, torch.float64)
+            tol = 1e-4 if exact else 3e-2  # half precision: a last-digit difference is fine
+            if not torch.allclose(ends, self.logits[:, -1:], atol=tol, rtol=tol):
+                self.skips = False
+                self.why_not = "the model's logits are not unembed(final_norm(last block))"
 
     def resid_pre(self, layer: int) -> torch.Tensor:
         """(batch, pos, d_model) entering block `layer`."""

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 Scope = Literal["model", "block", "final"]
-Feature = Literal["learned_pos", "rotary", "sequential", "gated_mlp", "ln2"]
+Feature = Literal["learned_pos", "rotary", "sequential", "gated_mlp", "ln2", "mha"]
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,10 @@ class PointSpec:
 
     `suffix` is the name inside its scope (`blocks.{l}.` is prepended for block points).
     `requires` names the family feature without which the point cannot exist, and `missing`
-    explains why and what to use instead (formatted with `family` and `layer`).
+    explains why and what to use instead (formatted with `family` and `layer`). An `on_demand`
+    point costs extra work whenever it is hooked (it is computed, not read), so, as in
+    TransformerLens where such points need a config flag, caching every point
+    (`names_filter=None`) leaves it out; name it (or match it with a predicate) to get it.
     """
 
     suffix: str
@@ -33,6 +36,7 @@ class PointSpec:
     meaning: str
     requires: Feature | None = None
     missing: str = ""
+    on_demand: bool = False
 
     @property
     def head_axis(self) -> int | None:
@@ -44,6 +48,7 @@ class PointSpec:
 
 
 _BPD = ("batch", "pos", "d_model")
+_PER_HEAD = "the residual stream entering the block (before ln1), one copy per {}; edits reach "
 
 POINTS: tuple[PointSpec, ...] = (
     PointSpec("hook_embed", "model", _BPD, "token embeddings (after any embedding scale)"),
@@ -57,6 +62,38 @@ POINTS: tuple[PointSpec, ...] = (
         "rotating q and k. Use blocks.{layer}.attn.hook_rot_q / hook_rot_k to see them.",
     ),
     PointSpec("hook_resid_pre", "block", _BPD, "residual stream entering the block"),
+    PointSpec(
+        "hook_attn_in",
+        "block",
+        ("batch", "pos", "n_heads", "d_model"),
+        _PER_HEAD.format("head") + "that head's q, k and v",
+        "mha",
+        "{family} uses grouped-query attention here (fewer key/value heads than query heads), so "
+        "one input per query head cannot feed the shared keys and values. Use "
+        "blocks.{layer}.hook_q_input and hook_k_input / hook_v_input (per key/value head).",
+        on_demand=True,
+    ),
+    PointSpec(
+        "hook_q_input",
+        "block",
+        ("batch", "pos", "n_heads", "d_model"),
+        _PER_HEAD.format("query head") + "that head's q (after hook_attn_in's edits)",
+        on_demand=True,
+    ),
+    PointSpec(
+        "hook_k_input",
+        "block",
+        ("batch", "pos", "n_kv_heads", "d_model"),
+        _PER_HEAD.format("key/value head") + "that head's k (after hook_attn_in's edits)",
+        on_demand=True,
+    ),
+    PointSpec(
+        "hook_v_input",
+        "block",
+        ("batch", "pos", "n_kv_heads", "d_model"),
+        _PER_HEAD.format("key/value head") + "that head's v (after hook_attn_in's edits)",
+        on_demand=True,
+    ),
     PointSpec("ln1.hook_scale", "block", ("batch", "pos", "1"), "ln1 divisor (std or RMS)"),
     PointSpec("ln1.hook_normalized", "block", _BPD, "ln1 output, the attention's input"),
     PointSpec(
@@ -103,6 +140,14 @@ POINTS: tuple[PointSpec, ...] = (
         ("batch", "pos", "n_heads", "d_head"),
         "per-head attention output, before the output projection",
     ),
+    PointSpec(
+        "attn.hook_result",
+        "block",
+        ("batch", "pos", "n_heads", "d_model"),
+        "each head's output, z @ W_O per head; attention's output is their sum plus b_O (edits "
+        "reach it)",
+        on_demand=True,
+    ),
     PointSpec("hook_attn_out", "block", _BPD, "what attention adds to the residual stream"),
     PointSpec(
         "hook_resid_mid",
@@ -113,6 +158,17 @@ POINTS: tuple[PointSpec, ...] = (
         "{family} uses a parallel residual: attention and MLP both read the block's input, so "
         "there is no stream between them. Use blocks.{layer}.hook_resid_pre (the MLP's input "
         "stream) or blocks.{layer}.hook_resid_pre + blocks.{layer}.hook_attn_out.",
+    ),
+    PointSpec(
+        "hook_mlp_in",
+        "block",
+        _BPD,
+        "the stream the MLP reads, before ln2 (resid_mid, or resid_pre with a parallel "
+        "residual); edits reach the MLP only",
+        "ln2",
+        "{family}'s MLP reads ln1's output (one norm shared with attention), so it has no input "
+        "stream of its own. Use blocks.{layer}.ln1.hook_normalized.",
+        on_demand=True,
     ),
     PointSpec(
         "ln2.hook_scale",
@@ -159,6 +215,14 @@ POINTS: tuple[PointSpec, ...] = (
 )
 
 POINTS_BY_SUFFIX: dict[str, PointSpec] = {p.suffix: p for p in POINTS}
+
+
+ON_DEMAND: frozenset[str] = frozenset(p.suffix for p in POINTS if p.on_demand)
+
+
+def is_on_demand(name: str) -> bool:
+    """Whether hook `name` is an on-demand point (left out when caching every point)."""
+    return split_name(name)[1] in ON_DEMAND
 
 
 def point_name(spec: PointSpec, layer: int | None) -> str:

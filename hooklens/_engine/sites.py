@@ -15,8 +15,9 @@ from torch import nn
 
 from ..architectures._spec import ArchSpec, Proj
 from . import attention as _attention
+from .head_sites import add_head_sites
 from .hooks import HookPoint, Site
-from .points import POINTS, point_name
+from .points import POINTS, POINTS_BY_SUFFIX, point_name, split_name
 
 
 class Frame:
@@ -124,7 +125,10 @@ class Builder:
     def input_site(self, module: nn.Module, suffix: str, layer: int, *, in_place: bool) -> None:
         """A point that is a module's first input. `in_place` writes edits into the tensor itself
         (for resid_mid, which the block also keeps as its residual)."""
-        site = self._site(lambda: [module.register_forward_pre_hook(hook, with_kwargs=True)])
+        # an in-place edit (of the residual) runs before any other pre-hook reads the tensor
+        site = self._site(
+            lambda: [module.register_forward_pre_hook(hook, with_kwargs=True, prepend=in_place)]
+        )
         point = self._new(suffix, layer, site)
         if point is None:
             return
@@ -157,9 +161,12 @@ class Builder:
 
         def hook(mod: nn.Module, args: tuple[Any, ...], out: torch.Tensor) -> Any:
             changed = False
-            if scale_pt.fns:
+            if scale_pt.active:
                 x = args[0].float()
-                if layernorm:  # one fused kernel for mean and 1/std: ~3x fewer op dispatches
+                if layernorm and torch.is_grad_enabled() and x.requires_grad:
+                    # native_layer_norm's rstd has no gradient; a backward hook needs one
+                    scale = (x.var(-1, keepdim=True, unbiased=False) + eps).sqrt().to(out.dtype)
+                elif layernorm:  # one fused kernel for mean and 1/std: ~3x fewer op dispatches
                     rstd = torch.native_layer_norm(x, x.shape[-1:], None, None, eps)[2]
                     scale = rstd.reciprocal().to(out.dtype)
                 else:
@@ -171,7 +178,7 @@ class Builder:
                     bias = getattr(mod, "bias", None) if layernorm else None
                     out = (out - bias) * factor + bias if bias is not None else out * factor
                     changed = True
-            if norm_pt.fns:
+            if norm_pt.active:
                 v = bpd(out)
                 new = norm_pt.fire(v)
                 if new is not v:
@@ -218,7 +225,7 @@ class Builder:
             parts = split(out)
             changed = False
             for i, pt in ((0, q_pt), (1, k_pt)):
-                if pt is not None and pt.fns:
+                if pt is not None and pt.active:
                     part = parts[i] if len(parts) > 1 else parts[0]
                     new = pt.fire(part)
                     if new is not part:
@@ -266,8 +273,58 @@ class Builder:
 
         def hook(mod: nn.Module, args: Any, out: torch.Tensor) -> Any:
             gate, up = bpd(out).chunk(2, dim=-1)
-            new_gate = pre.fire(gate) if pre.fns else gate
-            new_up = lin.fire(up) if lin.fns else up
+            new_gate = pre.fire(gate) if pre.active else gate
+            new_up = lin.fire(up) if lin.active else up
             if new_gate is gate and new_up is up:
                 return None
             return torch.cat([new_gate, new_up], dim=-1).reshape(out.shape)
+
+
+def build_points(
+    model: nn.Module, spec: ArchSpec, cfg: Any, features: frozenset[str]
+) -> tuple[dict[str, HookPoint], Builder]:
+    """Every hook point of `model`, in execution order, and the builder that holds its sites."""
+    b = Builder(model, spec, cfg, features)
+    b.output_site(get_module(model, spec.embed), "hook_embed", None)
+    if spec.pos_embed is not None:
+        b.output_site(get_module(model, spec.pos_embed), "hook_pos_embed", None)
+    for layer, block in enumerate(b.blocks):
+        sub = block.get_submodule
+        b.input_site(block, "hook_resid_pre", layer, in_place=False)
+        b.norm_site(sub(spec.ln1), "ln1", layer)
+        qs, ks = spec.q_source, spec.k_source
+        if qs is not None and ks is not None and qs == ks:
+            b.proj_site(sub(qs.module), qs, layer, q=True, k=True)
+        else:
+            if qs is not None:
+                b.proj_site(sub(qs.module), qs, layer, q=True, k=False)
+            if ks is not None:
+                b.proj_site(sub(ks.module), ks, layer, q=False, k=True)
+        b.attention_site(sub(spec.attn), layer, q_here=qs is None, k_here=ks is None)
+        b.output_site(sub(spec.attn_out), "hook_attn_out", layer)
+        if spec.ln2 is not None:
+            if "sequential" in features:
+                b.input_site(sub(spec.ln2), "hook_resid_mid", layer, in_place=True)
+            b.norm_site(sub(spec.ln2), "ln2", layer)
+        if spec.mlp_gate_up_fused:
+            b.fused_gate_up_site(sub(spec.mlp_in), layer)
+        else:
+            b.output_site(sub(spec.mlp_in), "mlp.hook_pre", layer)
+        if spec.mlp_up is not None:
+            b.output_site(sub(spec.mlp_up), "mlp.hook_pre_linear", layer)
+        b.input_site(sub(spec.mlp_down), "mlp.hook_post", layer, in_place=False)
+        b.output_site(sub(spec.mlp_out), "hook_mlp_out", layer)
+        b.output_site(block, "hook_resid_post", layer)
+        add_head_sites(b, block, layer)
+    b.norm_site(get_module(model, spec.final_norm), "ln_final", None)
+    groups = {"model": 0, "block": 1, "final": 2}
+
+    def execution_order(name: str) -> tuple[int, int, int]:
+        layer, suffix = split_name(name)
+        row = POINTS_BY_SUFFIX[suffix]
+        return (groups[row.scope], layer or 0, POINTS.index(row))
+
+    names = sorted(b.points, key=execution_order)
+    for attn, site in b.attn_sites:
+        _attention.add_site(attn, site)
+    return {n: b.points[n] for n in names}, b

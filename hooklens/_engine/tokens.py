@@ -7,6 +7,7 @@ from typing import Any, cast
 import torch
 
 from .._errors import MSG_BAD_TOKENS, MSG_EMPTY_PROMPT, MSG_NO_TOKENIZER, MSG_TOO_LONG, InputError
+from .kwargs import checked
 
 TextOrTokens = str | list[str] | torch.Tensor | list[int]
 
@@ -34,6 +35,7 @@ class TokenMixin:
             raise InputError(MSG_NO_TOKENIZER)
         return self.tokenizer
 
+    @checked()
     def to_tokens(
         self,
         text: str | list[str],
@@ -47,12 +49,7 @@ class TokenMixin:
         is right-padded (the causal mask keeps padding from affecting the real tokens).
         """
         tok = self._need_tokenizer()
-        texts = [text] if isinstance(text, str) else list(text)
-        bos = getattr(tok, "bos_token_id", None)
-        add_bos = bos is not None and (prepend_bos is None or prepend_bos)
-        rows = [list(tok(t, add_special_tokens=False)["input_ids"]) for t in texts]
-        if add_bos:
-            rows = [[bos, *r] for r in rows]
+        rows = self._token_rows(text, prepend_bos)
         width = max((len(r) for r in rows), default=0)
         pad = getattr(tok, "pad_token_id", None)
         if pad is None:
@@ -60,6 +57,24 @@ class TokenMixin:
         tokens = torch.tensor([r + [pad] * (width - len(r)) for r in rows], dtype=torch.long)
         return tokens.to(self._input_device()) if move_to_device else tokens
 
+    def _token_rows(self, text: str | list[str], prepend_bos: bool | None) -> list[list[int]]:
+        """The ids of each text, unpadded (with BOS where the tokenizer has one)."""
+        tok = self._need_tokenizer()
+        texts = [text] if isinstance(text, str) else list(text)
+        bos = getattr(tok, "bos_token_id", None)
+        rows = [list(tok(t, add_special_tokens=False)["input_ids"]) for t in texts]
+        if bos is not None and (prepend_bos is None or prepend_bos):
+            rows = [[bos, *r] for r in rows]
+        return rows
+
+    def _padding_mask(self, input: Any, prepend_bos: bool | None, width: int) -> Any:
+        """(batch, pos) 1 on real tokens for a list of texts (right-padded), else None."""
+        if not (isinstance(input, list) and len(input) > 1 and isinstance(input[0], str)):
+            return None
+        lengths = torch.tensor([len(r) for r in self._token_rows(input, prepend_bos)])
+        return (torch.arange(width)[None, :] < lengths[:, None]).long()
+
+    @checked()
     def to_str_tokens(
         self, input: TextOrTokens, prepend_bos: bool | None = None
     ) -> list[str] | list[list[str]]:
@@ -77,6 +92,7 @@ class TokenMixin:
             ids = ids[0]
         return [tok.decode([int(i)]) for i in ids.tolist()]
 
+    @checked()
     def to_string(self, tokens: torch.Tensor | list[int]) -> str | list[str]:
         """Decode ids: (pos,) -> str, (batch, pos) -> list of str."""
         tok = self._need_tokenizer()
@@ -85,12 +101,59 @@ class TokenMixin:
             return [tok.decode(row) for row in ids.tolist()]
         return str(tok.decode(ids.tolist()))
 
+    @checked()
     def to_single_token(self, string: str) -> int:
         """The id of a string that is exactly one token (e.g. " Paris")."""
         ids = self.to_tokens(string, prepend_bos=False, move_to_device=False)[0]
         if ids.numel() != 1:
             raise InputError(f"{string!r} is {ids.numel()} tokens, not one")
         return int(ids[0])
+
+    @checked()
+    def get_token_position(
+        self,
+        single_token: str | int | torch.Tensor,
+        input: str | torch.Tensor,
+        mode: str = "first",
+        prepend_bos: bool | None = None,
+    ) -> int:
+        """The position of `single_token` (a one-token string or an id) in `input` (text, or
+        ids (pos,) or (1, pos)); `mode` "first" or "last" picks among several matches."""
+        if mode not in ("first", "last"):
+            raise InputError(f'mode must be "first" or "last", got {mode!r}')
+        if isinstance(input, str):
+            ids = self.to_tokens(input, prepend_bos=prepend_bos, move_to_device=False)[0]
+        else:
+            ids = torch.as_tensor(input)
+            if ids.ndim == 2:
+                if ids.shape[0] != 1:
+                    raise InputError(f"tokens must be (pos,) or (1, pos), got {tuple(ids.shape)}")
+                ids = ids[0]
+        if isinstance(single_token, str):
+            token = self.to_single_token(single_token)
+        else:
+            token = int(torch.as_tensor(single_token).item())
+        found = (ids.cpu() == token).nonzero().flatten().tolist()
+        if not found:
+            raise InputError(f"token {single_token!r} (id {token}) does not occur in the input")
+        return int(found[0] if mode == "first" else found[-1])
+
+    @checked()
+    def tokens_to_residual_directions(self, tokens: str | int | torch.Tensor) -> torch.Tensor:
+        """The unembedding direction of each token: (d_model,) for one token (an id, a
+        one-element tensor or a one-token string), (..., d_model) for ids (...)."""
+        w_u: torch.Tensor = self.W_U  # type: ignore[attr-defined]
+        if isinstance(tokens, torch.Tensor) and tokens.numel() > 1:
+            return w_u.T[tokens.to(w_u.device)]
+        if isinstance(tokens, str):
+            token = self.to_single_token(tokens)
+        elif isinstance(tokens, int):
+            token = tokens
+        elif isinstance(tokens, torch.Tensor):
+            token = int(tokens.item())
+        else:
+            raise InputError(f"tokens must be a str, an int or a tensor of ids, got {tokens!r}")
+        return w_u[:, token]
 
     def _prepare_tokens(self, input: TextOrTokens, prepend_bos: bool | None) -> torch.Tensor:
         """Text or ids -> validated ids (batch, pos) on the input device."""

@@ -24,6 +24,8 @@ def llama_like(family: str, hf_classes: tuple[str, ...], **overrides: Any) -> Ar
         "mlp_out": "mlp",
         "q_source": Proj("self_attn.q_proj"),
         "k_source": Proj("self_attn.k_proj"),
+        "qkv": ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"),
+        "o_proj": "self_attn.o_proj",
     }
     fields.update(overrides)
     return ArchSpec(**fields)

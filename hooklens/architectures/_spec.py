@@ -41,6 +41,12 @@ class ArchSpec:
     `mlp_down` the output projection (its input is `mlp.hook_post`); `mlp_out` the module whose
     output is added to the residual stream. `q_source`/`k_source` say where pre-rotary q/k live;
     None means the attention function's own inputs (families without rotary).
+
+    `qkv` names the q, k and v projections (one path three times when they are fused, laid out
+    as `qkv_layout` says) and `o_proj` the output projection: `hooklens.analysis` reads the
+    weights there in TransformerLens's shapes (None: this adapter does not describe them).
+    Whether a projection stores (out, in) (`nn.Linear`) or (in, out) (transformers' `Conv1D`)
+    is read from the module itself.
     """
 
     family: str
@@ -69,6 +75,9 @@ class ArchSpec:
     parallel_residual: bool | str = False
     #: config attribute holding a final-logit soft-cap (Gemma 2), applied by `unembed_resid`.
     final_logit_softcap: str | None = None
+    qkv: tuple[str, str, str] | None = None
+    qkv_layout: Layout = "flat"
+    o_proj: str | None = None
     #: (config attribute, required value, why): configurations the adapter cannot describe.
     config_requirements: tuple[tuple[str, Any, str], ...] = field(default_factory=tuple)
     notes: str = ""
@@ -92,4 +101,7 @@ class ArchSpec:
             found.add("gated_mlp")
         if self.ln2 is not None:
             found.add("ln2")
+        kv = getattr(config, "num_key_value_heads", None)
+        if kv is None or kv == getattr(config, "num_attention_heads", kv):
+            found.add("mha")
         return frozenset(found)

@@ -27,7 +27,10 @@ def optional_points_table() -> str:
     rows = [head, rule]
     for spec in ADAPTERS:
         feats = spec.features(_Config())
-        marks = ["yes" if p.requires in feats else "—" for p in optional]
+        marks = [
+            _PER_CONFIG.get(p.requires or "", "yes") if p.requires in feats else "—"
+            for p in optional
+        ]
         note = " (parallel by default)" if isinstance(spec.parallel_residual, str) else ""
         rows.append(f"| {spec.family}{note} | `{spec.hf_classes[0]}` | " + " | ".join(marks) + " |")
     return "\n".join(rows)
@@ -40,6 +43,8 @@ def points_table() -> str:
         name = f"blocks.{{l}}.{p.suffix}" if p.scope == "block" else p.suffix
         shape = "(" + ", ".join(p.shape) + ")"
         when = _WHEN[p.requires] if p.requires else "always"
+        if p.on_demand:
+            when += "; on demand (see below)"
         rows.append(f"| `{name}` | {shape} | {p.meaning} | {when} |")
     return "\n".join(rows)
 
@@ -50,7 +55,10 @@ _WHEN = {
     "sequential": "sequential residual",
     "gated_mlp": "gated MLP",
     "ln2": "a separate MLP norm",
+    "mha": "as many key/value heads as query heads (no grouped-query attention)",
 }
+#: marks for features that a family's config decides, not its adapter
+_PER_CONFIG = {"mha": "without GQA"}
 
 
 if __name__ == "__main__":

@@ -17,6 +17,9 @@ SPEC = ArchSpec(
     mlp_in="mlp.c_fc",
     mlp_down="mlp.c_proj",
     mlp_out="mlp",
+    qkv=("attn.c_attn",) * 3,
+    qkv_layout="concat_qkv",
+    o_proj="attn.c_proj",
     norm="layernorm",
     positional="learned",
 )

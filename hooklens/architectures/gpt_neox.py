@@ -23,6 +23,9 @@ SPEC = ArchSpec(
     mlp_out="mlp",
     q_source=_QKV,
     k_source=_QKV,
+    qkv=(_QKV.module,) * 3,
+    qkv_layout="per_head_qkv",
+    o_proj="attention.dense",
     norm="layernorm",
     parallel_residual="use_parallel_residual",
 )

@@ -18,6 +18,8 @@ SPEC = ArchSpec(
     mlp_out="mlp",
     q_source=Proj("attn.q_proj"),
     k_source=Proj("attn.k_proj"),
+    qkv=("attn.q_proj", "attn.k_proj", "attn.v_proj"),
+    o_proj="attn.out_proj",
     norm="layernorm",
     parallel_residual=True,
 )

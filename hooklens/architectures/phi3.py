@@ -13,4 +13,6 @@ SPEC = llama_like(
     mlp_gate_up_fused=True,
     q_source=_QKV,
     k_source=_QKV,
+    qkv=(_QKV.module,) * 3,
+    qkv_layout="concat_qkv",
 )

@@ -16,7 +16,53 @@ tests compare ``sweep`` against.
 """
 
 from ._run import Patcher, patch
-from ._sweep import sweep
+from ._sweep import sweep, sweep_all
+from ._tl import (
+    get_act_patch_attn_head_all_pos_every,
+    get_act_patch_attn_head_by_pos_every,
+    get_act_patch_attn_head_k_all_pos,
+    get_act_patch_attn_head_k_by_pos,
+    get_act_patch_attn_head_out_all_pos,
+    get_act_patch_attn_head_out_by_pos,
+    get_act_patch_attn_head_pattern_all_pos,
+    get_act_patch_attn_head_pattern_by_pos,
+    get_act_patch_attn_head_pattern_dest_src_pos,
+    get_act_patch_attn_head_q_all_pos,
+    get_act_patch_attn_head_q_by_pos,
+    get_act_patch_attn_head_v_all_pos,
+    get_act_patch_attn_head_v_by_pos,
+    get_act_patch_attn_out,
+    get_act_patch_block_every,
+    get_act_patch_mlp_out,
+    get_act_patch_resid_mid,
+    get_act_patch_resid_pre,
+)
 from ._types import POINTS, Patch, PatchingResult
 
-__all__ = ["POINTS", "Patch", "Patcher", "PatchingResult", "patch", "sweep"]
+__all__ = [
+    "POINTS",
+    "Patch",
+    "Patcher",
+    "PatchingResult",
+    "get_act_patch_attn_head_all_pos_every",
+    "get_act_patch_attn_head_by_pos_every",
+    "get_act_patch_attn_head_k_all_pos",
+    "get_act_patch_attn_head_k_by_pos",
+    "get_act_patch_attn_head_out_all_pos",
+    "get_act_patch_attn_head_out_by_pos",
+    "get_act_patch_attn_head_pattern_all_pos",
+    "get_act_patch_attn_head_pattern_by_pos",
+    "get_act_patch_attn_head_pattern_dest_src_pos",
+    "get_act_patch_attn_head_q_all_pos",
+    "get_act_patch_attn_head_q_by_pos",
+    "get_act_patch_attn_head_v_all_pos",
+    "get_act_patch_attn_head_v_by_pos",
+    "get_act_patch_attn_out",
+    "get_act_patch_block_every",
+    "get_act_patch_mlp_out",
+    "get_act_patch_resid_mid",
+    "get_act_patch_resid_pre",
+    "patch",
+    "sweep",
+    "sweep_all",
+]

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import torch
 
-from ..metrics import Metric, TokenMetric
+from ..metrics import TokenMetric
 from ._inputs import check_metric_value
 from ._reads import learn_reads
 from ._run import Patcher
@@ -25,7 +28,8 @@ class CellMetric:
     patched run must produce (see ``Patcher.run``); ``width`` is how many columns that is.
     """
 
-    def __init__(self, patcher: Patcher, metric: Metric, *, per_batch: bool) -> None:
+    def __init__(self, patcher: Patcher, metric: Callable[[torch.Tensor], Any], *,
+                 per_batch: bool) -> None:  # fmt: skip
         base = patcher.base
         self.metric = metric
         self.per_batch = per_batch
@@ -75,7 +79,7 @@ class CellMetric:
         return slice(cell * self.prompts, (cell + 1) * self.prompts)
 
     def _one(self, logits: torch.Tensor) -> float:
-        value = torch.as_tensor(self.metric(logits))
+        value = torch.as_tensor(self.metric(logits)).detach()
         if value.numel() != 1:
             shapes = {"shape": tuple(value.shape), "logits": tuple(logits.shape)}
             raise ValueError(_ONE_NUMBER.format(**shapes))

@@ -9,7 +9,7 @@ from ._types import Patch
 
 @dataclass(frozen=True)
 class _Cell:
-    index: tuple[int, int]
+    index: tuple[int, ...]  # where the cell's value goes in the result
     layer: int
     patch: Patch
     start_pos: int  # first position the patch can change

@@ -11,6 +11,7 @@ forward would give it where it looks.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,7 +41,9 @@ def learn_reads(metric: Any, logits: torch.Tensor) -> Reads | None:
     reads too many to be worth narrowing, or when that cannot be established."""
     probe = logits.detach().float().clone().requires_grad_(True)
     try:
-        with torch.enable_grad():
+        # The probe is ours: what the metric warns about tracing it is not the user's concern.
+        with torch.enable_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             value = torch.as_tensor(metric(probe))
             if not value.requires_grad:
                 return None

@@ -156,7 +156,7 @@ class Patcher:
                 return logits if token_ids is None else logits[..., token_ids]
             resid = base.resid_pre(layer)[:, pos0:].repeat(len(patch_sets), 1, 1)
             normed = base.run_blocks(resid, layer, pos0, last_only=last_only)
-        logits = base.logits_from(normed, token_ids)
+            logits = base.logits_from(normed, token_ids)
         if not last_only and pos0 > 0:
             # Positions before pos0 are unchanged by every patch in this batch.
             prefix = base.logits[:, :pos0]

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import torch
 
 from ..metrics import Metric
+from ._attribution import attribution_sweeps
 from ._evaluate import CellMetric
 from ._inputs import aligned_tokens, check_metric_value, check_prompt_pair, resolve_cells
 from ._plan import _Cell, _plan
@@ -34,6 +35,7 @@ _EQUAL_METRIC = (
 )
 
 OnBatch = Callable[[PatchingResult, int, int], None]
+Method = Literal["exact", "attribution"]
 
 
 def sweep(
@@ -50,6 +52,7 @@ def sweep(
     progress: bool = True,
     direction: Direction = "denoise",
     on_batch: OnBatch | None = None,
+    method: Method = "exact",
 ) -> PatchingResult:
     """Patch ``point`` one cell at a time and measure ``metric`` after each patch.
 
@@ -63,10 +66,23 @@ def sweep(
     each batch (a view fills cells as they arrive; raising from it stops the sweep cleanly).
     Returns a ``PatchingResult`` whose ``values`` are (layers, positions) or (layers, heads).
 
+    ``method="attribution"`` estimates every cell instead, from one forward pass of each
+    prompt and one backward pass (see ``_attribution.py``; ``result.method`` says which).
+
     The model is held one batch at a time: calls from other threads run between batches and
     see the model as loaded.
     """
     check_prompt_pair(clean, corrupted, metric)
+    if method == "attribution":
+        result = attribution_sweeps(
+            model, clean, corrupted, metric, [point], layers=layers, positions=positions,
+            heads=heads, normalize=normalize, direction=direction,
+        )[point]  # fmt: skip
+        if on_batch is not None:
+            on_batch(result, result.values.numel(), result.values.numel())
+        return result
+    if method != "exact":
+        raise ValueError(f"method must be 'exact' or 'attribution', got {method!r}")
     if point not in POINTS:
         raise ValueError(f"unknown point {point!r}; choose one of {', '.join(POINTS)}")
     clean_tokens, corrupted_tokens = aligned_tokens(model, clean, corrupted)
@@ -92,6 +108,36 @@ def sweep(
         progress=progress,
         on_batch=on_batch,
     )
+
+
+def sweep_all(
+    model: Any,
+    clean: Any,
+    corrupted: Any,
+    metric: Metric,
+    points: Sequence[str] | None = None,
+    *,
+    method: Method = "attribution",
+    normalize: bool = True,
+    direction: Direction = "denoise",
+    batch_size: int | Literal["auto"] = "auto",
+    progress: bool = True,
+) -> dict[str, PatchingResult]:
+    """Every cell of every point (default: each point this model has, in ``POINTS`` order):
+    point -> ``PatchingResult``. With ``method="attribution"`` (the default) all of them come
+    from the same two forward passes and one backward pass; ``"exact"`` sweeps each point."""
+    check_prompt_pair(clean, corrupted, metric)
+    chosen = list(points) if points is not None else [
+        p for p, (template, _) in POINTS.items() if template.format(layer=0) in model.hook_dict
+    ]  # fmt: skip
+    if method == "attribution":
+        return attribution_sweeps(model, clean, corrupted, metric, chosen, normalize=normalize,
+                                  direction=direction)  # fmt: skip
+    return {
+        p: sweep(model, clean, corrupted, metric, cast(Point, p), batch_size=batch_size,
+                 normalize=normalize, progress=progress, direction=direction, method=method)
+        for p in chosen
+    }  # fmt: skip
 
 
 def sweep_cells(
@@ -178,7 +224,7 @@ def run_cells(
                   width)  # fmt: skip
     done = 0
     for tile in tiles:
-        with model.owner.hold(on_wait):
+        with model.owner.hold(on_wait), torch.no_grad():
             logits = patcher.run([[c.patch] for c in tile], metric.token_ids, metric.last_only)
             values = metric(logits, len(tile))
         for cell, value in zip(tile, values.tolist(), strict=True):

@@ -8,6 +8,7 @@ import torch
 
 from ..metrics import Metric, TokenMetric
 from ..patching import Patch
+from ..patching._types import base_and_source
 
 
 def patch_code(
@@ -18,7 +19,7 @@ def patch_code(
     ``clean``/``corrupted``: the prompts as the view got them (text or ids); ``direction``:
     ``"denoise"`` (clean activations into the corrupted run) or ``"noise"``.
     """
-    source, base = ("clean", "corrupted") if direction == "denoise" else ("corrupted", "clean")
+    base, source = base_and_source(direction, "clean", "corrupted")
     shown = repr(metric) if isinstance(metric, TokenMetric) else None
     listed = ", ".join(p.to_python() for p in patches)
     lines = [

@@ -164,3 +164,16 @@ def tiny(tiny_dir):
 def tokens() -> torch.Tensor:
     torch.manual_seed(1)
     return torch.randint(4, VOCAB, (2, 8))
+
+
+@pytest.fixture
+def run(tiny, tokens):
+    """family -> (model, logits, full cache) of `tokens`."""
+
+    def get(family):
+        model = tiny(family)
+        with torch.no_grad():
+            logits, cache = model.run_with_cache(tokens)
+        return model, logits, cache
+
+    return get

@@ -5,21 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-
-@pytest.fixture
-def run(tiny, tokens):
-    def get(family):
-        model = tiny(family)
-        with torch.no_grad():
-            logits, cache = model.run_with_cache(tokens)
-        return model, logits, cache
-
-    return get
+from hooklens._engine.points import is_on_demand
 
 
 def test_mapping_is_read_only(run):
     model, _, cache = run("gpt2")
-    assert "blocks.0.attn.hook_pattern" in cache and len(cache) == len(model.hook_names())
+    cached_by_default = [n for n in model.hook_names() if not is_on_demand(n)]
+    assert "blocks.0.attn.hook_pattern" in cache and len(cache) == len(cached_by_default)
     assert cache["pattern", 1] is cache["blocks.1.attn.hook_pattern"]
     assert cache["resid_pre", 0] is cache["blocks.0.hook_resid_pre"]
     with pytest.raises(TypeError):
@@ -69,9 +61,9 @@ def test_decomposition_sums_to_stream(run, family):
     torch.testing.assert_close(acc[-1], final)
     # apply_ln_to_stack is linear: the components' logit attributions sum to the logits minus
     # a constant (the final norm's bias and the unembedding's bias)
-    normed = cache.apply_ln_to_stack(parts)
+    # logit_attrs applies the final norm itself, as TransformerLens does
     tok = 7
-    attrs = cache.logit_attrs(normed, tok)
+    attrs = cache.logit_attrs(parts, tok)
     assert attrs.shape == (len(labels), 2, 8)
     diff = attrs.sum(0) - logits[..., tok]
     if model.spec.final_logit_softcap is None:
@@ -85,12 +77,14 @@ def test_decomposition_sums_to_stream(run, family):
 
 def test_incl_mid_and_stack_activation(run):
     _, _, cache = run("llama")
-    acc = cache.accumulated_resid(layer=1, incl_mid=True, pos_slice=-1)
-    assert acc.shape == (2, 2, 32)
+    acc, labels = cache.accumulated_resid(layer=1, incl_mid=True, pos_slice=-1, return_labels=True)
+    assert acc.shape == (3, 2, 32) and labels == ["0_pre", "0_mid", "1_pre"]
     assert cache.stack_activation("attn.hook_pattern").shape == (2, 2, 4, 8, 8)
     assert cache.stack_activation("hook_resid_post").shape == (2, 2, 8, 32)
-    stack = cache.decompose_resid(apply_ln=True, pos_slice=-1)
-    per_tok = cache.logit_attrs(stack, torch.tensor([3, 4]), incorrect_tokens=torch.tensor([5, 6]))
+    stack = cache.decompose_resid(pos_slice=-1)
+    per_tok = cache.logit_attrs(
+        stack, torch.tensor([3, 4]), incorrect_tokens=torch.tensor([5, 6]), pos_slice=-1
+    )
     assert per_tok.shape == (5, 2)
     _, _, neox_cache = run("gpt_neox")
     with pytest.raises(ValueError, match="parallel residual"):

@@ -1,0 +1,115 @@
+"""The hook functions behind `run_with_cache`: activations and, with `incl_bwd`, gradients.
+
+Cached tensors are detached; `remove_batch_dim` drops the batch axis, `device` moves them and
+`pos_slice` keeps some positions (TransformerLens's `run_with_cache(pos_slice=)`: the pos axis
+of each point's shape; the query axis of patterns and scores). Gradients are stored as
+`name + "_grad"`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from .._errors import InputError
+from .hooks import HookFn, HookPoint
+from .points import POINTS_BY_SUFFIX, split_name
+
+PosSlice = int | slice | Sequence[int] | torch.Tensor | None
+
+
+def pos_axis(name: str) -> int:
+    """The (negative) position axis of the activation at hook `name` (query axis for patterns)."""
+    row = POINTS_BY_SUFFIX.get(split_name(name.removesuffix("_grad"))[1])
+    if row is None:
+        return -2
+    shape = row.shape
+    axis = shape.index("pos") if "pos" in shape else shape.index("q")
+    return axis - len(shape)
+
+
+def slice_axis(t: torch.Tensor, pos_slice: PosSlice, dim: int) -> torch.Tensor:
+    """TransformerLens's `Slice.apply`: int (the axis goes), slice, (start, stop[, step]) tuple,
+    or a list / tensor of indices."""
+    if pos_slice is None:
+        return t
+    if isinstance(pos_slice, tuple):
+        pos_slice = slice(*pos_slice)
+    if isinstance(pos_slice, list | torch.Tensor):
+        index = torch.as_tensor(pos_slice, device=t.device)
+        return t.index_select(dim, index.reshape(-1)) if index.ndim else t.select(dim, int(index))
+    index_: list[Any] = [slice(None)] * t.ndim
+    index_[dim] = pos_slice
+    return t[tuple(index_)]
+
+
+def saving_hooks(
+    points: list[HookPoint],
+    *,
+    remove_batch_dim: bool,
+    device: str | torch.device | None,
+    pos_slice: PosSlice,
+    incl_bwd: bool,
+) -> tuple[dict[str, torch.Tensor], list[tuple[HookPoint, HookFn]], list[tuple[HookPoint, HookFn]]]:
+    """(store, forward pairs, backward pairs) that fill `store` during a run."""
+    store: dict[str, torch.Tensor] = {}
+    target = torch.device(device) if device is not None else None
+
+    def keep(name: str, x: torch.Tensor) -> None:
+        t = x.detach()
+        if remove_batch_dim:
+            t = t[0]
+        if pos_slice is not None:
+            t = slice_axis(t, pos_slice, pos_axis(name))
+        if target is not None and t.device != target:
+            t = t.to(target)
+        store[name] = t
+
+    def save(x: torch.Tensor, hook: HookPoint) -> None:
+        keep(hook.name, x)
+
+    def save_grad(g: torch.Tensor, hook: HookPoint) -> None:
+        keep(hook.name + "_grad", g)
+
+    fwd: list[tuple[HookPoint, HookFn]] = [(p, save) for p in points]
+    bwd: list[tuple[HookPoint, HookFn]] = [(p, save_grad) for p in points] if incl_bwd else []
+    return store, fwd, bwd
+
+
+def drop_unused_storage(store: dict[str, torch.Tensor]) -> int:
+    """Clone the cached views that would keep a much bigger tensor alive; return the bytes the
+    cache then keeps on CPU (each storage once).
+
+    q, k and v are often slices of one fused projection's output: cached together they cover
+    it, so they stay views (no copy); a lone slice is cloned so only what was asked is kept.
+    """
+    storages = [t.untyped_storage() for t in store.values()]
+    covered: dict[int, int] = {}
+    for t, storage in zip(store.values(), storages, strict=True):
+        key = storage.data_ptr()
+        covered[key] = covered.get(key, 0) + t.numel() * t.element_size()
+    kept: dict[int, int] = {}
+    cloned = 0
+    for (name, t), storage in zip(list(store.items()), storages, strict=True):
+        if storage.nbytes() > 1.25 * covered[storage.data_ptr()]:
+            store[name] = t.clone()
+            cloned += t.numel() * t.element_size() if t.device.type == "cpu" else 0
+        elif t.device.type == "cpu":
+            kept[storage.data_ptr()] = storage.nbytes()
+    return sum(kept.values()) + cloned
+
+
+def backward_of(out: Any, return_type: str | None) -> None:
+    """`out.backward()` for `run_with_cache(incl_bwd=True)`; the output must be a scalar."""
+    loss = out if isinstance(out, torch.Tensor) else None
+    if loss is None or loss.ndim != 0 or not loss.requires_grad:
+        raise InputError(
+            f"incl_bwd=True runs the backward of the output, which must be a scalar with a "
+            f"gradient; return_type={return_type!r} gives "
+            f"{'a tensor of shape ' + str(tuple(loss.shape)) if loss is not None else 'no tensor'}"
+            '. Use return_type="loss", or run_with_hooks(..., bwd_hooks=...) and call '
+            "backward on your own metric."
+        )
+    loss.backward()

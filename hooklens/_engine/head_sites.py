@@ -1,0 +1,120 @@
+"""Sites of the on-demand points TransformerLens computes only when configured to.
+
+`hook_attn_in`, `hook_q_input`, `hook_k_input`, `hook_v_input` (per-head copies of the stream
+entering the block), `attn.hook_result` (per-head outputs) and `hook_mlp_in` (the MLP's own
+input stream). Hugging Face's modules compute none of these, so while one is hooked its site
+recomputes what depends on it from the adapter's weights (views, `linear.py`):
+
+- per-head inputs: a pre-hook on ln1 fires them; each head's input is normalized by ln1's own
+  `forward` (so `ln1.hook_scale` / `ln1.hook_normalized` still show the block's shared input)
+  and projected with that head's weights; the q/k/v modules' outputs are replaced by the result.
+- `attn.hook_result`: a hook on the output projection splits it per head; attention's output
+  becomes the (possibly edited) results' sum plus b_O.
+- `hook_mlp_in`: a pre-hook on ln2 hands the MLP's norm a copy of its input, so edits reach the
+  MLP and not the residual stream.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from .linear import join_qkv, o_module, qkv_modules, read_o, read_qkv
+
+if TYPE_CHECKING:
+    from .sites import Builder
+
+
+def add_head_sites(b: Builder, block: nn.Module, layer: int) -> None:
+    """The on-demand points of one block whose adapter describes the weights they need."""
+    if b.spec.qkv is not None:
+        _input_site(b, block, layer)
+    if b.spec.o_proj is not None:
+        _result_site(b, block, layer)
+    if b.spec.ln2 is not None:
+        _mlp_in_site(b, block, layer)
+
+
+def _first_input(args: tuple[Any, ...], kwargs: dict[str, Any]) -> torch.Tensor:
+    return args[0] if args else kwargs["hidden_states"]
+
+
+def _input_site(b: Builder, block: nn.Module, layer: int) -> None:
+    spec, cfg = b.spec, b.cfg
+    ln1 = block.get_submodule(spec.ln1)
+    mods = qkv_modules(spec, block)
+    pending: list[torch.Tensor] = []
+
+    def install() -> list[Any]:
+        handles = [ln1.register_forward_pre_hook(fire, with_kwargs=True)]
+        for i, mod in enumerate(mods):
+            handles.append(mod.register_forward_hook(_replacer(i), prepend=True))
+        return handles
+
+    site = b._site(install)
+    attn_in = b._new("hook_attn_in", layer, site)
+    q_in = b._new("hook_q_input", layer, site)
+    k_in = b._new("hook_k_input", layer, site)
+    v_in = b._new("hook_v_input", layer, site)
+    assert q_in is not None and k_in is not None and v_in is not None
+    nh, nkv = cfg.n_heads, cfg.n_kv_heads
+
+    def per_head(x: torch.Tensor, n: int) -> torch.Tensor:
+        return x.unsqueeze(-2).expand(*x.shape[:-1], n, x.shape[-1]).clone()
+
+    def fire(mod: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        x = b._bpd(_first_input(args, kwargs))
+        shared = per_head(x, nh)
+        if attn_in is not None and attn_in.fns:
+            shared = attn_in.fire(shared)
+        kv = shared if attn_in is not None else per_head(x, nkv)  # attn_in exists without GQA
+        inputs = []
+        for point, base in ((q_in, shared), (k_in, kv), (v_in, kv)):
+            inputs.append(point.fire(base.clone()) if point.fns else base)
+        outs = []
+        for x_h, (w, bias) in zip(inputs, read_qkv(spec, cfg, block), strict=True):
+            normed = ln1.forward(x_h)
+            y = torch.einsum("bphd,hde->bphe", normed, w.to(normed.dtype))
+            outs.append(y if bias is None else y + bias)
+        pending[:] = join_qkv(spec, outs)
+
+    def _replacer(i: int) -> Any:
+        def hook(mod: nn.Module, args: Any, out: torch.Tensor) -> torch.Tensor:
+            return pending[i].reshape(out.shape).to(out.dtype)
+
+        return hook
+
+
+def _result_site(b: Builder, block: nn.Module, layer: int) -> None:
+    spec, cfg = b.spec, b.cfg
+    o = o_module(spec, block)
+    site = b._site(lambda: [o.register_forward_hook(hook)])
+    point = b._new("attn.hook_result", layer, site)
+    assert point is not None
+
+    def hook(mod: nn.Module, args: Any, out: torch.Tensor) -> torch.Tensor:
+        z = b._bpd(args[0])
+        w, bias = read_o(spec, cfg, block)
+        heads = z.view(*z.shape[:-1], cfg.n_heads, cfg.d_head)
+        result = point.fire(torch.einsum("bphe,hed->bphd", heads, w.to(z.dtype)))
+        total = result.sum(-2)
+        return (total if bias is None else total + bias).reshape(out.shape)
+
+
+def _mlp_in_site(b: Builder, block: nn.Module, layer: int) -> None:
+    ln2 = block.get_submodule(b.spec.ln2 or "")
+    # registered after resid_mid's in-place pre-hook (which is prepended), so edits of
+    # resid_mid reach both the residual and this copy
+    site = b._site(lambda: [ln2.register_forward_pre_hook(hook, with_kwargs=True)])
+    point = b._new("hook_mlp_in", layer, site)
+    if point is None:
+        return
+
+    def hook(mod: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        t = _first_input(args, kwargs)
+        new = point.fire(b._bpd(t).clone()).reshape(t.shape)
+        if args:
+            return (new, *args[1:]), kwargs
+        return args, {**kwargs, "hidden_states": new}

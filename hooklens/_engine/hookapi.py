@@ -1,0 +1,129 @@
+"""TransformerLens's hook-management calls: `add_hook`, `reset_hooks`, `remove_all_hook_fns`.
+
+Shared by `HookedModel` and `HookedRootModule`: both provide `_select(name_or_filter)` -> points
+and `_points` (name -> HookPoint). Hooks added here stay until `reset_hooks()`; permanent ones
+(`is_permanent=True`, `add_perma_hook`) until `reset_hooks(including_permanent=True)`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
+
+from .._errors import InputError
+from .hooks import Direction, HookContext, HookFn, HookPoint
+from .kwargs import checked
+from .ownership import Ownership
+
+NameOrPredicate = str | Callable[[str], bool]
+
+MSG_BAD_HOOK_LIST = """{arg} must be a list of (name or filter, function) pairs, e.g.
+    {arg}=[("blocks.0.attn.hook_z", fn)]
+got {what}."""
+
+
+def resolve_pairs(
+    select: Callable[[Any], list[HookPoint]],
+    hooks: Sequence[tuple[NameOrPredicate, HookFn]],
+    arg: str,
+) -> list[tuple[HookPoint, HookFn]]:
+    """[(name or predicate, fn), ...] -> [(point, fn), ...], with a clear error for a bad list."""
+    if isinstance(hooks, tuple) and len(hooks) == 2 and callable(hooks[1]):
+        raise InputError(MSG_BAD_HOOK_LIST.format(arg=arg, what="one pair, not a list of pairs"))
+    pairs: list[tuple[HookPoint, HookFn]] = []
+    for item in hooks:
+        if not (isinstance(item, tuple | list) and len(item) == 2 and callable(item[1])):
+            raise InputError(MSG_BAD_HOOK_LIST.format(arg=arg, what=f"the item {item!r}"))
+        name, fn = item
+        pairs += [(p, fn) for p in select(name)]
+    return pairs
+
+
+class ModelHooks(HookContext):
+    """`model.hooks(...)`: a `HookContext` whose `with ... as m` gives the model, as in
+    TransformerLens."""
+
+    def __init__(self, model: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.model = model
+
+    def __enter__(self) -> Any:
+        super().__enter__()
+        return self.model
+
+
+def hook_context(
+    model: Any,
+    fwd_hooks: Sequence[tuple[NameOrPredicate, HookFn]],
+    bwd_hooks: Sequence[tuple[NameOrPredicate, HookFn]],
+    reset_hooks_end: bool,
+    prepend: bool = False,
+) -> ModelHooks:
+    """`model.hooks(...)`: the pairs resolved by `model._select`; with `reset_hooks_end=False`
+    attached now and left until `reset_hooks()`. The block holds the model (`ownership.py`)."""
+    fwd = resolve_pairs(model._select, fwd_hooks, "fwd_hooks")
+    bwd = resolve_pairs(model._select, bwd_hooks, "bwd_hooks")
+    if not reset_hooks_end:
+        with model.owner.hold():
+            for point, fn in fwd:
+                point.add_hook(fn, "fwd", prepend=prepend)
+            for point, fn in bwd:
+                point.add_hook(fn, "bwd", prepend=prepend)
+        return ModelHooks(model, [], owner=model.owner)
+    return ModelHooks(model, fwd, prepend=prepend, bwd_pairs=bwd, owner=model.owner)
+
+
+class HooksMixin:
+    """`add_hook`, `add_perma_hook`, `reset_hooks`, `remove_all_hook_fns`."""
+
+    _points: dict[str, HookPoint]
+    owner: Ownership
+
+    def _select(self, names: Any) -> list[HookPoint]:  # pragma: no cover - provided by the host
+        raise NotImplementedError
+
+    @checked()
+    def add_hook(
+        self,
+        name: NameOrPredicate,
+        hook: HookFn,
+        dir: Direction = "fwd",
+        is_permanent: bool = False,
+        prepend: bool = False,
+    ) -> None:
+        """Attach `hook(activation, hook_point)` (or `hook(grad, hook_point)` with `dir="bwd"`)
+        to the point `name`, or to every point whose name passes the filter `name`. It stays
+        until `reset_hooks()`; with `is_permanent=True` until `reset_hooks(including_permanent=
+        True)`. Prefer `model.hooks(...)` / `run_with_hooks`, which always clean up."""
+        if dir not in ("fwd", "bwd"):
+            raise InputError(f'dir must be "fwd" or "bwd", got {dir!r}')
+        with self.owner.hold():  # never while another thread's job runs the model
+            for point in self._select(name):
+                point.add_hook(hook, dir=dir, is_permanent=is_permanent, prepend=prepend)
+
+    def add_perma_hook(self, name: NameOrPredicate, hook: HookFn, dir: Direction = "fwd") -> None:
+        """`add_hook(name, hook, dir, is_permanent=True)`."""
+        self.add_hook(name, hook, dir=dir, is_permanent=True)
+
+    @checked()
+    def remove_all_hook_fns(
+        self,
+        direction: Literal["fwd", "bwd", "both"] = "both",
+        including_permanent: bool = False,
+    ) -> None:
+        """Detach the functions of every point in `direction` (permanent ones only if asked)."""
+        with self.owner.hold():
+            for point in self._points.values():
+                point.remove_hooks(direction, including_permanent=including_permanent)
+
+    @checked()
+    def reset_hooks(
+        self,
+        clear_contexts: bool = True,
+        direction: Literal["fwd", "bwd", "both"] = "both",
+        including_permanent: bool = False,
+    ) -> None:
+        """Detach every non-permanent function from every point (all with
+        `including_permanent=True`), including those of open `hooks()` blocks. hooklens hook
+        points keep no context, so `clear_contexts` has nothing to clear."""
+        self.remove_all_hook_fns(direction, including_permanent)

@@ -1,0 +1,158 @@
+"""The one rule for arguments: a keyword hooklens does not implement raises, naming it.
+
+`@checked` wraps a public function or method: before the call, every keyword argument is checked
+against the names the function accepts (plus, for wrappers such as `run_with_hooks`, the names of
+the methods it passes keywords on to). An unknown name raises `ArgumentError` (a `TypeError`)
+with the close matches, and for names TransformerLens has but hooklens does not implement, what
+to write instead. Nothing is passed through to transformers to be dropped.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from .._errors import ArgumentError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# TransformerLens (or transformers) keywords with no hooklens implementation -> what to do.
+NOT_IMPLEMENTED: dict[str, str] = {
+    "padding_side": "hooklens pads a batch of texts on the right (the causal mask keeps padding "
+    "from affecting real tokens); pad yourself and pass ids with attention_mask= for another "
+    "layout",
+    "start_at_layer": "run from a layer with hooklens.patching (it resumes the forward at a "
+    "layer), or patch blocks.{l}.hook_resid_pre with a hook",
+    "tokens": "pass the token ids as the input; hooklens computes the loss from them",
+    "shortformer_pos_embed": "no family hooklens wraps uses shortformer position embeddings",
+    "past_kv_cache": "use generate(..., use_past_kv_cache=True); a TransformerLens KV cache "
+    "object cannot drive a Hugging Face model",
+    "return_cache_object": "the cache is always an ActivationCache; dict(cache) is a plain dict",
+    "clear_contexts": "hooklens hook points keep no context (hook.ctx); use a closure",
+    "level": "hooklens hook contexts nest without levels; reset_hooks() removes every "
+    "non-permanent hook",
+    "output_attentions": "cache blocks.{l}.attn.hook_pattern with run_with_cache",
+    "output_hidden_states": "cache the hook_resid_pre / hook_resid_post points",
+    "truncate": "hooklens raises for a prompt longer than the context (model.cfg.n_ctx); "
+    "slice the tokens, e.g. tokens[:, -model.cfg.n_ctx:]",
+    "use_cache": "the forward never builds a KV cache; generate(use_past_kv_cache=) does",
+}
+
+MSG_UNKNOWN_ARG = """{func}() got an argument it does not implement: {name}={value}.{hint}
+hooklens never ignores an argument. {func}() accepts: {accepted}."""
+
+
+def _accepted(fn: Callable[..., Any]) -> list[str]:
+    params = inspect.signature(fn).parameters.values()
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return [p.name for p in params if p.kind in kinds and p.name != "self"]
+
+
+def check_names(func: str, given: dict[str, Any], accepted: list[str]) -> None:
+    """Raise `ArgumentError` for the first keyword in `given` that is not in `accepted`."""
+    for name, value in given.items():
+        if name in accepted:
+            continue
+        close = difflib.get_close_matches(name, accepted, n=3, cutoff=0.6)
+        if name in NOT_IMPLEMENTED:
+            hint = f" hooklens does not implement {name!r}: {NOT_IMPLEMENTED[name]}."
+        elif close:
+            hint = f" Did you mean {', '.join(repr(c) for c in close)}?"
+        else:
+            hint = ""
+        shown = repr(value)
+        shown = shown if len(shown) <= 40 else shown[:37] + "..."
+        raise ArgumentError(
+            MSG_UNKNOWN_ARG.format(
+                func=func, name=name, value=shown, hint=hint, accepted=", ".join(accepted)
+            )
+        )
+
+
+def checked(*also: str) -> Callable[[F], F]:
+    """Decorator: reject unknown keyword arguments of a method (see the module docstring).
+
+    `also` names methods of the same class that receive the wrapper's `**kwargs` (e.g.
+    `run_with_hooks` passes them to `forward`); their names are accepted too.
+    """
+
+    def wrap(fn: F) -> F:
+        own = _accepted(fn)
+        resolved: dict[type, list[str]] = {}
+
+        @functools.wraps(fn)
+        def inner(*args: Any, **kwargs: Any) -> Any:
+            if kwargs:
+                accepted = own
+                if also and args:
+                    cls = type(args[0])
+                    if cls not in resolved:
+                        names = list(own)
+                        for other in also:
+                            names += [n for n in _accepted(getattr(cls, other)) if n not in names]
+                        resolved[cls] = names
+                    accepted = resolved[cls]
+                check_names(fn.__name__, kwargs, accepted)
+            return fn(*args, **kwargs)
+
+        return inner  # type: ignore[return-value]
+
+    return wrap
+
+
+# TransformerLens's weight processing on load: hooklens uses the weights as loaded, which is what
+# these flags mean when False (TransformerLens's `from_pretrained_no_processing`).
+_TL_PROCESSING = (
+    "fold_ln",
+    "center_writing_weights",
+    "center_unembed",
+    "fold_value_biases",
+    "refactor_factored_attn_matrices",
+)
+_TL_LOAD_ONLY = {
+    "default_prepend_bos": "pass prepend_bos= to each call (to_tokens, forward, run_with_cache)",
+    "default_padding_side": "hooklens pads a batch of texts on the right",
+    "n_devices": 'use device_map="auto" (with accelerate) to spread the model over devices',
+    "move_to_device": "the model stays where transformers puts it; pass device= to move it",
+    "first_n_layers": "load the whole model; stop_at_layer= runs only the first layers",
+    "hf_config": "pass an already loaded model as hf_model=",
+    "fold_attn": "hooklens uses the weights as loaded",
+}
+
+MSG_TL_PROCESSING = """from_pretrained({name}={value!r}): hooklens uses the weights as loaded
+(TransformerLens's from_pretrained_no_processing), so outputs are the Hugging Face model's.
+Pass {name}=False (or leave it out). {processed}"""
+
+_PROCESSED_HINT = "Results that TransformerLens computes on folded weights (e.g. apply_ln_to_stack "
+_PROCESSED_HINT += "followed by @ W_U) already include the norm weights in hooklens."
+
+
+def check_load_kwargs(hf_kwargs: dict[str, Any], wrapping: bool, shared: tuple[str, ...]) -> None:
+    """Reject TransformerLens-only `from_pretrained` keywords (in place: drop processing flags
+    given as False, which is what hooklens does), and keywords with no model to load."""
+    for name in _TL_PROCESSING:
+        if name in hf_kwargs:
+            if hf_kwargs[name]:
+                raise ArgumentError(
+                    MSG_TL_PROCESSING.format(
+                        name=name, value=hf_kwargs[name], processed=_PROCESSED_HINT
+                    )
+                )
+            del hf_kwargs[name]
+    for name in hf_kwargs:
+        if name in _TL_LOAD_ONLY:
+            raise ArgumentError(
+                f"from_pretrained({name}=...) is a TransformerLens option hooklens does not "
+                f"implement: {_TL_LOAD_ONLY[name]}."
+            )
+    unused = [n for n in hf_kwargs if n not in shared]
+    if wrapping and unused:
+        raise ArgumentError(
+            f"from_pretrained(hf_model=..., {', '.join(f'{n}=' for n in unused)}): with hf_model "
+            "the model is already loaded, so these transformers loading options would be "
+            f"ignored. Pass them to transformers when loading it, or drop them (only "
+            f"{', '.join(shared)} apply, to the tokenizer)."
+        )

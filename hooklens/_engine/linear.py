@@ -1,0 +1,103 @@
+"""Reading an adapter's projections as per-head weights: (in, out) orientation, fused q/k/v.
+
+Where a projection stores (out, in) (`nn.Linear`) or (in, out) (transformers' `Conv1D`) is read
+from the module. Everything returned is a view of the module's parameters.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..architectures._spec import ArchSpec
+
+MSG_NO_LAYOUT = """The {family} adapter does not describe where its attention weights live
+(ArchSpec.qkv / ArchSpec.o_proj are None), so {what} cannot be read. Add them to the adapter
+(hooklens/architectures/), as the GPT-2 and Llama adapters do."""
+
+WeightAndBias = tuple[torch.Tensor, "torch.Tensor | None"]
+
+
+def in_out(module: nn.Module) -> torch.Tensor:
+    """A projection's weight as (in, out): `nn.Linear` stores (out, in), `Conv1D` (in, out)."""
+    weight = getattr(module, "weight", None)
+    if not isinstance(weight, torch.Tensor):
+        raise TypeError(f"{type(module).__name__} has no weight tensor")
+    if isinstance(module, nn.Linear):
+        return weight.T
+    if isinstance(getattr(module, "nf", None), int):  # transformers' Conv1D: x @ weight + bias
+        return weight
+    raise TypeError(
+        f"cannot tell how {type(module).__name__} stores its weight (expected nn.Linear or "
+        "transformers' Conv1D)"
+    )
+
+
+def bias_of(module: nn.Module) -> torch.Tensor | None:
+    bias = getattr(module, "bias", None)
+    return bias if isinstance(bias, torch.Tensor) else None
+
+
+def qkv_modules(spec: ArchSpec, block: nn.Module) -> list[nn.Module]:
+    """The distinct q/k/v projection modules of a block (one when fused)."""
+    if spec.qkv is None:
+        raise NotImplementedError(MSG_NO_LAYOUT.format(family=spec.family, what="W_Q/W_K/W_V"))
+    paths = list(dict.fromkeys(spec.qkv))
+    return [block.get_submodule(p) for p in paths]
+
+
+def read_qkv(spec: ArchSpec, cfg: Any, block: nn.Module) -> list[WeightAndBias]:
+    """[(W (heads, d_model, d_head), b (heads, d_head) or None)] for q, k, v; k and v have
+    `n_kv_heads` heads. Views of the parameters."""
+    nh, nkv, dh = cfg.n_heads, cfg.n_kv_heads, cfg.d_head
+    heads = (nh, nkv, nkv)
+    mods = qkv_modules(spec, block)
+    layout = spec.qkv_layout
+    if layout == "flat":
+        found: list[WeightAndBias] = []
+        for mod, n in zip(mods, heads, strict=True):
+            w, b = in_out(mod), bias_of(mod)
+            wv = w.view(w.shape[0], n, dh).permute(1, 0, 2)
+            found.append((wv, None if b is None else b.view(n, dh)))
+        return found
+    w, b = in_out(mods[0]), bias_of(mods[0])
+    d_model = w.shape[0]
+    if layout == "concat_qkv":
+        bounds = [0, nh * dh, (nh + nkv) * dh, (nh + 2 * nkv) * dh]
+        found = []
+        for i, n in enumerate(heads):
+            lo, hi = bounds[i], bounds[i + 1]
+            wi = w[:, lo:hi].view(d_model, n, dh).permute(1, 0, 2)
+            found.append((wi, None if b is None else b[lo:hi].view(n, dh)))
+        return found
+    if layout == "per_head_qkv":
+        w4 = w.view(d_model, nh, 3, dh)
+        b3 = None if b is None else b.view(nh, 3, dh)
+        return [(w4[:, :, i].permute(1, 0, 2), None if b3 is None else b3[:, i]) for i in range(3)]
+    raise NotImplementedError(f"q/k/v layout {layout!r} has no weight reader")
+
+
+def join_qkv(spec: ArchSpec, parts: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Per-head q, k, v (batch, pos, heads, d_head) -> the output of each q/k/v module, in the
+    order of `qkv_modules` (the inverse of `read_qkv`'s layout)."""
+    lead = parts[0].shape[:2]
+    if spec.qkv_layout == "flat":
+        return [p.reshape(*lead, -1) for p in parts]
+    if spec.qkv_layout == "concat_qkv":
+        return [torch.cat([p.reshape(*lead, -1) for p in parts], dim=-1)]
+    return [torch.stack(parts, dim=-2).reshape(*lead, -1)]  # per_head_qkv: (heads, 3, d_head)
+
+
+def o_module(spec: ArchSpec, block: nn.Module) -> nn.Module:
+    if spec.o_proj is None:
+        raise NotImplementedError(MSG_NO_LAYOUT.format(family=spec.family, what="W_O"))
+    return block.get_submodule(spec.o_proj)
+
+
+def read_o(spec: ArchSpec, cfg: Any, block: nn.Module) -> WeightAndBias:
+    """(W_O (n_heads, d_head, d_model), b_O (d_model,) or None), views."""
+    mod = o_module(spec, block)
+    w = in_out(mod)
+    return w.view(cfg.n_heads, cfg.d_head, w.shape[1]), bias_of(mod)

@@ -1,0 +1,219 @@
+"""Residual-stream analyses of an `ActivationCache`, with TransformerLens's meanings.
+
+Residual-stream tensors are (batch, pos, d_model), or (pos, d_model) after `remove_batch_dim`.
+Stacks put the component dimension first: (components, [batch,] pos, d_model).
+
+Layers. A *stream* layer (the `layer` of `accumulated_resid`, `decompose_resid`,
+`apply_ln_to_stack`, `stack_activation`) names the stream entering block `layer`, in
+0..n_layers, where n_layers (and None) is the final stream, read by the final norm. Negative
+values count from the end of those n_layers + 1 streams, as in Python: -1 is the final stream
+(TransformerLens's meaning), -2 the stream entering the last block.
+
+Norms. hooklens does not fold the norms' weights into the next matrix (TransformerLens's
+`fold_ln`), so `apply_ln` multiplies by the norm's weight and leaves its bias (a constant) out:
+`stack @ model.W_U` is then what TransformerLens gives with its default `fold_ln=True`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from .._errors import InputError
+from .caching import PosSlice, slice_axis
+from .kwargs import checked
+from .sites import _norm_eps
+
+if TYPE_CHECKING:
+    from .model import HookedModel
+
+
+def stream_layer(layer: int | None, n_layers: int, what: str = "layer") -> int:
+    """A stream layer (see the module docstring) as an index in 0..n_layers."""
+    if layer is None:
+        return n_layers
+    if not isinstance(layer, int) or isinstance(layer, bool):
+        raise InputError(f"{what} must be an int or None, got {layer!r}")
+    k = layer + n_layers + 1 if layer < 0 else layer
+    if not 0 <= k <= n_layers:
+        raise InputError(
+            f"{what}={layer} is out of range: streams are 0..{n_layers} ({n_layers} = the final "
+            f"stream, also -1 or None; -{n_layers + 1} = the embeddings)."
+        )
+    return k
+
+
+def block_layer(layer: int, n_layers: int) -> int:
+    """A block index (negative counts from the end, as in Python) in 0..n_layers-1."""
+    k = layer + n_layers if layer < 0 else layer
+    if not 0 <= k < n_layers:
+        raise InputError(f"layer {layer} is out of range for a model with {n_layers} layers")
+    return k
+
+
+class ResidMixin:
+    """`accumulated_resid`, `decompose_resid`, `apply_ln_to_stack` for `ActivationCache`."""
+
+    model: HookedModel
+    has_batch_dim: bool
+    _data: dict[str, torch.Tensor]
+
+    def __getitem__(self, key: Any) -> torch.Tensor:  # pragma: no cover - ActivationCache's
+        raise NotImplementedError
+
+    def _check_mid(self) -> None:
+        if self.model.cfg.parallel_residual:
+            raise InputError(
+                f"{self.model.cfg.family} uses a parallel residual: there is no hook_resid_mid "
+                "(attention and MLP both read hook_resid_pre). Call without incl_mid/mlp_input."
+            )
+
+    @checked()
+    def accumulated_resid(
+        self,
+        layer: int | None = None,
+        incl_mid: bool = False,
+        apply_ln: bool = False,
+        pos_slice: PosSlice = None,
+        mlp_input: bool = False,
+        return_labels: bool = False,
+    ) -> Any:
+        """The residual stream entering each block up to and including `layer`.
+
+        Entries: resid_pre of blocks 0..layer (`"{l}_pre"`; resid_mid `"{l}_mid"` of the blocks
+        before `layer` with `incl_mid`, and of `layer` itself with `mlp_input`), and for the
+        final stream (`layer` None, -1 or n_layers) the last resid_post (`"final_post"`). So
+        `layer=1` gives ['0_pre', '1_pre']. Shape (components, [batch,] pos, d_model).
+        `apply_ln` for the final stream recomputes the final norm on each entry (the logit
+        lens: `model.unembed_resid(stack)` differs only by the norm's bias); for an inner layer
+        it divides by that layer's cached norm scale (see `apply_ln_to_stack`).
+        """
+        n = self.model.cfg.n_layers
+        layer = stream_layer(layer, n)
+        if incl_mid or mlp_input:
+            self._check_mid()
+        parts: list[torch.Tensor] = []
+        labels: list[str] = []
+        for i in range(layer + 1):
+            if i == n:
+                parts.append(self[f"blocks.{n - 1}.hook_resid_post"])
+                labels.append("final_post")
+                continue
+            parts.append(self[f"blocks.{i}.hook_resid_pre"])
+            labels.append(f"{i}_pre")
+            if (incl_mid and i < layer) or (mlp_input and i == layer):
+                parts.append(self[f"blocks.{i}.hook_resid_mid"])
+                labels.append(f"{i}_mid")
+        stack = torch.stack([slice_axis(p, pos_slice, -2) for p in parts])
+        if apply_ln:
+            stack = self.apply_ln_to_stack(
+                stack, layer, mlp_input, pos_slice, recompute_ln=layer == n
+            )
+        return (stack, labels) if return_labels else stack
+
+    @checked()
+    def decompose_resid(
+        self,
+        layer: int | None = None,
+        mlp_input: bool = False,
+        mode: str = "all",
+        apply_ln: bool = False,
+        pos_slice: PosSlice = None,
+        incl_embeds: bool = True,
+        return_labels: bool = False,
+    ) -> Any:
+        """The stream entering block `layer` (the final stream for None / -1 / n_layers) as a
+        sum of what each part wrote to it.
+
+        Components: hook_embed, hook_pos_embed (learned positions), then per block before
+        `layer` hook_attn_out and hook_mlp_out (`mode` "attn" / "mlp" keeps one kind), and with
+        `mlp_input` block `layer`'s attn_out (the MLP's input). Shape (components, [batch,]
+        pos, d_model); `apply_ln` divides by the cached scale of the norm reading that stream.
+        """
+        if mode not in ("all", "attn", "mlp"):
+            raise InputError(f'mode must be "all", "attn" or "mlp", got {mode!r}')
+        n = self.model.cfg.n_layers
+        layer = stream_layer(layer, n)
+        if mlp_input and layer == n:
+            raise InputError(
+                "mlp_input=True decomposes the MLP input of block `layer`; the final stream "
+                f"(layer={n}) has no MLP. Pass layer=0..{n - 1}."
+            )
+        parts: list[torch.Tensor] = []
+        labels: list[str] = []
+        if incl_embeds:
+            for name, label in (("hook_embed", "embed"), ("hook_pos_embed", "pos_embed")):
+                if name in self._data:
+                    parts.append(self[name])
+                    labels.append(label)
+        for i in range(layer):
+            if mode in ("all", "attn"):
+                parts.append(self[f"blocks.{i}.hook_attn_out"])
+                labels.append(f"{i}_attn_out")
+            if mode in ("all", "mlp"):
+                parts.append(self[f"blocks.{i}.hook_mlp_out"])
+                labels.append(f"{i}_mlp_out")
+        if mlp_input and mode in ("all", "attn"):
+            self._check_mid()
+            parts.append(self[f"blocks.{layer}.hook_attn_out"])
+            labels.append(f"{layer}_attn_out")
+        if not parts:
+            raise InputError(f"decompose_resid(layer={layer}) has no components to stack")
+        stack = torch.stack([slice_axis(p, pos_slice, -2) for p in parts])
+        if apply_ln:
+            stack = self.apply_ln_to_stack(stack, layer, mlp_input, pos_slice)
+        return (stack, labels) if return_labels else stack
+
+    @checked()
+    def apply_ln_to_stack(
+        self,
+        residual_stack: torch.Tensor,
+        layer: int | None = None,
+        mlp_input: bool = False,
+        pos_slice: PosSlice = None,
+        batch_slice: int | slice | None = None,
+        has_batch_dim: bool = True,
+        recompute_ln: bool = False,
+    ) -> torch.Tensor:
+        """Apply, linearly, the norm that reads the stream at `layer` to each component.
+
+        `residual_stack` is (components, [batch,] pos, d_model) with `pos_slice` already
+        applied (it is applied to the cached scale here). With `has_batch_dim` (the stack's,
+        default True) `batch_slice` is applied to the stack's dim 1 and to the scale. Each
+        component is centred (LayerNorm), divided by the *cached* scale of the full stream
+        (`ln_final.hook_scale` for the final stream, else `blocks.{layer}.ln1` / `ln2`
+        (`mlp_input`) `.hook_scale`) and multiplied by the norm's weight; the bias is left out,
+        so the components sum to the norm's output minus its bias. `recompute_ln=True` (final
+        stream only) normalizes each component by its own statistics instead: the logit lens.
+        """
+        model = self.model
+        n = model.cfg.n_layers
+        layer = stream_layer(layer, n)
+        stack = residual_stack
+        if has_batch_dim and batch_slice is not None:
+            stack = slice_axis(stack, batch_slice, 1)
+        if layer == n:
+            scale_name, module_path = "ln_final.hook_scale", model.spec.final_norm
+        else:
+            which = "ln2" if mlp_input and model.spec.ln2 is not None else "ln1"
+            scale_name = f"blocks.{layer}.{which}.hook_scale"
+            path = model.spec.ln2 if which == "ln2" else model.spec.ln1
+            module_path = f"{model.spec.blocks}.{layer}.{path}"
+        module = model.hf_model.get_submodule(module_path)
+        layernorm = model.cfg.norm == "layernorm"
+        if layernorm:
+            stack = stack - stack.mean(-1, keepdim=True)
+        if recompute_ln and layer == n:
+            x = stack.float()
+            sq = x.pow(2).mean(-1, keepdim=True)  # the variance, once centred
+            stack = (x / (sq + _norm_eps(module)).sqrt()).to(stack.dtype)
+        else:
+            scale = slice_axis(self[scale_name], pos_slice, -2)
+            if batch_slice is not None and self.has_batch_dim:
+                scale = slice_axis(scale, batch_slice, 0)
+            stack = stack / scale.to(stack.device)
+        weight = getattr(module, "weight", None)
+        if isinstance(weight, torch.Tensor) and weight.device.type != "meta":
+            stack = stack * (weight.to(stack.device, stack.dtype) + model.spec.norm_weight_offset)
+        return stack

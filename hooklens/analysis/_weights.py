@@ -1,0 +1,292 @@
+"""The weights of a wrapped model in TransformerLens's shapes and names, read from the HF modules.
+
+Nothing is converted or copied at load: every access reads the Hugging Face parameters again.
+Per layer (`LayerWeights`), a weight is a *view* of the HF parameter wherever the layout allows
+(transposes, per-head reshapes and slices of fused projections are views, so an in-place edit of
+a view edits the model). Copies, each said in the property's docstring: key/value weights of
+grouped-query attention expanded to `n_heads` (TransformerLens's `W_K`/`W_V`, via
+`repeat_interleave`; the unexpanded `_W_K`/`_W_V` are views), biases a module does not have
+(zeros, like TransformerLens), scaled embeddings (Gemma's `embed_scale`). Model-level stacks
+(`Weights.W_Q`, ...) are `torch.stack`s of the per-layer tensors: a fresh copy of that one kind
+of weight, made on each access and kept by nobody, as TransformerLens's `model.W_Q` is.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from .._engine.linear import bias_of, in_out, o_module, read_o, read_qkv
+
+if TYPE_CHECKING:
+    from .._engine.model import HookedModel
+
+MSG_NO_POS = """{family} has no learned position embedding (positions enter by rotating q and k
+inside attention), so there is no W_pos. Rotary models have W_E only."""
+
+
+def norm_weight(module: nn.Module, offset: float) -> torch.Tensor | None:
+    """The multiplier a norm applies, (d_model,): its weight plus the family's offset (Gemma's
+    `1 + w`; a copy then), or None for a norm without weight."""
+    weight = getattr(module, "weight", None)
+    if not isinstance(weight, torch.Tensor):
+        return None
+    return weight + offset if offset else weight
+
+
+def _zeros(ref: torch.Tensor, *shape: int) -> torch.Tensor:
+    return torch.zeros(shape, dtype=ref.dtype, device=ref.device)
+
+
+class LayerWeights:
+    """One block's weights in TransformerLens's shapes (views where possible, see module doc)."""
+
+    def __init__(self, model: HookedModel, layer: int) -> None:
+        self._model = model
+        self.layer = layer
+        blocks: Any = model.hf_model.get_submodule(model.spec.blocks)
+        self._block: nn.Module = blocks[layer]
+
+    def _sub(self, path: str) -> nn.Module:
+        return self._block.get_submodule(path)
+
+    # -- attention -----------------------------------------------------------------------------
+    def _qkv(self) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
+        """[(W (heads, d_model, d_head), b (heads, d_head) or None)] for q, k, v (KV heads)."""
+        return read_qkv(self._model.spec, self._model.cfg, self._block)
+
+    def _expand(self, t: torch.Tensor) -> torch.Tensor:
+        rep = self._model.cfg.n_heads // self._model.cfg.n_kv_heads
+        return t if rep == 1 else t.repeat_interleave(rep, dim=0)
+
+    def _bias(self, which: int) -> torch.Tensor:
+        w, b = self._qkv()[which]
+        return b if b is not None else _zeros(w, w.shape[0], w.shape[2])
+
+    @property
+    def W_Q(self) -> torch.Tensor:
+        """(n_heads, d_model, d_head), a view. `ln1.hook_normalized @ W_Q + b_Q` is `hook_q`
+        (before any q-norm, on families that have one)."""
+        return self._qkv()[0][0]
+
+    @property
+    def _W_K(self) -> torch.Tensor:
+        """(n_kv_heads, d_model, d_head), a view (TransformerLens's unexpanded GQA weight)."""
+        return self._qkv()[1][0]
+
+    @property
+    def _W_V(self) -> torch.Tensor:
+        """(n_kv_heads, d_model, d_head), a view."""
+        return self._qkv()[2][0]
+
+    @property
+    def W_K(self) -> torch.Tensor:
+        """(n_heads, d_model, d_head): query head h uses key head h // (n_heads // n_kv_heads),
+        as TransformerLens expands it. A view without GQA, a copy with it."""
+        return self._expand(self._W_K)
+
+    @property
+    def W_V(self) -> torch.Tensor:
+        """(n_heads, d_model, d_head), expanded like `W_K` (a copy with GQA)."""
+        return self._expand(self._W_V)
+
+    @property
+    def b_Q(self) -> torch.Tensor:
+        """(n_heads, d_head): a view, or zeros (a copy) when the projection has no bias."""
+        return self._bias(0)
+
+    @property
+    def _b_K(self) -> torch.Tensor:
+        """(n_kv_heads, d_head)."""
+        return self._bias(1)
+
+    @property
+    def _b_V(self) -> torch.Tensor:
+        """(n_kv_heads, d_head)."""
+        return self._bias(2)
+
+    @property
+    def b_K(self) -> torch.Tensor:
+        """(n_heads, d_head), expanded like `W_K`."""
+        return self._expand(self._b_K)
+
+    @property
+    def b_V(self) -> torch.Tensor:
+        """(n_heads, d_head), expanded like `W_V`."""
+        return self._expand(self._b_V)
+
+    def _o(self) -> nn.Module:
+        return o_module(self._model.spec, self._block)
+
+    @property
+    def W_O(self) -> torch.Tensor:
+        """(n_heads, d_head, d_model), a view: head h writes `z[..., h, :] @ W_O[h]`."""
+        return read_o(self._model.spec, self._model.cfg, self._block)[0]
+
+    @property
+    def b_O(self) -> torch.Tensor:
+        """(d_model,): a view, or zeros."""
+        mod = self._o()
+        b = bias_of(mod)
+        return b if b is not None else _zeros(in_out(mod), self._model.cfg.d_model)
+
+    # -- MLP -----------------------------------------------------------------------------------
+    def _mlp_in(self) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """(W_in, b_in, W_gate) as views: W (d_model, d_mlp)."""
+        spec, d_mlp = self._model.spec, self._model.cfg.d_mlp
+        first = self._sub(spec.mlp_in)
+        w, b = in_out(first), bias_of(first)
+        if spec.mlp_gate_up_fused:  # gate first, then up (Phi-3)
+            up_b = None if b is None else b[d_mlp:]
+            return w[:, d_mlp:], up_b, w[:, :d_mlp]
+        if spec.mlp_up is not None:
+            up = self._sub(spec.mlp_up)
+            return in_out(up), bias_of(up), w
+        return w, b, None
+
+    @property
+    def W_in(self) -> torch.Tensor:
+        """(d_model, d_mlp), a view: the input projection (the up/linear branch of a gated MLP,
+        whose output is `mlp.hook_pre_linear`; else the one giving `mlp.hook_pre`)."""
+        return self._mlp_in()[0]
+
+    @property
+    def W_gate(self) -> torch.Tensor:
+        """(d_model, d_mlp), a view: the gate of a gated MLP (`mlp.hook_pre` is
+        `ln2.hook_normalized @ W_gate`). Raises on a non-gated MLP, which has none."""
+        gate = self._mlp_in()[2]
+        if gate is None:
+            raise AttributeError(
+                f"{self._model.spec.family}'s MLP is not gated, so it has no W_gate; "
+                "W_in gives mlp.hook_pre."
+            )
+        return gate
+
+    @property
+    def b_in(self) -> torch.Tensor:
+        """(d_mlp,): a view, or zeros."""
+        w, b, _ = self._mlp_in()
+        return b if b is not None else _zeros(w, w.shape[1])
+
+    def _down(self) -> nn.Module:
+        return self._sub(self._model.spec.mlp_down)
+
+    @property
+    def W_out(self) -> torch.Tensor:
+        """(d_mlp, d_model), a view: `hook_post @ W_out + b_out` is the MLP's output."""
+        return in_out(self._down())
+
+    @property
+    def b_out(self) -> torch.Tensor:
+        """(d_model,): a view, or zeros."""
+        mod = self._down()
+        b = bias_of(mod)
+        return b if b is not None else _zeros(in_out(mod), self._model.cfg.d_model)
+
+    # -- norms ---------------------------------------------------------------------------------
+    def _norm(self, which: str) -> nn.Module:
+        spec = self._model.spec
+        path = spec.ln2 if which == "ln2" and spec.ln2 is not None else spec.ln1
+        return self._sub(path)
+
+    def ln_w(self, which: str) -> torch.Tensor | None:
+        """The multiplier of "ln1" or "ln2" (ln1 where the MLP reads ln1), (d_model,)."""
+        return norm_weight(self._norm(which), self._model.spec.norm_weight_offset)
+
+    def ln_b(self, which: str) -> torch.Tensor | None:
+        """The bias of "ln1" or "ln2" (LayerNorm), (d_model,), or None."""
+        return bias_of(self._norm(which))
+
+
+#: The per-layer attributes that `Weights` stacks over layers (name -> TransformerLens shape).
+STACKED = (
+    "W_Q", "W_K", "W_V", "W_O", "b_Q", "b_K", "b_V", "b_O",
+    "W_in", "W_gate", "W_out", "b_in", "b_out",
+)  # fmt: skip
+
+
+class Weights:
+    """Every weight of a model in TransformerLens's names, `model.weights`.
+
+    Per layer: `weights.layer(l).W_Q`, ... (views where possible; see the module docstring).
+    Stacked over layers: `W_Q`/`W_K`/`W_V` (n_layers, n_heads, d_model, d_head), `W_O`
+    (n_layers, n_heads, d_head, d_model), `b_Q`/`b_K`/`b_V` (n_layers, n_heads, d_head), `b_O`
+    (n_layers, d_model), `W_in`/`W_gate` (n_layers, d_model, d_mlp), `W_out`
+    (n_layers, d_mlp, d_model), `b_in` (n_layers, d_mlp), `b_out` (n_layers, d_model): each a
+    copy of that one kind made by `torch.stack` on access. `W_E` (d_vocab, d_model), `W_pos`
+    (n_ctx, d_model), `W_U` (d_model, d_vocab) and `b_U` (d_vocab,) are views.
+    """
+
+    def __init__(self, model: HookedModel) -> None:
+        self._model = model
+
+    def layer(self, layer: int) -> LayerWeights:
+        """Block `layer`'s weights (negative counts from the end)."""
+        n = self._model.cfg.n_layers
+        if not -n <= layer < n:
+            raise IndexError(f"layer {layer} is out of range for a model with {n} layers")
+        return LayerWeights(self._model, layer % n)
+
+    def _stack(self, name: str) -> torch.Tensor:
+        parts = [getattr(self.layer(i), name) for i in range(self._model.cfg.n_layers)]
+        return torch.stack([p.to(parts[0].device) for p in parts])
+
+    def __getattr__(self, name: str) -> torch.Tensor:
+        if name in STACKED:
+            return self._stack(name)
+        if name == "W_pos":  # the property raised AttributeError; say why again
+            raise AttributeError(MSG_NO_POS.format(family=self._model.spec.family))
+        raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
+
+    def __dir__(self) -> list[str]:
+        return sorted({*super().__dir__(), *STACKED})
+
+    def _module(self, path: str) -> nn.Module:
+        return self._model.hf_model.get_submodule(path)
+
+    @property
+    def W_E(self) -> torch.Tensor:
+        """(d_vocab, d_model): `W_E[tokens]` is `hook_embed`. A view, or a copy for embeddings
+        that scale their output (Gemma's `embed_scale`, which TransformerLens also folds in)."""
+        emb = self._module(self._model.spec.embed)
+        weight: torch.Tensor = emb.weight  # type: ignore[assignment]
+        scale = getattr(emb, "embed_scale", None)
+        if isinstance(scale, torch.Tensor | float | int) and float(scale) != 1.0:
+            return weight * torch.as_tensor(scale).to(weight.dtype)
+        return weight
+
+    @property
+    def W_pos(self) -> torch.Tensor:
+        """(n_ctx, d_model), a view: row p is `hook_pos_embed` at position p (OPT's offset of
+        2 rows, read from its module's `offset`, is skipped)."""
+        spec = self._model.spec
+        if spec.pos_embed is None:
+            raise AttributeError(MSG_NO_POS.format(family=spec.family))
+        emb = self._module(spec.pos_embed)
+        weight: torch.Tensor = emb.weight  # type: ignore[assignment]
+        offset = getattr(emb, "offset", 0)
+        return weight[offset:] if isinstance(offset, int) and offset else weight
+
+    @property
+    def W_U(self) -> torch.Tensor:
+        """(d_model, d_vocab), a view (of W_E's storage when the embeddings are tied)."""
+        return in_out(self._module(self._model.spec.unembed))
+
+    @property
+    def b_U(self) -> torch.Tensor:
+        """(d_vocab,): a view, or zeros. Logits are `ln_final.hook_normalized @ W_U + b_U`
+        (then the final soft-cap on Gemma 2)."""
+        mod = self._module(self._model.spec.unembed)
+        b = bias_of(mod)
+        return b if b is not None else _zeros(in_out(mod), self._model.cfg.d_vocab)
+
+    def ln_final_w(self) -> torch.Tensor | None:
+        """The final norm's multiplier (d_model,) (with the family's offset), or None."""
+        mod = self._module(self._model.spec.final_norm)
+        return norm_weight(mod, self._model.spec.norm_weight_offset)
+
+    def ln_final_b(self) -> torch.Tensor | None:
+        """The final norm's bias (d_model,), or None."""
+        return bias_of(self._module(self._model.spec.final_norm))

@@ -1,0 +1,249 @@
+"""TransformerLens's meanings where hooklens used to differ silently (one regression test each)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import hooklens as hl
+
+
+@pytest.mark.parametrize("family", ["gpt2", "llama"])
+def test_negative_layers_everywhere(run, family):
+    model, _, cache = run(family)
+    n = model.cfg.n_layers
+    full, labels = cache.decompose_resid(return_labels=True)
+    neg, neg_labels = cache.decompose_resid(layer=-1, return_labels=True)
+    assert neg_labels == labels and neg_labels[-1] == f"{n - 1}_mlp_out"  # not just the embed
+    torch.testing.assert_close(neg, full)
+    torch.testing.assert_close(cache.decompose_resid(layer=n), full)
+    # -2 is the stream entering the last block, as in Python over the n + 1 streams
+    torch.testing.assert_close(cache.decompose_resid(layer=-2), cache.decompose_resid(layer=n - 1))
+    torch.testing.assert_close(cache.accumulated_resid(layer=-1), cache.accumulated_resid())
+    torch.testing.assert_close(
+        cache.accumulated_resid(layer=-2), cache.accumulated_resid(layer=n - 1)
+    )
+    stack = cache.accumulated_resid()
+    torch.testing.assert_close(
+        cache.apply_ln_to_stack(stack, layer=-1), cache.apply_ln_to_stack(stack)
+    )
+    torch.testing.assert_close(
+        cache.apply_ln_to_stack(stack, layer=-2), cache.apply_ln_to_stack(stack, layer=n - 1)
+    )
+    assert cache["resid_post", -1] is cache[f"blocks.{n - 1}.hook_resid_post"]
+    assert cache["pattern", -2] is cache[f"blocks.{n - 2}.attn.hook_pattern"]
+    assert cache.stack_activation("resid_pre", -1).shape[0] == n
+    with pytest.raises(hl.InputError, match="out of range"):
+        cache.decompose_resid(layer=n + 1)
+    with pytest.raises(KeyError, match="out of range"):
+        cache["resid_post", n]
+
+
+def test_accumulated_resid_labels_match_transformerlens(run):
+    _, _, cache = run("llama")
+    assert cache.accumulated_resid(layer=1, return_labels=True)[1] == ["0_pre", "1_pre"]
+    assert cache.accumulated_resid(layer=0, return_labels=True)[1] == ["0_pre"]
+    assert cache.accumulated_resid(layer=1, incl_mid=True, return_labels=True)[1] == [
+        "0_pre", "0_mid", "1_pre",
+    ]  # fmt: skip
+    assert cache.accumulated_resid(layer=1, mlp_input=True, return_labels=True)[1] == [
+        "0_pre", "1_pre", "1_mid",
+    ]  # fmt: skip
+    assert cache.accumulated_resid(return_labels=True)[1] == ["0_pre", "1_pre", "final_post"]
+    stack = cache.accumulated_resid(layer=1)
+    torch.testing.assert_close(stack[1], cache["blocks.1.hook_resid_pre"])
+
+
+@pytest.mark.parametrize("family", ["gpt2", "llama", "gemma2"])
+def test_accumulated_resid_apply_ln_recomputes_the_final_norm(run, family):
+    """The logit lens: every stream goes through the final norm with its own statistics (the
+    norm's bias, a constant, left out), not divided by the final stream's cached scale."""
+    model, _, cache = run(family)
+    norm = model.hf_model.get_submodule(model.spec.final_norm)
+    bias = getattr(norm, "bias", None)
+    stack = cache.accumulated_resid(apply_ln=True)
+    raw = cache.accumulated_resid()
+    with torch.no_grad():
+        for i in range(raw.shape[0]):
+            expected = norm(raw[i]) - (bias if bias is not None else 0)
+            torch.testing.assert_close(stack[i], expected, atol=1e-4, rtol=1e-4)
+    # the old behaviour (the final cached scale for every stream) differs on inner streams
+    cached = cache.apply_ln_to_stack(raw)
+    assert (cached[0] - stack[0]).abs().max() > 1e-2
+    torch.testing.assert_close(cached[-1], stack[-1], atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("family", ["gpt2", "llama", "gpt_neox"])
+def test_stop_at_layer(tiny, tokens, family):
+    model = tiny(family)
+    n = model.cfg.n_layers
+    with torch.no_grad():
+        _, cache = model.run_with_cache(tokens)
+        for k, expected in ((0, "blocks.0.hook_resid_pre"), (1, "blocks.1.hook_resid_pre"),
+                            (-1, f"blocks.{n - 1}.hook_resid_pre"),
+                            (n, f"blocks.{n - 1}.hook_resid_post")):  # fmt: skip
+            out = model(tokens, stop_at_layer=k)
+            torch.testing.assert_close(out, cache[expected])
+            assert out.shape == (2, 8, model.cfg.d_model)
+    # no block from k on runs: none of its hook points fire, and nothing after it
+    fired: list[str] = []
+    with torch.no_grad():
+        model.run_with_hooks(
+            tokens, fwd_hooks=[(lambda name: True, lambda x, h: fired.append(h.name))],
+            stop_at_layer=1, return_type="loss",
+        )  # fmt: skip
+    assert "blocks.0.hook_resid_post" in fired
+    assert not [f for f in fired if f.startswith("blocks.1.") or f.startswith("ln_final")]
+    with torch.no_grad():
+        resid, short = model.run_with_cache(tokens, stop_at_layer=1)
+    torch.testing.assert_close(resid, cache["blocks.1.hook_resid_pre"])
+    assert "blocks.0.hook_resid_post" in short and "blocks.1.hook_resid_pre" not in short
+    assert not [name for name in model.hook_dict.values() if name.active]  # hooks all removed
+    with pytest.raises(hl.InputError, match="stop_at_layer"):
+        model(tokens, stop_at_layer=n + 1)
+
+
+def test_loss_per_token_and_both(tiny, tokens):
+    model = tiny("llama")
+    with torch.no_grad():
+        logits = model(tokens)
+        per_token = model(tokens, return_type="loss", loss_per_token=True)
+        mean = model(tokens, return_type="loss")
+        both = model(tokens, return_type="both", loss_per_token=True)
+    expected = torch.nn.functional.cross_entropy(
+        logits[:, :-1].flatten(0, 1), tokens[:, 1:].flatten(), reduction="none"
+    ).view(2, 7)
+    assert per_token.shape == (2, 7)
+    torch.testing.assert_close(per_token, expected)
+    torch.testing.assert_close(mean, expected.mean())
+    assert isinstance(both, hl.Output) and both.loss.shape == (2, 7)
+    torch.testing.assert_close(both[0], logits)
+    torch.testing.assert_close(model.loss_fn(logits, tokens, per_token=True), expected)
+    torch.testing.assert_close(hl.loss_fn(logits, tokens), expected.mean())
+    mask = torch.ones_like(tokens)
+    mask[0, 5:] = 0  # positions 5.. of the first row are padding: 4 + 7 predictions count
+    masked = hl.loss_fn(logits, tokens, mask)
+    torch.testing.assert_close(masked, (expected[0, :4].sum() + expected[1].sum()) / 11)
+    with pytest.raises(hl.InputError, match="return_type"):
+        model(tokens, return_type="logit")
+
+
+def test_generate_samples_by_default_like_transformerlens(tiny):
+    model = tiny("llama")
+    toks = model.to_tokens("the cat")
+    outs = set()
+    for seed in range(4):
+        torch.manual_seed(seed)
+        out = model.generate(toks, max_new_tokens=6, stop_at_eos=False, temperature=3.0)
+        outs.add(tuple(out[0].tolist()))
+    assert len(outs) > 1  # sampled: different seeds, different continuations
+    greedy = model.generate(toks, max_new_tokens=6, stop_at_eos=False, do_sample=False)
+    zero = model.generate(toks, max_new_tokens=6, stop_at_eos=False, temperature=0.0)
+    assert torch.equal(greedy, zero)
+    ids = toks
+    with torch.no_grad():
+        for _ in range(6):
+            ids = torch.cat([ids, model(ids)[:, -1:].argmax(-1)], dim=1)
+    assert torch.equal(greedy, ids)
+    torch.manual_seed(0)
+    top1 = model.generate(toks, max_new_tokens=6, stop_at_eos=False, top_k=1, temperature=3.0)
+    assert torch.equal(top1, greedy)  # top_k=1 leaves only the argmax to sample
+
+
+def test_sampler_matches_transformerlens_rules():
+    from hooklens._engine.generate import TransformerLensSampler
+
+    scores = torch.tensor([[2.0, 1.0, 0.5, -1.0]])
+    ids = torch.tensor([[0, 0, 2]])
+    out = TransformerLensSampler(2.0, 0.5, None, None)(ids, scores)
+    torch.testing.assert_close(out, torch.tensor([[1.0 - 1.0, 0.5, 0.25 - 0.5, -0.5]]))
+    top2 = TransformerLensSampler(1.0, 0.0, 2, None)(ids, scores)
+    assert torch.isinf(top2[0, 2:]).all() and torch.isfinite(top2[0, :2]).all()
+    nucleus = TransformerLensSampler(1.0, 0.0, None, 0.5)(ids, scores)
+    assert torch.isfinite(nucleus[0, 0]) and torch.isinf(nucleus[0, 1:]).all()
+
+
+def test_typos_and_unimplemented_arguments_raise(tiny, tokens):
+    model = tiny("gpt2")
+    fn = lambda x, h: None  # noqa: E731
+    with pytest.raises(hl.ArgumentError, match=r"fwd_hook=.*Did you mean 'fwd_hooks'"):
+        model.run_with_hooks(tokens, fwd_hook=[("hook_embed", fn)])
+    with pytest.raises(TypeError, match=r"names_filters=.*Did you mean 'names_filter'"):
+        model.run_with_cache(tokens, names_filters="hook_embed")
+    with pytest.raises(hl.ArgumentError, match=r"padding_side.*pads a batch of texts"):
+        model(tokens, padding_side="left")
+    with pytest.raises(hl.ArgumentError, match="output_attentions"):
+        model.run_with_cache(tokens, output_attentions=True)
+    with pytest.raises(hl.ArgumentError, match=r"temprature.*temperature"):
+        model.generate(tokens, temprature=0.5)
+    with pytest.raises(hl.ArgumentError, match="bwd_hook="):
+        model.hooks(bwd_hook=[("hook_embed", fn)])
+    with pytest.raises(hl.ArgumentError, match="includeing_permanent"):
+        model.reset_hooks(includeing_permanent=True)
+    with pytest.raises(hl.InputError, match="list of"):
+        model.run_with_hooks(tokens, fwd_hooks=("hook_embed", fn))
+    with pytest.raises(hl.InputError, match="verbose"):
+        model.generate(tokens, verbose=True)
+
+
+def test_pos_slice_in_run_with_cache(tiny, tokens):
+    model = tiny("llama")
+    with torch.no_grad():
+        _, full = model.run_with_cache(tokens)
+        _, last = model.run_with_cache(tokens, pos_slice=-1)
+        _, some = model.run_with_cache(tokens, pos_slice=(2, 5))
+    torch.testing.assert_close(
+        last["blocks.0.hook_resid_pre"], full["blocks.0.hook_resid_pre"][:, -1]
+    )
+    torch.testing.assert_close(last["blocks.0.attn.hook_z"], full["blocks.0.attn.hook_z"][:, -1])
+    torch.testing.assert_close(
+        some["blocks.1.attn.hook_pattern"], full["blocks.1.attn.hook_pattern"][:, :, 2:5]
+    )
+
+
+def test_every_entry_point_names_what_it_does_not_take(tiny, tokens, tiny_dir):
+    model = tiny("llama")
+    _, cache = model.run_with_cache(tokens, names_filter=lambda n: "resid" in n)
+    with pytest.raises(hl.ArgumentError, match=r"return_label=.*'return_labels'"):
+        cache.accumulated_resid(return_label=True)
+    with pytest.raises(hl.ArgumentError, match=r"layers=.*'layer'"):
+        cache.decompose_resid(layers=1)
+    with pytest.raises(hl.ArgumentError, match="padding_side"):
+        model.to_tokens(["the cat", "the"], padding_side="left")
+    with pytest.raises(hl.ArgumentError, match="truncate"):
+        model.to_tokens("the cat", truncate=True)
+    with pytest.raises(hl.ArgumentError, match="from_pretrained_no_processing"):
+        hl.HookedModel.from_pretrained(str(tiny_dir("llama")), fold_ln=True)
+    with pytest.raises(hl.ArgumentError, match="default_prepend_bos"):
+        hl.HookedModel.from_pretrained(str(tiny_dir("llama")), default_prepend_bos=False)
+    with pytest.raises(hl.ArgumentError, match="already loaded"):
+        hl.HookedModel.from_pretrained("x", hf_model=model.hf_model, low_cpu_mem_usage=True)
+    # the processing flags given as False mean what hooklens does: accepted
+    same = hl.HookedModel.from_pretrained(
+        str(tiny_dir("llama")), fold_ln=False, center_writing_weights=False, center_unembed=False
+    )
+    with torch.no_grad():
+        torch.testing.assert_close(same(tokens), model(tokens))
+    with model.hooks([("hook_embed", lambda x, h: None)]) as hooked:
+        assert hooked is model  # TransformerLens's `with model.hooks(...) as model`
+
+
+def test_generate_pads_a_batch_of_texts_on_the_left(tiny):
+    model = tiny("llama")
+    texts = ["the cat sat on the", "a dog"]
+    both = model.generate(texts, max_new_tokens=3, stop_at_eos=False, do_sample=False)
+    alone = [model.generate(t, max_new_tokens=3, stop_at_eos=False, do_sample=False) for t in texts]
+    assert both == alone  # the short prompt continues from its own end, not from padding
+
+
+def test_loss_of_a_batch_of_texts_skips_the_padding(tiny):
+    model = tiny("llama")
+    texts = ["the cat sat on the mat", "a dog"]
+    with torch.no_grad():
+        per_token = model(texts, return_type="loss", loss_per_token=True)
+        alone = model(texts[1], return_type="loss", loss_per_token=True)
+        mean = model(texts, return_type="loss")
+    assert per_token.shape == (2, 6)
+    torch.testing.assert_close(per_token[1, :2], alone[0])
+    assert (per_token[1, 2:] == 0).all()  # predictions of padding are not counted
+    torch.testing.assert_close(mean, per_token.sum() / 8)

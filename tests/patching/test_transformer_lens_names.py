@@ -1,0 +1,147 @@
+"""TransformerLens's patching functions: the same names, argument order and results as its
+`generic_activation_patch` (one `run_with_hooks` per cell), on batches of prompt pairs."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import pytest
+import torch
+
+from hooklens import patching
+from hooklens.patching._reads import learn_reads
+
+from .conftest import VOCAB, prompt_pair
+
+A, B = 5, 9
+
+
+def _batch() -> tuple[torch.Tensor, torch.Tensor]:
+    pairs = [prompt_pair(seed=s) for s in (1, 2)]
+    return torch.cat([c for c, _ in pairs]), torch.cat([k for _, k in pairs])
+
+
+def _mean_diff(logits: torch.Tensor) -> torch.Tensor:
+    return (logits[:, -1, A] - logits[:, -1, B]).mean()
+
+
+def _reference(model: Any, corrupted: torch.Tensor, clean_cache: Any, metric: Any,
+               activation: str, axes: tuple[str, ...]) -> torch.Tensor:  # fmt: skip
+    """TransformerLens's loop, written out: one patched forward per index."""
+    hook = {"z": "attn.hook_z", "q": "attn.hook_q", "k": "attn.hook_k", "v": "attn.hook_v",
+            "pattern": "attn.hook_pattern"}.get(activation, f"hook_{activation}")  # fmt: skip
+    heads = model.cfg.n_kv_heads if activation in ("k", "v") else model.cfg.n_heads
+    size = {"layer": model.cfg.n_layers, "pos": corrupted.shape[1], "head": heads}
+    size["dest_pos"] = size["pos"]
+    out = torch.zeros([size[a] for a in axes])
+    for index in itertools.product(*(range(size[a]) for a in axes)):
+        where = dict(zip(axes, index, strict=True))
+        name = f"blocks.{where['layer']}.{hook}"
+
+        def setter(act: torch.Tensor, hook: Any, where: Any = where, name: str = name) -> Any:
+            act = act.clone()
+            clean = clean_cache[name]
+            if activation == "pattern":
+                h = where.get("head")
+                if "dest_pos" in where:
+                    act[:, h, where["dest_pos"]] = clean[:, h, where["dest_pos"]]
+                else:
+                    act[:, h] = clean[:, h]
+            elif "head" in where and "pos" in where:
+                act[:, where["pos"], where["head"]] = clean[:, where["pos"], where["head"]]
+            elif "head" in where:
+                act[:, :, where["head"]] = clean[:, :, where["head"]]
+            else:
+                act[:, where["pos"]] = clean[:, where["pos"]]
+            return act
+
+        out[index] = float(metric(model.run_with_hooks(corrupted, fwd_hooks=[(name, setter)])))
+    return out
+
+
+CASES = [
+    ("get_act_patch_resid_pre", "resid_pre", ("layer", "pos")),
+    ("get_act_patch_attn_out", "attn_out", ("layer", "pos")),
+    ("get_act_patch_mlp_out", "mlp_out", ("layer", "pos")),
+    ("get_act_patch_attn_head_out_all_pos", "z", ("layer", "head")),
+    ("get_act_patch_attn_head_v_all_pos", "v", ("layer", "head")),
+    ("get_act_patch_attn_head_pattern_all_pos", "pattern", ("layer", "head")),
+    ("get_act_patch_attn_head_out_by_pos", "z", ("layer", "pos", "head")),
+    ("get_act_patch_attn_head_k_by_pos", "k", ("layer", "pos", "head")),
+    ("get_act_patch_attn_head_pattern_by_pos", "pattern", ("layer", "head", "dest_pos")),
+]
+
+
+@pytest.mark.parametrize(("fn", "activation", "axes"), CASES)
+def test_batched_functions_equal_transformer_lens_loop(
+    tiny_model: Any, fn: str, activation: str, axes: Any
+) -> None:
+    clean, corrupted = _batch()
+    with torch.no_grad():
+        _, clean_cache = tiny_model.run_with_cache(clean)
+        got = getattr(patching, fn)(tiny_model, corrupted, clean_cache, _mean_diff)
+        want = _reference(tiny_model, corrupted, clean_cache, _mean_diff, activation, axes)
+    assert got.shape == want.shape
+    torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+
+
+def test_every_functions_stack_with_transformer_lens_shapes(tiny_model: Any) -> None:
+    clean, corrupted = _batch()
+    with torch.no_grad():
+        _, clean_cache = tiny_model.run_with_cache(clean)
+        block = patching.get_act_patch_block_every(tiny_model, corrupted, clean_cache, _mean_diff)
+        heads = patching.get_act_patch_attn_head_all_pos_every(
+            tiny_model, corrupted, clean_cache, _mean_diff
+        )
+        resid = patching.get_act_patch_resid_pre(tiny_model, corrupted, clean_cache, _mean_diff)
+    n_layers, n_heads, pos = tiny_model.cfg.n_layers, tiny_model.cfg.n_heads, clean.shape[1]
+    assert block.shape == (3, n_layers, pos) and heads.shape == (5, n_layers, n_heads)
+    torch.testing.assert_close(block[0], resid)
+
+
+@pytest.mark.parametrize(
+    "metric",
+    [
+        lambda logits: logits[0, -1, A] - logits[0, -1, B],  # reads two logits: narrowed
+        lambda logits: logits[0, -1].log_softmax(-1)[A],  # reads the whole last row
+        lambda logits: logits[0, 3:].max(),  # sparse gradient, reads everything
+    ],
+    ids=["two_logits", "softmax", "max"],
+)
+def test_any_callable_metric_gives_the_loop_result(tiny_model: Any, metric: Any) -> None:
+    clean, corrupted = prompt_pair()
+    with torch.no_grad():
+        _, clean_cache = tiny_model.run_with_cache(clean)
+        got = patching.get_act_patch_resid_pre(tiny_model, corrupted, clean_cache, metric)
+        want = _reference(tiny_model, corrupted, clean_cache, metric, "resid_pre",
+                          ("layer", "pos"))  # fmt: skip
+    torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+
+
+def test_reads_are_learned_and_checked() -> None:
+    logits = torch.randn(1, 6, VOCAB)
+    reads = learn_reads(lambda x: x[0, -1, A] - x[0, -1, B], logits)
+    assert reads is not None and reads.positions == [5] and reads.columns == [A, B]
+    assert learn_reads(lambda x: x[0, -1].softmax(-1)[A], logits) is None  # every column
+    assert learn_reads(lambda x: x[0, 2:].max(), logits) is None  # max: fails the check
+    assert learn_reads(lambda x: float(x[0, -1, A]), logits) is None  # leaves torch
+
+
+def test_errors_name_the_order_and_the_arguments(tiny_model: Any) -> None:
+    clean, corrupted = prompt_pair()
+    with torch.no_grad():
+        _, cache = tiny_model.run_with_cache(clean)
+    with pytest.raises(TypeError, match="clean_cache` must be the ActivationCache"):
+        patching.get_act_patch_resid_pre(tiny_model, corrupted, clean, _mean_diff)
+    with pytest.raises(TypeError, match="does not take index_df"):
+        patching.get_act_patch_resid_pre(tiny_model, corrupted, cache, _mean_diff, index_df=1)
+    with pytest.raises(TypeError, match="TransformerLens's order"):
+        patching.sweep(tiny_model, corrupted, cache, _mean_diff)
+    clean2, corrupted2 = _batch()
+    with torch.no_grad():
+        _, cache2 = tiny_model.run_with_cache(clean2)
+    with pytest.raises(ValueError, match="one number for the whole batch"):
+        patching.get_act_patch_resid_pre(tiny_model, corrupted2, cache2, lambda x: x[:, -1, A])
+    with pytest.raises(NotImplementedError, match="pattern_by_pos"):
+        patching.get_act_patch_attn_head_pattern_dest_src_pos(tiny_model, corrupted, cache, 0)
