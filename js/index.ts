@@ -8,6 +8,7 @@ import { createStaticModel, type StandalonePayload, withEmbeddedReplies } from "
 import { ensureStyle } from "./ui/style";
 import { renderAttention } from "./views/attention";
 import { renderAttentionTokens } from "./views/attention_tokens";
+import { renderHeads } from "./views/heads";
 import { renderHello } from "./views/hello";
 import { renderTokenLogProbs } from "./views/logprobs";
 import { renderColoredTokensMulti } from "./views/multi";
@@ -31,6 +32,7 @@ const VIEWS: Record<string, ViewRenderer> = {
   topk_tokens: renderTopkTokens,
   topk_samples: renderTopkSamples,
   hello: renderHello,
+  heads: renderHeads,
 };
 
 /** Build the view named by the model's `view` trait into `el`; returns its cleanup. */

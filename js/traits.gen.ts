@@ -495,3 +495,47 @@ export interface HelloTraits {
 
 /** Requests `Hello` answers (its `rpc_method` handlers). */
 export type HelloRequest = never;
+
+/** Synced traits of `hooklens.vis.HeadMap` (hooklens/vis/_heads.py). */
+export interface HeadsTraits {
+  /** The answer token's string; empty without a pair. Python: Unicode, default "". */
+  answer: string;
+  /**
+   * Replies keyed by request key, answered in the browser without a kernel; empty unless embed()
+   * was called (static notebook exports). Python: Dict, default {}.
+   */
+  embedded_replies: Record<string, unknown>;
+  /** Clicked head; -1 when none. Python: Int, default -1. */
+  head: number;
+  /** Layer of the clicked head; -1 when none. Python: Int, default -1. */
+  layer: number;
+  /** Columns of the map. Python: Int, default 1. */
+  n_heads: number;
+  /** Rows of the map. Python: Int, default 1. */
+  n_layers: number;
+  /**
+   * Last error a request handler raised ("Type: message"); "" when none. Python: Unicode, default
+   * "".
+   */
+  rpc_error: string;
+  /** The score shown, one of score_kinds. Python: Unicode, default "induction". */
+  score: string;
+  /**
+   * The scores the map can show (dla only with an answer pair). Python: List(Unicode), default [].
+   */
+  score_kinds: string[];
+  /**
+   * Show the embeddings' and each layer's attention/MLP attribution beside. Python: Bool, default
+   * false.
+   */
+  show_layers: boolean;
+  /** The prompt's token strings. Python: List(Unicode), default []. */
+  tokens: string[];
+  /** Which renderer of the bundle builds this view. Python: Unicode, default "". */
+  view: string;
+  /** The wrong token's string; empty without a pair. Python: Unicode, default "". */
+  wrong: string;
+}
+
+/** Requests `HeadMap` answers (its `rpc_method` handlers). */
+export type HeadsRequest = "layers" | "pattern" | "scores";

@@ -26,6 +26,7 @@ from hooklens.vis import _wire  # noqa: E402
 from hooklens.vis._attention import AttentionPatterns  # noqa: E402
 from hooklens.vis._attention_tokens import AttentionTokens  # noqa: E402
 from hooklens.vis._cells import Cell  # noqa: E402
+from hooklens.vis._heads import HeadMap  # noqa: E402
 from hooklens.vis._hello import Hello  # noqa: E402
 from hooklens.vis._logprobs import TokenLogProbs  # noqa: E402
 from hooklens.vis._multi import ColoredTokensMulti  # noqa: E402
@@ -52,6 +53,7 @@ VIEWS: list[tuple[str, type[HookLensWidget]]] = [
     ("TopkTokens", TopkTokens),
     ("TopkSamples", TopkSamples),
     ("Hello", Hello),
+    ("Heads", HeadMap),
 ]
 #: TypedDicts that traits carry (named in a trait's ``ts=`` tag).
 SHAPES: list[Any] = [Cell]

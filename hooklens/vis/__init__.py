@@ -9,6 +9,7 @@ that also has CircuitsVis' ``show_code()`` (self-contained HTML that renders off
 from . import activations, attention, examples, logits, tokens, topk_samples, topk_tokens
 from ._attention import AttentionPatterns, AttentionView, attention_heads
 from ._attention_tokens import AttentionTokens, attention_pattern, attention_patterns
+from ._heads import HeadMap, LogitAttributionView
 from ._hello import Hello
 from ._logprobs import TokenLogProbs, token_log_probs
 from ._multi import ColoredTokensMulti, colored_tokens_multi, visualize_model_performance
@@ -25,7 +26,9 @@ __all__ = [
     "AttentionView",
     "ColoredTokens",
     "ColoredTokensMulti",
+    "HeadMap",
     "Hello",
+    "LogitAttributionView",
     "PatchingView",
     "ResidualView",
     "TextNeuronActivations",
