@@ -52,9 +52,7 @@ class HeadMap(PortedView):
     patterns float16 ``(n_layers, n_heads, pos, pos)``, scores float32 ``(n_layers, n_heads)``.
     """
 
-    tokens = traitlets.List(traitlets.Unicode(), help="The prompt's token strings.").tag(
-        sync=True
-    )
+    tokens = traitlets.List(traitlets.Unicode(), help="The prompt's token strings.").tag(sync=True)
     n_layers = traitlets.Int(1, help="Rows of the map.").tag(sync=True)
     n_heads = traitlets.Int(1, help="Columns of the map.").tag(sync=True)
     score_kinds = traitlets.List(
