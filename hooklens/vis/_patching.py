@@ -33,6 +33,7 @@ from ..patching._inputs import aligned_tokens
 from ..patching._sweep import sweep_cells
 from ..patching._types import base_and_source, metric_span
 from ._cells import Cell, Layout, check_cell, layout_of, point_layout
+from ._estimates import attribution_estimates
 from ._patch_code import patch_code
 from ._widget import HookLensWidget, RpcError, rpc_method
 from ._wire import SWEEP, encode_tensor, pack_buffers
@@ -133,6 +134,10 @@ class PatchingView(HookLensWidget):
         self._k = int(k)
         self._clean = self._prediction(clean_logits)
         self._corrupted = self._prediction(corrupted_logits)
+        # The heatmaps open on attribution-patching estimates (two forwards, one backward).
+        self._estimates, self._estimate_error = attribution_estimates(
+            model, clean, corrupted, metric, self._layouts, normalize=normalize, direction=direction
+        )
         self._patches: list[Patch] = []
         self._partial: dict[str, torch.Tensor] = {}
         self.results: dict[str, PatchingResult] = {}
@@ -204,11 +209,14 @@ class PatchingView(HookLensWidget):
     @rpc_method("heatmap")
     def _rpc_heatmap(self, point: str) -> dict[str, Any]:
         """Cells of ``point`` and the values swept so far: ``values`` (rows, cols) float32,
-        NaN where not computed; normalised as ``sweep`` does when ``normalized``."""
+        NaN where not computed; normalised as ``sweep`` does when ``normalized``; ``estimate``
+        the attribution-patching estimate of every cell (None, with ``estimate_error``, when
+        it could not be computed)."""
         layout = self._layout_of(point)
         values = self._partial.get(point)
         if values is None:
             values = torch.full((len(layout.rows), len(layout.columns)), math.nan)
+        estimate = self._estimates.get(point)
         finished = point in self.results
         running = self._running() and self.sweep_point == point
         return {
@@ -219,6 +227,8 @@ class PatchingView(HookLensWidget):
             "row_labels": layout.row_labels,
             "column_labels": layout.column_labels,
             "values": encode_tensor(values),
+            "estimate": None if estimate is None else encode_tensor(estimate),
+            "estimate_error": self._estimate_error,
             "status": "done" if finished else ("running" if running else "idle"),
             "normalized": self._normalize,
             "clean_value": self.clean_value,

@@ -55,6 +55,9 @@ export interface HeatmapReply {
   row_labels: string[];
   column_labels: string[];
   values: EncodedTensor;
+  /** Attribution-patching estimate of every cell (null, with the reason, when unavailable). */
+  estimate: EncodedTensor | null;
+  estimate_error: string;
   status: string;
   normalized: boolean;
   clean_value: number;
@@ -89,7 +92,24 @@ interface Heatmap {
   columnLabels: string[];
   columns: number[];
   values: Tensor;
+  estimate: Tensor | null;
   normalized: boolean;
+}
+
+/** Exact values where computed, the estimate elsewhere (NaN where neither is). */
+function shownValues(heatmap: Heatmap): { values: Float32Array; estimated: number } {
+  const exact = heatmap.values.values;
+  const values = Float32Array.from(exact);
+  let estimated = 0;
+  if (!heatmap.estimate) return { values, estimated };
+  const guess = heatmap.estimate.values;
+  for (let i = 0; i < values.length; i++) {
+    if (!Number.isFinite(values[i]) && Number.isFinite(guess[i])) {
+      values[i] = guess[i];
+      estimated += 1;
+    }
+  }
+  return { values, estimated };
 }
 
 export function renderPatching(model: AnyModel<PatchingTraits>, el: HTMLElement): () => void {
@@ -227,9 +247,10 @@ export function renderPatching(model: AnyModel<PatchingTraits>, el: HTMLElement)
     if (!heatmap) return;
     const [rows, cols] = heatmap.values.shape;
     const cell = cellPx();
-    const hi = rangeOf(heatmap.values.values, 0, rows, cols, "diverging");
+    const { values: shown, estimated } = shownValues(heatmap);
+    const hi = rangeOf(shown, 0, rows, cols, "diverging");
     const scale = colorScale(readTheme(el), { kind: "diverging", hi });
-    paintHeatmap(canvas, heatmap.values.values, 0, rows, cols, cell, scale);
+    paintHeatmap(canvas, shown, 0, rows, cols, cell, scale);
     canvas.dataset.scale = String(hi);
     const base = model.get("direction") === "noise" ? clean : corrupted;
     const columnTexts = heatmap.columns.map((column) =>
@@ -240,8 +261,11 @@ export function renderPatching(model: AnyModel<PatchingTraits>, el: HTMLElement)
     drawOverlay();
     updateLegend(legend, scale, {
       label: heatmap.normalized ? "normalised effect" : "metric after the patch",
-      note: "centred on 0",
-      missing: filledCount(heatmap.values.values) < rows * cols ? "not swept yet" : undefined,
+      note:
+        estimated > 0
+          ? `centred on 0; ${estimated} cells are attribution-patching estimates (click one for its exact value, Run sweep for all)`
+          : "centred on 0",
+      missing: filledCount(shown) < rows * cols ? "not swept yet" : undefined,
     });
     const axis = heatmap.axis === "pos" ? "positions" : "heads";
     const what = heatmap.normalized
@@ -260,6 +284,8 @@ export function renderPatching(model: AnyModel<PatchingTraits>, el: HTMLElement)
       scale: hi,
       filled: filledCount(heatmap.values.values),
       values: jsonValues(heatmap.values.values),
+      estimated,
+      estimate: heatmap.estimate ? jsonValues(heatmap.estimate.values) : null,
     });
   };
 
@@ -301,6 +327,19 @@ export function renderPatching(model: AnyModel<PatchingTraits>, el: HTMLElement)
         } else {
           showPrediction(patchedBox, reply.prediction, reply.normalized);
           patchStatus.textContent = `patched: ${reply.patches.join(", ")}`;
+          // One cell: its exact value beside the estimate the map showed for it.
+          const cells = model.get("selection");
+          const one = cells.length === 1 && heatmap?.point === cells[0].point ? cells[0] : null;
+          const guess =
+            one && heatmap?.estimate
+              ? heatmap.estimate.values[one.row * heatmap.values.shape[1] + one.col]
+              : Number.NaN;
+          if (Number.isFinite(guess)) {
+            patchedBox.value.textContent += ` · estimate was ${formatValue(guess)}`;
+            el.dataset.patchedEstimate = String(guess);
+          } else {
+            delete el.dataset.patchedEstimate;
+          }
           el.dataset.patchedValue = String(reply.prediction.metric);
         }
         el.dataset.patched = JSON.stringify({
@@ -343,7 +382,12 @@ export function renderPatching(model: AnyModel<PatchingTraits>, el: HTMLElement)
     if (heatmap.axis === "pos")
       for (const spans of promptSpans) spans[c]?.classList.add("hl-focus");
     const value = heatmap.values.values[r * cols + c];
-    const text = Number.isFinite(value) ? formatValue(value) : "not swept yet";
+    const guess = heatmap.estimate?.values[r * cols + c] ?? Number.NaN;
+    const text = Number.isFinite(value)
+      ? formatValue(value)
+      : Number.isFinite(guess)
+        ? `estimate ${formatValue(guess)} (attribution patching; click for the exact value)`
+        : "not swept yet";
     readout.textContent = `${heatmap.rowLabels[r]} · ${heatmap.columnLabels[c]}: ${text}`;
     tooltip.show(event.clientX, event.clientY, [
       `${heatmap.rowLabels[r]} · ${heatmap.columnLabels[c]}`,
@@ -379,8 +423,10 @@ export function renderPatching(model: AnyModel<PatchingTraits>, el: HTMLElement)
           columnLabels: reply.column_labels,
           columns: reply.columns,
           values: decodeTensor(reply.values),
+          estimate: reply.estimate ? decodeTensor(reply.estimate) : null,
           normalized: reply.normalized,
         };
+        if (reply.estimate_error) el.dataset.estimateError = reply.estimate_error;
         drawHeatmap();
       })
       .catch((error) => showError(el, errorBox, error));
