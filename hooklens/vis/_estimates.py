@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from ..patching import sweep_all
+from ..patching._types import Direction
 from ._cells import Layout
 
 
@@ -24,7 +25,7 @@ def attribution_estimates(
     layouts: dict[str, Layout],
     *,
     normalize: bool,
-    direction: str,
+    direction: Direction,
     points: Sequence[str] | None = None,
 ) -> tuple[dict[str, torch.Tensor], str]:
     """Point -> estimated float32 ``(rows, cols)`` of its heatmap, and ``""``; or ``{}`` and the
