@@ -146,12 +146,16 @@ export interface ResidualTraits {
   rpc_error: string;
   /** The prompt's token strings (pos). Python: List(Unicode), default []. */
   tokens: string[];
+  /**
+   * Token id whose probability and rank per layer are shown; -1 when none. Python: Int, default -1.
+   */
+  tracked: number;
   /** Which renderer of the bundle builds this view. Python: Unicode, default "". */
   view: string;
 }
 
 /** Requests `ResidualView` answers (its `rpc_method` handlers). */
-export type ResidualRequest = "grid" | "topk";
+export type ResidualRequest = "grid" | "topk" | "track";
 
 /** Synced traits of `hooklens.vis.PatchingView` (hooklens/vis/_patching.py). */
 export interface PatchingTraits {
