@@ -46,7 +46,6 @@ def test_attention_export_renders_offline(
     path = hl.export_html(view, tmp_path / "attention.html")
     page = guarded_page.page
     _open(page, path)
-    n = len(view.tokens)
     _, cache = model.run_with_cache(IDS)
     want = cache["blocks.0.attn.hook_pattern"][0, 1].numpy()
     scale = assert_canvas_shows(page, f"{ROOT} canvas.hl-heatmap", want, mask_upper=True)
