@@ -203,6 +203,11 @@ export interface PatchingTraits {
   sweep_status: string;
   /** Cells of the running (or last) sweep in all. Python: Int, default 0. */
   sweep_total: number;
+  /**
+   * Points with sweep values (finished, cancelled or failed part-way), in sweep order. Python:
+   * List(Unicode), default [].
+   */
+  swept_points: string[];
   /** Which renderer of the bundle builds this view. Python: Unicode, default "". */
   view: string;
 }

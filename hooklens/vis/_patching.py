@@ -89,6 +89,10 @@ class PatchingView(HookLensWidget):
     sweep_point = Unicode("", help='The point of the last sweep; "" before one.').tag(sync=True)
     sweep_done = Int(0, help="Cells of the running (or last) sweep done so far.").tag(sync=True)
     sweep_total = Int(0, help="Cells of the running (or last) sweep in all.").tag(sync=True)
+    swept_points = List(
+        Unicode(),
+        help="Points with sweep values (finished, cancelled or failed part-way), in sweep order.",
+    ).tag(sync=True)
 
     def __init__(
         self,
@@ -136,6 +140,8 @@ class PatchingView(HookLensWidget):
         self._patches: list[Patch] = []
         self._partial: dict[str, torch.Tensor] = {}
         self.results: dict[str, PatchingResult] = {}
+        # How each point's last sweep ended ("done", "cancelled", "error"): what its heatmap says.
+        self._ended: dict[str, str] = {}
         self._thread: threading.Thread | None = None
         # True from sweep_start until the engine's sweep has returned (its hooks are gone),
         # which is before the thread reports the end: a patch sent on that report must run.
@@ -209,8 +215,8 @@ class PatchingView(HookLensWidget):
         values = self._partial.get(point)
         if values is None:
             values = torch.full((len(layout.rows), len(layout.columns)), math.nan)
-        finished = point in self.results
         running = self._running() and self.sweep_point == point
+        ended = self._ended.get(point, "done" if point in self.results else "idle")
         return {
             "point": point,
             "axis": layout.axis,
@@ -219,7 +225,7 @@ class PatchingView(HookLensWidget):
             "row_labels": layout.row_labels,
             "column_labels": layout.column_labels,
             "values": encode_tensor(values),
-            "status": "done" if finished else ("running" if running else "idle"),
+            "status": self.sweep_status if running else ended,
             "normalized": self._normalize,
             "clean_value": self.clean_value,
             "corrupted_value": self.corrupted_value,
@@ -279,6 +285,7 @@ class PatchingView(HookLensWidget):
         self._cancel.clear()
         self._partial[point] = torch.full((len(layout.rows), len(layout.columns)), math.nan)
         self.results.pop(point, None)
+        self._ended.pop(point, None)
         self.sweep_point, self.sweep_done, self.sweep_total = point, 0, total
         self.sweep_status = "running"
         self._sweeping = True
@@ -339,6 +346,9 @@ class PatchingView(HookLensWidget):
             self.rpc_error = error
         finally:
             self._sweeping = False
+        self._ended[point] = status
+        if point in self._partial and point not in self.swept_points:
+            self.swept_points = [*self.swept_points, point]
         self.sweep_status = status
         self._push(point, status, self.sweep_done, self.sweep_total, error)
 
