@@ -20,8 +20,8 @@ export interface Cell {
 /** Synced traits of `hooklens.vis.ColoredTokens` (hooklens/vis/_tokens.py). */
 export interface ColoredTokensTraits {
   /**
-   * Replies keyed by request key, answered in the browser without a kernel; empty unless embed()
-   * was called (static notebook exports). Python: Dict, default {}.
+   * Replies keyed by request key, answered in the browser without a kernel: the first screen's when
+   * they fit FIRST_SCREEN_BYTES, every request's after embed(). Python: Dict, default {}.
    */
   embedded_replies: Record<string, unknown>;
   /**
@@ -49,8 +49,8 @@ export interface AttentionTraits {
    */
   color_scale: "skip_first" | "fixed" | "per_row";
   /**
-   * Replies keyed by request key, answered in the browser without a kernel; empty unless embed()
-   * was called (static notebook exports). Python: Dict, default {}.
+   * Replies keyed by request key, answered in the browser without a kernel: the first screen's when
+   * they fit FIRST_SCREEN_BYTES, every request's after embed(). Python: Dict, default {}.
    */
   embedded_replies: Record<string, unknown>;
   /**
@@ -62,6 +62,11 @@ export interface AttentionTraits {
   head: number;
   /** One label per head. Python: List(Unicode), default []. */
   head_names: string[];
+  /**
+   * Layers an exported page holds (its picker offers only these); [] when live. Python: List(Int),
+   * default [].
+   */
+  held_layers: number[];
   /** Pinned (clicked) key position; -1 when none. Python: Int, default -1. */
   key: number;
   /** The layer shown, in [0, n_layers). Python: Int, default 0. */
@@ -124,8 +129,8 @@ export interface ResidualTraits {
    */
   contrib_labels: string[];
   /**
-   * Replies keyed by request key, answered in the browser without a kernel; empty unless embed()
-   * was called (static notebook exports). Python: Dict, default {}.
+   * Replies keyed by request key, answered in the browser without a kernel: the first screen's when
+   * they fit FIRST_SCREEN_BYTES, every request's after embed(). Python: Dict, default {}.
    */
   embedded_replies: Record<string, unknown>;
   /** How many top tokens a clicked cell lists. Python: Int, default 10. */
@@ -171,8 +176,8 @@ export interface PatchingTraits {
    */
   direction: "denoise" | "noise";
   /**
-   * Replies keyed by request key, answered in the browser without a kernel; empty unless embed()
-   * was called (static notebook exports). Python: Dict, default {}.
+   * Replies keyed by request key, answered in the browser without a kernel: the first screen's when
+   * they fit FIRST_SCREEN_BYTES, every request's after embed(). Python: Dict, default {}.
    */
   embedded_replies: Record<string, unknown>;
   /** How many top tokens each prediction lists. Python: Int, default 5. */

@@ -27,13 +27,14 @@ import torch
 from traitlets import Dict, Enum, Int, List, Unicode
 
 from .._engine.tokens import token_strings
-from ..metrics import Metric, TokenMetric, logit_diff
+from ..metrics import Metric, logit_diff
 from ..patching import POINTS, Patch, Patcher, PatchingResult
 from ..patching._inputs import aligned_tokens
 from ..patching._sweep import sweep_cells
 from ..patching._types import base_and_source, metric_span
 from ._cells import Cell, Layout, check_cell, layout_of, point_layout
 from ._patch_code import patch_code
+from ._predictions import prediction as top_prediction
 from ._widget import HookLensWidget, RpcError, rpc_method
 from ._wire import SWEEP, encode_tensor, pack_buffers
 
@@ -158,6 +159,8 @@ class PatchingView(HookLensWidget):
             k=self._k,
             **kwargs,
         )
+        self.refresh_first_screen()
+        self.observe(lambda _change: self.refresh_first_screen(), names="point")
 
     # -- Python API ------------------------------------------------------------------------------
     @property
@@ -303,6 +306,9 @@ class PatchingView(HookLensWidget):
             self._cancel.set()
         return {"cancelling": running}
 
+    def first_screen_requests(self) -> Iterable[tuple[str, dict[str, Any]]]:
+        return [("predictions", {}), ("heatmap", {"point": self.point})]
+
     def exported_requests(self) -> Iterable[tuple[str, dict[str, Any]]]:
         yield ("predictions", {})
         for point in dict.fromkeys([self.point, *self._partial]):
@@ -347,6 +353,7 @@ class PatchingView(HookLensWidget):
         finally:
             self._sweeping = False
         self._ended[point] = status
+        self.refresh_first_screen()
         if point in self._partial and point not in self.swept_points:
             self.swept_points = [*self.swept_points, point]
         self.sweep_status = status
@@ -384,15 +391,4 @@ class PatchingView(HookLensWidget):
         self._patcher.source_cache = cache
 
     def _prediction(self, logits: torch.Tensor) -> dict[str, Any]:
-        """Metric value and top-k of logits (1, pos, d_vocab) at the metric's position."""
-        pos = self.metric.pos if isinstance(self.metric, TokenMetric) else -1
-        value = float(torch.as_tensor(self.metric(logits)).reshape(-1)[0])
-        probs = logits[0, pos].float().softmax(-1)
-        top = probs.topk(min(self._k, probs.shape[-1]))
-        ids = top.indices.tolist()
-        return {
-            "metric": value,
-            "ids": encode_tensor(torch.tensor(ids), "int32"),
-            "probs": encode_tensor(top.values),
-            "strings": token_strings(self.model, ids),
-        }
+        return top_prediction(self.model, self.metric, logits, self._k)

@@ -56,6 +56,10 @@ class ResidualView(HookLensWidget):
             k=int(self._lens.topk_ids.shape[-1]),
             **kwargs,
         )
+        self.refresh_first_screen()
+        self.observe(
+            lambda _change: self.refresh_first_screen(), names=["row", "position", "tracked"]
+        )
 
     @property
     def lens(self) -> Lens:
@@ -121,6 +125,13 @@ class ResidualView(HookLensWidget):
         if not 0 <= token < vocab:
             raise RpcError(f"token id {token} is outside the vocabulary [0, {vocab}).")
         return int(token)
+
+    def first_screen_requests(self) -> Iterable[tuple[str, dict[str, Any]]]:
+        yield ("grid", {})
+        if self.row >= 0 and self.position >= 0:
+            yield ("topk", {"row": self.row, "position": self.position})
+        if self.tracked >= 0:
+            yield ("track", {"token": self.tracked})
 
     def exported_requests(self) -> Iterable[tuple[str, dict[str, Any]]]:
         rows, positions = self._lens.norms.shape

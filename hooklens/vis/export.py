@@ -39,9 +39,10 @@ def export_payload(widget: HookLensWidget, **options: Any) -> dict[str, Any]:
     ``options`` go to the view's ``static_requests`` (e.g. ``layers=[0, 5]`` for attention).
     """
     buffers: list[memoryview] = []
-    state, _ = pack_buffers(_view_state(widget), buffers)
+    requests = list(widget.static_requests(**options))  # checks the options first
+    state, _ = pack_buffers({**_view_state(widget), **widget.export_state(**options)}, buffers)
     responses: dict[str, Any] = {}
-    for method, params in widget.static_requests(**options):
+    for method, params in requests:
         reply, reply_buffers = widget.handle_request(
             {"id": None, "method": method, "params": params}
         )
