@@ -19,7 +19,7 @@ def test_state_is_metadata(gpt2: Any) -> None:
     view = hl.ResidualView(gpt2, IDS, k=5)
     state = view.get_state([k for k in view.keys if not k.startswith("_")])
     first = state.pop("embedded_replies")  # the first screen (the grid), for saved notebooks
-    assert list(first) == ['grid?{}']
+    assert list(first) == ["grid?{}"]
     assert pack_buffers(state)[1] == []
     assert view.row_labels == ["0_pre", "1_pre", "2_pre", "final_post"]
     assert view.contrib_labels[:4] == ["embed", "pos_embed", "0_attn_out", "0_mlp_out"]
