@@ -76,7 +76,9 @@ _PAGE = """<!doctype html>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{title}</title>
-<style>body {{ margin: 16px; font-family: system-ui, sans-serif; }}</style>
+<meta name="color-scheme" content="light dark">
+<style>body {{ margin: 16px; font-family: system-ui, sans-serif; background: #fff; }}
+@media (prefers-color-scheme: dark) {{ body {{ background: #1e1e1e; }} }}</style>
 </head>
 <body>
 <div class="hooklens-standalone"></div>

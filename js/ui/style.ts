@@ -1,15 +1,19 @@
 /** The widgets' stylesheet, injected once per document (no CSS file to fetch). */
 
-const FG = "var(--jp-ui-font-color1, var(--vscode-editor-foreground, inherit))";
-const MUTED = "var(--jp-ui-font-color2, var(--vscode-descriptionForeground, #666))";
-const BORDER = "var(--jp-border-color2, var(--vscode-panel-border, #ccc))";
+const FG =
+  "var(--jp-ui-font-color1, var(--vscode-editor-foreground, var(--hl-foreground, inherit)))";
+const MUTED =
+  "var(--jp-ui-font-color2, var(--vscode-descriptionForeground, var(--hl-muted, #666)))";
+const BORDER = "var(--jp-border-color2, var(--vscode-panel-border, var(--hl-border, #ccc)))";
 const BG = "var(--jp-layout-color0, var(--vscode-editor-background, var(--hl-background, #fff)))";
 const ACCENT = "var(--jp-brand-color1, var(--vscode-focusBorder, #2563eb))";
 
 const CSS = `
-.hooklens-standalone { --hl-background: #ffffff; background: #ffffff; color: #1f1f1f; }
+.hooklens-standalone { --hl-background: #ffffff; --hl-foreground: #1f1f1f; --hl-muted: #616161;
+  --hl-border: #cccccc; background: #ffffff; color: #1f1f1f; padding: 4px; }
 @media (prefers-color-scheme: dark) {
-  .hooklens-standalone { --hl-background: #1e1e1e; background: #1e1e1e; color: #dddddd; }
+  .hooklens-standalone { --hl-background: #1e1e1e; --hl-foreground: #dddddd; --hl-muted: #a8a8a8;
+    --hl-border: #555555; background: #1e1e1e; color: #dddddd; }
 }
 .hooklens { max-width: 100%; overflow-wrap: anywhere; }
 .hooklens { color: ${FG}; font-family: var(--jp-ui-font-family, system-ui, sans-serif);
@@ -52,14 +56,14 @@ const CSS = `
 .hl-axis { position: relative; font-family: var(--jp-code-font-family, monospace); font-size: 10px;
   color: ${MUTED}; flex: none; }
 .hl-axis-label { position: absolute; white-space: pre; overflow: hidden; text-overflow: ellipsis; }
-.hl-axis-rows { min-width: 4em; max-width: 12em; }
+.hl-axis-rows { min-width: 7em; max-width: 12em; }
 .hl-axis-rows .hl-axis-label { right: 2px; text-align: right; max-width: 12em; }
 .hl-axis-columns { height: 1.4em; }
 .hl-axis-columns .hl-axis-label { top: 0; text-align: center; }
 .hl-axis-columns.hl-axis-vertical { height: 8em; }
 .hl-axis-vertical .hl-axis-label { writing-mode: vertical-rl; height: 8em; top: 0;
   text-align: start; }
-.hl-axis-focus { color: ${FG}; font-weight: 600; }
+.hl-axis-focus { color: ${FG}; font-weight: 600; z-index: 1; background: ${BG}; }
 .hl-axis-title { font-size: 11px; color: ${MUTED}; }
 .hl-frame { max-width: 100%; max-height: 640px; overflow: auto; }
 .hl-zoom { display: inline-flex; gap: 2px; }

@@ -249,9 +249,7 @@ export function renderAttention(model: AnyModel<AttentionTraits>, el: HTMLElemen
     const t = current();
     const layer = model.get("layer");
     const h = model.get("head");
-    caption.textContent = [layerName(layer) && `Layer ${layerName(layer)}`, `Head ${headName(h)}`]
-      .filter(Boolean)
-      .join(" · ");
+    caption.textContent = [layerName(layer), headName(h)].filter(Boolean).join(" · ");
     thumbs.forEach((c, i) => {
       c.parentElement?.classList.toggle("hl-selected", i === h);
     });
