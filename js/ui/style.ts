@@ -60,8 +60,8 @@ const CSS = `
 .hl-axis-rows .hl-axis-label { right: 2px; text-align: right; max-width: 12em; }
 .hl-axis-columns { height: 1.4em; }
 .hl-axis-columns .hl-axis-label { top: 0; text-align: center; }
-.hl-axis-columns.hl-axis-vertical { height: 8em; }
-.hl-axis-vertical .hl-axis-label { writing-mode: vertical-rl; height: 8em; top: 0;
+.hl-axis-columns.hl-axis-vertical { height: 6.5em; }
+.hl-axis-vertical .hl-axis-label { writing-mode: vertical-rl; height: 6.5em; top: 0;
   text-align: start; }
 .hl-axis-focus { color: ${FG}; font-weight: 600; z-index: 1; background: ${BG}; }
 .hl-axis-title { font-size: 11px; color: ${MUTED}; }
@@ -79,7 +79,8 @@ const CSS = `
 .hl-lens-scroll { max-width: 100%; overflow: auto; max-height: 36em; }
 .hl-lens { border-collapse: separate; border-spacing: 0; table-layout: fixed;
   font-family: var(--jp-code-font-family, monospace); font-size: 11px; }
-.hl-lens col.hl-col-label { width: 8em; }
+.hl-lens col.hl-col-label { width: 11em; }
+.hl-lens td.hl-section .hl-legend { position: sticky; left: 11.5em; display: inline-flex; }
 .hl-lens th, .hl-lens td { border-right: 1px solid ${BORDER}; border-bottom: 1px solid ${BORDER};
   padding: 1px 3px; white-space: pre; overflow: hidden; text-overflow: ellipsis; }
 .hl-lens thead th { position: sticky; top: 0; z-index: 2; background: ${BG}; }

@@ -103,7 +103,7 @@ export function renderResidual(model: AnyModel<ResidualTraits>, el: HTMLElement)
   const colgroup = element("colgroup", "", table);
   element("col", "hl-col-label", colgroup);
   for (let p = 0; p < nPos; p++) element("col", "", colgroup).style.width = `${COLUMN_PX}px`;
-  table.style.width = `calc(8em + ${nPos * COLUMN_PX}px)`;
+  table.style.width = `calc(11em + ${nPos * COLUMN_PX}px)`;
   const headRow = element("tr", "", element("thead", "", table));
   element("th", "hl-corner", headRow, "position →");
   tokens.forEach((token, p) => {
