@@ -20,8 +20,8 @@ export interface Cell {
 /** Synced traits of `hooklens.vis.ColoredTokens` (hooklens/vis/_tokens.py). */
 export interface ColoredTokensTraits {
   /**
-   * Replies keyed by request key, answered in the browser without a kernel; empty unless embed()
-   * was called (static notebook exports). Python: Dict, default {}.
+   * Replies keyed by request key, answered in the browser without a kernel: the first screen's when
+   * they fit FIRST_SCREEN_BYTES, every request's after embed(). Python: Dict, default {}.
    */
   embedded_replies: Record<string, unknown>;
   /** Value drawn at full positive colour; None: max(values). Python: Float, default null. */
@@ -57,8 +57,8 @@ export interface AttentionTraits {
    */
   color_scale: "skip_first" | "fixed" | "per_row";
   /**
-   * Replies keyed by request key, answered in the browser without a kernel; empty unless embed()
-   * was called (static notebook exports). Python: Dict, default {}.
+   * Replies keyed by request key, answered in the browser without a kernel: the first screen's when
+   * they fit FIRST_SCREEN_BYTES, every request's after embed(). Python: Dict, default {}.
    */
   embedded_replies: Record<string, unknown>;
   /**
@@ -70,6 +70,11 @@ export interface AttentionTraits {
   head: number;
   /** One label per head. Python: List(Unicode), default []. */
   head_names: string[];
+  /**
+   * Layers an exported page holds (its picker offers only these); [] when live. Python: List(Int),
+   * default [].
+   */
+  held_layers: number[];
   /** Pinned (clicked) key position; -1 when none. Python: Int, default -1. */
   key: number;
   /** The layer shown, in [0, n_layers). Python: Int, default 0. */
@@ -132,8 +137,8 @@ export interface ResidualTraits {
    */
   contrib_labels: string[];
   /**
-   * Replies keyed by request key, answered in the browser without a kernel; empty unless embed()
-   * was called (static notebook exports). Python: Dict, default {}.
+   * Replies keyed by request key, answered in the browser without a kernel: the first screen's when
+   * they fit FIRST_SCREEN_BYTES, every request's after embed(). Python: Dict, default {}.
    */
   embedded_replies: Record<string, unknown>;
   /** How many top tokens a clicked cell lists. Python: Int, default 10. */
@@ -154,12 +159,16 @@ export interface ResidualTraits {
   rpc_error: string;
   /** The prompt's token strings (pos). Python: List(Unicode), default []. */
   tokens: string[];
+  /**
+   * Token id whose probability and rank per layer are shown; -1 when none. Python: Int, default -1.
+   */
+  tracked: number;
   /** Which renderer of the bundle builds this view. Python: Unicode, default "". */
   view: string;
 }
 
 /** Requests `ResidualView` answers (its `rpc_method` handlers). */
-export type ResidualRequest = "grid" | "topk";
+export type ResidualRequest = "grid" | "topk" | "track";
 
 /** Synced traits of `hooklens.vis.PatchingView` (hooklens/vis/_patching.py). */
 export interface PatchingTraits {
@@ -175,8 +184,8 @@ export interface PatchingTraits {
    */
   direction: "denoise" | "noise";
   /**
-   * Replies keyed by request key, answered in the browser without a kernel; empty unless embed()
-   * was called (static notebook exports). Python: Dict, default {}.
+   * Replies keyed by request key, answered in the browser without a kernel: the first screen's when
+   * they fit FIRST_SCREEN_BYTES, every request's after embed(). Python: Dict, default {}.
    */
   embedded_replies: Record<string, unknown>;
   /** How many top tokens each prediction lists. Python: Int, default 5. */
@@ -207,6 +216,11 @@ export interface PatchingTraits {
   sweep_status: string;
   /** Cells of the running (or last) sweep in all. Python: Int, default 0. */
   sweep_total: number;
+  /**
+   * Points with sweep values (finished, cancelled or failed part-way), in sweep order. Python:
+   * List(Unicode), default [].
+   */
+  swept_points: string[];
   /** Which renderer of the bundle builds this view. Python: Unicode, default "". */
   view: string;
 }
@@ -228,8 +242,8 @@ export interface AttentionTokensTraits {
    */
   direction: "dest_to_src" | "src_to_dest";
   /**
-   * Replies keyed by request key, answered in the browser without a kernel; empty unless embed()
-   * was called (static notebook exports). Python: Dict, default {}.
+   * Replies keyed by request key, answered in the browser without a kernel: the first screen's when
+   * they fit FIRST_SCREEN_BYTES, every request's after embed(). Python: Dict, default {}.
    */
   embedded_replies: Record<string, unknown>;
   /**
@@ -243,6 +257,11 @@ export interface AttentionTokensTraits {
   head_names: string[];
   /** Per head: whether it tints the tokens (head toggles). Python: List(Bool), default []. */
   heads_shown: boolean[];
+  /**
+   * Layers an exported page holds (its picker offers only these); [] when live. Python: List(Int),
+   * default [].
+   */
+  held_layers: number[];
   /** Pinned (clicked) key position; -1 when none. Python: Int, default -1. */
   key: number;
   /** The layer shown, in [0, n_layers). Python: Int, default 0. */
@@ -303,8 +322,8 @@ export type AttentionTokensRequest = "attention";
 /** Synced traits of `hooklens.vis.ColoredTokensMulti` (hooklens/vis/_multi.py). */
 export interface ColoredTokensMultiTraits {
   /**
-   * Replies keyed by request key, answered in the browser without a kernel; empty unless embed()
-   * was called (static notebook exports). Python: Dict, default {}.
+   * Replies keyed by request key, answered in the browser without a kernel: the first screen's when
+   * they fit FIRST_SCREEN_BYTES, every request's after embed(). Python: Dict, default {}.
    */
   embedded_replies: Record<string, unknown>;
   /** One name per value (K). Python: List(Unicode), default []. */
@@ -338,8 +357,8 @@ export interface TokenLogProbsTraits {
    */
   correct_rank: number[];
   /**
-   * Replies keyed by request key, answered in the browser without a kernel; empty unless embed()
-   * was called (static notebook exports). Python: Dict, default {}.
+   * Replies keyed by request key, answered in the browser without a kernel: the first screen's when
+   * they fit FIRST_SCREEN_BYTES, every request's after embed(). Python: Dict, default {}.
    */
   embedded_replies: Record<string, unknown>;
   /** Clicked (locked) position of the prompt, in [1, N); -1 when none. Python: Int, default -1. */
@@ -363,8 +382,8 @@ export type TokenLogProbsRequest = "topk";
 /** Synced traits of `hooklens.vis.TextNeuronActivations` (hooklens/vis/_neurons.py). */
 export interface TextNeuronActivationsTraits {
   /**
-   * Replies keyed by request key, answered in the browser without a kernel; empty unless embed()
-   * was called (static notebook exports). Python: Dict, default {}.
+   * Replies keyed by request key, answered in the browser without a kernel: the first screen's when
+   * they fit FIRST_SCREEN_BYTES, every request's after embed(). Python: Dict, default {}.
    */
   embedded_replies: Record<string, unknown>;
   /** Index in the first dimension (layer) shown. Python: Int, default 0. */
@@ -402,8 +421,8 @@ export type TextNeuronActivationsRequest = "activations";
 /** Synced traits of `hooklens.vis.TopkTokens` (hooklens/vis/_topk.py). */
 export interface TopkTokensTraits {
   /**
-   * Replies keyed by request key, answered in the browser without a kernel; empty unless embed()
-   * was called (static notebook exports). Python: Dict, default {}.
+   * Replies keyed by request key, answered in the browser without a kernel: the first screen's when
+   * they fit FIRST_SCREEN_BYTES, every request's after embed(). Python: Dict, default {}.
    */
   embedded_replies: Record<string, unknown>;
   /** Index in the first dimension shown. Python: Int, default 0. */
@@ -443,8 +462,8 @@ export type TopkTokensRequest = "topk_page";
 /** Synced traits of `hooklens.vis.TopkSamples` (hooklens/vis/_topk.py). */
 export interface TopkSamplesTraits {
   /**
-   * Replies keyed by request key, answered in the browser without a kernel; empty unless embed()
-   * was called (static notebook exports). Python: Dict, default {}.
+   * Replies keyed by request key, answered in the browser without a kernel: the first screen's when
+   * they fit FIRST_SCREEN_BYTES, every request's after embed(). Python: Dict, default {}.
    */
   embedded_replies: Record<string, unknown>;
   /** Index in the first dimension shown. Python: Int, default 0. */
@@ -478,8 +497,8 @@ export type TopkSamplesRequest = "samples";
 /** Synced traits of `hooklens.vis.Hello` (hooklens/vis/_hello.py). */
 export interface HelloTraits {
   /**
-   * Replies keyed by request key, answered in the browser without a kernel; empty unless embed()
-   * was called (static notebook exports). Python: Dict, default {}.
+   * Replies keyed by request key, answered in the browser without a kernel: the first screen's when
+   * they fit FIRST_SCREEN_BYTES, every request's after embed(). Python: Dict, default {}.
    */
   embedded_replies: Record<string, unknown>;
   /** Who is greeted (shown as text). Python: Unicode, default "". */
@@ -501,8 +520,8 @@ export interface HeadsTraits {
   /** The answer token's string; empty without a pair. Python: Unicode, default "". */
   answer: string;
   /**
-   * Replies keyed by request key, answered in the browser without a kernel; empty unless embed()
-   * was called (static notebook exports). Python: Dict, default {}.
+   * Replies keyed by request key, answered in the browser without a kernel: the first screen's when
+   * they fit FIRST_SCREEN_BYTES, every request's after embed(). Python: Dict, default {}.
    */
   embedded_replies: Record<string, unknown>;
   /** Clicked head; -1 when none. Python: Int, default -1. */

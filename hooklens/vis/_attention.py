@@ -7,8 +7,9 @@ layer's ``(n_heads, q, k)`` patterns and nothing else.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -20,6 +21,12 @@ from ._port import PortedView
 from ._tokens import as_token_strings
 from ._widget import index_param, rpc_method
 from ._wire import as_numpy, decode_tensor, encode_tensor
+
+_EXPORT_BUDGET = (
+    "Exporting every layer's attention patterns would write {total:.0f} MB (over the "
+    "{budget:.0f} MB budget): the export holds layers {layers} only. Pass layers=[...] to choose "
+    'them, or layers="all" for every layer.'
+)
 
 
 def _as_patterns(attention: Any, n_tokens: int) -> np.ndarray:
@@ -93,6 +100,10 @@ class AttentionPatterns(PortedView):
     mask_upper_tri = traitlets.Bool(
         True, help="Draw keys after the query (causal attention's masked cells) as masked."
     ).tag(sync=True)
+    held_layers = traitlets.List(
+        traitlets.Int(),
+        help="Layers an exported page holds (its picker offers only these); [] when live.",
+    ).tag(sync=True)
     layer_labels = traitlets.List(
         traitlets.Unicode(),
         help="Label of each layer index (e.g. L3); empty when the patterns have no layer.",
@@ -100,6 +111,9 @@ class AttentionPatterns(PortedView):
     title = traitlets.Unicode("", help="Heading above the view; none when empty.").tag(sync=True)
 
     export_options = ("layers",)
+    #: Pattern bytes a default export writes at most; beyond it, it keeps the layers nearest the
+    #: shown one and warns (pass ``layers="all"`` or a list to choose).
+    EXPORT_BYTES: ClassVar[int] = 50_000_000
 
     def __init__(self, tokens: list[str], patterns: Sequence[np.ndarray], **kwargs: Any) -> None:
         if not patterns:
@@ -115,6 +129,8 @@ class AttentionPatterns(PortedView):
             n_heads=n_heads,
             **kwargs,
         )
+        self.refresh_first_screen()
+        self.observe(lambda _change: self.refresh_first_screen(), names="layer")
 
     @traitlets.validate("layer")
     def _valid_layer(self, proposal: Any) -> int:
@@ -140,12 +156,54 @@ class AttentionPatterns(PortedView):
         index_param("layer", layer, len(self._patterns))
         return {"layer": layer, "pattern": encode_tensor(self._patterns[layer], "float16")}
 
+    def first_screen_requests(self) -> Iterable[tuple[str, dict[str, Any]]]:
+        return [("attention", {"layer": self.layer})]
+
+    def export_layers(self, layers: Iterable[int] | str | None = None) -> list[int]:
+        """The layers an export holds: ``layers=[...]``, ``"all"``, or by default every layer
+        when they fit ``EXPORT_BYTES``, else the shown layer and its nearest (with a warning)."""
+        every = list(range(len(self._patterns)))
+        if isinstance(layers, str):
+            if layers != "all":
+                raise ValueError(f'`layers` must be layer indices or "all", got {layers!r}')
+            return every
+        if layers is not None:
+            chosen = sorted({int(x) for x in layers})
+            for layer in chosen:
+                index_param("layers", layer, len(every))
+            if not chosen:
+                raise ValueError("`layers` is empty: name at least one layer to export")
+            return chosen
+        per_layer = self._patterns[0].nbytes
+        if per_layer * len(every) <= self.EXPORT_BYTES:
+            return every
+        fit = max(1, self.EXPORT_BYTES // per_layer)
+        chosen = sorted(sorted(every, key=lambda x: (abs(x - self.layer), x))[:fit])
+        warnings.warn(
+            _EXPORT_BUDGET.format(
+                total=per_layer * len(every) / 1e6,
+                budget=self.EXPORT_BYTES / 1e6,
+                layers=chosen,
+            ),
+            stacklevel=4,
+        )
+        return chosen
+
     def exported_requests(
-        self, layers: Iterable[int] | None = None
+        self, layers: Iterable[int] | str | None = None
     ) -> Iterable[tuple[str, dict[str, Any]]]:
-        """Every layer, or only ``layers=[...]`` (big models: 2 bytes per value per layer)."""
-        chosen = range(len(self._patterns)) if layers is None else [int(x) for x in layers]
-        return [("attention", {"layer": layer}) for layer in chosen]
+        """The layers of :meth:`export_layers` (big models: 2 bytes per value per layer)."""
+        return [("attention", {"layer": layer}) for layer in self.export_layers(layers)]
+
+    def export_state(self, layers: Iterable[int] | str | None = None) -> dict[str, Any]:
+        """The exported page offers only the layers it holds, starting on one of them."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # exported_requests already warned
+            held = self.export_layers(layers)
+        state: dict[str, Any] = {"held_layers": held}
+        if self.layer not in held:
+            state["layer"] = held[0]
+        return state
 
 
 class AttentionView(AttentionPatterns):

@@ -54,15 +54,18 @@ function build(
     item.textContent = shorten(text, maxChars);
     item.title = text;
     item.dataset.index = String(i);
+    // A label takes the room of its `stride` cells (at least a line), so thinned labels are
+    // whole and never overlap.
+    const room = `${Math.max(cell * stride, 12)}px`;
     const pos = `${i * cell}px`;
-    const size = `${Math.max(cell * stride, cell)}px`;
     if (kind === "columns") {
       item.style.left = pos;
-      item.style.width = vertical ? `${cell}px` : size;
+      item.style.width = vertical ? room : `${Math.max(cell * stride, cell)}px`;
+      if (vertical) item.style.lineHeight = room;
     } else {
       item.style.top = pos;
-      item.style.height = `${cell}px`;
-      item.style.lineHeight = `${Math.max(cell, 12)}px`;
+      item.style.height = room;
+      item.style.lineHeight = room;
     }
     if (i % stride !== 0) item.hidden = true;
     element.appendChild(item);

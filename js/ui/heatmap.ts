@@ -11,6 +11,8 @@ export type Mask = "none" | "upper";
 
 export interface PaintOptions {
   mask?: Mask;
+  /** Height of a cell in pixels when it differs from its width (`cell`). */
+  cellHeight?: number;
 }
 
 const LITTLE = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
@@ -46,12 +48,14 @@ export function paintHeatmap(
   scale: ColorScale,
   options: PaintOptions = {},
 ): void {
+  const cellHeight = options.cellHeight ?? cell;
   const width = cols * cell;
-  const height = rows * cell;
+  const height = rows * cellHeight;
   if (canvas.width !== width) canvas.width = width;
   if (canvas.height !== height) canvas.height = height;
   canvas.dataset.colormap = describeScale(scale);
   canvas.dataset.cell = String(cell);
+  canvas.dataset.cellHeight = String(cellHeight);
   const ctx = canvas.getContext("2d");
   if (!ctx || width === 0 || height === 0) return;
   const image = ctx.createImageData(width, height);
@@ -63,7 +67,7 @@ export function paintHeatmap(
   const upper = options.mask === "upper";
   const hatch = new Uint32Array(width);
   for (let r = 0; r < rows; r++) {
-    const start = r * cell * width;
+    const start = r * cellHeight * width;
     const base = offset + r * cols;
     let anyMissing = false;
     for (let c = 0; c < cols; c++) {
@@ -79,12 +83,12 @@ export function paintHeatmap(
       if (cell === 1) pixels[start + c] = pixel;
       else pixels.fill(pixel, start + c * cell, start + (c + 1) * cell);
     }
-    for (let dy = 1; dy < cell; dy++) {
+    for (let dy = 1; dy < cellHeight; dy++) {
       pixels.copyWithin(start + dy * width, start, start + width);
     }
     // Missing cells are hatched (stripes of `missing` on the background) when big enough.
-    if (anyMissing && cell >= 4) {
-      for (let dy = 0; dy < cell; dy++) {
+    if (anyMissing && cell >= 4 && cellHeight >= 4) {
+      for (let dy = 0; dy < cellHeight; dy++) {
         const rowStart = start + dy * width;
         hatch.set(pixels.subarray(rowStart, rowStart + width));
         for (let x = 0; x < width; x++) {
@@ -175,12 +179,13 @@ export function cellAt(
   cell: number,
   rows: number,
   cols: number,
+  cellHeight = cell,
 ): [number, number] | null {
   const box = canvas.getBoundingClientRect();
   const sx = box.width > 0 ? canvas.width / box.width : 1;
   const sy = box.height > 0 ? canvas.height / box.height : 1;
   const col = Math.floor(((clientX - box.left) * sx) / cell);
-  const row = Math.floor(((clientY - box.top) * sy) / cell);
+  const row = Math.floor(((clientY - box.top) * sy) / cellHeight);
   if (row < 0 || col < 0 || row >= rows || col >= cols) return null;
   return [row, col];
 }

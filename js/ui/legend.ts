@@ -24,7 +24,7 @@ export function formatTick(value: number): string {
   if (a >= 1e4 || a < 1e-3) return value.toExponential(1);
   if (a >= 100) return value.toFixed(0);
   if (a >= 1) return value.toFixed(2).replace(/\.?0+$/, "");
-  return value.toPrecision(2);
+  return String(Number(value.toPrecision(2)));
 }
 
 /** An empty legend element; fill it with `updateLegend` whenever the scale changes. */

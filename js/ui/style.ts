@@ -1,14 +1,19 @@
 /** The widgets' stylesheet, injected once per document (no CSS file to fetch). */
 
-const FG = "var(--jp-ui-font-color1, var(--vscode-editor-foreground, inherit))";
-const MUTED = "var(--jp-ui-font-color2, var(--vscode-descriptionForeground, #666))";
-const BORDER = "var(--jp-border-color2, var(--vscode-panel-border, #ccc))";
+const FG =
+  "var(--jp-ui-font-color1, var(--vscode-editor-foreground, var(--hl-foreground, inherit)))";
+const MUTED =
+  "var(--jp-ui-font-color2, var(--vscode-descriptionForeground, var(--hl-muted, #666)))";
+const BORDER = "var(--jp-border-color2, var(--vscode-panel-border, var(--hl-border, #ccc)))";
+const BG = "var(--jp-layout-color0, var(--vscode-editor-background, var(--hl-background, #fff)))";
 const ACCENT = "var(--jp-brand-color1, var(--vscode-focusBorder, #2563eb))";
 
 const CSS = `
-.hooklens-standalone { --hl-background: #ffffff; background: #ffffff; color: #1f1f1f; }
+.hooklens-standalone { --hl-background: #ffffff; --hl-foreground: #1f1f1f; --hl-muted: #616161;
+  --hl-border: #cccccc; background: #ffffff; color: #1f1f1f; padding: 4px; }
 @media (prefers-color-scheme: dark) {
-  .hooklens-standalone { --hl-background: #1e1e1e; background: #1e1e1e; color: #dddddd; }
+  .hooklens-standalone { --hl-background: #1e1e1e; --hl-foreground: #dddddd; --hl-muted: #a8a8a8;
+    --hl-border: #555555; background: #1e1e1e; color: #dddddd; }
 }
 .hooklens { max-width: 100%; overflow-wrap: anywhere; }
 .hooklens { color: ${FG}; font-family: var(--jp-ui-font-family, system-ui, sans-serif);
@@ -51,14 +56,14 @@ const CSS = `
 .hl-axis { position: relative; font-family: var(--jp-code-font-family, monospace); font-size: 10px;
   color: ${MUTED}; flex: none; }
 .hl-axis-label { position: absolute; white-space: pre; overflow: hidden; text-overflow: ellipsis; }
-.hl-axis-rows { min-width: 4em; max-width: 12em; }
+.hl-axis-rows { min-width: 7em; max-width: 12em; }
 .hl-axis-rows .hl-axis-label { right: 2px; text-align: right; max-width: 12em; }
 .hl-axis-columns { height: 1.4em; }
 .hl-axis-columns .hl-axis-label { top: 0; text-align: center; }
-.hl-axis-columns.hl-axis-vertical { height: 8em; }
-.hl-axis-vertical .hl-axis-label { writing-mode: vertical-rl; height: 8em; top: 0;
+.hl-axis-columns.hl-axis-vertical { height: 6.5em; }
+.hl-axis-vertical .hl-axis-label { writing-mode: vertical-rl; height: 6.5em; top: 0;
   text-align: start; }
-.hl-axis-focus { color: ${FG}; font-weight: 600; }
+.hl-axis-focus { color: ${FG}; font-weight: 600; z-index: 1; background: ${BG}; }
 .hl-axis-title { font-size: 11px; color: ${MUTED}; }
 .hl-frame { max-width: 100%; max-height: 640px; overflow: auto; }
 .hl-zoom { display: inline-flex; gap: 2px; }
@@ -72,9 +77,20 @@ const CSS = `
 .hl-plot-left { position: sticky; left: 0; z-index: 2;
   background: var(--jp-layout-color0, var(--vscode-editor-background, var(--hl-background, #fff))); }
 .hl-lens-scroll { max-width: 100%; overflow: auto; max-height: 36em; }
-.hl-lens { border-collapse: collapse; font-family: var(--jp-code-font-family, monospace);
-  font-size: 11px; }
-.hl-lens th, .hl-lens td { border: 1px solid ${BORDER}; padding: 1px 3px; white-space: pre; }
+.hl-lens { border-collapse: separate; border-spacing: 0; table-layout: fixed;
+  font-family: var(--jp-code-font-family, monospace); font-size: 11px; }
+.hl-lens col.hl-col-label { width: 11em; }
+.hl-lens td.hl-section .hl-legend { position: sticky; left: 11.5em; display: inline-flex; }
+.hl-lens th, .hl-lens td { border-right: 1px solid ${BORDER}; border-bottom: 1px solid ${BORDER};
+  padding: 1px 3px; white-space: pre; overflow: hidden; text-overflow: ellipsis; }
+.hl-lens thead th { position: sticky; top: 0; z-index: 2; background: ${BG}; }
+.hl-lens th.hl-row-label { position: sticky; left: 0; z-index: 1; background: ${BG}; }
+.hl-lens thead th.hl-corner { left: 0; z-index: 3; color: ${MUTED}; font-weight: normal; }
+.hl-lens td.hl-strip-cell { padding: 0; }
+.hl-lens .hl-strip-labels { font-size: 9px; padding: 0 3px; vertical-align: top; }
+.hl-lens .hl-section { font-weight: 600; padding-top: 6px; border-bottom: none; }
+.hl-lens tr.hl-final th { font-weight: 700; }
+.hl-residual .hl-topk-item { cursor: pointer; }
 .hl-lens td { cursor: pointer; }
 .hl-lens td.hl-selected { outline: 2px solid ${ACCENT}; outline-offset: -2px; }
 .hl-row-label { color: ${MUTED}; font-weight: normal; text-align: right; }
@@ -84,7 +100,9 @@ const CSS = `
 .hl-patching .hl-prompt-label { display: inline-block; min-width: 6em; opacity: 0.7; }
 .hl-patching .hl-token.hl-diff { text-decoration: underline; font-weight: 600; }
 .hl-patching .hl-controls { display: flex; gap: 8px; align-items: center; margin: 6px 0; }
-.hl-patching .hl-heat-row { display: flex; align-items: flex-start; gap: 4px; }
+.hl-patching .hl-heat-row { display: flex; align-items: flex-start; gap: 16px; flex-wrap: wrap; }
+.hl-patching .hl-side { position: sticky; top: 0; flex: 1 1 18em; min-width: 16em; }
+.hl-patching .hl-predictions { flex-direction: column; gap: 8px; }
 .hl-patching .hl-row-labels { font-size: 10px; text-align: right; opacity: 0.7; }
 .hl-patching .hl-row-labels div { overflow: hidden; }
 .hl-patching .hl-col-labels { display: flex; font-size: 10px; opacity: 0.7; line-height: 1.2; }

@@ -49,7 +49,6 @@ export function readTheme(el: Element): Theme {
   const fgText = cssVar(el, ["--jp-ui-font-color1", "--vscode-editor-foreground"]);
   const foregroundRgb =
     (fgText ? parseColor(fgText) : null) ?? (dark ? [220, 220, 220] : [31, 31, 31]);
-  const accentText = cssVar(el, ["--jp-brand-color1", "--vscode-focusBorder"]);
   return {
     dark,
     foreground: cssRgb(foregroundRgb),
@@ -59,7 +58,8 @@ export function readTheme(el: Element): Theme {
     // Lighter hues on dark so full colour keeps its contrast against the background.
     positive: dark ? [96, 165, 250] : [37, 99, 235],
     negative: dark ? [248, 113, 113] : [220, 38, 38],
-    accent: accentText || (dark ? "#fbbf24" : "#d97706"),
+    // Amber, not the host's brand colour (often blue, like positive values).
+    accent: dark ? "#fbbf24" : "#d97706",
   };
 }
 

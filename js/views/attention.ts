@@ -96,11 +96,23 @@ export function renderAttention(model: AnyModel<AttentionTraits>, el: HTMLElemen
   if (model.get("title")) element("span", "hl-title", header, model.get("title"));
   const layerLabel = element("label", "hl-layer-picker", header, "layer ");
   const picker = element("select", "hl-layer-select", layerLabel);
-  for (let l = 0; l < model.get("n_layers"); l++) {
+  // An exported page offers only the layers it holds (`held_layers`); a live view all of them.
+  const held = model.get("held_layers") ?? [];
+  const offered =
+    held.length > 0 ? held : Array.from({ length: model.get("n_layers") }, (_, l) => l);
+  for (const l of offered) {
     const option = element("option", "", picker, layerName(l) || String(l));
     option.value = String(l);
   }
-  layerLabel.hidden = model.get("n_layers") <= 1;
+  layerLabel.hidden = offered.length <= 1;
+  if (held.length > 0 && held.length < model.get("n_layers")) {
+    element(
+      "span",
+      "hl-status hl-held",
+      header,
+      `exported: ${held.length} of ${model.get("n_layers")} layers`,
+    );
+  }
   const scaleLabel = element("label", "hl-scale-picker", header, "scale ");
   const scaleSelect = element("select", "hl-scale-select", scaleLabel);
   for (const [value, text] of [
@@ -237,9 +249,7 @@ export function renderAttention(model: AnyModel<AttentionTraits>, el: HTMLElemen
     const t = current();
     const layer = model.get("layer");
     const h = model.get("head");
-    caption.textContent = [layerName(layer) && `Layer ${layerName(layer)}`, `Head ${headName(h)}`]
-      .filter(Boolean)
-      .join(" · ");
+    caption.textContent = [layerName(layer), headName(h)].filter(Boolean).join(" · ");
     thumbs.forEach((c, i) => {
       c.parentElement?.classList.toggle("hl-selected", i === h);
     });

@@ -161,7 +161,9 @@ export function renderPatching(model: AnyModel<PatchingTraits>, el: HTMLElement)
   const progress = element("progress", "hl-progress", controls);
   const sweepText = element("span", "hl-sweep-status hl-status", controls);
   if (isStatic) {
-    select.disabled = true;
+    // An export holds the shown point and every swept one: offer exactly those.
+    const held = new Set([model.get("point"), ...(model.get("swept_points") ?? [])]);
+    for (const option of select.options) option.disabled = !held.has(option.value);
     runButton.hidden = true;
     cancelButton.hidden = true;
   }
@@ -428,6 +430,12 @@ export function renderPatching(model: AnyModel<PatchingTraits>, el: HTMLElement)
         };
         if (reply.estimate_error) el.dataset.estimateError = reply.estimate_error;
         drawHeatmap();
+        // An exported page has no sweep running: its status is the shown heatmap's own.
+        if (isStatic) {
+          const [rows, cols] = heatmap.values.shape;
+          const filled = filledCount(heatmap.values.values);
+          showSweep(reply.status, reply.point, filled, rows * cols);
+        }
       })
       .catch((error) => showError(el, errorBox, error));
   };
@@ -506,7 +514,7 @@ export function renderPatching(model: AnyModel<PatchingTraits>, el: HTMLElement)
 
   // -- first render ------------------------------------------------------------------------------
   showCode();
-  onSweepTrait();
+  if (!isStatic) onSweepTrait();
   onQueue(queue.state);
   loadHeatmap(model.get("point"));
   rpc

@@ -17,6 +17,7 @@ export function renderColoredTokens(
   model: AnyModel<ColoredTokensTraits>,
   el: HTMLElement,
 ): () => void {
+  el.dataset.view = "colored_tokens";
   const legend = createLegend(el);
   const root = document.createElement("div");
   root.className = "hl-colored-tokens";

@@ -46,7 +46,6 @@ def test_attention_export_renders_offline(
     path = hl.export_html(view, tmp_path / "attention.html")
     page = guarded_page.page
     _open(page, path)
-    n = len(view.tokens)
     _, cache = model.run_with_cache(IDS)
     want = cache["blocks.0.attn.hook_pattern"][0, 1].numpy()
     scale = assert_canvas_shows(page, f"{ROOT} canvas.hl-heatmap", want, mask_upper=True)
@@ -97,6 +96,19 @@ def test_residual_export_renders_offline(
     assert page.locator(f"{ROOT} img").count() == 0
     assert page.evaluate("() => window.__alerts") == 0
     assert json.loads(page.locator(ROOT).get_attribute("data-renders")) == 1
+    # Rows labelled; the strips' columns line up with the table's position columns.
+    labels = page.locator(f"{ROOT} .hl-strip-labels").nth(1).locator("div").all_text_contents()
+    assert labels[:4] == ["embed", "pos_embed", "L0 attn", "L0 mlp"]
+    lefts = page.evaluate(
+        f"""() => {{
+        const heads = [...document.querySelectorAll('{ROOT} thead th.hl-pos')];
+        const canvas = document.querySelector('{ROOT} canvas.hl-contrib').getBoundingClientRect();
+        const cell = Number(document.querySelector('{ROOT} canvas.hl-contrib').dataset.cell);
+        return heads.map((th, p) => th.getBoundingClientRect().left - (canvas.left + p * cell));
+        }}"""
+    )
+    assert len(lefts) == n and max(abs(x) for x in lefts) <= 1.5
+    assert page.locator(ROOT).get_attribute("data-final-in-view") == "true"
 
 
 def test_attention_patterns_token_hover(tmp_path: Path, guarded_page: GuardedPage) -> None:

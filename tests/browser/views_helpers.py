@@ -10,10 +10,11 @@ import numpy as np
 READ_PIXELS = """([selector, cell, rows, cols]) => {
   const canvas = document.querySelector(selector);
   const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+  const high = Number(canvas.dataset.cellHeight || cell);
   const out = [];
   for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) {
     // centre pixel of each cell
-    const x = c * cell + Math.floor(cell / 2), y = r * cell + Math.floor(cell / 2);
+    const x = c * cell + Math.floor(cell / 2), y = r * high + Math.floor(high / 2);
     const i = (y * canvas.width + x) * 4;
     out.push([data[i], data[i + 1], data[i + 2], data[i + 3]]);
   }
