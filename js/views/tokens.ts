@@ -3,7 +3,7 @@ import { decodeTensor } from "../codec";
 import { appendTokens, visibleToken } from "../tokens";
 import type { ColoredTokensTraits } from "../traits.gen";
 import { cssRgb } from "../ui/color";
-import { colorOf, rangeOf } from "../ui/colormap";
+import { colorOf } from "../ui/colormap";
 import { createLegend, updateLegend } from "../ui/legend";
 import { colorScale, readTheme, watchTheme } from "../ui/theme";
 import { Tooltip } from "../ui/tooltip";
@@ -29,9 +29,9 @@ export function renderColoredTokens(
   const draw = () => {
     const tokens = model.get("tokens");
     values = decodeTensor(model.get("values")).values;
-    // CircuitsVis' min_value / max_value / colours when given; else centred on 0.
-    const hi = model.get("max_value") ?? rangeOf(values, 0, 1, values.length, "diverging");
-    const lo = model.get("min_value") ?? -hi;
+    // CircuitsVis' scale: min_value / max_value, by default the values' own min and max.
+    const hi = model.get("max_value") ?? Math.max(...values);
+    const lo = model.get("min_value") ?? Math.min(...values);
     const scale = colorScale(readTheme(el), {
       kind: "diverging",
       lo,

@@ -75,10 +75,10 @@ def test_colored_tokens_scale_and_colours(
     _close(_drawn(page, spans), values, -2, 4)
     scale = json.loads(page.locator(ROOT).first.get_attribute("data-colormap"))
     assert scale["positive"] == [0, 255, 0]  # positive_color
-    # Default: centred on 0, +- the largest |value|.
+    # Default: CircuitsVis' own range, the values' minimum and maximum.
     default = cv.colored_tokens(TOKENS, values)
     _open(page, cv.to_html(default), tmp_path / "ct2.html", dark)
-    _close(_drawn(page, spans), values, -2, 2)
+    _close(_drawn(page, spans), values, -1, 2)
     _check_clean(guarded_page)
 
 
