@@ -73,6 +73,16 @@ class HeadMap(PortedView):
         False, help="Show the embeddings' and each layer's attention/MLP attribution beside."
     ).tag(sync=True)
 
+    first_screen_traits = ("score", "layer", "head")
+
+    def first_screen_requests(self) -> Iterable[tuple[str, dict[str, Any]]]:
+        out: list[tuple[str, dict[str, Any]]] = [("scores", {"kind": self.score})]
+        if self.layer >= 0 and self.head >= 0:
+            out.append(("pattern", {"layer": self.layer, "head": self.head}))
+        if self.show_layers:
+            out.append(("layers", {}))
+        return out
+
     def __init__(
         self,
         model: HookedModel,

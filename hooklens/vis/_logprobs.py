@@ -35,6 +35,11 @@ class TokenLogProbs(PortedView):
         -1, help="Clicked (locked) position of the prompt, in [1, N); -1 when none."
     ).tag(sync=True)
 
+    first_screen_traits = ("position",)
+
+    def first_screen_requests(self) -> Iterable[tuple[str, dict[str, Any]]]:
+        return [("topk", {"position": self.position})] if self.position >= 1 else []
+
     def __init__(
         self,
         prompt: list[str],

@@ -47,6 +47,13 @@ class TextNeuronActivations(PortedView):
     first = traitlets.Int(0, help="Index in the first dimension (layer) shown.").tag(sync=True)
     second = traitlets.Int(0, help="Index in the second dimension (neuron) shown.").tag(sync=True)
 
+    first_screen_traits = ("sample", "first", "second")
+
+    def first_screen_requests(self) -> Iterable[tuple[str, dict[str, Any]]]:
+        return [
+            ("activations", {"sample": self.sample, "first": self.first, "second": self.second})
+        ]
+
     def __init__(
         self, samples: list[list[str]], activations: list[np.ndarray], **kwargs: Any
     ) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 import types
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 from ._widget import HookLensWidget
 from .export import to_fragment
@@ -44,7 +44,22 @@ def dimension_labels(given: Any, size: int, what: str) -> list[str]:
 
 
 class PortedView(HookLensWidget):
-    """A view with CircuitsVis' ``RenderedHTML`` methods besides being a widget."""
+    """A view with CircuitsVis' ``RenderedHTML`` methods besides being a widget.
+
+    A subclass that names the traits its first screen depends on in ``first_screen_traits``
+    keeps that screen's replies in the widget state (saved notebooks render without a kernel),
+    refreshed when those traits change; its data must be in place before ``__init__`` here.
+    """
+
+    first_screen_traits: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if self.first_screen_traits:
+            self.refresh_first_screen()
+            self.observe(
+                lambda _change: self.refresh_first_screen(), names=list(self.first_screen_traits)
+            )
 
     def show_code(self, **options: Any) -> str:
         """Self-contained HTML (a ``<div>`` and two ``<script>``) that renders this view offline.

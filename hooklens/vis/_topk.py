@@ -46,6 +46,11 @@ class TopkTokens(PortedView):
     first = traitlets.Int(0, help="Index in the first dimension shown.").tag(sync=True)
     page = traitlets.Int(0, help="The page of columns shown.").tag(sync=True)
 
+    first_screen_traits = ("sample", "first", "page")
+
+    def first_screen_requests(self) -> Iterable[tuple[str, dict[str, Any]]]:
+        return [("topk_page", {"sample": self.sample, "first": self.first, "page": self.page})]
+
     def __init__(
         self, samples: list[list[str]], activations: list[np.ndarray], max_k: int, **kw: Any
     ) -> None:
@@ -167,6 +172,11 @@ class TopkSamples(PortedView):
     shown = traitlets.Int(5, help="How many samples are listed (at most n_samples).").tag(sync=True)
     zeroth = traitlets.Int(0, help="Index in the zeroth dimension shown.").tag(sync=True)
     first = traitlets.Int(0, help="Index in the first dimension shown.").tag(sync=True)
+
+    first_screen_traits = ("zeroth", "first")
+
+    def first_screen_requests(self) -> Iterable[tuple[str, dict[str, Any]]]:
+        return [("samples", {"zeroth": self.zeroth, "first": self.first})]
 
     def __init__(self, tokens: list[Any], values: list[Any], **kwargs: Any) -> None:
         self._tokens = tokens

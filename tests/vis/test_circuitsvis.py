@@ -217,3 +217,24 @@ def test_topk_samples_nested_lists() -> None:
 
 def test_hello() -> None:
     assert cv.examples.hello("you").name == "you"
+
+
+def test_saved_notebooks_keep_each_first_screen() -> None:
+    acts = np.random.rand(3, 2, 4).astype(np.float32)
+    views = [
+        (cv.text_neuron_activations(["a", "b", "c"], acts), "activations"),
+        (cv.topk_tokens([["a", "b", "c"]], [acts.transpose(1, 0, 2).copy()], max_k=2), "topk_page"),
+        (cv.topk_samples([[[["a"], ["b"]]]], [[[[1.0], [2.0]]]]), "samples"),
+    ]
+    for view, method in views:
+        assert [key.split("?")[0] for key in view.embedded_replies] == [method]
+    neurons = views[0][0]
+    neurons.second = 3  # the first screen follows the state
+    (key,) = neurons.embedded_replies
+    assert '"second":3' in key
+    log_probs = cv.token_log_probs(
+        torch.tensor([0, 1, 2]), torch.randn(3, 4).log_softmax(-1), str, 2
+    )
+    assert log_probs.embedded_replies == {}
+    log_probs.position = 2
+    assert list(log_probs.embedded_replies) == ['topk?{"position":2}']

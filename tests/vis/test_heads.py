@@ -60,6 +60,9 @@ def test_head_map_requests_and_errors(gpt2: Any) -> None:
     view = hl.vis.HeadMap(gpt2, TEXT)
     assert view.score_kinds == ["first_token", "previous_token", "induction"]
     assert view.score == "induction"
+    assert list(view.embedded_replies) == ['scores?{"kind":"induction"}']  # saved first screen
+    view.layer, view.head = 1, 2
+    assert 'pattern?{"head":2,"layer":1}' in view.embedded_replies
     _, cache = gpt2.run_with_cache(TEXT)
     pattern = decode_tensor(view.call("pattern", {"layer": 2, "head": 1})["pattern"])
     np.testing.assert_allclose(pattern, cache["blocks.2.attn.hook_pattern"][0, 1], atol=1e-3)
