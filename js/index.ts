@@ -5,11 +5,18 @@
  */
 import type { AnyModel, Render } from "@anywidget/types";
 import { createStaticModel, type StandalonePayload, withEmbeddedReplies } from "./standalone";
-import { ensureStyle } from "./style";
+import { ensureStyle } from "./ui/style";
 import { renderAttention } from "./views/attention";
+import { renderAttentionTokens } from "./views/attention_tokens";
+import { renderHeads } from "./views/heads";
+import { renderHello } from "./views/hello";
+import { renderTokenLogProbs } from "./views/logprobs";
+import { renderColoredTokensMulti } from "./views/multi";
+import { renderTextNeuronActivations } from "./views/neurons";
 import { renderPatching } from "./views/patching";
 import { renderResidual } from "./views/residual";
 import { renderColoredTokens } from "./views/tokens";
+import { renderTopkSamples, renderTopkTokens } from "./views/topk";
 
 type ViewRenderer = (model: AnyModel<any>, el: HTMLElement) => () => void;
 
@@ -18,6 +25,14 @@ const VIEWS: Record<string, ViewRenderer> = {
   attention: renderAttention,
   residual: renderResidual,
   patching: renderPatching,
+  attention_patterns: renderAttentionTokens,
+  colored_tokens_multi: renderColoredTokensMulti,
+  token_log_probs: renderTokenLogProbs,
+  text_neuron_activations: renderTextNeuronActivations,
+  topk_tokens: renderTopkTokens,
+  topk_samples: renderTopkSamples,
+  hello: renderHello,
+  heads: renderHeads,
 };
 
 /** Build the view named by the model's `view` trait into `el`; returns its cleanup. */

@@ -29,6 +29,13 @@ const PAYLOAD: StandalonePayload = {
     mode: "heads",
     head_names: ["H0"],
     max_value: 1,
+    min_value: -1,
+    color_scale: "skip_first",
+    gamma: 1,
+    positive_color: "",
+    negative_color: "",
+    mask_upper_tri: true,
+    layer_labels: ["L0"],
     title: "",
   },
   responses: {
@@ -112,8 +119,25 @@ describe("embedded replies", () => {
     expect(model.get("layer")).toBe(0);
   });
 
-  it("leaves a model without embedded replies alone", () => {
-    const base = createStaticModel(PAYLOAD);
-    expect(withEmbeddedReplies(base)).toBe(base);
+  it("reads the replies at each request, so replies the kernel adds later are used", async () => {
+    const base = createStaticModel({ ...PAYLOAD, responses: {} });
+    const proxy = withEmbeddedReplies(base);
+    const forwarded: any[] = [];
+    const original = base.send;
+    base.send = (content: any, ...rest: any[]) => {
+      forwarded.push(content);
+      return (original as any)(content, ...rest);
+    };
+    const data = new DataView(new Uint16Array([0x3c00]).buffer);
+    base.set("embedded_replies", {
+      'attention?{"layer":0}': {
+        ok: true,
+        result: { layer: 0, pattern: { data, dtype: "float16", shape: [1, 1, 1] } },
+      },
+    });
+    const rpc = new RpcClient(proxy as any);
+    const reply: any = await rpc.request("attention", { layer: 0 });
+    expect(reply.layer).toBe(0);
+    expect(forwarded).toEqual([]);
   });
 });

@@ -93,8 +93,9 @@ export function createStaticModel(payload: StandalonePayload): AnyModel<any> {
  * reply for still go to the kernel, if there is one.
  */
 export function withEmbeddedReplies(model: AnyModel<any>): AnyModel<any> {
-  const replies = (model.get("embedded_replies") ?? {}) as Record<string, RpcResponse>;
-  if (Object.keys(replies).length === 0) return model;
+  // Read at every request: the kernel keeps the first screen's replies current (a finished
+  // sweep, another layer), and a view rendered later must not answer from an older copy.
+  const replies = () => (model.get("embedded_replies") ?? {}) as Record<string, RpcResponse>;
   const local = new Set<Handler>();
   const proxy = Object.create(model) as AnyModel<any>;
   proxy.on = ((event: string, handler: Handler) => {
@@ -108,7 +109,7 @@ export function withEmbeddedReplies(model: AnyModel<any>): AnyModel<any> {
   proxy.send = (content: any, callbacks?: any, buffers?: any) => {
     const stored =
       content?.kind === REQUEST
-        ? replies[requestKey(content.method, content.params ?? {})]
+        ? replies()[requestKey(content.method, content.params ?? {})]
         : undefined;
     if (stored === undefined) {
       model.send(content, callbacks, buffers);

@@ -17,3 +17,13 @@ describe("tokenSpan", () => {
     expect(span.textContent).toBe("<img·src=x·onerror=alert(1)>");
   });
 });
+
+describe("appendTokens", () => {
+  it("breaks the line after a newline token", async () => {
+    const { appendTokens } = await import("./tokens");
+    const parent = document.createElement("div");
+    const spans = appendTokens(parent, ["a", "\n", "b"]);
+    expect(spans.map((s) => s.dataset.index)).toEqual(["0", "1", "2"]);
+    expect([...parent.childNodes].map((n) => n.nodeName)).toEqual(["SPAN", "SPAN", "BR", "SPAN"]);
+  });
+});

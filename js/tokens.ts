@@ -16,3 +16,17 @@ export function tokenSpan(token: string, className = "hl-token"): HTMLSpanElemen
   span.title = JSON.stringify(token);
   return span;
 }
+
+/**
+ * Append a span per token to `parent` and return them. The strip wraps between tokens, and a
+ * token holding a newline ends its line (a `<br>` after it), as the text itself would.
+ */
+export function appendTokens(parent: HTMLElement, tokens: readonly string[]): HTMLSpanElement[] {
+  return tokens.map((token, i) => {
+    const span = tokenSpan(token);
+    span.dataset.index = String(i);
+    parent.appendChild(span);
+    if (token.includes("\n")) parent.appendChild(document.createElement("br"));
+    return span;
+  });
+}

@@ -20,10 +20,18 @@ export interface Cell {
 /** Synced traits of `hooklens.vis.ColoredTokens` (hooklens/vis/_tokens.py). */
 export interface ColoredTokensTraits {
   /**
-   * Replies keyed by request key, answered in the browser without a kernel; empty unless embed()
-   * was called (static notebook exports). Python: Dict, default {}.
+   * Replies keyed by request key, answered in the browser without a kernel: the first screen's when
+   * they fit FIRST_SCREEN_BYTES, every request's after embed(). Python: Dict, default {}.
    */
   embedded_replies: Record<string, unknown>;
+  /** Value drawn at full positive colour; None: max(values). Python: Float, default null. */
+  max_value: number | null;
+  /** Value drawn at full negative colour; None: min(values). Python: Float, default null. */
+  min_value: number | null;
+  /** CSS colour of negative values; "" for the theme's red. Python: Unicode, default "". */
+  negative_color: string;
+  /** CSS colour of positive values; "" for the theme's blue. Python: Unicode, default "". */
+  positive_color: string;
   /**
    * Last error a request handler raised ("Type: message"); "" when none. Python: Unicode, default
    * "".
@@ -43,22 +51,54 @@ export type ColoredTokensRequest = never;
 /** Synced traits of `hooklens.vis.AttentionPatterns` (hooklens/vis/_attention.py). */
 export interface AttentionTraits {
   /**
-   * Replies keyed by request key, answered in the browser without a kernel; empty unless embed()
-   * was called (static notebook exports). Python: Dict, default {}.
+   * "skip_first": 0 to the head's largest value outside key 0 (the first token, often an attention
+   * sink, may clip); "fixed": min_value to max_value; "per_row": each query row divided by its own
+   * largest value outside key 0. Python: Enum, default "skip_first".
+   */
+  color_scale: "skip_first" | "fixed" | "per_row";
+  /**
+   * Replies keyed by request key, answered in the browser without a kernel: the first screen's when
+   * they fit FIRST_SCREEN_BYTES, every request's after embed(). Python: Dict, default {}.
    */
   embedded_replies: Record<string, unknown>;
+  /**
+   * Exponent on the normalised value (< 1 lifts small values); 1 is linear. Python: Float, default
+   * 1.0.
+   */
+  gamma: number;
   /** The head shown enlarged, in [0, n_heads). Python: Int, default 0. */
   head: number;
   /** One label per head. Python: List(Unicode), default []. */
   head_names: string[];
+  /**
+   * Layers an exported page holds (its picker offers only these); [] when live. Python: List(Int),
+   * default [].
+   */
+  held_layers: number[];
   /** Pinned (clicked) key position; -1 when none. Python: Int, default -1. */
   key: number;
   /** The layer shown, in [0, n_layers). Python: Int, default 0. */
   layer: number;
   /**
-   * Attention value drawn at full colour (higher values are clipped). Python: Float, default 1.0.
+   * Label of each layer index (e.g. L3); empty when the patterns have no layer. Python:
+   * List(Unicode), default [].
+   */
+  layer_labels: string[];
+  /**
+   * Draw keys after the query (causal attention's masked cells) as masked. Python: Bool, default
+   * true.
+   */
+  mask_upper_tri: boolean;
+  /**
+   * Value drawn at full positive colour when color_scale is "fixed" (higher clip). Python: Float,
+   * default 1.0.
    */
   max_value: number;
+  /**
+   * Value drawn at full negative colour when color_scale is "fixed" (CircuitsVis). Python: Float,
+   * default -1.0.
+   */
+  min_value: number;
   /**
    * "heads": head grid and the enlarged head first; "patterns": token strip first. Python: Enum,
    * default "heads".
@@ -68,6 +108,10 @@ export interface AttentionTraits {
   n_heads: number;
   /** How many layers the view holds patterns of. Python: Int, default 1. */
   n_layers: number;
+  /** CSS colour of full negative values; the theme's when empty. Python: Unicode, default "". */
+  negative_color: string;
+  /** CSS colour of full positive values; the theme's when empty. Python: Unicode, default "". */
+  positive_color: string;
   /** Pinned (clicked) query position; -1 when none. Python: Int, default -1. */
   query: number;
   /**
@@ -93,8 +137,8 @@ export interface ResidualTraits {
    */
   contrib_labels: string[];
   /**
-   * Replies keyed by request key, answered in the browser without a kernel; empty unless embed()
-   * was called (static notebook exports). Python: Dict, default {}.
+   * Replies keyed by request key, answered in the browser without a kernel: the first screen's when
+   * they fit FIRST_SCREEN_BYTES, every request's after embed(). Python: Dict, default {}.
    */
   embedded_replies: Record<string, unknown>;
   /** How many top tokens a clicked cell lists. Python: Int, default 10. */
@@ -115,12 +159,16 @@ export interface ResidualTraits {
   rpc_error: string;
   /** The prompt's token strings (pos). Python: List(Unicode), default []. */
   tokens: string[];
+  /**
+   * Token id whose probability and rank per layer are shown; -1 when none. Python: Int, default -1.
+   */
+  tracked: number;
   /** Which renderer of the bundle builds this view. Python: Unicode, default "". */
   view: string;
 }
 
 /** Requests `ResidualView` answers (its `rpc_method` handlers). */
-export type ResidualRequest = "grid" | "topk";
+export type ResidualRequest = "grid" | "topk" | "track";
 
 /** Synced traits of `hooklens.vis.PatchingView` (hooklens/vis/_patching.py). */
 export interface PatchingTraits {
@@ -136,8 +184,8 @@ export interface PatchingTraits {
    */
   direction: "denoise" | "noise";
   /**
-   * Replies keyed by request key, answered in the browser without a kernel; empty unless embed()
-   * was called (static notebook exports). Python: Dict, default {}.
+   * Replies keyed by request key, answered in the browser without a kernel: the first screen's when
+   * they fit FIRST_SCREEN_BYTES, every request's after embed(). Python: Dict, default {}.
    */
   embedded_replies: Record<string, unknown>;
   /** How many top tokens each prediction lists. Python: Int, default 5. */
@@ -168,9 +216,345 @@ export interface PatchingTraits {
   sweep_status: string;
   /** Cells of the running (or last) sweep in all. Python: Int, default 0. */
   sweep_total: number;
+  /**
+   * Points with sweep values (finished, cancelled or failed part-way), in sweep order. Python:
+   * List(Unicode), default [].
+   */
+  swept_points: string[];
   /** Which renderer of the bundle builds this view. Python: Unicode, default "". */
   view: string;
 }
 
 /** Requests `PatchingView` answers (its `rpc_method` handlers). */
 export type PatchingRequest = "heatmap" | "patch" | "predictions" | "sweep_cancel" | "sweep_start";
+
+/** Synced traits of `hooklens.vis.AttentionTokens` (hooklens/vis/_attention_tokens.py). */
+export interface AttentionTokensTraits {
+  /**
+   * "skip_first": 0 to the head's largest value outside key 0 (the first token, often an attention
+   * sink, may clip); "fixed": min_value to max_value; "per_row": each query row divided by its own
+   * largest value outside key 0. Python: Enum, default "skip_first".
+   */
+  color_scale: "skip_first" | "fixed" | "per_row";
+  /**
+   * "dest_to_src": the focused token is the query (destination); "src_to_dest": the key (source).
+   * Python: Enum, default "dest_to_src".
+   */
+  direction: "dest_to_src" | "src_to_dest";
+  /**
+   * Replies keyed by request key, answered in the browser without a kernel: the first screen's when
+   * they fit FIRST_SCREEN_BYTES, every request's after embed(). Python: Dict, default {}.
+   */
+  embedded_replies: Record<string, unknown>;
+  /**
+   * Exponent on the normalised value (< 1 lifts small values); 1 is linear. Python: Float, default
+   * 1.0.
+   */
+  gamma: number;
+  /** The head shown enlarged, in [0, n_heads). Python: Int, default 0. */
+  head: number;
+  /** One label per head. Python: List(Unicode), default []. */
+  head_names: string[];
+  /** Per head: whether it tints the tokens (head toggles). Python: List(Bool), default []. */
+  heads_shown: boolean[];
+  /**
+   * Layers an exported page holds (its picker offers only these); [] when live. Python: List(Int),
+   * default [].
+   */
+  held_layers: number[];
+  /** Pinned (clicked) key position; -1 when none. Python: Int, default -1. */
+  key: number;
+  /** The layer shown, in [0, n_layers). Python: Int, default 0. */
+  layer: number;
+  /**
+   * Label of each layer index (e.g. L3); empty when the patterns have no layer. Python:
+   * List(Unicode), default [].
+   */
+  layer_labels: string[];
+  /** Clicked (locked) token; -1 when none. Python: Int, default -1. */
+  locked: number;
+  /**
+   * Draw keys after the query (causal attention's masked cells) as masked. Python: Bool, default
+   * true.
+   */
+  mask_upper_tri: boolean;
+  /**
+   * Value drawn at full positive colour when color_scale is "fixed" (higher clip). Python: Float,
+   * default 1.0.
+   */
+  max_value: number;
+  /**
+   * Value drawn at full negative colour when color_scale is "fixed" (CircuitsVis). Python: Float,
+   * default -1.0.
+   */
+  min_value: number;
+  /**
+   * "heads": head grid and the enlarged head first; "patterns": token strip first. Python: Enum,
+   * default "heads".
+   */
+  mode: "heads" | "patterns";
+  /** Heads per layer. Python: Int, default 1. */
+  n_heads: number;
+  /** How many layers the view holds patterns of. Python: Int, default 1. */
+  n_layers: number;
+  /** CSS colour of full negative values; the theme's when empty. Python: Unicode, default "". */
+  negative_color: string;
+  /** CSS colour of full positive values; the theme's when empty. Python: Unicode, default "". */
+  positive_color: string;
+  /** Pinned (clicked) query position; -1 when none. Python: Int, default -1. */
+  query: number;
+  /**
+   * Last error a request handler raised ("Type: message"); "" when none. Python: Unicode, default
+   * "".
+   */
+  rpc_error: string;
+  /** Heading above the view; none when empty. Python: Unicode, default "". */
+  title: string;
+  /** The token strings (q = k = n). Python: List(Unicode), default []. */
+  tokens: string[];
+  /** Which renderer of the bundle builds this view. Python: Unicode, default "". */
+  view: string;
+}
+
+/** Requests `AttentionTokens` answers (its `rpc_method` handlers). */
+export type AttentionTokensRequest = "attention";
+
+/** Synced traits of `hooklens.vis.ColoredTokensMulti` (hooklens/vis/_multi.py). */
+export interface ColoredTokensMultiTraits {
+  /**
+   * Replies keyed by request key, answered in the browser without a kernel: the first screen's when
+   * they fit FIRST_SCREEN_BYTES, every request's after embed(). Python: Dict, default {}.
+   */
+  embedded_replies: Record<string, unknown>;
+  /** One name per value (K). Python: List(Unicode), default []. */
+  labels: string[];
+  /**
+   * Last error a request handler raised ("Type: message"); "" when none. Python: Unicode, default
+   * "".
+   */
+  rpc_error: string;
+  /** The value (in [0, K)) that tints the tokens. Python: Int, default 0. */
+  selected: number;
+  /** The S token strings, shown as text. Python: List(Unicode), default []. */
+  tokens: string[];
+  /** The values: float32 of shape (S, K). Python: Dict, default {}. */
+  values: EncodedTensor;
+  /** Which renderer of the bundle builds this view. Python: Unicode, default "". */
+  view: string;
+}
+
+/** Requests `ColoredTokensMulti` answers (its `rpc_method` handlers). */
+export type ColoredTokensMultiRequest = never;
+
+/** Synced traits of `hooklens.vis.TokenLogProbs` (hooklens/vis/_logprobs.py). */
+export interface TokenLogProbsTraits {
+  /**
+   * Log prob of each token given the ones before it: float32 (N - 1,). Python: Dict, default {}.
+   */
+  correct_log_prob: EncodedTensor;
+  /**
+   * Rank (0 = top guess) of each token among the model's guesses. Python: List(Int), default [].
+   */
+  correct_rank: number[];
+  /**
+   * Replies keyed by request key, answered in the browser without a kernel: the first screen's when
+   * they fit FIRST_SCREEN_BYTES, every request's after embed(). Python: Dict, default {}.
+   */
+  embedded_replies: Record<string, unknown>;
+  /** Clicked (locked) position of the prompt, in [1, N); -1 when none. Python: Int, default -1. */
+  position: number;
+  /** The N token strings of the prompt. Python: List(Unicode), default []. */
+  prompt: string[];
+  /**
+   * Last error a request handler raised ("Type: message"); "" when none. Python: Unicode, default
+   * "".
+   */
+  rpc_error: string;
+  /** How many guesses a position lists. Python: Int, default 10. */
+  top_k: number;
+  /** Which renderer of the bundle builds this view. Python: Unicode, default "". */
+  view: string;
+}
+
+/** Requests `TokenLogProbs` answers (its `rpc_method` handlers). */
+export type TokenLogProbsRequest = "topk";
+
+/** Synced traits of `hooklens.vis.TextNeuronActivations` (hooklens/vis/_neurons.py). */
+export interface TextNeuronActivationsTraits {
+  /**
+   * Replies keyed by request key, answered in the browser without a kernel: the first screen's when
+   * they fit FIRST_SCREEN_BYTES, every request's after embed(). Python: Dict, default {}.
+   */
+  embedded_replies: Record<string, unknown>;
+  /** Index in the first dimension (layer) shown. Python: Int, default 0. */
+  first: number;
+  /** One label per index of the first dimension. Python: List(Unicode), default []. */
+  first_dimension_labels: string[];
+  /** Name of the first dimension. Python: Unicode, default "Layer". */
+  first_dimension_name: string;
+  /** Largest activation of all samples. Python: Float, default 0.0. */
+  max_value: number;
+  /** Smallest activation of all samples. Python: Float, default 0.0. */
+  min_value: number;
+  /**
+   * Last error a request handler raised ("Type: message"); "" when none. Python: Unicode, default
+   * "".
+   */
+  rpc_error: string;
+  /** The sample shown. Python: Int, default 0. */
+  sample: number;
+  /** The token strings of each sample. Python: List(List(Unicode)), default []. */
+  samples: string[][];
+  /** Index in the second dimension (neuron) shown. Python: Int, default 0. */
+  second: number;
+  /** One label per index of the second dimension. Python: List(Unicode), default []. */
+  second_dimension_labels: string[];
+  /** Name of the second dimension. Python: Unicode, default "Neuron". */
+  second_dimension_name: string;
+  /** Which renderer of the bundle builds this view. Python: Unicode, default "". */
+  view: string;
+}
+
+/** Requests `TextNeuronActivations` answers (its `rpc_method` handlers). */
+export type TextNeuronActivationsRequest = "activations";
+
+/** Synced traits of `hooklens.vis.TopkTokens` (hooklens/vis/_topk.py). */
+export interface TopkTokensTraits {
+  /**
+   * Replies keyed by request key, answered in the browser without a kernel: the first screen's when
+   * they fit FIRST_SCREEN_BYTES, every request's after embed(). Python: Dict, default {}.
+   */
+  embedded_replies: Record<string, unknown>;
+  /** Index in the first dimension shown. Python: Int, default 0. */
+  first: number;
+  /** One label per index of the first dimension. Python: List(Unicode), default []. */
+  first_dimension_labels: string[];
+  /** Name of the first dimension. Python: Unicode, default "Layer". */
+  first_dimension_name: string;
+  /** Rows of top (and of bottom) activations per column. Python: Int, default 0. */
+  k: number;
+  /** Size of the third dimension (the table's columns). Python: Int, default 0. */
+  n_neurons: number;
+  /** The page of columns shown. Python: Int, default 0. */
+  page: number;
+  /** Columns a page of the table holds. Python: Int, default 8. */
+  page_size: number;
+  /**
+   * Last error a request handler raised ("Type: message"); "" when none. Python: Unicode, default
+   * "".
+   */
+  rpc_error: string;
+  /** The sample shown. Python: Int, default 0. */
+  sample: number;
+  /** One label per sample. Python: List(Unicode), default []. */
+  sample_labels: string[];
+  /** The token strings of each sample. Python: List(List(Unicode)), default []. */
+  samples: string[][];
+  /** Name of the third dimension. Python: Unicode, default "Neuron". */
+  third_dimension_name: string;
+  /** Which renderer of the bundle builds this view. Python: Unicode, default "". */
+  view: string;
+}
+
+/** Requests `TopkTokens` answers (its `rpc_method` handlers). */
+export type TopkTokensRequest = "topk_page";
+
+/** Synced traits of `hooklens.vis.TopkSamples` (hooklens/vis/_topk.py). */
+export interface TopkSamplesTraits {
+  /**
+   * Replies keyed by request key, answered in the browser without a kernel: the first screen's when
+   * they fit FIRST_SCREEN_BYTES, every request's after embed(). Python: Dict, default {}.
+   */
+  embedded_replies: Record<string, unknown>;
+  /** Index in the first dimension shown. Python: Int, default 0. */
+  first: number;
+  /** One label per index of the first dimension. Python: List(Unicode), default []. */
+  first_dimension_labels: string[];
+  /** Name of the first dimension. Python: Unicode, default "Neuron". */
+  first_dimension_name: string;
+  /** Samples per (zeroth, first) index. Python: Int, default 0. */
+  n_samples: number;
+  /**
+   * Last error a request handler raised ("Type: message"); "" when none. Python: Unicode, default
+   * "".
+   */
+  rpc_error: string;
+  /** How many samples are listed (at most n_samples). Python: Int, default 5. */
+  shown: number;
+  /** Which renderer of the bundle builds this view. Python: Unicode, default "". */
+  view: string;
+  /** Index in the zeroth dimension shown. Python: Int, default 0. */
+  zeroth: number;
+  /** One label per index of the zeroth dimension. Python: List(Unicode), default []. */
+  zeroth_dimension_labels: string[];
+  /** Name of the zeroth dimension. Python: Unicode, default "Layer". */
+  zeroth_dimension_name: string;
+}
+
+/** Requests `TopkSamples` answers (its `rpc_method` handlers). */
+export type TopkSamplesRequest = "samples";
+
+/** Synced traits of `hooklens.vis.Hello` (hooklens/vis/_hello.py). */
+export interface HelloTraits {
+  /**
+   * Replies keyed by request key, answered in the browser without a kernel: the first screen's when
+   * they fit FIRST_SCREEN_BYTES, every request's after embed(). Python: Dict, default {}.
+   */
+  embedded_replies: Record<string, unknown>;
+  /** Who is greeted (shown as text). Python: Unicode, default "". */
+  name: string;
+  /**
+   * Last error a request handler raised ("Type: message"); "" when none. Python: Unicode, default
+   * "".
+   */
+  rpc_error: string;
+  /** Which renderer of the bundle builds this view. Python: Unicode, default "". */
+  view: string;
+}
+
+/** Requests `Hello` answers (its `rpc_method` handlers). */
+export type HelloRequest = never;
+
+/** Synced traits of `hooklens.vis.HeadMap` (hooklens/vis/_heads.py). */
+export interface HeadsTraits {
+  /** The answer token's string; empty without a pair. Python: Unicode, default "". */
+  answer: string;
+  /**
+   * Replies keyed by request key, answered in the browser without a kernel: the first screen's when
+   * they fit FIRST_SCREEN_BYTES, every request's after embed(). Python: Dict, default {}.
+   */
+  embedded_replies: Record<string, unknown>;
+  /** Clicked head; -1 when none. Python: Int, default -1. */
+  head: number;
+  /** Layer of the clicked head; -1 when none. Python: Int, default -1. */
+  layer: number;
+  /** Columns of the map. Python: Int, default 1. */
+  n_heads: number;
+  /** Rows of the map. Python: Int, default 1. */
+  n_layers: number;
+  /**
+   * Last error a request handler raised ("Type: message"); "" when none. Python: Unicode, default
+   * "".
+   */
+  rpc_error: string;
+  /** The score shown, one of score_kinds. Python: Unicode, default "induction". */
+  score: string;
+  /**
+   * The scores the map can show (dla only with an answer pair). Python: List(Unicode), default [].
+   */
+  score_kinds: string[];
+  /**
+   * Show the embeddings' and each layer's attention/MLP attribution beside. Python: Bool, default
+   * false.
+   */
+  show_layers: boolean;
+  /** The prompt's token strings. Python: List(Unicode), default []. */
+  tokens: string[];
+  /** Which renderer of the bundle builds this view. Python: Unicode, default "". */
+  view: string;
+  /** The wrong token's string; empty without a pair. Python: Unicode, default "". */
+  wrong: string;
+}
+
+/** Requests `HeadMap` answers (its `rpc_method` handlers). */
+export type HeadsRequest = "layers" | "pattern" | "scores";

@@ -253,6 +253,125 @@ view"""),
 ]
 # fmt: on
 
+CIRCUITSVIS_PORT = [
+    (
+        "md",
+        """# A CircuitsVis notebook, ported by changing one import
+
+Every public function of CircuitsVis is in `hooklens.vis` under its own name and arguments,
+also in the same submodules, so `import circuitsvis as cv` becomes `import hooklens.vis as cv`.
+Each call returns a live view (bundled: no CDN, renders offline and in VS Code), with
+CircuitsVis' `show_code()` as a self-contained HTML fragment. Then two maps no CircuitsVis
+function draws: every head of the model at once, and direct logit attribution.""",
+    ),
+    (
+        "code",
+        """import string
+
+import torch
+
+import hooklens as hl
+import hooklens.vis as cv
+
+model = hl.demo_model()
+torch.manual_seed(0)
+characters = string.ascii_letters + string.digits + string.punctuation
+span = "".join(characters[i] for i in torch.randint(0, len(characters), (16,)).tolist())
+text = span + span
+tokens = model.to_tokens(text)
+str_tokens = model.to_str_tokens(text)
+logits, cache = model.run_with_cache(tokens, remove_batch_dim=True)
+logits = logits[0]  # (pos, d_vocab): the cache drops the batch dimension, the logits keep it
+info = hl.demo_model_info()["induction_head"]
+layer = info["layer"]""",
+    ),
+    ("md", "## Attention (`circuitsvis.attention`)"),
+    (
+        "code",
+        """cv.attention.attention_heads(
+    attention=cache["pattern", layer], tokens=str_tokens, max_value=1.0
+)""",
+    ),
+    (
+        "code",
+        """cv.attention.attention_patterns(tokens=str_tokens, attention=cache["pattern", layer])""",
+    ),
+    (
+        "code",
+        """cv.attention.attention_pattern(
+    tokens=str_tokens, attention=cache["pattern", layer][info["head"]]
+)""",
+    ),
+    ("md", "## Tokens (`circuitsvis.tokens`)"),
+    (
+        "code",
+        """log_probs = logits.log_softmax(-1)
+next_log_prob = log_probs[:-1].gather(-1, tokens[0, 1:, None])[:, 0]
+cv.tokens.colored_tokens(tokens=str_tokens[1:], values=next_log_prob, min_value=-5, max_value=0)""",
+    ),
+    (
+        "code",
+        """cv.tokens.colored_tokens_multi(
+    tokens=str_tokens[1:],
+    values=torch.stack([next_log_prob, next_log_prob.exp()], dim=1),
+    labels=["log prob", "prob"],
+)""",
+    ),
+    ("code", """cv.tokens.visualize_model_performance(tokens, str_tokens, logits)"""),
+    ("md", "## Neurons (`circuitsvis.activations`, `topk_tokens`, `topk_samples`)"),
+    (
+        "code",
+        """neurons = torch.stack(
+    [cache["post", layer_index][:, :8] for layer_index in range(model.cfg.n_layers)], dim=1
+)  # (tokens, layers, neurons)
+cv.activations.text_neuron_activations(tokens=str_tokens, activations=neurons)""",
+    ),
+    (
+        "code",
+        """cv.topk_tokens.topk_tokens(
+    tokens=[str_tokens], activations=[neurons.permute(1, 0, 2).numpy()], max_k=5
+)""",
+    ),
+    (
+        "code",
+        """samples = [text[:12], text[8:20], text[16:28]]
+sample_tokens = [model.to_str_tokens(sample) for sample in samples]
+acts = []
+for sample in samples:
+    _, sample_cache = model.run_with_cache(sample, remove_batch_dim=True)
+    acts.append(sample_cache["post", 0][:, :4].T.tolist())  # (neurons, tokens)
+cv.topk_samples.topk_samples(
+    tokens=[[sample_tokens] * 4],
+    activations=[[[acts[s][n] for s in range(3)] for n in range(4)]],
+)""",
+    ),
+    ("md", "## Logits (`circuitsvis.logits`)"),
+    (
+        "code",
+        """cv.logits.token_log_probs(tokens, log_probs, lambda i: model.to_string([i]), top_k=5)""",
+    ),
+    (
+        "code",
+        """html = cv.examples.hello("CircuitsVis reader").show_code()  # self-contained, offline
+print(len(html), "characters of HTML")""",
+    ),
+    (
+        "md",
+        """## What CircuitsVis has no picture for
+
+The map of all heads: every layer x head coloured by a score (induction, previous-token,
+attention to the first token; with an answer pair, direct logit attribution); click a cell for
+that head's pattern. The direct logit attribution view adds each layer's attention and MLP.""",
+    ),
+    ("code", """cv.HeadMap(model, text)"""),
+    (
+        "code",
+        """k = 20
+answer, wrong = text[k], "~"
+cv.LogitAttributionView(model, text[:k], answer=answer, wrong=wrong)""",
+    ),
+]
+
 
 def write(name: str, cells: list[tuple[str, str]]) -> None:
     notebook = nbformat.v4.new_notebook()
@@ -271,6 +390,7 @@ def main() -> None:
     write("quickstart.ipynb", QUICKSTART)
     write("real_model.ipynb", REAL_MODEL)
     write("hooks.ipynb", HOOKS)
+    write("circuitsvis_port.ipynb", CIRCUITSVIS_PORT)
     write("transformer_lens_port.ipynb", TRANSFORMER_LENS_PORT)
 
 

@@ -24,10 +24,17 @@ sys.path.insert(0, str(ROOT))  # the checkout's hooklens, also when run as a pla
 
 from hooklens.vis import _wire  # noqa: E402
 from hooklens.vis._attention import AttentionPatterns  # noqa: E402
+from hooklens.vis._attention_tokens import AttentionTokens  # noqa: E402
 from hooklens.vis._cells import Cell  # noqa: E402
+from hooklens.vis._heads import HeadMap  # noqa: E402
+from hooklens.vis._hello import Hello  # noqa: E402
+from hooklens.vis._logprobs import TokenLogProbs  # noqa: E402
+from hooklens.vis._multi import ColoredTokensMulti  # noqa: E402
+from hooklens.vis._neurons import TextNeuronActivations  # noqa: E402
 from hooklens.vis._patching import PatchingView  # noqa: E402
 from hooklens.vis._residual import ResidualView  # noqa: E402
 from hooklens.vis._tokens import ColoredTokens  # noqa: E402
+from hooklens.vis._topk import TopkSamples, TopkTokens  # noqa: E402
 from hooklens.vis._widget import HookLensWidget  # noqa: E402
 
 TARGET = ROOT / "js" / "traits.gen.ts"
@@ -39,6 +46,14 @@ VIEWS: list[tuple[str, type[HookLensWidget]]] = [
     ("Attention", AttentionPatterns),
     ("Residual", ResidualView),
     ("Patching", PatchingView),
+    ("AttentionTokens", AttentionTokens),
+    ("ColoredTokensMulti", ColoredTokensMulti),
+    ("TokenLogProbs", TokenLogProbs),
+    ("TextNeuronActivations", TextNeuronActivations),
+    ("TopkTokens", TopkTokens),
+    ("TopkSamples", TopkSamples),
+    ("Hello", Hello),
+    ("Heads", HeadMap),
 ]
 #: TypedDicts that traits carry (named in a trait's ``ts=`` tag).
 SHAPES: list[Any] = [Cell]

@@ -7,8 +7,9 @@ layer's ``(n_heads, q, k)`` patterns and nothing else.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -16,9 +17,16 @@ import traitlets
 
 from .._engine.model import HookedModel
 from .._engine.tokens import one_prompt, token_strings
+from ._port import PortedView
 from ._tokens import as_token_strings
-from ._widget import HookLensWidget, index_param, rpc_method
+from ._widget import index_param, rpc_method
 from ._wire import as_numpy, decode_tensor, encode_tensor
+
+_EXPORT_BUDGET = (
+    "Exporting every layer's attention patterns would write {total:.0f} MB (over the "
+    "{budget:.0f} MB budget): the export holds layers {layers} only. Pass layers=[...] to choose "
+    'them, or layers="all" for every layer.'
+)
 
 
 def _as_patterns(attention: Any, n_tokens: int) -> np.ndarray:
@@ -43,7 +51,7 @@ def _as_patterns(attention: Any, n_tokens: int) -> np.ndarray:
     return np.ascontiguousarray(array.astype(np.float16))
 
 
-class AttentionPatterns(HookLensWidget):
+class AttentionPatterns(PortedView):
     """Attention patterns of one or more layers; the front end fetches one layer at a time.
 
     Synced state only: token strings, sizes, the selected layer/head and the pinned query/key.
@@ -66,11 +74,46 @@ class AttentionPatterns(HookLensWidget):
     ).tag(sync=True)
     head_names = traitlets.List(traitlets.Unicode(), help="One label per head.").tag(sync=True)
     max_value = traitlets.Float(
-        1.0, help="Attention value drawn at full colour (higher values are clipped)."
+        1.0,
+        help='Value drawn at full positive colour when color_scale is "fixed" (higher clip).',
+    ).tag(sync=True)
+    min_value = traitlets.Float(
+        -1.0,
+        help='Value drawn at full negative colour when color_scale is "fixed" (CircuitsVis).',
+    ).tag(sync=True)
+    color_scale = traitlets.Enum(
+        ("skip_first", "fixed", "per_row"),
+        "skip_first",
+        help='"skip_first": 0 to the head\'s largest value outside key 0 (the first token, '
+        'often an attention sink, may clip); "fixed": min_value to max_value; "per_row": each '
+        "query row divided by its own largest value outside key 0.",
+    ).tag(sync=True)
+    gamma = traitlets.Float(
+        1.0, help="Exponent on the normalised value (< 1 lifts small values); 1 is linear."
+    ).tag(sync=True)
+    positive_color = traitlets.Unicode(
+        "", help="CSS colour of full positive values; the theme's when empty."
+    ).tag(sync=True)
+    negative_color = traitlets.Unicode(
+        "", help="CSS colour of full negative values; the theme's when empty."
+    ).tag(sync=True)
+    mask_upper_tri = traitlets.Bool(
+        True, help="Draw keys after the query (causal attention's masked cells) as masked."
+    ).tag(sync=True)
+    held_layers = traitlets.List(
+        traitlets.Int(),
+        help="Layers an exported page holds (its picker offers only these); [] when live.",
+    ).tag(sync=True)
+    layer_labels = traitlets.List(
+        traitlets.Unicode(),
+        help="Label of each layer index (e.g. L3); empty when the patterns have no layer.",
     ).tag(sync=True)
     title = traitlets.Unicode("", help="Heading above the view; none when empty.").tag(sync=True)
 
     export_options = ("layers",)
+    #: Pattern bytes a default export writes at most; beyond it, it keeps the layers nearest the
+    #: shown one and warns (pass ``layers="all"`` or a list to choose).
+    EXPORT_BYTES: ClassVar[int] = 50_000_000
 
     def __init__(self, tokens: list[str], patterns: Sequence[np.ndarray], **kwargs: Any) -> None:
         if not patterns:
@@ -78,6 +121,7 @@ class AttentionPatterns(HookLensWidget):
         self._patterns = [np.ascontiguousarray(p, dtype=np.float16) for p in patterns]
         n_heads = self._patterns[0].shape[0]
         kwargs.setdefault("head_names", [f"H{h}" for h in range(n_heads)])
+        kwargs.setdefault("layer_labels", [f"L{layer}" for layer in range(len(self._patterns))])
         super().__init__(
             view="attention",
             tokens=tokens,
@@ -85,6 +129,8 @@ class AttentionPatterns(HookLensWidget):
             n_heads=n_heads,
             **kwargs,
         )
+        self.refresh_first_screen()
+        self.observe(lambda _change: self.refresh_first_screen(), names="layer")
 
     @traitlets.validate("layer")
     def _valid_layer(self, proposal: Any) -> int:
@@ -110,12 +156,54 @@ class AttentionPatterns(HookLensWidget):
         index_param("layer", layer, len(self._patterns))
         return {"layer": layer, "pattern": encode_tensor(self._patterns[layer], "float16")}
 
+    def first_screen_requests(self) -> Iterable[tuple[str, dict[str, Any]]]:
+        return [("attention", {"layer": self.layer})]
+
+    def export_layers(self, layers: Iterable[int] | str | None = None) -> list[int]:
+        """The layers an export holds: ``layers=[...]``, ``"all"``, or by default every layer
+        when they fit ``EXPORT_BYTES``, else the shown layer and its nearest (with a warning)."""
+        every = list(range(len(self._patterns)))
+        if isinstance(layers, str):
+            if layers != "all":
+                raise ValueError(f'`layers` must be layer indices or "all", got {layers!r}')
+            return every
+        if layers is not None:
+            chosen = sorted({int(x) for x in layers})
+            for layer in chosen:
+                index_param("layers", layer, len(every))
+            if not chosen:
+                raise ValueError("`layers` is empty: name at least one layer to export")
+            return chosen
+        per_layer = self._patterns[0].nbytes
+        if per_layer * len(every) <= self.EXPORT_BYTES:
+            return every
+        fit = max(1, self.EXPORT_BYTES // per_layer)
+        chosen = sorted(sorted(every, key=lambda x: (abs(x - self.layer), x))[:fit])
+        warnings.warn(
+            _EXPORT_BUDGET.format(
+                total=per_layer * len(every) / 1e6,
+                budget=self.EXPORT_BYTES / 1e6,
+                layers=chosen,
+            ),
+            stacklevel=4,
+        )
+        return chosen
+
     def exported_requests(
-        self, layers: Iterable[int] | None = None
+        self, layers: Iterable[int] | str | None = None
     ) -> Iterable[tuple[str, dict[str, Any]]]:
-        """Every layer, or only ``layers=[...]`` (big models: 2 bytes per value per layer)."""
-        chosen = range(len(self._patterns)) if layers is None else [int(x) for x in layers]
-        return [("attention", {"layer": layer}) for layer in chosen]
+        """The layers of :meth:`export_layers` (big models: 2 bytes per value per layer)."""
+        return [("attention", {"layer": layer}) for layer in self.export_layers(layers)]
+
+    def export_state(self, layers: Iterable[int] | str | None = None) -> dict[str, Any]:
+        """The exported page offers only the layers it holds, starting on one of them."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # exported_requests already warned
+            held = self.export_layers(layers)
+        state: dict[str, Any] = {"held_layers": held}
+        if self.layer not in held:
+            state["layer"] = held[0]
+        return state
 
 
 class AttentionView(AttentionPatterns):
@@ -184,37 +272,39 @@ def attention_heads(
 
     ``attention``: ``(n_heads, dest, src)`` (torch or numpy; a batch of one is accepted).
     ``tokens``: the ``n`` token strings, or ids together with ``model=`` / ``tokenizer=``.
-    ``min_value``, colours and ``mask_upper_tri`` are accepted for compatibility; colours follow
-    the host theme and values outside ``[0, max_value]`` are clipped.
+    As in CircuitsVis, a positive value ``v`` is drawn ``v / max_value`` of the way from the
+    background to ``positive_color``, a negative one ``v / min_value`` of the way to
+    ``negative_color`` (any CSS colour; the theme's blue and red by default), and
+    ``mask_upper_tri`` (default True) masks keys after the query. Giving ``max_value`` or
+    ``min_value`` fixes the scale (defaults 1 and -1); otherwise the view starts on the
+    ``"skip_first"`` scale (0 to the largest value outside the first token), which the view's
+    scale menu can change.
     """
-    del min_value, negative_color, positive_color, mask_upper_tri  # compatibility only
     strings = as_token_strings(tokens, model=model, tokenizer=tokenizer)
     patterns = _as_patterns(attention, len(strings))
+    fixed = max_value is not None or min_value is not None
     return AttentionPatterns(
         strings,
         [patterns],
         head_names=_head_names(attention_head_names, patterns.shape[0]),
+        layer_labels=[],
         max_value=float(max_value) if max_value is not None else 1.0,
+        min_value=float(min_value) if min_value is not None else -1.0,
+        color_scale="fixed" if fixed else "skip_first",
+        positive_color=_css_color("positive_color", positive_color),
+        negative_color=_css_color("negative_color", negative_color),
+        mask_upper_tri=True if mask_upper_tri is None else bool(mask_upper_tri),
         mode="heads",
     )
 
 
-def attention_patterns(
-    tokens: Any,
-    attention: Any,
-    *,
-    model: HookedModel | None = None,
-    tokenizer: Any = None,
-) -> AttentionPatterns:
-    """CircuitsVis-compatible ``attention_patterns``: hover a token to see where it attends.
-
-    ``attention``: ``(n_heads, dest, src)``; ``tokens``: ``n`` strings (or ids with a model).
-    """
-    strings = as_token_strings(tokens, model=model, tokenizer=tokenizer)
-    patterns = _as_patterns(attention, len(strings))
-    return AttentionPatterns(
-        strings, [patterns], head_names=_head_names(None, patterns.shape[0]), mode="patterns"
-    )
+def _css_color(name: str, value: str | None) -> str:
+    """A CSS colour argument as text ("" for the theme's); anything else is an error."""
+    if value is None:
+        return ""
+    if not isinstance(value, str) or not value.strip():
+        raise TypeError(f"`{name}` must be a CSS colour string such as 'red' or '#ff0000'.")
+    return value.strip()
 
 
 def decode_pattern_reply(reply: dict[str, Any]) -> np.ndarray:

@@ -41,6 +41,7 @@ class Lens:
     contrib_labels: list[str]
     contrib: np.ndarray  # (components, pos) float32
     max_logit_diff: float  # last row of the lens vs the model's logits
+    resid: torch.Tensor  # (rows, pos, d_model), the model's dtype on the CPU: for `track`
 
 
 _COMPONENT_SUFFIXES = ("hook_embed", "hook_pos_embed", "hook_attn_out", "hook_mlp_out")
@@ -71,6 +72,7 @@ def compute_lens(model: HookedModel, ids: torch.Tensor, k: int = 10) -> Lens:
         if diff > 1e-2 * max(1.0, float(logits.abs().max())):
             warnings.warn(_LENS_MISMATCH.format(diff=diff), stacklevel=3)
 
+        resid = stack.detach().to("cpu")
         stack = stack.float().cpu()
         components, labels = cache.decompose_resid(layer=None, return_labels=True)
         components = components[:, 0].float().cpu()  # (components, pos, d_model)
@@ -86,4 +88,25 @@ def compute_lens(model: HookedModel, ids: torch.Tensor, k: int = 10) -> Lens:
         contrib_labels=[str(label) for label in labels],
         contrib=contrib.numpy().astype(np.float32),
         max_logit_diff=diff,
+        resid=resid,
+    )
+
+
+def track_token(model: HookedModel, lens: Lens, token_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """Probability and rank (0 = top) of ``token_id`` at every (row, position) of the lens.
+
+    Returns float32 ``probs`` and int32 ``ranks``, both ``(rows, pos)``; one row of logits
+    ``(pos, d_vocab)`` at a time.
+    """
+    param = next(iter(model.hf_model.parameters()))
+    probs, ranks = [], []
+    with torch.no_grad():
+        for row in lens.resid:
+            logits = model.unembed_resid(row.to(param.device, param.dtype)).float().cpu()
+            chosen = logits[:, token_id : token_id + 1]
+            probs.append(torch.softmax(logits, dim=-1)[:, token_id])
+            ranks.append((logits > chosen).sum(-1).to(torch.int32))
+    return (
+        torch.stack(probs).numpy().astype(np.float32),
+        torch.stack(ranks).numpy().astype(np.int32),
     )

@@ -27,13 +27,15 @@ import torch
 from traitlets import Dict, Enum, Int, List, Unicode
 
 from .._engine.tokens import token_strings
-from ..metrics import Metric, TokenMetric, logit_diff
+from ..metrics import Metric, logit_diff
 from ..patching import POINTS, Patch, Patcher, PatchingResult
 from ..patching._inputs import aligned_tokens
 from ..patching._sweep import sweep_cells
 from ..patching._types import base_and_source, metric_span
 from ._cells import Cell, Layout, check_cell, layout_of, point_layout
+from ._estimates import attribution_estimates
 from ._patch_code import patch_code
+from ._predictions import prediction as top_prediction
 from ._widget import HookLensWidget, RpcError, rpc_method
 from ._wire import SWEEP, encode_tensor, pack_buffers
 
@@ -89,6 +91,10 @@ class PatchingView(HookLensWidget):
     sweep_point = Unicode("", help='The point of the last sweep; "" before one.').tag(sync=True)
     sweep_done = Int(0, help="Cells of the running (or last) sweep done so far.").tag(sync=True)
     sweep_total = Int(0, help="Cells of the running (or last) sweep in all.").tag(sync=True)
+    swept_points = List(
+        Unicode(),
+        help="Points with sweep values (finished, cancelled or failed part-way), in sweep order.",
+    ).tag(sync=True)
 
     def __init__(
         self,
@@ -133,9 +139,14 @@ class PatchingView(HookLensWidget):
         self._k = int(k)
         self._clean = self._prediction(clean_logits)
         self._corrupted = self._prediction(corrupted_logits)
+        self._estimates, self._estimate_error = attribution_estimates(  # what heatmaps open on
+            model, clean, corrupted, metric, self._layouts, normalize=normalize, direction=direction
+        )
         self._patches: list[Patch] = []
         self._partial: dict[str, torch.Tensor] = {}
         self.results: dict[str, PatchingResult] = {}
+        # How each point's last sweep ended ("done", "cancelled", "error"): what its heatmap says.
+        self._ended: dict[str, str] = {}
         self._thread: threading.Thread | None = None
         # True from sweep_start until the engine's sweep has returned (its hooks are gone),
         # which is before the thread reports the end: a patch sent on that report must run.
@@ -152,6 +163,8 @@ class PatchingView(HookLensWidget):
             k=self._k,
             **kwargs,
         )
+        self.refresh_first_screen()
+        self.observe(lambda _change: self.refresh_first_screen(), names="point")
 
     # -- Python API ------------------------------------------------------------------------------
     @property
@@ -204,13 +217,13 @@ class PatchingView(HookLensWidget):
     @rpc_method("heatmap")
     def _rpc_heatmap(self, point: str) -> dict[str, Any]:
         """Cells of ``point`` and the values swept so far: ``values`` (rows, cols) float32,
-        NaN where not computed; normalised as ``sweep`` does when ``normalized``."""
+        NaN where not computed, normalised when ``normalized``; ``estimate``: by attribution."""
         layout = self._layout_of(point)
         values = self._partial.get(point)
         if values is None:
             values = torch.full((len(layout.rows), len(layout.columns)), math.nan)
-        finished = point in self.results
         running = self._running() and self.sweep_point == point
+        ended = self._ended.get(point, "done" if point in self.results else "idle")
         return {
             "point": point,
             "axis": layout.axis,
@@ -219,7 +232,9 @@ class PatchingView(HookLensWidget):
             "row_labels": layout.row_labels,
             "column_labels": layout.column_labels,
             "values": encode_tensor(values),
-            "status": "done" if finished else ("running" if running else "idle"),
+            "estimate": None if (e := self._estimates.get(point)) is None else encode_tensor(e),
+            "estimate_error": self._estimate_error,
+            "status": self.sweep_status if running else ended,
             "normalized": self._normalize,
             "clean_value": self.clean_value,
             "corrupted_value": self.corrupted_value,
@@ -279,6 +294,7 @@ class PatchingView(HookLensWidget):
         self._cancel.clear()
         self._partial[point] = torch.full((len(layout.rows), len(layout.columns)), math.nan)
         self.results.pop(point, None)
+        self._ended.pop(point, None)
         self.sweep_point, self.sweep_done, self.sweep_total = point, 0, total
         self.sweep_status = "running"
         self._sweeping = True
@@ -295,6 +311,9 @@ class PatchingView(HookLensWidget):
         if running:
             self._cancel.set()
         return {"cancelling": running}
+
+    def first_screen_requests(self) -> Iterable[tuple[str, dict[str, Any]]]:
+        return [("predictions", {}), ("heatmap", {"point": self.point})]
 
     def exported_requests(self) -> Iterable[tuple[str, dict[str, Any]]]:
         yield ("predictions", {})
@@ -339,6 +358,10 @@ class PatchingView(HookLensWidget):
             self.rpc_error = error
         finally:
             self._sweeping = False
+        self._ended[point] = status
+        self.refresh_first_screen()
+        if point in self._partial and point not in self.swept_points:
+            self.swept_points = [*self.swept_points, point]
         self.sweep_status = status
         self._push(point, status, self.sweep_done, self.sweep_total, error)
 
@@ -374,15 +397,4 @@ class PatchingView(HookLensWidget):
         self._patcher.source_cache = cache
 
     def _prediction(self, logits: torch.Tensor) -> dict[str, Any]:
-        """Metric value and top-k of logits (1, pos, d_vocab) at the metric's position."""
-        pos = self.metric.pos if isinstance(self.metric, TokenMetric) else -1
-        value = float(torch.as_tensor(self.metric(logits)).reshape(-1)[0])
-        probs = logits[0, pos].float().softmax(-1)
-        top = probs.topk(min(self._k, probs.shape[-1]))
-        ids = top.indices.tolist()
-        return {
-            "metric": value,
-            "ids": encode_tensor(torch.tensor(ids), "int32"),
-            "probs": encode_tensor(top.values),
-            "strings": token_strings(self.model, ids),
-        }
+        return top_prediction(self.model, self.metric, logits, self._k)

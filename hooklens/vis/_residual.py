@@ -10,8 +10,8 @@ import traitlets
 
 from .._engine.model import HookedModel
 from .._engine.tokens import one_prompt, token_strings
-from ._lens import Lens, compute_lens
-from ._widget import HookLensWidget, index_param, rpc_method
+from ._lens import Lens, compute_lens, track_token
+from ._widget import HookLensWidget, RpcError, index_param, rpc_method
 from ._wire import encode_tensor
 
 
@@ -37,6 +37,9 @@ class ResidualView(HookLensWidget):
     k = traitlets.Int(10, help="How many top tokens a clicked cell lists.").tag(sync=True)
     row = traitlets.Int(-1, help="Row of the selected (clicked) cell; -1 when none.").tag(sync=True)
     position = traitlets.Int(-1, help="Position of the selected cell; -1 when none.").tag(sync=True)
+    tracked = traitlets.Int(
+        -1, help="Token id whose probability and rank per layer are shown; -1 when none."
+    ).tag(sync=True)
 
     def __init__(
         self, model: HookedModel, text_or_tokens: Any, *, k: int = 10, **kwargs: Any
@@ -44,6 +47,7 @@ class ResidualView(HookLensWidget):
         ids = one_prompt(model, text_or_tokens)
         self._lens: Lens = compute_lens(model, ids, k=k)
         self._decode = _token_decoder(model)
+        self._model = model
         super().__init__(
             view="residual",
             tokens=token_strings(model, ids),
@@ -51,6 +55,10 @@ class ResidualView(HookLensWidget):
             contrib_labels=self._lens.contrib_labels,
             k=int(self._lens.topk_ids.shape[-1]),
             **kwargs,
+        )
+        self.refresh_first_screen()
+        self.observe(
+            lambda _change: self.refresh_first_screen(), names=["row", "position", "tracked"]
         )
 
     @property
@@ -90,9 +98,46 @@ class ResidualView(HookLensWidget):
             "strings": [self._decode(int(i)) for i in ids],
         }
 
+    @rpc_method("track")
+    def _rpc_track(self, token: Any) -> dict[str, Any]:
+        """Probability and rank of one token at every cell: ``probs`` float32 and ``ranks`` int32,
+        both (rows, pos). ``token``: an id, or a string that is exactly one token."""
+        token_id = self._token_id(token)
+        probs, ranks = track_token(self._model, self._lens, token_id)
+        return {
+            "token": token_id,
+            "string": self._decode(token_id),
+            "probs": encode_tensor(probs),
+            "ranks": encode_tensor(ranks, "int32"),
+        }
+
+    def _token_id(self, token: Any) -> int:
+        vocab = int(self._model.cfg.d_vocab)
+        if isinstance(token, bool) or not isinstance(token, (int, str)):
+            raise RpcError("`token` must be a token id or a string that is one token.")
+        if isinstance(token, str):
+            try:
+                return int(self._model.to_single_token(token))
+            except Exception as error:  # the tokenizer's message says why
+                raise RpcError(
+                    f"{token!r} is not exactly one token ({error}); type one token, or its id."
+                ) from error
+        if not 0 <= token < vocab:
+            raise RpcError(f"token id {token} is outside the vocabulary [0, {vocab}).")
+        return int(token)
+
+    def first_screen_requests(self) -> Iterable[tuple[str, dict[str, Any]]]:
+        yield ("grid", {})
+        if self.row >= 0 and self.position >= 0:
+            yield ("topk", {"row": self.row, "position": self.position})
+        if self.tracked >= 0:
+            yield ("track", {"token": self.tracked})
+
     def exported_requests(self) -> Iterable[tuple[str, dict[str, Any]]]:
         rows, positions = self._lens.norms.shape
         yield ("grid", {})
+        if self.tracked >= 0:
+            yield ("track", {"token": self.tracked})
         for row in range(rows):
             for position in range(positions):
                 yield ("topk", {"row": row, "position": position})

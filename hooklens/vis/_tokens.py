@@ -10,7 +10,7 @@ import traitlets
 
 from .._engine.model import HookedModel
 from .._engine.tokens import token_strings
-from ._widget import HookLensWidget
+from ._port import PortedView
 from ._wire import as_numpy, encode_tensor
 
 _IDS_NOT_STRINGS = (
@@ -56,10 +56,13 @@ def as_token_strings(
     raise TypeError(_IDS_NOT_STRINGS.format(kind=type(tokens).__name__))
 
 
-class ColoredTokens(HookLensWidget):
+class ColoredTokens(PortedView):
     """Tokens shown as text (whitespace made visible), each tinted by one value.
 
-    ``tokens``: ``n`` strings. ``values``: shape ``(n,)``; positive values tint blue, negative red.
+    ``tokens``: ``n`` strings. ``values``: shape ``(n,)``. As in CircuitsVis, a value ``v >= 0``
+    is drawn at ``v / max_value`` of ``positive_color`` (blue), a negative one at
+    ``v / min_value`` of ``negative_color`` (red); the range defaults to the values' own
+    minimum and maximum.
     """
 
     tokens = traitlets.List(
@@ -68,6 +71,18 @@ class ColoredTokens(HookLensWidget):
     values = traitlets.Dict(help="One value per token: float32 of shape (n,).").tag(
         sync=True, ts="EncodedTensor"
     )
+    min_value = traitlets.Float(
+        None, allow_none=True, help="Value drawn at full negative colour; None: min(values)."
+    ).tag(sync=True, ts="number | null")
+    max_value = traitlets.Float(
+        None, allow_none=True, help="Value drawn at full positive colour; None: max(values)."
+    ).tag(sync=True, ts="number | null")
+    negative_color = traitlets.Unicode(
+        "", help='CSS colour of negative values; "" for the theme\'s red.'
+    ).tag(sync=True)
+    positive_color = traitlets.Unicode(
+        "", help='CSS colour of positive values; "" for the theme\'s blue.'
+    ).tag(sync=True)
 
     def __init__(
         self,
@@ -90,10 +105,28 @@ class ColoredTokens(HookLensWidget):
 
 
 def colored_tokens(
-    tokens: Any, values: Any, *, model: HookedModel | None = None, tokenizer: Any = None
+    tokens: Any,
+    values: Any,
+    min_value: float | None = None,
+    max_value: float | None = None,
+    negative_color: str | None = None,
+    positive_color: str | None = None,
+    *,
+    model: HookedModel | None = None,
+    tokenizer: Any = None,
 ) -> ColoredTokens:
-    """CircuitsVis-compatible ``colored_tokens(tokens=[str], values=(n,))``.
+    """CircuitsVis' ``colored_tokens(tokens=[str], values=(n,), min_value, max_value,
+    negative_color, positive_color)`` (colours: any CSS colour string).
 
     ``tokens`` may be token ids when ``model=`` or ``tokenizer=`` is given.
     """
-    return ColoredTokens(tokens, values, model=model, tokenizer=tokenizer)
+    return ColoredTokens(
+        tokens,
+        values,
+        model=model,
+        tokenizer=tokenizer,
+        min_value=None if min_value is None else float(min_value),
+        max_value=None if max_value is None else float(max_value),
+        negative_color=negative_color or "",
+        positive_color=positive_color or "",
+    )

@@ -81,14 +81,17 @@ class HookLensWidget(anywidget.AnyWidget):
         "", help='Last error a request handler raised ("Type: message"); "" when none.'
     ).tag(sync=True)
     embedded_replies = traitlets.Dict(
-        help="Replies keyed by request key, answered in the browser without a kernel; empty "
-        "unless embed() was called (static notebook exports)."
+        help="Replies keyed by request key, answered in the browser without a kernel: the first "
+        "screen's when they fit FIRST_SCREEN_BYTES, every request's after embed()."
     ).tag(sync=True)
 
     #: Request name -> attribute name of its handler; filled once per class.
     rpc_methods: ClassVar[dict[str, str]] = {}
     #: Keyword options ``static_requests`` accepts (the view's export options).
     export_options: ClassVar[tuple[str, ...]] = ()
+    #: Most bytes of first-screen replies kept in the widget state, so a saved notebook shows
+    #: the view without a kernel (hooklens/vis/README.md, "Saved notebooks").
+    FIRST_SCREEN_BYTES: ClassVar[int] = 1_000_000
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -100,6 +103,7 @@ class HookLensWidget(anywidget.AnyWidget):
         cls.rpc_methods = found
 
     def __init__(self, **kwargs: Any) -> None:
+        self._embed_all: dict[str, Any] | None = None  # embed()'s options once it is called
         super().__init__(**kwargs)
         # Not `_handle_custom_msg`: that name is an ipywidgets internal, overriding it silently
         # breaks every message.
@@ -146,13 +150,44 @@ class HookLensWidget(anywidget.AnyWidget):
         the notebook (nbconvert + html-manager, no kernel) renders this view. Costs what the data
         costs (2 bytes per attention value); ``options`` as for ``to_html``. Returns ``self``.
         """
+        self._embed_all = dict(options)
+        self.embedded_replies = self._replies(self.static_requests(**options))[0]
+        return self
+
+    def _replies(self, requests: Iterable[tuple[str, dict[str, Any]]]) -> tuple[dict, int]:
+        """Replies keyed by request key, buffers in place, and their size in bytes."""
         replies: dict[str, Any] = {}
-        for method, params in self.static_requests(**options):
+        size = 0
+        for method, params in requests:
             reply, buffers = self.handle_request({"id": None, "method": method, "params": params})
             # Buffers go back in place: ipywidgets sends memoryviews nested in state as binary.
             replies[request_key(method, params)] = unpack_buffers(reply, buffers)
+            size += sum(memoryview(b).nbytes for b in buffers) + len(repr(reply))
+        return replies, size
+
+    def first_screen_requests(self) -> Iterable[tuple[str, dict[str, Any]]]:
+        """The requests the view makes when it is first drawn (none by default)."""
+        return []
+
+    def refresh_first_screen(self) -> int:
+        """Keep the first screen's replies in ``embedded_replies`` when they fit
+        ``FIRST_SCREEN_BYTES`` (else none), so a saved notebook shows the view without a kernel;
+        after :meth:`embed`, every reply again. Views call it when their first screen changes.
+        Returns the bytes embedded."""
+        everything = self._embed_all
+        if everything is not None:
+            self.embedded_replies, size = self._replies(self.static_requests(**everything))
+            return size
+        replies, size = self._replies(self.first_screen_requests())
+        if size > self.FIRST_SCREEN_BYTES:
+            replies, size = {}, 0
         self.embedded_replies = replies
-        return self
+        return size
+
+    def export_state(self, *args: Any, **options: Any) -> dict[str, Any]:
+        """Traits an export with ``options`` shows differently from the live view (e.g. the
+        layers it holds); none by default."""
+        return {}
 
     def static_requests(self, **options: Any) -> Iterable[tuple[str, dict[str, Any]]]:
         """Requests whose replies an export inlines (all the view can ask for).

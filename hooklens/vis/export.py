@@ -39,9 +39,10 @@ def export_payload(widget: HookLensWidget, **options: Any) -> dict[str, Any]:
     ``options`` go to the view's ``static_requests`` (e.g. ``layers=[0, 5]`` for attention).
     """
     buffers: list[memoryview] = []
-    state, _ = pack_buffers(_view_state(widget), buffers)
+    requests = list(widget.static_requests(**options))  # checks the options first
+    state, _ = pack_buffers({**_view_state(widget), **widget.export_state(**options)}, buffers)
     responses: dict[str, Any] = {}
-    for method, params in widget.static_requests(**options):
+    for method, params in requests:
         reply, reply_buffers = widget.handle_request(
             {"id": None, "method": method, "params": params}
         )
@@ -75,7 +76,9 @@ _PAGE = """<!doctype html>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{title}</title>
-<style>body {{ margin: 16px; font-family: system-ui, sans-serif; }}</style>
+<meta name="color-scheme" content="light dark">
+<style>body {{ margin: 16px; font-family: system-ui, sans-serif; background: #fff; }}
+@media (prefers-color-scheme: dark) {{ body {{ background: #1e1e1e; }} }}</style>
 </head>
 <body>
 <div class="hooklens-standalone"></div>
@@ -98,6 +101,22 @@ def to_html(widget: HookLensWidget, title: str | None = None, **options: Any) ->
         data=_json_for_script(payload),
         bundle=_js_for_script(bundle_source()),
     )
+
+
+_FRAGMENT = """<div class="hooklens-standalone"></div>
+<script type="application/hooklens+json">{data}</script>
+<script type="module">{bundle}</script>
+"""
+
+
+def to_fragment(widget: HookLensWidget, **options: Any) -> str:
+    """A self-contained HTML fragment showing ``widget``, to paste into any page.
+
+    CircuitsVis' ``show_code()``: the same data and bundle as :func:`to_html`, without the page
+    around them. Several fragments may share one page; each renders into its own ``<div>``.
+    """
+    payload = export_payload(widget, **options)
+    return _FRAGMENT.format(data=_json_for_script(payload), bundle=_js_for_script(bundle_source()))
 
 
 def export_html(

@@ -1,17 +1,25 @@
 /**
- * Attention view: layer picker, a thumbnail canvas per head, the selected head enlarged, hover
- * for exact values, a token strip tinted by where the hovered token attends.
+ * Attention view: layer picker, a max-pooled thumbnail per head, the selected head enlarged with
+ * the tokens on both axes (query rows, key columns, with their index), a legend of its colour
+ * scale, zoom, hover values at the cursor, and a token strip tinted by where the hovered token
+ * attends.
  *
  * Patterns are fetched one layer at a time with the `attention` request (rpc.ts) and kept in a
  * small LRU; synced traits carry only what is selected.
  */
 import type { AnyModel } from "@anywidget/types";
 import { decodeTensor, type EncodedTensor, type Tensor } from "../codec";
-import { cellAt, cellSize, paintCrosshair, paintHeatmap } from "../heatmap";
 import { RpcClient } from "../rpc";
-import { readTheme, tint } from "../theme";
-import { tokenSpan, visibleToken } from "../tokens";
+import { appendTokens, visibleToken } from "../tokens";
 import type { AttentionRequest, AttentionTraits } from "../traits.gen";
+import type { ColorScale } from "../ui/colormap";
+import { rangeOf } from "../ui/colormap";
+import { cellAt, type Mask, paintCrosshair, paintHeatmap, paintThumbnail } from "../ui/heatmap";
+import { createLegend, updateLegend } from "../ui/legend";
+import { createPlot } from "../ui/plot";
+import { colorScale, readTheme, tint, watchTheme } from "../ui/theme";
+import { Tooltip } from "../ui/tooltip";
+import { Zoom } from "../ui/zoom";
 import { clearError, element, formatValue, LruCache, showError } from "./common";
 
 /** Reply of the `attention` request. */
@@ -22,30 +30,107 @@ export interface AttentionReply {
 
 const THUMBNAIL_PX = 72;
 const ENLARGED_PX = 480;
+/** Smallest cell of the first screen: below it the map scrolls (zoom out is still possible). */
+const MIN_CELL = 3;
+
+const SCALE_NOTES: Record<string, string> = {
+  skip_first: "0 to the largest value outside key 0; larger values clip",
+  fixed: "fixed range (min_value to max_value)",
+  per_row: "each query row / its largest value outside key 0",
+};
+
+/**
+ * Values of one head ready to paint and the scale to paint them with: `per_row` divides each
+ * query row by its largest value outside key 0.
+ */
+export function headScale(
+  values: Float32Array,
+  offset: number,
+  n: number,
+  mode: string,
+  fixed: { min: number; max: number },
+): {
+  values: Float32Array;
+  offset: number;
+  lo: number;
+  hi: number;
+  kind: "sequential" | "diverging";
+} {
+  if (mode === "fixed") {
+    return { values, offset, lo: fixed.min, hi: fixed.max, kind: "diverging" };
+  }
+  if (mode === "per_row") {
+    const out = new Float32Array(n * n);
+    for (let q = 0; q < n; q++) {
+      const row = offset + q * n;
+      const m = rangeOf(values, row, 1, q + 1, "sequential", { skipFirstColumn: true });
+      for (let k = 0; k < n; k++) out[q * n + k] = values[row + k] / m;
+    }
+    return { values: out, offset: 0, lo: 0, hi: 1, kind: "sequential" };
+  }
+  const hi = rangeOf(values, offset, n, n, "sequential", { skipFirstColumn: true });
+  return { values, offset, lo: 0, hi, kind: "sequential" };
+}
 
 export function renderAttention(model: AnyModel<AttentionTraits>, el: HTMLElement): () => void {
   const rpc = new RpcClient<AttentionRequest>(model);
   const layers = new LruCache<number, Tensor>(4);
-  const n = model.get("tokens").length;
-  const cell = cellSize(n, ENLARGED_PX);
+  const tokens = model.get("tokens");
+  const n = tokens.length;
+  const labels = tokens.map((t, i) => `${i} ${visibleToken(t)}`);
   let renders = 0;
   let requests = 0;
   let hover: [number, number] | null = null;
   let stripAs: "query" | "key" = "query";
   let lastStrip = "";
   let focusedSpan: HTMLElement | undefined;
+  let scale: ColorScale | undefined;
   el.dataset.view = "attention";
+
+  const layerName = (layer: number) => model.get("layer_labels")[layer] ?? "";
+  const headName = (h: number) => model.get("head_names")[h] ?? `H${h}`;
+  const mask = (): Mask => (model.get("mask_upper_tri") ? "upper" : "none");
 
   const root = element("div", `hl-attention hl-mode-${model.get("mode")}`, el);
   const header = element("div", "hl-header", root);
   if (model.get("title")) element("span", "hl-title", header, model.get("title"));
   const layerLabel = element("label", "hl-layer-picker", header, "layer ");
   const picker = element("select", "hl-layer-select", layerLabel);
-  for (let l = 0; l < model.get("n_layers"); l++) {
-    const option = element("option", "", picker, String(l));
+  // An exported page offers only the layers it holds (`held_layers`); a live view all of them.
+  const held = model.get("held_layers") ?? [];
+  const offered =
+    held.length > 0 ? held : Array.from({ length: model.get("n_layers") }, (_, l) => l);
+  for (const l of offered) {
+    const option = element("option", "", picker, layerName(l) || String(l));
     option.value = String(l);
   }
-  layerLabel.hidden = model.get("n_layers") <= 1;
+  layerLabel.hidden = offered.length <= 1;
+  if (held.length > 0 && held.length < model.get("n_layers")) {
+    element(
+      "span",
+      "hl-status hl-held",
+      header,
+      `exported: ${held.length} of ${model.get("n_layers")} layers`,
+    );
+  }
+  const scaleLabel = element("label", "hl-scale-picker", header, "scale ");
+  const scaleSelect = element("select", "hl-scale-select", scaleLabel);
+  for (const [value, text] of [
+    ["skip_first", "max outside first token"],
+    ["per_row", "per query row"],
+    ["fixed", "fixed (min/max_value)"],
+  ]) {
+    element("option", "", scaleSelect, text).value = value;
+  }
+  const gammaSelect = element("select", "hl-gamma-select", scaleLabel);
+  for (const [value, text] of [
+    ["1", "linear"],
+    ["0.5", "γ 0.5"],
+    ["0.25", "γ 0.25"],
+  ]) {
+    element("option", "", gammaSelect, text).value = value;
+  }
+  const zoomBox = element("span", "", header);
   const status = element("span", "hl-status", header);
   const errorBox = element("div", "hl-error", root);
   errorBox.hidden = true;
@@ -58,7 +143,7 @@ export function renderAttention(model: AnyModel<AttentionTraits>, el: HTMLElemen
     const canvas = element("canvas", "hl-thumb-canvas", figure);
     canvas.style.width = `${THUMBNAIL_PX}px`;
     canvas.style.height = `${THUMBNAIL_PX}px`;
-    element("figcaption", "", figure, model.get("head_names")[h] ?? `H${h}`);
+    element("figcaption", "", figure, headName(h));
     figure.addEventListener("click", () => {
       model.set("head", h);
       model.save_changes();
@@ -67,12 +152,24 @@ export function renderAttention(model: AnyModel<AttentionTraits>, el: HTMLElemen
   }
 
   const main = element("div", "hl-main", root);
-  const caption = element("div", "hl-caption", main);
-  const stack = element("div", "hl-heatmap-stack", main);
-  const heat = element("canvas", "hl-heatmap", stack);
-  const overlay = element("canvas", "hl-overlay", stack);
-  heat.dataset.cell = String(cell);
+  const caption = element("div", "hl-caption hl-head-title", main);
+  const legend = createLegend(main);
+  const plot = createPlot(main, {
+    rowLabels: labels,
+    columnLabels: labels,
+    rowTitle: "query",
+    columnTitle: "key",
+    maxHeight: 640,
+  });
+  const heat = plot.canvas;
+  const overlay = plot.overlay;
+  const zoom = new Zoom(zoomBox, { n, target: ENLARGED_PX, min: MIN_CELL }, () => {
+    plot.setCell(zoom.cell);
+    drawHead();
+  });
+  plot.setCell(zoom.cell);
   const readout = element("div", "hl-readout", main, "hover the heatmap or a token");
+  const tooltip = new Tooltip(el);
 
   const stripBar = element("div", "hl-strip-bar", root);
   const stripSelect = element("select", "hl-strip-as", stripBar);
@@ -81,12 +178,7 @@ export function renderAttention(model: AnyModel<AttentionTraits>, el: HTMLElemen
     option.value = as;
   }
   const strip = element("div", "hl-token-strip", root);
-  const spans = model.get("tokens").map((token, i) => {
-    const span = tokenSpan(token);
-    span.dataset.index = String(i);
-    strip.appendChild(span);
-    return span;
-  });
+  const spans = appendTokens(strip, tokens);
   if (model.get("mode") === "patterns") root.insertBefore(strip, grid);
   if (model.get("mode") === "patterns") root.insertBefore(stripBar, strip);
 
@@ -96,26 +188,44 @@ export function renderAttention(model: AnyModel<AttentionTraits>, el: HTMLElemen
   /** The pinned cell, or the hovered one. */
   const focus = (): [number, number] => hover ?? [model.get("query"), model.get("key")];
 
+  const scaleFor = (t: Tensor, h: number) => {
+    const theme = readTheme(el);
+    const prepared = headScale(t.values, h * n * n, n, model.get("color_scale"), {
+      min: model.get("min_value"),
+      max: model.get("max_value"),
+    });
+    const s = colorScale(theme, {
+      kind: prepared.kind,
+      lo: prepared.lo,
+      hi: prepared.hi,
+      gamma: model.get("gamma"),
+      positiveColor: model.get("positive_color"),
+      negativeColor: model.get("negative_color"),
+    });
+    return { prepared, scale: s, theme };
+  };
+
   const drawFocus = () => {
     const t = current();
     const [q, k] = focus();
     const theme = readTheme(el);
+    const cell = zoom.cell;
     paintCrosshair(overlay, n * cell, n * cell, cell, q, k, theme.foreground);
+    plot.highlight(q, k);
     const h = model.get("head");
-    if (!t) return;
+    if (!t || !scale) return;
     // Tint the strip by the focused query's row (or key's column); moving along that row or
     // column leaves the strip as it is.
     const focused = stripAs === "query" ? q : k;
-    const stripKey = `${model.get("layer")}/${h}/${stripAs}/${focused}/${model.get("max_value")}`;
+    const stripKey = `${model.get("layer")}/${h}/${stripAs}/${focused}/${JSON.stringify(scale)}`;
     if (stripKey !== lastStrip) {
       lastStrip = stripKey;
-      const scale = model.get("max_value") || 1;
+      const hi = scale.hi || 1;
       for (let i = 0; i < n; i++) {
         let v = 0;
         if (focused >= 0) v = stripAs === "query" ? valueAt(t, h, q, i) : valueAt(t, h, i, k);
         const span = spans[i];
-        span.style.background = tint(theme, v / scale);
-        // The exact value on the token itself (its tooltip is built on hover).
+        span.style.background = tint(theme, v / hi);
         span.dataset.value = String(v);
       }
       focusedSpan?.classList.remove("hl-focus");
@@ -123,14 +233,13 @@ export function renderAttention(model: AnyModel<AttentionTraits>, el: HTMLElemen
       focusedSpan?.classList.add("hl-focus");
     }
     if (q >= 0 && k >= 0) {
-      const tokens = model.get("tokens");
       const value = valueAt(t, h, q, k);
+      const where = [layerName(model.get("layer")), headName(h)].filter(Boolean).join(" ");
       readout.textContent =
-        `L${model.get("layer")} ${model.get("head_names")[h] ?? `H${h}`}: query ${q} ` +
-        `${visibleToken(tokens[q])} → key ${k} ${visibleToken(tokens[k])} = ${formatValue(value)}`;
+        `${where}: query ${q} ${visibleToken(tokens[q])} → key ${k} ` +
+        `${visibleToken(tokens[k])} = ${formatValue(value)}`;
       el.dataset.hover = JSON.stringify({ layer: model.get("layer"), head: h, q, k, value });
     } else if (q >= 0 || k >= 0) {
-      const tokens = model.get("tokens");
       const i = q >= 0 ? q : k;
       readout.textContent = `${q >= 0 ? "query" : "key"} ${i} ${visibleToken(tokens[i])}`;
     }
@@ -140,27 +249,33 @@ export function renderAttention(model: AnyModel<AttentionTraits>, el: HTMLElemen
     const t = current();
     const layer = model.get("layer");
     const h = model.get("head");
-    caption.textContent = `layer ${layer}, ${model.get("head_names")[h] ?? `head ${h}`}`;
+    caption.textContent = [layerName(layer), headName(h)].filter(Boolean).join(" · ");
     thumbs.forEach((c, i) => {
       c.parentElement?.classList.toggle("hl-selected", i === h);
     });
     if (!t) return;
-    const colors = readTheme(el);
-    const scale = model.get("max_value") || 1;
-    paintHeatmap(heat, t.values, h * n * n, n, n, cell, scale, colors);
+    const { prepared, scale: s } = scaleFor(t, h);
+    scale = s;
+    const cell = zoom.cell;
+    paintHeatmap(heat, prepared.values, prepared.offset, n, n, cell, s, { mask: mask() });
+    updateLegend(legend, s, {
+      label: model.get("color_scale") === "per_row" ? "attention / row max" : "attention",
+      note: SCALE_NOTES[model.get("color_scale")],
+      masked: mask() === "upper" ? "masked (key after query)" : undefined,
+    });
+    lastStrip = "";
     drawFocus();
     renders += 1;
     el.dataset.renders = String(renders);
-    el.dataset.drawn = JSON.stringify({ layer, head: h, cell, n, scale });
+    el.dataset.drawn = JSON.stringify({ layer, head: h, cell, n, lo: s.lo, hi: s.hi });
   };
 
   const drawLayer = () => {
     const t = current();
     if (!t) return;
-    const colors = readTheme(el);
-    const scale = model.get("max_value") || 1;
     thumbs.forEach((canvas, h) => {
-      paintHeatmap(canvas, t.values, h * n * n, n, n, 1, scale, colors);
+      const { prepared, scale: s } = scaleFor(t, h);
+      paintThumbnail(canvas, prepared.values, prepared.offset, n, n, THUMBNAIL_PX, s, mask());
     });
     el.dataset.layer = String(model.get("layer"));
     drawHead();
@@ -204,18 +319,33 @@ export function renderAttention(model: AnyModel<AttentionTraits>, el: HTMLElemen
       });
   };
 
+  const tooltipLines = (q: number, k: number): string[] => {
+    const t = current();
+    if (!t) return [];
+    const h = model.get("head");
+    const masked = mask() === "upper" && k > q;
+    return [
+      `query ${q} ${visibleToken(tokens[q])}`,
+      `key ${k} ${visibleToken(tokens[k])}`,
+      masked ? "masked" : formatValue(valueAt(t, h, q, k)),
+    ];
+  };
+
   const onMove = (event: MouseEvent) => {
-    const hit = cellAt(heat, event.clientX, event.clientY, cell, n, n);
+    const hit = cellAt(heat, event.clientX, event.clientY, zoom.cell, n, n);
+    if (hit) tooltip.show(event.clientX, event.clientY, tooltipLines(hit[0], hit[1]));
+    else tooltip.hide();
     if (hit?.[0] === hover?.[0] && hit?.[1] === hover?.[1]) return;
     hover = hit;
     drawFocus();
   };
   const onLeave = () => {
     hover = null;
+    tooltip.hide();
     drawFocus();
   };
   const onClick = (event: MouseEvent) => {
-    const hit = cellAt(heat, event.clientX, event.clientY, cell, n, n);
+    const hit = cellAt(heat, event.clientX, event.clientY, zoom.cell, n, n);
     if (!hit) return;
     const pinned = model.get("query") === hit[0] && model.get("key") === hit[1];
     model.set("query", pinned ? -1 : hit[0]);
@@ -229,12 +359,24 @@ export function renderAttention(model: AnyModel<AttentionTraits>, el: HTMLElemen
     hover = stripAs === "query" ? [i, -1] : [-1, i];
     drawFocus();
     const value = Number(target.dataset.value ?? 0);
-    target.title = `${JSON.stringify(model.get("tokens")[i])}: ${formatValue(value)}`;
+    tooltip.show(event.clientX, event.clientY, [
+      `${i} ${visibleToken(tokens[i])}`,
+      formatValue(value),
+    ]);
+  };
+  const onStripMove = (event: MouseEvent) => {
+    if (!tooltip.element.hidden)
+      tooltip.show(
+        event.clientX,
+        event.clientY,
+        [...tooltip.element.children].map((c) => c.textContent ?? ""),
+      );
   };
   overlay.addEventListener("mousemove", onMove);
   overlay.addEventListener("mouseleave", onLeave);
   overlay.addEventListener("click", onClick);
   strip.addEventListener("mouseover", onStripOver);
+  strip.addEventListener("mousemove", onStripMove);
   strip.addEventListener("mouseleave", onLeave);
   stripSelect.addEventListener("change", () => {
     stripAs = stripSelect.value === "key" ? "key" : "query";
@@ -244,12 +386,37 @@ export function renderAttention(model: AnyModel<AttentionTraits>, el: HTMLElemen
     model.set("layer", Number(picker.value));
     model.save_changes();
   });
+  scaleSelect.value = model.get("color_scale");
+  gammaSelect.value = String(model.get("gamma"));
+  scaleSelect.addEventListener("change", () => {
+    model.set("color_scale", scaleSelect.value as AttentionTraits["color_scale"]);
+    model.save_changes();
+  });
+  gammaSelect.addEventListener("change", () => {
+    model.set("gamma", Number(gammaSelect.value));
+    model.save_changes();
+  });
+  const onScale = () => {
+    scaleSelect.value = model.get("color_scale");
+    gammaSelect.value = String(model.get("gamma"));
+    drawLayer();
+  };
 
+  const scaleTraits = [
+    "max_value",
+    "min_value",
+    "color_scale",
+    "gamma",
+    "positive_color",
+    "negative_color",
+    "mask_upper_tri",
+  ] as const;
   model.on("change:layer", loadLayer);
   model.on("change:head", drawHead);
   model.on("change:query", drawFocus);
   model.on("change:key", drawFocus);
-  model.on("change:max_value", drawLayer);
+  for (const name of scaleTraits) model.on(`change:${name}`, onScale);
+  const unwatch = watchTheme(el, drawLayer);
   loadLayer();
 
   return () => {
@@ -257,7 +424,8 @@ export function renderAttention(model: AnyModel<AttentionTraits>, el: HTMLElemen
     model.off("change:head", drawHead);
     model.off("change:query", drawFocus);
     model.off("change:key", drawFocus);
-    model.off("change:max_value", drawLayer);
+    for (const name of scaleTraits) model.off(`change:${name}`, onScale);
+    unwatch();
     rpc.dispose();
   };
 }

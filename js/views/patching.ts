@@ -10,11 +10,15 @@
  */
 import type { AnyModel } from "@anywidget/types";
 import { decodeTensor, type EncodedTensor, type Tensor } from "../codec";
-import { cellAt, cellSize, maxAbs, paintCrosshair, paintHeatmap } from "../heatmap";
 import { RpcClient, unpackBuffers } from "../rpc";
-import { readTheme } from "../theme";
-import { tokenSpan } from "../tokens";
+import { tokenSpan, visibleToken } from "../tokens";
 import { type PatchingRequest, type PatchingTraits, WIRE } from "../traits.gen";
+import { rangeOf } from "../ui/colormap";
+import { cellAt, cellSize, paintHeatmap, paintMarks } from "../ui/heatmap";
+import { createLegend, updateLegend } from "../ui/legend";
+import { createPlot } from "../ui/plot";
+import { colorScale, readTheme, watchTheme } from "../ui/theme";
+import { Tooltip } from "../ui/tooltip";
 import { clearError, element, formatValue, showError } from "./common";
 import {
   type Cell,
@@ -51,6 +55,9 @@ export interface HeatmapReply {
   row_labels: string[];
   column_labels: string[];
   values: EncodedTensor;
+  /** Attribution-patching estimate of every cell (null, with the reason, when unavailable). */
+  estimate: EncodedTensor | null;
+  estimate_error: string;
   status: string;
   normalized: boolean;
   clean_value: number;
@@ -85,7 +92,24 @@ interface Heatmap {
   columnLabels: string[];
   columns: number[];
   values: Tensor;
+  estimate: Tensor | null;
   normalized: boolean;
+}
+
+/** Exact values where computed, the estimate elsewhere (NaN where neither is). */
+function shownValues(heatmap: Heatmap): { values: Float32Array; estimated: number } {
+  const exact = heatmap.values.values;
+  const values = Float32Array.from(exact);
+  let estimated = 0;
+  if (!heatmap.estimate) return { values, estimated };
+  const guess = heatmap.estimate.values;
+  for (let i = 0; i < values.length; i++) {
+    if (!Number.isFinite(values[i]) && Number.isFinite(guess[i])) {
+      values[i] = guess[i];
+      estimated += 1;
+    }
+  }
+  return { values, estimated };
 }
 
 export function renderPatching(model: AnyModel<PatchingTraits>, el: HTMLElement): () => void {
@@ -137,23 +161,33 @@ export function renderPatching(model: AnyModel<PatchingTraits>, el: HTMLElement)
   const progress = element("progress", "hl-progress", controls);
   const sweepText = element("span", "hl-sweep-status hl-status", controls);
   if (isStatic) {
-    select.disabled = true;
+    // An export holds the shown point and every swept one: offer exactly those.
+    const held = new Set([model.get("point"), ...(model.get("swept_points") ?? [])]);
+    for (const option of select.options) option.disabled = !held.has(option.value);
     runButton.hidden = true;
     cancelButton.hidden = true;
   }
 
   const caption = element("div", "hl-caption", root);
+  const legend = createLegend(root);
+  // The heatmap and, beside it (sticky while the page scrolls), the predictions: a click's
+  // answer is in sight of the clicked cell.
   const heatRow = element("div", "hl-heat-row", root);
-  const rowLabels = element("div", "hl-row-labels", heatRow);
-  const grid = element("div", "", heatRow);
-  const stack = element("div", "hl-heatmap-stack", grid);
-  const colLabels = element("div", "hl-col-labels", grid);
-  const canvas = element("canvas", "hl-heatmap", stack);
-  const overlay = element("canvas", "hl-overlay", stack);
-  const readout = element("div", "hl-readout", root, "");
-  const patchStatus = element("div", "hl-patch-status hl-status", root);
+  const plot = createPlot(heatRow, {
+    rowLabels: [],
+    columnLabels: [],
+    rowTitle: "layer",
+    columnTitle: "position",
+    maxHeight: 560,
+  });
+  const canvas = plot.canvas;
+  const overlay = plot.overlay;
+  const side = element("div", "hl-side", heatRow);
+  const readout = element("div", "hl-readout", side, "");
+  const patchStatus = element("div", "hl-patch-status hl-status", side);
+  const tooltip = new Tooltip(el);
 
-  const predictions = element("div", "hl-predictions", root);
+  const predictions = element("div", "hl-predictions", side);
   const column = (which: string, title: string) => {
     const box = element("div", "hl-pred", predictions);
     box.dataset.which = which;
@@ -166,7 +200,7 @@ export function renderPatching(model: AnyModel<PatchingTraits>, el: HTMLElement)
   const corruptedBox = column("corrupted", "corrupted");
   const patchedBox = column("patched", "patched");
   patchedBox.value.textContent = isStatic ? "(exported page: not interactive)" : "click a cell";
-  const code = element("pre", "hl-code", root);
+  const code = element("pre", "hl-code", side);
   code.hidden = true;
 
   const showPrediction = (
@@ -190,57 +224,50 @@ export function renderPatching(model: AnyModel<PatchingTraits>, el: HTMLElement)
   };
 
   // -- heatmap drawing -------------------------------------------------------------------------
-  const cellPx = () => (heatmap ? cellSize(heatmap.columnLabels.length, 560, 32) : 16);
+  // Cells sized so the whole map fits about 560 x 420 px (30 layers x 15 positions: 14 px),
+  // never below 8 px (then it scrolls inside its frame, labels sticky).
+  const cellPx = () => {
+    if (!heatmap) return 16;
+    const [rows, cols] = heatmap.values.shape;
+    return Math.min(cellSize(cols, 560, 32, 8), cellSize(rows, 420, 32, 8));
+  };
 
+  /** Selection: solid accent frames; hover: a dashed frame (never alike). */
   const drawOverlay = () => {
     if (!heatmap) return;
     const [rows, cols] = heatmap.values.shape;
     const cell = cellPx();
     const theme = readTheme(el);
-    paintCrosshair(
-      overlay,
-      cols * cell,
-      rows * cell,
-      cell,
-      hover?.[0] ?? -1,
-      hover?.[1] ?? -1,
-      theme.foreground,
-    );
-    const ctx = overlay.getContext("2d");
-    if (!ctx) return;
-    ctx.strokeStyle = theme.foreground;
-    ctx.lineWidth = 2;
-    for (const c of selection) {
-      if (c.point !== heatmap.point) continue;
-      ctx.strokeRect(c.col * cell + 1, c.row * cell + 1, cell - 2, cell - 2);
-    }
+    const point = heatmap.point;
+    const selected = selection.filter((c) => c.point === point).map((c) => [c.row, c.col] as const);
+    paintMarks(overlay, cols * cell, rows * cell, cell, selected, hover, theme);
+    plot.highlight(hover?.[0] ?? -1, hover?.[1] ?? -1);
+    el.dataset.marks = JSON.stringify({ selected, hover });
   };
 
   const drawHeatmap = () => {
     if (!heatmap) return;
     const [rows, cols] = heatmap.values.shape;
     const cell = cellPx();
-    const scale = maxAbs(heatmap.values.values);
-    paintHeatmap(canvas, heatmap.values.values, 0, rows, cols, cell, scale, readTheme(el));
-    canvas.dataset.cell = String(cell);
-    canvas.dataset.scale = String(scale);
-    drawOverlay();
-    rowLabels.replaceChildren();
-    for (const label of heatmap.rowLabels) {
-      const div = element("div", "", rowLabels, label);
-      div.style.height = `${cell}px`;
-      div.style.lineHeight = `${cell}px`;
-    }
-    rowLabels.style.fontSize = `${Math.max(6, Math.min(11, cell - 2))}px`;
-    // Column labels only where a cell is wide enough to read one (the hover readout always is).
-    colLabels.replaceChildren();
-    colLabels.hidden = cell < 10;
+    const { values: shown, estimated } = shownValues(heatmap);
+    const hi = rangeOf(shown, 0, rows, cols, "diverging");
+    const scale = colorScale(readTheme(el), { kind: "diverging", hi });
+    paintHeatmap(canvas, shown, 0, rows, cols, cell, scale);
+    canvas.dataset.scale = String(hi);
     const base = model.get("direction") === "noise" ? clean : corrupted;
-    heatmap.columns.forEach((column, c) => {
-      const text = heatmap?.axis === "pos" ? (base[column] ?? "") : `H${column}`;
-      const span = colLabels.appendChild(tokenSpan(text, "hl-col-label"));
-      span.style.width = `${cell}px`;
-      span.title = heatmap?.columnLabels[c] ?? "";
+    const columnTexts = heatmap.columns.map((column) =>
+      heatmap?.axis === "pos" ? `${column} ${visibleToken(base[column] ?? "")}` : `H${column}`,
+    );
+    plot.setLabels(heatmap.rowLabels, columnTexts);
+    plot.setCell(cell);
+    drawOverlay();
+    updateLegend(legend, scale, {
+      label: heatmap.normalized ? "normalised effect" : "metric after the patch",
+      note:
+        estimated > 0
+          ? `centred on 0; ${estimated} cells are attribution-patching estimates (click one for its exact value, Run sweep for all)`
+          : "centred on 0",
+      missing: filledCount(shown) < rows * cols ? "not swept yet" : undefined,
     });
     const axis = heatmap.axis === "pos" ? "positions" : "heads";
     const what = heatmap.normalized
@@ -256,9 +283,11 @@ export function renderPatching(model: AnyModel<PatchingTraits>, el: HTMLElement)
       point: heatmap.point,
       rows,
       cols,
-      scale,
+      scale: hi,
       filled: filledCount(heatmap.values.values),
       values: jsonValues(heatmap.values.values),
+      estimated,
+      estimate: heatmap.estimate ? jsonValues(heatmap.estimate.values) : null,
     });
   };
 
@@ -300,6 +329,19 @@ export function renderPatching(model: AnyModel<PatchingTraits>, el: HTMLElement)
         } else {
           showPrediction(patchedBox, reply.prediction, reply.normalized);
           patchStatus.textContent = `patched: ${reply.patches.join(", ")}`;
+          // One cell: its exact value beside the estimate the map showed for it.
+          const cells = model.get("selection");
+          const one = cells.length === 1 && heatmap?.point === cells[0].point ? cells[0] : null;
+          const guess =
+            one && heatmap?.estimate
+              ? heatmap.estimate.values[one.row * heatmap.values.shape[1] + one.col]
+              : Number.NaN;
+          if (Number.isFinite(guess)) {
+            patchedBox.value.textContent += ` · estimate was ${formatValue(guess)}`;
+            el.dataset.patchedEstimate = String(guess);
+          } else {
+            delete el.dataset.patchedEstimate;
+          }
           el.dataset.patchedValue = String(reply.prediction.metric);
         }
         el.dataset.patched = JSON.stringify({
@@ -335,15 +377,24 @@ export function renderPatching(model: AnyModel<PatchingTraits>, el: HTMLElement)
     const [rows, cols] = heatmap.values.shape;
     hover = cellAt(canvas, event.clientX, event.clientY, cellPx(), rows, cols);
     drawOverlay();
+    if (!hover) tooltip.hide();
     for (const spans of promptSpans) for (const s of spans) s.classList.remove("hl-focus");
     if (!hover) return;
     const [r, c] = hover;
     if (heatmap.axis === "pos")
       for (const spans of promptSpans) spans[c]?.classList.add("hl-focus");
     const value = heatmap.values.values[r * cols + c];
-    readout.textContent = `${heatmap.rowLabels[r]} · ${heatmap.columnLabels[c]}: ${
-      Number.isFinite(value) ? formatValue(value) : "not swept yet"
-    }`;
+    const guess = heatmap.estimate?.values[r * cols + c] ?? Number.NaN;
+    const text = Number.isFinite(value)
+      ? formatValue(value)
+      : Number.isFinite(guess)
+        ? `estimate ${formatValue(guess)} (attribution patching; click for the exact value)`
+        : "not swept yet";
+    readout.textContent = `${heatmap.rowLabels[r]} · ${heatmap.columnLabels[c]}: ${text}`;
+    tooltip.show(event.clientX, event.clientY, [
+      `${heatmap.rowLabels[r]} · ${heatmap.columnLabels[c]}`,
+      text,
+    ]);
     el.dataset.hover = JSON.stringify({
       row: r,
       col: c,
@@ -352,6 +403,7 @@ export function renderPatching(model: AnyModel<PatchingTraits>, el: HTMLElement)
   };
   const onLeave = () => {
     hover = null;
+    tooltip.hide();
     readout.textContent = "";
     for (const spans of promptSpans) for (const s of spans) s.classList.remove("hl-focus");
     drawOverlay();
@@ -373,9 +425,17 @@ export function renderPatching(model: AnyModel<PatchingTraits>, el: HTMLElement)
           columnLabels: reply.column_labels,
           columns: reply.columns,
           values: decodeTensor(reply.values),
+          estimate: reply.estimate ? decodeTensor(reply.estimate) : null,
           normalized: reply.normalized,
         };
+        if (reply.estimate_error) el.dataset.estimateError = reply.estimate_error;
         drawHeatmap();
+        // An exported page has no sweep running: its status is the shown heatmap's own.
+        if (isStatic) {
+          const [rows, cols] = heatmap.values.shape;
+          const filled = filledCount(heatmap.values.values);
+          showSweep(reply.status, reply.point, filled, rows * cols);
+        }
       })
       .catch((error) => showError(el, errorBox, error));
   };
@@ -450,10 +510,11 @@ export function renderPatching(model: AnyModel<PatchingTraits>, el: HTMLElement)
       model.get("sweep_total"),
     );
   model.on("change:sweep_status", onSweepTrait);
+  const unwatch = watchTheme(el, drawHeatmap);
 
   // -- first render ------------------------------------------------------------------------------
   showCode();
-  onSweepTrait();
+  if (!isStatic) onSweepTrait();
   onQueue(queue.state);
   loadHeatmap(model.get("point"));
   rpc
@@ -481,6 +542,7 @@ export function renderPatching(model: AnyModel<PatchingTraits>, el: HTMLElement)
     model.off("change:selection", onSelection);
     model.off("change:code", showCode);
     model.off("change:sweep_status", onSweepTrait);
+    unwatch();
     rpc.dispose();
   };
 }

@@ -14,7 +14,7 @@ import torch
 import hooklens as hl
 
 from .conftest import GuardedPage, JupyterServer, run_all_cells
-from .views_helpers import canvas_values
+from .views_helpers import assert_canvas_shows
 
 REPO = Path(__file__).resolve().parents[2]
 CLEAN = "when mary and john went to the store john gave a drink to"
@@ -156,8 +156,8 @@ def test_patching_view_live(
         np.asarray(heat["values"]).reshape(rows, cols), result.values, atol=1e-5
     )
     canvas = f"{VIEWS} canvas.hl-heatmap"  # the first view's
-    drawn = canvas_values(page, canvas, rows, cols, scale=heat["scale"])
-    np.testing.assert_allclose(drawn, result.values.abs().numpy(), atol=heat["scale"] / 255 + 1e-4)
+    scale = assert_canvas_shows(page, canvas, result.values.numpy())
+    assert scale["kind"] == "diverging" and scale["lo"] == -scale["hi"]  # centred on 0
     assert _dataset(page, 0, "sweepProgress") == f"{rows * cols}/{rows * cols}"
 
     # Pick another point: a layers x heads grid, swept from the button too.
@@ -202,9 +202,14 @@ def test_patching_export_shows_the_last_heatmap(tmp_path: Path, guarded_page: Gu
     model = _tiny_model(tmp_path / "gpt2")
     view = hl.PatchingView(model, clean=CLEAN, corrupted=CORRUPTED, answer="mary", wrong="john")
     view.send = lambda *args, **kwargs: None  # type: ignore[method-assign]  # no front end here
+    z = view.run_sweep("z")
     result = view.run_sweep("attn_out")
-    assert result is not None
+    assert result is not None and z is not None
+    view.run_sweep("resid_pre", wait=False)
+    view.cancel_sweep()
+    view.wait()
     view.point = "attn_out"
+    assert view.swept_points == ["z", "attn_out", "resid_pre"]
     path = hl.export_html(view, tmp_path / "patching.html")
     page: Any = guarded_page.page
     page.goto(path.as_uri())
@@ -220,8 +225,22 @@ def test_patching_export_shows_the_last_heatmap(tmp_path: Path, guarded_page: Gu
     np.testing.assert_allclose(
         np.asarray(heat["values"]).reshape(rows, cols), result.values, atol=1e-5
     )
-    drawn = canvas_values(page, f"{root} canvas.hl-heatmap", rows, cols, scale=heat["scale"])
-    np.testing.assert_allclose(drawn, result.values.abs().numpy(), atol=heat["scale"] / 255 + 1e-4)
+    assert_canvas_shows(page, f"{root} canvas.hl-heatmap", result.values.numpy())
+    # The status is the shown heatmap's; every finished sweep is in the page.
+    status = page.locator(f"{root} .hl-sweep-status").text_content()
+    assert status.startswith("swept attn_out"), status
+    page.locator(f"{root} select.hl-point-select").select_option("z")
+    page.wait_for_function(f"() => document.querySelector('{root}').dataset.point === 'z'")
+    assert_canvas_shows(page, f"{root} canvas.hl-heatmap", z.values.numpy())
+    assert page.locator(f"{root} .hl-sweep-status").text_content().startswith("swept z")
+    page.locator(f"{root} select.hl-point-select").select_option("resid_pre")
+    page.wait_for_function(f"() => document.querySelector('{root}').dataset.point === 'resid_pre'")
+    assert "cancelled resid_pre" in page.locator(f"{root} .hl-sweep-status").text_content()
+    held = page.evaluate(
+        f"() => [...document.querySelectorAll('{root} select.hl-point-select option')]"
+        ".filter((o) => !o.disabled).map((o) => o.value)"
+    )
+    assert sorted(held) == ["attn_out", "resid_pre", "z"]
     # Not interactive: no sweep buttons, a click sends nothing.
     assert page.locator(f"{root} button.hl-run").is_hidden()
     page.locator(f"{root} canvas.hl-overlay").click(position={"x": 3, "y": 3})

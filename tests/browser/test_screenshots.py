@@ -75,3 +75,25 @@ def test_views_on_the_demo_model(jupyter_lab: JupyterServer, guarded_page: Guard
     _shoot(page, attention, "attention.png")
     _shoot(page, residual, "residual.png")
     _shoot(page, patching, "patching.png")
+    # Dark theme: every canvas is redrawn on the new background (zero is the background).
+    page.evaluate(
+        "() => window.jupyterapp.commands.execute('apputils:change-theme', "
+        "{theme: 'JupyterLab Dark'})"
+    )
+    page.wait_for_function("() => document.body.dataset.jpThemeLight === 'false'")
+    page.wait_for_function(
+        f"""() => {{
+        const c = document.querySelector('{attention} canvas.hl-heatmap');
+        const scale = JSON.parse(c.dataset.colormap);
+        return scale.background.reduce((a, b) => a + b, 0) < 200;
+        }}""",
+        timeout=20_000,
+    )
+    for view in (attention, residual, patching):
+        scale = json.loads(
+            page.locator(f"{view} canvas.hl-heatmap").first.get_attribute("data-colormap")
+        )
+        assert sum(scale["background"]) < 200, (view, scale)
+    _shoot(page, attention, "attention_dark.png")
+    _shoot(page, residual, "residual_dark.png")
+    _shoot(page, patching, "patching_dark.png")

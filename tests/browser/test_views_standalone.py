@@ -14,7 +14,13 @@ import hooklens as hl
 from tests.vis.tiny import IMG, NEWLINE, SCRIPT, SPACE, tiny_gpt2
 
 from .conftest import GuardedPage
-from .views_helpers import canvas_values, dataset, hover_cell, install_alert_trap
+from .views_helpers import (
+    assert_canvas_shows,
+    dataset,
+    hover_cell,
+    install_alert_trap,
+    value_of_color,
+)
 
 IDS = torch.tensor([[2, IMG, SCRIPT, SPACE, NEWLINE, 3]])  # markup and whitespace tokens
 ROOT = ".hooklens-standalone"
@@ -40,11 +46,12 @@ def test_attention_export_renders_offline(
     path = hl.export_html(view, tmp_path / "attention.html")
     page = guarded_page.page
     _open(page, path)
-    n = len(view.tokens)
     _, cache = model.run_with_cache(IDS)
     want = cache["blocks.0.attn.hook_pattern"][0, 1].numpy()
-    got = canvas_values(page, f"{ROOT} canvas.hl-heatmap", n, n)
-    np.testing.assert_allclose(got, want, atol=1 / 255 + 1e-3)
+    scale = assert_canvas_shows(page, f"{ROOT} canvas.hl-heatmap", want, mask_upper=True)
+    # Default scale: 0 to the largest value outside key 0 (the first token clips).
+    assert scale["kind"] == "sequential" and scale["lo"] == 0
+    assert abs(scale["hi"] - float(want[:, 1:].max())) < 1e-3
     # Tokens are text: nothing ran, no element was created from them.
     texts = page.locator(f"{ROOT} .hl-token-strip .hl-token").all_text_contents()
     assert texts[1:5] == ["<img/src=x/onerror=alert(1)>", "</script>", "·", "⏎"]
@@ -61,8 +68,7 @@ def test_attention_export_renders_offline(
     page.wait_for_function(f"() => document.querySelector('{ROOT}').dataset.layer === '1'")
     assert dataset(page, ROOT, "lastReply")["layer"] == 1
     want1 = cache["blocks.1.attn.hook_pattern"][0, 1].numpy()
-    got1 = canvas_values(page, f"{ROOT} canvas.hl-heatmap", n, n)
-    np.testing.assert_allclose(got1, want1, atol=1 / 255 + 1e-3)
+    assert_canvas_shows(page, f"{ROOT} canvas.hl-heatmap", want1, mask_upper=True)
     assert [m for m in guarded_page.console if "error" in m.lower()] == []
 
 
@@ -84,12 +90,25 @@ def test_residual_export_renders_offline(
     np.testing.assert_allclose(topk["probs"], view.lens.topk_probs[1, 3], rtol=1e-6)
     items = page.locator(f"{ROOT} .hl-topk .hl-token").all_text_contents()
     assert len(items) == 4
-    norms_scale = float(page.locator(f"{ROOT} canvas.hl-norms").get_attribute("data-scale"))
-    got = canvas_values(page, f"{ROOT} canvas.hl-norms", rows, n, norms_scale)
-    np.testing.assert_allclose(got, view.lens.norms, atol=norms_scale / 255 + 1e-4)
+    scale = assert_canvas_shows(page, f"{ROOT} canvas.hl-norms", view.lens.norms)
+    # The range leaves position 0 out (its norm may be far larger).
+    assert abs(scale["hi"] - float(view.lens.norms[:, 1:].max())) < 1e-3 * scale["hi"]
     assert page.locator(f"{ROOT} img").count() == 0
     assert page.evaluate("() => window.__alerts") == 0
     assert json.loads(page.locator(ROOT).get_attribute("data-renders")) == 1
+    # Rows labelled; the strips' columns line up with the table's position columns.
+    labels = page.locator(f"{ROOT} .hl-strip-labels").nth(1).locator("div").all_text_contents()
+    assert labels[:4] == ["embed", "pos_embed", "L0 attn", "L0 mlp"]
+    lefts = page.evaluate(
+        f"""() => {{
+        const heads = [...document.querySelectorAll('{ROOT} thead th.hl-pos')];
+        const canvas = document.querySelector('{ROOT} canvas.hl-contrib').getBoundingClientRect();
+        const cell = Number(document.querySelector('{ROOT} canvas.hl-contrib').dataset.cell);
+        return heads.map((th, p) => th.getBoundingClientRect().left - (canvas.left + p * cell));
+        }}"""
+    )
+    assert len(lefts) == n and max(abs(x) for x in lefts) <= 1.5
+    assert page.locator(ROOT).get_attribute("data-final-in-view") == "true"
 
 
 def test_attention_patterns_token_hover(tmp_path: Path, guarded_page: GuardedPage) -> None:
@@ -105,14 +124,17 @@ def test_attention_patterns_token_hover(tmp_path: Path, guarded_page: GuardedPag
     strip = page.locator(f"{ROOT} .hl-token-strip .hl-token")
     assert strip.all_text_contents() == ["a", "·b", "<b>x</b>", "⏎", "</script>"]
     strip.nth(3).hover()
-    alphas = page.evaluate(
-        """() => [...document.querySelectorAll('.hl-token-strip .hl-token')].map((s) => {
-            const m = getComputedStyle(s).backgroundColor.match(/rgba?\\(([^)]*)\\)/);
-            const parts = m[1].split(',').map(Number);
-            return parts.length === 4 ? parts[3] : 1;
-        })"""
+    colours = page.evaluate(
+        """() => [...document.querySelectorAll('.hl-token-strip .hl-token')].map((s) =>
+            getComputedStyle(s).backgroundColor.match(/\\d+(\\.\\d+)?/g).map(Number))"""
     )
-    np.testing.assert_allclose(alphas, attention[0, 3], atol=1 / 255 + 1e-3)  # CSS alpha is 8-bit
+    assert all(len(c) == 3 for c in colours)  # opaque: blended towards the background
+    scale = json.loads(page.locator(f"{ROOT} canvas.hl-heatmap").get_attribute("data-colormap"))
+    tinted = value_of_color(scale, np.asarray(colours))
+    np.testing.assert_allclose(tinted, np.minimum(attention[0, 3], scale["hi"]), atol=0.01)
+    # The value shows at the cursor at once, in the view's own tooltip.
+    tip = page.locator(f"{ROOT} .hl-tooltip")
+    assert tip.is_visible() and f"{attention[0, 3, 3]:.3f}" in tip.text_content()
     exact = [float(strip.nth(i).get_attribute("data-value")) for i in range(5)]
     np.testing.assert_allclose(exact, attention[0, 3], atol=1e-3)  # float16 on the wire
     assert page.locator(f"{ROOT} b").count() == 0

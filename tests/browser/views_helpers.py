@@ -7,16 +7,18 @@ from typing import Any
 
 import numpy as np
 
-READ_ALPHA = """([selector, cell, rows, cols]) => {
+READ_PIXELS = """([selector, cell, rows, cols]) => {
   const canvas = document.querySelector(selector);
   const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+  const high = Number(canvas.dataset.cellHeight || cell);
   const out = [];
   for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) {
     // centre pixel of each cell
-    const x = c * cell + Math.floor(cell / 2), y = r * cell + Math.floor(cell / 2);
-    out.push(data[(y * canvas.width + x) * 4 + 3]);
+    const x = c * cell + Math.floor(cell / 2), y = r * high + Math.floor(high / 2);
+    const i = (y * canvas.width + x) * 4;
+    out.push([data[i], data[i + 1], data[i + 2], data[i + 3]]);
   }
-  return out;
+  return {pixels: out, colormap: JSON.parse(canvas.dataset.colormap)};
 }"""
 
 HOVER_CELL = """([selector, cell, row, col]) => {
@@ -31,11 +33,49 @@ HOVER_CELL = """([selector, cell, row, col]) => {
 }"""
 
 
-def canvas_values(page: Any, selector: str, rows: int, cols: int, scale: float = 1.0) -> np.ndarray:
-    """The values a heatmap canvas shows, read back from its pixels' alpha: ``(rows, cols)``."""
+def value_of_color(scale: dict[str, Any], rgb: np.ndarray) -> np.ndarray:
+    """Invert ``js/ui/colormap.ts``: pixels ``(..., 3)`` -> the values drawn (clipped ones read
+    as the range's end). Masked/missing colours read as NaN."""
+    rgb = np.asarray(rgb, dtype=np.float64)[..., :3]
+    background = np.asarray(scale["background"], dtype=np.float64)
+
+    def along(target: list[int]) -> np.ndarray:
+        to = np.asarray(target, dtype=np.float64)
+        best = int(np.argmax(np.abs(to - background)))
+        span = to[best] - background[best]
+        return np.clip((rgb[..., best] - background[best]) / span, 0, 1)
+
+    t_pos = along(scale["positive"])
+    inverse = 1.0 / scale["gamma"]
+    if scale["kind"] == "sequential":
+        values = scale["lo"] + t_pos**inverse * (scale["hi"] - scale["lo"])
+    else:
+        t_neg = along(scale["negative"])
+        pos = background + t_pos[..., None] * (np.asarray(scale["positive"]) - background)
+        neg = background + t_neg[..., None] * (np.asarray(scale["negative"]) - background)
+        closer_pos = np.abs(pos - rgb).sum(-1) <= np.abs(neg - rgb).sum(-1)
+        values = np.where(closer_pos, t_pos**inverse * scale["hi"], t_neg**inverse * scale["lo"])
+    for special in ("masked", "missing"):
+        hit = np.all(np.abs(rgb - np.asarray(scale[special])) < 1, axis=-1)
+        values = np.where(hit, np.nan, values)
+    return values
+
+
+def canvas_pixels(page: Any, selector: str, rows: int, cols: int) -> tuple[np.ndarray, dict]:
+    """Centre pixel RGBA of every cell ``(rows, cols, 4)`` and the canvas' colour scale."""
     cell = int(page.locator(selector).first.get_attribute("data-cell"))
-    alpha = page.evaluate(READ_ALPHA, [selector, cell, rows, cols])
-    return np.asarray(alpha, dtype=np.float32).reshape(rows, cols) / 255.0 * scale
+    read = page.evaluate(READ_PIXELS, [selector, cell, rows, cols])
+    return np.asarray(read["pixels"], dtype=np.float64).reshape(rows, cols, 4), read["colormap"]
+
+
+def canvas_values(page: Any, selector: str, rows: int, cols: int) -> np.ndarray:
+    """The values a heatmap canvas shows, read back from its pixels' colours: ``(rows, cols)``.
+
+    Tolerance: one colour byte over the channel that moves most (about 1/200 of the range).
+    """
+    pixels, scale = canvas_pixels(page, selector, rows, cols)
+    assert np.all(pixels[..., 3] == 255), "heatmap pixels are opaque (blended, not transparent)"
+    return value_of_color(scale, pixels)
 
 
 def hover_cell(page: Any, selector: str, row: int, col: int) -> None:
@@ -52,3 +92,24 @@ def dataset(page: Any, root: str, key: str) -> Any:
 
 def install_alert_trap(page: Any) -> None:
     page.add_init_script("window.__alerts = 0; window.alert = () => { window.__alerts += 1; };")
+
+
+def assert_canvas_shows(
+    page: Any, selector: str, want: np.ndarray, *, mask_upper: bool = False
+) -> dict[str, Any]:
+    """The heatmap at ``selector`` shows ``want`` ``(rows, cols)``: each cell's colour reads back
+    to its value clipped to the scale's range, masked cells (key after query) to the masked
+    colour and NaN to the missing one. Returns the canvas' colour scale."""
+    rows, cols = want.shape
+    pixels, scale = canvas_pixels(page, selector, rows, cols)
+    assert np.all(pixels[..., 3] == 255), "heatmap pixels are opaque (blended, not transparent)"
+    got = value_of_color(scale, pixels)
+    expected = np.clip(want.astype(np.float64), scale["lo"], scale["hi"])
+    if scale["kind"] == "sequential":
+        expected = np.maximum(expected, scale["lo"])
+    if mask_upper:
+        expected = np.where(np.triu(np.ones((rows, cols), bool), 1), np.nan, expected)
+    # One colour byte over the channel that moves most: about 1/200 of the range, plus gamma.
+    span = scale["hi"] - min(scale["lo"], 0.0)
+    np.testing.assert_allclose(got, expected, atol=span / 150 + 1e-3, equal_nan=True)
+    return scale

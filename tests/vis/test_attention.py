@@ -27,8 +27,13 @@ def _synced_state(widget: hl.vis.AttentionPatterns) -> dict:
 def test_view_state_is_small_metadata_only(gpt2: Any) -> None:
     view = hl.AttentionView(gpt2, IDS)
     state = _synced_state(view)
+    # Patterns never sit in the view's traits; only the first screen's reply (the shown layer,
+    # within FIRST_SCREEN_BYTES) is kept for saved notebooks.
+    first = state.pop("embedded_replies")
     _, buffers = pack_buffers(state)
-    assert buffers == []  # patterns never sit in synced traits
+    assert buffers == []
+    _, first_buffers = pack_buffers(first)
+    assert [b.nbytes for b in first_buffers] == [view.pattern(0).nbytes]
     assert state["tokens"] == gpt2.to_str_tokens(IDS[0])
     assert state["tokens"][2:6] == ["<img/src=x/onerror=alert(1)>", " ", "\n", "</script>"]
     assert (state["n_layers"], state["n_heads"], state["layer"], state["head"]) == (3, 4, 0, 0)

@@ -52,4 +52,4 @@ def test_a_new_trait_or_request_changes_the_contract() -> None:
     after = generator.traits_ts()
     assert after != before
     assert "  /** How deep. Python: Int, default 3. */\n  depth: number;" in after
-    assert 'export type ResidualRequest = "deeper" | "grid" | "topk";' in after
+    assert 'export type ResidualRequest = "deeper" | "grid" | "topk" | "track";' in after

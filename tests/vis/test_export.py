@@ -74,13 +74,17 @@ def test_attention_export_of_some_layers(gpt2: Any) -> None:
     view = hl.AttentionView(gpt2, "The capital")
     payload = _payload(hl.vis.to_html(view, layers=[2]))
     assert set(payload["responses"]) == {request_key("attention", {"layer": 2})}
+    # The page lists only the layer it holds and starts on it.
+    assert payload["state"]["held_layers"] == [2] and payload["state"]["layer"] == 2
+    assert view.layer == 0 and view.held_layers == []  # the live view is unchanged
     with pytest.raises(TypeError, match="takes the options `layers=`, got \\['head'\\]"):
         hl.vis.to_html(view, head=1)
 
 
 def test_embed_puts_replies_in_the_widget_state(gpt2: Any) -> None:
     view = hl.AttentionView(gpt2, "The capital")
-    assert view.embedded_replies == {}
+    # The first screen (the shown layer) is in the state from the start: it is small.
+    assert list(view.embedded_replies) == [request_key("attention", {"layer": 0})]
     view.embed(layers=[1])
     (key,) = view.embedded_replies
     assert key == request_key("attention", {"layer": 1})
@@ -89,3 +93,28 @@ def test_embed_puts_replies_in_the_widget_state(gpt2: Any) -> None:
     assert isinstance(data, memoryview) and len(data) == view.pattern(1).nbytes
     # The standalone page carries replies separately, not twice.
     assert "embedded_replies" not in _payload(hl.vis.to_html(view))["state"]
+
+
+def test_first_screen_follows_the_view_and_its_budget(gpt2: Any) -> None:
+    view = hl.AttentionView(gpt2, "The capital")
+    view.layer = 2
+    assert list(view.embedded_replies) == [request_key("attention", {"layer": 2})]
+    view.FIRST_SCREEN_BYTES = view.pattern(2).nbytes - 1  # one byte short
+    assert view.refresh_first_screen() == 0 and view.embedded_replies == {}
+    residual = hl.ResidualView(gpt2, "The capital", k=3)
+    assert set(residual.embedded_replies) == {request_key("grid", {})}
+    residual.row, residual.position = 1, 2
+    assert request_key("topk", {"row": 1, "position": 2}) in residual.embedded_replies
+
+
+def test_default_export_keeps_to_its_budget(gpt2: Any) -> None:
+    view = hl.AttentionView(gpt2, "The capital", layer=2)
+    view.EXPORT_BYTES = 2 * view.pattern(0).nbytes  # room for two of the three layers
+    with pytest.warns(UserWarning, match=r"holds layers \[1, 2\] only.*layers=\"all\""):
+        payload = _payload(hl.vis.to_html(view))
+    assert payload["state"]["held_layers"] == [1, 2] and payload["state"]["layer"] == 2
+    assert set(payload["responses"]) == {request_key("attention", {"layer": i}) for i in (1, 2)}
+    everything = _payload(hl.vis.to_html(view, layers="all"))
+    assert len(everything["responses"]) == 3 and everything["state"]["held_layers"] == [0, 1, 2]
+    with pytest.raises(ValueError, match="layers"):
+        hl.vis.to_html(view, layers="some")

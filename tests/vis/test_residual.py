@@ -18,6 +18,8 @@ IDS = torch.tensor([[0, 2, 3, SPACE, 4]])  # 5 positions, one of them a whitespa
 def test_state_is_metadata(gpt2: Any) -> None:
     view = hl.ResidualView(gpt2, IDS, k=5)
     state = view.get_state([k for k in view.keys if not k.startswith("_")])
+    first = state.pop("embedded_replies")  # the first screen (the grid), for saved notebooks
+    assert list(first) == ["grid?{}"]
     assert pack_buffers(state)[1] == []
     assert view.row_labels == ["0_pre", "1_pre", "2_pre", "final_post"]
     assert view.contrib_labels[:4] == ["embed", "pos_embed", "0_attn_out", "0_mlp_out"]
@@ -72,3 +74,28 @@ def test_a_model_without_tokenizer_shows_ids_as_numbers(gpt2: Any) -> None:
         gpt2.tokenizer = tokenizer
     assert view.tokens == ["#0", "#2", "#3", f"#{SPACE}", "#4"]
     assert strings and all(s.startswith("#") for s in strings)
+
+
+def test_track_gives_probability_and_rank_per_row(gpt2: Any) -> None:
+    view = hl.ResidualView(gpt2, IDS)
+    probs = gpt2(IDS)[0].detach().softmax(-1)  # (pos, vocab)
+    token = int(probs[-1].argsort(descending=True)[3])  # the 4th most likely at the end
+    reply = view.call("track", {"token": token})
+    got_probs, ranks = decode_tensor(reply["probs"]), decode_tensor(reply["ranks"])
+    assert got_probs.shape == ranks.shape == (4, 5)
+    np.testing.assert_allclose(got_probs[-1], probs[:, token].numpy(), rtol=1e-4)
+    assert ranks[-1, -1] == 3
+    expected_ranks = (probs > probs[:, token : token + 1]).sum(-1).numpy()
+    np.testing.assert_array_equal(ranks[-1], expected_ranks)
+    # The top-1 token of the lens has rank 0 wherever it is the top.
+    top = int(view.lens.topk_ids[1, 2, 0])
+    assert decode_tensor(view.call("track", {"token": top})["ranks"])[1, 2] == 0
+
+
+def test_track_rejects_what_is_not_one_token(gpt2: Any) -> None:
+    view = hl.ResidualView(gpt2, IDS)
+    for bad in (10**9, -1, 1.5, "The capital"):
+        reply, _ = view.handle_request({"id": "1", "method": "track", "params": {"token": bad}})
+        assert reply["ok"] is False and "token" in reply["error"]["message"]
+    by_text = view.call("track", {"token": "capital"})
+    assert by_text["token"] == 3 and by_text["string"] == "capital"
