@@ -12,6 +12,9 @@ Rows (issue 4):
 3. layer switch on a 24-layer model in a real JupyterLab with a local kernel
    (select -> request -> reply -> drawn), median of several switches.
 4. hover -> highlight at 1024 tokens: the mousemove handler, and until the next frame is drawn.
+5. embedded state: bytes of each view's first-screen replies kept in the widget state (what a
+   saved notebook carries; ``HookLensWidget.FIRST_SCREEN_BYTES`` is the budget), on the demo
+   model and on a 1024-token attention map.
 """
 
 from __future__ import annotations
@@ -65,6 +68,32 @@ def bytes_per_value(n_heads: int = 16, n: int = 128) -> list[tuple[str, float, s
     exported = len(hl.vis.to_html(view))
     rows.append(("hooklens standalone HTML (base64 + bundle)", exported / values, f"{exported:,}"))
     return rows
+
+
+def embedded_state_sizes() -> list[tuple[str, int]]:
+    """Bytes of first-screen replies each view keeps in its widget state."""
+    from hooklens.vis._wire import pack_buffers
+
+    def size(view: Any) -> int:
+        packed, buffers = pack_buffers(view.embedded_replies)
+        return len(json.dumps(packed)) + sum(memoryview(b).nbytes for b in buffers)
+
+    model = hl.demo_model()
+    text = "abcdefghijklmnopqrstuvwxyz" * 2
+    views = [
+        ("AttentionView, demo model, 52 tokens", hl.AttentionView(model, text)),
+        ("ResidualView, demo model, 52 tokens", hl.ResidualView(model, text)),
+        (
+            "PatchingView, demo model (predictions + heatmap)",
+            hl.PatchingView(model, clean=text, corrupted=text[:5] + "~" + text[6:],
+                            answer=text[6], wrong="~"),
+        ),
+        (
+            "attention_heads, 4 heads x 1024 tokens (over budget: none)",
+            hl.vis.attention_heads(_random_patterns(4, 1024), [f"t{i}" for i in range(1024)]),
+        ),
+    ]  # fmt: skip
+    return [(name, size(view)) for name, view in views]
 
 
 def _browser() -> Any:
@@ -189,6 +218,9 @@ def main() -> None:
     print("bytes per attention value (16 heads x 128 tokens, one layer)")
     for name, per_value, total in bytes_per_value():
         print(f"  {name:58s} {per_value:6.2f} B/value   ({total})")
+    print(f"embedded first screen (budget {hl.vis.AttentionView.FIRST_SCREEN_BYTES:,} bytes)")
+    for name, nbytes in embedded_state_sizes():
+        print(f"  {name:58s} {nbytes:>10,} bytes")
     if args.bytes:
         return
     manager, browser = _browser()

@@ -38,6 +38,9 @@ const CSS = `
   line-height: 0; }
 .hl-heatmap { display: block; image-rendering: pixelated; }
 .hl-overlay { position: absolute; left: 0; top: 0; cursor: crosshair; }
+.hl-cross { position: absolute; pointer-events: none; border: 1px solid; box-sizing: border-box; }
+.hl-cross-row { left: 0; right: 0; }
+.hl-cross-col { top: 0; bottom: 0; }
 .hl-readout { font-family: var(--jp-code-font-family, monospace); margin: 4px 0; min-height: 1.4em;
   white-space: pre; }
 .hl-strip-bar { margin-top: 6px; }

@@ -25,16 +25,26 @@ export class Tooltip {
       el.appendChild(div);
     }
     el.hidden = false;
-    // Below-right of the cursor, flipped to stay inside the window.
-    const width = el.offsetWidth;
-    const height = el.offsetHeight;
+    // Below-right of the cursor, flipped to stay inside the window. The size is the one
+    // measured after the previous frame: reading it now would force a layout on every move.
+    const { width, height } = this.size;
     const vw = typeof window !== "undefined" ? window.innerWidth : 1e4;
     const vh = typeof window !== "undefined" ? window.innerHeight : 1e4;
     const x = clientX + 14 + width > vw ? clientX - 10 - width : clientX + 14;
     const y = clientY + 16 + height > vh ? clientY - 10 - height : clientY + 16;
     el.style.left = `${Math.max(0, x)}px`;
     el.style.top = `${Math.max(0, y)}px`;
+    if (!this.measuring && typeof requestAnimationFrame === "function") {
+      this.measuring = true;
+      requestAnimationFrame(() => {
+        this.measuring = false;
+        this.size = { width: el.offsetWidth, height: el.offsetHeight };
+      });
+    }
   }
+
+  private size = { width: 160, height: 48 };
+  private measuring = false;
 
   hide(): void {
     this.element.hidden = true;

@@ -14,7 +14,7 @@ import { appendTokens, visibleToken } from "../tokens";
 import type { AttentionRequest, AttentionTraits } from "../traits.gen";
 import type { ColorScale } from "../ui/colormap";
 import { rangeOf } from "../ui/colormap";
-import { cellAt, type Mask, paintCrosshair, paintHeatmap, paintThumbnail } from "../ui/heatmap";
+import { cellAt, type Mask, paintHeatmap, paintThumbnail } from "../ui/heatmap";
 import { createLegend, updateLegend } from "../ui/legend";
 import { createPlot } from "../ui/plot";
 import { colorScale, readTheme, tint, watchTheme } from "../ui/theme";
@@ -70,6 +70,26 @@ export function headScale(
   }
   const hi = rangeOf(values, offset, n, n, "sequential", { skipFirstColumn: true });
   return { values, offset, lo: 0, hi, kind: "sequential" };
+}
+
+/** Show a crosshair box over row (or column) `index` of `cell` px; hide it for -1. */
+function placeCross(
+  box: HTMLElement,
+  index: number,
+  cell: number,
+  axis: "row" | "col",
+  color: string,
+) {
+  box.hidden = index < 0;
+  if (index < 0) return;
+  box.style.borderColor = color;
+  if (axis === "row") {
+    box.style.top = `${index * cell}px`;
+    box.style.height = `${cell}px`;
+  } else {
+    box.style.left = `${index * cell}px`;
+    box.style.width = `${cell}px`;
+  }
 }
 
 export function renderAttention(model: AnyModel<AttentionTraits>, el: HTMLElement): () => void {
@@ -163,6 +183,10 @@ export function renderAttention(model: AnyModel<AttentionTraits>, el: HTMLElemen
   });
   const heat = plot.canvas;
   const overlay = plot.overlay;
+  // The crosshair is two positioned boxes, not strokes on the overlay canvas: at 1024 tokens
+  // that canvas has millions of pixels, and repainting it on every move costs a frame.
+  const crossRow = element("div", "hl-cross hl-cross-row", plot.canvas.parentElement ?? main);
+  const crossCol = element("div", "hl-cross hl-cross-col", plot.canvas.parentElement ?? main);
   const zoom = new Zoom(zoomBox, { n, target: ENLARGED_PX, min: MIN_CELL }, () => {
     plot.setCell(zoom.cell);
     drawHead();
@@ -179,6 +203,7 @@ export function renderAttention(model: AnyModel<AttentionTraits>, el: HTMLElemen
   }
   const strip = element("div", "hl-token-strip", root);
   const spans = appendTokens(strip, tokens);
+  const stripColours: string[] = new Array(n).fill("");
   if (model.get("mode") === "patterns") root.insertBefore(strip, grid);
   if (model.get("mode") === "patterns") root.insertBefore(stripBar, strip);
 
@@ -205,17 +230,28 @@ export function renderAttention(model: AnyModel<AttentionTraits>, el: HTMLElemen
     return { prepared, scale: s, theme };
   };
 
-  const drawFocus = () => {
-    const t = current();
-    const [q, k] = focus();
+  /**
+   * Tint the strip by the focused query's row (or key's column), after the hover's own frame:
+   * the crosshair and the value at the cursor come first; at 1024 tokens restyling every span
+   * would otherwise cost that frame. Moves within one frame are coalesced.
+   */
+  let pendingStrip: [Tensor, number, number, number] | null = null;
+  const scheduleStrip = (t: Tensor, h: number, q: number, k: number) => {
+    const first = pendingStrip === null;
+    pendingStrip = [t, h, q, k];
+    if (!first) return;
+    const run = () => {
+      const args = pendingStrip;
+      pendingStrip = null;
+      if (args) drawStrip(...args);
+    };
+    if (typeof requestAnimationFrame === "function")
+      requestAnimationFrame(() => setTimeout(run, 0));
+    else setTimeout(run, 0);
+  };
+  const drawStrip = (t: Tensor, h: number, q: number, k: number) => {
+    if (!scale) return;
     const theme = readTheme(el);
-    const cell = zoom.cell;
-    paintCrosshair(overlay, n * cell, n * cell, cell, q, k, theme.foreground);
-    plot.highlight(q, k);
-    const h = model.get("head");
-    if (!t || !scale) return;
-    // Tint the strip by the focused query's row (or key's column); moving along that row or
-    // column leaves the strip as it is.
     const focused = stripAs === "query" ? q : k;
     const stripKey = `${model.get("layer")}/${h}/${stripAs}/${focused}/${JSON.stringify(scale)}`;
     if (stripKey !== lastStrip) {
@@ -224,14 +260,36 @@ export function renderAttention(model: AnyModel<AttentionTraits>, el: HTMLElemen
       for (let i = 0; i < n; i++) {
         let v = 0;
         if (focused >= 0) v = stripAs === "query" ? valueAt(t, h, q, i) : valueAt(t, h, i, k);
-        const span = spans[i];
-        span.style.background = tint(theme, v / hi);
-        span.dataset.value = String(v);
+        // Only spans whose colour changes are touched: a style change costs a recalc each.
+        const colour = tint(theme, v / hi);
+        if (stripColours[i] !== colour) {
+          stripColours[i] = colour;
+          spans[i].style.background = colour;
+        }
+        spans[i].dataset.value = String(v);
       }
       focusedSpan?.classList.remove("hl-focus");
       focusedSpan = focused >= 0 ? spans[focused] : undefined;
       focusedSpan?.classList.add("hl-focus");
+      el.dataset.strip = `${stripAs}:${focused}`;
     }
+  };
+
+  const drawFocus = () => {
+    const t = current();
+    const [q, k] = focus();
+    const theme = readTheme(el);
+    const cell = zoom.cell;
+    if (overlay.width !== n * cell) overlay.width = n * cell;
+    if (overlay.height !== n * cell) overlay.height = n * cell;
+    placeCross(crossRow, q, cell, "row", theme.foreground);
+    placeCross(crossCol, k, cell, "col", theme.foreground);
+    plot.highlight(q, k);
+    const h = model.get("head");
+    if (!t || !scale) return;
+    // Tint the strip by the focused query's row (or key's column); moving along that row or
+    // column leaves the strip as it is.
+    scheduleStrip(t, h, q, k);
     if (q >= 0 && k >= 0) {
       const value = valueAt(t, h, q, k);
       const where = [layerName(model.get("layer")), headName(h)].filter(Boolean).join(" ");
@@ -358,7 +416,9 @@ export function renderAttention(model: AnyModel<AttentionTraits>, el: HTMLElemen
     const i = Number(target.dataset.index);
     hover = stripAs === "query" ? [i, -1] : [-1, i];
     drawFocus();
-    const value = Number(target.dataset.value ?? 0);
+    // The hovered token is now the focus: its own value is the diagonal (it attending to itself).
+    const t = current();
+    const value = t ? valueAt(t, model.get("head"), i, i) : 0;
     tooltip.show(event.clientX, event.clientY, [
       `${i} ${visibleToken(tokens[i])}`,
       formatValue(value),

@@ -133,3 +133,49 @@ def test_dark_page_and_wrapping_tokens(tmp_path: Path, guarded_page: GuardedPage
     scale = assert_canvas_shows(page, f"{ROOT} canvas.hl-heatmap", attention[0], mask_upper=True)
     assert scale["background"] == [30, 30, 30]
     _shoot(page, ROOT, "attention_dark.png")
+
+
+def test_patching_on_a_deep_model_fits_and_keeps_the_answer_in_sight(
+    tmp_path: Path, guarded_page: GuardedPage
+) -> None:
+    from tests.vis.tiny import tiny_gpt2
+
+    model = tiny_gpt2(tmp_path / "deep", n_layers=30, n_heads=2)
+    view = hl.PatchingView(
+        model,
+        clean="The capital of Ireland is",
+        corrupted="The capital of France is",
+        answer="Dublin",
+        wrong="Paris",
+    )
+    view.send = lambda *args, **kwargs: None  # type: ignore[method-assign]  # no front end
+    view.run_sweep("resid_pre")
+    view.run_sweep("attn_out", wait=False)
+    view.cancel_sweep()
+    view.wait()
+    page = guarded_page.page
+    _open(page, hl.export_html(view, tmp_path / "deep.html"))
+    canvas = page.locator(f"{ROOT} canvas.hl-heatmap")
+    box = canvas.bounding_box()
+    assert box is not None and box["height"] <= 440  # 30 layers sized to fit
+    side = page.locator(f"{ROOT} .hl-side").bounding_box()
+    assert side is not None and side["x"] >= box["x"] + box["width"]  # beside the heatmap
+    assert side["y"] < box["y"] + box["height"]
+    # Column labels are whole (vertical when cells are narrow), the row labels name layers.
+    clipped = page.evaluate(
+        f"""() => [...document.querySelectorAll('{ROOT} .hl-axis-columns .hl-axis-label')]
+        .filter((l) => !l.hidden && (l.scrollHeight > l.clientHeight + 1
+                                     || l.scrollWidth > l.clientWidth + 1))
+        .map((l) => l.textContent)"""
+    )
+    assert clipped == []
+    rows = page.locator(f"{ROOT} .hl-axis-rows .hl-axis-label").all_text_contents()
+    assert rows[0] == "L0" and len(rows) == 30
+    # A point swept part-way: cells not swept yet are drawn unlike zero (hatched).
+    page.locator(f"{ROOT} select.hl-point-select").select_option("attn_out")
+    page.wait_for_function(f"() => document.querySelector('{ROOT}').dataset.point === 'attn_out'")
+    pixels, scale = canvas_pixels(page, f"{ROOT} canvas.hl-heatmap", 30, 5)
+    missing = np.all(pixels[..., :3] == scale["missing"], axis=-1)
+    assert missing.any() and not np.all(pixels[missing][:, :3] == scale["background"])
+    assert "not swept yet" in page.locator(f"{ROOT} .hl-legend").first.text_content()
+    _shoot(page, ROOT, "patching_deep.png")
