@@ -216,27 +216,8 @@ print("max |loop - batched| =", float((batched - patched_residual_stream_diff).a
 every_head = patching.get_act_patch_attn_head_all_pos_every(model, corrupted_tokens, cache, metric)
 imshow(every_head[0], labels={"x": "Head", "y": "Layer"},
        title="Logit difference from patched head output (z)")"""),
-    ("code", """def patch_head_vector(corrupted_head_vector, hook, head_index, clean_cache):
-    corrupted_head_vector[:, :, head_index, :] = clean_cache[hook.name][:, :, head_index, :]
-    return corrupted_head_vector
-
-
-patched_head_z_diff = torch.zeros(model.cfg.n_layers, model.cfg.n_heads, device=device)
-for layer in range(model.cfg.n_layers):
-    for head_index in range(model.cfg.n_heads):
-        hook_fn = partial(patch_head_vector, head_index=head_index, clean_cache=cache)
-        patched_logits = model.run_with_hooks(
-            corrupted_tokens,
-            fwd_hooks=[(utils.get_act_name("z", layer, "attn"), hook_fn)],
-            return_type="logits",
-        )
-        patched_logit_diff = logits_to_ave_logit_diff(patched_logits, answer_tokens)
-        patched_head_z_diff[layer, head_index] = normalize_patched_logit_diff(
-            patched_logit_diff
-        )
-print("max |loop - batched| =", float((every_head[0] - patched_head_z_diff).abs().max()))"""),
     ("code", """top_heads_by_output_patch = torch.topk(
-    patched_head_z_diff.abs().flatten(), k=6
+    every_head[0].abs().flatten(), k=6
 ).indices
 HTML(visualize_attention_patterns(top_heads_by_output_patch, cache, tokens[0],
                                   "Heads whose output patch matters most"))"""),
