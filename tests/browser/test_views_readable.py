@@ -141,12 +141,13 @@ def test_patching_on_a_deep_model_fits_and_keeps_the_answer_in_sight(
     from tests.vis.tiny import tiny_gpt2
 
     model = tiny_gpt2(tmp_path / "deep", n_layers=30, n_heads=2)
+    a, b = model.to_single_token("Dublin"), model.to_single_token("Paris")
     view = hl.PatchingView(
         model,
         clean="The capital of Ireland is",
         corrupted="The capital of France is",
-        answer="Dublin",
-        wrong="Paris",
+        # No gradient, so no attribution estimates: cells not swept yet stay empty.
+        metric=lambda logits: (logits[:, -1, a] - logits[:, -1, b]).detach(),
     )
     view.send = lambda *args, **kwargs: None  # type: ignore[method-assign]  # no front end
     view.run_sweep("resid_pre")

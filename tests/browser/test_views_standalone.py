@@ -111,13 +111,13 @@ def test_residual_export_renders_offline(
     assert page.locator(ROOT).get_attribute("data-final-in-view") == "true"
 
 
-def test_attention_patterns_token_hover(tmp_path: Path, guarded_page: GuardedPage) -> None:
+def test_attention_heads_token_hover(tmp_path: Path, guarded_page: GuardedPage) -> None:
     tokens = ["a", " b", "<b>x</b>", "\n", "</script>"]
     g = np.random.default_rng(0)
     scores = np.tril(g.random((2, 5, 5))) + 1e-9
     attention = scores / scores.sum(-1, keepdims=True)
     path = hl.export_html(
-        hl.vis.attention_patterns(tokens=tokens, attention=attention), tmp_path / "p.html"
+        hl.vis.attention_heads(tokens=tokens, attention=attention), tmp_path / "p.html"
     )
     page = guarded_page.page
     _open(page, path)
