@@ -105,9 +105,12 @@ def test_views_live(
             "() => window.jupyterapp.commands.execute('apputils:change-theme', "
             "{theme: 'JupyterLab Dark'})"
         )
-        page.wait_for_function("() => document.body.dataset.jpThemeLight === 'false'")
+        # Loading the dark theme's CSS can take a while on a busy machine.
+        page.wait_for_function(
+            "() => document.body.dataset.jpThemeLight === 'false'", timeout=90_000
+        )
         readout_color = f"getComputedStyle(document.querySelector('{ATTN} .hl-readout')).color"
-        page.wait_for_function(f"() => {readout_color} !== {light!r}")
+        page.wait_for_function(f"() => {readout_color} !== {light!r}", timeout=90_000)
 
     # Markup tokens stayed text.
     strip = (
