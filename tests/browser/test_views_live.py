@@ -98,6 +98,14 @@ def test_views_live(
 
     # Dark theme: the views' text follows the host's CSS variables (JupyterLab only here).
     if app == "jupyter_lab":
+        # Start from the light theme whatever an earlier test of this server left set.
+        page.evaluate(
+            "() => window.jupyterapp.commands.execute('apputils:change-theme', "
+            "{theme: 'JupyterLab Light'})"
+        )
+        page.wait_for_function(
+            "() => document.body.dataset.jpThemeLight === 'true'", timeout=90_000
+        )
         light = page.evaluate(
             f"() => getComputedStyle(document.querySelector('{ATTN} .hl-readout')).color"
         )
@@ -111,6 +119,10 @@ def test_views_live(
         )
         readout_color = f"getComputedStyle(document.querySelector('{ATTN} .hl-readout')).color"
         page.wait_for_function(f"() => {readout_color} !== {light!r}", timeout=90_000)
+        page.evaluate(  # leave the server's theme as later tests expect it
+            "() => window.jupyterapp.commands.execute('apputils:change-theme', "
+            "{theme: 'JupyterLab Light'})"
+        )
 
     # Markup tokens stayed text.
     strip = (
