@@ -27,16 +27,12 @@ from .._engine.points import head_axis_of
 from .._engine.tokens import token_strings
 from ..metrics import Metric
 from ._inputs import aligned_tokens, check_metric_value, resolve_cells
-from ._types import POINTS, PatchingResult, base_and_source, metric_span
+from ._types import POINTS, PatchingResult, base_and_source, normalizer
 
 _NOT_DIFFERENTIABLE = (
     "attribution patching needs the metric's gradient, but {why}. Use a metric computed with "
     "torch from the logits (e.g. hl.metrics.logit_diff, or `lambda logits: logits[:, -1, a] - "
     "logits[:, -1, b]`), or method='exact'."
-)
-_EQUAL_METRIC = (
-    "the metric is the same on the clean and corrupted prompts ({value:.6g}), so normalising by "
-    "their difference is undefined; pass normalize=False or a metric that tells the prompts apart."
 )
 
 
@@ -89,9 +85,7 @@ def attribution_sweeps(
     base_value = float(check_metric_value(metric, base_logits.detach())[0])
     source_value = float(check_metric_value(metric, source_logits)[0])
     clean_value, corrupted_value = base_and_source(direction, base_value, source_value)
-    span = metric_span(clean_value, corrupted_value)
-    if normalize and span is None:
-        raise ValueError(_EQUAL_METRIC.format(value=clean_value))
+    shown = normalizer(clean_value, corrupted_value, normalize)
     grad_of = dict(zip(names, grads, strict=True))
     strings = token_strings(model, base_tokens)
     results = {}
@@ -104,7 +98,7 @@ def attribution_sweeps(
             shift = (source[name] - base_acts[name]) * (0 if grad is None else grad)
             per_column = _per_column(shift[0].double(), head_axis_of(name))
             raw[i] = (base_value + per_column[columns]).float()
-        values = (raw - corrupted_value) / span if normalize and span else raw.clone()
+        values = shown(raw)
         axis = POINTS[point][1]
         labels = [strings[c] for c in columns] if axis == "pos" else [f"H{c}" for c in columns]
         results[point] = PatchingResult(values, point, list(rows), list(columns), labels,

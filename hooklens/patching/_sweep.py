@@ -21,18 +21,13 @@ from ._types import (
     Point,
     base_and_source,
     cell_patch,
-    metric_span,
+    normalizer,
 )
 
 # Work budget of one batched forward pass in (batch element x position) rows, when
 # batch_size="auto": big enough that matrix products are efficient, small enough that the
 # activations of a pass stay far below the weights' size for models that fit on one device.
 _AUTO_ROWS = 2048
-
-_EQUAL_METRIC = (
-    "the metric is the same on the clean and corrupted prompts ({value:.6g}), so normalising by "
-    "their difference is undefined; pass normalize=False or a metric that tells the prompts apart."
-)
 
 OnBatch = Callable[[PatchingResult, int, int], None]
 Method = Literal["exact", "attribution"]
@@ -163,21 +158,18 @@ def sweep_cells(
     seq_len = patcher.base.seq_len
     axis = POINTS[point][1]
     rows, columns = resolve_cells(model, point, seq_len, layers, positions, heads)
-    span = metric_span(clean_value, corrupted_value)
-    if normalize and span is None:
-        raise ValueError(_EQUAL_METRIC.format(value=clean_value))
+    shown = normalizer(clean_value, corrupted_value, normalize)
     cells = [
         _Cell((i, j), layer, cell_patch(point, layer, col), col if axis == "pos" else 0)
         for i, layer in enumerate(rows)
         for j, col in enumerate(columns)
     ]
     raw = torch.full((len(rows), len(columns)), math.nan)
-    labels = (
-        [patcher.base_strings[c] for c in columns] if axis == "pos" else [f"H{c}" for c in columns]
-    )
+    strings = patcher.base_strings if axis == "pos" else []  # decoded once, not per column
+    labels = [strings[c] for c in columns] if axis == "pos" else [f"H{c}" for c in columns]
 
     def result() -> PatchingResult:
-        values = (raw - corrupted_value) / span if normalize and span else raw.clone()
+        values = shown(raw)
         return PatchingResult(values, point, list(rows), list(columns), labels, clean_value,
                               corrupted_value, normalize, raw.clone())  # fmt: skip
 

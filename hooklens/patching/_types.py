@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -59,6 +60,27 @@ def metric_span(clean_value: float, corrupted_value: float) -> float | None:
     prompts do not differ under the metric, so a normalised effect is undefined)."""
     span = clean_value - corrupted_value
     return None if abs(span) < 1e-12 else span
+
+
+_EQUAL_METRIC = (
+    "the metric is the same on the clean and corrupted prompts ({value:.6g}), so normalising by "
+    "their difference is undefined; pass normalize=False or a metric that tells the prompts apart."
+)
+
+
+def normalizer(
+    clean_value: float, corrupted_value: float, normalize: bool
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """raw metric values -> what a ``PatchingResult`` shows: (raw - corrupted) / (clean -
+    corrupted) when ``normalize`` (an error when the two prompts' values are equal), else raw."""
+    span = metric_span(clean_value, corrupted_value)
+    if normalize and span is None:
+        raise ValueError(_EQUAL_METRIC.format(value=clean_value))
+
+    def values(raw: torch.Tensor) -> torch.Tensor:
+        return (raw - corrupted_value) / span if normalize and span else raw.clone()
+
+    return values
 
 
 def cell_patch(point: str, layer: int, column: int) -> Patch:
