@@ -62,7 +62,9 @@ def sweep(
     Returns a ``PatchingResult`` whose ``values`` are (layers, positions) or (layers, heads).
 
     ``method="attribution"`` estimates every cell instead, from one forward pass of each
-    prompt and one backward pass (see ``_attribution.py``; ``result.method`` says which).
+    prompt and one backward pass (see ``_attribution.py``; ``result.method`` says which);
+    it has no batches, so ``batch_size`` and ``progress`` change nothing there and
+    ``on_batch`` is called once, with every cell.
 
     The model is held one batch at a time: calls from other threads run between batches and
     see the model as loaded.
