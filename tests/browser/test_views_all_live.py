@@ -22,6 +22,7 @@ from .test_circuitsvis import _close, _drawn, _head_rgb
 from .test_heads_views import _click_cell
 from .test_patching_estimates import _estimate
 from .test_patching_view import CLEAN, CORRUPTED, _tiny_model
+from .test_screenshots import _shoot
 from .views_helpers import assert_canvas_shows, dataset, hover_cell, install_alert_trap
 
 # The data, run both in the kernel and here (seeded: the same arrays in both processes).
@@ -295,3 +296,7 @@ def test_every_view_live(
     assert page.locator(".hooklens[data-error]").count() == 0
     assert page.locator(".hooklens b").count() == 0
     assert page.evaluate("() => window.__alerts") == 0
+    if dark:  # the light ones are test_screenshots_circuitsvis' cv_*.png
+        page.mouse.move(0, 0)
+        for case in VIEWS:
+            _shoot(page, _root(case), f"dark_{case}.png")
