@@ -44,6 +44,7 @@ TOPK_ACTS = rng.standard_normal((2, N, 10)).astype(np.float32)
 SAMPLE_TOKENS = [[[TOKENS[:3], TOKENS[2:]], [["a"], ["b", "c"]]]]
 SAMPLE_ACTS = [[[[1.0, 2.0, 4.0], [0.5, 1.0, 0.0, 3.0]], [[3.0], [1.0, 2.0]]]]
 """
+REPEATED = f"{TEXT} {TEXT}"  # repeated tokens: every head has an induction score
 # One cell per view, in the page's order.
 VIEWS = {
     "attention_heads": "cv.attention.attention_heads(attention=PATTERN, tokens=TOKENS)",
@@ -60,7 +61,7 @@ VIEWS = {
     "token_log_probs": (
         "cv.logits.token_log_probs(IDS, LOG_PROBS, lambda i: TOKENS[i % N] + str(i), top_k=4)"
     ),
-    "head_map": f"hl.vis.HeadMap(heads_model, {TEXT!r})",
+    "head_map": f"hl.vis.HeadMap(heads_model, {REPEATED!r})",
     "logit_attribution": (
         f"hl.vis.LogitAttributionView(heads_model, {TEXT!r}, answer='Dublin', wrong='Paris')"
     ),
@@ -255,8 +256,9 @@ def test_every_view_live(
 
     # HeadMap: the map is the induction scores; a click fetches that head's pattern.
     root = _root("head_map")
-    local = hl.vis.HeadMap(heads_model, TEXT)
+    local = hl.vis.HeadMap(heads_model, REPEATED)
     induction = decode_tensor(local.call("scores", {"kind": "induction"})["values"])
+    assert np.isfinite(induction).all()
     map_canvas = f"{root} .hl-heads > .hl-plot-box canvas.hl-heatmap"
     assert (sum(assert_canvas_shows(page, map_canvas, induction)["background"]) < 200) == dark
     page.locator(map_canvas).first.scroll_into_view_if_needed()
