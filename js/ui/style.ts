@@ -47,6 +47,8 @@ const CSS = `
 .hl-token-strip { font-family: var(--jp-code-font-family, monospace); max-height: 12em;
   overflow: auto; max-width: 100%; }
 .hl-colored-tokens { max-width: 100%; }
+.hl-painted-strip { position: relative; z-index: 0; }
+.hl-strip-canvas { position: absolute; left: 0; top: 0; z-index: -1; pointer-events: none; }
 .hl-tooltip { position: fixed; z-index: 10000; pointer-events: none; padding: 3px 6px;
   border-radius: 4px; font-family: var(--jp-code-font-family, monospace); font-size: 11px;
   white-space: pre; background: ${FG}; color: var(--jp-layout-color0, var(--vscode-editor-background, var(--hl-background, #fff)));

@@ -17,6 +17,7 @@ import { rangeOf } from "../ui/colormap";
 import { cellAt, type Mask, paintHeatmap, paintThumbnail } from "../ui/heatmap";
 import { createLegend, updateLegend } from "../ui/legend";
 import { createPlot } from "../ui/plot";
+import { StripPainter } from "../ui/strip";
 import { colorScale, readTheme, tint, watchTheme } from "../ui/theme";
 import { Tooltip } from "../ui/tooltip";
 import { Zoom } from "../ui/zoom";
@@ -103,7 +104,6 @@ export function renderAttention(model: AnyModel<AttentionTraits>, el: HTMLElemen
   let hover: [number, number] | null = null;
   let stripAs: "query" | "key" = "query";
   let lastStrip = "";
-  let focusedSpan: HTMLElement | undefined;
   let scale: ColorScale | undefined;
   el.dataset.view = "attention";
 
@@ -203,7 +203,10 @@ export function renderAttention(model: AnyModel<AttentionTraits>, el: HTMLElemen
   }
   const strip = element("div", "hl-token-strip", root);
   const spans = appendTokens(strip, tokens);
+  // The strip's colours are painted on a canvas behind its spans (ui/strip.ts).
+  const painter = new StripPainter(strip, spans);
   const stripColours: string[] = new Array(n).fill("");
+  const stripValues = new Float64Array(n).fill(Number.NaN);
   if (model.get("mode") === "patterns") root.insertBefore(strip, grid);
   if (model.get("mode") === "patterns") root.insertBefore(stripBar, strip);
 
@@ -231,9 +234,8 @@ export function renderAttention(model: AnyModel<AttentionTraits>, el: HTMLElemen
   };
 
   /**
-   * Tint the strip by the focused query's row (or key's column), after the hover's own frame:
-   * the crosshair and the value at the cursor come first; at 1024 tokens restyling every span
-   * would otherwise cost that frame. Moves within one frame are coalesced.
+   * Tint the strip by the focused query's row (or key's column) in the hover's frame, before it
+   * is drawn; moves within one frame are coalesced.
    */
   let pendingStrip: [Tensor, number, number, number] | null = null;
   const scheduleStrip = (t: Tensor, h: number, q: number, k: number) => {
@@ -245,8 +247,7 @@ export function renderAttention(model: AnyModel<AttentionTraits>, el: HTMLElemen
       pendingStrip = null;
       if (args) drawStrip(...args);
     };
-    if (typeof requestAnimationFrame === "function")
-      requestAnimationFrame(() => setTimeout(run, 0));
+    if (typeof requestAnimationFrame === "function") requestAnimationFrame(run);
     else setTimeout(run, 0);
   };
   const drawStrip = (t: Tensor, h: number, q: number, k: number) => {
@@ -257,20 +258,25 @@ export function renderAttention(model: AnyModel<AttentionTraits>, el: HTMLElemen
     if (stripKey !== lastStrip) {
       lastStrip = stripKey;
       const hi = scale.hi || 1;
+      const levels = new Map<number, string>();
       for (let i = 0; i < n; i++) {
         let v = 0;
         if (focused >= 0) v = stripAs === "query" ? valueAt(t, h, q, i) : valueAt(t, h, i, k);
-        // Only spans whose colour changes are touched: a style change costs a recalc each.
-        const colour = tint(theme, v / hi);
-        if (stripColours[i] !== colour) {
-          stripColours[i] = colour;
-          spans[i].style.background = colour;
+        // Quantised to a colour byte: a strip repeats few colours, each computed once.
+        const level = Math.round(Math.max(-1, Math.min(1, v / hi)) * 255);
+        let colour = levels.get(level);
+        if (colour === undefined) {
+          colour = tint(theme, level / 255);
+          levels.set(level, colour);
         }
-        spans[i].dataset.value = String(v);
+        stripColours[i] = colour;
+        // The exact value, for readers of the page; written only where it changed.
+        if (stripValues[i] !== v) {
+          stripValues[i] = v;
+          spans[i].dataset.value = String(v);
+        }
       }
-      focusedSpan?.classList.remove("hl-focus");
-      focusedSpan = focused >= 0 ? spans[focused] : undefined;
-      focusedSpan?.classList.add("hl-focus");
+      painter.paint(stripColours, focused, theme.accent);
       el.dataset.strip = `${stripAs}:${focused}`;
     }
   };
@@ -315,7 +321,12 @@ export function renderAttention(model: AnyModel<AttentionTraits>, el: HTMLElemen
     const { prepared, scale: s } = scaleFor(t, h);
     scale = s;
     const cell = zoom.cell;
-    paintHeatmap(heat, prepared.values, prepared.offset, n, n, cell, s, { mask: mask() });
+    // One canvas pixel per cell, scaled up by CSS (pixelated): a canvas of n * cell pixels a
+    // side is tens of megabytes at 1024 tokens, copied to the compositor on every frame where
+    // canvases are not on a GPU.
+    paintHeatmap(heat, prepared.values, prepared.offset, n, n, 1, s, { mask: mask() });
+    heat.style.width = `${n * cell}px`;
+    heat.style.height = `${n * cell}px`;
     updateLegend(legend, s, {
       label: model.get("color_scale") === "per_row" ? "attention / row max" : "attention",
       note: SCALE_NOTES[model.get("color_scale")],
@@ -390,7 +401,7 @@ export function renderAttention(model: AnyModel<AttentionTraits>, el: HTMLElemen
   };
 
   const onMove = (event: MouseEvent) => {
-    const hit = cellAt(heat, event.clientX, event.clientY, zoom.cell, n, n);
+    const hit = cellAt(heat, event.clientX, event.clientY, 1, n, n);
     if (hit) tooltip.show(event.clientX, event.clientY, tooltipLines(hit[0], hit[1]));
     else tooltip.hide();
     if (hit?.[0] === hover?.[0] && hit?.[1] === hover?.[1]) return;
@@ -403,7 +414,7 @@ export function renderAttention(model: AnyModel<AttentionTraits>, el: HTMLElemen
     drawFocus();
   };
   const onClick = (event: MouseEvent) => {
-    const hit = cellAt(heat, event.clientX, event.clientY, zoom.cell, n, n);
+    const hit = cellAt(heat, event.clientX, event.clientY, 1, n, n);
     if (!hit) return;
     const pinned = model.get("query") === hit[0] && model.get("key") === hit[1];
     model.set("query", pinned ? -1 : hit[0]);
@@ -486,6 +497,7 @@ export function renderAttention(model: AnyModel<AttentionTraits>, el: HTMLElemen
     model.off("change:key", drawFocus);
     for (const name of scaleTraits) model.off(`change:${name}`, onScale);
     unwatch();
+    painter.dispose();
     rpc.dispose();
   };
 }

@@ -38,6 +38,7 @@ CHROMIUM_ARGS = [
 ALLOWED_PREFIXES = ("http://127.0.0.1:", "ws://127.0.0.1:", "file:", "data:", "blob:")
 TOKEN = "hooklens-test-token"
 KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
+THEMES = {"light": "JupyterLab Light", "dark": "JupyterLab Dark"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -67,6 +68,19 @@ class JupyterServer:
     url: str
     root: Path
     app: str  # "lab" or "notebook"
+    settings: Path
+    #: The theme pages opened from now on start in ("light" / "dark"); None: whatever the
+    #: server's user settings hold (a page's theme switch writes them).
+    theme: str | None = None
+
+    def set_theme(self, theme: str) -> None:
+        """Open later pages in ``theme`` ("light" or "dark"), whatever an earlier test or page
+        switched the server to: the theme is a user setting, read from its file at page load."""
+        folder = self.settings / "@jupyterlab" / "apputils-extension"
+        folder.mkdir(parents=True, exist_ok=True)
+        text = json.dumps({"theme": THEMES[theme]})
+        (folder / "themes.jupyterlab-settings").write_text(text, encoding="utf-8")
+        self.theme = theme
 
     def write_notebook(self, name: str, cells: list[str]) -> str:
         """Write a notebook of code ``cells`` into the served folder; return its name."""
@@ -138,7 +152,7 @@ def _start_server(tmp: Path, app: str) -> tuple[subprocess.Popen[bytes], Jupyter
     else:
         os.killpg(process.pid, signal.SIGTERM)
         raise RuntimeError(f"jupyter {app} did not start:\n{(tmp / 'server.log').read_text()}")
-    return process, JupyterServer(url=url, root=root, app=app)
+    return process, JupyterServer(url=url, root=root, app=app, settings=settings)
 
 
 def _stop_server(process: subprocess.Popen[bytes]) -> None:
@@ -168,6 +182,54 @@ def jupyter_notebook(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Jupyt
         yield server
     finally:
         _stop_server(process)
+
+
+@pytest.fixture
+def lab_light(jupyter_lab: JupyterServer) -> JupyterServer:
+    """The shared JupyterLab, its pages opening in the light theme (a test that depends on the
+    theme sets it itself: another test may have left the server dark)."""
+    jupyter_lab.set_theme("light")
+    return jupyter_lab
+
+
+@pytest.fixture
+def lab_dark(jupyter_lab: JupyterServer) -> JupyterServer:
+    """The shared JupyterLab, its pages opening in the dark theme."""
+    jupyter_lab.set_theme("dark")
+    return jupyter_lab
+
+
+@pytest.fixture
+def notebook_light(jupyter_notebook: JupyterServer) -> JupyterServer:
+    """The shared Notebook 7 server, its pages opening in the light theme."""
+    jupyter_notebook.set_theme("light")
+    return jupyter_notebook
+
+
+@pytest.fixture
+def notebook_dark(jupyter_notebook: JupyterServer) -> JupyterServer:
+    """The shared Notebook 7 server, its pages opening in the dark theme."""
+    jupyter_notebook.set_theme("dark")
+    return jupyter_notebook
+
+
+def wait_for_theme(page: Any, theme: str, timeout_ms: int = 90_000) -> None:
+    """Wait until the host page shows ``theme`` ("light" / "dark"): loading a theme's CSS can
+    take a while on a busy machine."""
+    light = "true" if theme == "light" else "false"
+    page.wait_for_function(
+        f"() => document.body.dataset.jpThemeLight === '{light}'", timeout=timeout_ms
+    )
+
+
+def switch_theme(page: Any, server: JupyterServer, theme: str) -> None:
+    """Switch the open page (and so the server's user settings) to ``theme``."""
+    page.evaluate(
+        "(name) => window.jupyterapp.commands.execute('apputils:change-theme', {theme: name})",
+        THEMES[theme],
+    )
+    wait_for_theme(page, theme)
+    server.theme = theme
 
 
 @pytest.fixture(scope="session")
@@ -230,6 +292,7 @@ def run_all_cells(page: Any, server: JupyterServer, name: str, timeout_ms: int =
     """Open notebook ``name`` (JupyterLab or Notebook 7), wait for its kernel, run all cells.
 
     Run All is sent only once the kernel is idle: Notebook 7 silently drops an earlier one.
+    A server given a theme (``set_theme``, the ``lab_light`` ... fixtures) is checked to show it.
     """
     page.goto(server.tree_url(name))
     page.wait_for_function(
@@ -237,6 +300,8 @@ def run_all_cells(page: Any, server: JupyterServer, name: str, timeout_ms: int =
         "?.status === 'idle'",
         timeout=timeout_ms,
     )
+    if server.theme is not None:
+        wait_for_theme(page, server.theme, timeout_ms)
     page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
 
 

@@ -35,10 +35,10 @@ def _open(page: Any, html: str, path: Path, dark: bool) -> None:
     )
 
 
-def _drawn(page: Any, selector: str) -> np.ndarray:
-    """The values the backgrounds of ``selector`` show, read back through the view's colour
-    scale (``data-colormap``)."""
-    scale = json.loads(page.locator(ROOT).first.get_attribute("data-colormap"))
+def _drawn(page: Any, selector: str, root: str = ROOT) -> np.ndarray:
+    """The values the backgrounds of ``selector`` show, read back through the colour scale
+    (``data-colormap``) of the view at ``root``."""
+    scale = json.loads(page.locator(root).first.get_attribute("data-colormap"))
     styles = page.eval_on_selector_all(selector, "els => els.map(e => e.style.background)")
     rgb = np.array([[float(c) for c in re.findall(r"[\d.]+", style)[:3]] for style in styles])
     return value_of_color(scale, rgb)

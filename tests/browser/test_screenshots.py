@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from .conftest import ARTIFACTS, GuardedPage, JupyterServer, run_all_cells
+from .conftest import ARTIFACTS, GuardedPage, JupyterServer, run_all_cells, switch_theme
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
@@ -46,7 +46,8 @@ def _shoot(page: Any, selector: str, name: str) -> None:
         shutil.copy(shots / name, DOCS / name)
 
 
-def test_views_on_the_demo_model(jupyter_lab: JupyterServer, guarded_page: GuardedPage) -> None:
+def test_views_on_the_demo_model(lab_light: JupyterServer, guarded_page: GuardedPage) -> None:
+    jupyter_lab = lab_light
     page: Any = guarded_page.page
     name = jupyter_lab.write_notebook("screenshots.ipynb", CELLS)
     run_all_cells(page, jupyter_lab, name)
@@ -76,11 +77,7 @@ def test_views_on_the_demo_model(jupyter_lab: JupyterServer, guarded_page: Guard
     _shoot(page, residual, "residual.png")
     _shoot(page, patching, "patching.png")
     # Dark theme: every canvas is redrawn on the new background (zero is the background).
-    page.evaluate(
-        "() => window.jupyterapp.commands.execute('apputils:change-theme', "
-        "{theme: 'JupyterLab Dark'})"
-    )
-    page.wait_for_function("() => document.body.dataset.jpThemeLight === 'false'")
+    switch_theme(page, jupyter_lab, "dark")
     page.wait_for_function(
         f"""() => {{
         const c = document.querySelector('{attention} canvas.hl-heatmap');

@@ -32,8 +32,9 @@ def _root(view: str) -> str:
 
 
 def test_circuitsvis_port_notebook_renders(
-    jupyter_lab: JupyterServer, guarded_page: GuardedPage
+    lab_light: JupyterServer, guarded_page: GuardedPage
 ) -> None:
+    jupyter_lab = lab_light  # photographed in the light theme (test_screenshots does dark)
     copy_tree(NOTEBOOKS, jupyter_lab.root)
     page: Any = guarded_page.page
     run_all_cells(page, jupyter_lab, "circuitsvis_port.ipynb")

@@ -11,7 +11,7 @@ import torch
 
 from tests.vis.tiny import IMG, NEWLINE, SCRIPT, SPACE, tiny_gpt2
 
-from .conftest import GuardedPage, JupyterServer, run_all_cells
+from .conftest import GuardedPage, JupyterServer, run_all_cells, switch_theme
 from .views_helpers import assert_canvas_shows, dataset, hover_cell, install_alert_trap
 
 # Markup and whitespace tokens, as ids (the word-level tokenizer splits text on whitespace).
@@ -27,7 +27,7 @@ def _setup_cell(folder: Path) -> str:
     )
 
 
-@pytest.mark.parametrize("app", ["jupyter_lab", "jupyter_notebook"])
+@pytest.mark.parametrize("app", ["lab_light", "notebook_light"])  # the theme is checked below
 def test_views_live(
     app: str, guarded_page: GuardedPage, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
@@ -97,32 +97,11 @@ def test_views_live(
     np.testing.assert_allclose(topk["probs"], probs.topk(5).values.numpy(), rtol=1e-5)
 
     # Dark theme: the views' text follows the host's CSS variables (JupyterLab only here).
-    if app == "jupyter_lab":
-        # Start from the light theme whatever an earlier test of this server left set.
-        page.evaluate(
-            "() => window.jupyterapp.commands.execute('apputils:change-theme', "
-            "{theme: 'JupyterLab Light'})"
-        )
-        page.wait_for_function(
-            "() => document.body.dataset.jpThemeLight === 'true'", timeout=90_000
-        )
-        light = page.evaluate(
-            f"() => getComputedStyle(document.querySelector('{ATTN} .hl-readout')).color"
-        )
-        page.evaluate(
-            "() => window.jupyterapp.commands.execute('apputils:change-theme', "
-            "{theme: 'JupyterLab Dark'})"
-        )
-        # Loading the dark theme's CSS can take a while on a busy machine.
-        page.wait_for_function(
-            "() => document.body.dataset.jpThemeLight === 'false'", timeout=90_000
-        )
-        readout_color = f"getComputedStyle(document.querySelector('{ATTN} .hl-readout')).color"
-        page.wait_for_function(f"() => {readout_color} !== {light!r}", timeout=90_000)
-        page.evaluate(  # leave the server's theme as later tests expect it
-            "() => window.jupyterapp.commands.execute('apputils:change-theme', "
-            "{theme: 'JupyterLab Light'})"
-        )
+    if app == "lab_light":
+        readout = f"getComputedStyle(document.querySelector('{ATTN} .hl-readout')).color"
+        light = page.evaluate(f"() => {readout}")
+        switch_theme(page, server, "dark")
+        page.wait_for_function(f"() => {readout} !== {light!r}", timeout=90_000)
 
     # Markup tokens stayed text.
     strip = (

@@ -132,7 +132,7 @@ def test_dark_page_and_wrapping_tokens(tmp_path: Path, guarded_page: GuardedPage
     _open(page, hl.export_html(view, tmp_path / "a.html"))
     scale = assert_canvas_shows(page, f"{ROOT} canvas.hl-heatmap", attention[0], mask_upper=True)
     assert scale["background"] == [30, 30, 30]
-    _shoot(page, ROOT, "attention_dark.png")
+    _shoot(page, ROOT, "attention_sink_dark.png")
 
 
 def test_patching_on_a_deep_model_fits_and_keeps_the_answer_in_sight(

@@ -15,6 +15,7 @@ from tests.vis.tiny import IMG, NEWLINE, SCRIPT, SPACE, tiny_gpt2
 
 from .conftest import GuardedPage
 from .views_helpers import (
+    STRIP_COLOURS,
     assert_canvas_shows,
     dataset,
     hover_cell,
@@ -125,11 +126,9 @@ def test_attention_heads_token_hover(tmp_path: Path, guarded_page: GuardedPage) 
     assert strip.all_text_contents() == ["a", "·b", "<b>x</b>", "⏎", "</script>"]
     strip.nth(3).hover()
     page.wait_for_function(f"() => document.querySelector('{ROOT}').dataset.strip === 'query:3'")
-    colours = page.evaluate(
-        """() => [...document.querySelectorAll('.hl-token-strip .hl-token')].map((s) =>
-            getComputedStyle(s).backgroundColor.match(/\\d+(\\.\\d+)?/g).map(Number))"""
-    )
-    assert all(len(c) == 3 for c in colours)  # opaque: blended towards the background
+    colours = np.asarray(page.evaluate(STRIP_COLOURS, ROOT))
+    assert np.all(colours[:, 3] == 255)  # opaque: blended towards the background
+    colours = colours[:, :3]
     scale = json.loads(page.locator(f"{ROOT} canvas.hl-heatmap").get_attribute("data-colormap"))
     tinted = value_of_color(scale, np.asarray(colours))
     np.testing.assert_allclose(tinted, np.minimum(attention[0, 3], scale["hi"]), atol=0.01)
@@ -140,3 +139,13 @@ def test_attention_heads_token_hover(tmp_path: Path, guarded_page: GuardedPage) 
     exact = [float(strip.nth(i).get_attribute("data-value")) for i in range(5)]
     np.testing.assert_allclose(exact, attention[0, 3], atol=1e-3)  # float16 on the wire
     assert page.locator(f"{ROOT} b").count() == 0
+    # A narrower page wraps the strip: its colours follow the tokens to their new places.
+    tops = "() => [...document.querySelectorAll('.hl-token-strip .hl-token')].map(s => s.offsetTop)"
+    before = page.evaluate(tops)
+    page.set_viewport_size({"width": 60, "height": 1000})
+    page.wait_for_function(f"(before) => ({tops})().join() !== before.join()", arg=before)
+    strip.nth(3).hover()  # the pointer may have left the token when the page rewrapped
+    page.wait_for_function(f"() => document.querySelector('{ROOT}').dataset.strip === 'query:3'")
+    page.wait_for_timeout(100)  # the strip is remeasured after the resize's layout
+    wrapped = np.asarray(page.evaluate(STRIP_COLOURS, ROOT))[:, :3]
+    np.testing.assert_allclose(value_of_color(scale, wrapped), tinted, atol=0.01)

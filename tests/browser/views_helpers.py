@@ -32,6 +32,17 @@ HOVER_CELL = """([selector, cell, row, col]) => {
   return init;
 }"""
 
+# The colour painted behind each token of an attention view's strip (ui/strip.ts paints the
+# tokens' backgrounds on one canvas under the spans): RGBA at each span's centre.
+STRIP_COLOURS = """(root) => {
+  const strip = document.querySelector(`${root} .hl-token-strip`);
+  const canvas = strip.querySelector('canvas.hl-strip-canvas');
+  const ctx = canvas.getContext('2d');
+  return [...strip.querySelectorAll('.hl-token')].map((s) => Array.from(ctx.getImageData(
+    Math.floor(s.offsetLeft + s.offsetWidth / 2), Math.floor(s.offsetTop + s.offsetHeight / 2),
+    1, 1).data));
+}"""
+
 
 def value_of_color(scale: dict[str, Any], rgb: np.ndarray) -> np.ndarray:
     """Invert ``js/ui/colormap.ts``: pixels ``(..., 3)`` -> the values drawn (clipped ones read
