@@ -26,7 +26,7 @@ class HookedModelConfig:
     d_mlp: int
     d_vocab: int
     n_ctx: int
-    positional: Literal["learned", "rotary"]
+    positional: Literal["learned", "rotary", "none"]
     rotary_dim: int | None
     parallel_residual: bool
     norm: Literal["layernorm", "rmsnorm"]
@@ -45,8 +45,8 @@ class HookedModelConfig:
 
     @property
     def positional_embedding_type(self) -> str:
-        """TransformerLens spelling of `positional`: "standard" or "rotary"."""
-        return "standard" if self.positional == "learned" else "rotary"
+        """TransformerLens spelling of `positional`: "standard", "rotary" (or "none")."""
+        return {"learned": "standard"}.get(self.positional, self.positional)
 
 
 def _out_features(module: nn.Module) -> int:

@@ -42,6 +42,7 @@ MLP_PROJ = (
     ("gate_up_proj", None, "down_proj", True),
     ("up_proj", None, "down_proj", False),
     ("fc1", None, "fc2", False),
+    ("w1", "w3", "w2", False),
     ("c_fc", None, "c_proj", False),
     ("dense_h_to_4h", None, "dense_4h_to_h", False),
 )
@@ -49,6 +50,7 @@ MLP_PROJ = (
 O_PROJ = ("attn_sub_norm", "o_proj", "dense", "out_proj", "c_proj")
 FINAL_NORM = (
     "norm", "final_layernorm", "ln_f", "final_layer_norm", "norm_f", "layer_norm", "embedding_norm",
+    "final_norm",
 )  # fmt: skip
 POS_EMBED = ("embed_positions", "wpe", "position_embeddings")
 #: the router of a mixture-of-experts MLP (next to its `experts`)
@@ -268,9 +270,12 @@ def derive(model: nn.Module) -> ArchSpec:
     no_qk = (None, None)  # no layer attends (Mamba)
     sources = _qk_sources(model, attn_mod, attn, text) if attn_mod and attn else no_qk
     pos_embed = _child(parent, POS_EMBED)
-    positional: Literal["learned", "rotary"] = "learned" if pos_embed is not None else "rotary"
     rope = getattr(text, "rope_parameters", None)
-    if pos_embed is None and rope is None and attn_mod is not None:
+    positional: Literal["learned", "rotary", "none"] = (
+        "learned" if pos_embed is not None else "rotary" if rope is not None else "none"
+    )
+    # a hybrid's recurrent mixers carry the order when its attention has no positions (Jamba)
+    if positional == "none" and not any(lay.kind == "mixer" for lay in layers or ()):
         raise _refuse(model, "no learned position embedding and no rotary parameters")
     like = next(model.parameters())
     width = int(getattr(text, "hidden_size", 0) or like.shape[-1])

@@ -94,7 +94,8 @@ class ArchSpec:
     norm: Literal["layernorm", "rmsnorm"] = "rmsnorm"
     #: Gemma's RMSNorm multiplies by (offset + weight); everybody else by weight.
     norm_weight_offset: float = 0.0
-    positional: Literal["learned", "rotary"] = "rotary"
+    #: "none": attention sees no positions (a hybrid whose recurrent mixers carry the order)
+    positional: Literal["learned", "rotary", "none"] = "rotary"
     #: bool, or the name of a boolean config attribute (GPT-NeoX: `use_parallel_residual`).
     parallel_residual: bool | str = False
     #: config attribute holding a final-logit soft-cap (Gemma 2), applied by `unembed_resid`.
@@ -158,7 +159,7 @@ class ArchSpec:
         found: set[Feature] = set()
         if self.positional == "learned":
             found.add("learned_pos")
-        else:
+        elif self.positional == "rotary":
             found.add("rotary")
         if not self.is_parallel(config):
             found.add("sequential")
