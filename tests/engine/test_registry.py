@@ -312,3 +312,41 @@ def test_attention_point_on_a_mixer_layer_names_the_layer(registry, model_type):
         assert f"blocks.{layer}.attn.hook_pattern" in model.hook_names()
         with pytest.raises(hl.HookNameError, match="not a state-space or other sequence mixer"):
             model.run_with_cache(tokens, names_filter=f"blocks.{layer}.hook_mixer_out")
+
+
+@pytest.mark.parametrize("model_type", ["mamba", "jamba"])
+def test_patching_sweep_on_a_hybrid_runs_full_forwards(registry, model_type):
+    """A mixer layer keeps a recurrent state, not keys/values: partial forwards are refused and
+    a sweep at resid_pre runs full passes, equal to patching each cell by hand; a sweep of an
+    attention point over layers without attention says which layers attend."""
+    import hooklens as hl
+    from hooklens._engine.partial import RecordedRun
+
+    _, model = registry(model_type)
+    assert model is not None
+    clean, corrupted = torch.tensor([[5, 9, 17, 33]]), torch.tensor([[5, 9, 18, 33]])
+
+    def metric(logits):
+        return logits[:, -1, 7] - logits[:, -1, 8]
+
+    with model.owner.hold():
+        run = RecordedRun(model, corrupted)
+    assert not run.skips and "recurrent state" in run.why_not
+    result = hl.patching.sweep(
+        model, clean, corrupted, metric, "resid_pre", normalize=False, progress=False
+    )
+    _, clean_cache = model.run_with_cache(clean)
+    for layer in range(model.cfg.n_layers):
+        name = f"blocks.{layer}.hook_resid_pre"
+        for pos in range(clean.shape[1]):
+
+            def patch(x, hook, pos=pos, name=name):
+                x = x.clone()
+                x[:, pos] = clean_cache[name][:, pos]
+                return x
+
+            with torch.no_grad():
+                want = metric(model.run_with_hooks(corrupted, fwd_hooks=[(name, patch)]))
+            torch.testing.assert_close(result.values[layer, pos], want[0], atol=1e-4, rtol=1e-4)
+    with pytest.raises(hl.HookNameError, match="has no attention; layers with attention"):
+        hl.patching.sweep(model, clean, corrupted, metric, "z", normalize=False, progress=False)
