@@ -101,8 +101,8 @@ def verify(model: HookedModel) -> None:
         b = f"blocks.{layer}."
         pre, post = cache[b + "hook_resid_pre"], cache[b + "hook_resid_post"]
         # what mixes positions (attention, or a hybrid's mixer) and the MLP, where the layer has it
-        mix = "hook_attn_out" if b + "hook_attn_out" in cache else "hook_mixer_out"
-        parts = [mix, *(["hook_mlp_out"] if b + "hook_mlp_out" in cache else [])]
+        parts = [p for p in ("hook_attn_out", "hook_mixer_out", "hook_mlp_out") if b + p in cache]
+        mix = parts[0]
         expect(
             f"{b}hook_resid_pre + {' + '.join(parts)} is hook_resid_post",
             pre + sum(cache[b + p] for p in parts),

@@ -65,8 +65,10 @@ def _mlp_parts(b: Builder, block: nn.Module, layer: int, feats: frozenset[str]) 
     mid_at = spec.resid_mid_at or spec.ln2
     if mid_at is not None and "sequential" in feats:
         b.input_site(sub(mid_at), "hook_resid_mid", layer, in_place=True)
-    if spec.ln2 is not None:
-        b.norm_site(sub(spec.ln2), "ln2", layer)
+    # a layer that is only an MLP (Nemotron-H) has one norm, the MLP's
+    ln2 = spec.ln1 if spec.layers is not None and spec.layers[layer].kind == "mlp" else spec.ln2
+    if ln2 is not None:
+        b.norm_site(sub(ln2), "ln2", layer)
     if spec.moe_router is not None and spec.moe_experts is not None and "moe" in feats:
         b.router_site(sub(spec.moe_router), layer)
         b.experts_site(sub(spec.moe_experts), layer)

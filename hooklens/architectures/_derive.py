@@ -25,17 +25,17 @@ from ._spec import ArchSpec, Layout, Proj
 ATTN = ("self_attn", "attn", "self_attention", "attention")
 LN1 = (
     "input_layernorm", "attention_layernorm", "ln_1", "self_attn_layer_norm", "attn_norm",
-    "operator_norm", "norm",
+    "operator_norm", "temporal_pre_norm", "norm",
 )  # fmt: skip
 #: a norm before the MLP that, when present, makes post_attention_layernorm an output norm
 PRE_MLP = ("pre_feedforward_layernorm", "pre_mlp_layernorm", "pre_ff_layernorm")
 LN2 = (
     "post_attention_layernorm", "feedforward_layernorm", "ln_2", "final_layer_norm", "mlp_norm",
-    "ffn_norm",
+    "ffn_norm", "channel_pre_norm",
 )  # fmt: skip
 ATTN_OUT_NORM = ("post_self_attn_layernorm",)
 MLP_OUT_NORM = ("post_feedforward_layernorm", "post_mlp_layernorm")
-MLP = ("mlp", "feed_forward", "ffn")
+MLP = ("mlp", "feed_forward", "ffn", "mlp_block")
 #: (input projection, up projection or None, output projection, input is fused gate+up)
 MLP_PROJ = (
     ("gate_proj", "up_proj", "down_proj", False),
@@ -240,7 +240,13 @@ def derive(model: nn.Module) -> ArchSpec:
         attn_out = _child(block, ATTN_OUT_NORM) or attn
     # a hybrid's MLP is read in the layers that have one (a Mamba block has none)
     with_mlp = [i for i in range(len(all_blocks)) if layers is None or layers[i].mlp]
-    mlp = _child(all_blocks[with_mlp[0]], MLP) if with_mlp else None
+    mlp_paths = {
+        layers[i].mixer if layers and layers[i].kind == "mlp" else _child(all_blocks[i], MLP)
+        for i in with_mlp
+    }  # a layer that is only an MLP holds it where others hold their mixer (Nemotron-H)
+    if len(mlp_paths) > 1:
+        raise _refuse(model, f"its MLPs sit at different paths ({sorted(map(str, mlp_paths))})")
+    mlp = next(iter(mlp_paths), None)
     moe: tuple[str, str] | None = None
     moe_layers: tuple[int, ...] | None = None
     mlp_in, mlp_up, mlp_down, fused = "", None, "", False

@@ -26,6 +26,8 @@ KIND_LISTS = ("layers_block_type", "layer_types", "block_types")
 #: Kinds (as configs spell them) of layers that attend, and of layers that mix another way.
 ATTENDING = ("attention", "full_attention", "sliding_attention", "chunked_attention")
 MIXING = ("mamba", "linear_attention", "conv", "recurrent", "ssm", "mamba2")
+#: Kinds of layers that are only an MLP (or a mixture of experts) in the mixer's place.
+MLP_ONLY = ("mlp", "moe")
 
 
 def _is_attention(module: nn.Module) -> bool:
@@ -67,7 +69,20 @@ def hybrid_layers(
             )
         module = block.get_submodule(path)
         cls = type(module).__name__
+        unknown = [
+            n
+            for n, child in block.named_children()
+            if n != path and "norm" not in n and any(True for _ in child.parameters())
+        ]
+        if not mlp and unknown:  # an MLP under a name the template does not know
+            raise UnsupportedModelError(
+                f"layer {i} ({type(block).__name__}) has no MLP ({', '.join(mlp_names)}) but "
+                f"holds {', '.join(unknown)}"
+            )
         kind = kinds[i] if kinds is not None else None
+        if kind in MLP_ONLY and mixer is not None and not mlp:  # Nemotron-H's MLP layers
+            layouts.append(LayerLayout("mlp", path, cls, True))
+            continue
         if kind is not None and kind not in ATTENDING + MIXING:
             if mixer is None:  # an attention layer whatever its config calls it
                 kind = None

@@ -35,11 +35,13 @@ class LayerLayout:
 
     `kind` "attention": the adapter's attention paths (`attn`, `attn_out`, q/k sources) hold;
     "mixer": a state-space, linear-attention or convolution module at `mixer` (block path) does
-    the attention's job, and its output is `hook_mixer_out`. `mixer_class` is the class name of
-    what sits there (named in errors); `mlp` whether the layer has the adapter's MLP.
+    the attention's job, and its output is `hook_mixer_out`; "mlp": nothing mixes positions,
+    the layer is its norm (`ln1`, here the MLP's norm, so its points are `ln2.*`) and the
+    adapter's MLP, which sits at `mixer` (Nemotron-H). `mixer_class` is the class name of what
+    sits there (named in errors); `mlp` whether the layer has the adapter's MLP.
     """
 
-    kind: Literal["attention", "mixer"]
+    kind: Literal["attention", "mixer", "mlp"]
     mixer: str
     mixer_class: str
     mlp: bool = True
@@ -129,6 +131,8 @@ class ArchSpec:
         layout = self.layers[layer] if self.layers is not None else None
         if layout is not None and layout.kind == "mixer":
             found = (found - {"attention", "mha"}) | {"mixer"}
+        if layout is not None and layout.kind == "mlp":  # its one norm is the MLP's
+            found = (found - {"attention", "mha", "ln1", "sequential"}) | {"ln2"}
         if layout is not None and not layout.mlp:
             found = found - {"mlp", "sequential", "ln2", "dense_mlp", "gated_mlp", "moe"}
         if self.moe_layers is None or layer in self.moe_layers or "mlp" not in found:
