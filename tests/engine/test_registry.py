@@ -21,7 +21,7 @@ from .test_families import O_PROJ
 
 TYPES = list(causal_lm_types())
 #: Raise this as more types are wrapped; it must never go down.
-WRAPPED_AT_LEAST = 70
+WRAPPED_AT_LEAST = 71
 README = Path(__file__).parents[2] / "hooklens" / "architectures" / "README.md"
 
 
@@ -69,9 +69,10 @@ def test_registry_type(registry, model_type):
         assert f"blocks.{layer}.hook_resid_post" in cache
         has_mlp = not layouts or layouts[layer].mlp
         assert (f"blocks.{layer}.hook_mlp_out" in cache) == has_mlp
-        if layer not in attending:  # a hybrid's mixer layer: its output, and no attention
-            assert layouts[layer].kind == "mixer"
-            assert f"blocks.{layer}.hook_mixer_out" in cache
+        if layer not in attending:  # a hybrid's mixer (or MLP-only) layer: no attention
+            kind = layouts[layer].kind
+            assert kind in ("mixer", "mlp")
+            assert (f"blocks.{layer}.hook_mixer_out" in cache) == (kind == "mixer")
             assert not any(n.startswith(f"blocks.{layer}.attn.") for n in model.hook_names())
             assert f"blocks.{layer}.hook_attn_out" not in cache
             continue
@@ -283,7 +284,7 @@ def test_dense_layers_of_a_partly_moe_model(registry):
         )
 
 
-@pytest.mark.parametrize("model_type", ["jamba", "mamba"])
+@pytest.mark.parametrize("model_type", ["jamba", "mamba", "nemotron_h"])
 def test_attention_point_on_a_mixer_layer_names_the_layer(registry, model_type):
     """A hybrid's mixer layer has no attention: asking for its pattern says what the layer is
     and which layers attend; its mixer's output is what it adds to the residual stream."""
