@@ -21,6 +21,8 @@ from ._spec import LayerLayout
 
 #: Children that mix positions in place of attention, in order of preference.
 MIXERS = ("mamba", "mixer", "linear_attn", "conv", "temporal_block", "linear_attention")
+#: An MLP whose projections sit in the block itself (OPT-style).
+IN_BLOCK_MLP = ("fc1", "fc2")
 #: Config attributes that list each layer's kind.
 KIND_LISTS = ("layers_block_type", "layer_types", "block_types")
 #: Kinds (as configs spell them) of layers that attend, and of layers that mix another way.
@@ -54,7 +56,9 @@ def hybrid_layers(
     for i, block in enumerate(blocks):
         attn = next((n for n in attn_names if isinstance(getattr(block, n, None), nn.Module)), None)
         mixer = next((n for n in MIXERS if isinstance(getattr(block, n, None), nn.Module)), None)
-        mlp = any(isinstance(getattr(block, n, None), nn.Module) for n in mlp_names)
+        mlp = any(isinstance(getattr(block, n, None), nn.Module) for n in mlp_names) or all(
+            isinstance(getattr(block, n, None), nn.Module) for n in IN_BLOCK_MLP
+        )
         if attn is not None and mixer is not None:
             raise UnsupportedModelError(
                 f"layer {i} ({type(block).__name__}) has attention ({attn}) and another mixer "
