@@ -48,6 +48,7 @@ OVERRIDES: dict[str, dict[str, Any]] = {
     "olmo_hybrid": {"layer_types": _HYBRID},
     "lara_mini": {"layer_types": _HYBRID},
     "minimax": {"layer_types": _HYBRID},
+    "bailing_hybrid": {"layer_types": _HYBRID},
     "granitemoehybrid": {"layer_types": ["mamba", "attention"]},
     "lfm2": {"layer_types": ["conv", "full_attention"]},
     "recurrent_gemma": {"block_types": ["recurrent", "attention"]},
