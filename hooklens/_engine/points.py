@@ -106,7 +106,8 @@ POINTS: tuple[PointSpec, ...] = (
         "learned position embeddings, added to hook_embed",
         "learned_pos",
         "{family} has no learned position embedding: positions enter inside attention by "
-        "rotating q and k. Use blocks.{layer}.attn.hook_rot_q / hook_rot_k to see them.",
+        "rotating q and k (use blocks.{layer}.attn.hook_rot_q / hook_rot_k to see them), or, in "
+        "a hybrid or state-space model, through the order its recurrent mixers read the tokens.",
     ),
     PointSpec("hook_resid_pre", "block", _BPD, "residual stream entering the block"),
     PointSpec(
