@@ -26,7 +26,7 @@ class HookedModelConfig:
     d_mlp: int
     d_vocab: int
     n_ctx: int
-    positional: Literal["learned", "rotary"]
+    positional: Literal["learned", "rotary", "none"]
     rotary_dim: int | None
     parallel_residual: bool
     norm: Literal["layernorm", "rmsnorm"]
@@ -45,8 +45,8 @@ class HookedModelConfig:
 
     @property
     def positional_embedding_type(self) -> str:
-        """TransformerLens spelling of `positional`: "standard" or "rotary"."""
-        return "standard" if self.positional == "learned" else "rotary"
+        """TransformerLens spelling of `positional`: "standard", "rotary" (or "none")."""
+        return {"learned": "standard"}.get(self.positional, self.positional)
 
 
 def _out_features(module: nn.Module) -> int:
@@ -78,12 +78,12 @@ def build_config(
     """Read the dimensions from the HF config, checking them against the modules."""
     config: Any = hf_model.config
     blocks: Any = hf_model.get_submodule(spec.blocks)
-    block = blocks[0]
-    attn = block.get_submodule(spec.attn)
-    n_heads = int(config.num_attention_heads)
+    attending = spec.attention_layers(len(blocks))  # a state-space model has none
+    attn = blocks[attending[0]].get_submodule(spec.attn) if attending else None
+    n_heads = int(getattr(config, "num_attention_heads", 0) or 0) if attending else 0
     d_model = int(config.hidden_size)
     d_head = int(getattr(attn, "head_dim", None) or getattr(attn, "head_size", None) or 0)
-    d_head = d_head or int(getattr(config, "head_dim", None) or d_model // n_heads)
+    d_head = d_head or int(getattr(config, "head_dim", None) or d_model // max(n_heads, 1))
     n_kv = int(getattr(config, "num_key_value_heads", None) or n_heads)
     n_experts = top_k = 0
     if spec.moe_experts is not None:
@@ -91,9 +91,9 @@ def build_config(
         top_k = int(_first_attr(config, ("num_experts_per_tok", "moe_topk", "top_k")) or 0)
     if spec.moe_experts is not None and spec.moe_layers is None:
         d_mlp = int(_first_attr(config, _MOE_WIDTH) or 0)  # the experts' width, from the config
-    else:  # the dense layers' width
-        dense = next(i for i in range(len(blocks)) if "dense_mlp" in spec.layer_features(config, i))
-        d_mlp = _out_features(blocks[dense].get_submodule(spec.mlp_in))
+    else:  # the dense layers' width (0 when no layer has an MLP)
+        dense = [i for i in range(len(blocks)) if "dense_mlp" in spec.layer_features(config, i)]
+        d_mlp = _out_features(blocks[dense[0]].get_submodule(spec.mlp_in)) if dense else 0
         if spec.mlp_gate_up_fused:
             d_mlp //= 2
     rotary_dim: int | None = None

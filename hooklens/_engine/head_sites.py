@@ -29,11 +29,13 @@ if TYPE_CHECKING:
 
 def add_head_sites(b: Builder, block: nn.Module, layer: int) -> None:
     """The on-demand points of one block whose adapter describes the weights they need."""
-    if b.spec.qkv is not None and b.spec.ln1 is not None:  # copies of the input to ln1
+    feats = b.spec.layer_features(b.cfg_hf, layer)  # a hybrid's mixer layer has no attention
+    attends = "attention" in feats
+    if attends and b.spec.qkv is not None and b.spec.ln1 is not None:  # copies of ln1's input
         _input_site(b, block, layer)
-    if b.spec.o_proj is not None and _readable(lambda: read_o(b.spec, b.cfg, block)):
+    if attends and b.spec.o_proj is not None and _readable(lambda: read_o(b.spec, b.cfg, block)):
         _result_site(b, block, layer)
-    if b.spec.ln2 is not None:
+    if b.spec.ln2 is not None and "mlp" in feats:
         _mlp_in_site(b, block, layer)
 
 

@@ -37,11 +37,11 @@ from .loading import load
 from .loss import Output, loss_fn
 from .ownership import Ownership
 from .points import POINTS_BY_SUFFIX, is_on_demand, split_name
-from .sites import build_points
 from .stop import run_until
 from .tokens import TextOrTokens, TokenMixin
 from .unembed import unembed
 from .verify import verify
+from .wiring import build_points
 
 NamesFilter = None | str | Sequence[str] | Callable[[str], bool]
 
@@ -155,14 +155,10 @@ class HookedModel(BlocksMixin, HooksMixin, TokenMixin, WeightsMixin):
             if layer is None or not in_range
             else self.spec.layer_features(self.hf_model.config, layer)
         )
-        if (
-            spec is not None
-            and spec.requires is not None
-            and spec.requires not in feats
-            and in_range
-            and in_scope
-        ):
-            why = spec.missing.format(family=self.spec.family, layer=layer or 0)
+        lacking = spec.lacking(feats) if spec is not None else None
+        if lacking is not None and in_range and in_scope:
+            words = self.spec.layer_words(layer or 0, self.cfg.n_layers)
+            why = lacking.format(family=self.spec.family, layer=layer or 0, **words)
             raise HookNameError(
                 MSG_MISSING_HOOK.format(name=name, family=self.spec.family, why=why)
             )

@@ -155,8 +155,10 @@ class RecordedRun:
             return record
 
         # A cache of full layers: a sliding-window layer would keep only its window, and the
-        # partial runs need every earlier position's keys and values.
-        kv = DynamicCache()
+        # partial runs need every earlier position's keys and values. A hybrid's mixer layer
+        # keeps a recurrent state instead, which a partial run cannot start from: full passes.
+        mixer = next((lay for lay in model.spec.layers or () if lay.kind == "mixer"), None)
+        kv = DynamicCache() if mixer is None else None
         handles = [
             block.register_forward_pre_hook(recorder(i, block), with_kwargs=True)
             for i, block in enumerate(blocks)
@@ -167,7 +169,8 @@ class RecordedRun:
         ))  # fmt: skip
         try:
             with torch.no_grad():
-                out = model.hf_model(input_ids=tokens, use_cache=True, **{_cache_name(model): kv})
+                cache = {_cache_name(model): kv} if kv is not None else {}
+                out = model.hf_model(input_ids=tokens, use_cache=kv is not None, **cache)
         finally:
             for handle in handles:
                 handle.remove()
@@ -176,7 +179,7 @@ class RecordedRun:
         # (keys, values) per layer, each (1, n_kv_heads, pos, d_head).
         self._keys_values: list[tuple[torch.Tensor, torch.Tensor]] = [
             (layer.keys, layer.values)  # type: ignore[union-attr,misc]
-            for layer in kv.layers
+            for layer in (kv.layers if kv is not None else ())
         ]
         self.skips, self.why_not = True, ""
         try:
@@ -186,7 +189,10 @@ class RecordedRun:
                         _retarget(name, value, 1, self.seq_len, None)
         except PartialForwardError as exc:
             self.skips, self.why_not = False, str(exc)
-        if self.skips:
+        if mixer is not None:
+            self.skips = False
+            self.why_not = f"its {mixer.mixer_class} layers keep a recurrent state, not keys/values"
+        if self.skips:  # (not with a hybrid's mixer layers, checked above)
             # The model's head after its last block must be the final norm and `unembed`, or
             # partial runs would end differently from the model's own forward.
             with torch.no_grad():

@@ -16,8 +16,22 @@ from typing import Literal
 
 Scope = Literal["model", "block", "final"]
 Feature = Literal[
-    "learned_pos", "rotary", "sequential", "gated_mlp", "ln1", "ln2", "dense_mlp", "moe", "mha"
+    "learned_pos",
+    "rotary",
+    "sequential",
+    "gated_mlp",
+    "ln1",
+    "ln2",
+    "dense_mlp",
+    "moe",
+    "mha",
+    "attention",
+    "mixer",
+    "mlp",
 ]
+#: The part of a block a point belongs to; a layer without that part (a state-space mixer layer
+#: has no attention, a Mamba block no MLP) has none of its points.
+Part = Literal["attention", "mixer", "mlp"]
 
 
 @dataclass(frozen=True)
@@ -39,6 +53,16 @@ class PointSpec:
     requires: Feature | None = None
     missing: str = ""
     on_demand: bool = False
+    part: Part | None = None
+
+    def lacking(self, features: frozenset[str]) -> str | None:
+        """Why a layer (or model) with `features` has no such point (a template, formatted with
+        `family`, `layer`, `mixer` and `attn_layers`), or None when it has it."""
+        if self.part is not None and self.part not in features:
+            return _NO_PART[self.part]
+        if self.requires is not None and self.requires not in features:
+            return self.missing
+        return None
 
     @property
     def head_axis(self) -> int | None:
@@ -63,6 +87,16 @@ _NO_LN1 = (
     "Use blocks.{layer}.hook_resid_pre, the attention's input."
 )
 
+_NO_PART: dict[str, str] = {
+    "attention": "layer {layer} of this model is a {mixer} layer and has no attention; layers "
+    "with attention: {attn_layers}. Use blocks.{layer}.hook_mixer_out for what its mixer adds to "
+    "the residual stream.",
+    "mixer": "layer {layer} of this model is an {mixer} layer, not a state-space or other "
+    "sequence mixer. Use blocks.{layer}.hook_attn_out for what it adds to the residual stream.",
+    "mlp": "layer {layer} of this model has no MLP (it is a {mixer} layer alone). Use "
+    "blocks.{layer}.hook_resid_post.",
+}
+
 POINTS: tuple[PointSpec, ...] = (
     PointSpec("hook_embed", "model", _BPD, "token embeddings (after any embedding scale)"),
     PointSpec(
@@ -72,7 +106,8 @@ POINTS: tuple[PointSpec, ...] = (
         "learned position embeddings, added to hook_embed",
         "learned_pos",
         "{family} has no learned position embedding: positions enter inside attention by "
-        "rotating q and k. Use blocks.{layer}.attn.hook_rot_q / hook_rot_k to see them.",
+        "rotating q and k (use blocks.{layer}.attn.hook_rot_q / hook_rot_k to see them), or, in "
+        "a hybrid or state-space model, through the order its recurrent mixers read the tokens.",
     ),
     PointSpec("hook_resid_pre", "block", _BPD, "residual stream entering the block"),
     PointSpec(
@@ -85,6 +120,7 @@ POINTS: tuple[PointSpec, ...] = (
         "one input per query head cannot feed the shared keys and values. Use "
         "blocks.{layer}.hook_q_input and hook_k_input / hook_v_input (per key/value head).",
         on_demand=True,
+        part="attention",
     ),
     PointSpec(
         "hook_q_input",
@@ -92,6 +128,7 @@ POINTS: tuple[PointSpec, ...] = (
         ("batch", "pos", "n_heads", "d_model"),
         _PER_HEAD.format("query head") + "that head's q (after hook_attn_in's edits)",
         on_demand=True,
+        part="attention",
     ),
     PointSpec(
         "hook_k_input",
@@ -99,6 +136,7 @@ POINTS: tuple[PointSpec, ...] = (
         ("batch", "pos", "n_kv_heads", "d_model"),
         _PER_HEAD.format("key/value head") + "that head's k (after hook_attn_in's edits)",
         on_demand=True,
+        part="attention",
     ),
     PointSpec(
         "hook_v_input",
@@ -106,6 +144,7 @@ POINTS: tuple[PointSpec, ...] = (
         ("batch", "pos", "n_kv_heads", "d_model"),
         _PER_HEAD.format("key/value head") + "that head's v (after hook_attn_in's edits)",
         on_demand=True,
+        part="attention",
     ),
     PointSpec(
         "ln1.hook_scale",
@@ -119,7 +158,7 @@ POINTS: tuple[PointSpec, ...] = (
         "ln1.hook_normalized",
         "block",
         _BPD,
-        "ln1 output, the attention's input",
+        "ln1 output, the attention's (or mixer's) input",
         "ln1",
         _NO_LN1,
     ),
@@ -128,14 +167,18 @@ POINTS: tuple[PointSpec, ...] = (
         "block",
         ("batch", "pos", "n_heads", "d_head"),
         "queries before any rotary rotation (after q-norm where the family has one)",
+        part="attention",
     ),
     PointSpec(
         "attn.hook_k",
         "block",
         ("batch", "pos", "n_kv_heads", "d_head"),
         "keys before any rotary rotation (after k-norm where the family has one)",
+        part="attention",
     ),
-    PointSpec("attn.hook_v", "block", ("batch", "pos", "n_kv_heads", "d_head"), "values"),
+    PointSpec(
+        "attn.hook_v", "block", ("batch", "pos", "n_kv_heads", "d_head"), "values", part="attention"
+    ),
     PointSpec(
         "attn.hook_rot_q",
         "block",
@@ -144,6 +187,7 @@ POINTS: tuple[PointSpec, ...] = (
         "rotary",
         "{family} uses learned absolute positions (hook_pos_embed), so q is never rotated. "
         "Use blocks.{layer}.attn.hook_q.",
+        part="attention",
     ),
     PointSpec(
         "attn.hook_rot_k",
@@ -153,19 +197,28 @@ POINTS: tuple[PointSpec, ...] = (
         "rotary",
         "{family} uses learned absolute positions (hook_pos_embed), so k is never rotated. "
         "Use blocks.{layer}.attn.hook_k.",
+        part="attention",
     ),
     PointSpec(
         "attn.hook_attn_scores",
         "block",
         ("batch", "n_heads", "q", "k"),
         "scaled (and soft-capped) scores with the mask applied, before softmax",
+        part="attention",
     ),
-    PointSpec("attn.hook_pattern", "block", ("batch", "n_heads", "q", "k"), "attention weights"),
+    PointSpec(
+        "attn.hook_pattern",
+        "block",
+        ("batch", "n_heads", "q", "k"),
+        "attention weights",
+        part="attention",
+    ),
     PointSpec(
         "attn.hook_z",
         "block",
         ("batch", "pos", "n_heads", "d_head"),
         "per-head attention output, before the output projection",
+        part="attention",
     ),
     PointSpec(
         "attn.hook_result",
@@ -174,8 +227,23 @@ POINTS: tuple[PointSpec, ...] = (
         "each head's output, z @ W_O per head; attention's output is their sum plus b_O (edits "
         "reach it)",
         on_demand=True,
+        part="attention",
     ),
-    PointSpec("hook_attn_out", "block", _BPD, "what attention adds to the residual stream"),
+    PointSpec(
+        "hook_attn_out",
+        "block",
+        _BPD,
+        "what attention adds to the residual stream",
+        part="attention",
+    ),
+    PointSpec(
+        "hook_mixer_out",
+        "block",
+        _BPD,
+        "what a layer's sequence mixer other than attention (a state-space, linear-attention or "
+        "convolution mixer) adds to the residual stream, in its place",
+        part="mixer",
+    ),
     PointSpec(
         "hook_resid_mid",
         "block",
@@ -185,6 +253,7 @@ POINTS: tuple[PointSpec, ...] = (
         "{family} uses a parallel residual: attention and MLP both read the block's input, so "
         "there is no stream between them. Use blocks.{layer}.hook_resid_pre (the MLP's input "
         "stream) or blocks.{layer}.hook_resid_pre + blocks.{layer}.hook_attn_out.",
+        part="mlp",
     ),
     PointSpec(
         "hook_mlp_in",
@@ -196,6 +265,7 @@ POINTS: tuple[PointSpec, ...] = (
         "{family}'s MLP reads ln1's output (one norm shared with attention), so it has no input "
         "stream of its own. Use blocks.{layer}.ln1.hook_normalized.",
         on_demand=True,
+        part="mlp",
     ),
     PointSpec(
         "ln2.hook_scale",
@@ -205,6 +275,7 @@ POINTS: tuple[PointSpec, ...] = (
         "ln2",
         "{family}'s MLP reads ln1's output (one norm per block). "
         "Use blocks.{layer}.ln1.hook_scale.",
+        part="mlp",
     ),
     PointSpec(
         "ln2.hook_normalized",
@@ -214,6 +285,7 @@ POINTS: tuple[PointSpec, ...] = (
         "ln2",
         "{family}'s MLP reads ln1's output (one norm per block). "
         "Use blocks.{layer}.ln1.hook_normalized.",
+        part="mlp",
     ),
     PointSpec(
         "mlp.hook_pre",
@@ -222,6 +294,7 @@ POINTS: tuple[PointSpec, ...] = (
         "MLP pre-activation (the gate's, in gated MLPs)",
         "dense_mlp",
         _MOE_MLP,
+        part="mlp",
     ),
     PointSpec(
         "mlp.hook_pre_linear",
@@ -230,6 +303,7 @@ POINTS: tuple[PointSpec, ...] = (
         "the linear (up) branch of a gated MLP",
         "gated_mlp",
         "{family}'s MLP is not gated (one input projection). Use blocks.{layer}.mlp.hook_pre.",
+        part="mlp",
     ),
     PointSpec(
         "mlp.hook_post",
@@ -238,6 +312,7 @@ POINTS: tuple[PointSpec, ...] = (
         "MLP hidden activation, the output projection's input",
         "dense_mlp",
         _MOE_MLP,
+        part="mlp",
     ),
     PointSpec(
         "mlp.hook_router_logits",
@@ -247,6 +322,7 @@ POINTS: tuple[PointSpec, ...] = (
         "edit hook_expert_weights / hook_expert_indices)",
         "moe",
         _DENSE,
+        part="mlp",
     ),
     PointSpec(
         "mlp.hook_expert_indices",
@@ -255,6 +331,7 @@ POINTS: tuple[PointSpec, ...] = (
         "the experts each token is routed to (integer ids)",
         "moe",
         _DENSE,
+        part="mlp",
     ),
     PointSpec(
         "mlp.hook_expert_weights",
@@ -263,6 +340,7 @@ POINTS: tuple[PointSpec, ...] = (
         "the weight of each chosen expert's output",
         "moe",
         _DENSE,
+        part="mlp",
     ),
     PointSpec(
         "mlp.hook_expert_out",
@@ -272,8 +350,11 @@ POINTS: tuple[PointSpec, ...] = (
         "experts' part of hook_mlp_out is their weighted sum",
         "moe",
         _DENSE,
+        part="mlp",
     ),
-    PointSpec("hook_mlp_out", "block", _BPD, "what the MLP adds to the residual stream"),
+    PointSpec(
+        "hook_mlp_out", "block", _BPD, "what the MLP adds to the residual stream", part="mlp"
+    ),
     PointSpec("hook_resid_post", "block", _BPD, "residual stream leaving the block"),
     PointSpec("ln_final.hook_scale", "final", ("batch", "pos", "1"), "final norm divisor"),
     PointSpec("ln_final.hook_normalized", "final", _BPD, "final norm output, the unembed's input"),

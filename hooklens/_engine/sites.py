@@ -17,9 +17,8 @@ from .._errors import MSG_READ_ONLY, HookError
 from ..architectures._derive import norm_eps as _norm_eps
 from ..architectures._spec import ArchSpec, Proj
 from . import attention as _attention
-from .head_sites import add_head_sites
 from .hooks import HookPoint, Site
-from .points import POINTS, POINTS_BY_SUFFIX, point_name, split_name
+from .points import POINTS, point_name
 
 
 class Frame:
@@ -65,8 +64,8 @@ class Builder:
         configs = {id(hf_model.config): hf_model.config}
         blocks: Any = get_module(hf_model, spec.blocks)
         self.blocks: list[nn.Module] = list(blocks)
-        for block in self.blocks:
-            cfg_obj = getattr(get_module(block, spec.attn), "config", None)
+        for layer in spec.attention_layers(len(self.blocks)):
+            cfg_obj = getattr(get_module(self.blocks[layer], spec.attn), "config", None)
             if cfg_obj is not None:
                 configs.setdefault(id(cfg_obj), cfg_obj)
         self.switch = _attention.AttentionSwitch(list(configs.values()))
@@ -75,7 +74,7 @@ class Builder:
     def _new(self, suffix: str, layer: int | None, site: Site) -> HookPoint | None:
         spec = next(p for p in POINTS if p.suffix == suffix)
         feats = self.features if layer is None else self.spec.layer_features(self.cfg_hf, layer)
-        if spec.requires is not None and spec.requires not in feats:
+        if spec.lacking(feats) is not None:
             return None
         point = HookPoint(point_name(spec, layer), layer, site)
         self.points[point.name] = point
@@ -336,61 +335,3 @@ class Builder:
             if new_gate is gate and new_up is up:
                 return None
             return torch.cat([new_gate, new_up], dim=-1).reshape(out.shape)
-
-
-def build_points(
-    model: nn.Module, spec: ArchSpec, cfg: Any, features: frozenset[str]
-) -> tuple[dict[str, HookPoint], Builder]:
-    """Every hook point of `model`, in execution order, and the builder that holds its sites."""
-    b = Builder(model, spec, cfg, features)
-    b.output_site(get_module(model, spec.embed), "hook_embed", None)
-    if spec.pos_embed is not None:
-        b.output_site(get_module(model, spec.pos_embed), "hook_pos_embed", None)
-    for layer, block in enumerate(b.blocks):
-        sub = block.get_submodule
-        b.input_site(block, "hook_resid_pre", layer, in_place=False)
-        if spec.ln1 is not None:
-            b.norm_site(sub(spec.ln1), "ln1", layer)
-        qs, ks = spec.q_source, spec.k_source
-        if qs is not None and ks is not None and qs == ks:
-            b.proj_site(sub(qs.module), qs, layer, q=True, k=True)
-        else:
-            if qs is not None:
-                b.proj_site(sub(qs.module), qs, layer, q=True, k=False)
-            if ks is not None:
-                b.proj_site(sub(ks.module), ks, layer, q=False, k=True)
-        b.attention_site(sub(spec.attn), layer, q_here=qs is None, k_here=ks is None)
-        b.output_site(sub(spec.attn_out), "hook_attn_out", layer)
-        mid_at = spec.resid_mid_at or spec.ln2
-        if mid_at is not None and "sequential" in features:
-            b.input_site(sub(mid_at), "hook_resid_mid", layer, in_place=True)
-        if spec.ln2 is not None:
-            b.norm_site(sub(spec.ln2), "ln2", layer)
-        feats = spec.layer_features(model.config, layer)
-        if spec.moe_router is not None and spec.moe_experts is not None and "moe" in feats:
-            b.router_site(sub(spec.moe_router), layer)
-            b.experts_site(sub(spec.moe_experts), layer)
-            b.expert_out_site(sub(spec.moe_experts), layer)
-        elif spec.mlp_gate_up_fused:
-            b.fused_gate_up_site(sub(spec.mlp_in), layer)
-        else:
-            b.output_site(sub(spec.mlp_in), "mlp.hook_pre", layer)
-        if spec.mlp_up is not None and "gated_mlp" in feats:
-            b.output_site(sub(spec.mlp_up), "mlp.hook_pre_linear", layer)
-        if "dense_mlp" in feats:
-            b.input_site(sub(spec.mlp_down), "mlp.hook_post", layer, in_place=False)
-        b.output_site(sub(spec.mlp_out), "hook_mlp_out", layer)
-        b.output_site(block, "hook_resid_post", layer)
-        add_head_sites(b, block, layer)
-    b.norm_site(get_module(model, spec.final_norm), "ln_final", None)
-    groups = {"model": 0, "block": 1, "final": 2}
-
-    def execution_order(name: str) -> tuple[int, int, int]:
-        layer, suffix = split_name(name)
-        row = POINTS_BY_SUFFIX[suffix]
-        return (groups[row.scope], layer or 0, POINTS.index(row))
-
-    names = sorted(b.points, key=execution_order)
-    for attn, site in b.attn_sites:
-        _attention.add_site(attn, site)
-    return {n: b.points[n] for n in names}, b

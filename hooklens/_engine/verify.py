@@ -37,11 +37,14 @@ def verify(model: HookedModel) -> None:
     seen: dict[str, torch.Tensor] = {}  # what the model itself computes, recorded on the side
     handles = []
     spec = model.spec
-    if spec.o_proj is not None:
-        o_proj = hf.get_submodule(f"{spec.blocks}.0.{spec.o_proj}")
+    attending = spec.attention_layers(c.n_layers)
+    if spec.o_proj is not None and attending:
+        o_proj = hf.get_submodule(f"{spec.blocks}.{attending[0]}.{spec.o_proj}")
         handles.append(o_proj.register_forward_pre_hook(lambda m, a: _keep(seen, "z", a[0])))
     if spec.moe_experts is not None:
-        for layer in spec.moe_layers or range(c.n_layers):
+        for layer in range(c.n_layers):
+            if "moe" not in spec.layer_features(hf.config, layer):
+                continue
             experts = hf.get_submodule(f"{spec.blocks}.{layer}.{spec.moe_experts}")
             handles.append(
                 experts.register_forward_hook(
@@ -93,20 +96,22 @@ def verify(model: HookedModel) -> None:
         _refuse(c.architecture, problems)
     embed = cache["hook_embed"] + cache.get("hook_pos_embed", 0)
     expect("hook_embed is the stream entering block 0", embed, cache["blocks.0.hook_resid_pre"])
-    rep = c.n_heads // c.n_kv_heads
+    rep = c.n_heads // max(c.n_kv_heads, 1)
     for layer in range(c.n_layers):
         b = f"blocks.{layer}."
         pre, post = cache[b + "hook_resid_pre"], cache[b + "hook_resid_post"]
-        attn_out, mlp_out = cache[b + "hook_attn_out"], cache[b + "hook_mlp_out"]
+        # what mixes positions (attention, or a hybrid's mixer) and the MLP, where the layer has it
+        parts = [p for p in ("hook_attn_out", "hook_mixer_out", "hook_mlp_out") if b + p in cache]
+        mix = parts[0]
         expect(
-            f"{b}hook_resid_pre + hook_attn_out + hook_mlp_out is hook_resid_post",
-            pre + attn_out + mlp_out,
+            f"{b}hook_resid_pre + {' + '.join(parts)} is hook_resid_post",
+            pre + sum(cache[b + p] for p in parts),
             post,
         )
         if b + "hook_resid_mid" in cache:
             expect(
-                f"{b}hook_resid_pre + hook_attn_out is hook_resid_mid",
-                pre + attn_out,
+                f"{b}hook_resid_pre + {mix} is hook_resid_mid",
+                pre + cache[b + mix],
                 cache[b + "hook_resid_mid"],
             )
         if layer + 1 < c.n_layers:
@@ -115,11 +120,6 @@ def verify(model: HookedModel) -> None:
                 post,
                 cache[f"blocks.{layer + 1}.hook_resid_pre"],
             )
-        pattern = cache[b + "attn.hook_pattern"]
-        expect(f"{b}attn.hook_pattern sums to 1", pattern.sum(-1), torch.ones_like(pattern[..., 0]))
-        v = cache[b + "attn.hook_v"].repeat_interleave(rep, dim=2)
-        z = torch.einsum("bhqk,bkhd->bqhd", pattern.float(), v.float())
-        expect(f"{b}attn.hook_z is hook_pattern @ hook_v", cache[b + "attn.hook_z"], z)
         if b + "mlp.hook_expert_out" in cache:
             weights = cache[b + "mlp.hook_expert_weights"]
             mixed = (cache[b + "mlp.hook_expert_out"] * weights[..., None]).sum(-2)
@@ -128,13 +128,20 @@ def verify(model: HookedModel) -> None:
                 mixed.flatten(0, 1),
                 seen[f"experts{layer}"],
             )
+        if layer not in attending:
+            continue
+        pattern = cache[b + "attn.hook_pattern"]
+        expect(f"{b}attn.hook_pattern sums to 1", pattern.sum(-1), torch.ones_like(pattern[..., 0]))
+        v = cache[b + "attn.hook_v"].repeat_interleave(rep, dim=2)
+        z = torch.einsum("bhqk,bkhd->bqhd", pattern.float(), v.float())
+        expect(f"{b}attn.hook_z is hook_pattern @ hook_v", cache[b + "attn.hook_z"], z)
         if c.positional == "rotary":
             for x in ("q", "k"):
                 pre_rot, rot = cache[f"{b}attn.hook_{x}"], cache[f"{b}attn.hook_rot_{x}"]
                 what = f"{b}attn.hook_{x} is hook_rot_{x} at position 0 (rotary is the identity)"
                 expect(what, pre_rot[:, 0], rot[:, 0])
     if "z" in seen:
-        z0 = cache["blocks.0.attn.hook_z"]
+        z0 = cache[f"blocks.{attending[0]}.attn.hook_z"]
         expect(f"{spec.o_proj}'s input is attn.hook_z", seen["z"], z0.flatten(-2))
     last = cache[f"blocks.{c.n_layers - 1}.hook_resid_post"]
     with torch.no_grad():

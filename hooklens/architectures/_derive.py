@@ -18,29 +18,40 @@ import torch
 from torch import nn
 
 from .._errors import UnsupportedModelError
+from ._hybrid import MIXERS, hybrid_layers
 from ._spec import ArchSpec, Layout, Proj
 
 #: Candidate child names, in order of preference, for each role in a block.
 ATTN = ("self_attn", "attn", "self_attention", "attention")
-LN1 = ("input_layernorm", "attention_layernorm", "ln_1", "self_attn_layer_norm", "attn_norm")
+LN1 = (
+    "input_layernorm", "attention_layernorm", "ln_1", "self_attn_layer_norm", "attn_norm",
+    "operator_norm", "temporal_pre_norm", "norm",
+)  # fmt: skip
 #: a norm before the MLP that, when present, makes post_attention_layernorm an output norm
 PRE_MLP = ("pre_feedforward_layernorm", "pre_mlp_layernorm", "pre_ff_layernorm")
-LN2 = ("post_attention_layernorm", "feedforward_layernorm", "ln_2", "final_layer_norm", "mlp_norm")
+LN2 = (
+    "post_attention_layernorm", "feedforward_layernorm", "ln_2", "final_layer_norm", "mlp_norm",
+    "ffn_norm", "channel_pre_norm",
+)  # fmt: skip
 ATTN_OUT_NORM = ("post_self_attn_layernorm",)
 MLP_OUT_NORM = ("post_feedforward_layernorm", "post_mlp_layernorm")
-MLP = ("mlp", "feed_forward", "ffn")
+MLP = ("mlp", "feed_forward", "ffn", "mlp_block")
 #: (input projection, up projection or None, output projection, input is fused gate+up)
 MLP_PROJ = (
     ("gate_proj", "up_proj", "down_proj", False),
     ("gate_up_proj", None, "down_proj", True),
     ("up_proj", None, "down_proj", False),
     ("fc1", None, "fc2", False),
+    ("w1", "w3", "w2", False),
     ("c_fc", None, "c_proj", False),
     ("dense_h_to_4h", None, "dense_4h_to_h", False),
 )
 #: the module whose input is attn.hook_z (a norm on z before the output projection first)
 O_PROJ = ("attn_sub_norm", "o_proj", "dense", "out_proj", "c_proj")
-FINAL_NORM = ("norm", "final_layernorm", "ln_f", "final_layer_norm", "norm_f", "layer_norm")
+FINAL_NORM = (
+    "norm", "final_layernorm", "ln_f", "final_layer_norm", "norm_f", "layer_norm", "embedding_norm",
+    "final_norm",
+)  # fmt: skip
 POS_EMBED = ("embed_positions", "wpe", "position_embeddings")
 #: the router of a mixture-of-experts MLP (next to its `experts`)
 ROUTER = ("gate", "router")
@@ -84,14 +95,15 @@ def _find_blocks(model: nn.Module, n_layers: int) -> str:
 
 
 def _signature(block: nn.Module) -> list[tuple[str, str]]:
-    """The block's modules, except inside its MLP (dense and MoE layers may alternate)."""
-    mlp = _child(block, MLP)
-    inside = f"{mlp}." if mlp else None
-    return [
-        (n, type(m).__name__ if n != mlp else "")
+    """The block's modules, except inside its MLP (dense and MoE layers may alternate) and
+    what mixes positions (a hybrid's layers differ there; `_hybrid.py` reads them)."""
+    slots = [n for n in (_child(block, MLP), *ATTN, *MIXERS) if n and hasattr(block, n)]
+    mixing = set(ATTN) | set(MIXERS)
+    return sorted(
+        ("<mixer>" if n in mixing else n, type(m).__name__ if n not in slots else "")
         for n, m in block.named_modules()
-        if inside is None or not n.startswith(inside)
-    ]
+        if n and not any(n.startswith(f"{s}.") for s in slots)
+    )
 
 
 def _mlp_roles(model: nn.Module, mlp_mod: nn.Module, mlp: str) -> tuple[Any, ...]:
@@ -201,12 +213,16 @@ def derive(model: nn.Module) -> ArchSpec:
     if final is None:
         raise _refuse(model, f"no final norm next to {blocks} (looked for {', '.join(FINAL_NORM)})")
     all_blocks = list(model.get_submodule(blocks))  # type: ignore[call-overload]
-    block: nn.Module = all_blocks[0]
+    try:
+        attn, layers = hybrid_layers(all_blocks, text, ATTN, MLP)
+    except UnsupportedModelError as exc:
+        raise _refuse(model, str(exc)) from None
+    attending = [i for i, lay in enumerate(layers or ()) if lay.kind == "attention"]
+    block: nn.Module = all_blocks[attending[0] if attending else 0]
     kind = type(block).__name__
-    attn = _child(block, ATTN)
-    if attn is None:
+    if attn is None and layers is None:
         raise _refuse(model, f"{kind} has no attention module ({', '.join(ATTN)})")
-    attn_mod = block.get_submodule(attn)
+    attn_mod = block.get_submodule(attn) if attn is not None else None
     ln1 = _child(block, LN1)
     pre_mlp = _child(block, PRE_MLP)
     # post-norm (OLMo 2): no norm reads the stream; norms sit on what attention and MLP add
@@ -222,35 +238,50 @@ def derive(model: nn.Module) -> ArchSpec:
     else:
         ln2 = _child(block, LN2)
         attn_out = _child(block, ATTN_OUT_NORM) or attn
-    mlp = _child(block, MLP)
+    # a hybrid's MLP is read in the layers that have one (a Mamba block has none)
+    with_mlp = [i for i in range(len(all_blocks)) if layers is None or layers[i].mlp]
+    mlp_paths = {
+        layers[i].mixer if layers and layers[i].kind == "mlp" else _child(all_blocks[i], MLP)
+        for i in with_mlp
+    }  # a layer that is only an MLP holds it where others hold their mixer (Nemotron-H)
+    if len(mlp_paths) > 1:
+        raise _refuse(model, f"its MLPs sit at different paths ({sorted(map(str, mlp_paths))})")
+    mlp = next(iter(mlp_paths), None)
     moe: tuple[str, str] | None = None
     moe_layers: tuple[int, ...] | None = None
     mlp_in, mlp_up, mlp_down, fused = "", None, "", False
     if mlp is None and _child(block, ("fc1",)) and _child(block, ("fc2",)):
         # the MLP's projections sit in the block itself (OPT-style): fc2's output is mlp_out
         mlp_in, mlp_up, mlp_down, fused, mlp_out = "fc1", None, "fc2", False, "fc2"
+    elif not with_mlp:
+        mlp_out = ""
     elif mlp is None:
         raise _refuse(model, f"{kind} has no MLP ({', '.join(MLP)}, or fc1/fc2)")
     else:
         mlp_out = _child(block, MLP_OUT_NORM) or mlp
         # each layer's MLP is dense or a mixture of experts (some models start dense)
-        roles = [_mlp_roles(model, b.get_submodule(mlp), mlp) for b in all_blocks]
-        dense = {r for r in roles if isinstance(r[0], str) and r[0] != "moe"}
-        experts = {r for r in roles if r[0] == "moe"}
+        roles = {i: _mlp_roles(model, all_blocks[i].get_submodule(mlp), mlp) for i in with_mlp}
+        dense = {r for r in roles.values() if isinstance(r[0], str) and r[0] != "moe"}
+        experts = {r for r in roles.values() if r[0] == "moe"}
         if len(dense) > 1 or len(experts) > 1:
             raise _refuse(model, f"its layers' MLPs differ ({sorted(dense | experts)})")
         if experts:
             (_, router, expert_mod, _), *_ = experts
             moe = (router, expert_mod)
             if dense:
-                moe_layers = tuple(i for i, r in enumerate(roles) if r[0] == "moe")
+                moe_layers = tuple(i for i, r in roles.items() if r[0] == "moe")
         if dense:
             ((mlp_in, mlp_up, mlp_down, fused),) = dense
-    o_proj = _child(attn_mod, O_PROJ)
-    sources = _qk_sources(model, attn_mod, attn, text)
+    o_proj = _child(attn_mod, O_PROJ) if attn_mod is not None else None
+    no_qk = (None, None)  # no layer attends (Mamba)
+    sources = _qk_sources(model, attn_mod, attn, text) if attn_mod and attn else no_qk
     pos_embed = _child(parent, POS_EMBED)
-    positional: Literal["learned", "rotary"] = "learned" if pos_embed is not None else "rotary"
-    if pos_embed is None and getattr(text, "rope_parameters", None) is None:
+    rope = getattr(text, "rope_parameters", None)
+    positional: Literal["learned", "rotary", "none"] = (
+        "learned" if pos_embed is not None else "rotary" if rope is not None else "none"
+    )
+    # a hybrid's recurrent mixers carry the order when its attention has no positions (Jamba)
+    if positional == "none" and not any(lay.kind == "mixer" for lay in layers or ()):
         raise _refuse(model, "no learned position embedding and no rotary parameters")
     like = next(model.parameters())
     width = int(getattr(text, "hidden_size", 0) or like.shape[-1])
@@ -277,8 +308,8 @@ def derive(model: nn.Module) -> ArchSpec:
         final_norm=prefix + final,
         unembed=unembed,
         ln1=ln1,
-        attn=attn,
-        attn_out=attn_out,
+        attn=attn or "",
+        attn_out=attn_out or "",
         ln2=ln2,
         mlp_in=mlp_in,
         mlp_up=mlp_up,
@@ -299,6 +330,7 @@ def derive(model: nn.Module) -> ArchSpec:
         resid_mid_at=(mlp or mlp_in) if post_norm else None,
         final_logit_softcap=cap,
         logit_scale=scale,
+        layers=layers,
         derived=True,
     )
 

@@ -28,11 +28,34 @@ TINY: dict[str, Any] = {
     "num_experts": 4, "n_routed_experts": 4, "num_experts_per_tok": 2,
     "moe_intermediate_size": 32, "pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2,
 }  # fmt: skip
+_HYBRID = ["linear_attention", "full_attention"]
 #: Per-type corrections where the generic dimensions contradict another default.
 OVERRIDES: dict[str, dict[str, Any]] = {
     "gptj": {"rotary_dim": 4},
     "codegen": {"rotary_dim": 4},
     "gpt_neo": {"attention_types": [[["global", "local"], 1]], "window_size": 4},
+    # hybrids: a layer of each kind (the defaults put attention beyond the second layer)
+    "jamba": {
+        "attn_layer_period": 2,
+        "attn_layer_offset": 1,
+        "expert_layer_period": 2,
+        "expert_layer_offset": 1,
+    },
+    "bamba": {"attn_layer_indices": [1]},
+    "qwen3_next": {"layer_types": _HYBRID},
+    "qwen3_5_text": {"layer_types": _HYBRID},
+    "qwen3_5_moe_text": {"layer_types": _HYBRID},
+    "olmo_hybrid": {"layer_types": _HYBRID},
+    "lara_mini": {"layer_types": _HYBRID},
+    "minimax": {"layer_types": _HYBRID},
+    "bailing_hybrid": {"layer_types": _HYBRID},
+    "granitemoehybrid": {"layer_types": ["mamba", "attention"]},
+    "lfm2": {"layer_types": ["conv", "full_attention"]},
+    "recurrent_gemma": {"block_types": ["recurrent", "attention"]},
+    "lfm2_moe": {"layer_types": ["conv", "full_attention"], "num_dense_layers": 1},
+    "mamba2": {"num_heads": 8, "head_dim": 16},  # num_heads * head_dim = 2 * hidden_size
+    "zamba": {"num_hidden_layers": 4, "layers_block_type": ["mamba", "hybrid"] * 2},
+    "zamba2": {"layers_block_type": ["mamba", "hybrid"]},
 }
 #: A tiny config bigger than this did not shrink (some key is spelled differently).
 MAX_PARAMS = 4_000_000

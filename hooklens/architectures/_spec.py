@@ -30,6 +30,24 @@ class Proj:
 
 
 @dataclass(frozen=True)
+class LayerLayout:
+    """One layer of a model whose layers differ (a hybrid): what mixes positions in it.
+
+    `kind` "attention": the adapter's attention paths (`attn`, `attn_out`, q/k sources) hold;
+    "mixer": a state-space, linear-attention or convolution module at `mixer` (block path) does
+    the attention's job, and its output is `hook_mixer_out`; "mlp": nothing mixes positions,
+    the layer is its norm (`ln1`, here the MLP's norm, so its points are `ln2.*`) and the
+    adapter's MLP, which sits at `mixer` (Nemotron-H). `mixer_class` is the class name of what
+    sits there (named in errors); `mlp` whether the layer has the adapter's MLP.
+    """
+
+    kind: Literal["attention", "mixer", "mlp"]
+    mixer: str
+    mixer_class: str
+    mlp: bool = True
+
+
+@dataclass(frozen=True)
 class ArchSpec:
     """One family's adapter.
 
@@ -78,7 +96,8 @@ class ArchSpec:
     norm: Literal["layernorm", "rmsnorm"] = "rmsnorm"
     #: Gemma's RMSNorm multiplies by (offset + weight); everybody else by weight.
     norm_weight_offset: float = 0.0
-    positional: Literal["learned", "rotary"] = "rotary"
+    #: "none": attention sees no positions (a hybrid whose recurrent mixers carry the order)
+    positional: Literal["learned", "rotary", "none"] = "rotary"
     #: bool, or the name of a boolean config attribute (GPT-NeoX: `use_parallel_residual`).
     parallel_residual: bool | str = False
     #: config attribute holding a final-logit soft-cap (Gemma 2), applied by `unembed_resid`.
@@ -90,6 +109,8 @@ class ArchSpec:
     logit_scale: tuple[str, str] | None = None
     #: the attention's output projection (its input is `attn.hook_z`), where known
     o_proj: str | None = None
+    #: per-layer structure of a hybrid (None: every layer is attention, then the MLP)
+    layers: tuple[LayerLayout, ...] | None = None
     #: True for adapters derived from the model's structure (`_derive.py`): checked against the
     #: model's own forward when a model is wrapped (`_engine/verify.py`).
     derived: bool = False
@@ -104,21 +125,45 @@ class ArchSpec:
         return self.parallel_residual
 
     def layer_features(self, config: Any, layer: int) -> frozenset[Feature]:
-        """The features of one block (a dense layer of a partly-MoE model has a dense MLP)."""
+        """The features of one block (a dense layer of a partly-MoE model has a dense MLP; a
+        mixer layer of a hybrid has no attention, and maybe no MLP)."""
         found = self.features(config)
-        if self.moe_layers is None or layer in self.moe_layers:
+        layout = self.layers[layer] if self.layers is not None else None
+        if layout is not None and layout.kind == "mixer":
+            found = (found - {"attention", "mha"}) | {"mixer"}
+        if layout is not None and layout.kind == "mlp":  # its one norm is the MLP's
+            found = (found - {"attention", "mha", "ln1", "sequential"}) | {"ln2"}
+        if layout is not None and not layout.mlp:
+            found = found - {"mlp", "sequential", "ln2", "dense_mlp", "gated_mlp", "moe"}
+        if self.moe_layers is None or layer in self.moe_layers or "mlp" not in found:
             return found
         dense: set[Feature] = {"dense_mlp"}
         if self.mlp_up is not None or self.mlp_gate_up_fused:
             dense.add("gated_mlp")
         return (found - {"moe"}) | dense
 
+    def attention_layers(self, n_layers: int) -> list[int]:
+        """The layers that attend (all of them, unless this is a hybrid)."""
+        if self.layers is None:
+            return list(range(n_layers))
+        return [i for i, lay in enumerate(self.layers) if lay.kind == "attention"]
+
+    def layer_words(self, layer: int, n_layers: int) -> dict[str, str]:
+        """What the missing-point messages of `points.py` say about `layer` (its mixer's class
+        and the layers with attention)."""
+        layout = self.layers[layer] if self.layers is not None and layer < n_layers else None
+        attending = self.attention_layers(n_layers)
+        return {
+            "mixer": layout.mixer_class if layout is not None else "attention",
+            "attn_layers": ", ".join(map(str, attending)) or "none",
+        }
+
     def features(self, config: Any) -> frozenset[Feature]:
         """The optional hook-point features this family (with this config) has."""
         found: set[Feature] = set()
         if self.positional == "learned":
             found.add("learned_pos")
-        else:
+        elif self.positional == "rotary":
             found.add("rotary")
         if not self.is_parallel(config):
             found.add("sequential")
@@ -132,6 +177,9 @@ class ArchSpec:
             found.add("ln1")
         if self.ln2 is not None:
             found.add("ln2")
+        if self.attention_layers(len(self.layers or ())) or self.layers is None:
+            found.add("attention")
+        found.add("mlp")
         kv = getattr(config, "num_key_value_heads", None)
         if kv is None or kv == getattr(config, "num_attention_heads", kv):
             found.add("mha")

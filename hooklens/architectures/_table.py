@@ -43,6 +43,8 @@ def points_table() -> str:
         name = f"blocks.{{l}}.{p.suffix}" if p.scope == "block" else p.suffix
         shape = "(" + ", ".join(p.shape) + ")"
         when = _WHEN[p.requires] if p.requires else "always"
+        if p.part is not None:  # a hybrid's layers differ in their parts
+            when = _PART[p.part] + ("" if when == "always" else f", and {when}")
         if p.on_demand:
             when += "; on demand (see below)"
         rows.append(f"| `{name}` | {shape} | {p.meaning} | {when} |")
@@ -59,6 +61,12 @@ _WHEN = {
     "mha": "as many key/value heads as query heads (no grouped-query attention)",
     "dense_mlp": "a dense MLP",
     "moe": "a mixture-of-experts MLP",
+}
+#: which layers have a point of each part of a block
+_PART = {
+    "attention": "layers that attend",
+    "mixer": "a hybrid's layers with another mixer (state-space, linear attention, convolution)",
+    "mlp": "layers with an MLP",
 }
 #: marks for features that a family's config decides, not its adapter
 _PER_CONFIG = {"mha": "without GQA"}

@@ -21,7 +21,7 @@ from .test_families import O_PROJ
 
 TYPES = list(causal_lm_types())
 #: Raise this as more types are wrapped; it must never go down.
-WRAPPED_AT_LEAST = 62
+WRAPPED_AT_LEAST = 71
 README = Path(__file__).parents[2] / "hooklens" / "architectures" / "README.md"
 
 
@@ -61,10 +61,24 @@ def test_registry_type(registry, model_type):
     assert (logits - ref).abs().max() <= 1e-4
     assert list(cache.keys()) == [n for n in model.hook_names() if not is_on_demand(n)]
     assert "hook_embed" in cache
+    attending = model.spec.attention_layers(c.n_layers)
+    layouts = model.spec.layers or ()
+    assert attending or layouts, "a model with no attention must declare its layers' mixers"
     for layer in range(c.n_layers):
-        for suffix in ("hook_resid_pre", "hook_resid_post", "hook_attn_out", "hook_mlp_out",
-                       "attn.hook_q", "attn.hook_k", "attn.hook_v", "attn.hook_attn_scores",
-                       "attn.hook_z"):  # fmt: skip
+        assert f"blocks.{layer}.hook_resid_pre" in cache
+        assert f"blocks.{layer}.hook_resid_post" in cache
+        has_mlp = not layouts or layouts[layer].mlp
+        assert (f"blocks.{layer}.hook_mlp_out" in cache) == has_mlp
+        if layer not in attending:  # a hybrid's mixer (or MLP-only) layer: no attention
+            kind = layouts[layer].kind
+            assert kind in ("mixer", "mlp")
+            assert (f"blocks.{layer}.hook_mixer_out" in cache) == (kind == "mixer")
+            assert not any(n.startswith(f"blocks.{layer}.attn.") for n in model.hook_names())
+            assert f"blocks.{layer}.hook_attn_out" not in cache
+            continue
+        assert f"blocks.{layer}.hook_mixer_out" not in cache
+        for suffix in ("hook_attn_out", "attn.hook_q", "attn.hook_k", "attn.hook_v",
+                       "attn.hook_attn_scores", "attn.hook_z"):  # fmt: skip
             assert f"blocks.{layer}.{suffix}" in cache
         pattern = cache[f"blocks.{layer}.attn.hook_pattern"]
         torch.testing.assert_close(pattern.sum(-1), torch.ones_like(pattern[..., 0]))
@@ -80,8 +94,10 @@ def test_registry_type(registry, model_type):
 
 
 def _check_edits(model, tokens, base):
-    """Edits at resid_pre, z and pattern equal the same edits made with raw torch hooks."""
+    """Edits at resid_pre, z and pattern (of the first layer that attends) equal the same edits
+    made with raw torch hooks."""
     hf, c = model.hf_model, model.cfg
+    attending = model.spec.attention_layers(c.n_layers)
     blocks = hf.get_submodule(model.spec.blocks)
     noise = torch.randn(*tokens.shape, c.d_model, generator=torch.Generator().manual_seed(3))
     head = 1
@@ -112,12 +128,15 @@ def _check_edits(model, tokens, base):
         )
         assert (ours - base).abs().max() > 1e-3
         torch.testing.assert_close(ours, raw_run(blocks[1], raw_resid), atol=1e-5, rtol=1e-4)
-        ours = model.run_with_hooks(tokens, fwd_hooks=[("blocks.0.attn.hook_z", zero_head)])
+        if not attending:
+            return
+        at = attending[0]
+        ours = model.run_with_hooks(tokens, fwd_hooks=[(f"blocks.{at}.attn.hook_z", zero_head)])
         assert (ours - base).abs().max() > 1e-3
-        torch.testing.assert_close(ours, raw_run(_o_proj(model, 0), raw_z), atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(ours, raw_run(_o_proj(model, at), raw_z), atol=1e-5, rtol=1e-4)
         # pattern: one head attends only to position 0, so its z is v at position 0
-        _, cache = model.run_with_cache(tokens, names_filter="blocks.0.attn.hook_v")
-        v0 = cache["blocks.0.attn.hook_v"][:, 0, head // (c.n_heads // c.n_kv_heads)]
+        _, cache = model.run_with_cache(tokens, names_filter=f"blocks.{at}.attn.hook_v")
+        v0 = cache[f"blocks.{at}.attn.hook_v"][:, 0, head // (c.n_heads // c.n_kv_heads)]
 
         def to_first(p, hook):
             p[:, head] = 0
@@ -128,10 +147,12 @@ def _check_edits(model, tokens, base):
             z[..., head * c.d_head : (head + 1) * c.d_head] = v0[:, None, :]
             return (z, *args[1:]), kwargs
 
-        ours = model.run_with_hooks(tokens, fwd_hooks=[("blocks.0.attn.hook_pattern", to_first)])
+        ours = model.run_with_hooks(
+            tokens, fwd_hooks=[(f"blocks.{at}.attn.hook_pattern", to_first)]
+        )
         assert (ours - base).abs().max() > 1e-3
         torch.testing.assert_close(
-            ours, raw_run(_o_proj(model, 0), raw_pattern), atol=1e-5, rtol=1e-4
+            ours, raw_run(_o_proj(model, at), raw_pattern), atol=1e-5, rtol=1e-4
         )
 
 
@@ -261,3 +282,72 @@ def test_dense_layers_of_a_partly_moe_model(registry):
         model.run_with_cache(
             torch.tensor([[5, 6]]), names_filter=f"blocks.{dense}.mlp.hook_router_logits"
         )
+
+
+@pytest.mark.parametrize("model_type", ["jamba", "mamba", "nemotron_h"])
+def test_attention_point_on_a_mixer_layer_names_the_layer(registry, model_type):
+    """A hybrid's mixer layer has no attention: asking for its pattern says what the layer is
+    and which layers attend; its mixer's output is what it adds to the residual stream."""
+    import hooklens as hl
+
+    _, model = registry(model_type)
+    assert model is not None and model.spec.layers is not None
+    layout = model.spec.layers[0]
+    assert layout.kind == "mixer"
+    attending = model.spec.attention_layers(model.cfg.n_layers)
+    tokens = torch.tensor([[5, 6, 7]])
+    with pytest.raises(hl.HookNameError) as info:
+        model.run_with_cache(tokens, names_filter="blocks.0.attn.hook_pattern")
+    message = str(info.value)
+    assert f"layer 0 of this model is a {layout.mixer_class} layer and has no attention" in message
+    assert f"layers with attention: {', '.join(map(str, attending)) or 'none'}" in message
+    with pytest.raises(hl.HookNameError, match="has no attention"):
+        model.run_with_cache(tokens, names_filter="blocks.0.hook_attn_out")
+    # the mixer's output is what the layer adds: resid_pre + mixer_out (+ mlp_out) = resid_post
+    _, cache = model.run_with_cache(tokens)
+    added = cache["blocks.0.hook_mixer_out"] + cache.get("blocks.0.hook_mlp_out", 0)
+    torch.testing.assert_close(
+        cache["blocks.0.hook_resid_pre"] + added, cache["blocks.0.hook_resid_post"]
+    )
+    for layer in attending:
+        assert f"blocks.{layer}.attn.hook_pattern" in model.hook_names()
+        with pytest.raises(hl.HookNameError, match="not a state-space or other sequence mixer"):
+            model.run_with_cache(tokens, names_filter=f"blocks.{layer}.hook_mixer_out")
+
+
+@pytest.mark.parametrize("model_type", ["mamba", "jamba"])
+def test_patching_sweep_on_a_hybrid_runs_full_forwards(registry, model_type):
+    """A mixer layer keeps a recurrent state, not keys/values: partial forwards are refused and
+    a sweep at resid_pre runs full passes, equal to patching each cell by hand; a sweep of an
+    attention point over layers without attention says which layers attend."""
+    import hooklens as hl
+    from hooklens._engine.partial import RecordedRun
+
+    _, model = registry(model_type)
+    assert model is not None
+    clean, corrupted = torch.tensor([[5, 9, 17, 33]]), torch.tensor([[5, 9, 18, 33]])
+
+    def metric(logits):
+        return logits[:, -1, 7] - logits[:, -1, 8]
+
+    with model.owner.hold():
+        run = RecordedRun(model, corrupted)
+    assert not run.skips and "recurrent state" in run.why_not
+    result = hl.patching.sweep(
+        model, clean, corrupted, metric, "resid_pre", normalize=False, progress=False
+    )
+    _, clean_cache = model.run_with_cache(clean)
+    for layer in range(model.cfg.n_layers):
+        name = f"blocks.{layer}.hook_resid_pre"
+        for pos in range(clean.shape[1]):
+
+            def patch(x, hook, pos=pos, name=name):
+                x = x.clone()
+                x[:, pos] = clean_cache[name][:, pos]
+                return x
+
+            with torch.no_grad():
+                want = metric(model.run_with_hooks(corrupted, fwd_hooks=[(name, patch)]))
+            torch.testing.assert_close(result.values[layer, pos], want[0], atol=1e-4, rtol=1e-4)
+    with pytest.raises(hl.HookNameError, match="has no attention; layers with attention"):
+        hl.patching.sweep(model, clean, corrupted, metric, "z", normalize=False, progress=False)

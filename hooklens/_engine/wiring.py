@@ -1,0 +1,98 @@
+"""Which sites each layer of a model gets, from its adapter (a hybrid's layers differ).
+
+Every block gets its residual-stream points and its norms; a layer that attends gets the
+attention's points (q/k where the adapter reads them, the attention function's internals, its
+output), a mixer layer of a hybrid its mixer's output (`hook_mixer_out`) instead, and a layer
+with an MLP the MLP's points. The kinds come from `ArchSpec.layers` (`layer_features`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from ..architectures._spec import ArchSpec
+from . import attention as _attention
+from .head_sites import add_head_sites
+from .hooks import HookPoint
+from .points import POINTS, POINTS_BY_SUFFIX, split_name
+from .sites import Builder, get_module
+
+
+def build_points(
+    model: nn.Module, spec: ArchSpec, cfg: Any, features: frozenset[str]
+) -> tuple[dict[str, HookPoint], Builder]:
+    """Every hook point of `model`, in execution order, and the builder that holds its sites."""
+    b = Builder(model, spec, cfg, features)
+    b.output_site(get_module(model, spec.embed), "hook_embed", None)
+    if spec.pos_embed is not None:
+        b.output_site(get_module(model, spec.pos_embed), "hook_pos_embed", None)
+    for layer, block in enumerate(b.blocks):
+        sub = block.get_submodule
+        feats = spec.layer_features(model.config, layer)  # a hybrid's layers differ
+        b.input_site(block, "hook_resid_pre", layer, in_place=False)
+        if spec.ln1 is not None:
+            b.norm_site(sub(spec.ln1), "ln1", layer)
+        if "attention" in feats:
+            _attention_parts(b, block, layer)
+        elif spec.layers is not None:
+            b.output_site(sub(spec.layers[layer].mixer), "hook_mixer_out", layer)
+        if "mlp" in feats:
+            _mlp_parts(b, block, layer, feats)
+        b.output_site(block, "hook_resid_post", layer)
+        add_head_sites(b, block, layer)
+    b.norm_site(get_module(model, spec.final_norm), "ln_final", None)
+    return _ordered(b)
+
+
+def _attention_parts(b: Builder, block: nn.Module, layer: int) -> None:
+    sub, spec = block.get_submodule, b.spec
+    qs, ks = spec.q_source, spec.k_source
+    if qs is not None and ks is not None and qs == ks:
+        b.proj_site(sub(qs.module), qs, layer, q=True, k=True)
+    else:
+        if qs is not None:
+            b.proj_site(sub(qs.module), qs, layer, q=True, k=False)
+        if ks is not None:
+            b.proj_site(sub(ks.module), ks, layer, q=False, k=True)
+    b.attention_site(sub(spec.attn), layer, q_here=qs is None, k_here=ks is None)
+    b.output_site(sub(spec.attn_out), "hook_attn_out", layer)
+
+
+def _mlp_parts(b: Builder, block: nn.Module, layer: int, feats: frozenset[str]) -> None:
+    sub, spec = block.get_submodule, b.spec
+    mid_at = spec.resid_mid_at or spec.ln2
+    if mid_at is not None and "sequential" in feats:
+        b.input_site(sub(mid_at), "hook_resid_mid", layer, in_place=True)
+    # a layer that is only an MLP (Nemotron-H) has one norm, the MLP's
+    ln2 = spec.ln1 if spec.layers is not None and spec.layers[layer].kind == "mlp" else spec.ln2
+    if ln2 is not None:
+        b.norm_site(sub(ln2), "ln2", layer)
+    if spec.moe_router is not None and spec.moe_experts is not None and "moe" in feats:
+        b.router_site(sub(spec.moe_router), layer)
+        b.experts_site(sub(spec.moe_experts), layer)
+        b.expert_out_site(sub(spec.moe_experts), layer)
+    elif spec.mlp_gate_up_fused:
+        b.fused_gate_up_site(sub(spec.mlp_in), layer)
+    else:
+        b.output_site(sub(spec.mlp_in), "mlp.hook_pre", layer)
+    if spec.mlp_up is not None and "gated_mlp" in feats:
+        b.output_site(sub(spec.mlp_up), "mlp.hook_pre_linear", layer)
+    if "dense_mlp" in feats:
+        b.input_site(sub(spec.mlp_down), "mlp.hook_post", layer, in_place=False)
+    b.output_site(sub(spec.mlp_out), "hook_mlp_out", layer)
+
+
+def _ordered(b: Builder) -> tuple[dict[str, HookPoint], Builder]:
+    groups = {"model": 0, "block": 1, "final": 2}
+
+    def execution_order(name: str) -> tuple[int, int, int]:
+        layer, suffix = split_name(name)
+        row = POINTS_BY_SUFFIX[suffix]
+        return (groups[row.scope], layer or 0, POINTS.index(row))
+
+    names = sorted(b.points, key=execution_order)
+    for attn, site in b.attn_sites:
+        _attention.add_site(attn, site)
+    return {n: b.points[n] for n in names}, b

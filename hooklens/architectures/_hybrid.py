@@ -1,0 +1,109 @@
+"""The layers of a hybrid: which attend, and which mix positions another way.
+
+Hybrids (Jamba, Bamba, Qwen3-Next, OLMo-hybrid, LFM2, ...) and state-space models (Mamba) put,
+in some or all layers, a state-space, linear-attention or convolution module where attention
+sits. `hybrid_layers` reads each block's kind from its modules: an attention module (a child
+with one of the attention names that has q/k/v projections), else a mixer (one of the mixer
+names, or an attention-named child without q/k/v projections, e.g. a lightning attention). When
+the config lists the layers' kinds (`layer_types`, `layers_block_type`, `block_types`), each
+layer's modules must agree with it; a layer the template cannot describe (attention and a mixer
+side by side, or a layer that is only an MLP) is refused, naming the layer and what it holds.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from .._errors import UnsupportedModelError
+from ._spec import LayerLayout
+
+#: Children that mix positions in place of attention, in order of preference.
+MIXERS = ("mamba", "mixer", "linear_attn", "conv", "temporal_block", "linear_attention")
+#: An MLP whose projections sit in the block itself (OPT-style).
+IN_BLOCK_MLP = ("fc1", "fc2")
+#: Config attributes that list each layer's kind.
+KIND_LISTS = ("layers_block_type", "layer_types", "block_types")
+#: Kinds (as configs spell them) of layers that attend, and of layers that mix another way.
+ATTENDING = ("attention", "full_attention", "sliding_attention", "chunked_attention")
+MIXING = ("mamba", "linear_attention", "conv", "recurrent", "ssm", "mamba2")
+#: Kinds of layers that are only an MLP (or a mixture of experts) in the mixer's place.
+MLP_ONLY = ("mlp", "moe")
+
+
+def _is_attention(module: nn.Module) -> bool:
+    """Whether `module` projects q, k and v (and so is attention, not another mixer)."""
+    names = {n for n, _ in module.named_children()}
+    return {"q_proj", "k_proj", "v_proj"} <= names or "qkv_proj" in names
+
+
+def _kinds_from_config(text: Any, n_layers: int) -> list[str] | None:
+    for attr in KIND_LISTS:
+        kinds = getattr(text, attr, None)
+        if isinstance(kinds, list | tuple) and len(kinds) == n_layers:
+            return [str(k) for k in kinds]
+    return None
+
+
+def hybrid_layers(
+    blocks: list[nn.Module], text: Any, attn_names: tuple[str, ...], mlp_names: tuple[str, ...]
+) -> tuple[str | None, tuple[LayerLayout, ...] | None]:
+    """(the attention's path in the blocks that attend, the layers' layouts); the layouts are
+    None when every layer is an attention layer with an MLP (not a hybrid)."""
+    kinds = _kinds_from_config(text, len(blocks))
+    layouts: list[LayerLayout] = []
+    for i, block in enumerate(blocks):
+        attn = next((n for n in attn_names if isinstance(getattr(block, n, None), nn.Module)), None)
+        mixer = next((n for n in MIXERS if isinstance(getattr(block, n, None), nn.Module)), None)
+        mlp = any(isinstance(getattr(block, n, None), nn.Module) for n in mlp_names) or all(
+            isinstance(getattr(block, n, None), nn.Module) for n in IN_BLOCK_MLP
+        )
+        if attn is not None and mixer is not None:
+            raise UnsupportedModelError(
+                f"layer {i} ({type(block).__name__}) has attention ({attn}) and another mixer "
+                f"({mixer}) side by side, which the template does not describe"
+            )
+        path = attn or mixer
+        if path is None:
+            names = ", ".join(n for n, _ in block.named_children())
+            raise UnsupportedModelError(
+                f"layer {i} ({type(block).__name__}) has neither attention "
+                f"({', '.join(attn_names)}) nor another mixer ({', '.join(MIXERS)}): {names}"
+            )
+        module = block.get_submodule(path)
+        cls = type(module).__name__
+        unknown = [
+            n
+            for n, child in block.named_children()
+            if n != path and "norm" not in n and any(True for _ in child.parameters())
+        ]
+        if not mlp and unknown:  # an MLP under a name the template does not know
+            raise UnsupportedModelError(
+                f"layer {i} ({type(block).__name__}) has no MLP ({', '.join(mlp_names)}) but "
+                f"holds {', '.join(unknown)}"
+            )
+        kind = kinds[i] if kinds is not None else None
+        if kind in MLP_ONLY and mixer is not None and not mlp:  # Nemotron-H's MLP layers
+            layouts.append(LayerLayout("mlp", path, cls, True))
+            continue
+        if kind is not None and kind not in ATTENDING + MIXING:
+            if mixer is None:  # an attention layer whatever its config calls it
+                kind = None
+            else:
+                raise UnsupportedModelError(
+                    f"layer {i} is a {kind!r} layer (by its config) holding {cls}, which the "
+                    "template does not describe"
+                )
+        # the config's word where it has one, else the modules': an attention-named child, or a
+        # mixer-named child with q/k/v projections (Nemotron-H's attention layers)
+        attends = (
+            kind in ATTENDING if kind is not None else attn is not None or _is_attention(module)
+        )
+        layouts.append(LayerLayout("attention" if attends else "mixer", path, cls, mlp))
+    paths = {lay.mixer for lay in layouts if lay.kind == "attention"}
+    if len(paths) > 1:
+        raise UnsupportedModelError(f"its attention sits at different paths ({sorted(paths)})")
+    if all(lay.kind == "attention" and lay.mlp for lay in layouts):
+        return next(iter(paths), None), None
+    return next(iter(paths), None), tuple(layouts)
