@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from .._engine.kwargs import checked
 from .._engine.partial import RecordedRun
 from .._engine.points import head_axis_of
 from .._engine.tokens import token_strings
@@ -82,6 +83,7 @@ def patch_hooks(groups: PatchGroups, source: Any, prompts: int,
     return hooks
 
 
+@checked()
 def patch(model: Any, base: Any, source_cache: Any, patches: Iterable[PatchLike]) -> torch.Tensor:
     """Run ``base`` (text or ids (1, pos)) with ``patches`` from ``source_cache`` applied together.
 
@@ -118,6 +120,7 @@ class Patcher:
     their batches through ``run`` too.
     """
 
+    @checked()
     def __init__(self, model: Any, base: Any, source_cache: Any) -> None:
         self.model = model
         self.source_cache = source_cache
@@ -132,6 +135,7 @@ class Patcher:
     def __call__(self, patches: Iterable[PatchLike]) -> torch.Tensor:
         return self.run([[as_patch(item) for item in patches]])
 
+    @checked()
     def run(self, patch_sets: Sequence[Sequence[Patch]], token_ids: list[int] | None = None,
             last_only: bool = False) -> torch.Tensor:  # fmt: skip
         """Logits with patch set ``i`` applied to the ``i``-th copy of the base prompts

@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from .._engine.kwargs import checked
 from ._evaluate import CellMetric
 from ._inputs import prompt_batch
 from ._plan import _Cell
@@ -31,11 +32,6 @@ _NOT_A_CACHE = (
     "`clean_cache` must be the ActivationCache of the clean run "
     "(`_, clean_cache = model.run_with_cache(clean_tokens)`), got {kind}. hooklens's own "
     "hl.patching.sweep(model, clean, corrupted, metric) takes the two prompts instead."
-)
-_UNSUPPORTED = (
-    "{fn} does not take {args}: hooklens patches every cell of the activation's full index range "
-    "(TransformerLens's default). For a subset of cells use hl.patching.sweep(model, clean, "
-    "corrupted, metric, layers=..., positions=..., heads=...)."
 )
 
 #: TransformerLens's activation name -> hooklens hook suffix.
@@ -67,10 +63,7 @@ def _activation_patch(
         corrupted_tokens: Any,
         clean_cache: Any,
         patching_metric: PatchingMetric,
-        **unsupported: Any,
     ) -> torch.Tensor:
-        if unsupported:
-            raise TypeError(_UNSUPPORTED.format(fn=fn_name, args=", ".join(sorted(unsupported))))
         if type(clean_cache).__name__ != "ActivationCache":
             raise TypeError(_NOT_A_CACHE.format(fn=fn_name, kind=type(clean_cache).__name__))
         tokens = prompt_batch(model, corrupted_tokens)
@@ -90,6 +83,7 @@ def _activation_patch(
         return raw.to(model.cfg.device)
 
     run.__name__ = run.__qualname__ = fn_name
+    run = checked()(run)
     shape = ", ".join("n_" + a + "s" if a in ("layer", "head") else a for a in axes)
     run.__doc__ = (
         f"TransformerLens's ``{fn_name}``: patch the clean ``{activation}`` into the corrupted "
@@ -157,6 +151,7 @@ def _pad_heads(result: torch.Tensor, n_heads: int) -> torch.Tensor:
     return torch.nn.functional.pad(result, (0, n_heads - result.shape[-1]))
 
 
+@checked()
 def get_act_patch_block_every(
     model: Any, corrupted_tokens: Any, clean_cache: Any, metric: PatchingMetric
 ) -> torch.Tensor:
@@ -169,6 +164,7 @@ def get_act_patch_block_every(
     )
 
 
+@checked()
 def get_act_patch_attn_head_all_pos_every(
     model: Any, corrupted_tokens: Any, clean_cache: Any, metric: PatchingMetric
 ) -> torch.Tensor:
@@ -187,6 +183,7 @@ def get_act_patch_attn_head_all_pos_every(
     )
 
 
+@checked()
 def get_act_patch_attn_head_by_pos_every(
     model: Any, corrupted_tokens: Any, clean_cache: Any, metric: PatchingMetric
 ) -> torch.Tensor:

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import torch
 
+import hooklens as hl
 from hooklens import patching
 from hooklens.patching._reads import learn_reads
 
@@ -134,7 +135,7 @@ def test_errors_name_the_order_and_the_arguments(tiny_model: Any) -> None:
         _, cache = tiny_model.run_with_cache(clean)
     with pytest.raises(TypeError, match="clean_cache` must be the ActivationCache"):
         patching.get_act_patch_resid_pre(tiny_model, corrupted, clean, _mean_diff)
-    with pytest.raises(TypeError, match="does not take index_df"):
+    with pytest.raises(hl.ArgumentError, match=r"does not implement 'index_df'.*layers="):
         patching.get_act_patch_resid_pre(tiny_model, corrupted, cache, _mean_diff, index_df=1)
     with pytest.raises(TypeError, match="TransformerLens's order"):
         patching.sweep(tiny_model, corrupted, cache, _mean_diff)
@@ -170,3 +171,40 @@ def test_full_forward_fallback_gives_the_same_cells(tiny_model: Any) -> None:
         run_cells(patcher, cells, CellMetric(patcher, metric, per_batch=False), raw)
         results.append(raw)
     torch.testing.assert_close(results[0], results[1], atol=1e-4, rtol=1e-4)
+
+
+def test_typos_raise_naming_the_hooklens_spelling(tiny_model: Any) -> None:
+    """The keyword rule on every public callable of hooklens.patching: an unknown name raises
+    ArgumentError with the close match, before any work is done."""
+    clean, corrupted = prompt_pair()
+    with torch.no_grad():
+        _, cache = tiny_model.run_with_cache(clean)
+    m = _mean_diff
+    cases = [
+        (lambda: patching.sweep(tiny_model, clean, corrupted, m, normalise=True), "'normalize'"),
+        (lambda: patching.sweep(tiny_model, clean, corrupted, m, layer=[0]), "'layers'"),
+        (lambda: patching.sweep_all(tiny_model, clean, corrupted, m, point=["z"]), "'points'"),
+        (lambda: patching.patch(tiny_model, corrupted, cache, [], patch=[]), "'patches'"),
+        (lambda: patching.Patcher(tiny_model, corrupted, source=cache), "'source_cache'"),
+        (lambda: patching.get_act_patch_resid_pre(
+            tiny_model, corrupted, cache, patching_metrics=m), "'patching_metric'"),
+        (lambda: patching.get_act_patch_resid_pre(tiny_model, corrupted, cache, metric=m),
+         "patching_metric"),
+        (lambda: patching.get_act_patch_block_every(
+            tiny_model, corrupted, cache, patching_metric=m), "'metric'"),
+        (lambda: patching.get_act_patch_attn_head_out_by_pos(
+            tiny_model, corrupted, cache, m, return_index_df=True), "PatchingResult"),
+    ]  # fmt: skip
+    for call, hint in cases:
+        with pytest.raises(hl.ArgumentError, match=hint):
+            call()
+    patcher = patching.Patcher(tiny_model, corrupted, cache)
+    with pytest.raises(hl.ArgumentError, match="'token_ids'"):
+        patcher.run([[]], token_id=[A])
+    with pytest.raises(hl.ArgumentError, match=r"Patcher\(\) got"):
+        patching.Patcher(tiny_model, corrupted, cache, source=1)
+    # TransformerLens's spelling of the metric argument still works by keyword
+    got = patching.get_act_patch_resid_pre(
+        tiny_model, corrupted_tokens=corrupted, clean_cache=cache, patching_metric=m
+    )
+    assert got.shape == (tiny_model.cfg.n_layers, corrupted.shape[1])
