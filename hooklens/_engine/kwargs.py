@@ -31,7 +31,6 @@ NOT_IMPLEMENTED: dict[str, str] = {
     "past_kv_cache": "use generate(..., use_past_kv_cache=True); a TransformerLens KV cache "
     "object cannot drive a Hugging Face model",
     "return_cache_object": "the cache is always an ActivationCache; dict(cache) is a plain dict",
-    "clear_contexts": "hooklens hook points keep no context (hook.ctx); use a closure",
     "level": "hooklens hook contexts nest without levels; reset_hooks() removes every "
     "non-permanent hook",
     "output_attentions": "cache blocks.{l}.attn.hook_pattern with run_with_cache",
