@@ -36,6 +36,7 @@ from .kwargs import checked
 from .loading import load
 from .loss import Output, loss_fn
 from .ownership import Ownership
+from .placement import PlacementMixin
 from .points import POINTS_BY_SUFFIX, is_on_demand, split_name
 from .sites import build_points
 from .stop import run_until
@@ -51,7 +52,7 @@ def _tensors(out: Any) -> list[torch.Tensor]:
     return [t for t in (out if isinstance(out, tuple) else (out,)) if isinstance(t, torch.Tensor)]
 
 
-class HookedModel(BlocksMixin, HooksMixin, TokenMixin, WeightsMixin):
+class HookedModel(BlocksMixin, HooksMixin, TokenMixin, WeightsMixin, PlacementMixin):
     """A wrapped Hugging Face causal LM. Weights are not copied or converted.
 
     Build it with `HookedModel.from_pretrained(...)` (or `HookedModel(hf_model, tokenizer)`).

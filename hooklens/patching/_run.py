@@ -125,7 +125,21 @@ class Patcher:
         self.model = model
         self.source_cache = source_cache
         with model.owner.hold():
-            self.base = RecordedRun(model, prompt_batch(model, base))
+            self._base = RecordedRun(model, prompt_batch(model, base))
+            self._moves = model.moves
+
+    @property
+    def base(self) -> RecordedRun:
+        """The recorded base run. After ``model.to(...)`` its block arguments, keys and values
+        are on the old device or dtype, so it is recorded again first (the source cache is
+        converted as each patch is written)."""
+        if self._moves != self.model.moves:
+            with self.model.owner.hold():
+                skips = self._base.skips
+                self._base = RecordedRun(self.model, self._base.tokens.to(self.model.cfg.device))
+                self._base.skips = self._base.skips and skips
+                self._moves = self.model.moves
+        return self._base
 
     @property
     def base_strings(self) -> list[str]:
