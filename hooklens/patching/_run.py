@@ -42,10 +42,11 @@ def _write(target: torch.Tensor, patch: Patch, src: torch.Tensor, pos_offset: in
         return
     head = slice(None) if patch.head is None else patch.head
     if head_axis == 1:  # pattern-like: (batch, heads, q, k)
+        key = slice(None) if patch.src_pos is None else patch.src_pos
         if patch.pos is None:
-            target[:, head] = src[:, head][..., pos_offset:, :]
+            target[:, head, :, key] = src[:, head, pos_offset:, key]
         else:
-            target[:, head, patch.pos - pos_offset] = src[:, head, patch.pos]
+            target[:, head, patch.pos - pos_offset, key] = src[:, head, patch.pos, key]
     elif patch.pos is None:  # (batch, pos, heads, d_head)
         target[:, :, head] = src[:, pos_offset:, head]
     else:
@@ -67,6 +68,11 @@ def patch_hooks(groups: PatchGroups, source: Any, prompts: int,
                 f"the source cache holds {source[name].shape[0]} prompts at {name!r} but the "
                 f"run patched into has {prompts}: cache the same number of prompts (with their "
                 "batch dimension, i.e. not remove_batch_dim=True)"
+            )
+        if head_axis_of(name) != 1 and any(one.src_pos is not None for _, one in groups[name]):
+            raise ValueError(
+                f"a patch of {name!r} names src_pos: only attention patterns "
+                "(attn.hook_pattern, attn.hook_attn_scores) have a key position"
             )
     hooks = []
     for name, writes in groups.items():

@@ -50,7 +50,8 @@ _HOOKS = {
 
 def _patch(activation: str, layer: int, index: dict[str, int]) -> Patch:
     name = f"blocks.{layer}.{_HOOKS[activation]}"
-    return Patch(name, pos=index.get("pos", index.get("dest_pos")), head=index.get("head"))
+    pos = index.get("pos", index.get("dest_pos"))
+    return Patch(name, pos=pos, head=index.get("head"), src_pos=index.get("src_pos"))
 
 
 def _activation_patch(
@@ -69,7 +70,7 @@ def _activation_patch(
         tokens = prompt_batch(model, corrupted_tokens)
         n_heads = model.cfg.n_kv_heads if activation in ("k", "v") else model.cfg.n_heads
         sizes = {"layer": model.cfg.n_layers, "pos": tokens.shape[1], "head": n_heads}
-        sizes["dest_pos"] = sizes["pos"]
+        sizes["dest_pos"] = sizes["src_pos"] = sizes["pos"]
         for layer in range(model.cfg.n_layers):
             model._point(f"blocks.{layer}.{_HOOKS[activation]}")  # explains a missing point
         patcher = Patcher(model, tokens, clean_cache)
@@ -135,14 +136,11 @@ get_act_patch_attn_head_pattern_by_pos = _activation_patch(
 )
 
 
-def get_act_patch_attn_head_pattern_dest_src_pos(*args: Any, **kwargs: Any) -> torch.Tensor:
-    """Not implemented: patching one (destination, source) entry of a pattern needs a patch
-    of a single key position, which ``hl.patching.Patch`` cannot express yet. Use
-    ``get_act_patch_attn_head_pattern_by_pos`` (a whole destination row per cell)."""
-    raise NotImplementedError(
-        "get_act_patch_attn_head_pattern_dest_src_pos is not implemented in hooklens; "
-        "get_act_patch_attn_head_pattern_by_pos patches whole destination rows."
-    )
+get_act_patch_attn_head_pattern_dest_src_pos = _activation_patch(
+    "get_act_patch_attn_head_pattern_dest_src_pos",
+    "pattern",
+    ("layer", "head", "dest_pos", "src_pos"),
+)
 
 
 def _pad_heads(result: torch.Tensor, n_heads: int) -> torch.Tensor:
