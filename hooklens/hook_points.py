@@ -124,9 +124,11 @@ class HookedRootModule(HooksMixin, nn.Module):
         reset_hooks_end: bool = True,
         clear_contexts: bool = False,
     ) -> ModelHooks:
-        """Attach hooks while the block is open (see `HookedModel.hooks`); points keep no
-        context, so `clear_contexts` has nothing to clear."""
-        return hook_context(self, fwd_hooks, bwd_hooks, reset_hooks_end)
+        """Attach hooks while the block is open (see `HookedModel.hooks`); `clear_contexts=True`
+        empties every point's `hook.ctx` when they are removed."""
+        return hook_context(
+            self, fwd_hooks, bwd_hooks, reset_hooks_end, clear_contexts=clear_contexts
+        )
 
     def run_with_hooks(
         self,
@@ -138,7 +140,7 @@ class HookedRootModule(HooksMixin, nn.Module):
         **model_kwargs: Any,
     ) -> Any:
         """`self(*model_args, **model_kwargs)` with the hooks attached."""
-        with self.hooks(fwd_hooks, bwd_hooks, reset_hooks_end):
+        with self.hooks(fwd_hooks, bwd_hooks, reset_hooks_end, clear_contexts):
             return self(*model_args, **model_kwargs)
 
     def run_with_cache(
@@ -149,10 +151,12 @@ class HookedRootModule(HooksMixin, nn.Module):
         remove_batch_dim: bool = False,
         incl_bwd: bool = False,
         pos_slice: PosSlice = None,
+        clear_contexts: bool = False,
         **model_kwargs: Any,
     ) -> tuple[Any, dict[str, torch.Tensor]]:
         """(output, {name: activation}) of `self(*model_args, **model_kwargs)`; with
-        `incl_bwd=True` the output (a scalar) is backpropagated and `name + "_grad"` cached."""
+        `incl_bwd=True` the output (a scalar) is backpropagated and `name + "_grad"` cached;
+        `clear_contexts=True` empties every point's `hook.ctx` at the end."""
         store, fwd, bwd = saving_hooks(
             self._select(names_filter),
             remove_batch_dim=remove_batch_dim,
@@ -160,8 +164,12 @@ class HookedRootModule(HooksMixin, nn.Module):
             pos_slice=pos_slice,
             incl_bwd=incl_bwd,
         )
-        with HookContext(fwd, bwd_pairs=bwd):
-            out = self(*model_args, **model_kwargs)
-            if incl_bwd:
-                backward_of(out, None)
+        try:
+            with HookContext(fwd, bwd_pairs=bwd):
+                out = self(*model_args, **model_kwargs)
+                if incl_bwd:
+                    backward_of(out, None)
+        finally:
+            if clear_contexts:
+                self.clear_contexts()
         return out, store

@@ -43,13 +43,21 @@ class ModelHooks(HookContext):
     """`model.hooks(...)`: a `HookContext` whose `with ... as m` gives the model, as in
     TransformerLens."""
 
-    def __init__(self, model: Any, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, model: Any, *args: Any, clear_contexts: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.model = model
+        self._clear_contexts = clear_contexts
 
     def __enter__(self) -> Any:
         super().__enter__()
         return self.model
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            super().__exit__(*exc)
+        finally:
+            if self._clear_contexts:  # TransformerLens: when the block's hooks are reset
+                self.model.clear_contexts()
 
 
 def hook_context(
@@ -58,9 +66,12 @@ def hook_context(
     bwd_hooks: Sequence[tuple[NameOrPredicate, HookFn]],
     reset_hooks_end: bool,
     prepend: bool = False,
+    clear_contexts: bool = False,
 ) -> ModelHooks:
     """`model.hooks(...)`: the pairs resolved by `model._select`; with `reset_hooks_end=False`
-    attached now and left until `reset_hooks()`. The block holds the model (`ownership.py`)."""
+    attached now and left until `reset_hooks()`. The block holds the model (`ownership.py`).
+    `clear_contexts=True` empties every point's `hook.ctx` when the block's hooks are removed
+    (so not with `reset_hooks_end=False`, as in TransformerLens)."""
     fwd = resolve_pairs(model._select, fwd_hooks, "fwd_hooks")
     bwd = resolve_pairs(model._select, bwd_hooks, "bwd_hooks")
     if not reset_hooks_end:
@@ -70,7 +81,8 @@ def hook_context(
             for point, fn in bwd:
                 point.add_hook(fn, "bwd", prepend=prepend)
         return ModelHooks(model, [], owner=model.owner)
-    return ModelHooks(model, fwd, prepend=prepend, bwd_pairs=bwd, owner=model.owner)
+    return ModelHooks(model, fwd, prepend=prepend, bwd_pairs=bwd, owner=model.owner,
+                      clear_contexts=clear_contexts)  # fmt: skip
 
 
 class HooksMixin:
@@ -124,6 +136,13 @@ class HooksMixin:
         including_permanent: bool = False,
     ) -> None:
         """Detach every non-permanent function from every point (all with
-        `including_permanent=True`), including those of open `hooks()` blocks. hooklens hook
-        points keep no context, so `clear_contexts` has nothing to clear."""
+        `including_permanent=True`), including those of open `hooks()` blocks, and with
+        `clear_contexts=True` (TransformerLens's default) empty every point's `hook.ctx`."""
+        if clear_contexts:
+            self.clear_contexts()
         self.remove_all_hook_fns(direction, including_permanent)
+
+    def clear_contexts(self) -> None:
+        """Empty the `ctx` dict of every hook point."""
+        for point in self._points.values():
+            point.clear_context()

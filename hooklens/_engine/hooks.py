@@ -74,10 +74,13 @@ class HookPoint:
 
     Hook functions are called as `fn(activation, hook)`; `hook.name` is this point's name and
     `hook.layer()` its block index (None outside blocks). Returning a tensor replaces the
-    activation; returning None keeps it (in-place edits are fine).
+    activation; returning None keeps it (in-place edits are fine). `hook.ctx` is a dict the
+    functions may keep things in, e.g. from a forward function for a backward one; it lasts
+    until `reset_hooks()` (whose `clear_contexts=True` is the default), `hooks(...,
+    clear_contexts=True)` leaving its block, or `hook.clear_context()`, as in TransformerLens.
     """
 
-    __slots__ = ("_layer", "_permanent", "_site", "bwd_fns", "fns", "name")
+    __slots__ = ("_layer", "_permanent", "_site", "bwd_fns", "ctx", "fns", "name")
 
     def __init__(self, name: str, layer: int | None, site: Site) -> None:
         self.name = name
@@ -86,6 +89,11 @@ class HookPoint:
         self.fns: list[HookFn] = []
         self.bwd_fns: list[HookFn] = []
         self._permanent: list[HookFn] = []
+        self.ctx: dict[Any, Any] = {}
+
+    def clear_context(self) -> None:
+        """Empty `ctx` (a new dict: one a function kept a reference to is left as it was)."""
+        self.ctx = {}
 
     @property
     def active(self) -> bool:

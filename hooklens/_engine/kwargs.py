@@ -31,7 +31,6 @@ NOT_IMPLEMENTED: dict[str, str] = {
     "past_kv_cache": "use generate(..., use_past_kv_cache=True); a TransformerLens KV cache "
     "object cannot drive a Hugging Face model",
     "return_cache_object": "the cache is always an ActivationCache; dict(cache) is a plain dict",
-    "clear_contexts": "hooklens hook points keep no context (hook.ctx); use a closure",
     "level": "hooklens hook contexts nest without levels; reset_hooks() removes every "
     "non-permanent hook",
     "output_attentions": "cache blocks.{l}.attn.hook_pattern with run_with_cache",
@@ -39,13 +38,23 @@ NOT_IMPLEMENTED: dict[str, str] = {
     "truncate": "hooklens raises for a prompt longer than the context (model.cfg.n_ctx); "
     "slice the tokens, e.g. tokens[:, -model.cfg.n_ctx:]",
     "use_cache": "the forward never builds a KV cache; generate(use_past_kv_cache=) does",
+    # transformer_lens.patching's generic_activation_patch options
+    "index_axis_names": "the get_act_patch_* functions patch every cell of their activation; for "
+    "a subset use hl.patching.sweep(model, clean, corrupted, metric, point=..., layers=..., "
+    "positions=..., heads=...)",
+    "index_df": "the get_act_patch_* functions patch every cell of their activation; for chosen "
+    "cells use hl.patching.sweep(..., layers=..., positions=..., heads=...) or "
+    "hl.patching.patch(model, corrupted, clean_cache, [(name, {'pos': p, 'head': h})])",
+    "return_index_df": "the result is indexed by its axes (e.g. [n_layers, pos]); "
+    "hl.patching.sweep returns a PatchingResult with its rows and columns",
 }
 
 MSG_UNKNOWN_ARG = """{func}() got an argument it does not implement: {name}={value}.{hint}
 hooklens never ignores an argument. {func}() accepts: {accepted}."""
 
 
-def _accepted(fn: Callable[..., Any]) -> list[str]:
+def accepted_names(fn: Callable[..., Any]) -> list[str]:
+    """The names ``fn`` takes by keyword (not ``self``, not ``**kwargs``)."""
     params = inspect.signature(fn).parameters.values()
     kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
     return [p.name for p in params if p.kind in kinds and p.name != "self"]
@@ -57,6 +66,8 @@ def check_names(func: str, given: dict[str, Any], accepted: list[str]) -> None:
         if name in accepted:
             continue
         close = difflib.get_close_matches(name, accepted, n=3, cutoff=0.6)
+        # e.g. patching_metric= where the function takes metric=
+        close = close or [a for a in accepted if len(a) > 2 and (a in name or name in a)][:3]
         if name in NOT_IMPLEMENTED:
             hint = f" hooklens does not implement {name!r}: {NOT_IMPLEMENTED[name]}."
         elif close:
@@ -80,7 +91,9 @@ def checked(*also: str) -> Callable[[F], F]:
     """
 
     def wrap(fn: F) -> F:
-        own = _accepted(fn)
+        own = accepted_names(fn)
+        # A constructor is named by its class, as the caller wrote it: Patcher(), not __init__().
+        name = fn.__qualname__.rsplit(".", 2)[-2] if fn.__name__ == "__init__" else fn.__name__
         resolved: dict[type, list[str]] = {}
 
         @functools.wraps(fn)
@@ -92,10 +105,12 @@ def checked(*also: str) -> Callable[[F], F]:
                     if cls not in resolved:
                         names = list(own)
                         for other in also:
-                            names += [n for n in _accepted(getattr(cls, other)) if n not in names]
+                            names += [
+                                n for n in accepted_names(getattr(cls, other)) if n not in names
+                            ]
                         resolved[cls] = names
                     accepted = resolved[cls]
-                check_names(fn.__name__, kwargs, accepted)
+                check_names(name, kwargs, accepted)
             return fn(*args, **kwargs)
 
         return inner  # type: ignore[return-value]

@@ -31,11 +31,12 @@ from .config import HookedModelConfig, build_config
 from .generate import generate as _generate
 from .generate import prompt_batch
 from .hookapi import HooksMixin, ModelHooks, NameOrPredicate, hook_context
-from .hooks import HookContext, HookFn, HookPoint
+from .hooks import HookFn, HookPoint
 from .kwargs import checked
 from .loading import load
 from .loss import Output, loss_fn
 from .ownership import Ownership
+from .placement import PlacementMixin
 from .points import POINTS_BY_SUFFIX, is_on_demand, split_name
 from .stop import run_until
 from .tokens import TextOrTokens, TokenMixin
@@ -51,7 +52,7 @@ def _tensors(out: Any) -> list[torch.Tensor]:
     return [t for t in (out if isinstance(out, tuple) else (out,)) if isinstance(t, torch.Tensor)]
 
 
-class HookedModel(BlocksMixin, HooksMixin, TokenMixin, WeightsMixin):
+class HookedModel(BlocksMixin, HooksMixin, TokenMixin, WeightsMixin, PlacementMixin):
     """A wrapped Hugging Face causal LM. Weights are not copied or converted.
 
     Build it with `HookedModel.from_pretrained(...)` (or `HookedModel(hf_model, tokenizer)`).
@@ -195,6 +196,7 @@ class HookedModel(BlocksMixin, HooksMixin, TokenMixin, WeightsMixin):
         fwd_hooks: Sequence[tuple[NameOrPredicate, HookFn]] = (),
         bwd_hooks: Sequence[tuple[NameOrPredicate, HookFn]] = (),
         reset_hooks_end: bool = True,
+        clear_contexts: bool = False,
         *,
         prepend: bool = False,
     ) -> ModelHooks:
@@ -205,8 +207,9 @@ class HookedModel(BlocksMixin, HooksMixin, TokenMixin, WeightsMixin):
         All functions are removed when the block exits, also on error (`reset_hooks_end=False`
         leaves them attached until `reset_hooks()`). A backward function fires in the backward
         pass of the forwards run inside the block, also when the backward comes after it.
+        `clear_contexts=True` empties every point's `hook.ctx` when the functions are removed.
         """
-        return hook_context(self, fwd_hooks, bwd_hooks, reset_hooks_end, prepend)
+        return hook_context(self, fwd_hooks, bwd_hooks, reset_hooks_end, prepend, clear_contexts)
 
     # -- forward passes ------------------------------------------------------------------------
     @checked()
@@ -259,11 +262,13 @@ class HookedModel(BlocksMixin, HooksMixin, TokenMixin, WeightsMixin):
         *,
         bwd_hooks: Sequence[tuple[NameOrPredicate, HookFn]] = (),
         reset_hooks_end: bool = True,
+        clear_contexts: bool = False,
         **forward_kwargs: Any,
     ) -> Any:
         """`forward` (any of its arguments) with `fwd_hooks` / `bwd_hooks` attached for this
-        call; backward functions fire when the result's backward runs."""
-        with self.hooks(fwd_hooks, bwd_hooks, reset_hooks_end):
+        call; backward functions fire when the result's backward runs. `clear_contexts` as
+        for `hooks`."""
+        with self.hooks(fwd_hooks, bwd_hooks, reset_hooks_end, clear_contexts):
             return self.forward(input, return_type, **forward_kwargs)
 
     @checked("forward")
@@ -277,6 +282,7 @@ class HookedModel(BlocksMixin, HooksMixin, TokenMixin, WeightsMixin):
         incl_bwd: bool = False,
         pos_slice: PosSlice = None,
         return_type: str | None = "logits",
+        clear_contexts: bool = False,
         **forward_kwargs: Any,
     ) -> tuple[Any, ActivationCache]:
         """Forward pass that stores the activations of the selected points.
@@ -285,7 +291,8 @@ class HookedModel(BlocksMixin, HooksMixin, TokenMixin, WeightsMixin):
         With `remove_batch_dim=True` (batch must be 1) cached tensors lose their batch
         dimension; logits keep it. `device` moves cached tensors (e.g. "cpu"); `pos_slice` keeps
         some positions of each. `incl_bwd=True` also runs the backward of the output (a scalar:
-        use `return_type="loss"`) and caches each point's gradient as `name + "_grad"`.
+        use `return_type="loss"`) and caches each point's gradient as `name + "_grad"`;
+        `clear_contexts=True` empties every point's `hook.ctx` at the end.
         Only the selected points are hooked: a filter with residual-stream points only leaves
         attention fused. On CPU, the heap memory of a cache stays with the process for the next
         one when it is dropped (see `_memory.py`; `hooklens.release_freed_memory()`).
@@ -304,7 +311,10 @@ class HookedModel(BlocksMixin, HooksMixin, TokenMixin, WeightsMixin):
             pos_slice=pos_slice,
             incl_bwd=incl_bwd,
         )
-        with HookContext(fwd, bwd_pairs=bwd), torch.enable_grad() if incl_bwd else nullcontext():
+        with (
+            ModelHooks(self, fwd, bwd_pairs=bwd, clear_contexts=clear_contexts),
+            torch.enable_grad() if incl_bwd else nullcontext(),
+        ):
             out = self.forward(input, return_type, **forward_kwargs)
             if incl_bwd:
                 backward_of(out, return_type)

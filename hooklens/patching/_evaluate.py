@@ -65,7 +65,7 @@ class CellMetric:
         values = []
         buffer, columns = self._buffer, torch.tensor(self.token_ids)
         for i in range(n_cells):
-            rows = logits[self._rows(i)].float()
+            rows = logits[self._rows(i)].float().to(buffer.device)  # also after model.to()
             if self.last_only:
                 buffer[:, -1, columns] = rows[:, -1]
             else:

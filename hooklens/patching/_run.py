@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from .._engine.kwargs import checked
 from .._engine.partial import RecordedRun
 from .._engine.points import head_axis_of
 from .._engine.tokens import token_strings
@@ -41,10 +42,11 @@ def _write(target: torch.Tensor, patch: Patch, src: torch.Tensor, pos_offset: in
         return
     head = slice(None) if patch.head is None else patch.head
     if head_axis == 1:  # pattern-like: (batch, heads, q, k)
+        key = slice(None) if patch.src_pos is None else patch.src_pos
         if patch.pos is None:
-            target[:, head] = src[:, head][..., pos_offset:, :]
+            target[:, head, :, key] = src[:, head, pos_offset:, key]
         else:
-            target[:, head, patch.pos - pos_offset] = src[:, head, patch.pos]
+            target[:, head, patch.pos - pos_offset, key] = src[:, head, patch.pos, key]
     elif patch.pos is None:  # (batch, pos, heads, d_head)
         target[:, :, head] = src[:, pos_offset:, head]
     else:
@@ -67,6 +69,11 @@ def patch_hooks(groups: PatchGroups, source: Any, prompts: int,
                 f"run patched into has {prompts}: cache the same number of prompts (with their "
                 "batch dimension, i.e. not remove_batch_dim=True)"
             )
+        if head_axis_of(name) != 1 and any(one.src_pos is not None for _, one in groups[name]):
+            raise ValueError(
+                f"a patch of {name!r} names src_pos: only attention patterns "
+                "(attn.hook_pattern, attn.hook_attn_scores) have a key position"
+            )
     hooks = []
     for name, writes in groups.items():
 
@@ -82,6 +89,7 @@ def patch_hooks(groups: PatchGroups, source: Any, prompts: int,
     return hooks
 
 
+@checked()
 def patch(model: Any, base: Any, source_cache: Any, patches: Iterable[PatchLike]) -> torch.Tensor:
     """Run ``base`` (text or ids (1, pos)) with ``patches`` from ``source_cache`` applied together.
 
@@ -118,11 +126,26 @@ class Patcher:
     their batches through ``run`` too.
     """
 
+    @checked()
     def __init__(self, model: Any, base: Any, source_cache: Any) -> None:
         self.model = model
         self.source_cache = source_cache
         with model.owner.hold():
-            self.base = RecordedRun(model, prompt_batch(model, base))
+            self._base = RecordedRun(model, prompt_batch(model, base))
+            self._moves = model.moves
+
+    @property
+    def base(self) -> RecordedRun:
+        """The recorded base run. After ``model.to(...)`` its block arguments, keys and values
+        are on the old device or dtype, so it is recorded again first (the source cache is
+        converted as each patch is written)."""
+        if self._moves != self.model.moves:
+            with self.model.owner.hold():
+                skips = self._base.skips
+                self._base = RecordedRun(self.model, self._base.tokens.to(self.model.cfg.device))
+                self._base.skips = self._base.skips and skips
+                self._moves = self.model.moves
+        return self._base
 
     @property
     def base_strings(self) -> list[str]:
@@ -132,6 +155,7 @@ class Patcher:
     def __call__(self, patches: Iterable[PatchLike]) -> torch.Tensor:
         return self.run([[as_patch(item) for item in patches]])
 
+    @checked()
     def run(self, patch_sets: Sequence[Sequence[Patch]], token_ids: list[int] | None = None,
             last_only: bool = False) -> torch.Tensor:  # fmt: skip
         """Logits with patch set ``i`` applied to the ``i``-th copy of the base prompts

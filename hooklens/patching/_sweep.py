@@ -8,6 +8,7 @@ from typing import Any, Literal, cast
 
 import torch
 
+from .._engine.kwargs import checked
 from ..metrics import Metric
 from ._attribution import attribution_sweeps
 from ._evaluate import CellMetric
@@ -33,6 +34,7 @@ OnBatch = Callable[[PatchingResult, int, int], None]
 Method = Literal["exact", "attribution"]
 
 
+@checked()
 def sweep(
     model: Any,
     clean: Any,
@@ -107,6 +109,7 @@ def sweep(
     )
 
 
+@checked()
 def sweep_all(
     model: Any,
     clean: Any,

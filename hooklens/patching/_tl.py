@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from .._engine.kwargs import checked
 from ._evaluate import CellMetric
 from ._inputs import prompt_batch
 from ._plan import _Cell
@@ -31,11 +32,6 @@ _NOT_A_CACHE = (
     "`clean_cache` must be the ActivationCache of the clean run "
     "(`_, clean_cache = model.run_with_cache(clean_tokens)`), got {kind}. hooklens's own "
     "hl.patching.sweep(model, clean, corrupted, metric) takes the two prompts instead."
-)
-_UNSUPPORTED = (
-    "{fn} does not take {args}: hooklens patches every cell of the activation's full index range "
-    "(TransformerLens's default). For a subset of cells use hl.patching.sweep(model, clean, "
-    "corrupted, metric, layers=..., positions=..., heads=...)."
 )
 
 #: TransformerLens's activation name -> hooklens hook suffix.
@@ -54,7 +50,8 @@ _HOOKS = {
 
 def _patch(activation: str, layer: int, index: dict[str, int]) -> Patch:
     name = f"blocks.{layer}.{_HOOKS[activation]}"
-    return Patch(name, pos=index.get("pos", index.get("dest_pos")), head=index.get("head"))
+    pos = index.get("pos", index.get("dest_pos"))
+    return Patch(name, pos=pos, head=index.get("head"), src_pos=index.get("src_pos"))
 
 
 def _activation_patch(
@@ -67,16 +64,13 @@ def _activation_patch(
         corrupted_tokens: Any,
         clean_cache: Any,
         patching_metric: PatchingMetric,
-        **unsupported: Any,
     ) -> torch.Tensor:
-        if unsupported:
-            raise TypeError(_UNSUPPORTED.format(fn=fn_name, args=", ".join(sorted(unsupported))))
         if type(clean_cache).__name__ != "ActivationCache":
             raise TypeError(_NOT_A_CACHE.format(fn=fn_name, kind=type(clean_cache).__name__))
         tokens = prompt_batch(model, corrupted_tokens)
         n_heads = model.cfg.n_kv_heads if activation in ("k", "v") else model.cfg.n_heads
         sizes = {"layer": model.cfg.n_layers, "pos": tokens.shape[1], "head": n_heads}
-        sizes["dest_pos"] = sizes["pos"]
+        sizes["dest_pos"] = sizes["src_pos"] = sizes["pos"]
         for layer in range(model.cfg.n_layers):
             model._point(f"blocks.{layer}.{_HOOKS[activation]}")  # explains a missing point
         patcher = Patcher(model, tokens, clean_cache)
@@ -90,6 +84,7 @@ def _activation_patch(
         return raw.to(model.cfg.device)
 
     run.__name__ = run.__qualname__ = fn_name
+    run = checked()(run)
     shape = ", ".join("n_" + a + "s" if a in ("layer", "head") else a for a in axes)
     run.__doc__ = (
         f"TransformerLens's ``{fn_name}``: patch the clean ``{activation}`` into the corrupted "
@@ -141,14 +136,11 @@ get_act_patch_attn_head_pattern_by_pos = _activation_patch(
 )
 
 
-def get_act_patch_attn_head_pattern_dest_src_pos(*args: Any, **kwargs: Any) -> torch.Tensor:
-    """Not implemented: patching one (destination, source) entry of a pattern needs a patch
-    of a single key position, which ``hl.patching.Patch`` cannot express yet. Use
-    ``get_act_patch_attn_head_pattern_by_pos`` (a whole destination row per cell)."""
-    raise NotImplementedError(
-        "get_act_patch_attn_head_pattern_dest_src_pos is not implemented in hooklens; "
-        "get_act_patch_attn_head_pattern_by_pos patches whole destination rows."
-    )
+get_act_patch_attn_head_pattern_dest_src_pos = _activation_patch(
+    "get_act_patch_attn_head_pattern_dest_src_pos",
+    "pattern",
+    ("layer", "head", "dest_pos", "src_pos"),
+)
 
 
 def _pad_heads(result: torch.Tensor, n_heads: int) -> torch.Tensor:
@@ -157,6 +149,7 @@ def _pad_heads(result: torch.Tensor, n_heads: int) -> torch.Tensor:
     return torch.nn.functional.pad(result, (0, n_heads - result.shape[-1]))
 
 
+@checked()
 def get_act_patch_block_every(
     model: Any, corrupted_tokens: Any, clean_cache: Any, metric: PatchingMetric
 ) -> torch.Tensor:
@@ -169,6 +162,7 @@ def get_act_patch_block_every(
     )
 
 
+@checked()
 def get_act_patch_attn_head_all_pos_every(
     model: Any, corrupted_tokens: Any, clean_cache: Any, metric: PatchingMetric
 ) -> torch.Tensor:
@@ -187,6 +181,7 @@ def get_act_patch_attn_head_all_pos_every(
     )
 
 
+@checked()
 def get_act_patch_attn_head_by_pos_every(
     model: Any, corrupted_tokens: Any, clean_cache: Any, metric: PatchingMetric
 ) -> torch.Tensor:

@@ -28,14 +28,19 @@ POINTS: dict[str, tuple[str, Literal["pos", "head"]]] = {
 @dataclass(frozen=True)
 class Patch:
     """Replace the activation at hook ``name`` by the source run's: at position ``pos`` (None:
-    all positions) and head ``head`` (None: all heads; only for per-head points)."""
+    all positions) and head ``head`` (None: all heads; only for per-head points). For an
+    attention pattern (``attn.hook_pattern``, ``attn.hook_attn_scores``), ``pos`` is the query
+    (destination) position and ``src_pos`` a key (source) position (None: every key), so
+    ``Patch(name, pos=d, head=h, src_pos=s)`` patches the one entry ``[:, h, d, s]``."""
 
     name: str
     pos: int | None = None
     head: int | None = None
+    src_pos: int | None = None
 
     def to_python(self) -> str:
-        where = {k: v for k, v in (("pos", self.pos), ("head", self.head)) if v is not None}
+        where = {k: v for k, v in (("pos", self.pos), ("head", self.head),
+                                   ("src_pos", self.src_pos)) if v is not None}  # fmt: skip
         return f"({self.name!r}, {where!r})"
 
 
@@ -91,14 +96,16 @@ def cell_patch(point: str, layer: int, column: int) -> Patch:
 
 
 def as_patch(item: PatchLike) -> Patch:
-    """A ``Patch`` from ``Patch`` or ``(name, {"pos": p, "head": h})``."""
+    """A ``Patch`` from ``Patch`` or ``(name, {"pos": p, "head": h, "src_pos": s})``."""
     if isinstance(item, Patch):
         return item
     name, where = (item[0], item[1]) if len(item) == 2 else (item[0], {})
-    unknown = set(where) - {"pos", "head"}
+    unknown = set(where) - {"pos", "head", "src_pos"}
     if unknown:
-        raise ValueError(f"a patch is (hook name, {{'pos': p, 'head': h}}); unknown keys {unknown}")
-    return Patch(name, where.get("pos"), where.get("head"))
+        raise ValueError(
+            f"a patch is (hook name, {{'pos': p, 'head': h, 'src_pos': s}}); unknown keys {unknown}"
+        )
+    return Patch(name, where.get("pos"), where.get("head"), where.get("src_pos"))
 
 
 @dataclass

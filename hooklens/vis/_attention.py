@@ -15,6 +15,7 @@ import numpy as np
 import torch
 import traitlets
 
+from .._engine.kwargs import checked
 from .._engine.model import HookedModel
 from .._engine.tokens import one_prompt, token_strings
 from ._port import PortedView
@@ -255,6 +256,7 @@ def _head_names(names: Any, n_heads: int) -> list[str]:
     return names
 
 
+@checked()
 def attention_heads(
     attention: Any,
     tokens: Any,

@@ -7,6 +7,7 @@ from typing import Any
 
 import traitlets
 
+from .._engine.kwargs import checked
 from .._engine.model import HookedModel
 from ._attention import AttentionPatterns, _as_patterns, _head_names, attention_heads
 from ._port import reject_unimplemented
@@ -47,6 +48,7 @@ class AttentionTokens(AttentionPatterns):
         return value
 
 
+@checked()
 def attention_patterns(
     tokens: Any,
     attention: Any,
@@ -70,6 +72,7 @@ def attention_patterns(
     )
 
 
+@checked()
 def attention_pattern(
     tokens: Any,
     attention: Any,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import traitlets
 
+from .._engine.kwargs import checked
 from ._port import PortedView
 
 
@@ -13,6 +14,7 @@ class Hello(PortedView):
     name = traitlets.Unicode("", help="Who is greeted (shown as text).").tag(sync=True)
 
 
+@checked()
 def hello(name: str) -> Hello:
     """CircuitsVis' ``examples.hello(name)``."""
     return Hello(view="hello", name=str(name))

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 import traitlets
 
+from .._engine.kwargs import checked
 from ._port import PortedView
 from ._widget import index_param, rpc_method
 from ._wire import encode_tensor
@@ -77,6 +78,7 @@ class TokenLogProbs(PortedView):
         return [("topk", {"position": p}) for p in range(1, len(self.prompt))]
 
 
+@checked()
 def token_log_probs(
     token_indices: Any,
     log_probs: Any,

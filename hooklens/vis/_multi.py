@@ -9,6 +9,7 @@ import numpy as np
 import torch
 import traitlets
 
+from .._engine.kwargs import checked
 from ._port import PortedView
 from ._tokens import as_token_strings
 from ._wire import as_numpy, encode_tensor
@@ -45,6 +46,7 @@ class ColoredTokensMulti(PortedView):
         return value
 
 
+@checked()
 def colored_tokens_multi(
     tokens: Any, values: Any, labels: list[str] | None = None
 ) -> ColoredTokensMulti:
@@ -74,6 +76,7 @@ def colored_tokens_multi(
     return ColoredTokensMulti(strings, array, names)
 
 
+@checked()
 def visualize_model_performance(
     tokens: Any, str_tokens: list[str], logits: Any
 ) -> ColoredTokensMulti:

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import traitlets
 
+from .._engine.kwargs import checked
 from ._port import PortedView, dimension_labels
 from ._tokens import as_token_strings
 from ._widget import index_param, rpc_method
@@ -86,6 +87,7 @@ class TextNeuronActivations(PortedView):
         ]
 
 
+@checked()
 def text_neuron_activations(
     tokens: Any,
     activations: Any,

@@ -12,6 +12,7 @@ import types
 from collections.abc import Callable
 from typing import Any, ClassVar
 
+from .._errors import ArgumentError
 from ._widget import HookLensWidget
 from .export import to_fragment
 
@@ -21,14 +22,14 @@ _NOT_IMPLEMENTED = (
 
 
 def reject_unimplemented(function: str, hint: str = "", **arguments: Any) -> None:
-    """Raise ``NotImplementedError`` naming the first CircuitsVis argument that is set.
+    """Raise ``ArgumentError`` naming the first CircuitsVis argument that is set.
 
     ``arguments``: name -> value of the arguments hooklens accepts by name but does not draw
     yet; ``None`` means unset (CircuitsVis' default).
     """
     for name, value in arguments.items():
         if value is not None:
-            raise NotImplementedError(
+            raise ArgumentError(
                 _NOT_IMPLEMENTED.format(function=function, name=name, value=value, hint=hint)
             )
 

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import traitlets
 
+from .._engine.kwargs import checked
 from .._engine.model import HookedModel
 from .._engine.tokens import token_strings
 from ._port import PortedView
@@ -104,6 +105,7 @@ class ColoredTokens(PortedView):
         )
 
 
+@checked()
 def colored_tokens(
     tokens: Any,
     values: Any,

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 import traitlets
 
+from .._engine.kwargs import checked
 from ._port import PortedView, dimension_labels
 from ._tokens import as_token_strings
 from ._widget import index_param, rpc_method
@@ -102,6 +103,7 @@ class TopkTokens(PortedView):
         ]
 
 
+@checked()
 def topk_tokens(
     tokens: list[list[str]],
     activations: list[Any],
@@ -209,6 +211,7 @@ class TopkSamples(PortedView):
         ]
 
 
+@checked()
 def topk_samples(
     tokens: list[list[list[list[str]]]],
     activations: list[list[list[list[float]]]],

@@ -13,6 +13,7 @@ same code.
 
 from __future__ import annotations
 
+import functools
 import traceback
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -21,6 +22,8 @@ from typing import Any, ClassVar, TypeVar
 import anywidget
 import traitlets
 
+from .._engine.kwargs import accepted_names, check_names
+from .._errors import ArgumentError
 from ._wire import REQUEST, RESPONSE, pack_buffers, request_key, unpack_buffers
 
 # Resolved against this file, not the kernel's working directory, so the bundle is found
@@ -70,6 +73,28 @@ def bundle_source() -> str:
     return BUNDLE_PATH.read_text(encoding="utf-8")
 
 
+def _checked_init(init: Callable[..., None]) -> Callable[..., None]:
+    """A view's ``__init__`` that first rejects keywords that are neither an argument of a
+    constructor in its class chain nor one of its synced traits (traitlets would drop them
+    with a warning): the one rule of ``hooklens._engine.kwargs``."""
+
+    @functools.wraps(init)
+    def checked_init(self: HookLensWidget, *args: Any, **kwargs: Any) -> None:
+        if kwargs:
+            cls = type(self)
+            accepted: list[str] = []
+            for klass in cls.__mro__[: cls.__mro__.index(HookLensWidget)]:
+                own = vars(klass).get("__init__")
+                if own is not None:
+                    accepted += [n for n in accepted_names(own) if n not in accepted]
+            traits = cls.class_trait_names(sync=True)
+            accepted += sorted(n for n in traits if not n.startswith("_") and n not in accepted)
+            check_names(cls.__name__, kwargs, accepted)
+        init(self, *args, **kwargs)
+
+    return checked_init
+
+
 class HookLensWidget(anywidget.AnyWidget):
     """An anywidget that loads the hooklens bundle and answers its view's requests."""
 
@@ -95,6 +120,8 @@ class HookLensWidget(anywidget.AnyWidget):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        if "__init__" in vars(cls):
+            cls.__init__ = _checked_init(cls.__init__)  # type: ignore[method-assign]
         found = dict(cls.rpc_methods)  # the base's handlers, overridden by this class's own
         for attr, fn in vars(cls).items():
             name = getattr(fn, "_hl_rpc_name", None)
@@ -202,7 +229,7 @@ class HookLensWidget(anywidget.AnyWidget):
                 if self.export_options
                 else "no options"
             )
-            raise TypeError(
+            raise ArgumentError(
                 _BAD_OPTIONS.format(view=type(self).__name__, known=known, given=unknown)
             )
         return self.exported_requests(**options)

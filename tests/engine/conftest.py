@@ -177,3 +177,21 @@ def run(tiny, tokens):
         return model, logits, cache
 
     return get
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory):
+    """model type -> (Outcome, HookedModel or None) of the installed transformers' registry
+    (`hooklens/architectures/_registry.py`), built once per session."""
+    from hooklens.architectures._registry import build, load
+
+    done: dict[str, tuple] = {}
+
+    def get(model_type: str):
+        if model_type not in done:
+            folder = tmp_path_factory.mktemp("registry") / model_type
+            failed = build(model_type, folder)
+            done[model_type] = (failed, None) if failed else load(model_type, folder, _tokenizer())
+        return done[model_type]
+
+    return get

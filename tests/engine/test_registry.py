@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from hooklens._engine.points import is_on_demand
-from hooklens.architectures._registry import VOCAB, build, causal_lm_types, family_table, load
+from hooklens.architectures._registry import VOCAB, build, causal_lm_types, family_table
 
 from .conftest import _tokenizer
 from .test_families import O_PROJ
@@ -23,21 +23,6 @@ TYPES = list(causal_lm_types())
 #: Raise this as more types are wrapped; it must never go down.
 WRAPPED_AT_LEAST = 71
 README = Path(__file__).parents[2] / "hooklens" / "architectures" / "README.md"
-
-
-@pytest.fixture(scope="session")
-def registry(tmp_path_factory):
-    """model type -> (Outcome, HookedModel or None), built once per session."""
-    done: dict[str, tuple] = {}
-
-    def get(model_type: str):
-        if model_type not in done:
-            folder = tmp_path_factory.mktemp("registry") / model_type
-            failed = build(model_type, folder)
-            done[model_type] = (failed, None) if failed else load(model_type, folder, _tokenizer())
-        return done[model_type]
-
-    return get
 
 
 def _o_proj(model, layer):

@@ -217,3 +217,43 @@ def test_hooked_root_module_for_your_own_modules():
     assert len(seen) == 1
     with pytest.raises(hl.HookNameError, match="hook_pre"):
         toy.run_with_hooks(x, fwd_hooks=[("hook_pree", lambda t, hook: None)])
+
+
+def test_hook_ctx_persists_from_forward_to_backward(tiny, tokens):
+    """TransformerLens's `hook.ctx`: a dict per point that forward and backward functions share;
+    emptied by reset_hooks() (clear_contexts=True is its default) and by hooks(...,
+    clear_contexts=True) leaving its block, kept otherwise."""
+    model = tiny("llama")
+    name = "blocks.0.hook_resid_post"
+    grads = []
+
+    def keep(act, hook):
+        hook.ctx["act"] = act.detach()
+
+    def use(grad, hook):
+        grads.append((grad * hook.ctx["act"]).sum())
+
+    loss = model.run_with_hooks(tokens, return_type="loss", fwd_hooks=[(name, keep)],
+                                bwd_hooks=[(name, use)])  # fmt: skip
+    point = model.hook_dict[name]
+    assert set(point.ctx) == {"act"}  # kept after the block (clear_contexts=False)
+    loss.backward()
+    assert len(grads) == 1 and torch.isfinite(grads[0])
+    model.reset_hooks(clear_contexts=False)
+    assert "act" in point.ctx
+    model.reset_hooks()
+    assert point.ctx == {}
+    with model.hooks([(name, keep)], clear_contexts=True):
+        model(tokens)
+        assert "act" in point.ctx
+    assert point.ctx == {}
+    model.run_with_hooks(tokens, fwd_hooks=[(name, keep)], clear_contexts=True)
+    assert point.ctx == {}
+    model.run_with_hooks(tokens, fwd_hooks=[(name, keep)])
+    model.hook_dict[name].clear_context()
+    assert point.ctx == {}
+    toy = _Toy()
+    toy.run_with_hooks(torch.randn(1, 2, 4), fwd_hooks=[("hook_pre", keep)])
+    assert "act" in toy.hook_dict["hook_pre"].ctx
+    toy.reset_hooks()
+    assert toy.hook_dict["hook_pre"].ctx == {}

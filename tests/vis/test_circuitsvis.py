@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+import hooklens as hl
 import hooklens.vis as cv
 from hooklens.vis._wire import decode_tensor
 
@@ -128,7 +129,7 @@ def test_attention_pattern_is_one_head_of_attention_heads() -> None:
     assert (
         cv.attention_pattern(list("ab"), torch.eye(2), mask_upper_tri=False).mask_upper_tri is False
     )
-    with pytest.raises(NotImplementedError, match="`show_axis_labels=`"):
+    with pytest.raises(hl.ArgumentError, match="`show_axis_labels=`"):
         cv.attention_pattern(list("abc"), torch.eye(3), show_axis_labels=False)
     with pytest.raises(ValueError, match="one head"):
         cv.attention_pattern(list("abc"), torch.rand(2, 3, 3))
@@ -238,3 +239,30 @@ def test_saved_notebooks_keep_each_first_screen() -> None:
     assert log_probs.embedded_replies == {}
     log_probs.position = 2
     assert list(log_probs.embedded_replies) == ['topk?{"position":2}']
+
+
+def test_typos_raise_naming_the_hooklens_spelling(gpt2: Any) -> None:
+    """The keyword rule on the views: a CircuitsVis function or a view class given a name it
+    does not take raises ArgumentError with the close match (traitlets would drop it)."""
+    pattern = torch.rand(2, 3, 3)
+    tokens = list("abc")
+    cases = [
+        (lambda: cv.attention_heads(pattern, tokens, attention_head_name=["a", "b"]),
+         "'attention_head_names'"),
+        (lambda: cv.attention.attention_heads(pattern, tokens, max_val=1), "'max_value'"),
+        (lambda: cv.colored_tokens(tokens, [1, 2, 3], positive_colour="red"),
+         "'positive_color'"),
+        (lambda: cv.topk_tokens(tokens=[tokens], activations=[np.ones((3, 1, 2))], max_K=2),
+         "'max_k'"),
+        (lambda: cv.AttentionPatterns(tokens, [pattern.numpy()], head_name=["x", "y"]),
+         "'head_names'"),
+        (lambda: cv.AttentionView(gpt2, "a b", layre=0), "'layer'"),
+        (lambda: cv.ResidualView(gpt2, "a b", kk=3), "'k'"),
+        (lambda: cv.attention_heads(pattern, tokens).show_code(layer=[0]), "`layers=`"),
+    ]  # fmt: skip
+    for call, hint in cases:
+        with pytest.raises(hl.ArgumentError, match=hint):
+            call()
+    # traits and constructor arguments by name still work
+    view = cv.AttentionView(gpt2, "a b", layer=1, head=2, title="t")
+    assert (view.layer, view.head, view.title) == (1, 2, "t")
