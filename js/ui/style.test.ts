@@ -25,12 +25,14 @@ describe("ensureStyle", () => {
     expect(styles[0]?.textContent).toContain(".hooklens");
   });
 
-  it("waits a frame for a view attached after render", async () => {
+  it("waits until a view attached after render is in its tree", async () => {
     const host = document.createElement("div");
     document.body.appendChild(host);
     const shadow = host.attachShadow({ mode: "open" });
     const el = document.createElement("div");
     ensureStyle(el);
+    await new Promise((resolve) => requestAnimationFrame(resolve));
+    await new Promise((resolve) => requestAnimationFrame(resolve));
     shadow.appendChild(el);
     await new Promise((resolve) => requestAnimationFrame(resolve));
     expect(shadow.querySelectorAll("style#hooklens-style").length).toBe(1);

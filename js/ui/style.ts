@@ -123,6 +123,8 @@ const CSS = `
 `;
 
 const STYLE_ID = "hooklens-style";
+/** How long a view waits to be attached before it stops looking for its root (~10 s). */
+const MAX_FRAMES = 600;
 
 function injectInto(root: Document | ShadowRoot): void {
   if (root.querySelector(`style#${STYLE_ID}`)) return;
@@ -135,20 +137,26 @@ function injectInto(root: Document | ShadowRoot): void {
 }
 
 /**
- * Give the stylesheet to the tree `el` is (or will be) in: its shadow root when it has one,
- * else the document. A host may attach `el` after render: then the check runs again on the next
- * frame.
+ * Give the stylesheet to the tree `el` is in: its shadow root when it has one, else the
+ * document. A host may attach `el` after render (marimo does, inside a shadow root): then the
+ * check runs again each frame until `el` is attached.
  */
 export function ensureStyle(el?: HTMLElement, doc: Document = document): void {
   if (!el) {
     injectInto(doc);
     return;
   }
-  const place = () => {
+  const place = (): boolean => {
+    if (!el.isConnected) return false;
     const root = el.getRootNode();
     const inShadow = root.nodeType === Node.DOCUMENT_FRAGMENT_NODE && "host" in root;
     injectInto(inShadow ? (root as ShadowRoot) : (el.ownerDocument ?? doc));
+    return true;
   };
-  place();
-  if (!el.isConnected) requestAnimationFrame(place);
+  if (place()) return;
+  let frames = 0;
+  const retry = () => {
+    if (!place() && ++frames < MAX_FRAMES) requestAnimationFrame(retry);
+  };
+  requestAnimationFrame(retry);
 }

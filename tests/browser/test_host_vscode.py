@@ -28,8 +28,7 @@ from tests.vis.tiny import IMG, SCRIPT, tiny_gpt2
 
 from .conftest import GuardedPage
 from .test_screenshots import _shoot
-from .test_views_nbconvert import PAINTED
-from .views_helpers import assert_canvas_shows
+from .views_helpers import assert_canvas_shows, painted_heatmaps
 
 REPO = Path(__file__).resolve().parents[2]
 HOSTS = Path(__file__).parent / "hosts"
@@ -134,7 +133,7 @@ def test_saved_notebook_renders_in_vscode_widget_host(
         "() => document.querySelectorAll('.hooklens[data-view=\"attention\"][data-renders]')"
         ".length === 2"
     )
-    painted = page.evaluate(PAINTED)
+    painted = painted_heatmaps(page)
     # attention x2, residual norms + contributions, patching (its heatmap: not swept yet).
     assert sorted(p["view"] for p in painted) == [
         "attention", "attention", "patching", "residual", "residual",
