@@ -97,6 +97,8 @@ def test_marimo_notebook_paints_every_view(marimo_app: str, guarded_page: Guarde
     # The first screen: the induction head, from the kernel through marimo.
     want = cache[f"blocks.{layer}.attn.hook_pattern"][0, head].numpy()
     assert_canvas_shows(page, heatmap, want, mask_upper=True)
+    page.mouse.move(0, 0)
+    _shoot(page, "#App", "host_marimo.png")
     # A layer switch is a request to the kernel (a custom message through marimo) and back.
     other = (layer + 1) % cache.model.cfg.n_layers
     page.locator(f"{attention} select.hl-layer-select").first.select_option(str(other))
@@ -119,5 +121,3 @@ def test_marimo_notebook_paints_every_view(marimo_app: str, guarded_page: Guarde
     thumbs = page.locator(attention).first.locator(".hl-thumb")
     boxes = [thumbs.nth(i).bounding_box() for i in range(2)]
     assert boxes[0]["y"] == boxes[1]["y"] and boxes[0]["x"] < boxes[1]["x"], boxes
-    page.mouse.move(0, 0)
-    _shoot(page, "#App", "host_marimo.png")
