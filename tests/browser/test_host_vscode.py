@@ -14,6 +14,7 @@ import functools
 import http.server
 import json
 import shutil
+import subprocess
 import sys
 import threading
 from collections.abc import Iterator
@@ -26,14 +27,15 @@ import torch
 import hooklens as hl
 from tests.vis.tiny import IMG, SCRIPT, tiny_gpt2
 
-from .conftest import GuardedPage
+from .conftest import TOKEN, GuardedPage, _start_server, _stop_server
 from .test_screenshots import _shoot
-from .views_helpers import assert_canvas_shows, painted_heatmaps
+from .views_helpers import assert_canvas_shows, dataset, painted_heatmaps
 
 REPO = Path(__file__).resolve().parents[2]
 HOSTS = Path(__file__).parent / "hosts"
 IPYWIDGETS8 = REPO / "node_modules/@vscode/jupyter-ipywidgets8/dist/ipywidgets.js"
 REQUIRE_JS = REPO / "node_modules/requirejs/require.js"
+ESBUILD = REPO / "node_modules/.bin/esbuild"
 NBEXTENSIONS = Path(sys.prefix) / "share/jupyter/nbextensions"
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 IDS = [[2, IMG, SCRIPT, 3]]
@@ -83,6 +85,16 @@ def _host_files() -> dict[str, Path]:
     return {"ipywidgets.js": IPYWIDGETS8, "require.js": REQUIRE_JS}
 
 
+def _place_host(root: Path) -> None:
+    """The page, the host package, require.js and the kernel's local nbextensions (where VS
+    Code finds a widget's front end offline) in the served folder."""
+    for name, source in _host_files().items():
+        shutil.copy(source, root / name)
+    for name in ("vscode.html", "vscode_host.js"):
+        shutil.copy(HOSTS / name, root / name)
+    shutil.copytree(NBEXTENSIONS / "anywidget", root / "nbextensions/anywidget")
+
+
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[Path, str]]:
     """A folder served on 127.0.0.1 (quietly) and its URL."""
@@ -110,16 +122,10 @@ def test_saved_notebook_renders_in_vscode_widget_host(
 ) -> None:
     """Every view's first screen, from a saved notebook's widget state, with no kernel."""
     root, url = served
-    files = _host_files()
+    _place_host(root)
     model = tiny_gpt2(tmp_path / "gpt2", n_layers=2, n_heads=3)
     notebook = _saved_notebook(_views(model))
     (root / "notebook.json").write_text(json.dumps(notebook), encoding="utf-8")
-    for name, source in files.items():
-        shutil.copy(source, root / name)
-    for name in ("vscode.html", "vscode_host.js"):
-        shutil.copy(HOSTS / name, root / name)
-    # The kernel's local nbextensions: where VS Code finds a widget's front end offline.
-    shutil.copytree(NBEXTENSIONS / "anywidget", root / "nbextensions/anywidget")
     page: Any = guarded_page.page
     page.goto(f"{url}/vscode.html")
     page.wait_for_function("() => window.__host?.done", timeout=60_000)
@@ -155,3 +161,54 @@ def test_saved_notebook_renders_in_vscode_widget_host(
     )
     assert errors == []
     _shoot(page, "#outputs", "host_vscode.png")
+
+
+def test_live_kernel_through_vscode_widget_host(
+    tmp_path: Path,
+    served: tuple[Path, str],
+    guarded_page: GuardedPage,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """The same host with a kernel: the manager gets a live kernel connection (VS Code gives it
+    a proxy of one), the view is created by the kernel's comm messages and a layer switch is a
+    request answered by the kernel."""
+    root, url = served
+    _place_host(root)
+    if not ESBUILD.is_file():
+        pytest.fail(f"{ESBUILD} is missing: run `npm ci`")
+    subprocess.run(
+        [str(ESBUILD), str(HOSTS / "services.js"), "--bundle", "--format=esm", "--log-level=error",
+         f"--outfile={root / 'services.js'}"],
+        check=True,
+    )  # fmt: skip
+    model = tiny_gpt2(tmp_path / "gpt2", n_layers=2, n_heads=3)
+    process, server = _start_server(
+        tmp_path_factory.mktemp("jupyter-server"), "lab", [f"--ServerApp.allow_origin={url}"]
+    )
+    try:
+        page: Any = guarded_page.page
+        page.goto(f"{url}/vscode.html?server={server.url}&token={TOKEN}")
+        page.wait_for_function("() => window.__run || window.__host?.done", timeout=60_000)
+        code = (
+            "import torch\nimport hooklens as hl\n"
+            f"model = hl.HookedModel.from_pretrained({str(tmp_path / 'gpt2')!r})\n"
+            f"hl.AttentionView(model, torch.tensor({IDS!r}), head=1)"
+        )
+        assert page.evaluate("(code) => window.__run(code)", code) == "ok"
+        attention = '.hooklens[data-view="attention"]'
+        page.wait_for_selector(f"{attention}[data-renders]", timeout=60_000)
+        with torch.no_grad():
+            _, cache = model.run_with_cache(torch.tensor(IDS))
+        heatmap = f"{attention} canvas.hl-heatmap"
+        want = cache["blocks.0.attn.hook_pattern"][0, 1].numpy()
+        assert_canvas_shows(page, heatmap, want, mask_upper=True)
+        page.locator(f"{attention} select.hl-layer-select").select_option("1")
+        page.wait_for_selector(f'{attention}[data-layer="1"]', timeout=30_000)
+        assert dataset(page, attention, "lastReply")["layer"] == 1  # answered by the kernel
+        want = cache["blocks.1.attn.hook_pattern"][0, 1].numpy()
+        assert_canvas_shows(page, heatmap, want, mask_upper=True)
+        host = page.evaluate("() => window.__host")
+        assert host["errors"] == [], host["errors"]
+        assert page.locator(".hooklens[data-error]").count() == 0
+    finally:
+        _stop_server(process)

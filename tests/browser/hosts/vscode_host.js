@@ -1,9 +1,14 @@
-// Renders a notebook's widget outputs through VS Code's widget host (@vscode/jupyter-ipywidgets8),
-// bootstrapped as VS Code's notebook webview bootstraps it. Reads `notebook.json` beside the page:
-// {widgets: <the notebook's metadata.widgets>, outputs: [<widget-view+json of each output>]}.
+// Renders widget outputs through VS Code's widget host (@vscode/jupyter-ipywidgets8), bootstrapped
+// as VS Code's notebook webview bootstraps it. Two modes:
+// - saved notebook (default): reads `notebook.json` beside the page, {widgets: <the notebook's
+//   metadata.widgets>, outputs: [<widget-view+json of each output>]}, and renders it, no kernel;
+// - live (`?server=<url>&token=<token>`): starts a kernel on that Jupyter server, hands the
+//   connection to the manager as VS Code hands it its proxy kernel, and renders every widget
+//   output of the code run by `window.__run(code)`.
 // Progress and failures go to window.__host ({done, errors, log}) for the test to read.
 import { activate } from "./ipywidgets.js";
 
+const WIDGET_VIEW = "application/vnd.jupyter.widget-view+json";
 const host = { done: false, errors: [], log: [] };
 window.__host = host;
 const logger = (message) => host.log.push(String(message));
@@ -66,13 +71,59 @@ async function renderOutput(manager, data, container) {
   await manager.display_view(data, view, { node: el });
 }
 
-async function main() {
-  const notebook = await (await fetch("notebook.json")).json();
+function loadHost() {
   window.requirejs.config({ map: { "*": { "jupyter-js-widgets": "@jupyter-widgets/base" } } });
   activate();
   window.vscIPyWidgets8.load();
+  return window.vscIPyWidgets.WidgetManager;
+}
+
+async function renderLive(manager, data, container) {
+  const el = document.createElement("div");
+  el.className = "cell-output-ipywidget-background";
+  container.append(el);
+  const model = await manager.get_model(data.model_id);
+  const view = await manager.create_view(model, { el });
+  await manager.display_view(data, view, { node: el });
+}
+
+async function live(server, token) {
+  const { KernelManager, ServerConnection } = await import("./services.js");
+  const serverSettings = ServerConnection.makeSettings({
+    baseUrl: server,
+    wsUrl: server.replace(/^http/, "ws"),
+    token,
+    appendToken: true,
+  });
+  const kernel = await new KernelManager({ serverSettings }).startNew({ name: "python3" });
+  const WidgetManager = loadHost();
   const container = document.getElementById("outputs");
-  const { WidgetManager } = window.vscIPyWidgets;
+  const manager = new WidgetManager(kernel, container, scriptLoader, logger, undefined);
+  // VS Code renders a widget output when the display message arrives, after the comm_open
+  // that created its model.
+  kernel.iopubMessage.connect((_, msg) => {
+    const data = msg.content?.data?.[WIDGET_VIEW];
+    if (!data) return;
+    renderLive(manager, data, container).catch((error) =>
+      host.errors.push(`output ${data.model_id}: ${error?.stack ?? error}`),
+    );
+  });
+  window.__run = async (code) => {
+    const reply = await kernel.requestExecute({ code }).done;
+    const { status, ename, evalue } = reply.content;
+    return status === "ok" ? "ok" : `${status}: ${ename}: ${evalue}`;
+  };
+}
+
+async function main() {
+  const params = new URLSearchParams(location.search);
+  if (params.get("server")) {
+    await live(params.get("server"), params.get("token"));
+    return;
+  }
+  const notebook = await (await fetch("notebook.json")).json();
+  const WidgetManager = loadHost();
+  const container = document.getElementById("outputs");
   const manager = new WidgetManager(offlineKernel, container, scriptLoader, logger, notebook.widgets);
   const model = {
     metadata: { get: (key) => notebook.widgets && key === "widgets" && notebook.widgets },
