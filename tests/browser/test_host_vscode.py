@@ -132,7 +132,7 @@ def test_saved_notebook_renders_in_vscode_widget_host(
     host = page.evaluate("() => window.__host")
     assert host["errors"] == [], host["errors"]
     # The package's manager asked for anywidget's front end and got the local copy.
-    assert "script source requested: anywidget@~0.11.*" in host["log"]
+    assert any(line.startswith("script source requested: anywidget@") for line in host["log"])
     for view in ("attention", "residual", "patching", "colored_tokens"):
         page.wait_for_selector(f'.hooklens[data-view="{view}"][data-renders]', timeout=30_000)
     page.wait_for_function(
