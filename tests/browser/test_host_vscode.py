@@ -1,11 +1,11 @@
 """hooklens views in VS Code's notebook widget host, ``@vscode/jupyter-ipywidgets8``, offline.
 
-VS Code itself cannot run here; its webview's widget host can. ``hosts/vscode.html`` loads the
-npm package's ``dist/ipywidgets.js`` the way VS Code's notebook webview does (require.js, then
-``activate()`` / ``vscIPyWidgets8.load()`` and the package's ``WidgetManager``) and takes
-anywidget's front end from the kernel's ``nbextensions`` folder, as VS Code does for a local
-kernel. The page is served from 127.0.0.1 (an ES module cannot load from ``file:``); the
-network guard fails the test on any other request.
+VS Code itself is not run by the tests; its webview's widget host is. ``hosts/vscode.html``
+loads the npm package's ``dist/ipywidgets.js`` the way VS Code's notebook webview does
+(require.js, then ``activate()`` / ``vscIPyWidgets8.load()`` and the package's
+``WidgetManager``) and takes anywidget's front end from the kernel's ``nbextensions`` folder, as
+VS Code does for a local kernel. The page is served from 127.0.0.1 (an ES module cannot load
+from ``file:``); the network guard fails the test on any other request.
 """
 
 from __future__ import annotations
