@@ -37,7 +37,7 @@ const VIEWS: Record<string, ViewRenderer> = {
 
 /** Build the view named by the model's `view` trait into `el`; returns its cleanup. */
 export function renderView(model: AnyModel<any>, el: HTMLElement): (() => void) | undefined {
-  ensureStyle();
+  ensureStyle(el);
   el.classList.add("hooklens");
   const name = model.get("view") as string;
   const renderer = VIEWS[name];

@@ -1,4 +1,7 @@
-/** The widgets' stylesheet, injected once per document (no CSS file to fetch). */
+/**
+ * The widgets' stylesheet, injected once per document, or once per shadow root for a view a
+ * host renders inside one (marimo does): a document's stylesheet does not reach into it.
+ */
 
 const FG =
   "var(--jp-ui-font-color1, var(--vscode-editor-foreground, var(--hl-foreground, inherit)))";
@@ -121,10 +124,41 @@ const CSS = `
   opacity: 0.85; }
 `;
 
-export function ensureStyle(doc: Document = document): void {
-  if (doc.getElementById("hooklens-style")) return;
+const STYLE_ID = "hooklens-style";
+/** How long a view waits to be attached before it stops looking for its root (~10 s). */
+const MAX_FRAMES = 600;
+
+function injectInto(root: Document | ShadowRoot): void {
+  if (root.querySelector(`style#${STYLE_ID}`)) return;
+  const isDocument = root.nodeType === Node.DOCUMENT_NODE;
+  const doc = isDocument ? (root as Document) : (root.ownerDocument as Document);
   const style = doc.createElement("style");
-  style.id = "hooklens-style";
+  style.id = STYLE_ID;
   style.textContent = CSS;
-  doc.head.appendChild(style);
+  (isDocument ? (root as Document).head : root).appendChild(style);
+}
+
+/**
+ * Give the stylesheet to the tree `el` is in: its shadow root when it has one, else the
+ * document. A host may attach `el` after render (marimo does, inside a shadow root): then the
+ * check runs again each frame until `el` is attached.
+ */
+export function ensureStyle(el?: HTMLElement, doc: Document = document): void {
+  if (!el) {
+    injectInto(doc);
+    return;
+  }
+  const place = (): boolean => {
+    if (!el.isConnected) return false;
+    const root = el.getRootNode();
+    const inShadow = root.nodeType === Node.DOCUMENT_FRAGMENT_NODE && "host" in root;
+    injectInto(inShadow ? (root as ShadowRoot) : (el.ownerDocument ?? doc));
+    return true;
+  };
+  if (place()) return;
+  let frames = 0;
+  const retry = () => {
+    if (!place() && ++frames < MAX_FRAMES) requestAnimationFrame(retry);
+  };
+  requestAnimationFrame(retry);
 }

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,7 +107,9 @@ class JupyterServer:
         return f"{self.url}/{prefix}/{name}?token={TOKEN}&reset"
 
 
-def _start_server(tmp: Path, app: str) -> tuple[subprocess.Popen[bytes], JupyterServer]:
+def _start_server(
+    tmp: Path, app: str, extra_args: Sequence[str] = ()
+) -> tuple[subprocess.Popen[bytes], JupyterServer]:
     root, settings, workspaces = tmp / "root", tmp / "settings", tmp / "workspaces"
     for folder in (root, settings, workspaces):
         folder.mkdir(parents=True)
@@ -133,7 +135,7 @@ def _start_server(tmp: Path, app: str) -> tuple[subprocess.Popen[bytes], Jupyter
         f"--LabServerApp.user_settings_dir={settings}",
         f"--LabServerApp.workspaces_dir={workspaces}",
         f"--{app_class}.expose_app_in_browser=True",
-        "--LabApp.extension_manager=readonly", "--LabApp.news_url=",
+        "--LabApp.extension_manager=readonly", "--LabApp.news_url=", *extra_args,
     ]  # fmt: skip
     log = (tmp / "server.log").open("wb")
     process = subprocess.Popen(

@@ -22,7 +22,7 @@ import torch
 from tests.vis.tiny import IMG, SCRIPT, tiny_gpt2
 
 from .conftest import KERNELSPEC, GuardedPage
-from .views_helpers import assert_canvas_shows, dataset, install_alert_trap
+from .views_helpers import assert_canvas_shows, dataset, install_alert_trap, painted_heatmaps
 
 REPO = Path(__file__).resolve().parents[2]
 IDS = [[2, IMG, SCRIPT, 3]]  # markup tokens, as ids
@@ -112,14 +112,6 @@ def test_nbconvert_export_renders_offline(tmp_path: Path, guarded_page: GuardedP
     assert page.evaluate("() => window.__alerts") == 0
 
 
-PAINTED = """() => [...document.querySelectorAll('.hooklens canvas.hl-heatmap')].map((c) => {
-  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-  const colours = new Set();
-  for (let i = 0; i < d.length; i += 4) colours.add((d[i] << 16) | (d[i + 1] << 8) | d[i + 2]);
-  return {view: c.closest('.hooklens').dataset.view, width: c.width, colours: colours.size};
-})"""
-
-
 def test_saved_notebook_shows_every_view_without_embed(
     tmp_path: Path, guarded_page: GuardedPage
 ) -> None:
@@ -149,7 +141,7 @@ def test_saved_notebook_shows_every_view_without_embed(
         "() => document.querySelectorAll('.hooklens[data-view=\"attention\"][data-renders]')"
         ".length === 2"
     )
-    painted = page.evaluate(PAINTED)
+    painted = painted_heatmaps(page)
     # attention x2, residual norms + contributions, patching (its heatmap: not swept yet).
     assert sorted(p["view"] for p in painted) == [
         "attention", "attention", "patching", "residual", "residual",

@@ -7,8 +7,7 @@ from typing import Any
 
 import numpy as np
 
-READ_PIXELS = """([selector, cell, rows, cols]) => {
-  const canvas = document.querySelector(selector);
+READ_PIXELS = """(canvas, [cell, rows, cols]) => {
   const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
   const high = Number(canvas.dataset.cellHeight || cell);
   const out = [];
@@ -20,6 +19,13 @@ READ_PIXELS = """([selector, cell, rows, cols]) => {
   }
   return {pixels: out, colormap: JSON.parse(canvas.dataset.colormap)};
 }"""
+
+PAINTED = """(canvases) => canvases.map((c) => {
+  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  const colours = new Set();
+  for (let i = 0; i < d.length; i += 4) colours.add((d[i] << 16) | (d[i + 1] << 8) | d[i + 2]);
+  return {view: c.closest('.hooklens').dataset.view, width: c.width, colours: colours.size};
+})"""
 
 HOVER_CELL = """([selector, cell, row, col]) => {
   const canvas = document.querySelector(selector);
@@ -73,10 +79,18 @@ def value_of_color(scale: dict[str, Any], rgb: np.ndarray) -> np.ndarray:
 
 
 def canvas_pixels(page: Any, selector: str, rows: int, cols: int) -> tuple[np.ndarray, dict]:
-    """Centre pixel RGBA of every cell ``(rows, cols, 4)`` and the canvas' colour scale."""
-    cell = int(page.locator(selector).first.get_attribute("data-cell"))
-    read = page.evaluate(READ_PIXELS, [selector, cell, rows, cols])
+    """Centre pixel RGBA of every cell ``(rows, cols, 4)`` and the canvas' colour scale (found
+    as Playwright finds it: also inside an open shadow root, where marimo renders views)."""
+    canvas = page.locator(selector).first
+    cell = int(canvas.get_attribute("data-cell"))
+    read = canvas.evaluate(READ_PIXELS, [cell, rows, cols])
     return np.asarray(read["pixels"], dtype=np.float64).reshape(rows, cols, 4), read["colormap"]
+
+
+def painted_heatmaps(page: Any) -> list[dict[str, Any]]:
+    """Each view's heatmap canvas (also inside shadow roots): its view, width and how many
+    colours it holds (1 for a canvas never painted)."""
+    return list(page.locator(".hooklens canvas.hl-heatmap").evaluate_all(PAINTED))
 
 
 def canvas_values(page: Any, selector: str, rows: int, cols: int) -> np.ndarray:
