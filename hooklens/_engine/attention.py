@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from .hooks import HookPoint
+from .own_attention import ForwardSwaps
 
 NAME = "hooklens"
 _registered = False
@@ -82,10 +83,12 @@ def ensure_registered() -> None:
 
 
 class AttentionSwitch:
-    """Reference-counted switch of a model's attention implementation to NAME and back."""
+    """Reference-counted switch of a model's attention implementation to NAME and back (and of
+    the forwards of attention modules that compute attention themselves, `own_attention`)."""
 
-    def __init__(self, configs: list[Any]) -> None:
+    def __init__(self, configs: list[Any], swaps: ForwardSwaps | None = None) -> None:
         self._configs = configs
+        self._swaps = swaps or ForwardSwaps(())
         self._saved: list[Any] = []
         self.count = 0
 
@@ -94,6 +97,7 @@ class AttentionSwitch:
             self._saved = [c._attn_implementation for c in self._configs]
             for c in self._configs:
                 c._attn_implementation = NAME
+            self._swaps.install()
         self.count += 1
 
     def release(self) -> None:
@@ -102,6 +106,7 @@ class AttentionSwitch:
             for c, saved in zip(self._configs, self._saved, strict=True):
                 c._attn_implementation = saved
             self._saved = []
+            self._swaps.remove()
 
 
 def _fire_heads(point: HookPoint, t: torch.Tensor, q_len: int) -> torch.Tensor:

@@ -19,6 +19,7 @@ from ..architectures._spec import ArchSpec, Proj
 from . import attention as _attention
 from .head_sites import add_head_sites
 from .hooks import HookPoint, Site
+from .own_attention import ForwardSwaps
 from .points import POINTS, POINTS_BY_SUFFIX, point_name, split_name
 
 
@@ -69,7 +70,9 @@ class Builder:
             cfg_obj = getattr(get_module(block, spec.attn), "config", None)
             if cfg_obj is not None:
                 configs.setdefault(id(cfg_obj), cfg_obj)
-        self.switch = _attention.AttentionSwitch(list(configs.values()))
+        fwd = spec.attn_forward
+        swaps = ForwardSwaps([(get_module(b, spec.attn), fwd) for b in self.blocks] if fwd else [])
+        self.switch = _attention.AttentionSwitch(list(configs.values()), swaps)
 
     # -- helpers -----------------------------------------------------------------------------
     def _new(self, suffix: str, layer: int | None, site: Site) -> HookPoint | None:

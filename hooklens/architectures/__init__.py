@@ -6,12 +6,39 @@ from __future__ import annotations
 from typing import Any
 
 from .._errors import MSG_UNSUPPORTED, MSG_UNSUPPORTED_CONFIG, UnsupportedModelError
-from . import gemma2, gemma3, gpt2, gpt_neox, gptj, llama, mistral, opt, phi3, qwen2, qwen3
+from . import (
+    gemma2,
+    gemma3,
+    gpt2,
+    gpt_neo,
+    gpt_neox,
+    gptj,
+    llama,
+    mistral,
+    opt,
+    phi3,
+    qwen2,
+    qwen3,
+)
 from ._derive import derive
 from ._spec import ArchSpec, Proj
 
 ADAPTERS: tuple[ArchSpec, ...] = tuple(
-    m.SPEC for m in (gpt2, gpt_neox, gptj, opt, llama, mistral, qwen2, qwen3, gemma2, gemma3, phi3)
+    m.SPEC
+    for m in (
+        gpt2,
+        gpt_neo,
+        gpt_neox,
+        gptj,
+        opt,
+        llama,
+        mistral,
+        qwen2,
+        qwen3,
+        gemma2,
+        gemma3,
+        phi3,
+    )
 )
 _BY_CLASS: dict[str, ArchSpec] = {cls: spec for spec in ADAPTERS for cls in spec.hf_classes}
 

@@ -7,6 +7,7 @@ these fields; it never looks at a family's name. See `README.md` in this folder.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -90,6 +91,10 @@ class ArchSpec:
     logit_scale: tuple[str, str] | None = None
     #: the attention's output projection (its input is `attn.hook_z`), where known
     o_proj: str | None = None
+    #: a reimplementation of the `attn` module's forward for families whose attention computes
+    #: scores itself: it hands q, k, v and the mask to hooklens's attention function, and is
+    #: installed only while an attention-internal point is active (`_engine/own_attention.py`)
+    attn_forward: Callable[..., Any] | None = None
     #: True for adapters derived from the model's structure (`_derive.py`): checked against the
     #: model's own forward when a model is wrapped (`_engine/verify.py`).
     derived: bool = False
