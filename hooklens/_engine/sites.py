@@ -346,7 +346,7 @@ def build_points(
 ) -> tuple[dict[str, HookPoint], Builder]:
     """Every hook point of `model`, in execution order, and the builder that holds its sites."""
     b = Builder(model, spec, cfg, features)
-    b.output_site(get_module(model, spec.embed), "hook_embed", None)
+    b.output_site(get_module(model, spec.embed_norm or spec.embed), "hook_embed", None)
     if spec.pos_embed is not None:
         b.output_site(get_module(model, spec.pos_embed), "hook_pos_embed", None)
     for layer, block in enumerate(b.blocks):

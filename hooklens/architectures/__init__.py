@@ -7,6 +7,7 @@ from typing import Any
 
 from .._errors import MSG_UNSUPPORTED, MSG_UNSUPPORTED_CONFIG, UnsupportedModelError
 from . import (
+    bloom,
     gemma2,
     gemma3,
     gpt2,
@@ -27,6 +28,7 @@ ADAPTERS: tuple[ArchSpec, ...] = tuple(
     m.SPEC
     for m in (
         gpt2,
+        bloom,
         gpt_neo,
         gpt_neox,
         gptj,

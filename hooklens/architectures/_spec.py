@@ -64,6 +64,9 @@ class ArchSpec:
     mlp_out: str
     ln2: str | None
     pos_embed: str | None = None
+    #: a norm applied to the token embedding before block 0 (BLOOM): `hook_embed` is its output,
+    #: as in TransformerLens
+    embed_norm: str | None = None
     #: mixture-of-experts MLP: its router (returns logits per expert first) and its experts
     #: module (called with hidden states, chosen expert ids, their weights); None when dense.
     moe_router: str | None = None
