@@ -26,7 +26,7 @@ class HookedModelConfig:
     d_mlp: int
     d_vocab: int
     n_ctx: int
-    positional: Literal["learned", "rotary"]
+    positional: Literal["learned", "rotary", "alibi"]
     rotary_dim: int | None
     parallel_residual: bool
     norm: Literal["layernorm", "rmsnorm"]
@@ -45,8 +45,8 @@ class HookedModelConfig:
 
     @property
     def positional_embedding_type(self) -> str:
-        """TransformerLens spelling of `positional`: "standard" or "rotary"."""
-        return "standard" if self.positional == "learned" else "rotary"
+        """TransformerLens spelling of `positional`: "standard", "rotary" or "alibi"."""
+        return "standard" if self.positional == "learned" else self.positional
 
 
 def _out_features(module: nn.Module) -> int:
@@ -84,7 +84,7 @@ def build_config(
     d_model = int(config.hidden_size)
     d_head = int(getattr(attn, "head_dim", None) or getattr(attn, "head_size", None) or 0)
     d_head = d_head or int(getattr(config, "head_dim", None) or d_model // n_heads)
-    n_kv = int(getattr(config, "num_key_value_heads", None) or n_heads)
+    n_kv = int(spec.n_kv_heads(config) or n_heads)
     n_experts = top_k = 0
     if spec.moe_experts is not None:
         n_experts = int(_first_attr(config, _N_EXPERTS) or 0)

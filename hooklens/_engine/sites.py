@@ -19,7 +19,6 @@ from ..architectures._spec import ArchSpec, Proj
 from . import attention as _attention
 from .head_sites import add_head_sites
 from .hooks import HookPoint, Site
-from .own_attention import ForwardSwaps
 from .points import POINTS, POINTS_BY_SUFFIX, point_name, split_name
 
 
@@ -71,8 +70,8 @@ class Builder:
             if cfg_obj is not None:
                 configs.setdefault(id(cfg_obj), cfg_obj)
         fwd = spec.attn_forward
-        swaps = ForwardSwaps([(get_module(b, spec.attn), fwd) for b in self.blocks] if fwd else [])
-        self.switch = _attention.AttentionSwitch(list(configs.values()), swaps)
+        own = [(get_module(b, spec.attn), fwd) for b in self.blocks] if fwd else []
+        self.switch = _attention.AttentionSwitch(list(configs.values()), own)
 
     # -- helpers -----------------------------------------------------------------------------
     def _new(self, suffix: str, layer: int | None, site: Site) -> HookPoint | None:
@@ -102,15 +101,15 @@ class Builder:
         return t if t.ndim == 3 else t.view(self.frame.batch, -1, t.shape[-1])
 
     # -- generic site kinds ------------------------------------------------------------------
-    def output_site(self, module: nn.Module, suffix: str, layer: int | None) -> None:
-        """A point that is the (first) output of a module, seen as (batch, pos, dim)."""
+    def output_site(
+        self, module: nn.Module, suffix: str, layer: int | None, copy: bool = False
+    ) -> None:
+        """A module's first output, seen as (batch, pos, dim) (`copy`: the model edits it later)."""
         site = self._site(lambda: [module.register_forward_hook(hook)])
         point = self._new(suffix, layer, site)
         if point is None:
             return
-        bpd = self._bpd
-
-        frame = self.frame
+        bpd, frame = self._bpd, self.frame
 
         def hook(mod: nn.Module, args: Any, out: Any) -> Any:
             t = _first(out)
@@ -119,6 +118,7 @@ class Builder:
                 v = v.expand(frame.batch, *v.shape[1:]).contiguous()
                 return _with_first(out, point.fire(v))
             new = point.fire(v)
+            new = new.clone() if copy else new
             return None if new is v else _with_first(out, new.reshape(t.shape))
 
     def input_site(self, module: nn.Module, suffix: str, layer: int, *, in_place: bool) -> None:
@@ -382,7 +382,7 @@ def build_points(
             b.output_site(sub(spec.mlp_up), "mlp.hook_pre_linear", layer)
         if "dense_mlp" in feats:
             b.input_site(sub(spec.mlp_down), "mlp.hook_post", layer, in_place=False)
-        b.output_site(sub(spec.mlp_out), "hook_mlp_out", layer)
+        b.output_site(sub(spec.mlp_out), "hook_mlp_out", layer, spec.mlp_out_changed)
         b.output_site(block, "hook_resid_post", layer)
         add_head_sites(b, block, layer)
     b.norm_site(get_module(model, spec.final_norm), "ln_final", None)

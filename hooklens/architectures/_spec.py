@@ -82,7 +82,8 @@ class ArchSpec:
     norm: Literal["layernorm", "rmsnorm"] = "rmsnorm"
     #: Gemma's RMSNorm multiplies by (offset + weight); everybody else by weight.
     norm_weight_offset: float = 0.0
-    positional: Literal["learned", "rotary"] = "rotary"
+    #: "alibi": positions enter as a bias on the attention scores (BLOOM, MPT)
+    positional: Literal["learned", "rotary", "alibi"] = "rotary"
     #: bool, or the name of a boolean config attribute (GPT-NeoX: `use_parallel_residual`).
     parallel_residual: bool | str = False
     #: config attribute holding a final-logit soft-cap (Gemma 2), applied by `unembed_resid`.
@@ -98,6 +99,11 @@ class ArchSpec:
     #: scores itself: it hands q, k, v and the mask to hooklens's attention function, and is
     #: installed only while an attention-internal point is active (`_engine/own_attention.py`)
     attn_forward: Callable[..., Any] | None = None
+    #: the block adds to `mlp_out`'s output in place (Falcon): `hook_mlp_out` hands it a copy
+    mlp_out_changed: bool = False
+    #: the number of key/value heads from the config, where the config has no
+    #: `num_key_value_heads` (Falcon's multi-query flag)
+    kv_heads: Callable[[Any], int] | None = None
     #: True for adapters derived from the model's structure (`_derive.py`): checked against the
     #: model's own forward when a model is wrapped (`_engine/verify.py`).
     derived: bool = False
@@ -126,7 +132,7 @@ class ArchSpec:
         found: set[Feature] = set()
         if self.positional == "learned":
             found.add("learned_pos")
-        else:
+        elif self.positional == "rotary":
             found.add("rotary")
         if not self.is_parallel(config):
             found.add("sequential")
@@ -140,7 +146,13 @@ class ArchSpec:
             found.add("ln1")
         if self.ln2 is not None:
             found.add("ln2")
-        kv = getattr(config, "num_key_value_heads", None)
+        kv = self.n_kv_heads(config)
         if kv is None or kv == getattr(config, "num_attention_heads", kv):
             found.add("mha")
         return frozenset(found)
+
+    def n_kv_heads(self, config: Any) -> int | None:
+        """The model's number of key/value heads (None: the config does not say)."""
+        if self.kv_heads is not None:
+            return self.kv_heads(config)
+        return getattr(config, "num_key_value_heads", None)

@@ -69,7 +69,7 @@ SPEC = ArchSpec(
     qkv_layout="per_head_qkv",
     o_proj="self_attention.dense",
     norm="layernorm",
-    positional="learned",
+    positional="alibi",
     attn_forward=_forward,
     config_requirements=(
         (
