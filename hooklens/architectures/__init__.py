@@ -8,6 +8,7 @@ from typing import Any
 from .._errors import MSG_UNSUPPORTED, MSG_UNSUPPORTED_CONFIG, UnsupportedModelError
 from . import (
     bloom,
+    codegen,
     falcon,
     gemma2,
     gemma3,
@@ -33,6 +34,7 @@ ADAPTERS: tuple[ArchSpec, ...] = tuple(
         gpt2,
         bloom,
         falcon,
+        codegen,
         gpt_bigcode,
         gpt_neo,
         gpt_neox,
