@@ -88,9 +88,14 @@ class AttentionSwitch:
     the forwards of attention modules that compute attention themselves, `own_attention`)."""
 
     def __init__(
-        self, configs: list[Any], swaps: Sequence[tuple[nn.Module, Callable[..., Any]]] = ()
+        self,
+        configs: list[Any],
+        swaps: Sequence[tuple[nn.Module, Callable[..., Any]]] = (),
+        keep_implementation: bool = False,
     ) -> None:
-        self._configs = configs
+        # keep_implementation: the model builds masks for its own implementation (MPT), so only
+        # the attention forwards are swapped
+        self._configs = [] if keep_implementation else configs
         self._swaps = ForwardSwaps(swaps)
         self._saved: list[Any] = []
         self.count = 0

@@ -71,7 +71,7 @@ class Builder:
                 configs.setdefault(id(cfg_obj), cfg_obj)
         fwd = spec.attn_forward
         own = [(get_module(b, spec.attn), fwd) for b in self.blocks] if fwd else []
-        self.switch = _attention.AttentionSwitch(list(configs.values()), own)
+        self.switch = _attention.AttentionSwitch(list(configs.values()), own, spec.own_masks)
 
     # -- helpers -----------------------------------------------------------------------------
     def _new(self, suffix: str, layer: int | None, site: Site) -> HookPoint | None:

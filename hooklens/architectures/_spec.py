@@ -99,6 +99,9 @@ class ArchSpec:
     #: scores itself: it hands q, k, v and the mask to hooklens's attention function, and is
     #: installed only while an attention-internal point is active (`_engine/own_attention.py`)
     attn_forward: Callable[..., Any] | None = None
+    #: the model builds its attention masks for its own implementation (MPT): with `attn_forward`,
+    #: hooklens swaps the forwards only and keeps the implementation name
+    own_masks: bool = False
     #: the block adds to `mlp_out`'s output in place (Falcon): `hook_mlp_out` hands it a copy
     mlp_out_changed: bool = False
     #: the number of key/value heads from the config, where the config has no
