@@ -21,6 +21,7 @@ from . import (
     mistral,
     mpt,
     opt,
+    persimmon,
     phi3,
     qwen2,
     qwen3,
@@ -49,6 +50,7 @@ ADAPTERS: tuple[ArchSpec, ...] = tuple(
         gemma2,
         gemma3,
         phi3,
+        persimmon,
     )
     for spec in getattr(m, "SPECS", (m.SPEC,))
 )
