@@ -25,6 +25,7 @@ from . import (
     phi3,
     qwen2,
     qwen3,
+    xglm,
 )
 from ._derive import derive
 from ._spec import ArchSpec, Proj
@@ -51,6 +52,7 @@ ADAPTERS: tuple[ArchSpec, ...] = tuple(
         gemma3,
         phi3,
         persimmon,
+        xglm,
     )
     for spec in getattr(m, "SPECS", (m.SPEC,))
 )

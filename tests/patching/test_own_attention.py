@@ -16,7 +16,7 @@ from hooklens.architectures._registry import build, load
 from .conftest import prompt_pair
 from .test_sweep import METRIC, _loop
 
-FAMILIES = ["gpt_neo", "bloom", "falcon", "codegen", "mpt"]
+FAMILIES = ["gpt_neo", "bloom", "falcon", "codegen", "mpt", "xglm"]
 
 
 @pytest.fixture(scope="module", params=FAMILIES)
