@@ -29,6 +29,8 @@ MULTI_QUERY = ArchSpec(
     o_proj="attn.c_proj",
     norm="layernorm",
     positional="learned",
+    # what the model uses (a config's num_key_value_heads may say otherwise)
+    kv_heads=lambda config: 1 if config.multi_query else int(config.num_attention_heads),
     config_requirements=(
         ("multi_query", True, "this variant has one key/value head"),
         ("add_cross_attention", False, "a decoder-only model has no cross-attention"),
