@@ -14,12 +14,14 @@ implementation name, and without it sliding-window models would get the wrong ma
 from __future__ import annotations
 
 import weakref
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
 from .hooks import HookPoint
+from .own_attention import ForwardSwaps
 
 NAME = "hooklens"
 _registered = False
@@ -82,10 +84,19 @@ def ensure_registered() -> None:
 
 
 class AttentionSwitch:
-    """Reference-counted switch of a model's attention implementation to NAME and back."""
+    """Reference-counted switch of a model's attention implementation to NAME and back (and of
+    the forwards of attention modules that compute attention themselves, `own_attention`)."""
 
-    def __init__(self, configs: list[Any]) -> None:
-        self._configs = configs
+    def __init__(
+        self,
+        configs: list[Any],
+        swaps: Sequence[tuple[nn.Module, Callable[..., Any]]] = (),
+        keep_implementation: bool = False,
+    ) -> None:
+        # keep_implementation: the model builds masks for its own implementation (MPT), so only
+        # the attention forwards are swapped
+        self._configs = [] if keep_implementation else configs
+        self._swaps = ForwardSwaps(swaps)
         self._saved: list[Any] = []
         self.count = 0
 
@@ -94,6 +105,7 @@ class AttentionSwitch:
             self._saved = [c._attn_implementation for c in self._configs]
             for c in self._configs:
                 c._attn_implementation = NAME
+            self._swaps.install()
         self.count += 1
 
     def release(self) -> None:
@@ -102,6 +114,7 @@ class AttentionSwitch:
             for c, saved in zip(self._configs, self._saved, strict=True):
                 c._attn_implementation = saved
             self._saved = []
+            self._swaps.remove()
 
 
 def _fire_heads(point: HookPoint, t: torch.Tensor, q_len: int) -> torch.Tensor:
@@ -182,6 +195,20 @@ def explicit_attention(
     return z.to(dtype), pattern.to(dtype)
 
 
+def fire_pre_rotary(
+    module: nn.Module, query: torch.Tensor, key: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`hook_q`/`hook_k` on q (batch, n_heads, pos, d_head) and k before their rotation, for
+    attention modules reimplemented by hooklens (`own_attention`), which then call
+    `attention_forward` with `qk_read=True`."""
+    site = _active_site(module)
+    if site is not None and site.q is not None and site.q.active:
+        query = _fire_heads(site.q, query, query.shape[2])
+    if site is not None and site.k is not None and site.k.active:
+        key = _fire_heads(site.k, key, key.shape[2])
+    return query, key
+
+
 def attention_forward(
     module: nn.Module,
     query: torch.Tensor,
@@ -190,13 +217,18 @@ def attention_forward(
     attention_mask: torch.Tensor | None,
     dropout: float = 0.0,
     scaling: float | None = None,
+    qk_read: bool = False,
     **kwargs: Any,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The function registered as NAME. Same contract as transformers' attention functions:
-    returns (attn_output (batch, q, n_heads, d_head), weights or None)."""
+    returns (attn_output (batch, q, n_heads, d_head), weights or None). `qk_read`: `hook_q`
+    and `hook_k` were fired before the rotation (`fire_pre_rotary`)."""
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
     site = _active_site(module)
+    n_rep = query.shape[1] // key.shape[1]
+    if n_rep > 1 and not hasattr(module, "num_key_value_groups"):  # sdpa would not expand k, v
+        sdpa_attention_forward = _expanding(sdpa_attention_forward, n_rep)
     softcap = kwargs.get("softcap")
     if site is None:
         if softcap is None:
@@ -214,9 +246,9 @@ def attention_forward(
             module, query, key, value, attention_mask, scaling, dropout, softcap, None
         )
     q_len = query.shape[2]
-    if site.q is not None and site.q.active:
+    if site.q is not None and site.q.active and not qk_read:
         query = _fire_heads(site.q, query, q_len)
-    if site.k is not None and site.k.active:
+    if site.k is not None and site.k.active and not qk_read:
         key = _fire_heads(site.k, key, q_len)
     if site.v.active:
         value = _fire_heads(site.v, value, q_len)
@@ -236,3 +268,16 @@ def attention_forward(
     if site.z.active:
         z = site.z.fire(z)
     return z, pattern
+
+
+def _expanding(sdpa: Any, n_rep: int) -> Any:
+    """`sdpa` with k and v repeated to every query head (for modules that share key/value heads
+    but do not say so with `num_key_value_groups`, which transformers' sdpa reads)."""
+
+    def call(module: nn.Module, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *a: Any,
+             **kw: Any) -> Any:  # fmt: skip
+        return sdpa(
+            module, q, k.repeat_interleave(n_rep, 1), v.repeat_interleave(n_rep, 1), *a, **kw
+        )
+
+    return call

@@ -26,7 +26,7 @@ class HookedModelConfig:
     d_mlp: int
     d_vocab: int
     n_ctx: int
-    positional: Literal["learned", "rotary", "none"]
+    positional: Literal["learned", "rotary", "alibi", "none"]
     rotary_dim: int | None
     parallel_residual: bool
     norm: Literal["layernorm", "rmsnorm"]
@@ -45,7 +45,7 @@ class HookedModelConfig:
 
     @property
     def positional_embedding_type(self) -> str:
-        """TransformerLens spelling of `positional`: "standard", "rotary" (or "none")."""
+        """TransformerLens spelling of `positional`: "standard", "rotary", "alibi" (or "none")."""
         return {"learned": "standard"}.get(self.positional, self.positional)
 
 
@@ -84,7 +84,7 @@ def build_config(
     d_model = int(config.hidden_size)
     d_head = int(getattr(attn, "head_dim", None) or getattr(attn, "head_size", None) or 0)
     d_head = d_head or int(getattr(config, "head_dim", None) or d_model // max(n_heads, 1))
-    n_kv = int(getattr(config, "num_key_value_heads", None) or n_heads)
+    n_kv = int(spec.n_kv_heads(config) or n_heads)
     n_experts = top_k = 0
     if spec.moe_experts is not None:
         n_experts = int(_first_attr(config, _N_EXPERTS) or 0)

@@ -109,6 +109,8 @@ def _retarget(name: str, value: Any, pos0: int, seq_len: int, cache: Any,
         return value
     if pos0 > 0:
         value = _narrow(name, value, pos0, seq_len)
+    if name == "attention_mask" and batch == 1 and isinstance(value, torch.Tensor):
+        return value.expand(repeats, *value.shape[1:])  # some models check its batch size (XGLM)
     return _repeat(value, batch, repeats)
 
 

@@ -105,9 +105,10 @@ POINTS: tuple[PointSpec, ...] = (
         _BPD,
         "learned position embeddings, added to hook_embed",
         "learned_pos",
-        "{family} has no learned position embedding: positions enter inside attention by "
-        "rotating q and k (use blocks.{layer}.attn.hook_rot_q / hook_rot_k to see them), or, in "
-        "a hybrid or state-space model, through the order its recurrent mixers read the tokens.",
+        "{family} has no learned position embedding: positions enter inside attention (by "
+        "rotating q and k: blocks.{layer}.attn.hook_rot_q / hook_rot_k, or as an ALiBi bias "
+        "in blocks.{layer}.attn.hook_attn_scores), or, in a hybrid or state-space model, "
+        "through the order its recurrent mixers read the tokens.",
     ),
     PointSpec("hook_resid_pre", "block", _BPD, "residual stream entering the block"),
     PointSpec(
@@ -185,8 +186,8 @@ POINTS: tuple[PointSpec, ...] = (
         ("batch", "pos", "n_heads", "d_head"),
         "queries after the rotary rotation",
         "rotary",
-        "{family} uses learned absolute positions (hook_pos_embed), so q is never rotated. "
-        "Use blocks.{layer}.attn.hook_q.",
+        "{family} uses learned absolute positions (hook_pos_embed) or an ALiBi bias in the "
+        "scores, so q is never rotated. Use blocks.{layer}.attn.hook_q.",
         part="attention",
     ),
     PointSpec(
@@ -195,8 +196,8 @@ POINTS: tuple[PointSpec, ...] = (
         ("batch", "pos", "n_kv_heads", "d_head"),
         "keys after the rotary rotation",
         "rotary",
-        "{family} uses learned absolute positions (hook_pos_embed), so k is never rotated. "
-        "Use blocks.{layer}.attn.hook_k.",
+        "{family} uses learned absolute positions (hook_pos_embed) or an ALiBi bias in the "
+        "scores, so k is never rotated. Use blocks.{layer}.attn.hook_k.",
         part="attention",
     ),
     PointSpec(

@@ -68,7 +68,9 @@ class Builder:
             cfg_obj = getattr(get_module(self.blocks[layer], spec.attn), "config", None)
             if cfg_obj is not None:
                 configs.setdefault(id(cfg_obj), cfg_obj)
-        self.switch = _attention.AttentionSwitch(list(configs.values()))
+        fwd = spec.attn_forward
+        own = [(get_module(b, spec.attn), fwd) for b in self.blocks] if fwd else []
+        self.switch = _attention.AttentionSwitch(list(configs.values()), own, spec.own_masks)
 
     # -- helpers -----------------------------------------------------------------------------
     def _new(self, suffix: str, layer: int | None, site: Site) -> HookPoint | None:
@@ -98,15 +100,15 @@ class Builder:
         return t if t.ndim == 3 else t.view(self.frame.batch, -1, t.shape[-1])
 
     # -- generic site kinds ------------------------------------------------------------------
-    def output_site(self, module: nn.Module, suffix: str, layer: int | None) -> None:
-        """A point that is the (first) output of a module, seen as (batch, pos, dim)."""
+    def output_site(
+        self, module: nn.Module, suffix: str, layer: int | None, copy: bool = False
+    ) -> None:
+        """A module's first output, seen as (batch, pos, dim) (`copy`: the model edits it later)."""
         site = self._site(lambda: [module.register_forward_hook(hook)])
         point = self._new(suffix, layer, site)
         if point is None:
             return
-        bpd = self._bpd
-
-        frame = self.frame
+        bpd, frame = self._bpd, self.frame
 
         def hook(mod: nn.Module, args: Any, out: Any) -> Any:
             t = _first(out)
@@ -115,6 +117,7 @@ class Builder:
                 v = v.expand(frame.batch, *v.shape[1:]).contiguous()
                 return _with_first(out, point.fire(v))
             new = point.fire(v)
+            new = new.clone() if copy else new
             return None if new is v else _with_first(out, new.reshape(t.shape))
 
     def input_site(self, module: nn.Module, suffix: str, layer: int, *, in_place: bool) -> None:

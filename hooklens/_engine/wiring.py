@@ -25,7 +25,7 @@ def build_points(
 ) -> tuple[dict[str, HookPoint], Builder]:
     """Every hook point of `model`, in execution order, and the builder that holds its sites."""
     b = Builder(model, spec, cfg, features)
-    b.output_site(get_module(model, spec.embed), "hook_embed", None)
+    b.output_site(get_module(model, spec.embed_norm or spec.embed), "hook_embed", None)
     if spec.pos_embed is not None:
         b.output_site(get_module(model, spec.pos_embed), "hook_pos_embed", None)
     for layer, block in enumerate(b.blocks):
@@ -81,7 +81,7 @@ def _mlp_parts(b: Builder, block: nn.Module, layer: int, feats: frozenset[str]) 
         b.output_site(sub(spec.mlp_up), "mlp.hook_pre_linear", layer)
     if "dense_mlp" in feats:
         b.input_site(sub(spec.mlp_down), "mlp.hook_post", layer, in_place=False)
-    b.output_site(sub(spec.mlp_out), "hook_mlp_out", layer)
+    b.output_site(sub(spec.mlp_out), "hook_mlp_out", layer, spec.mlp_out_changed)
 
 
 def _ordered(b: Builder) -> tuple[dict[str, HookPoint], Builder]:

@@ -6,14 +6,60 @@ from __future__ import annotations
 from typing import Any
 
 from .._errors import MSG_UNSUPPORTED, MSG_UNSUPPORTED_CONFIG, UnsupportedModelError
-from . import gemma2, gemma3, gpt2, gpt_neox, gptj, llama, mistral, opt, phi3, qwen2, qwen3
+from . import (
+    bloom,
+    codegen,
+    falcon,
+    gemma2,
+    gemma3,
+    gpt2,
+    gpt_bigcode,
+    gpt_neo,
+    gpt_neox,
+    gptj,
+    llama,
+    mistral,
+    mpt,
+    opt,
+    persimmon,
+    phi3,
+    qwen2,
+    qwen3,
+    xglm,
+)
 from ._derive import derive
 from ._spec import ArchSpec, Proj
 
+#: every adapter; a module with `SPECS` has one per configuration variant (Falcon), tried in order
 ADAPTERS: tuple[ArchSpec, ...] = tuple(
-    m.SPEC for m in (gpt2, gpt_neox, gptj, opt, llama, mistral, qwen2, qwen3, gemma2, gemma3, phi3)
+    spec
+    for m in (
+        gpt2,
+        bloom,
+        falcon,
+        codegen,
+        gpt_bigcode,
+        gpt_neo,
+        gpt_neox,
+        gptj,
+        mpt,
+        opt,
+        llama,
+        mistral,
+        qwen2,
+        qwen3,
+        gemma2,
+        gemma3,
+        phi3,
+        persimmon,
+        xglm,
+    )
+    for spec in getattr(m, "SPECS", (m.SPEC,))
 )
-_BY_CLASS: dict[str, ArchSpec] = {cls: spec for spec in ADAPTERS for cls in spec.hf_classes}
+_BY_CLASS: dict[str, tuple[ArchSpec, ...]] = {}
+for _spec in ADAPTERS:
+    for _cls in _spec.hf_classes:
+        _BY_CLASS[_cls] = (*_BY_CLASS.get(_cls, ()), _spec)
 
 
 def supported_classes() -> list[str]:
@@ -22,26 +68,33 @@ def supported_classes() -> list[str]:
 
 
 def find_adapter(class_name: str) -> ArchSpec | None:
-    """The adapter for a Hugging Face model class name, or None."""
-    return _BY_CLASS.get(class_name)
+    """The (first) adapter for a Hugging Face model class name, or None."""
+    return _BY_CLASS.get(class_name, (None,))[0]
 
 
 def check_supported(class_name: str, config: Any) -> ArchSpec:
     """The explicit adapter for a model class, or a clear UnsupportedModelError."""
-    spec = find_adapter(class_name)
-    if spec is None:
+    specs = _BY_CLASS.get(class_name, ())
+    if not specs:
         raise UnsupportedModelError(
             MSG_UNSUPPORTED.format(
                 cls=class_name, supported=", ".join(supported_classes()), why="no adapter"
             )
         )
-    for attr, wanted, why in spec.config_requirements:
-        value = getattr(config, attr, wanted)
-        if value != wanted:
-            raise UnsupportedModelError(
-                MSG_UNSUPPORTED_CONFIG.format(family=spec.family, why=why, attr=attr, value=value)
-            )
-    return spec
+    failures = []
+    for spec in specs:  # the first variant whose configuration requirements hold
+        failed = next(
+            (req for req in spec.config_requirements if getattr(config, req[0], req[1]) != req[1]),
+            None,
+        )
+        if failed is None:
+            return spec
+        attr, _, why = failed
+        value = getattr(config, attr)
+        failures.append(
+            MSG_UNSUPPORTED_CONFIG.format(family=spec.family, why=why, attr=attr, value=value)
+        )
+    raise UnsupportedModelError(failures[0])
 
 
 def adapter_for_model(hf_model: Any) -> ArchSpec:
@@ -64,7 +117,7 @@ def adapter_for_config(config: Any) -> ArchSpec | None:
     """The adapter for a config's declared `architectures`, or None."""
     for name in getattr(config, "architectures", None) or ():
         if name in _BY_CLASS:
-            return _BY_CLASS[name]
+            return _BY_CLASS[name][0]
     return None
 
 

@@ -7,6 +7,7 @@ these fields; it never looks at a family's name. See `README.md` in this folder.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -81,6 +82,9 @@ class ArchSpec:
     mlp_out: str
     ln2: str | None
     pos_embed: str | None = None
+    #: a norm applied to the token embedding before block 0 (BLOOM): `hook_embed` is its output,
+    #: as in TransformerLens
+    embed_norm: str | None = None
     #: mixture-of-experts MLP: its router (returns logits per expert first) and its experts
     #: module (called with hidden states, chosen expert ids, their weights); None when dense.
     moe_router: str | None = None
@@ -96,8 +100,9 @@ class ArchSpec:
     norm: Literal["layernorm", "rmsnorm"] = "rmsnorm"
     #: Gemma's RMSNorm multiplies by (offset + weight); everybody else by weight.
     norm_weight_offset: float = 0.0
-    #: "none": attention sees no positions (a hybrid whose recurrent mixers carry the order)
-    positional: Literal["learned", "rotary", "none"] = "rotary"
+    #: "alibi": positions enter as a bias on the attention scores (BLOOM, MPT); "none":
+    #: attention sees no positions (a hybrid whose recurrent mixers carry the order)
+    positional: Literal["learned", "rotary", "alibi", "none"] = "rotary"
     #: bool, or the name of a boolean config attribute (GPT-NeoX: `use_parallel_residual`).
     parallel_residual: bool | str = False
     #: config attribute holding a final-logit soft-cap (Gemma 2), applied by `unembed_resid`.
@@ -111,6 +116,18 @@ class ArchSpec:
     o_proj: str | None = None
     #: per-layer structure of a hybrid (None: every layer is attention, then the MLP)
     layers: tuple[LayerLayout, ...] | None = None
+    #: a reimplementation of the `attn` module's forward for families whose attention computes
+    #: scores itself: it hands q, k, v and the mask to hooklens's attention function, and is
+    #: installed only while an attention-internal point is active (`_engine/own_attention.py`)
+    attn_forward: Callable[..., Any] | None = None
+    #: the model builds its attention masks for its own implementation (MPT): with `attn_forward`,
+    #: hooklens swaps the forwards only and keeps the implementation name
+    own_masks: bool = False
+    #: the block adds to `mlp_out`'s output in place (Falcon): `hook_mlp_out` hands it a copy
+    mlp_out_changed: bool = False
+    #: the number of key/value heads from the config, where the config has no
+    #: `num_key_value_heads` (Falcon's multi-query flag)
+    kv_heads: Callable[[Any], int] | None = None
     #: True for adapters derived from the model's structure (`_derive.py`): checked against the
     #: model's own forward when a model is wrapped (`_engine/verify.py`).
     derived: bool = False
@@ -180,7 +197,13 @@ class ArchSpec:
         if self.attention_layers(len(self.layers or ())) or self.layers is None:
             found.add("attention")
         found.add("mlp")
-        kv = getattr(config, "num_key_value_heads", None)
+        kv = self.n_kv_heads(config)
         if kv is None or kv == getattr(config, "num_attention_heads", kv):
             found.add("mha")
         return frozenset(found)
+
+    def n_kv_heads(self, config: Any) -> int | None:
+        """The model's number of key/value heads (None: the config does not say)."""
+        if self.kv_heads is not None:
+            return self.kv_heads(config)
+        return getattr(config, "num_key_value_heads", None)

@@ -10,7 +10,7 @@ from tests.analysis.conftest import with_random_biases
 #: every family the adapters describe the weights of
 FAMILIES = [
     "gpt2", "gpt_neox", "gpt_neox_seq", "gptj", "opt", "llama", "mistral", "qwen2", "qwen3",
-    "gemma2", "gemma3", "phi3",
+    "gemma2", "gemma3", "phi3", "gpt_neo", "bloom", "gpt_bigcode",
 ]  # fmt: skip
 #: families whose hook_q / hook_k are read after a q/k norm (not the projection's output)
 QK_NORM = {"qwen3", "gemma3"}
@@ -40,7 +40,8 @@ def test_weights_reproduce_activations(tiny, tiny_dir, family):
     assert model.W_in.shape == (L, D, m) and model.W_out.shape == (L, m, D)
     assert model.b_in.shape == (L, m)
     assert model.W_E.shape == (cfg.d_vocab, D) and model.W_U.shape == (D, cfg.d_vocab)
-    _close(model.W_E[tokens], cache["hook_embed"])
+    if model.spec.embed_norm is None:  # BLOOM's hook_embed is after its embedding norm (as in TL)
+        _close(model.W_E[tokens], cache["hook_embed"])
     if cfg.positional == "learned":
         pos = torch.arange(tokens.shape[1])
         _close(model.W_pos[pos].expand_as(cache["hook_pos_embed"]), cache["hook_pos_embed"])
@@ -66,7 +67,7 @@ def test_weights_reproduce_activations(tiny, tiny_dir, family):
         z = torch.einsum("bhqk,bkhe->bqhe", pattern, v_full)
         _close(z, cache[f"blocks.{layer}.attn.hook_z"])
         out = torch.einsum("bphe,hed->bpd", z, w.W_O) + w.b_O
-        if model.spec.attn_out != model.spec.attn:  # a post-attention norm (Gemma)
+        if model.spec.attn_out not in (model.spec.attn, model.spec.o_proj):  # a norm (Gemma)
             blocks = model.hf_model.get_submodule(model.spec.blocks)
             out = blocks[layer].get_submodule(model.spec.attn_out)(out)
         _close(out, cache[f"blocks.{layer}.hook_attn_out"])

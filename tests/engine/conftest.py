@@ -103,6 +103,18 @@ def family_config(family: str) -> Any:
         )  # fmt: skip
     if family == "phi3":
         return tf.Phi3Config(**_LLAMA)
+    if family == "gpt_neo":
+        return tf.GPTNeoConfig(
+            vocab_size=VOCAB, hidden_size=32, num_layers=2, num_heads=4, intermediate_size=64,
+            max_position_embeddings=64, attention_types=[[["global", "local"], 1]], window_size=4,
+            **_SPECIAL,
+        )  # fmt: skip
+    if family == "bloom":
+        return tf.BloomConfig(vocab_size=VOCAB, hidden_size=32, n_layer=2, n_head=4, **_SPECIAL)
+    if family == "gpt_bigcode":
+        return tf.GPTBigCodeConfig(
+            vocab_size=VOCAB, n_positions=64, n_embd=32, n_layer=2, n_head=4, **_SPECIAL
+        )
     raise KeyError(family)
 
 

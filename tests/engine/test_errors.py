@@ -106,10 +106,11 @@ def test_names_filter_matching_nothing(tiny, tokens):
 
 
 def test_unsupported_architecture(tmp_path):
-    from transformers import BloomConfig, BloomForCausalLM
+    from transformers import XLNetConfig, XLNetLMHeadModel
 
-    model = BloomForCausalLM(BloomConfig(vocab_size=64, hidden_size=16, n_layer=1, n_head=2))
-    with pytest.raises(hl.UnsupportedModelError, match="BloomForCausalLM") as info:
+    config = XLNetConfig(vocab_size=64, d_model=16, n_layer=1, n_head=2, d_inner=32)
+    model = XLNetLMHeadModel(config)
+    with pytest.raises(hl.UnsupportedModelError, match="XLNetLMHeadModel") as info:
         hl.HookedModel(model)
     assert "GPT2LMHeadModel" in str(info.value) and "architectures/README.md" in str(info.value)
     model.save_pretrained(tmp_path)

@@ -1,0 +1,77 @@
+"""Configuration variants the registry's tiny models do not cover, of families with one adapter
+per variant (chosen by the configuration): Falcon's block layouts, GPTBigCode without multi-query
+attention, Persimmon without q/k norms. Each must reproduce the model with every point attached,
+pass the load-time check, and take edits at resid_pre, z and pattern like raw torch hooks."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+
+import hooklens as hl
+from hooklens._engine.verify import verify
+from hooklens.architectures._registry import VOCAB, _sharpen, tiny_config
+
+from .test_registry import _check_edits, registry  # noqa: F401 (the registry's models)
+
+#: the explicit adapters of families whose attention does not fit the derived template
+EXPLICIT = ["gpt_neo", "bloom", "falcon", "gpt_bigcode", "codegen", "mpt", "persimmon", "xglm"]
+
+
+@pytest.mark.parametrize("model_type", EXPLICIT)
+def test_explicit_adapter_passes_the_load_time_check(registry, model_type):  # noqa: F811
+    """Explicit adapters are not checked at load; these must pass the same check anyway
+    (every point fires with its declared shape, the points compose into the model's
+    computation, z is pattern @ v, the output projection's input is z)."""
+    _, model = registry(model_type)
+    assert model is not None and not model.spec.derived
+    verify(model)
+
+
+#: (model type, variant) -> (config changes, key/value heads)
+VARIANTS = {
+    ("falcon", "parallel_alibi"): ({"alibi": True}, 1),
+    ("falcon", "sequential_rotary"): ({"parallel_attn": False}, 1),
+    ("falcon", "sequential_alibi_mha"): (
+        {"parallel_attn": False, "alibi": True, "multi_query": False},
+        4,
+    ),
+    ("falcon", "new_architecture_two_norms"): (
+        {"new_decoder_architecture": True, "num_kv_heads": 2},
+        2,
+    ),
+    ("falcon", "new_architecture_one_norm"): (
+        {"new_decoder_architecture": True, "num_kv_heads": 2, "num_ln_in_parallel_attn": 1},
+        2,
+    ),
+    ("gpt_bigcode", "per_head"): ({"multi_query": False, "num_key_value_heads": 4}, 4),
+    ("persimmon", "no_qk_norm"): ({"qk_layernorm": False}, 4),
+}
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: "-".join(v))
+def test_configuration_variant(tmp_path, variant):
+    from transformers import AutoModelForCausalLM
+
+    config = tiny_config(variant[0])
+    changes, kv_heads = VARIANTS[variant]
+    for key, value in changes.items():
+        setattr(config, key, value)
+    torch.manual_seed(0)
+    hf = AutoModelForCausalLM.from_config(config).eval()
+    _sharpen(hf)
+    hf.save_pretrained(tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", hl.NoTokenizerWarning)
+        model = hl.HookedModel.from_pretrained(str(tmp_path))
+    assert all(getattr(config, k) == v for k, v, _ in model.spec.config_requirements)
+    verify(model)  # every claim of the adapter, against the model's own forward
+    tokens = torch.randint(4, VOCAB, (2, 7), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        ref = model.hf_model(tokens).logits
+        logits, cache = model.run_with_cache(tokens)
+    assert (logits - ref).abs().max() <= 1e-4
+    assert cache["blocks.0.attn.hook_k"].shape[2] == model.cfg.n_kv_heads == kv_heads
+    _check_edits(model, tokens, ref)
