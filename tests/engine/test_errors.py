@@ -8,9 +8,20 @@ import torch
 import hooklens as hl
 
 
+def _is_hooklens(fn: object) -> bool:
+    fn = getattr(fn, "__func__", getattr(fn, "func", fn))
+    return getattr(fn, "__module__", "").startswith("hooklens")
+
+
 def _no_hooks_left(model: hl.HookedModel) -> bool:
+    """No torch hook of hooklens's is left (transformers keeps its own output-recording hooks
+    on modules once `output_attentions`/`output_hidden_states` has been asked for)."""
     hf = model.hf_model
-    torch_hooks = any(m._forward_hooks or m._forward_pre_hooks for m in hf.modules())
+    torch_hooks = any(
+        _is_hooklens(fn)
+        for m in hf.modules()
+        for fn in (*m._forward_hooks.values(), *m._forward_pre_hooks.values())
+    )
     fns = any(p.fns for p in model.hook_dict.values())
     return not torch_hooks and not fns and hf.config._attn_implementation != "hooklens"
 

@@ -14,14 +14,14 @@ import hooklens as hl
 from hooklens._engine.verify import verify
 from hooklens.architectures._registry import VOCAB, _sharpen, tiny_config
 
-from .test_registry import _check_edits, registry  # noqa: F401 (the registry's models)
+from .test_registry import _check_edits
 
 #: the explicit adapters of families whose attention does not fit the derived template
 EXPLICIT = ["gpt_neo", "bloom", "falcon", "gpt_bigcode", "codegen", "mpt", "persimmon", "xglm"]
 
 
 @pytest.mark.parametrize("model_type", EXPLICIT)
-def test_explicit_adapter_passes_the_load_time_check(registry, model_type):  # noqa: F811
+def test_explicit_adapter_passes_the_load_time_check(registry, model_type):
     """Explicit adapters are not checked at load; these must pass the same check anyway
     (every point fires with its declared shape, the points compose into the model's
     computation, z is pattern @ v, the output projection's input is z)."""
