@@ -8,7 +8,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from ..architectures._spec import ArchSpec
+from ..architectures._spec import ArchSpec, text_config
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ def build_config(
     hf_model: nn.Module, spec: ArchSpec, model_name: str, device: torch.device
 ) -> HookedModelConfig:
     """Read the dimensions from the HF config, checking them against the modules."""
-    config: Any = hf_model.config
+    config: Any = text_config(hf_model.config)
     blocks: Any = hf_model.get_submodule(spec.blocks)
     block = blocks[0]
     attn = block.get_submodule(spec.attn)

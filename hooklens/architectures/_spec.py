@@ -21,6 +21,12 @@ from .._engine.points import Feature
 Layout = Literal["flat", "bphd", "bhpd", "concat_qkv", "per_head_qkv"]
 
 
+def text_config(config: Any) -> Any:
+    """The language model's config: a multimodal model's text config, else `config` itself."""
+    get = getattr(config, "get_text_config", None)
+    return get() if callable(get) else config
+
+
 @dataclass(frozen=True)
 class Proj:
     """Where to read (and edit) pre-rotary q or k: a module path in the block, and its layout."""
@@ -100,7 +106,7 @@ class ArchSpec:
     def is_parallel(self, config: Any) -> bool:
         """Whether attention and MLP read the same residual stream (per this model's config)."""
         if isinstance(self.parallel_residual, str):
-            return bool(getattr(config, self.parallel_residual))
+            return bool(getattr(text_config(config), self.parallel_residual))
         return self.parallel_residual
 
     def layer_features(self, config: Any, layer: int) -> frozenset[Feature]:
@@ -116,6 +122,7 @@ class ArchSpec:
     def features(self, config: Any) -> frozenset[Feature]:
         """The optional hook-point features this family (with this config) has."""
         found: set[Feature] = set()
+        config = text_config(config)
         if self.positional == "learned":
             found.add("learned_pos")
         else:
