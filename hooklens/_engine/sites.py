@@ -19,6 +19,7 @@ from ..architectures._spec import ArchSpec, Proj
 from . import attention as _attention
 from .head_sites import add_head_sites
 from .hooks import HookPoint, Site
+from .latent import add_latent_sites
 from .points import POINTS, POINTS_BY_SUFFIX, point_name, split_name
 
 
@@ -188,11 +189,12 @@ class Builder:
         q_pt = self._new("attn.hook_q", layer, site) if q else None
         k_pt = self._new("attn.hook_k", layer, site) if k else None
         nh, nkv, dh = self.cfg.n_heads, self.cfg.n_kv_heads, self.cfg.d_head
+        dq = self.cfg.d_head_qk
         layout = proj.layout
 
         def split(out: torch.Tensor) -> list[torch.Tensor]:
             if layout == "flat":
-                return [out.view(*out.shape[:-1], -1, dh)]
+                return [out.view(*out.shape[:-1], -1, dq)]
             if layout == "bphd":
                 return [out]
             if layout == "bhpd":
@@ -352,14 +354,16 @@ def build_points(
         if spec.ln1 is not None:
             b.norm_site(sub(spec.ln1), "ln1", layer)
         qs, ks = spec.q_source, spec.k_source
-        if qs is not None and ks is not None and qs == ks:
+        if spec.latent_kv is not None:
+            add_latent_sites(b, block, layer)
+        elif qs is not None and ks is not None and qs == ks:
             b.proj_site(sub(qs.module), qs, layer, q=True, k=True)
         else:
-            if qs is not None:
-                b.proj_site(sub(qs.module), qs, layer, q=True, k=False)
-            if ks is not None:
-                b.proj_site(sub(ks.module), ks, layer, q=False, k=True)
-        b.attention_site(sub(spec.attn), layer, q_here=qs is None, k_here=ks is None)
+            for src, is_q in ((qs, True), (ks, False)):
+                if src is not None:
+                    b.proj_site(sub(src.module), src, layer, q=is_q, k=not is_q)
+        here = spec.latent_kv is None  # else the latent sites read q and k
+        b.attention_site(sub(spec.attn), layer, q_here=here and not qs, k_here=here and not ks)
         b.output_site(sub(spec.attn_out), "hook_attn_out", layer)
         mid_at = spec.resid_mid_at or spec.ln2
         if mid_at is not None and "sequential" in features:

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from .._errors import UnsupportedModelError
+from ._latent import latent_kv
 from ._spec import ArchSpec, Layout, Proj
 
 #: Candidate child names, in order of preference, for each role in a block.
@@ -247,7 +248,8 @@ def derive(model: nn.Module) -> ArchSpec:
         if dense:
             ((mlp_in, mlp_up, mlp_down, fused),) = dense
     o_proj = _child(attn_mod, O_PROJ)
-    sources = _qk_sources(model, attn_mod, attn, text)
+    latent = latent_kv(attn_mod, attn, text)
+    sources = (None, None) if latent else _qk_sources(model, attn_mod, attn, text)
     pos_embed = _child(parent, POS_EMBED)
     positional: Literal["learned", "rotary"] = "learned" if pos_embed is not None else "rotary"
     if pos_embed is None and getattr(text, "rope_parameters", None) is None:
@@ -291,6 +293,7 @@ def derive(model: nn.Module) -> ArchSpec:
         o_proj=f"{attn}.{o_proj}" if o_proj else None,
         q_source=sources[0],
         k_source=sources[1],
+        latent_kv=latent,
         pos_embed=prefix + pos_embed if pos_embed else None,
         positional=positional,
         norm=norm,  # type: ignore[arg-type]

@@ -40,8 +40,12 @@ TINY: dict[str, Any] = {
 #: Keys of optional parts: where a config's default is None (no low-rank q), it stays None.
 OPTIONAL = frozenset({"q_lora_rank"})
 #: Values a config's own key implies for others: multi-head latent attention expands its
-#: latent to every query head, so it has as many key/value heads as query heads.
-IMPLIED: dict[str, dict[str, Any]] = {"kv_lora_rank": {"num_key_value_heads": 4}}
+#: latent to every query head (as many key/value heads as query heads), and its rotary
+#: embedding is as wide as the rotated part of a head (`head_dim` is that width there).
+IMPLIED: dict[str, dict[str, Any]] = {
+    "kv_lora_rank": {"num_key_value_heads": TINY["num_attention_heads"],
+                     "head_dim": TINY["qk_rope_head_dim"]},
+}  # fmt: skip
 #: Per-type corrections where the generic dimensions contradict another default.
 OVERRIDES: dict[str, dict[str, Any]] = {
     "gptj": {"rotary_dim": 4},
@@ -98,7 +102,7 @@ def _tiny_kwargs(default: Any) -> dict[str, Any]:
         if values.get(key) is not None:
             kwargs.update({k: v for k, v in implied.items() if k in keys})
     for name in getattr(default, "sub_configs", None) or {}:
-        sub = getattr(default, name, None)
+        sub: Any = getattr(default, name, None)
         if hasattr(sub, "to_dict"):
             kwargs[name] = type(sub)(**{**_own_keys(sub), **_tiny_kwargs(sub)})
     return kwargs

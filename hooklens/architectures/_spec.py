@@ -36,6 +36,29 @@ class Proj:
 
 
 @dataclass(frozen=True)
+class LatentKV:
+    """Multi-head latent attention (DeepSeek V2/V3): q from one projection, keys and values
+    expanded per head from a low-rank latent. Paths are relative to one decoder block.
+
+    `q` outputs (batch, pos, heads * (nope + rope)): per head, a part without position and a
+    rotated part. `kv_a` outputs (batch, pos, rank + rope): the latent, then one rotated key
+    part shared by every head. `kv_b` expands the (normed) latent to (batch, pos, heads *
+    (nope + v)): per head, the key part without position, then the value. `interleaved`: the
+    rotation takes pairs of adjacent features and returns them as two halves (so pre-rotary q
+    and k are read in that halves order, in which the rotation at position 0 is the identity).
+    """
+
+    q: str
+    kv_a: str
+    kv_b: str
+    nope: int
+    rope: int
+    v: int
+    rank: int
+    interleaved: bool = False
+
+
+@dataclass(frozen=True)
 class ArchSpec:
     """One family's adapter.
 
@@ -81,6 +104,8 @@ class ArchSpec:
     mlp_gate_up_fused: bool = False
     q_source: Proj | None = None
     k_source: Proj | None = None
+    #: multi-head latent attention: where q, k and v are formed (q/k sources are then None)
+    latent_kv: LatentKV | None = None
     norm: Literal["layernorm", "rmsnorm"] = "rmsnorm"
     #: Gemma's RMSNorm multiplies by (offset + weight); everybody else by weight.
     norm_weight_offset: float = 0.0
