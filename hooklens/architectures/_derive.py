@@ -248,7 +248,7 @@ def derive(model: nn.Module) -> ArchSpec:
         if dense:
             ((mlp_in, mlp_up, mlp_down, fused),) = dense
     o_proj = _child(attn_mod, O_PROJ)
-    latent = latent_kv(attn_mod, attn, text)
+    latent = latent_kv(model, attn_mod, attn)
     sources = (None, None) if latent else _qk_sources(model, attn_mod, attn, text)
     pos_embed = _child(parent, POS_EMBED)
     positional: Literal["learned", "rotary"] = "learned" if pos_embed is not None else "rotary"
