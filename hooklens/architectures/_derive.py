@@ -12,6 +12,7 @@ this template does not describe raises `UnsupportedModelError` naming what was n
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Literal
 
 import torch
@@ -45,6 +46,8 @@ FINAL_NORM = ("norm", "final_layernorm", "ln_f", "final_layer_norm", "norm_f", "
 POS_EMBED = ("embed_positions", "wpe", "position_embeddings")
 #: the router of a mixture-of-experts MLP (next to its `experts`)
 ROUTER = ("gate", "router")
+#: the arguments of a mixture of experts' `experts` module (the MoE points read them)
+EXPERTS_CALL = ("hidden_states", "top_k_index", "top_k_weights")
 #: config attributes of logit scaling: (attribute, "mul" or "div")
 LOGIT_SCALES = (("logit_scale", "mul"), ("logits_scaling", "div"))
 
@@ -72,8 +75,12 @@ def _path_of(model: nn.Module, target: nn.Module | None) -> str | None:
     return None
 
 
-def _find_blocks(model: nn.Module, n_layers: int) -> str:
-    for name, module in model.named_modules():
+def _find_blocks(model: nn.Module, n_layers: int, embed: str) -> str:
+    """The block list: the first list of n_layers modules, next to the token embedding first
+    (a multimodal model's vision tower has its own lists)."""
+    near = embed.rpartition(".")[0]
+    found = sorted(model.named_modules(), key=lambda nm: not nm[0].startswith(f"{near}."))
+    for name, module in found:
         if isinstance(module, nn.ModuleList) and len(module) == n_layers and name:
             first = _signature(module[0])
             for i, block in enumerate(module):
@@ -99,6 +106,14 @@ def _mlp_roles(model: nn.Module, mlp_mod: nn.Module, mlp: str) -> tuple[Any, ...
     """("moe", router path, experts path, None) or (input, up or None, output, fused)."""
     experts, router = _child(mlp_mod, ("experts",)), _child(mlp_mod, ROUTER)
     if experts is not None and router is not None:
+        params = inspect.signature(getattr(mlp_mod, experts).forward).parameters.values()
+        if len(params) < 3 and not any(p.kind == p.VAR_POSITIONAL for p in params):
+            kind = type(getattr(mlp_mod, experts)).__name__
+            raise _refuse(
+                model,
+                f"its experts {kind} take ({', '.join(p.name for p in params)}), not the chosen "
+                f"experts and their weights ({', '.join(EXPERTS_CALL)})",
+            )
         return ("moe", f"{mlp}.{router}", f"{mlp}.{experts}", None)
     if experts is not None or _child(mlp_mod, ("router",)):
         raise _refuse(model, f"its MLP {type(mlp_mod).__name__} has experts but no router")
@@ -195,7 +210,7 @@ def derive(model: nn.Module) -> ArchSpec:
     unembed = _path_of(model, model.get_output_embeddings())  # type: ignore[operator]
     if embed is None or unembed is None:
         raise _refuse(model, "no input or output embedding module")
-    blocks = _find_blocks(model, n_layers)
+    blocks = _find_blocks(model, n_layers, embed)
     parent_path = blocks.rpartition(".")[0]
     parent = model.get_submodule(parent_path) if parent_path else model
     final = _child(parent, FINAL_NORM)

@@ -35,6 +35,7 @@ TINY: dict[str, Any] = {
     "projector_output_dim": 64, "mm_tokens_per_image": 4, "d_kv": 16, "ffn_hidden_size": 128,
     "moe_num_experts": 4, "moe_top_k": 2, "kv_n_heads": 2, "hidden_size_per_layer_input": 8,
     "vocab_size_per_layer_input": VOCAB, "n_shared_experts": 1, "linear_head_dim": 16,
+
     "linear_num_heads": 4,
 }  # fmt: skip
 #: Keys of optional parts: where a config's default is None (no low-rank q), it stays None.
@@ -51,8 +52,9 @@ OVERRIDES: dict[str, dict[str, Any]] = {
     "gptj": {"rotary_dim": 4},
     "codegen": {"rotary_dim": 4},
     "gpt_neo": {"attention_types": [[["global", "local"], 1]], "window_size": 4},
-    # the model reads attn_config.rope_theta, which its attention config does not define
-    "dbrx": {"attn_config": {"kv_n_heads": 2, "rope_theta": 10000.0}},
+    # the model reads attn_config.rope_theta, which its attention config does not define, and
+    # clamps q, k, v by clip_qkv, whose default (None) torch.clamp refuses
+    "dbrx": {"attn_config": {"kv_n_heads": 2, "rope_theta": 10000.0, "clip_qkv": 8.0}},
     # the config has no default layer list (the model indexes it)
     "lfm2_moe": {"layer_types": ["conv", "full_attention"]},
 }
