@@ -35,7 +35,6 @@ TINY: dict[str, Any] = {
     "projector_output_dim": 64, "mm_tokens_per_image": 4, "d_kv": 16, "ffn_hidden_size": 128,
     "moe_num_experts": 4, "moe_top_k": 2, "kv_n_heads": 2, "hidden_size_per_layer_input": 8,
     "vocab_size_per_layer_input": VOCAB, "n_shared_experts": 1, "linear_head_dim": 16,
-
     "linear_num_heads": 4,
 }  # fmt: skip
 #: Keys of optional parts: where a config's default is None (no low-rank q), it stays None.
