@@ -15,7 +15,7 @@ from torch import nn
 
 from .._errors import MSG_READ_ONLY, HookError
 from ..architectures._derive import norm_eps as _norm_eps
-from ..architectures._spec import ArchSpec, Proj
+from ..architectures._spec import ArchSpec, Proj, scale_of
 from . import attention as _attention
 from .head_sites import add_head_sites
 from .hooks import HookPoint, Site
@@ -100,22 +100,22 @@ class Builder:
         return t if t.ndim == 3 else t.view(self.frame.batch, -1, t.shape[-1])
 
     # -- generic site kinds ------------------------------------------------------------------
-    def output_site(self, module: nn.Module, suffix: str, layer: int | None) -> None:
-        """A point that is the (first) output of a module, seen as (batch, pos, dim)."""
-        site = self._site(lambda: [module.register_forward_hook(hook)])
+    def output_site(
+        self, mod: nn.Module, suffix: str, layer: int | None, k: str | None = None
+    ) -> None:
+        """A module's (first) output (batch, pos, dim), times config attribute `k` (Granite's)."""
+        site = self._site(lambda: [mod.register_forward_hook(hook)])
         point = self._new(suffix, layer, site)
         if point is None:
             return
-        bpd = self._bpd
+        bpd, frame, scale = self._bpd, self.frame, scale_of(self.cfg_hf, k)
 
-        frame = self.frame
-
-        def hook(mod: nn.Module, args: Any, out: Any) -> Any:
+        def hook(_: nn.Module, args: Any, out: Any) -> Any:
             t = _first(out)
             v = bpd(t)
-            if v.shape[0] != frame.batch:  # shared over the batch (GPT-2's position embedding)
-                v = v.expand(frame.batch, *v.shape[1:]).contiguous()
-                return _with_first(out, point.fire(v))
+            if v.shape[0] != frame.batch or scale != 1:  # a copy: shared over the batch
+                v = v.expand(frame.batch, *v.shape[1:]) * scale  # (GPT-2's positions), or scaled
+                return _with_first(out, (point.fire(v) / scale).reshape(-1, *t.shape[1:]))
             new = point.fire(v)
             return None if new is v else _with_first(out, new.reshape(t.shape))
 
@@ -345,7 +345,7 @@ def build_points(
 ) -> tuple[dict[str, HookPoint], Builder]:
     """Every hook point of `model`, in execution order, and the builder that holds its sites."""
     b = Builder(model, spec, cfg, features)
-    b.output_site(get_module(model, spec.embed), "hook_embed", None)
+    b.output_site(get_module(model, spec.embed), "hook_embed", None, spec.embed_scale)
     if spec.pos_embed is not None:
         b.output_site(get_module(model, spec.pos_embed), "hook_pos_embed", None)
     for layer, block in enumerate(b.blocks):
@@ -364,7 +364,7 @@ def build_points(
                     b.proj_site(sub(src.module), src, layer, q=is_q, k=not is_q)
         here = spec.latent_kv is None  # else the latent sites read q and k
         b.attention_site(sub(spec.attn), layer, q_here=here and not qs, k_here=here and not ks)
-        b.output_site(sub(spec.attn_out), "hook_attn_out", layer)
+        b.output_site(sub(spec.attn_out), "hook_attn_out", layer, spec.output_scale)
         mid_at = spec.resid_mid_at or spec.ln2
         if mid_at is not None and "sequential" in features:
             b.input_site(sub(mid_at), "hook_resid_mid", layer, in_place=True)
@@ -383,7 +383,7 @@ def build_points(
             b.output_site(sub(spec.mlp_up), "mlp.hook_pre_linear", layer)
         if "dense_mlp" in feats:
             b.input_site(sub(spec.mlp_down), "mlp.hook_post", layer, in_place=False)
-        b.output_site(sub(spec.mlp_out), "hook_mlp_out", layer)
+        b.output_site(sub(spec.mlp_out), "hook_mlp_out", layer, spec.output_scale)
         b.output_site(block, "hook_resid_post", layer)
         add_head_sites(b, block, layer)
     b.norm_site(get_module(model, spec.final_norm), "ln_final", None)

@@ -35,6 +35,12 @@ class Proj:
     layout: Layout = "flat"
 
 
+def scale_of(config: Any, attr: str | None) -> float:
+    """The factor a config attribute holds (1.0 for no attribute, or an unset one)."""
+    value = getattr(text_config(config), attr, None) if attr else None
+    return float(value) if isinstance(value, int | float) else 1.0
+
+
 @dataclass(frozen=True)
 class LatentKV:
     """Multi-head latent attention (DeepSeek V2/V3): q from one projection, keys and values
@@ -119,6 +125,12 @@ class ArchSpec:
     #: (config attribute, "mul" or "div"): a logit scale the model applies after its unembedding
     #: (Cohere multiplies by `logit_scale`, Granite divides by `logits_scaling`).
     logit_scale: tuple[str, str] | None = None
+    #: config attributes of factors the model applies outside any module: to the token
+    #: embedding before block 0, and to attention's and the MLP's outputs before adding them
+    #: to the stream (Granite's `embedding_multiplier`, `residual_multiplier`). `hook_embed`,
+    #: `hook_attn_out` and `hook_mlp_out` include them: they are what enters the stream.
+    embed_scale: str | None = None
+    output_scale: str | None = None
     #: the attention's output projection (its input is `attn.hook_z`), where known
     o_proj: str | None = None
     #: True for adapters derived from the model's structure (`_derive.py`): checked against the
