@@ -100,15 +100,13 @@ class Builder:
         return t if t.ndim == 3 else t.view(self.frame.batch, -1, t.shape[-1])
 
     # -- generic site kinds ------------------------------------------------------------------
-    def output_site(
-        self, mod: nn.Module, suffix: str, layer: int | None, k: str | None = None
-    ) -> None:
-        """A module's (first) output (batch, pos, dim), times config attribute `k` (Granite's)."""
+    def output_site(self, mod: nn.Module, suffix: str, layer: int | None, scale: float = 1) -> None:
+        """A module's (first) output (batch, pos, dim), times `scale` (applied after it)."""
         site = self._site(lambda: [mod.register_forward_hook(hook)])
         point = self._new(suffix, layer, site)
         if point is None:
             return
-        bpd, frame, scale = self._bpd, self.frame, scale_of(self.cfg_hf, k)
+        bpd, frame = self._bpd, self.frame
 
         def hook(_: nn.Module, args: Any, out: Any) -> Any:
             t = _first(out)
@@ -345,12 +343,14 @@ def build_points(
 ) -> tuple[dict[str, HookPoint], Builder]:
     """Every hook point of `model`, in execution order, and the builder that holds its sites."""
     b = Builder(model, spec, cfg, features)
-    b.output_site(get_module(model, spec.embed), "hook_embed", None, spec.embed_scale)
+    embed_scale = scale_of(model.config, spec.embed_scale)
+    b.output_site(get_module(model, spec.embed), "hook_embed", None, embed_scale)
     if spec.pos_embed is not None:
         b.output_site(get_module(model, spec.pos_embed), "hook_pos_embed", None)
     for layer, block in enumerate(b.blocks):
         sub = block.get_submodule
         b.input_site(block, "hook_resid_pre", layer, in_place=False)
+        out_scale = float(getattr(block, spec.output_scale)) if spec.output_scale else 1.0
         if spec.ln1 is not None:
             b.norm_site(sub(spec.ln1), "ln1", layer)
         qs, ks = spec.q_source, spec.k_source
@@ -364,7 +364,7 @@ def build_points(
                     b.proj_site(sub(src.module), src, layer, q=is_q, k=not is_q)
         here = spec.latent_kv is None  # else the latent sites read q and k
         b.attention_site(sub(spec.attn), layer, q_here=here and not qs, k_here=here and not ks)
-        b.output_site(sub(spec.attn_out), "hook_attn_out", layer, spec.output_scale)
+        b.output_site(sub(spec.attn_out), "hook_attn_out", layer, out_scale)
         mid_at = spec.resid_mid_at or spec.ln2
         if mid_at is not None and "sequential" in features:
             b.input_site(sub(mid_at), "hook_resid_mid", layer, in_place=True)
@@ -383,7 +383,7 @@ def build_points(
             b.output_site(sub(spec.mlp_up), "mlp.hook_pre_linear", layer)
         if "dense_mlp" in feats:
             b.input_site(sub(spec.mlp_down), "mlp.hook_post", layer, in_place=False)
-        b.output_site(sub(spec.mlp_out), "hook_mlp_out", layer, spec.output_scale)
+        b.output_site(sub(spec.mlp_out), "hook_mlp_out", layer, out_scale)
         b.output_site(block, "hook_resid_post", layer)
         add_head_sites(b, block, layer)
     b.norm_site(get_module(model, spec.final_norm), "ln_final", None)

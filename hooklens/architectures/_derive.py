@@ -46,9 +46,10 @@ FINAL_NORM = ("norm", "final_layernorm", "ln_f", "final_layer_norm", "norm_f", "
 POS_EMBED = ("embed_positions", "wpe", "position_embeddings")
 #: the router of a mixture-of-experts MLP (next to its `experts`)
 ROUTER = ("gate", "router")
-#: config attributes of factors applied outside modules: (to the token embedding, to what
-#: attention and the MLP add to the stream) (Granite's multipliers)
-STREAM_SCALES = (("embedding_multiplier",), ("residual_multiplier",))
+#: factors applied outside modules: config attributes scaling the token embedding, block
+#: attributes scaling what attention and the MLP add to the stream (Granite, MiniCPM3)
+EMBED_SCALE = ("embedding_multiplier",)
+OUTPUT_SCALE = ("residual_multiplier", "residual_scale")
 #: the arguments of a mixture of experts' `experts` module (the MoE points read them)
 EXPERTS_CALL = ("hidden_states", "top_k_index", "top_k_weights")
 #: config attributes of logit scaling: (attribute, "mul" or "div")
@@ -320,8 +321,8 @@ def derive(model: nn.Module) -> ArchSpec:
         resid_mid_at=(mlp or mlp_in) if post_norm else None,
         final_logit_softcap=cap,
         logit_scale=scale,
-        embed_scale=next((a for a in STREAM_SCALES[0] if hasattr(text, a)), None),
-        output_scale=next((a for a in STREAM_SCALES[1] if hasattr(text, a)), None),
+        embed_scale=next((a for a in EMBED_SCALE if hasattr(text, a)), None),
+        output_scale=next((a for a in OUTPUT_SCALE if hasattr(block, a)), None),
         derived=True,
     )
 

@@ -125,9 +125,10 @@ class ArchSpec:
     #: (config attribute, "mul" or "div"): a logit scale the model applies after its unembedding
     #: (Cohere multiplies by `logit_scale`, Granite divides by `logits_scaling`).
     logit_scale: tuple[str, str] | None = None
-    #: config attributes of factors the model applies outside any module: to the token
-    #: embedding before block 0, and to attention's and the MLP's outputs before adding them
-    #: to the stream (Granite's `embedding_multiplier`, `residual_multiplier`). `hook_embed`,
+    #: factors the model applies outside any module: a config attribute multiplying the token
+    #: embedding before block 0 (Granite's `embedding_multiplier`), and a block attribute
+    #: multiplying attention's and the MLP's outputs before they are added to the stream
+    #: (Granite's `residual_multiplier`, MiniCPM3's `residual_scale`). `hook_embed`,
     #: `hook_attn_out` and `hook_mlp_out` include them: they are what enters the stream.
     embed_scale: str | None = None
     output_scale: str | None = None
