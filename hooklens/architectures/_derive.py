@@ -28,9 +28,9 @@ LN1 = ("input_layernorm", "attention_layernorm", "ln_1", "self_attn_layer_norm",
 #: a norm before the MLP that, when present, makes post_attention_layernorm an output norm
 PRE_MLP = ("pre_feedforward_layernorm", "pre_mlp_layernorm", "pre_ff_layernorm")
 LN2 = ("post_attention_layernorm", "feedforward_layernorm", "ln_2", "final_layer_norm", "mlp_norm")
-ATTN_OUT_NORM = ("post_self_attn_layernorm",)
-MLP_OUT_NORM = ("post_feedforward_layernorm", "post_mlp_layernorm")
-MLP = ("mlp", "feed_forward", "ffn")
+ATTN_OUT_NORM = ("post_self_attn_layernorm", "post_norm1")
+MLP_OUT_NORM = ("post_feedforward_layernorm", "post_mlp_layernorm", "post_norm2")
+MLP = ("mlp", "feed_forward", "ffn", "block_sparse_moe")
 #: (input projection, up projection or None, output projection, input is fused gate+up)
 MLP_PROJ = (
     ("gate_proj", "up_proj", "down_proj", False),
