@@ -71,6 +71,12 @@ MSG_TOO_LONG = """The prompt has {n} tokens, longer than this model's context of
 MSG_EMPTY_FILTER = """names_filter={filter!r} matches no hook point of this model.
 Examples of valid names: {examples}. `model.hook_names()` lists them all."""
 
+MSG_SHARED_ROPE_K = """{name!r}: this edit changes the rotated part of the keys (the features
+after the first qk_nope_head_dim). In multi-head latent attention that part is one vector per
+position shared by every head, and it is rotated before the per-head keys exist, so it cannot be
+edited here. Edit the first qk_nope_head_dim features here, or the rotated keys at hook_rot_k of
+the same layer."""
+
 MSG_READ_ONLY = """{name!r} is read-only: the router has already chosen the experts from these
 logits when the hook sees them. Edit the routing at hook_expert_indices / hook_expert_weights
 of the same layer instead."""

@@ -8,7 +8,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from ..architectures._spec import ArchSpec
+from ..architectures._spec import ArchSpec, text_config
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,14 @@ class HookedModelConfig:
     #: mixture-of-experts MLPs: experts per layer and experts chosen per token (0 when dense)
     n_experts: int = 0
     top_k: int = 0
+    #: width of one head's queries and keys, where it differs from `d_head` (the values' and
+    #: z's width): multi-head latent attention. 0 means `d_head`; read `d_head_qk`.
+    d_head_qk_: int = 0
+
+    @property
+    def d_head_qk(self) -> int:
+        """Width of one head's q and k (`d_head` except in multi-head latent attention)."""
+        return self.d_head_qk_ or self.d_head
 
     @property
     def normalization_type(self) -> str:
@@ -76,7 +84,7 @@ def build_config(
     hf_model: nn.Module, spec: ArchSpec, model_name: str, device: torch.device
 ) -> HookedModelConfig:
     """Read the dimensions from the HF config, checking them against the modules."""
-    config: Any = hf_model.config
+    config: Any = text_config(hf_model.config)
     blocks: Any = hf_model.get_submodule(spec.blocks)
     attending = spec.attention_layers(len(blocks))  # a state-space model has none
     attn = blocks[attending[0]].get_submodule(spec.attn) if attending else None
@@ -85,6 +93,9 @@ def build_config(
     d_head = int(getattr(attn, "head_dim", None) or getattr(attn, "head_size", None) or 0)
     d_head = d_head or int(getattr(config, "head_dim", None) or d_model // max(n_heads, 1))
     n_kv = int(spec.n_kv_heads(config) or n_heads)
+    latent = spec.latent_kv
+    if latent is not None:  # keys and values are expanded to every head
+        d_head, n_kv = latent.v, n_heads
     n_experts = top_k = 0
     if spec.moe_experts is not None:
         n_experts = int(_first_attr(config, _N_EXPERTS) or 0)
@@ -101,6 +112,8 @@ def build_config(
         rope = getattr(config, "rope_parameters", None) or {}
         factor = rope.get("partial_rotary_factor") if isinstance(rope, dict) else None
         rotary_dim = int(getattr(config, "rotary_dim", None) or d_head * (factor or 1.0))
+        if latent is not None:
+            rotary_dim = latent.rope
     act = None
     for attr in ("hidden_act", "hidden_activation", "activation_function"):
         if isinstance(getattr(config, attr, None), str):
@@ -132,4 +145,5 @@ def build_config(
         device=device,
         n_experts=n_experts,
         top_k=top_k,
+        d_head_qk_=latent.nope + latent.rope if latent is not None else 0,
     )

@@ -5,8 +5,9 @@ of the optional rows a family has (through `requires`), the engine builds its ho
 `architectures/README.md`'s table is generated from it, and the completeness tests read it.
 
 Shapes are written with symbols that `HookedModelConfig` resolves: `batch`, `pos` (positions of
-this forward pass), `d_model`, `n_heads`, `n_kv_heads`, `d_head`, `d_mlp`, `q` / `k` (query and
-key positions; `k` includes cached positions while generating) and the literal `1`.
+this forward pass), `d_model`, `n_heads`, `n_kv_heads`, `d_head`, `d_head_qk` (the width of q
+and k: `d_head` except in multi-head latent attention), `d_mlp`, `q` / `k` (query and key
+positions; `k` includes cached positions while generating) and the literal `1`.
 """
 
 from __future__ import annotations
@@ -166,14 +167,14 @@ POINTS: tuple[PointSpec, ...] = (
     PointSpec(
         "attn.hook_q",
         "block",
-        ("batch", "pos", "n_heads", "d_head"),
+        ("batch", "pos", "n_heads", "d_head_qk"),
         "queries before any rotary rotation (after q-norm where the family has one)",
         part="attention",
     ),
     PointSpec(
         "attn.hook_k",
         "block",
-        ("batch", "pos", "n_kv_heads", "d_head"),
+        ("batch", "pos", "n_kv_heads", "d_head_qk"),
         "keys before any rotary rotation (after k-norm where the family has one)",
         part="attention",
     ),
@@ -183,7 +184,7 @@ POINTS: tuple[PointSpec, ...] = (
     PointSpec(
         "attn.hook_rot_q",
         "block",
-        ("batch", "pos", "n_heads", "d_head"),
+        ("batch", "pos", "n_heads", "d_head_qk"),
         "queries after the rotary rotation",
         "rotary",
         "{family} uses learned absolute positions (hook_pos_embed) or an ALiBi bias in the "
@@ -193,7 +194,7 @@ POINTS: tuple[PointSpec, ...] = (
     PointSpec(
         "attn.hook_rot_k",
         "block",
-        ("batch", "pos", "n_kv_heads", "d_head"),
+        ("batch", "pos", "n_kv_heads", "d_head_qk"),
         "keys after the rotary rotation",
         "rotary",
         "{family} uses learned absolute positions (hook_pos_embed) or an ALiBi bias in the "

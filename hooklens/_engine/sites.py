@@ -101,21 +101,28 @@ class Builder:
 
     # -- generic site kinds ------------------------------------------------------------------
     def output_site(
-        self, module: nn.Module, suffix: str, layer: int | None, copy: bool = False
+        self,
+        mod: nn.Module,
+        suffix: str,
+        layer: int | None,
+        scale: float = 1.0,
+        *,
+        copy: bool = False,
     ) -> None:
-        """A module's first output, seen as (batch, pos, dim) (`copy`: the model edits it later)."""
-        site = self._site(lambda: [module.register_forward_hook(hook)])
+        """A module's (first) output (batch, pos, dim), times `scale` (applied after it);
+        `copy`: hand the model a copy of what the point returns (the model edits it later)."""
+        site = self._site(lambda: [mod.register_forward_hook(hook)])
         point = self._new(suffix, layer, site)
         if point is None:
             return
         bpd, frame = self._bpd, self.frame
 
-        def hook(mod: nn.Module, args: Any, out: Any) -> Any:
+        def hook(_: nn.Module, args: Any, out: Any) -> Any:
             t = _first(out)
             v = bpd(t)
-            if v.shape[0] != frame.batch:  # shared over the batch (GPT-2's position embedding)
-                v = v.expand(frame.batch, *v.shape[1:]).contiguous()
-                return _with_first(out, point.fire(v))
+            if v.shape[0] != frame.batch or scale != 1:  # a copy: shared over the batch
+                v = v.expand(frame.batch, *v.shape[1:]) * scale  # (GPT-2's positions), or scaled
+                return _with_first(out, (point.fire(v) / scale).reshape(-1, *t.shape[1:]))
             new = point.fire(v)
             new = new.clone() if copy else new
             return None if new is v else _with_first(out, new.reshape(t.shape))
@@ -190,11 +197,12 @@ class Builder:
         q_pt = self._new("attn.hook_q", layer, site) if q else None
         k_pt = self._new("attn.hook_k", layer, site) if k else None
         nh, nkv, dh = self.cfg.n_heads, self.cfg.n_kv_heads, self.cfg.d_head
+        dq = self.cfg.d_head_qk
         layout = proj.layout
 
         def split(out: torch.Tensor) -> list[torch.Tensor]:
             if layout == "flat":
-                return [out.view(*out.shape[:-1], -1, dh)]
+                return [out.view(*out.shape[:-1], -1, dq)]
             if layout == "bphd":
                 return [out]
             if layout == "bhpd":

@@ -7,6 +7,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..architectures._spec import text_config
+
 
 def unembed(model: Any, normed: torch.Tensor, token_ids: list[int] | None = None) -> torch.Tensor:
     """Logits from the final norm's output (..., d_model) -> (..., d_vocab).
@@ -26,10 +28,10 @@ def unembed(model: Any, normed: torch.Tensor, token_ids: list[int] | None = None
         logits = nn.functional.linear(normed.to(weight.dtype), weight[ids], rows_bias)
     if model.spec.logit_scale is not None:  # Cohere multiplies, Granite divides
         scale_attr, op = model.spec.logit_scale
-        factor = getattr(model.hf_model.config, scale_attr)
+        factor = getattr(text_config(model.hf_model.config), scale_attr)
         logits = logits * factor if op == "mul" else logits / factor
     attr = model.spec.final_logit_softcap
-    cap = getattr(model.hf_model.config, attr, None) if attr else None
+    cap = getattr(text_config(model.hf_model.config), attr, None) if attr else None
     if cap:
         logits = torch.tanh(logits / cap) * cap
     return logits

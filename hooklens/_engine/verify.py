@@ -83,6 +83,7 @@ def verify(model: HookedModel) -> None:
         "n_heads": c.n_heads,
         "n_kv_heads": c.n_kv_heads,
         "d_head": c.d_head,
+        "d_head_qk": c.d_head_qk,
         "d_mlp": c.d_mlp,
         "n_experts": c.n_experts,
         "top_k": c.top_k,

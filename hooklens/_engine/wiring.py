@@ -12,10 +12,11 @@ from typing import Any
 
 from torch import nn
 
-from ..architectures._spec import ArchSpec
+from ..architectures._spec import ArchSpec, scale_of
 from . import attention as _attention
 from .head_sites import add_head_sites
 from .hooks import HookPoint
+from .latent import add_latent_sites
 from .points import POINTS, POINTS_BY_SUFFIX, split_name
 from .sites import Builder, get_module
 
@@ -25,42 +26,50 @@ def build_points(
 ) -> tuple[dict[str, HookPoint], Builder]:
     """Every hook point of `model`, in execution order, and the builder that holds its sites."""
     b = Builder(model, spec, cfg, features)
-    b.output_site(get_module(model, spec.embed_norm or spec.embed), "hook_embed", None)
+    embed_scale = scale_of(model.config, spec.embed_scale)
+    b.output_site(get_module(model, spec.embed_norm or spec.embed), "hook_embed", None, embed_scale)
     if spec.pos_embed is not None:
         b.output_site(get_module(model, spec.pos_embed), "hook_pos_embed", None)
     for layer, block in enumerate(b.blocks):
         sub = block.get_submodule
         feats = spec.layer_features(model.config, layer)  # a hybrid's layers differ
+        # a factor the block applies to what each part adds to the stream (Granite)
+        out_scale = float(getattr(block, spec.output_scale)) if spec.output_scale else 1.0
         b.input_site(block, "hook_resid_pre", layer, in_place=False)
         if spec.ln1 is not None:
             b.norm_site(sub(spec.ln1), "ln1", layer)
         if "attention" in feats:
-            _attention_parts(b, block, layer)
+            _attention_parts(b, block, layer, out_scale)
         elif spec.layers is not None:
             b.output_site(sub(spec.layers[layer].mixer), "hook_mixer_out", layer)
         if "mlp" in feats:
-            _mlp_parts(b, block, layer, feats)
+            _mlp_parts(b, block, layer, feats, out_scale)
         b.output_site(block, "hook_resid_post", layer)
         add_head_sites(b, block, layer)
     b.norm_site(get_module(model, spec.final_norm), "ln_final", None)
     return _ordered(b)
 
 
-def _attention_parts(b: Builder, block: nn.Module, layer: int) -> None:
+def _attention_parts(b: Builder, block: nn.Module, layer: int, out_scale: float) -> None:
     sub, spec = block.get_submodule, b.spec
     qs, ks = spec.q_source, spec.k_source
-    if qs is not None and ks is not None and qs == ks:
+    if spec.latent_kv is not None:
+        add_latent_sites(b, block, layer)
+    elif qs is not None and ks is not None and qs == ks:
         b.proj_site(sub(qs.module), qs, layer, q=True, k=True)
     else:
         if qs is not None:
             b.proj_site(sub(qs.module), qs, layer, q=True, k=False)
         if ks is not None:
             b.proj_site(sub(ks.module), ks, layer, q=False, k=True)
-    b.attention_site(sub(spec.attn), layer, q_here=qs is None, k_here=ks is None)
-    b.output_site(sub(spec.attn_out), "hook_attn_out", layer)
+    here = spec.latent_kv is None  # else the latent sites read q and k
+    b.attention_site(sub(spec.attn), layer, q_here=here and not qs, k_here=here and not ks)
+    b.output_site(sub(spec.attn_out), "hook_attn_out", layer, out_scale)
 
 
-def _mlp_parts(b: Builder, block: nn.Module, layer: int, feats: frozenset[str]) -> None:
+def _mlp_parts(
+    b: Builder, block: nn.Module, layer: int, feats: frozenset[str], out_scale: float
+) -> None:
     sub, spec = block.get_submodule, b.spec
     mid_at = spec.resid_mid_at or spec.ln2
     if mid_at is not None and "sequential" in feats:
@@ -81,7 +90,7 @@ def _mlp_parts(b: Builder, block: nn.Module, layer: int, feats: frozenset[str]) 
         b.output_site(sub(spec.mlp_up), "mlp.hook_pre_linear", layer)
     if "dense_mlp" in feats:
         b.input_site(sub(spec.mlp_down), "mlp.hook_post", layer, in_place=False)
-    b.output_site(sub(spec.mlp_out), "hook_mlp_out", layer, spec.mlp_out_changed)
+    b.output_site(sub(spec.mlp_out), "hook_mlp_out", layer, out_scale, copy=spec.mlp_out_changed)
 
 
 def _ordered(b: Builder) -> tuple[dict[str, HookPoint], Builder]:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from ..architectures._spec import text_config
 from ._weights import STACKED
 
 if TYPE_CHECKING:
@@ -173,7 +174,7 @@ def center_writing_weights(model: HookedModel, p: ProcessedWeights) -> Processed
 
 def center_unembed(model: HookedModel, p: ProcessedWeights) -> ProcessedWeights:
     cap = model.spec.final_logit_softcap
-    if cap is not None and getattr(model.hf_model.config, cap, None):
+    if cap is not None and getattr(text_config(model.hf_model.config), cap, None):
         raise ValueError(MSG_CENTER_SOFTCAP.format(family=model.cfg.family))
     return replace(
         p,

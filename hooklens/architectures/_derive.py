@@ -12,6 +12,7 @@ this template does not describe raises `UnsupportedModelError` naming what was n
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Literal
 
 import torch
@@ -19,6 +20,7 @@ from torch import nn
 
 from .._errors import UnsupportedModelError
 from ._hybrid import MIXERS, hybrid_layers
+from ._latent import latent_kv
 from ._spec import ArchSpec, Layout, Proj
 
 #: Candidate child names, in order of preference, for each role in a block.
@@ -33,9 +35,9 @@ LN2 = (
     "post_attention_layernorm", "feedforward_layernorm", "ln_2", "final_layer_norm", "mlp_norm",
     "ffn_norm", "channel_pre_norm",
 )  # fmt: skip
-ATTN_OUT_NORM = ("post_self_attn_layernorm",)
-MLP_OUT_NORM = ("post_feedforward_layernorm", "post_mlp_layernorm")
-MLP = ("mlp", "feed_forward", "ffn", "mlp_block")
+ATTN_OUT_NORM = ("post_self_attn_layernorm", "post_norm1")
+MLP_OUT_NORM = ("post_feedforward_layernorm", "post_mlp_layernorm", "post_norm2")
+MLP = ("mlp", "feed_forward", "ffn", "mlp_block", "block_sparse_moe")
 #: (input projection, up projection or None, output projection, input is fused gate+up)
 MLP_PROJ = (
     ("gate_proj", "up_proj", "down_proj", False),
@@ -55,6 +57,12 @@ FINAL_NORM = (
 POS_EMBED = ("embed_positions", "wpe", "position_embeddings")
 #: the router of a mixture-of-experts MLP (next to its `experts`)
 ROUTER = ("gate", "router")
+#: factors applied outside modules: config attributes scaling the token embedding, block
+#: attributes scaling what attention and the MLP add to the stream (Granite, MiniCPM3)
+EMBED_SCALE = ("embedding_multiplier",)
+OUTPUT_SCALE = ("residual_multiplier", "residual_scale")
+#: the arguments of a mixture of experts' `experts` module (the MoE points read them)
+EXPERTS_CALL = ("hidden_states", "top_k_index", "top_k_weights")
 #: config attributes of logit scaling: (attribute, "mul" or "div")
 LOGIT_SCALES = (("logit_scale", "mul"), ("logits_scaling", "div"))
 
@@ -82,8 +90,12 @@ def _path_of(model: nn.Module, target: nn.Module | None) -> str | None:
     return None
 
 
-def _find_blocks(model: nn.Module, n_layers: int) -> str:
-    for name, module in model.named_modules():
+def _find_blocks(model: nn.Module, n_layers: int, embed: str) -> str:
+    """The block list: the first list of n_layers modules, next to the token embedding first
+    (a multimodal model's vision tower has its own lists)."""
+    near = embed.rpartition(".")[0]
+    found = sorted(model.named_modules(), key=lambda nm: not nm[0].startswith(f"{near}."))
+    for name, module in found:
         if isinstance(module, nn.ModuleList) and len(module) == n_layers and name:
             first = _signature(module[0])
             for i, block in enumerate(module):
@@ -110,6 +122,14 @@ def _mlp_roles(model: nn.Module, mlp_mod: nn.Module, mlp: str) -> tuple[Any, ...
     """("moe", router path, experts path, None) or (input, up or None, output, fused)."""
     experts, router = _child(mlp_mod, ("experts",)), _child(mlp_mod, ROUTER)
     if experts is not None and router is not None:
+        params = inspect.signature(getattr(mlp_mod, experts).forward).parameters.values()
+        if len(params) < 3 and not any(p.kind == p.VAR_POSITIONAL for p in params):
+            kind = type(getattr(mlp_mod, experts)).__name__
+            raise _refuse(
+                model,
+                f"its experts {kind} take ({', '.join(p.name for p in params)}), not the chosen "
+                f"experts and their weights ({', '.join(EXPERTS_CALL)})",
+            )
         return ("moe", f"{mlp}.{router}", f"{mlp}.{experts}", None)
     if experts is not None or _child(mlp_mod, ("router",)):
         raise _refuse(model, f"its MLP {type(mlp_mod).__name__} has experts but no router")
@@ -206,7 +226,7 @@ def derive(model: nn.Module) -> ArchSpec:
     unembed = _path_of(model, model.get_output_embeddings())  # type: ignore[operator]
     if embed is None or unembed is None:
         raise _refuse(model, "no input or output embedding module")
-    blocks = _find_blocks(model, n_layers)
+    blocks = _find_blocks(model, n_layers, embed)
     parent_path = blocks.rpartition(".")[0]
     parent = model.get_submodule(parent_path) if parent_path else model
     final = _child(parent, FINAL_NORM)
@@ -273,8 +293,11 @@ def derive(model: nn.Module) -> ArchSpec:
         if dense:
             ((mlp_in, mlp_up, mlp_down, fused),) = dense
     o_proj = _child(attn_mod, O_PROJ) if attn_mod is not None else None
-    no_qk = (None, None)  # no layer attends (Mamba)
-    sources = _qk_sources(model, attn_mod, attn, text) if attn_mod and attn else no_qk
+    latent = latent_kv(model, attn_mod, attn) if attn_mod is not None and attn else None
+    no_qk = (None, None)  # no layer attends (Mamba), or latent attention reads q and k itself
+    sources = (
+        _qk_sources(model, attn_mod, attn, text) if attn_mod and attn and not latent else no_qk
+    )
     pos_embed = _child(parent, POS_EMBED)
     rope = getattr(text, "rope_parameters", None)
     positional: Literal["learned", "rotary", "none"] = (
@@ -322,6 +345,7 @@ def derive(model: nn.Module) -> ArchSpec:
         o_proj=f"{attn}.{o_proj}" if o_proj else None,
         q_source=sources[0],
         k_source=sources[1],
+        latent_kv=latent,
         pos_embed=prefix + pos_embed if pos_embed else None,
         positional=positional,
         norm=norm,  # type: ignore[arg-type]
@@ -331,6 +355,8 @@ def derive(model: nn.Module) -> ArchSpec:
         final_logit_softcap=cap,
         logit_scale=scale,
         layers=layers,
+        embed_scale=next((a for a in EMBED_SCALE if hasattr(text, a)), None),
+        output_scale=next((a for a in OUTPUT_SCALE if hasattr(block, a)), None),
         derived=True,
     )
 

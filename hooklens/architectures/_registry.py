@@ -27,6 +27,24 @@ TINY: dict[str, Any] = {
     "n_inner": 128, "ffn_dim": 128, "num_layers": 2, "d_model": 64, "num_local_experts": 4,
     "num_experts": 4, "n_routed_experts": 4, "num_experts_per_tok": 2,
     "moe_intermediate_size": 32, "pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2,
+    # multi-head latent attention (DeepSeek V2/V3): ranks of the latents and head widths
+    "q_lora_rank": 32, "kv_lora_rank": 32, "qk_nope_head_dim": 16, "qk_rope_head_dim": 8,
+    "v_head_dim": 12, "n_group": 1, "topk_group": 1,
+    # sub-configs of multimodal models and of DBRX
+    "image_size": 32, "patch_size": 8, "vision_output_dim": 64, "projector_input_dim": 64,
+    "projector_output_dim": 64, "mm_tokens_per_image": 4, "d_kv": 16, "ffn_hidden_size": 128,
+    "moe_num_experts": 4, "moe_top_k": 2, "kv_n_heads": 2, "hidden_size_per_layer_input": 8,
+    "vocab_size_per_layer_input": VOCAB, "n_shared_experts": 1, "linear_head_dim": 16,
+    "linear_num_heads": 4,
+}  # fmt: skip
+#: Keys of optional parts: where a config's default is None (no low-rank q), it stays None.
+OPTIONAL = frozenset({"q_lora_rank"})
+#: Values a config's own key implies for others: multi-head latent attention expands its
+#: latent to every query head (as many key/value heads as query heads), and its rotary
+#: embedding is as wide as the rotated part of a head (`head_dim` is that width there).
+IMPLIED: dict[str, dict[str, Any]] = {
+    "kv_lora_rank": {"num_key_value_heads": TINY["num_attention_heads"],
+                     "head_dim": TINY["qk_rope_head_dim"]},
 }  # fmt: skip
 _HYBRID = ["linear_attention", "full_attention"]
 #: Per-type corrections where the generic dimensions contradict another default.
@@ -56,6 +74,9 @@ OVERRIDES: dict[str, dict[str, Any]] = {
     "mamba2": {"num_heads": 8, "head_dim": 16},  # num_heads * head_dim = 2 * hidden_size
     "zamba": {"num_hidden_layers": 4, "layers_block_type": ["mamba", "hybrid"] * 2},
     "zamba2": {"layers_block_type": ["mamba", "hybrid"]},
+    # the model reads attn_config.rope_theta, which its attention config does not define, and
+    # clamps q, k, v by clip_qkv, whose default (None) torch.clamp refuses
+    "dbrx": {"attn_config": {"kv_n_heads": 2, "rope_theta": 10000.0, "clip_qkv": 8.0}},
 }
 #: A tiny config bigger than this did not shrink (some key is spelled differently).
 MAX_PARAMS = 4_000_000
@@ -81,14 +102,45 @@ def causal_lm_types() -> dict[str, str]:
 
 
 def tiny_config(model_type: str) -> Any:
-    """A tiny config of `model_type` (the keys of TINY it has, plus OVERRIDES)."""
+    """A tiny config of `model_type`: the keys of TINY it has (in its sub-configs too: the
+    text, vision, audio, attention or MLP config of a composite model), plus OVERRIDES."""
     from transformers import CONFIG_MAPPING
 
     cls = CONFIG_MAPPING[model_type]
-    keys = set(cls().to_dict()) | set(getattr(cls, "attribute_map", {}))
-    kwargs = {k: v for k, v in TINY.items() if k in keys}
+    kwargs = _tiny_kwargs(cls())
     kwargs.update(OVERRIDES.get(model_type, {}))
     return cls(**kwargs)
+
+
+def _tiny_kwargs(default: Any) -> dict[str, Any]:
+    """The tiny values of the keys `default` (a config) has, its sub-configs shrunk the same
+    way (an OPTIONAL part the config leaves out stays out)."""
+    values = default.to_dict()
+    keys = set(values) | set(getattr(type(default), "attribute_map", {}))
+    kwargs = {
+        k: v for k, v in TINY.items() if k in keys and not (k in OPTIONAL and values.get(k) is None)
+    }
+    for key, implied in IMPLIED.items():
+        if values.get(key) is not None:
+            kwargs.update({k: v for k, v in implied.items() if k in keys})
+    for name in getattr(default, "sub_configs", None) or {}:
+        sub: Any = getattr(default, name, None)
+        if hasattr(sub, "to_dict"):
+            kwargs[name] = type(sub)(**{**_own_keys(sub), **_tiny_kwargs(sub)})
+    return kwargs
+
+
+def _own_keys(config: Any) -> dict[str, Any]:
+    """The values of `config` that differ from its class's defaults (a composite model's
+    choices for its sub-config), without the bookkeeping keys and per-layer lists (derived
+    from the number of layers, which shrinks)."""
+    return {
+        k: v
+        for k, v in config.to_diff_dict().items()
+        if k not in ("model_type", "transformers_version", "architectures")
+        and not isinstance(v, list)
+        and not (isinstance(v, dict) and any(str(key).isdigit() for key in v))
+    }
 
 
 def _first_line(exc: BaseException) -> str:
@@ -124,6 +176,8 @@ def build(model_type: str, folder: Path, seed: int = 0) -> Outcome | None:
         with torch.no_grad():
             model(input_ids=torch.randint(3, VOCAB, (1, 6)), use_cache=False)
         model.save_pretrained(folder)
+        if type(model.config) is not type(config):  # it took the text part: keep the whole
+            config.save_pretrained(folder)  # model's config, as a checkpoint of it has
     except Exception as exc:  # the model's own code fails on its tiny config
         return Outcome(model_type, cls_name, "cannot run", _first_line(exc))
     return None

@@ -22,12 +22,47 @@ from .._engine.points import Feature
 Layout = Literal["flat", "bphd", "bhpd", "concat_qkv", "per_head_qkv"]
 
 
+def text_config(config: Any) -> Any:
+    """The language model's config: a multimodal model's text config, else `config` itself."""
+    get = getattr(config, "get_text_config", None)
+    return get() if callable(get) else config
+
+
 @dataclass(frozen=True)
 class Proj:
     """Where to read (and edit) pre-rotary q or k: a module path in the block, and its layout."""
 
     module: str
     layout: Layout = "flat"
+
+
+def scale_of(config: Any, attr: str | None) -> float:
+    """The factor a config attribute holds (1.0 for no attribute, or an unset one)."""
+    value = getattr(text_config(config), attr, None) if attr else None
+    return float(value) if isinstance(value, int | float) else 1.0
+
+
+@dataclass(frozen=True)
+class LatentKV:
+    """Multi-head latent attention (DeepSeek V2/V3): q from one projection, keys and values
+    expanded per head from a low-rank latent. Paths are relative to one decoder block.
+
+    `q` outputs (batch, pos, heads * (nope + rope)): per head, a part without position and a
+    rotated part. `kv_a` outputs (batch, pos, rank + rope): the latent, then one rotated key
+    part shared by every head. `kv_b` expands the (normed) latent to (batch, pos, heads *
+    (nope + v)): per head, the key part without position, then the value. `interleaved`: the
+    rotation takes pairs of adjacent features and returns them as two halves (so pre-rotary q
+    and k are read in that halves order, in which the rotation at position 0 is the identity).
+    """
+
+    q: str
+    kv_a: str
+    kv_b: str
+    nope: int
+    rope: int
+    v: int
+    rank: int
+    interleaved: bool = False
 
 
 @dataclass(frozen=True)
@@ -97,6 +132,8 @@ class ArchSpec:
     mlp_gate_up_fused: bool = False
     q_source: Proj | None = None
     k_source: Proj | None = None
+    #: multi-head latent attention: where q, k and v are formed (q/k sources are then None)
+    latent_kv: LatentKV | None = None
     norm: Literal["layernorm", "rmsnorm"] = "rmsnorm"
     #: Gemma's RMSNorm multiplies by (offset + weight); everybody else by weight.
     norm_weight_offset: float = 0.0
@@ -112,6 +149,13 @@ class ArchSpec:
     #: (config attribute, "mul" or "div"): a logit scale the model applies after its unembedding
     #: (Cohere multiplies by `logit_scale`, Granite divides by `logits_scaling`).
     logit_scale: tuple[str, str] | None = None
+    #: factors the model applies outside any module: a config attribute multiplying the token
+    #: embedding before block 0 (Granite's `embedding_multiplier`), and a block attribute
+    #: multiplying attention's and the MLP's outputs before they are added to the stream
+    #: (Granite's `residual_multiplier`, MiniCPM3's `residual_scale`). `hook_embed`,
+    #: `hook_attn_out` and `hook_mlp_out` include them: they are what enters the stream.
+    embed_scale: str | None = None
+    output_scale: str | None = None
     #: the attention's output projection (its input is `attn.hook_z`), where known
     o_proj: str | None = None
     #: per-layer structure of a hybrid (None: every layer is attention, then the MLP)
@@ -138,7 +182,7 @@ class ArchSpec:
     def is_parallel(self, config: Any) -> bool:
         """Whether attention and MLP read the same residual stream (per this model's config)."""
         if isinstance(self.parallel_residual, str):
-            return bool(getattr(config, self.parallel_residual))
+            return bool(getattr(text_config(config), self.parallel_residual))
         return self.parallel_residual
 
     def layer_features(self, config: Any, layer: int) -> frozenset[Feature]:
@@ -178,6 +222,7 @@ class ArchSpec:
     def features(self, config: Any) -> frozenset[Feature]:
         """The optional hook-point features this family (with this config) has."""
         found: set[Feature] = set()
+        config = text_config(config)
         if self.positional == "learned":
             found.add("learned_pos")
         elif self.positional == "rotary":

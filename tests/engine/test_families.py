@@ -41,7 +41,7 @@ def _dims(model, t: torch.Tensor, name: str) -> dict[str, int]:
     return {
         "batch": t.shape[0], "pos": t.shape[1], "q": t.shape[1], "k": t.shape[1],
         "d_model": c.d_model, "n_heads": c.n_heads, "n_kv_heads": c.n_kv_heads,
-        "d_head": c.d_head, "d_mlp": c.d_mlp, "1": 1,
+        "d_head": c.d_head, "d_head_qk": c.d_head_qk, "d_mlp": c.d_mlp, "1": 1,
     }  # fmt: skip
 
 

@@ -1,0 +1,90 @@
+"""Find multi-head latent attention (DeepSeek V2/V3 and their descendants) in an attention module.
+
+Its q comes from one projection (`q_proj`, or the low-rank `q_a_proj` -> `q_a_layernorm` ->
+`q_b_proj`); its keys and values from `kv_a_proj_with_mqa` (a latent plus one rotated key part
+shared by every head) -> `kv_a_layernorm` -> `kv_b_proj` (per head: the key part without
+position, then the value). The module names and the attributes holding the widths are data.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from ._spec import LatentKV
+
+#: the module whose output is q, in order of preference (the low-rank chain ends in q_b_proj)
+Q = ("q_b_proj", "q_proj")
+#: (latent plus shared rotated key part, expansion of the latent to per-head keys and values)
+KV = ("kv_a_proj_with_mqa", "kv_b_proj")
+#: attention attributes holding (nope, rope, v, rank) widths
+WIDTHS = ("qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim", "kv_lora_rank")
+PROBE = "hooklens_latent_probe"
+
+
+def latent_kv(model: nn.Module, attn_mod: nn.Module, attn: str) -> LatentKV | None:
+    """The latent-attention description of `attn_mod` (block 0's, at path `attn` in a block),
+    or None. Whether the rotation returns halves is read from one forward of 3 tokens."""
+    q = next((n for n in Q if isinstance(getattr(attn_mod, n, None), nn.Module)), None)
+    if q is None or not all(isinstance(getattr(attn_mod, n, None), nn.Module) for n in KV):
+        return None
+    widths = [getattr(attn_mod, n, None) for n in WIDTHS]
+    if not all(isinstance(w, int) and w > 0 for w in widths):
+        return None
+    nope, rope, v, rank = (int(w) for w in widths)  # type: ignore[arg-type]
+    return LatentKV(
+        q=f"{attn}.{q}",
+        kv_a=f"{attn}.{KV[0]}",
+        kv_b=f"{attn}.{KV[1]}",
+        nope=nope,
+        rope=rope,
+        v=v,
+        rank=rank,
+        interleaved=_returns_halves(model, attn_mod, getattr(attn_mod, q), nope, rope),
+    )
+
+
+def _returns_halves(
+    model: nn.Module, attn_mod: nn.Module, q_mod: nn.Module, nope: int, rope: int
+) -> bool:
+    """Whether the query attention receives holds the rotated part as two halves of q's
+    adjacent pairs (DeepSeek V3's `rope_interleave`): at position 0 the rotation is the
+    identity, so the query at position 0 is q's projection output, reordered or not."""
+    from transformers import AttentionInterface
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+
+    seen: dict[str, torch.Tensor] = {}
+
+    def probe(module: nn.Module, query: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
+        if module is attn_mod:
+            seen.setdefault("query", query[0, :, 0, nope:].detach())  # (heads, rope)
+        return sdpa_attention_forward(module, query, *args, **kwargs)
+
+    def record(mod: nn.Module, args: Any, out: torch.Tensor) -> None:
+        heads = out[0, 0].reshape(-1, nope + rope)  # position 0
+        seen.setdefault("q", heads[:, nope:].detach())
+
+    AttentionInterface.register(PROBE, probe)
+    AttentionMaskInterface.register(PROBE, sdpa_mask)
+    found: list[Any] = [getattr(model, "config", None), getattr(attn_mod, "config", None)]
+    configs = {id(c): c for c in found if c is not None}
+    saved = {k: c._attn_implementation for k, c in configs.items()}
+    handle = q_mod.register_forward_hook(record)
+    device = next(model.parameters()).device
+    try:
+        for c in configs.values():
+            c._attn_implementation = PROBE
+        with torch.no_grad():
+            model(input_ids=torch.ones(1, 3, dtype=torch.long, device=device), use_cache=False)
+    finally:
+        handle.remove()
+        for k, c in configs.items():
+            c._attn_implementation = saved[k]
+    if "query" not in seen or "q" not in seen:
+        return False
+    q, query = seen["q"].float(), seen["query"].float()
+    halves = torch.cat([q[..., 0::2], q[..., 1::2]], dim=-1)
+    return bool((halves - query).abs().max() < (q - query).abs().max())
