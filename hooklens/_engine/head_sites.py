@@ -33,7 +33,11 @@ def add_head_sites(b: Builder, block: nn.Module, layer: int) -> None:
     attends = "attention" in feats
     if attends and b.spec.qkv is not None and b.spec.ln1 is not None:  # copies of ln1's input
         _input_site(b, block, layer)
-    if attends and b.spec.o_proj is not None and _readable(lambda: read_o(b.spec, b.cfg, block)):
+    # a block that scales what attention adds (Granite's residual_multiplier) would make the
+    # heads' results not sum to hook_attn_out: the point is left out rather than misleading
+    scaled = b.spec.output_scale is not None and float(getattr(block, b.spec.output_scale)) != 1
+    readable = _readable(lambda: read_o(b.spec, b.cfg, block))
+    if attends and b.spec.o_proj is not None and not scaled and readable:
         _result_site(b, block, layer)
     if b.spec.ln2 is not None and "mlp" in feats:
         _mlp_in_site(b, block, layer)

@@ -29,6 +29,15 @@ if TYPE_CHECKING:
     from .model import HookedModel
 
 
+def _mixer_of(points: Any, layer: int) -> str | None:
+    """What block `layer`'s sequence mixer writes: "attn_out", a hybrid's "mixer_out", or None
+    for a layer that is only an MLP."""
+    for kind in ("attn_out", "mixer_out"):
+        if f"blocks.{layer}.hook_{kind}" in points:
+            return kind
+    return None
+
+
 def stream_layer(layer: int | None, n_layers: int, what: str = "layer") -> int:
     """A stream layer (see the module docstring) as an index in 0..n_layers."""
     if layer is None:
@@ -127,7 +136,8 @@ class ResidMixin:
         sum of what each part wrote to it.
 
         Components: hook_embed, hook_pos_embed (learned positions), then per block before
-        `layer` hook_attn_out and hook_mlp_out (`mode` "attn" / "mlp" keeps one kind), and with
+        `layer` hook_attn_out (hook_mixer_out on a hybrid's mixer layer) and hook_mlp_out (where
+        the layer has an MLP; `mode` "attn" / "mlp" keeps one kind), and with
         `mlp_input` block `layer`'s attn_out (the MLP's input). Shape (components, [batch,]
         pos, d_model); `apply_ln` divides by the cached scale of the norm reading that stream.
         """
@@ -147,17 +157,23 @@ class ResidMixin:
                 if name in self._data:
                     parts.append(self[name])
                     labels.append(label)
+        points = self.model.hook_dict
         for i in range(layer):
-            if mode in ("all", "attn"):
-                parts.append(self[f"blocks.{i}.hook_attn_out"])
-                labels.append(f"{i}_attn_out")
-            if mode in ("all", "mlp"):
+            # a hybrid's mixer layer writes hook_mixer_out instead, an MLP-only layer neither,
+            # and a layer without an MLP no mlp_out
+            mixer = _mixer_of(points, i)
+            if mode in ("all", "attn") and mixer is not None:
+                parts.append(self[f"blocks.{i}.hook_{mixer}"])
+                labels.append(f"{i}_{mixer}")
+            if mode in ("all", "mlp") and f"blocks.{i}.hook_mlp_out" in points:
                 parts.append(self[f"blocks.{i}.hook_mlp_out"])
                 labels.append(f"{i}_mlp_out")
         if mlp_input and mode in ("all", "attn"):
             self._check_mid()
-            parts.append(self[f"blocks.{layer}.hook_attn_out"])
-            labels.append(f"{layer}_attn_out")
+            mixer = _mixer_of(points, layer)
+            if mixer is not None:
+                parts.append(self[f"blocks.{layer}.hook_{mixer}"])
+                labels.append(f"{layer}_{mixer}")
         if not parts:
             raise InputError(f"decompose_resid(layer={layer}) has no components to stack")
         stack = torch.stack([slice_axis(p, pos_slice, -2) for p in parts])

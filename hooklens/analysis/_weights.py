@@ -49,13 +49,25 @@ class LayerWeights:
         blocks: Any = model.hf_model.get_submodule(model.spec.blocks)
         self._block: nn.Module = blocks[layer]
 
+    def _attention(self) -> nn.Module:
+        """The block, after checking that it attends (a hybrid's mixer layer has no W_Q)."""
+        spec, n = self._model.spec, self._model.cfg.n_layers
+        if self.layer not in spec.attention_layers(n):
+            words = spec.layer_words(self.layer, n)
+            raise ValueError(
+                f"layer {self.layer} of this model is a {words['mixer']} layer and has no "
+                f"attention weights; layers with attention: {words['attn_layers']}. Read those "
+                "with model.weights.layer(l) for an attending layer l."
+            )
+        return self._block
+
     def _sub(self, path: str) -> nn.Module:
         return self._block.get_submodule(path)
 
     # -- attention -----------------------------------------------------------------------------
     def _qkv(self) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
         """[(W (heads, d_model, d_head), b (heads, d_head) or None)] for q, k, v (KV heads)."""
-        return read_qkv(self._model.spec, self._model.cfg, self._block)
+        return read_qkv(self._model.spec, self._model.cfg, self._attention())
 
     def _expand(self, t: torch.Tensor) -> torch.Tensor:
         rep = self._model.cfg.n_heads // self._model.cfg.n_kv_heads
@@ -118,12 +130,12 @@ class LayerWeights:
         return self._expand(self._b_V)
 
     def _o(self) -> nn.Module:
-        return o_module(self._model.spec, self._block)
+        return o_module(self._model.spec, self._attention())
 
     @property
     def W_O(self) -> torch.Tensor:
         """(n_heads, d_head, d_model), a view: head h writes `z[..., h, :] @ W_O[h]`."""
-        return read_o(self._model.spec, self._model.cfg, self._block)[0]
+        return read_o(self._model.spec, self._model.cfg, self._attention())[0]
 
     @property
     def b_O(self) -> torch.Tensor:

@@ -51,7 +51,11 @@ def _check_qkv(model: hl.HookedModel, cache: hl.ActivationCache) -> None:
     """q/k/v from ln1.hook_normalized and W_Q/W_K/W_V; hook_q/hook_k only where the model
     reads them straight from its projections (a q/k norm comes after them)."""
     names = model.hook_names()
-    for layer in range(model.cfg.n_layers):
+    attending = model.spec.attention_layers(model.cfg.n_layers)
+    for layer in set(range(model.cfg.n_layers)) - set(attending):  # a hybrid's mixer layers
+        with pytest.raises(ValueError, match=f"layer {layer} of this model is a .* no attention"):
+            _ = model.weights.layer(layer).W_Q
+    for layer in attending:
         block = f"blocks.{layer}."
         source = block + "ln1.hook_normalized"
         x = cache[source] if source in names else cache[block + "hook_resid_pre"]
@@ -71,7 +75,9 @@ def _check_qkv(model: hl.HookedModel, cache: hl.ActivationCache) -> None:
 def _normed_after_projection(model: hl.HookedModel, letter: str) -> bool:
     """Whether the model normalizes q or k between its projection and attention (Qwen3's
     q_norm): its hook_q/hook_k is the normed one, which W_Q alone does not give."""
-    attn = model.hf_model.get_submodule(model.spec.blocks)[0].get_submodule(model.spec.attn)
+    first = model.spec.attention_layers(model.cfg.n_layers)[0]
+    block = model.hf_model.get_submodule(model.spec.blocks)[first]
+    attn = block.get_submodule(model.spec.attn)
     return any((n.startswith(f"{letter}_") and "norm" in n) or n == f"{letter}_layernorm"
                for n, _ in attn.named_children())  # fmt: skip
 
@@ -87,8 +93,8 @@ def _check_head_results(model: hl.HookedModel, tokens: torch.Tensor) -> None:
     blocks = model.hf_model.get_submodule(model.spec.blocks)
     for name in names:
         layer = int(name.split(".")[1])
-        out = cache[name].sum(-2) + model.b_O[layer]
-        if model.spec.attn_out != model.spec.attn:  # a post-attention norm (Gemma 2)
+        out = cache[name].sum(-2) + model.weights.layer(layer).b_O
+        if model.spec.attn_out not in (model.spec.attn, model.spec.o_proj):  # a post-norm (Gemma 2)
             out = blocks[layer].get_submodule(model.spec.attn_out)(out)
         _close(out, cache[f"blocks.{layer}.hook_attn_out"])
 
@@ -105,9 +111,14 @@ def _check_resid_sums(model: hl.HookedModel, cache: hl.ActivationCache) -> None:
 
 def _check_gradients(model: hl.HookedModel, tokens: torch.Tensor) -> None:
     """Gradients of the next-token loss at blocks.{last}.hook_resid_pre and blocks.0.attn.hook_z
-    equal autograd on the plain HF model (the block's input and o_proj's input)."""
+    equal autograd on the plain HF model (the block's input and o_proj's input); a hybrid's
+    first attending layer, and a model without attention the residual alone."""
     last = model.cfg.n_layers - 1
-    resid, z = f"blocks.{last}.hook_resid_pre", "blocks.0.attn.hook_z"
+    attending = model.spec.attention_layers(model.cfg.n_layers)
+    if not attending:
+        return _check_resid_gradient(model, tokens)
+    first = attending[0]
+    resid, z = f"blocks.{last}.hook_resid_pre", f"blocks.{first}.attn.hook_z"
     _, cache = model.run_with_cache(tokens, names_filter=[resid, z], incl_bwd=True,
                                     return_type="loss")  # fmt: skip
     hf = model.hf_model
@@ -123,10 +134,10 @@ def _check_gradients(model: hl.HookedModel, tokens: torch.Tensor) -> None:
         hf.get_submodule(model.spec.blocks)[last].register_forward_pre_hook(
             keep_hidden, with_kwargs=True
         ),
-        _o_proj(model, 0).register_forward_pre_hook(keep_z, with_kwargs=True),
+        _o_proj(model, first).register_forward_pre_hook(keep_z, with_kwargs=True),
     ]
     try:
-        logits = hf(tokens).logits
+        logits = hf(tokens, use_cache=False).logits
     finally:
         for handle in handles:
             handle.remove()
@@ -135,6 +146,27 @@ def _check_gradients(model: hl.HookedModel, tokens: torch.Tensor) -> None:
     _close(cache[resid + "_grad"], grads[0])
     _close(cache[z + "_grad"], grads[1].view(cache[z + "_grad"].shape))
     assert grads[0].abs().max() > 0
+
+
+def _check_resid_gradient(model: hl.HookedModel, tokens: torch.Tensor) -> None:
+    """The gradient at blocks.{last}.hook_resid_pre equals autograd on the plain HF model."""
+    resid = f"blocks.{model.cfg.n_layers - 1}.hook_resid_pre"
+    _, cache = model.run_with_cache(tokens, names_filter=[resid], incl_bwd=True,
+                                    return_type="loss")  # fmt: skip
+    kept: list[torch.Tensor] = []
+    block = model.hf_model.get_submodule(model.spec.blocks)[-1]
+    handle = block.register_forward_pre_hook(
+        lambda mod, args, kwargs: kept.append(args[0] if args else kwargs["hidden_states"]),
+        with_kwargs=True,
+    )
+    try:
+        logits = model.hf_model(tokens, use_cache=False).logits
+    finally:
+        handle.remove()
+    loss = torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1), tokens[:, 1:].flatten())
+    (grad,) = torch.autograd.grad(loss, [kept[0]])
+    _close(cache[resid + "_grad"], grad)
+    assert grad.abs().max() > 0
 
 
 @pytest.mark.parametrize("model_type", TYPES)
