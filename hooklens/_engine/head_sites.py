@@ -31,13 +31,14 @@ def add_head_sites(b: Builder, block: nn.Module, layer: int) -> None:
     """The on-demand points of one block whose adapter describes the weights they need."""
     feats = b.spec.layer_features(b.cfg_hf, layer)  # a hybrid's mixer layer has no attention
     attends = "attention" in feats
-    if attends and b.spec.qkv is not None and b.spec.ln1 is not None:  # copies of ln1's input
+    qkv_read = b.spec.qkv is not None and _readable(lambda: read_qkv(b.spec, b.cfg, block))
+    if attends and qkv_read and b.spec.ln1 is not None:  # copies of ln1's input
         _input_site(b, block, layer)
     # a block that scales what attention adds (Granite's residual_multiplier) would make the
     # heads' results not sum to hook_attn_out: the point is left out rather than misleading
     scaled = b.spec.output_scale is not None and float(getattr(block, b.spec.output_scale)) != 1
-    readable = _readable(lambda: read_o(b.spec, b.cfg, block))
-    if attends and b.spec.o_proj is not None and not scaled and readable:
+    o_read = attends and b.spec.o_proj is not None and not scaled
+    if o_read and _readable(lambda: read_o(b.spec, b.cfg, block)):
         _result_site(b, block, layer)
     if b.spec.ln2 is not None and "mlp" in feats:
         _mlp_in_site(b, block, layer)
@@ -46,10 +47,11 @@ def add_head_sites(b: Builder, block: nn.Module, layer: int) -> None:
 def _readable(read: Any) -> bool:
     """Whether a weight the point recomputes from can be read (a derived adapter may name an
     output projection hooklens cannot read, e.g. BitNet's, whose o_proj is preceded by a norm
-    folded into it): without it the point is left out rather than computed wrong."""
+    folded into it, or a q projection that also holds a gate): without it the point is left out
+    rather than computed wrong."""
     try:
         read()
-    except (TypeError, ValueError, AttributeError):
+    except (TypeError, ValueError, AttributeError, RuntimeError):
         return False
     return True
 

@@ -299,9 +299,9 @@ def derive(model: nn.Module) -> ArchSpec:
         _qk_sources(model, attn_mod, attn, text) if attn_mod and attn and not latent else no_qk
     )
     # the weights `hooklens.analysis` reads per head: the projections _qk_sources found
-    fused = sources[0] is not None and sources[0].layout == "concat_qkv"
-    qkv = (f"{attn}.qkv_proj",) * 3 if fused else None
-    if sources[0] is not None and not fused:
+    qkv_fused = sources[0] is not None and sources[0].layout == "concat_qkv"
+    qkv = (f"{attn}.qkv_proj",) * 3 if qkv_fused else None
+    if sources[0] is not None and not qkv_fused:
         qkv = (f"{attn}.q_proj", f"{attn}.k_proj", f"{attn}.v_proj")
     pos_embed = _child(parent, POS_EMBED)
     rope = getattr(text, "rope_parameters", None)
@@ -349,7 +349,7 @@ def derive(model: nn.Module) -> ArchSpec:
         moe_layers=moe_layers,
         o_proj=f"{attn}.{o_proj}" if o_proj else None,
         qkv=qkv,
-        qkv_layout="concat_qkv" if fused else "flat",
+        qkv_layout="concat_qkv" if qkv_fused else "flat",
         q_source=sources[0],
         k_source=sources[1],
         latent_kv=latent,
