@@ -99,8 +99,12 @@ def test_split_inputs_match_an_edit_of_the_attention_input(family):
         with model.hooks([("blocks.0.hook_q_input", one_head)]):
             _, z_edit = model.run_with_cache(tokens, names_filter="blocks.0.attn.hook_z")
     z0, z1 = z_cache["blocks.0.attn.hook_z"], z_edit["blocks.0.attn.hook_z"]
+    # the edit recomputes q from the weights (another summation order): other heads' z agree
+    # to float rounding, the edited head's changes by order 1
     changed = [
-        h for h in range(model.cfg.n_heads) if not torch.allclose(z0[:, 1:, h], z1[:, 1:, h])
+        h
+        for h in range(model.cfg.n_heads)
+        if not torch.allclose(z0[:, 1:, h], z1[:, 1:, h], atol=1e-5, rtol=1e-4)
     ]
     assert changed == [1]
 

@@ -103,7 +103,12 @@ def test_marimo_notebook_paints_every_view(marimo_app: str, guarded_page: Guarde
     other = (layer + 1) % cache.model.cfg.n_layers
     page.locator(f"{attention} select.hl-layer-select").first.select_option(str(other))
     page.locator(f'{attention}[data-layer="{other}"]').first.wait_for(timeout=30_000)
-    assert dataset(page, attention, "lastReply")["layer"] == other  # answered by the kernel
+    # the view shows the new layer at once; the kernel's reply follows (the views sit in
+    # marimo's shadow roots, which only locators reach, so poll)
+    deadline = time.monotonic() + 30
+    while (dataset(page, attention, "lastReply") or {}).get("layer") != other:
+        assert time.monotonic() < deadline, "the kernel did not answer the layer switch"
+        page.wait_for_timeout(100)
     want = cache[f"blocks.{other}.attn.hook_pattern"][0, head].numpy()
     assert_canvas_shows(page, heatmap, want, mask_upper=True)
     painted = painted_heatmaps(page)

@@ -39,7 +39,7 @@ def test_registry_type(registry, model_type):
     hf, c = model.hf_model, model.cfg
     tokens = torch.randint(4, VOCAB, (2, 7), generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
-        ref = hf(tokens).logits
+        ref = hf(tokens, use_cache=False).logits
         plain = model(tokens)
         logits, cache = model.run_with_cache(tokens)
     assert (plain - ref).abs().max() <= 1e-4
@@ -90,7 +90,7 @@ def _check_edits(model, tokens, base):
     def raw_run(module, pre_hook):
         handle = module.register_forward_pre_hook(pre_hook, with_kwargs=True)
         try:
-            return hf(tokens).logits
+            return hf(tokens, use_cache=False).logits
         finally:
             handle.remove()
 
@@ -175,7 +175,7 @@ def _check_routing(model, tokens, base, cache):
         )
         handle = experts.register_forward_pre_hook(raw, with_kwargs=True)
         try:
-            want = model.hf_model(tokens).logits
+            want = model.hf_model(tokens, use_cache=False).logits
         finally:
             handle.remove()
     assert (ours - base).abs().max() > 1e-4

@@ -95,14 +95,16 @@ def test_click_equals_patch(model: Any) -> None:
     patches = [("blocks.1.hook_resid_pre", {"pos": 4})]
     logits = hl.patching.patch(model, CORRUPTED, clean_cache, patches=patches)
     want = float(_metric(model)(logits))
-    assert reply["prediction"]["metric"] == pytest.approx(want, abs=1e-5)
+    # the click runs a partial forward (layers from 1, positions from 4): equal to the full
+    # forward to float rounding, the 1e-4 the sweep documents
+    assert reply["prediction"]["metric"] == pytest.approx(want, abs=1e-4)
     assert reply["patches"] == ["('blocks.1.hook_resid_pre', {'pos': 4})"]
     assert view.patches == [hl.patching.Patch("blocks.1.hook_resid_pre", pos=4)]
     assert view.selection == [cell]
     top = logits[0, -1].softmax(-1).topk(view.k)
     assert decode_tensor(reply["prediction"]["ids"]).tolist() == top.indices.tolist()
     normalized = (want - view.corrupted_value) / (view.clean_value - view.corrupted_value)
-    assert reply["normalized"] == pytest.approx(normalized, abs=1e-5)
+    assert reply["normalized"] == pytest.approx(normalized, abs=1e-4)
     # The code the view shows reproduces the value.
     namespace: dict[str, Any] = {"hl": hl, "model": model, "torch": torch}
     exec(view.code.replace("metric(logits)", "value = metric(logits)"), namespace)
