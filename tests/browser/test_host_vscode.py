@@ -29,7 +29,7 @@ from tests.vis.tiny import IMG, SCRIPT, tiny_gpt2
 
 from .conftest import TOKEN, GuardedPage, _start_server, _stop_server
 from .test_screenshots import _shoot
-from .views_helpers import assert_canvas_shows, dataset, painted_heatmaps
+from .views_helpers import assert_canvas_shows, assert_saved_views_painted, dataset
 
 REPO = Path(__file__).resolve().parents[2]
 HOSTS = Path(__file__).parent / "hosts"
@@ -135,31 +135,9 @@ def test_saved_notebook_renders_in_vscode_widget_host(
     assert any(line.startswith("script source requested: anywidget@") for line in host["log"])
     for view in ("attention", "residual", "patching", "colored_tokens"):
         page.wait_for_selector(f'.hooklens[data-view="{view}"][data-renders]', timeout=30_000)
-    page.wait_for_function(
-        "() => document.querySelectorAll('.hooklens[data-view=\"attention\"][data-renders]')"
-        ".length === 2"
-    )
-    painted = painted_heatmaps(page)
-    # attention x2, residual norms + contributions, patching (its heatmap: not swept yet).
-    assert sorted(p["view"] for p in painted) == [
-        "attention", "attention", "patching", "residual", "residual",
-    ]  # fmt: skip
-    assert all(p["width"] > 0 and p["colours"] > 1 for p in painted), painted
-    with torch.no_grad():
-        _, cache = model.run_with_cache(torch.tensor(IDS))
-    want = cache["blocks.0.attn.hook_pattern"][0, 1].numpy()
-    assert_canvas_shows(
-        page, '.hooklens[data-view="attention"] canvas.hl-heatmap', want, mask_upper=True
-    )
-    assert page.locator('.hooklens[data-view="patching"]').get_attribute("data-predictions")
-    assert page.locator('.hooklens[data-view="colored_tokens"] .hl-token').count() == 3
+    assert_saved_views_painted(page, model, IDS)
     # The stock widget beside them (ipywidgets' controls, bundled in the host) rendered too.
     assert page.locator(".widget-hprogress .progress-bar").count() == 1
-    errors = page.evaluate(
-        "() => [...document.querySelectorAll('.hooklens')].map((e) => e.dataset.error)"
-        ".filter(Boolean)"
-    )
-    assert errors == []
     _shoot(page, "#outputs", "host_vscode.png")
 
 

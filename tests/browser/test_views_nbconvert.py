@@ -22,7 +22,12 @@ import torch
 from tests.vis.tiny import IMG, SCRIPT, tiny_gpt2
 
 from .conftest import KERNELSPEC, GuardedPage
-from .views_helpers import assert_canvas_shows, dataset, install_alert_trap, painted_heatmaps
+from .views_helpers import (
+    assert_canvas_shows,
+    assert_saved_views_painted,
+    dataset,
+    install_alert_trap,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 IDS = [[2, IMG, SCRIPT, 3]]  # markup tokens, as ids
@@ -137,27 +142,4 @@ def test_saved_notebook_shows_every_view_without_embed(
     page.goto(path.as_uri())
     for view in ("attention", "residual", "patching"):
         page.wait_for_selector(f'.hooklens[data-view="{view}"][data-renders]', timeout=60_000)
-    page.wait_for_function(
-        "() => document.querySelectorAll('.hooklens[data-view=\"attention\"][data-renders]')"
-        ".length === 2"
-    )
-    painted = painted_heatmaps(page)
-    # attention x2, residual norms + contributions, patching (its heatmap: not swept yet).
-    assert sorted(p["view"] for p in painted) == [
-        "attention", "attention", "patching", "residual", "residual",
-    ]  # fmt: skip
-    assert all(p["width"] > 0 and p["colours"] > 1 for p in painted), painted
-    with torch.no_grad():
-        _, cache = model.run_with_cache(torch.tensor(IDS))
-    want = cache["blocks.0.attn.hook_pattern"][0, 1].numpy()
-    assert_canvas_shows(
-        page, '.hooklens[data-view="attention"] canvas.hl-heatmap', want, mask_upper=True
-    )
-    patching = page.locator('.hooklens[data-view="patching"]')
-    assert patching.get_attribute("data-predictions") is not None
-    assert page.locator('.hooklens[data-view="colored_tokens"] .hl-token').count() == 3
-    errors = page.evaluate(
-        "() => [...document.querySelectorAll('.hooklens')].map((e) => e.dataset.error)"
-        ".filter(Boolean)"
-    )
-    assert errors == []
+    assert_saved_views_painted(page, model, IDS)

@@ -138,3 +138,34 @@ def assert_canvas_shows(
     span = scale["hi"] - min(scale["lo"], 0.0)
     np.testing.assert_allclose(got, expected, atol=span / 150 + 1e-3, equal_nan=True)
     return scale
+
+
+def assert_saved_views_painted(page: Any, model: Any, ids: list[int]) -> None:
+    """A saved notebook's AttentionView x2 (one of them `head=1`), ResidualView, PatchingView
+    and colored_tokens (3 tokens), rendered from the widget state alone: every heatmap painted,
+    the attention map equal to the model's pattern, predictions shown, no view in error."""
+    import torch
+
+    page.wait_for_function(
+        "() => document.querySelectorAll('.hooklens[data-view=\"attention\"][data-renders]')"
+        ".length === 2"
+    )
+    painted = painted_heatmaps(page)
+    # attention x2, residual norms + contributions, patching (its heatmap: not swept yet).
+    assert sorted(p["view"] for p in painted) == [
+        "attention", "attention", "patching", "residual", "residual",
+    ]  # fmt: skip
+    assert all(p["width"] > 0 and p["colours"] > 1 for p in painted), painted
+    with torch.no_grad():
+        _, cache = model.run_with_cache(torch.tensor(ids))
+    want = cache["blocks.0.attn.hook_pattern"][0, 1].numpy()
+    assert_canvas_shows(
+        page, '.hooklens[data-view="attention"] canvas.hl-heatmap', want, mask_upper=True
+    )
+    assert page.locator('.hooklens[data-view="patching"]').get_attribute("data-predictions")
+    assert page.locator('.hooklens[data-view="colored_tokens"] .hl-token').count() == 3
+    errors = page.evaluate(
+        "() => [...document.querySelectorAll('.hooklens')].map((e) => e.dataset.error)"
+        ".filter(Boolean)"
+    )
+    assert errors == []
