@@ -5,19 +5,13 @@ from __future__ import annotations
 
 import functools
 
-import torch
-
 import hooklens as hl
-from tests.engine.conftest import build_hf, tiny, tiny_dir, tokens  # noqa: F401
+from tests.engine.conftest import build_hf, randomize_biases, tiny, tiny_dir, tokens  # noqa: F401
 
 
 @functools.cache
 def with_random_biases(family: str) -> hl.HookedModel:
     """A tiny `family` model (no tokenizer) with every bias and norm parameter random."""
     hf = build_hf(family)
-    torch.manual_seed(2)
-    with torch.no_grad():
-        for name, p in hf.named_parameters():
-            if p.ndim == 1 and name.endswith("bias"):
-                p.normal_(0, 0.3)
+    randomize_biases(hf)
     return hl.HookedModel(hf)

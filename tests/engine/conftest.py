@@ -207,3 +207,13 @@ def registry(tmp_path_factory):
         return done[model_type]
 
     return get
+
+
+def randomize_biases(hf: torch.nn.Module) -> None:
+    """Every bias of `hf` random, in place (Hugging Face initializes them to zero, which would
+    hide a misplaced bias); seeded, so a model gets the same biases each time."""
+    torch.manual_seed(2)
+    with torch.no_grad():
+        for name, p in hf.named_parameters():
+            if p.ndim == 1 and name.endswith("bias"):
+                p.normal_(0, 0.3)

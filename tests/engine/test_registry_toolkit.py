@@ -13,6 +13,7 @@ import torch
 import hooklens as hl
 from hooklens.architectures._registry import VOCAB
 
+from .conftest import randomize_biases
 from .test_registry import TYPES, _o_proj
 
 
@@ -23,11 +24,7 @@ def _close(a: torch.Tensor, b: torch.Tensor) -> None:
 def _with_random_biases(model: hl.HookedModel) -> hl.HookedModel:
     """A copy whose biases are random (HF initializes them to zero, hiding a misplaced one)."""
     hf = copy.deepcopy(model.hf_model)
-    torch.manual_seed(2)
-    with torch.no_grad():
-        for name, p in hf.named_parameters():
-            if p.ndim == 1 and name.endswith("bias"):
-                p.normal_(0, 0.3)
+    randomize_biases(hf)
     return hl.HookedModel(hf)
 
 
