@@ -64,12 +64,13 @@ class Builder:
         configs = {id(hf_model.config): hf_model.config}
         blocks: Any = get_module(hf_model, spec.blocks)
         self.blocks: list[nn.Module] = list(blocks)
-        for layer in spec.attention_layers(len(self.blocks)):
-            cfg_obj = getattr(get_module(self.blocks[layer], spec.attn), "config", None)
+        attns = [get_module(self.blocks[i], spec.attn) for i in spec.attention_layers(len(blocks))]
+        for attn in attns:
+            cfg_obj = getattr(attn, "config", None)
             if cfg_obj is not None:
                 configs.setdefault(id(cfg_obj), cfg_obj)
         fwd = spec.attn_forward
-        own = [(get_module(b, spec.attn), fwd) for b in self.blocks] if fwd else []
+        own = [(attn, fwd) for attn in attns] if fwd else []
         self.switch = _attention.AttentionSwitch(list(configs.values()), own, spec.own_masks)
 
     # -- helpers -----------------------------------------------------------------------------
