@@ -109,9 +109,12 @@ class Builder:
         scale: float = 1.0,
         *,
         copy: bool = False,
+        positions: bool = False,
     ) -> None:
         """A module's (first) output (batch, pos, dim), times `scale` (applied after it);
-        `copy`: hand the model a copy of what the point returns (the model edits it later)."""
+        `copy`: hand the model a copy of what the point returns (the model edits it later);
+        `positions`: the output is per position only, and may come as (pos, dim) with no batch
+        axis (sinusoidal tables), which the point sees as (batch, pos, dim)."""
         site = self._site(lambda: [mod.register_forward_hook(hook)])
         point = self._new(suffix, layer, site)
         if point is None:
@@ -120,10 +123,13 @@ class Builder:
 
         def hook(_: nn.Module, args: Any, out: Any) -> Any:
             t = _first(out)
-            v = bpd(t)
+            # a (pos, dim) table would be split over the batch by bpd, wrongly, so it gets its axis
+            unbatched = positions and t.ndim == 2
+            v = t.unsqueeze(0) if unbatched else bpd(t)
             if v.shape[0] != frame.batch or scale != 1:  # a copy: shared over the batch
                 v = v.expand(frame.batch, *v.shape[1:]) * scale  # (GPT-2's positions), or scaled
-                return _with_first(out, (point.fire(v) / scale).reshape(-1, *t.shape[1:]))
+                new = point.fire(v) / scale  # (batch, pos, dim): it broadcasts where t was added
+                return _with_first(out, new if unbatched else new.reshape(-1, *t.shape[1:]))
             new = point.fire(v)
             new = new.clone() if copy else new
             return None if new is v else _with_first(out, new.reshape(t.shape))

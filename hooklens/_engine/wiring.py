@@ -29,7 +29,7 @@ def build_points(
     embed_scale = scale_of(model.config, spec.embed_scale)
     b.output_site(get_module(model, spec.embed_norm or spec.embed), "hook_embed", None, embed_scale)
     if spec.pos_embed is not None:
-        b.output_site(get_module(model, spec.pos_embed), "hook_pos_embed", None)
+        b.output_site(get_module(model, spec.pos_embed), "hook_pos_embed", None, positions=True)
     for layer, block in enumerate(b.blocks):
         sub = block.get_submodule
         feats = spec.layer_features(model.config, layer)  # a hybrid's layers differ

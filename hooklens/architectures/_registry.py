@@ -36,6 +36,9 @@ TINY: dict[str, Any] = {
     "moe_num_experts": 4, "moe_top_k": 2, "kv_n_heads": 2, "hidden_size_per_layer_input": 8,
     "vocab_size_per_layer_input": VOCAB, "n_shared_experts": 1, "linear_head_dim": 16,
     "linear_num_heads": 4,
+    # the decoder (and unused encoder) of sequence-to-sequence families' causal LMs
+    "decoder_layers": 2, "encoder_layers": 2, "decoder_ffn_dim": 128, "encoder_ffn_dim": 128,
+    "decoder_attention_heads": 4, "encoder_attention_heads": 4, "dim_ff": 128, "dim_head": 16,
 }  # fmt: skip
 #: Keys of optional parts: where a config's default is None (no low-rank q), it stays None.
 OPTIONAL = frozenset({"q_lora_rank"})
@@ -74,6 +77,8 @@ OVERRIDES: dict[str, dict[str, Any]] = {
     "mamba2": {"num_heads": 8, "head_dim": 16},  # num_heads * head_dim = 2 * hidden_size
     "zamba": {"num_hidden_layers": 4, "layers_block_type": ["mamba", "hybrid"] * 2},
     "zamba2": {"layers_block_type": ["mamba", "hybrid"]},
+    # its config maps both head counts to the encoder's, which the decoder does not share
+    "whisper": {"num_key_value_heads": 4},
     # the model reads attn_config.rope_theta, which its attention config does not define, and
     # clamps q, k, v by clip_qkv, whose default (None) torch.clamp refuses
     "dbrx": {"attn_config": {"kv_n_heads": 2, "rope_theta": 10000.0, "clip_qkv": 8.0}},
