@@ -77,6 +77,9 @@ OVERRIDES: dict[str, dict[str, Any]] = {
     "mamba2": {"num_heads": 8, "head_dim": 16},  # num_heads * head_dim = 2 * hidden_size
     "zamba": {"num_hidden_layers": 4, "layers_block_type": ["mamba", "hybrid"] * 2},
     "zamba2": {"layers_block_type": ["mamba", "hybrid"]},
+    # the causal LM refuses a config that is not a decoder's, or has no default language
+    "reformer": {"is_decoder": True, "axial_pos_embds_dim": [32, 32], "axial_pos_shape": [8, 8]},
+    "xmod": {"default_language": "en_XX"},
     # its config maps both head counts to the encoder's, which the decoder does not share
     "whisper": {"num_key_value_heads": 4},
     # the model reads attn_config.rope_theta, which its attention config does not define, and
