@@ -45,10 +45,10 @@ OPTIONAL = frozenset({"q_lora_rank"})
 #: Values a config's own key implies for others: multi-head latent attention expands its
 #: latent to every query head (as many key/value heads as query heads), and its rotary
 #: embedding is as wide as the rotated part of a head (`head_dim` is that width there).
-IMPLIED: dict[str, dict[str, Any]] = {
-    "kv_lora_rank": {"num_key_value_heads": TINY["num_attention_heads"],
-                     "head_dim": TINY["qk_rope_head_dim"]},
-}  # fmt: skip
+#: (key set -> {key: the key of the table whose value it takes})
+IMPLIED: dict[str, dict[str, str]] = {
+    "kv_lora_rank": {"num_key_value_heads": "num_attention_heads", "head_dim": "qk_rope_head_dim"},
+}
 _HYBRID = ["linear_attention", "full_attention"]
 #: Per-type corrections where the generic dimensions contradict another default.
 OVERRIDES: dict[str, dict[str, Any]] = {
@@ -109,32 +109,35 @@ def causal_lm_types() -> dict[str, str]:
     return dict(MODEL_FOR_CAUSAL_LM_MAPPING_NAMES)
 
 
-def tiny_config(model_type: str) -> Any:
+def tiny_config(model_type: str, sizes: dict[str, Any] | None = None) -> Any:
     """A tiny config of `model_type`: the keys of TINY it has (in its sub-configs too: the
-    text, vision, audio, attention or MLP config of a composite model), plus OVERRIDES."""
+    text, vision, audio, attention or MLP config of a composite model), plus OVERRIDES.
+    `sizes` replaces values of TINY (a bigger model of the same shape, for benchmarks)."""
     from transformers import CONFIG_MAPPING
 
     cls = CONFIG_MAPPING[model_type]
-    kwargs = _tiny_kwargs(cls())
+    kwargs = _tiny_kwargs(cls(), {**TINY, **(sizes or {})})
     kwargs.update(OVERRIDES.get(model_type, {}))
     return cls(**kwargs)
 
 
-def _tiny_kwargs(default: Any) -> dict[str, Any]:
-    """The tiny values of the keys `default` (a config) has, its sub-configs shrunk the same
-    way (an OPTIONAL part the config leaves out stays out)."""
+def _tiny_kwargs(default: Any, table: dict[str, Any]) -> dict[str, Any]:
+    """The values in `table` of the keys `default` (a config) has, its sub-configs shrunk the
+    same way (an OPTIONAL part the config leaves out stays out)."""
     values = default.to_dict()
     keys = set(values) | set(getattr(type(default), "attribute_map", {}))
     kwargs = {
-        k: v for k, v in TINY.items() if k in keys and not (k in OPTIONAL and values.get(k) is None)
+        k: v
+        for k, v in table.items()
+        if k in keys and not (k in OPTIONAL and values.get(k) is None)
     }
     for key, implied in IMPLIED.items():
         if values.get(key) is not None:
-            kwargs.update({k: v for k, v in implied.items() if k in keys})
+            kwargs.update({k: table[v] for k, v in implied.items() if k in keys})
     for name in getattr(default, "sub_configs", None) or {}:
         sub: Any = getattr(default, name, None)
         if hasattr(sub, "to_dict"):
-            kwargs[name] = type(sub)(**{**_own_keys(sub), **_tiny_kwargs(sub)})
+            kwargs[name] = type(sub)(**{**_own_keys(sub), **_tiny_kwargs(sub, table)})
     return kwargs
 
 
