@@ -134,8 +134,8 @@ def main() -> None:
 
     logging.set_verbosity_error()
     types = args.types or list(causal_lm_types())
-    print(f"{args.device} {args.dtype}, seq {args.seq}, {args.threads} threads, "
-          f"{args.rounds} rounds of {args.calls} calls; ratios to plain HF (lower is better)")  # fmt: skip
+    print(f"{args.device} {args.dtype}, seq {args.seq}, {args.threads} threads, {args.rounds} "
+          f"rounds of {args.calls} calls; ratios to plain HF (lower is better)")  # fmt: skip
     print("| model type | adapter | HF forward ms | forward (≤ 1.03) | cache_resid (≤ 1.05) "
           "| derive / load (< 0.01) | wrap / load |")  # fmt: skip
     print("|---|---|---|---|---|---|---|")
