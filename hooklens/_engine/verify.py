@@ -5,7 +5,7 @@ few tokens with every point attached tests what the guess claims: the logits do 
 every point fires with its declared shape, the points compose into the model's computation
 (embedding -> stream -> attention and MLP outputs -> stream -> logits), attention patterns are
 distributions (with a learned sink's share, where the attention has one) and z is pattern @ v,
-and pre-rotary q/k equal the rotated ones at position 0 (up to one attention factor: YaRN).
+and pre-rotary q/k equal the rotated ones at position 0 (times the rotary attention factor).
 Any mismatch refuses the model with an error that lists what did not match.
 """
 
@@ -99,6 +99,11 @@ def verify(model: HookedModel) -> None:
     embed = cache["hook_embed"] + cache.get("hook_pos_embed", 0)
     expect("hook_embed is the stream entering block 0", embed, cache["blocks.0.hook_resid_pre"])
     rep = c.n_heads // max(c.n_kv_heads, 1)
+    factors = {1.0} | {
+        float(f)
+        for m in hf.modules()
+        if isinstance(f := getattr(m, "attention_scaling", None), float)
+    }
     for layer in range(c.n_layers):
         b = f"blocks.{layer}."
         pre, post = cache[b + "hook_resid_pre"], cache[b + "hook_resid_post"]
@@ -141,10 +146,10 @@ def verify(model: HookedModel) -> None:
         z = torch.einsum("bhqk,bkhd->bqhd", pattern.float(), v.float())
         expect(f"{b}attn.hook_z is hook_pattern @ hook_v", cache[b + "attn.hook_z"], z)
         if c.positional == "rotary":
-            # at position 0 the rotation is the identity, times the rotary's attention factor
-            # (YaRN scales cos and sin): one number for q and k, fitted from q
+            # at position 0 the rotation is the identity, times the rotary embedding's
+            # attention factor where it has one (YaRN scales cos and sin): q picks the factor
             q0, rot_q0 = cache[f"{b}attn.hook_q"][:, 0].float(), cache[f"{b}attn.hook_rot_q"][:, 0]
-            factor = float((q0 * rot_q0.float()).sum() / q0.pow(2).sum().clamp_min(1e-30))
+            factor = min(factors, key=lambda f: _gap(q0 * f, rot_q0))
             for x in ("q", "k"):
                 pre_rot, rot = cache[f"{b}attn.hook_{x}"], cache[f"{b}attn.hook_rot_{x}"]
                 what = f"{b}attn.hook_{x} is hook_rot_{x} at position 0 (rotary is the identity)"
