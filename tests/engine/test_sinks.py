@@ -63,6 +63,7 @@ def test_sink_takes_the_rest_of_each_row(registry, model_type):
         pattern, sink = cache[b + "hook_pattern"], cache[b + "hook_sink"]
         scores = cache[b + "hook_attn_scores"]
         assert sink.shape == pattern.shape[:-1]
+        assert cache["sink", layer] is sink  # TransformerLens's shorthand, as for "pattern"
         assert float(sink.max()) > 0.1  # the sink takes a real share here
         torch.testing.assert_close(pattern.sum(-1) + sink, torch.ones_like(sink))
         logits = _attn(model, layer).sinks.detach().float()[None, :, None]
