@@ -81,6 +81,10 @@ MSG_READ_ONLY = """{name!r} is read-only: the router has already chosen the expe
 logits when the hook sees them. Edit the routing at hook_expert_indices / hook_expert_weights
 of the same layer instead."""
 
+MSG_SINK_READ_ONLY = """{name!r} is read-only: it is the share of each query's attention that
+the head's learned sink takes, and the sink adds nothing to z. Edit blocks.{layer}.attn.hook_pattern
+(the keys' shares; z is pattern @ v) or hook_attn_scores (before the softmax) instead."""
+
 MSG_HOOK_RAISED = """The hook function {fn} on {name!r} raised {exc_type}: {exc}
 All hooks were removed; the model is unchanged and can be used again."""
 

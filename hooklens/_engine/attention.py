@@ -7,7 +7,8 @@ implementation name to `"hooklens"`, so `attention_forward` runs instead. It loo
 module's `AttnSite`; when none of that layer's internals is requested, or the site needs no
 pattern, it calls transformers' own fused `sdpa_attention_forward`. Only when someone asks for
 scores or the pattern (or the layer soft-caps, which sdpa cannot do) does it compute attention
-explicitly. A mask builder is registered under the same name (`sdpa_mask`): masks are built per
+explicitly; so does a layer with learned attention sinks (transformers' `s_aux`), which sdpa
+cannot take. A mask builder is registered under the same name (`sdpa_mask`): masks are built per
 implementation name, and without it sliding-window models would get the wrong mask silently.
 """
 
@@ -20,6 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .._errors import MSG_SINK_READ_ONLY, HookError
 from .hooks import HookPoint
 from .own_attention import ForwardSwaps
 
@@ -31,10 +33,13 @@ class AttnSite:
     """The hook points of one layer that are served inside the attention function.
 
     `q`/`k` are None when the family reads pre-rotary q/k at a projection module instead;
-    `rot_q`/`rot_k` are None for families without rotary embeddings.
+    `rot_q`/`rot_k` are None for families without rotary embeddings, `sink` for attention
+    without learned sinks.
     """
 
-    __slots__ = ("__weakref__", "count", "k", "pattern", "q", "rot_k", "rot_q", "scores", "v", "z")
+    __slots__ = (
+        "__weakref__", "count", "k", "pattern", "q", "rot_k", "rot_q", "scores", "sink", "v", "z",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -50,6 +55,7 @@ class AttnSite:
         self.q, self.k, self.v = q, k, v
         self.rot_q, self.rot_k = rot_q, rot_k
         self.scores, self.pattern, self.z = scores, pattern, z
+        self.sink: HookPoint | None = None  # layers whose attention has a learned sink
         self.count = 0
 
 
@@ -146,12 +152,16 @@ def explicit_attention(
     dropout: float,
     softcap: float | None,
     site: AttnSite | None,
+    sinks: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Attention with scores and pattern materialized (and hookable).
 
     q (batch, n_heads, q, d_head); k, v (batch, n_kv_heads, k, d_head); the mask is None (causal
     when q > 1, following sdpa's `is_causal`), boolean (True = attend) or additive float.
-    Returns z (batch, q, n_heads, d_head) and the pattern (batch, n_heads, q, k).
+    `sinks` (n_heads,): learned sink logits (transformers' `s_aux`), joined to each row of
+    scores for the softmax (in float32) and dropped after it, so a row of the pattern sums to
+    1 minus the sink's share (`hook_sink`). Returns z (batch, q, n_heads, d_head) and the
+    pattern (batch, n_heads, q, k).
     """
     dtype = query.dtype
     if dtype in (torch.float16, torch.bfloat16):  # scores and softmax in float32, like sdpa
@@ -186,13 +196,35 @@ def explicit_attention(
         scores.add_(attention_mask[..., :k_len].to(scores.dtype))
     if site is not None and site.scores.active:
         scores = site.scores.fire(scores.to(dtype)).to(scores.dtype)
-    pattern = torch.softmax(scores, dim=-1)
+    if sinks is None:
+        pattern = torch.softmax(scores, dim=-1)
+    else:
+        pattern = _with_sink(scores, sinks, site, dtype)
     if dropout:
         pattern = nn.functional.dropout(pattern, p=dropout, training=module.training)
     if site is not None and site.pattern.active:
         pattern = site.pattern.fire(pattern.to(dtype)).to(pattern.dtype)
     z = torch.matmul(pattern, value).transpose(1, 2).contiguous()
     return z.to(dtype), pattern.to(dtype)
+
+
+def _with_sink(
+    scores: torch.Tensor, sinks: torch.Tensor, site: AttnSite | None, dtype: torch.dtype
+) -> torch.Tensor:
+    """The keys' shares of a softmax over each row of `scores` and its head's sink logit.
+    The sink's share fires `hook_sink` (batch, n_heads, q) in `dtype`, read-only: it adds
+    nothing to z, so an edit (returned or in place) raises instead of being ignored."""
+    column = sinks.to(scores.dtype).reshape(1, -1, 1, 1).expand(*scores.shape[:-1], 1)
+    probs = torch.softmax(torch.cat([scores, column], dim=-1), dim=-1)
+    point = site.sink if site is not None else None
+    if point is not None and point.active:
+        kept = probs[..., -1].to(dtype, copy=True)
+        share = kept.clone()
+        seen = point.fire(share)  # a backward tap hands on a copy: compare values
+        if not (torch.equal(seen, kept) and torch.equal(share, kept)):
+            name = point.name
+            raise HookError(MSG_SINK_READ_ONLY.format(name=name, layer=point.layer()), name)
+    return probs[..., :-1]
 
 
 def fire_pre_rotary(
@@ -230,8 +262,9 @@ def attention_forward(
     if n_rep > 1 and not hasattr(module, "num_key_value_groups"):  # sdpa would not expand k, v
         sdpa_attention_forward = _expanding(sdpa_attention_forward, n_rep)
     softcap = kwargs.get("softcap")
+    sinks = kwargs.get("s_aux")  # learned sink logits: sdpa has no way to take them
     if site is None:
-        if softcap is None:
+        if softcap is None and sinks is None:
             return sdpa_attention_forward(
                 module,
                 query,
@@ -243,7 +276,7 @@ def attention_forward(
                 **kwargs,
             )
         return explicit_attention(
-            module, query, key, value, attention_mask, scaling, dropout, softcap, None
+            module, query, key, value, attention_mask, scaling, dropout, softcap, None, sinks
         )
     q_len = query.shape[2]
     if site.q is not None and site.q.active and not qk_read:
@@ -257,9 +290,9 @@ def attention_forward(
     if site.rot_k is not None and site.rot_k.active:
         key = _fire_heads(site.rot_k, key, q_len)
     pattern: torch.Tensor | None = None
-    if softcap is not None or site.scores.active or site.pattern.active:
+    if softcap is not None or sinks is not None or site.scores.active or site.pattern.active:
         z, pattern = explicit_attention(
-            module, query, key, value, attention_mask, scaling, dropout, softcap, site
+            module, query, key, value, attention_mask, scaling, dropout, softcap, site, sinks
         )
     else:
         z, _ = sdpa_attention_forward(

@@ -17,19 +17,9 @@ from typing import Literal
 
 Scope = Literal["model", "block", "final"]
 Feature = Literal[
-    "learned_pos",
-    "rotary",
-    "sequential",
-    "gated_mlp",
-    "ln1",
-    "ln2",
-    "dense_mlp",
-    "moe",
-    "mha",
-    "attention",
-    "mixer",
-    "mlp",
-]
+    "learned_pos", "rotary", "sequential", "gated_mlp", "ln1", "ln2", "dense_mlp", "moe", "mha",
+    "sinks", "attention", "mixer", "mlp",
+]  # fmt: skip
 #: The part of a block a point belongs to; a layer without that part (a state-space mixer layer
 #: has no attention, a Mamba block no MLP) has none of its points.
 Part = Literal["attention", "mixer", "mlp"]
@@ -209,10 +199,20 @@ POINTS: tuple[PointSpec, ...] = (
         part="attention",
     ),
     PointSpec(
+        "attn.hook_sink",
+        "block",
+        ("batch", "n_heads", "q"),
+        "the share of each query's attention its head's learned sink takes (read-only; "
+        "hook_pattern holds the keys' shares: pattern.sum(-1) + sink = 1)",
+        "sinks",
+        "layer {layer} of {family} has no attention sink: its hook_pattern rows sum to 1.",
+        part="attention",
+    ),
+    PointSpec(
         "attn.hook_pattern",
         "block",
         ("batch", "n_heads", "q", "k"),
-        "attention weights",
+        "attention weights (over the keys; with a sink, its share is left out)",
         part="attention",
     ),
     PointSpec(

@@ -273,6 +273,7 @@ class Builder:
         z = new("attn.hook_z")
         assert v is not None and scores is not None and pattern is not None and z is not None
         site_obj = _attention.AttnSite(q, k, v, rot_q, rot_k, scores, pattern, z)
+        site_obj.sink = new("attn.hook_sink")
         self.attn_sites.append((attn, site_obj))
 
     def router_site(self, module: nn.Module, layer: int) -> None:

@@ -4,7 +4,8 @@ A derived adapter (`architectures/_derive.py`) is a guess from module names. One
 few tokens with every point attached tests what the guess claims: the logits do not change,
 every point fires with its declared shape, the points compose into the model's computation
 (embedding -> stream -> attention and MLP outputs -> stream -> logits), attention patterns are
-distributions and z is pattern @ v, and pre-rotary q/k equal the rotated ones at position 0.
+distributions (with a learned sink's share, where the attention has one) and z is pattern @ v,
+and pre-rotary q/k equal the rotated ones at position 0 (times the rotary attention factor).
 Any mismatch refuses the model with an error that lists what did not match.
 """
 
@@ -98,6 +99,11 @@ def verify(model: HookedModel) -> None:
     embed = cache["hook_embed"] + cache.get("hook_pos_embed", 0)
     expect("hook_embed is the stream entering block 0", embed, cache["blocks.0.hook_resid_pre"])
     rep = c.n_heads // max(c.n_kv_heads, 1)
+    factors = {1.0} | {
+        float(f)
+        for m in hf.modules()
+        if isinstance(f := getattr(m, "attention_scaling", None), float)
+    }
     for layer in range(c.n_layers):
         b = f"blocks.{layer}."
         pre, post = cache[b + "hook_resid_pre"], cache[b + "hook_resid_post"]
@@ -132,15 +138,22 @@ def verify(model: HookedModel) -> None:
         if layer not in attending:
             continue
         pattern = cache[b + "attn.hook_pattern"]
-        expect(f"{b}attn.hook_pattern sums to 1", pattern.sum(-1), torch.ones_like(pattern[..., 0]))
+        total, what = pattern.sum(-1), f"{b}attn.hook_pattern sums to 1"
+        if b + "attn.hook_sink" in cache:  # a learned sink takes the rest of each row
+            total, what = total + cache[b + "attn.hook_sink"], what.replace(" sums", " + hook_sink")
+        expect(what, total, torch.ones_like(total))
         v = cache[b + "attn.hook_v"].repeat_interleave(rep, dim=2)
         z = torch.einsum("bhqk,bkhd->bqhd", pattern.float(), v.float())
         expect(f"{b}attn.hook_z is hook_pattern @ hook_v", cache[b + "attn.hook_z"], z)
         if c.positional == "rotary":
+            # at position 0 the rotation is the identity, times the rotary embedding's
+            # attention factor where it has one (YaRN scales cos and sin): q picks the factor
+            q0, rot_q0 = cache[f"{b}attn.hook_q"][:, 0].float(), cache[f"{b}attn.hook_rot_q"][:, 0]
+            factor = min(factors, key=lambda f: _gap(q0 * f, rot_q0))
             for x in ("q", "k"):
                 pre_rot, rot = cache[f"{b}attn.hook_{x}"], cache[f"{b}attn.hook_rot_{x}"]
                 what = f"{b}attn.hook_{x} is hook_rot_{x} at position 0 (rotary is the identity)"
-                expect(what, pre_rot[:, 0], rot[:, 0])
+                expect(what, pre_rot[:, 0].float() * factor, rot[:, 0].float())
     if "z" in seen:
         z0 = cache[f"blocks.{attending[0]}.attn.hook_z"]
         expect(f"{spec.o_proj}'s input is attn.hook_z", seen["z"], z0.flatten(-2))

@@ -38,6 +38,7 @@ from ._names import (
     POS_EMBED,
     PRE_MLP,
     ROUTER,
+    SINKS,
 )
 from ._spec import ArchSpec, Layout, Proj
 
@@ -303,6 +304,8 @@ def derive(model: nn.Module) -> ArchSpec:
     )
     cap = "final_logit_softcapping" if getattr(text, "final_logit_softcapping", None) else None
     prefix = f"{parent_path}." if parent_path else ""
+    attend = attending if layers is not None else range(len(all_blocks))
+    sinks = tuple(i for i in attend if attn and _sinks(all_blocks[i].get_submodule(attn)))
     return ArchSpec(
         family=str(getattr(config, "model_type", kind)),
         hf_classes=(type(model).__name__,),
@@ -323,6 +326,7 @@ def derive(model: nn.Module) -> ArchSpec:
         moe_experts=moe[1] if moe else None,
         moe_layers=moe_layers,
         o_proj=f"{attn}.{o_proj}" if o_proj else None,
+        sink_layers=sinks,
         qkv=qkv,
         qkv_layout="concat_qkv" if qkv_fused else "flat",
         q_source=sources[0],
@@ -341,6 +345,11 @@ def derive(model: nn.Module) -> ArchSpec:
         output_scale=next((a for a in OUTPUT_SCALE if hasattr(block, a)), None),
         derived=True,
     )
+
+
+def _sinks(attn_mod: nn.Module) -> bool:
+    """Whether the attention module holds learned sink logits (one per head)."""
+    return any(isinstance(getattr(attn_mod, n, None), nn.Parameter) for n in SINKS)
 
 
 def _qk_sources(model: nn.Module, attn_mod: nn.Module, attn: str, text: Any) -> tuple[Proj, Proj]:

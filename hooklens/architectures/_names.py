@@ -37,6 +37,9 @@ FINAL_NORM = (
     "final_norm",
 )  # fmt: skip
 POS_EMBED = ("embed_positions", "wpe", "position_embeddings")
+#: an attention module's learned sink logits, one per head (passed to the attention function
+#: as `s_aux`, joined to the softmax and dropped)
+SINKS = ("sinks",)
 #: the router of a mixture-of-experts MLP (next to its `experts`)
 ROUTER = ("gate", "router")
 #: factors applied outside modules: config attributes scaling the token embedding, block

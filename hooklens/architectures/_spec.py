@@ -158,6 +158,10 @@ class ArchSpec:
     output_scale: str | None = None
     #: the attention's output projection (its input is `attn.hook_z`), where known
     o_proj: str | None = None
+    #: the layers whose attention joins a learned logit per head (an attention sink: GPT-OSS's
+    #: `sinks`, which the attention function receives as `s_aux`) to the softmax over the keys
+    #: and then drops it: their `hook_pattern` rows sum to 1 minus `hook_sink`
+    sink_layers: tuple[int, ...] = ()
     #: per-layer structure of a hybrid (None: every layer is attention, then the MLP)
     layers: tuple[LayerLayout, ...] | None = None
     #: a reimplementation of the `attn` module's forward for families whose attention computes
@@ -196,6 +200,8 @@ class ArchSpec:
             found = (found - {"attention", "mha", "ln1", "sequential"}) | {"ln2"}
         if layout is not None and not layout.mlp:
             found = found - {"mlp", "sequential", "ln2", "dense_mlp", "gated_mlp", "moe"}
+        if layer in self.sink_layers:
+            found = found | {"sinks"}
         if self.moe_layers is None or layer in self.moe_layers or "mlp" not in found:
             return found
         dense: set[Feature] = {"dense_mlp"}

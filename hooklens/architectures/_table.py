@@ -61,6 +61,7 @@ _WHEN = {
     "mha": "as many key/value heads as query heads (no grouped-query attention)",
     "dense_mlp": "a dense MLP",
     "moe": "a mixture-of-experts MLP",
+    "sinks": "a learned attention sink per head (GPT-OSS, Flint, Granite SWA)",
 }
 #: which layers have a point of each part of a block
 _PART = {

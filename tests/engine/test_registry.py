@@ -21,7 +21,7 @@ from .test_families import O_PROJ
 
 TYPES = list(causal_lm_types())
 #: Raise this as more types are wrapped; it must never go down.
-WRAPPED_AT_LEAST = 100
+WRAPPED_AT_LEAST = 104
 README = Path(__file__).parents[2] / "hooklens" / "architectures" / "README.md"
 
 
@@ -66,9 +66,12 @@ def test_registry_type(registry, model_type):
                        "attn.hook_attn_scores", "attn.hook_z"):  # fmt: skip
             assert f"blocks.{layer}.{suffix}" in cache
         pattern = cache[f"blocks.{layer}.attn.hook_pattern"]
-        torch.testing.assert_close(pattern.sum(-1), torch.ones_like(pattern[..., 0]))
+        # a learned attention sink takes the rest of each row (hook_sink); elsewhere none
+        sink = cache.get(f"blocks.{layer}.attn.hook_sink", torch.zeros_like(pattern[..., 0]))
+        assert (f"blocks.{layer}.attn.hook_sink" in cache) == (layer in model.spec.sink_layers)
+        torch.testing.assert_close(pattern.sum(-1) + sink, torch.ones_like(sink))
         torch.testing.assert_close(
-            cache[f"blocks.{layer}.attn.hook_attn_scores"].softmax(-1),
+            cache[f"blocks.{layer}.attn.hook_attn_scores"].softmax(-1) * (1 - sink[..., None]),
             pattern,
             atol=1e-5,
             rtol=1e-4,
