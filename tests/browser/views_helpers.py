@@ -27,7 +27,7 @@ PAINTED = """(canvases) => canvases.map((c) => {
   return {view: c.closest('.hooklens').dataset.view, width: c.width, colours: colours.size};
 })"""
 
-HOVER_CELL = """([selector, cell, row, col]) => {
+HOVER_CELL = """async ([selector, cell, row, col]) => {
   const canvas = document.querySelector(selector);
   const overlay = canvas.parentElement.querySelector('.hl-overlay');
   const box = canvas.getBoundingClientRect();
@@ -35,6 +35,8 @@ HOVER_CELL = """([selector, cell, row, col]) => {
   const init = { bubbles: true, clientX: box.left + (col + 0.5) * cell * sx,
                  clientY: box.top + (row + 0.5) * cell * sy };
   overlay.dispatchEvent(new MouseEvent('mousemove', init));
+  // Views handle moves once per frame, in the frame: wait until that frame has run.
+  await new Promise((r) => requestAnimationFrame(() => setTimeout(r, 0)));
   return init;
 }"""
 
