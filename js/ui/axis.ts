@@ -76,10 +76,11 @@ function build(
   });
   // The hovered label is one more element laid over its cell, moved by a transform and
   // re-texted: hovering changes neither the labels' visibility nor the layout of anything but
-  // that label, which sits in a box of its own (a layout boundary: the axis and its other labels
-  // are not laid out again).
+  // that label. It sits in a box of its own beside the axis (over it, in the parent, which is
+  // positioned): a layout boundary, and a repaint that leaves the axis and its labels as painted.
   const focusBox = document.createElement("div");
-  focusBox.className = "hl-axis-focus-box";
+  focusBox.className = `hl-axis-focus-box hl-axis-focus-${kind}`;
+  if (vertical) focusBox.classList.add("hl-axis-focus-vertical");
   focusBox.hidden = true;
   const focus = document.createElement("div");
   focus.className = "hl-axis-focus";
@@ -91,8 +92,7 @@ function build(
     focus.style.lineHeight = focus.style.height;
   }
   focusBox.appendChild(focus);
-  element.appendChild(focusBox);
-  parent.appendChild(element);
+  parent.append(element, focusBox);
   let current = -1;
   return {
     element,
@@ -111,7 +111,8 @@ function build(
   };
 }
 
-/** Row labels (one per row of `cell` px), right-aligned, left of a heatmap. */
+/** Row labels (one per row of `cell` px), right-aligned, left of a heatmap; `parent` is
+ * positioned (the hovered label is laid over the axis in it). */
 export function rowAxis(
   parent: HTMLElement,
   labels: readonly string[],

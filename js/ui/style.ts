@@ -80,9 +80,10 @@ const CSS = `
   pointer-events: none; contain: strict; }
 .hl-axis-focus { color: ${FG}; font-weight: 600; background: ${BG}; white-space: pre;
   overflow: hidden; text-overflow: ellipsis; will-change: transform; contain: strict; }
-.hl-axis-rows .hl-axis-focus { margin-right: 2px; text-align: right; }
-.hl-axis-columns .hl-axis-focus { height: 100%; text-align: center; }
-.hl-axis-vertical .hl-axis-focus { writing-mode: vertical-rl; text-align: start; }
+.hl-axis-focus-box { font-family: var(--jp-code-font-family, monospace); font-size: 10px; }
+.hl-axis-focus-rows .hl-axis-focus { margin-right: 2px; text-align: right; }
+.hl-axis-focus-columns .hl-axis-focus { height: 100%; text-align: center; }
+.hl-axis-focus-vertical .hl-axis-focus { writing-mode: vertical-rl; text-align: start; }
 .hl-axis-title { font-size: 11px; color: ${MUTED}; }
 .hl-frame { max-width: 100%; max-height: 640px; overflow: auto; }
 .hl-zoom { display: inline-flex; gap: 2px; }

@@ -119,7 +119,7 @@ describe("axis labels", () => {
     const axis = rowAxis(parent, labels, { cell: 4 });
     const shown = [...axis.element.children].filter((c) => !(c as HTMLElement).hidden);
     expect(shown.map((c) => c.textContent)).toEqual(["0 tok", "3 tok", "6 tok", "9 tok"]);
-    const focus = axis.element.querySelector(".hl-axis-focus") as HTMLElement;
+    const focus = parent.querySelector(".hl-axis-focus-rows .hl-axis-focus") as HTMLElement;
     const box = focus.parentElement as HTMLElement;
     expect(box.hidden).toBe(true);
     axis.highlight(4);
