@@ -11,9 +11,15 @@ Rows (issue 4):
    view code; ``drawMs`` = decode + paint of every head, after the bytes are in the page).
 3. layer switch on a 24-layer model in a real JupyterLab with a local kernel
    (select -> request -> reply -> drawn), median of several switches.
-4. hover -> highlight at 1024 tokens (4 heads, standalone page): the mousemove handler; the
-   handler plus the next frame's work (the view's frame callbacks, e.g. the token strip's
-   recolouring, then style, layout, paint; no vsync wait); and until that frame is drawn.
+4. hover -> highlight at 1024 tokens (4 heads, standalone page): the mousemove handler (it only
+   keeps the cursor: the view handles a move once per frame, in the frame); the handler plus
+   the next frame's work (the view's frame callback: hit test, crosshair, labels, readout,
+   tooltip, the token strip's recolouring; then style, layout, paint; no vsync wait); until
+   that frame is drawn; and the renderer's main-thread CPU per hover from a Chromium trace.
+   ``--compare-bundle OLD.js`` runs only this row, alternating an older build of the bundle
+   (e.g. ``git stash; npm run build; cp hooklens/static/widget.js /tmp/old.js; git stash pop;
+   npm run build``) with the current one, three rounds each: on a shared machine compare the
+   ratio, not the absolute numbers.
 5. embedded state: bytes of each view's first-screen replies kept in the widget state (what a
    saved notebook carries; ``HookLensWidget.FIRST_SCREEN_BYTES`` is the budget), on the demo
    model and on a 1024-token attention map.
@@ -187,6 +193,25 @@ def hover_latency(browser: Any, tmp: Path, n: int = 1024) -> dict[str, list[floa
     return result
 
 
+def compare_hover(browser: Any, tmp: Path, old: Path, rounds: int = 3) -> None:
+    """Main-thread CPU per hover, ``old`` bundle vs the built one, alternating in one run."""
+    from hooklens.vis import _widget
+
+    built = _widget.BUNDLE_PATH
+    cpu: dict[str, list[float]] = {"old": [], "new": []}
+    try:
+        for _ in range(rounds):
+            for name, path in (("old", old), ("new", built)):
+                _widget.BUNDLE_PATH = path
+                cpu[name].append(hover_latency(browser, tmp)["cpu"][0])
+    finally:
+        _widget.BUNDLE_PATH = built
+    for name, label in (("old", f"{old.name} (given)"), ("new", "built bundle")):
+        _row(f"hover: main-thread CPU per hover, {label}", cpu[name])
+    ratio = statistics.median(cpu["new"]) / statistics.median(cpu["old"])
+    print(f"  {'hover: built / given (medians)':62s} {ratio:6.2f}")
+
+
 def layer_switch(browser: Any, tmp: Path, n_layers: int = 24, n: int = 128) -> list[float]:
     """Median select -> drawn time in JupyterLab on a 24-layer, 16-head random GPT-2."""
     from tests.browser.conftest import _start_server, _stop_server, run_all_cells
@@ -238,7 +263,22 @@ def _row(label: str, values: list[float]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--bytes", action="store_true", help="only the bytes-per-value rows")
+    parser.add_argument(
+        "--compare-bundle",
+        type=Path,
+        metavar="OLD.js",
+        help="only the hover row: an older build of the bundle vs the built one, side by side",
+    )
     args = parser.parse_args()
+    if args.compare_bundle:
+        manager, browser = _browser()
+        try:
+            with tempfile.TemporaryDirectory() as folder:
+                compare_hover(browser, Path(folder), args.compare_bundle.resolve())
+        finally:
+            browser.close()
+            manager.stop()
+        return
     print("bytes per attention value (16 heads x 128 tokens, one layer)")
     for name, per_value, total in bytes_per_value():
         print(f"  {name:58s} {per_value:6.2f} B/value   ({total})")

@@ -2,15 +2,17 @@
  * Axis labels of a heatmap, as DOM text (tokenizer output is data: textContent only). Column
  * labels turn vertical when a cell is narrower than a label; labels are thinned to one every
  * `stride` cells when cells are smaller than a line of text, and the label of a hovered cell can
- * always be shown with `highlight`.
+ * always be shown with `highlight` (one focus label laid over the others).
  */
+import { setText } from "./text";
 
 export interface AxisOptions {
   /** Pixels per cell along the axis. */
   cell: number;
   /** Smallest distance between two shown labels, in pixels (a line of text). */
   minSpacing?: number;
-  /** Characters a label keeps before it is cut with "…" (its full text stays in `title`). */
+  /** Characters a label keeps before it is cut with "…" (its full text stays in `title`);
+   * 14, or 10 for vertical column labels. */
   maxChars?: number;
 }
 
@@ -26,7 +28,7 @@ export function shorten(text: string, maxChars: number): string {
 
 export interface Axis {
   element: HTMLElement;
-  /** Mark the label at `index` (-1: none), showing it even if thinning hid it. */
+  /** Show the label at `index` (-1: none) in the focus label, even where thinning hid it. */
   highlight(index: number): void;
   stride: number;
 }
@@ -39,10 +41,11 @@ function build(
 ): Axis {
   const { cell } = options;
   const stride = labelStride(cell, options.minSpacing);
-  const maxChars = options.maxChars ?? 14;
   const element = document.createElement("div");
   element.className = `hl-axis hl-axis-${kind}`;
   const vertical = kind === "columns" && cell < 28;
+  // Vertical labels run down a 6.5em band: 10 characters fit it whole.
+  const maxChars = options.maxChars ?? (vertical ? 10 : 14);
   if (vertical) element.classList.add("hl-axis-vertical");
   const along = labels.length * cell;
   if (kind === "columns") element.style.width = `${along}px`;
@@ -71,26 +74,45 @@ function build(
     element.appendChild(item);
     items.push(item);
   });
-  parent.appendChild(element);
+  // The hovered label is one more element laid over its cell, moved by a transform and
+  // re-texted: hovering changes neither the labels' visibility nor the layout of anything but
+  // that label. It sits in a box of its own beside the axis (over it, in the parent, which is
+  // positioned): a layout boundary, and a repaint that leaves the axis and its labels as painted.
+  const focusBox = document.createElement("div");
+  focusBox.className = `hl-axis-focus-box hl-axis-focus-${kind}`;
+  if (vertical) focusBox.classList.add("hl-axis-focus-vertical");
+  focusBox.hidden = true;
+  const focus = document.createElement("div");
+  focus.className = "hl-axis-focus";
+  if (kind === "columns") {
+    focus.style.width = items[0]?.style.width ?? `${cell}px`;
+    if (vertical) focus.style.lineHeight = items[0]?.style.lineHeight ?? "";
+  } else {
+    focus.style.height = items[0]?.style.height ?? `${cell}px`;
+    focus.style.lineHeight = focus.style.height;
+  }
+  focusBox.appendChild(focus);
+  parent.append(element, focusBox);
   let current = -1;
   return {
     element,
     stride,
     highlight(index: number) {
-      if (current >= 0 && items[current]) {
-        items[current].classList.remove("hl-axis-focus");
-        items[current].hidden = current % stride !== 0;
-      }
+      if (index === current) return;
       current = index;
-      if (index >= 0 && items[index]) {
-        items[index].classList.add("hl-axis-focus");
-        items[index].hidden = false;
-      }
+      const shown = index >= 0 && index < labels.length;
+      if (focusBox.hidden === shown) focusBox.hidden = !shown;
+      if (!shown) return;
+      setText(focus, items[index].textContent ?? "");
+      focus.dataset.index = String(index);
+      const at = `${index * cell}px`;
+      focus.style.transform = kind === "columns" ? `translateX(${at})` : `translateY(${at})`;
     },
   };
 }
 
-/** Row labels (one per row of `cell` px), right-aligned, left of a heatmap. */
+/** Row labels (one per row of `cell` px), right-aligned, left of a heatmap; `parent` is
+ * positioned (the hovered label is laid over the axis in it). */
 export function rowAxis(
   parent: HTMLElement,
   labels: readonly string[],

@@ -3,8 +3,17 @@
  * 1024 tokens is then one small canvas paint, not a style change on every span (each a style
  * recalc, and a repaint and re-raster of the strip's text). The spans stay the text (and what a
  * pointer hits); the canvas under them holds their colours, at each span's box, remeasured when
- * the strip's size (and so its wrapping) changes.
+ * the strip's size (and so its wrapping) changes. The canvas is the size of the strip's visible
+ * area and follows its scrolling: a hover paints (and hands the compositor) only what is in view.
+ *
+ * A painted strip's spans have no margin: the gap between two tokens is 1px of their own padding
+ * that the painter leaves unpainted (`GAP`), so the strip lays out as `.hl-token`'s 1px margin
+ * would. Gaps between the spans' boxes cost the compositor: with them, each hover's frame spent
+ * several milliseconds deciding the strip's layers at 1024 tokens.
  */
+
+/** Unpainted padding on each side of a painted span (its margin's place). */
+const GAP = 1;
 
 export class StripPainter {
   readonly canvas: HTMLCanvasElement;
@@ -13,6 +22,9 @@ export class StripPainter {
   private focus = -1;
   private accent = "";
   private readonly observer: ResizeObserver | undefined;
+  /** The strip's scroll offset (left, top) when the canvas was last placed. */
+  private scroll: [number, number] = [0, 0];
+  private scrollFrame = false;
 
   constructor(
     private readonly strip: HTMLElement,
@@ -32,6 +44,21 @@ export class StripPainter {
       this.observer = new ResizeObserver(remeasure);
       this.observer.observe(strip);
     }
+    // The canvas covers what is in view (a strip of 1024 tokens scrolls): a scroll moves it and
+    // paints what came into view, once per frame.
+    strip.addEventListener(
+      "scroll",
+      () => {
+        if (this.scrollFrame) return;
+        this.scrollFrame = true;
+        requestAnimationFrame(() => {
+          this.scrollFrame = false;
+          this.scrolled();
+          this.repaint();
+        });
+      },
+      { passive: true },
+    );
     // Web fonts arriving later change the spans' widths without resizing the strip.
     if (typeof document !== "undefined") document.fonts?.ready.then(remeasure, () => {});
   }
@@ -57,7 +84,8 @@ export class StripPainter {
     this.observer?.disconnect();
   }
 
-  /** Each span's box (left, top, width, height) in the strip's content coordinates. */
+  /** Each span's box (left, top, width, height) in the strip's content coordinates; the canvas
+   * sized to the strip's visible area. */
   private measure(): Float64Array {
     const boxes = new Float64Array(this.spans.length * 4);
     this.spans.forEach((span, i) => {
@@ -66,13 +94,20 @@ export class StripPainter {
       boxes[4 * i + 2] = span.offsetWidth;
       boxes[4 * i + 3] = span.offsetHeight;
     });
-    const width = this.strip.scrollWidth;
-    const height = this.strip.scrollHeight;
+    const width = this.strip.clientWidth;
+    const height = this.strip.clientHeight;
     if (this.canvas.width !== width) this.canvas.width = width;
     if (this.canvas.height !== height) this.canvas.height = height;
     this.canvas.style.width = `${width}px`;
     this.canvas.style.height = `${height}px`;
+    this.scrolled();
     return boxes;
+  }
+
+  /** Keep the canvas over the strip's visible area (it scrolls with the content otherwise). */
+  private scrolled(): void {
+    this.scroll = [this.strip.scrollLeft, this.strip.scrollTop];
+    this.canvas.style.transform = `translate(${this.scroll[0]}px, ${this.scroll[1]}px)`;
   }
 
   private repaint(): void {
@@ -81,12 +116,21 @@ export class StripPainter {
     const boxes = this.boxes;
     const ctx = this.canvas.getContext("2d");
     if (!ctx) return;
-    ctx.clearRect(0, 0, this.canvas.width, this.canvas.height);
-    // One fill style per colour (strips repeat few colours), plain rectangles.
+    const { width, height } = this.canvas;
+    ctx.clearRect(0, 0, width, height);
+    // Only the spans in view, in the canvas' coordinates; one fill style per colour (strips
+    // repeat few colours), plain rectangles.
+    const [left, top] = this.scroll;
+    const inView = (i: number) =>
+      boxes[4 * i + 2] > 0 &&
+      boxes[4 * i + 1] < top + height &&
+      boxes[4 * i + 1] + boxes[4 * i + 3] > top &&
+      boxes[4 * i] < left + width &&
+      boxes[4 * i] + boxes[4 * i + 2] > left;
     const byColour = new Map<string, number[]>();
     for (let i = 0; i < this.spans.length; i++) {
       const colour = this.colours[i];
-      if (!colour || boxes[4 * i + 2] === 0) continue;
+      if (!colour || !inView(i)) continue;
       const list = byColour.get(colour);
       if (list) list.push(i);
       else byColour.set(colour, [i]);
@@ -94,15 +138,16 @@ export class StripPainter {
     for (const [colour, list] of byColour) {
       ctx.fillStyle = colour;
       for (const i of list) {
-        ctx.fillRect(boxes[4 * i], boxes[4 * i + 1], boxes[4 * i + 2], boxes[4 * i + 3]);
+        const [x, y, w, h] = [boxes[4 * i], boxes[4 * i + 1], boxes[4 * i + 2], boxes[4 * i + 3]];
+        ctx.fillRect(x - left + GAP, y - top + GAP, w - 2 * GAP, h - 2 * GAP);
       }
     }
     const f = this.focus;
-    if (f >= 0 && f < this.spans.length && this.accent) {
+    if (f >= 0 && f < this.spans.length && this.accent && inView(f)) {
       ctx.strokeStyle = this.accent;
       ctx.lineWidth = 1;
       const [x, y, w, h] = [boxes[4 * f], boxes[4 * f + 1], boxes[4 * f + 2], boxes[4 * f + 3]];
-      ctx.strokeRect(x - 0.5, y - 0.5, w + 1, h + 1);
+      ctx.strokeRect(x - left + GAP - 0.5, y - top + GAP - 0.5, w - 2 * GAP + 1, h - 2 * GAP + 1);
     }
   }
 }

@@ -38,21 +38,24 @@ const CSS = `
 .hl-thumb figcaption { color: ${MUTED}; font-size: 11px; }
 .hl-thumb-canvas { display: block; image-rendering: pixelated; }
 .hl-heatmap-stack { position: relative; display: inline-block; border: 1px solid ${BORDER};
-  line-height: 0; }
+  line-height: 0; contain: layout paint; }
 .hl-heatmap { display: block; image-rendering: pixelated; }
 .hl-overlay { position: absolute; left: 0; top: 0; cursor: crosshair; }
-.hl-cross { position: absolute; pointer-events: none; border: 1px solid; box-sizing: border-box; }
-.hl-cross-row { left: 0; right: 0; }
-.hl-cross-col { top: 0; bottom: 0; }
+.hl-cross { position: absolute; left: 0; top: 0; pointer-events: none; border: 1px solid;
+  box-sizing: border-box; will-change: transform; }
 .hl-readout { font-family: var(--jp-code-font-family, monospace); margin: 4px 0; min-height: 1.4em;
   white-space: pre; }
+.hl-readout-line { height: 1.4em; line-height: 1.4em; overflow: hidden; text-overflow: ellipsis;
+  contain: strict; }
 .hl-strip-bar { margin-top: 6px; }
 .hl-token-strip { font-family: var(--jp-code-font-family, monospace); max-height: 12em;
   overflow: auto; max-width: 100%; }
 .hl-colored-tokens { max-width: 100%; }
 .hl-painted-strip { position: relative; z-index: 0; }
+.hl-painted-strip .hl-token { margin: 0; padding: 1px 3px; border-radius: 0; }
 .hl-strip-canvas { position: absolute; left: 0; top: 0; z-index: -1; pointer-events: none; }
-.hl-tooltip { position: fixed; z-index: 10000; pointer-events: none; padding: 3px 6px;
+.hl-tooltip { position: fixed; left: 0; top: 0; z-index: 10000; pointer-events: none;
+  will-change: transform; contain: layout paint; padding: 3px 6px;
   border-radius: 4px; font-family: var(--jp-code-font-family, monospace); font-size: 11px;
   white-space: pre; background: ${FG}; color: var(--jp-layout-color0, var(--vscode-editor-background, var(--hl-background, #fff)));
   box-shadow: 0 1px 4px rgba(0, 0, 0, 0.3); }
@@ -62,8 +65,10 @@ const CSS = `
 .hl-legend-label { color: ${FG}; }
 .hl-legend-swatch { display: inline-block; width: 10px; height: 10px; border: 1px solid ${BORDER}; }
 .hl-axis { position: relative; font-family: var(--jp-code-font-family, monospace); font-size: 10px;
-  color: ${MUTED}; flex: none; }
-.hl-axis-label { position: absolute; white-space: pre; overflow: hidden; text-overflow: ellipsis; }
+  color: ${MUTED}; flex: none; contain: strict; }
+.hl-axis-label { position: absolute; white-space: pre; }
+.hl-axis-columns:not(.hl-axis-vertical) .hl-axis-label { overflow: hidden;
+  text-overflow: ellipsis; }
 .hl-axis-rows { min-width: 7em; max-width: 12em; }
 .hl-axis-rows .hl-axis-label { right: 2px; text-align: right; max-width: 12em; }
 .hl-axis-columns { height: 1.4em; }
@@ -71,7 +76,14 @@ const CSS = `
 .hl-axis-columns.hl-axis-vertical { height: 6.5em; }
 .hl-axis-vertical .hl-axis-label { writing-mode: vertical-rl; height: 6.5em; top: 0;
   text-align: start; }
-.hl-axis-focus { color: ${FG}; font-weight: 600; z-index: 1; background: ${BG}; }
+.hl-axis-focus-box { position: absolute; left: 0; top: 0; right: 0; bottom: 0; z-index: 1;
+  pointer-events: none; contain: strict; }
+.hl-axis-focus { color: ${FG}; font-weight: 600; background: ${BG}; white-space: pre;
+  overflow: hidden; text-overflow: ellipsis; will-change: transform; contain: strict; }
+.hl-axis-focus-box { font-family: var(--jp-code-font-family, monospace); font-size: 10px; }
+.hl-axis-focus-rows .hl-axis-focus { margin-right: 2px; text-align: right; }
+.hl-axis-focus-columns .hl-axis-focus { height: 100%; text-align: center; }
+.hl-axis-focus-vertical .hl-axis-focus { writing-mode: vertical-rl; text-align: start; }
 .hl-axis-title { font-size: 11px; color: ${MUTED}; }
 .hl-frame { max-width: 100%; max-height: 640px; overflow: auto; }
 .hl-zoom { display: inline-flex; gap: 2px; }

@@ -119,10 +119,16 @@ describe("axis labels", () => {
     const axis = rowAxis(parent, labels, { cell: 4 });
     const shown = [...axis.element.children].filter((c) => !(c as HTMLElement).hidden);
     expect(shown.map((c) => c.textContent)).toEqual(["0 tok", "3 tok", "6 tok", "9 tok"]);
+    const focus = parent.querySelector(".hl-axis-focus-rows .hl-axis-focus") as HTMLElement;
+    const box = focus.parentElement as HTMLElement;
+    expect(box.hidden).toBe(true);
     axis.highlight(4);
-    expect((axis.element.children[4] as HTMLElement).hidden).toBe(false);
+    expect(box.hidden).toBe(false);
+    expect(focus.textContent).toBe("4 tok");
+    expect(focus.style.transform).toBe("translateY(16px)");
+    expect((axis.element.children[4] as HTMLElement).hidden).toBe(true); // thinning unchanged
     axis.highlight(-1);
-    expect((axis.element.children[4] as HTMLElement).hidden).toBe(true);
+    expect(box.hidden).toBe(true);
   });
   it("turns column labels vertical when cells are narrow, text kept whole in the title", () => {
     const parent = document.createElement("div");
@@ -143,7 +149,13 @@ describe("tooltip", () => {
     expect(tip.element.hidden).toBe(false);
     expect(tip.element.querySelector("b")).toBeNull();
     expect(tip.text).toBe("<b>x</b>0.5");
-    expect(tip.element.style.left).toBe("24px");
+    expect(tip.element.style.transform).toBe("translate(24px, 36px)");
+    const first = tip.element.children[0];
+    tip.show(10, 20, ["a"]); // fewer lines: the first element kept, re-texted
+    expect(tip.text).toBe("a");
+    expect(tip.element.children[0]).toBe(first);
+    tip.move(30, 40);
+    expect(tip.element.style.transform).toBe("translate(44px, 56px)");
     tip.hide();
     expect(tip.element.hidden).toBe(true);
   });

@@ -18,7 +18,8 @@ import { cellAt, type Mask, paintHeatmap, paintThumbnail } from "../ui/heatmap";
 import { createLegend, updateLegend } from "../ui/legend";
 import { createPlot } from "../ui/plot";
 import { StripPainter } from "../ui/strip";
-import { colorScale, readTheme, tint, watchTheme } from "../ui/theme";
+import { setText } from "../ui/text";
+import { colorScale, readTheme, type Theme, tint, watchTheme } from "../ui/theme";
 import { Tooltip } from "../ui/tooltip";
 import { Zoom } from "../ui/zoom";
 import { clearError, element, formatValue, LruCache, showError } from "./common";
@@ -73,24 +74,14 @@ export function headScale(
   return { values, offset, lo: 0, hi, kind: "sequential" };
 }
 
-/** Show a crosshair box over row (or column) `index` of `cell` px; hide it for -1. */
-function placeCross(
-  box: HTMLElement,
-  index: number,
-  cell: number,
-  axis: "row" | "col",
-  color: string,
-) {
-  box.hidden = index < 0;
-  if (index < 0) return;
-  box.style.borderColor = color;
-  if (axis === "row") {
-    box.style.top = `${index * cell}px`;
-    box.style.height = `${cell}px`;
-  } else {
-    box.style.left = `${index * cell}px`;
-    box.style.width = `${cell}px`;
-  }
+/** Show a crosshair box over row (or column) `index` of `cell` px, moved by a transform; hide
+ * it for -1. Its size is set once per zoom (`sizeCross`). */
+function placeCross(box: HTMLElement, index: number, cell: number, axis: "row" | "col") {
+  const hidden = index < 0;
+  if (box.hidden !== hidden) box.hidden = hidden;
+  if (hidden) return;
+  const at = `${index * cell}px`;
+  box.style.transform = axis === "row" ? `translateY(${at})` : `translateX(${at})`;
 }
 
 export function renderAttention(model: AnyModel<AttentionTraits>, el: HTMLElement): () => void {
@@ -105,6 +96,7 @@ export function renderAttention(model: AnyModel<AttentionTraits>, el: HTMLElemen
   let stripAs: "query" | "key" = "query";
   let lastStrip = "";
   let scale: ColorScale | undefined;
+  let theme: Theme | undefined;
   el.dataset.view = "attention";
 
   const layerName = (layer: number) => model.get("layer_labels")[layer] ?? "";
@@ -183,16 +175,34 @@ export function renderAttention(model: AnyModel<AttentionTraits>, el: HTMLElemen
   });
   const heat = plot.canvas;
   const overlay = plot.overlay;
-  // The crosshair is two positioned boxes, not strokes on the overlay canvas: at 1024 tokens
-  // that canvas has millions of pixels, and repainting it on every move costs a frame.
+  // The crosshair is two boxes moved by transforms, not strokes on the overlay canvas: at 1024
+  // tokens that canvas has millions of pixels, and repainting it on every move costs a frame;
+  // a transform is no layout and no paint, the compositor moves the box's layer.
   const crossRow = element("div", "hl-cross hl-cross-row", plot.canvas.parentElement ?? main);
   const crossCol = element("div", "hl-cross hl-cross-col", plot.canvas.parentElement ?? main);
+  crossRow.hidden = true;
+  crossCol.hidden = true;
+  const sizeCross = (cell: number) => {
+    crossRow.style.width = `${n * cell}px`;
+    crossRow.style.height = `${cell}px`;
+    crossCol.style.width = `${cell}px`;
+    crossCol.style.height = `${n * cell}px`;
+  };
   const zoom = new Zoom(zoomBox, { n, target: ENLARGED_PX, min: MIN_CELL }, () => {
     plot.setCell(zoom.cell);
+    sizeCross(zoom.cell);
     drawHead();
   });
   plot.setCell(zoom.cell);
-  const readout = element("div", "hl-readout", main, "hover the heatmap or a token");
+  sizeCross(zoom.cell);
+  // One line of fixed height that lays out on its own: its text changes on every move.
+  const readout = element(
+    "div",
+    "hl-readout hl-readout-line",
+    main,
+    "hover the heatmap or a token",
+  );
+  const setReadout = (text: string) => setText(readout, text);
   const tooltip = new Tooltip(el);
 
   const stripBar = element("div", "hl-strip-bar", root);
@@ -233,26 +243,8 @@ export function renderAttention(model: AnyModel<AttentionTraits>, el: HTMLElemen
     return { prepared, scale: s, theme };
   };
 
-  /**
-   * Tint the strip by the focused query's row (or key's column) in the hover's frame, before it
-   * is drawn; moves within one frame are coalesced.
-   */
-  let pendingStrip: [Tensor, number, number, number] | null = null;
-  const scheduleStrip = (t: Tensor, h: number, q: number, k: number) => {
-    const first = pendingStrip === null;
-    pendingStrip = [t, h, q, k];
-    if (!first) return;
-    const run = () => {
-      const args = pendingStrip;
-      pendingStrip = null;
-      if (args) drawStrip(...args);
-    };
-    if (typeof requestAnimationFrame === "function") requestAnimationFrame(run);
-    else setTimeout(run, 0);
-  };
   const drawStrip = (t: Tensor, h: number, q: number, k: number) => {
-    if (!scale) return;
-    const theme = readTheme(el);
+    if (!scale || !theme) return;
     const focused = stripAs === "query" ? q : k;
     const stripKey = `${model.get("layer")}/${h}/${stripAs}/${focused}/${JSON.stringify(scale)}`;
     if (stripKey !== lastStrip) {
@@ -284,28 +276,28 @@ export function renderAttention(model: AnyModel<AttentionTraits>, el: HTMLElemen
   const drawFocus = () => {
     const t = current();
     const [q, k] = focus();
-    const theme = readTheme(el);
     const cell = zoom.cell;
     if (overlay.width !== n * cell) overlay.width = n * cell;
     if (overlay.height !== n * cell) overlay.height = n * cell;
-    placeCross(crossRow, q, cell, "row", theme.foreground);
-    placeCross(crossCol, k, cell, "col", theme.foreground);
+    placeCross(crossRow, q, cell, "row");
+    placeCross(crossCol, k, cell, "col");
     plot.highlight(q, k);
     const h = model.get("head");
     if (!t || !scale) return;
     // Tint the strip by the focused query's row (or key's column); moving along that row or
     // column leaves the strip as it is.
-    scheduleStrip(t, h, q, k);
+    drawStrip(t, h, q, k);
     if (q >= 0 && k >= 0) {
       const value = valueAt(t, h, q, k);
       const where = [layerName(model.get("layer")), headName(h)].filter(Boolean).join(" ");
-      readout.textContent =
+      setReadout(
         `${where}: query ${q} ${visibleToken(tokens[q])} → key ${k} ` +
-        `${visibleToken(tokens[k])} = ${formatValue(value)}`;
+          `${visibleToken(tokens[k])} = ${formatValue(value)}`,
+      );
       el.dataset.hover = JSON.stringify({ layer: model.get("layer"), head: h, q, k, value });
     } else if (q >= 0 || k >= 0) {
       const i = q >= 0 ? q : k;
-      readout.textContent = `${q >= 0 ? "query" : "key"} ${i} ${visibleToken(tokens[i])}`;
+      setReadout(`${q >= 0 ? "query" : "key"} ${i} ${visibleToken(tokens[i])}`);
     }
   };
 
@@ -318,8 +310,12 @@ export function renderAttention(model: AnyModel<AttentionTraits>, el: HTMLElemen
       c.parentElement?.classList.toggle("hl-selected", i === h);
     });
     if (!t) return;
-    const { prepared, scale: s } = scaleFor(t, h);
+    const { prepared, scale: s, theme: read } = scaleFor(t, h);
     scale = s;
+    // Read once per draw (a theme change redraws): the strip's tints on hover reuse it.
+    theme = read;
+    crossRow.style.borderColor = theme.foreground;
+    crossCol.style.borderColor = theme.foreground;
     const cell = zoom.cell;
     // One canvas pixel per cell, scaled up by CSS (pixelated): a canvas of n * cell pixels a
     // side is tens of megabytes at 1024 tokens, copied to the compositor on every frame where
@@ -400,15 +396,34 @@ export function renderAttention(model: AnyModel<AttentionTraits>, el: HTMLElemen
     ];
   };
 
-  const onMove = (event: MouseEvent) => {
-    const hit = cellAt(heat, event.clientX, event.clientY, 1, n, n);
-    if (hit) tooltip.show(event.clientX, event.clientY, tooltipLines(hit[0], hit[1]));
+  /**
+   * Moves are handled once per frame, in the frame: the cursor's last position is kept and read
+   * back in one animation-frame callback, which reads the layout (the canvas' box) before it
+   * writes anything, so nothing forces a layout and moves between two frames cost nothing.
+   */
+  let pointer: [number, number] | null = null;
+  let frameAsked = false;
+  const onFrame = () => {
+    frameAsked = false;
+    if (!pointer) return;
+    const [x, y] = pointer;
+    pointer = null;
+    const hit = cellAt(heat, x, y, 1, n, n);
+    if (hit) tooltip.show(x, y, tooltipLines(hit[0], hit[1]));
     else tooltip.hide();
     if (hit?.[0] === hover?.[0] && hit?.[1] === hover?.[1]) return;
     hover = hit;
     drawFocus();
   };
+  const onMove = (event: MouseEvent) => {
+    pointer = [event.clientX, event.clientY];
+    if (frameAsked) return;
+    frameAsked = true;
+    if (typeof requestAnimationFrame === "function") requestAnimationFrame(onFrame);
+    else setTimeout(onFrame, 0);
+  };
   const onLeave = () => {
+    pointer = null;
     hover = null;
     tooltip.hide();
     drawFocus();
@@ -436,12 +451,7 @@ export function renderAttention(model: AnyModel<AttentionTraits>, el: HTMLElemen
     ]);
   };
   const onStripMove = (event: MouseEvent) => {
-    if (!tooltip.element.hidden)
-      tooltip.show(
-        event.clientX,
-        event.clientY,
-        [...tooltip.element.children].map((c) => c.textContent ?? ""),
-      );
+    if (!tooltip.element.hidden) tooltip.move(event.clientX, event.clientY);
   };
   overlay.addEventListener("mousemove", onMove);
   overlay.addEventListener("mouseleave", onLeave);

@@ -84,7 +84,7 @@ def test_long_prompt_zooms_pools_and_labels(tmp_path: Path, guarded_page: Guarde
     assert shown[0][0] == "0 t0" and len(shown) < n
     assert min(b[1] - a[1] for a, b in itertools.pairwise(shown)) >= 11
     hover_cell(page, f"{ROOT} canvas.hl-heatmap", 701, 300)
-    assert page.locator(f"{ROOT} .hl-axis-rows .hl-axis-focus").text_content() == "701 t701"
+    assert page.locator(f"{ROOT} .hl-axis-focus-rows .hl-axis-focus").text_content() == "701 t701"
     tip = page.locator(f"{ROOT} .hl-tooltip")
     assert tip.is_visible() and "query 701 t701" in tip.text_content()
     # Zoom in: bigger cells.

@@ -27,7 +27,7 @@ PAINTED = """(canvases) => canvases.map((c) => {
   return {view: c.closest('.hooklens').dataset.view, width: c.width, colours: colours.size};
 })"""
 
-HOVER_CELL = """([selector, cell, row, col]) => {
+HOVER_CELL = """async ([selector, cell, row, col]) => {
   const canvas = document.querySelector(selector);
   const overlay = canvas.parentElement.querySelector('.hl-overlay');
   const box = canvas.getBoundingClientRect();
@@ -35,18 +35,28 @@ HOVER_CELL = """([selector, cell, row, col]) => {
   const init = { bubbles: true, clientX: box.left + (col + 0.5) * cell * sx,
                  clientY: box.top + (row + 0.5) * cell * sy };
   overlay.dispatchEvent(new MouseEvent('mousemove', init));
+  // Views handle moves once per frame, in the frame: wait until that frame has run.
+  await new Promise((r) => requestAnimationFrame(() => setTimeout(r, 0)));
   return init;
 }"""
 
 # The colour painted behind each token of an attention view's strip (ui/strip.ts paints the
-# tokens' backgrounds on one canvas under the spans): RGBA at each span's centre.
+# backgrounds of the tokens in view on one canvas under the spans): RGBA at the centre of each
+# span's part in view (transparent for a token scrolled out of view).
 STRIP_COLOURS = """(root) => {
   const strip = document.querySelector(`${root} .hl-token-strip`);
   const canvas = strip.querySelector('canvas.hl-strip-canvas');
+  const at = canvas.getBoundingClientRect();
   const ctx = canvas.getContext('2d');
-  return [...strip.querySelectorAll('.hl-token')].map((s) => Array.from(ctx.getImageData(
-    Math.floor(s.offsetLeft + s.offsetWidth / 2), Math.floor(s.offsetTop + s.offsetHeight / 2),
-    1, 1).data));
+  return [...strip.querySelectorAll('.hl-token')].map((s) => {
+    // The centre of the part of the span in view (the canvas covers the strip's visible area).
+    const box = s.getBoundingClientRect();
+    const [l, r] = [Math.max(box.left, at.left), Math.min(box.right, at.right)];
+    const [t, b] = [Math.max(box.top, at.top), Math.min(box.bottom, at.bottom)];
+    if (l >= r || t >= b) return [0, 0, 0, 0];
+    const x = Math.floor((l + r) / 2 - at.left), y = Math.floor((t + b) / 2 - at.top);
+    return Array.from(ctx.getImageData(x, y, 1, 1).data);
+  });
 }"""
 
 
