@@ -52,6 +52,7 @@ def _writes_directly(cache: ActivationCache, kind: str) -> bool:
 
 
 def _check_direct(cache: ActivationCache, kind: str) -> None:
+    cache._check_sum("a per-head / per-neuron decomposition of the stream")  # post-LN blocks
     if not _writes_directly(cache, kind):
         what = "attention" if kind == "attn" else "MLP"
         raise ValueError(MSG_NOT_DIRECT.format(family=cache.model.cfg.family, what=what))
@@ -78,6 +79,7 @@ def compute_head_results(cache: ActivationCache, store: dict[str, torch.Tensor])
 
 
 def _stream(cache: ActivationCache, layer: int, mlp_input: bool = False) -> torch.Tensor:
+    cache._check_sum("incl_remainder (the stream minus the parts)")  # post-LN blocks
     n = cache.model.cfg.n_layers
     if layer >= n:
         return cache[f"blocks.{n - 1}.hook_resid_post"]

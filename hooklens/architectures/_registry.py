@@ -36,6 +36,9 @@ TINY: dict[str, Any] = {
     "moe_num_experts": 4, "moe_top_k": 2, "kv_n_heads": 2, "hidden_size_per_layer_input": 8,
     "vocab_size_per_layer_input": VOCAB, "n_shared_experts": 1, "linear_head_dim": 16,
     "linear_num_heads": 4,
+    # encoders used as causal LMs (BERT, RoBERTa, ...) attend causally only as decoders, as
+    # transformers asks of them; the width of ELECTRA's embeddings
+    "is_decoder": True, "embedding_size": 64,
 }  # fmt: skip
 #: Keys of optional parts: where a config's default is None (no low-rank q), it stays None.
 OPTIONAL = frozenset({"q_lora_rank"})

@@ -1,0 +1,126 @@
+"""Derive an adapter for post-LN encoder blocks used as decoders (BERT and its descendants).
+
+BERT's block adds attention's output to its input and normalizes the sum (`ln1`), then adds
+the MLP's output to that and normalizes again (`ln2`); the residual additions happen inside the
+modules that hold the norms. Its embedding is the sum of token, position and token-type
+embeddings, normalized; its LM head transforms the last block's output (dense, activation,
+LayerNorm) before the unembedding. `derive_post_ln` finds those modules by the paths
+transformers gives them (data in `_names.py`) and returns an `ArchSpec` with `post_ln`, which
+the engine checks against the model's forward like every derived adapter (`_engine/verify.py`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from .._errors import UnsupportedModelError
+from ._derive import _child, _find_blocks, _path_of, _refuse, norm_eps, norm_kind
+from ._names import (
+    EMBED_POS,
+    EMBED_SUM_NORM,
+    EMBED_TOKEN_TYPE,
+    HEAD,
+    HEAD_NORM,
+    POST_LN_BLOCK,
+)
+from ._spec import ArchSpec
+
+MSG_NOT_CAUSAL = (
+    "its attention attends to later positions too ({cls}.is_causal is False: the config has "
+    "is_decoder=False). Load it as a decoder: from_pretrained(name, is_decoder=True)."
+)
+
+
+def _has(block: nn.Module, path: str) -> bool:
+    try:
+        block.get_submodule(path)
+    except AttributeError:
+        return False
+    return True
+
+
+def is_post_ln(model: nn.Module) -> bool:
+    """Whether `model`'s blocks are BERT's post-LN blocks (every path of `POST_LN_BLOCK`)."""
+    text = getattr(model, "config", None)
+    n_layers = getattr(text, "num_hidden_layers", None)
+    if not isinstance(n_layers, int) or n_layers < 1:
+        return False
+    for _, module in model.named_modules():
+        if isinstance(module, nn.ModuleList) and len(module) == n_layers:
+            return all(_has(module[0], p) for p in POST_LN_BLOCK.values())
+    return False
+
+
+def _find(root: nn.Module, names: tuple[str, ...]) -> str | None:
+    return next((n for n in names if _has(root, n)), None)
+
+
+def derive_post_ln(model: nn.Module) -> ArchSpec:
+    """An adapter for a model of post-LN blocks (checked later against its forward)."""
+    config: Any = model.config
+    embed = _path_of(model, model.get_input_embeddings())  # type: ignore[operator]
+    unembed = _path_of(model, model.get_output_embeddings())  # type: ignore[operator]
+    if embed is None or unembed is None:
+        raise _refuse(model, "no input or output embedding module")
+    blocks = _find_blocks(model, config.num_hidden_layers, embed)
+    block = model.get_submodule(blocks)[0]  # type: ignore[index]
+    roles = POST_LN_BLOCK
+    attn = block.get_submodule(roles["attn"])
+    if getattr(attn, "is_causal", True) is False:
+        raise UnsupportedModelError(
+            f"{type(model).__name__} cannot be wrapped as a causal LM: "
+            + MSG_NOT_CAUSAL.format(cls=type(attn).__name__)
+        )
+    embed_parent = embed.rpartition(".")[0]
+    embeddings = model.get_submodule(embed_parent)
+    pos = _child(embeddings, EMBED_POS)
+    token_type = _child(embeddings, EMBED_TOKEN_TYPE)
+    sum_norm = _child(embeddings, EMBED_SUM_NORM)
+    if sum_norm is None:
+        raise _refuse(model, f"no norm of the embeddings in {embed_parent} ({EMBED_SUM_NORM})")
+    # the head: the unembedding's parent calls it after its transform, or a module next to it
+    parent = unembed.rpartition(".")[0]
+    head = parent or next((n for n in HEAD if _child(model, (n,))), None)
+    if head is None:
+        raise _refuse(model, f"no LM head transform before {unembed} (looked for {HEAD})")
+    final = _find(model.get_submodule(head), HEAD_NORM)
+    if final is None:
+        raise _refuse(model, f"no norm in its LM head {head} (looked for {HEAD_NORM})")
+    like = next(model.parameters())
+    width = int(config.hidden_size)
+    norms = [block.get_submodule(roles["ln1"]), block.get_submodule(roles["ln2"])]
+    norms += [model.get_submodule(f"{head}.{final}"), embeddings.get_submodule(sum_norm)]
+    kinds = {norm_kind(m, norm_eps(m), width, like) for m in norms}
+    if len(kinds) > 1:
+        raise _refuse(model, f"its norms compute different things ({sorted(kinds)})")
+    (norm, offset), *_ = kinds
+    qkv = (roles["q"], roles["k"], roles["v"])
+    return ArchSpec(
+        family=str(getattr(config, "model_type", type(model).__name__)),
+        hf_classes=(type(model).__name__,),
+        embed=embed,
+        blocks=blocks,
+        final_norm=f"{head}.{final}",
+        unembed=unembed,
+        ln1=roles["ln1"],
+        attn=roles["attn"],
+        attn_out=roles["o_proj"],
+        ln2=roles["ln2"],
+        mlp_in=roles["mlp_in"],
+        mlp_down=roles["mlp_down"],
+        mlp_out=roles["mlp_down"],
+        resid_mid_at=roles["ln1"],
+        o_proj=roles["o_proj"],
+        qkv=qkv,
+        pos_embed=f"{embed_parent}.{pos}" if pos else None,
+        positional="learned",
+        norm=norm,  # type: ignore[arg-type]
+        norm_weight_offset=offset,
+        post_ln=True,
+        token_type_embed=f"{embed_parent}.{token_type}" if token_type else None,
+        embed_sum_norm=f"{embed_parent}.{sum_norm}",
+        head=head,
+        derived=True,
+    )
