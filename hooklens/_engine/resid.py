@@ -152,7 +152,9 @@ class ResidMixin:
         """The stream entering block `layer` (the final stream for None / -1 / n_layers) as a
         sum of what each part wrote to it.
 
-        Components: hook_embed, hook_pos_embed (learned positions), then per block before
+        Components: hook_embed, hook_pos_embed (learned positions), hook_token_type_embed
+        (where the model has token types; where it normalizes their sum, as RoBERTa-PreLayerNorm
+        does, one component "embed_normalized": blocks.0.hook_resid_pre), then per block before
         `layer` hook_attn_out (hook_mixer_out on a hybrid's mixer layer) and hook_mlp_out (where
         the layer has an MLP; `mode` "attn" / "mlp" keeps one kind), and with
         `mlp_input` block `layer`'s attn_out (the MLP's input). Shape (components, [batch,]
@@ -170,8 +172,13 @@ class ResidMixin:
             )
         parts: list[torch.Tensor] = []
         labels: list[str] = []
-        if incl_embeds:
-            for name, label in (("hook_embed", "embed"), ("hook_pos_embed", "pos_embed")):
+        if incl_embeds and self.model.spec.embed_sum_norm is not None:
+            # the embeddings' sum is normalized before block 0: one component, that stream
+            parts.append(self["blocks.0.hook_resid_pre"])
+            labels.append("embed_normalized")
+        elif incl_embeds:
+            for name, label in (("hook_embed", "embed"), ("hook_pos_embed", "pos_embed"),
+                                ("hook_token_type_embed", "token_type_embed")):  # fmt: skip
                 if name in self._data:
                     parts.append(self[name])
                     labels.append(label)

@@ -23,17 +23,19 @@ def final_normed(model: Any, resid: torch.Tensor) -> torch.Tensor:
     """The unembedding's input (..., d_model) from the stream leaving the last block: the final
     norm's output, or, where the adapter names an LM head transform (`head`, BERT's dense,
     activation and LayerNorm), what that head hands the unembedding."""
-    hf = model.hf_model
-    if model.spec.head is None:
-        out: torch.Tensor = hf.get_submodule(model.spec.final_norm)(resid)
-        return out
+    hf, spec = model.hf_model, model.spec
+    if spec.head is None or not spec.final_norm.startswith(f"{spec.head}."):
+        # the final norm reads the stream (a pre-LN encoder's head transforms its output)
+        resid = hf.get_submodule(spec.final_norm)(resid)
+    if spec.head is None:
+        return resid
 
     def catch(module: nn.Module, args: tuple[Any, ...]) -> None:
         raise _Caught(args[0])
 
-    handle = hf.get_submodule(model.spec.unembed).register_forward_pre_hook(catch)
+    handle = hf.get_submodule(spec.unembed).register_forward_pre_hook(catch)
     try:
-        out = hf.get_submodule(model.spec.head)(resid)
+        out: torch.Tensor = hf.get_submodule(spec.head)(resid)
     except _Caught as caught:
         return caught.value
     finally:

@@ -60,6 +60,14 @@ POST_LN_BLOCK = {
     "mlp_down": "output.dense",
     "ln2": "output.LayerNorm",
 }
+#: a pre-LN block of the same modules (RoBERTa-PreLayerNorm, XLM-RoBERTa-XL): BERT's paths
+#: but the norms, which read the stream before attention and before the MLP (candidates)
+PRE_LN_NORMS = {
+    "ln1": ("attention.LayerNorm", "attention.self_attn_layer_norm"),
+    "ln2": ("intermediate.LayerNorm", "LayerNorm"),
+}
+#: a pre-LN encoder's final norm, next to its blocks or next to its encoder
+ENCODER_FINAL_NORM = ("LayerNorm", "ln")
 #: the embedding module's parts next to the token embedding: positions, token types, the norm
 #: of their sum
 EMBED_POS = ("position_embeddings",)

@@ -130,8 +130,9 @@ class ArchSpec:
     token_type_embed: str | None = None
     embed_sum_norm: str | None = None
     #: the module that turns the stream leaving the last block into the unembedding's input
-    #: (BERT's LM-head transform: dense, activation, then `final_norm`), when that is more than
-    #: `final_norm`; the unembedding's input is read where the module calls `unembed`
+    #: (BERT's LM-head transform: dense, activation, LayerNorm), when that is more than
+    #: `final_norm`; the unembedding's input is read where the module calls `unembed`.
+    #: `final_norm` is that LayerNorm inside it (post-LN), or a norm applied before it (pre-LN)
     head: str | None = None
     #: mixture-of-experts MLP: its router (returns logits per expert first) and its experts
     #: module (called with hidden states, chosen expert ids, their weights); None when dense.

@@ -1,12 +1,15 @@
-"""Derive an adapter for post-LN encoder blocks used as decoders (BERT and its descendants).
+"""Derive an adapter for encoder blocks used as decoders (BERT and its descendants).
 
-BERT's block adds attention's output to its input and normalizes the sum (`ln1`), then adds
-the MLP's output to that and normalizes again (`ln2`); the residual additions happen inside the
-modules that hold the norms. Its embedding is the sum of token, position and token-type
-embeddings, normalized; its LM head transforms the last block's output (dense, activation,
-LayerNorm) before the unembedding. `derive_post_ln` finds those modules by the paths
-transformers gives them (data in `_names.py`) and returns an `ArchSpec` with `post_ln`, which
-the engine checks against the model's forward like every derived adapter (`_engine/verify.py`).
+BERT's block is post-LN: it adds attention's output to its input and normalizes the sum
+(`ln1`), then adds the MLP's output to that and normalizes again (`ln2`); the residual
+additions happen inside the modules that hold the norms. RoBERTa-PreLayerNorm and
+XLM-RoBERTa-XL keep those modules but normalize before attention and before the MLP (pre-LN),
+with a final norm after the last block. The embedding is the sum of token, position and
+token-type embeddings (normalized, in BERT); the LM head transforms the last stream (dense,
+activation, LayerNorm) before the unembedding. `derive_encoder` finds those modules by the
+paths transformers gives them (data in `_names.py`) and returns an `ArchSpec` (`post_ln` for
+BERT's blocks, `head` for the transform), which the engine checks against the model's forward
+like every derived adapter (`_engine/verify.py`).
 """
 
 from __future__ import annotations
@@ -21,9 +24,11 @@ from ._names import (
     EMBED_POS,
     EMBED_SUM_NORM,
     EMBED_TOKEN_TYPE,
+    ENCODER_FINAL_NORM,
     HEAD,
     HEAD_NORM,
     POST_LN_BLOCK,
+    PRE_LN_NORMS,
 )
 from ._spec import ArchSpec
 
@@ -41,15 +46,31 @@ def _has(block: nn.Module, path: str) -> bool:
     return True
 
 
-def is_post_ln(model: nn.Module) -> bool:
-    """Whether `model`'s blocks are BERT's post-LN blocks (every path of `POST_LN_BLOCK`)."""
-    text = getattr(model, "config", None)
-    n_layers = getattr(text, "num_hidden_layers", None)
+def _pre_ln_norms(block: nn.Module) -> dict[str, str] | None:
+    found = {role: _find(block, names) for role, names in PRE_LN_NORMS.items()}
+    return None if None in found.values() else found  # type: ignore[return-value]
+
+
+def _block_roles(block: nn.Module) -> dict[str, str] | None:
+    """The block's role -> path: BERT's post-LN block, or a pre-LN block of the same modules;
+    None for any other block."""
+    shared = {k: v for k, v in POST_LN_BLOCK.items() if k not in ("ln1", "ln2")}
+    if not all(_has(block, p) for p in shared.values()):
+        return None
+    if all(_has(block, POST_LN_BLOCK[n]) for n in ("ln1", "ln2")):
+        return dict(POST_LN_BLOCK)
+    norms = _pre_ln_norms(block)
+    return None if norms is None else {**shared, **norms}
+
+
+def is_encoder(model: nn.Module) -> bool:
+    """Whether `model`'s blocks are BERT's (post-LN) or its pre-LN variant's."""
+    n_layers = getattr(getattr(model, "config", None), "num_hidden_layers", None)
     if not isinstance(n_layers, int) or n_layers < 1:
         return False
     for _, module in model.named_modules():
         if isinstance(module, nn.ModuleList) and len(module) == n_layers:
-            return all(_has(module[0], p) for p in POST_LN_BLOCK.values())
+            return _block_roles(module[0]) is not None
     return False
 
 
@@ -57,8 +78,8 @@ def _find(root: nn.Module, names: tuple[str, ...]) -> str | None:
     return next((n for n in names if _has(root, n)), None)
 
 
-def derive_post_ln(model: nn.Module) -> ArchSpec:
-    """An adapter for a model of post-LN blocks (checked later against its forward)."""
+def derive_encoder(model: nn.Module) -> ArchSpec:
+    """An adapter for a model of encoder blocks (checked later against its forward)."""
     config: Any = model.config
     embed = _path_of(model, model.get_input_embeddings())  # type: ignore[operator]
     unembed = _path_of(model, model.get_output_embeddings())  # type: ignore[operator]
@@ -66,7 +87,10 @@ def derive_post_ln(model: nn.Module) -> ArchSpec:
         raise _refuse(model, "no input or output embedding module")
     blocks = _find_blocks(model, config.num_hidden_layers, embed)
     block = model.get_submodule(blocks)[0]  # type: ignore[index]
-    roles = POST_LN_BLOCK
+    roles = _block_roles(block)
+    if roles is None:
+        raise _refuse(model, f"{type(block).__name__} is no BERT block ({POST_LN_BLOCK})")
+    post_ln = roles["ln1"] == POST_LN_BLOCK["ln1"]
     attn = block.get_submodule(roles["attn"])
     if getattr(attn, "is_causal", True) is False:
         raise UnsupportedModelError(
@@ -78,20 +102,33 @@ def derive_post_ln(model: nn.Module) -> ArchSpec:
     pos = _child(embeddings, EMBED_POS)
     token_type = _child(embeddings, EMBED_TOKEN_TYPE)
     sum_norm = _child(embeddings, EMBED_SUM_NORM)
-    if sum_norm is None:
+    if sum_norm is None and post_ln:
         raise _refuse(model, f"no norm of the embeddings in {embed_parent} ({EMBED_SUM_NORM})")
     # the head: the unembedding's parent calls it after its transform, or a module next to it
     parent = unembed.rpartition(".")[0]
     head = parent or next((n for n in HEAD if _child(model, (n,))), None)
     if head is None:
         raise _refuse(model, f"no LM head transform before {unembed} (looked for {HEAD})")
-    final = _find(model.get_submodule(head), HEAD_NORM)
-    if final is None:
+    head_norm = _find(model.get_submodule(head), HEAD_NORM)
+    if head_norm is None:
         raise _refuse(model, f"no norm in its LM head {head} (looked for {HEAD_NORM})")
+    final = f"{head}.{head_norm}"
+    if not post_ln:  # the final norm reads the stream after the last block, before the head
+        encoder = blocks.rpartition(".")[0]
+        found = [
+            f"{parent}.{name}" if parent else name
+            for parent in (encoder, encoder.rpartition(".")[0])
+            for name in ENCODER_FINAL_NORM
+            if _has(model.get_submodule(parent), name)
+        ]
+        if not found:
+            raise _refuse(model, f"no final norm next to {blocks} ({ENCODER_FINAL_NORM})")
+        final = found[0]
     like = next(model.parameters())
     width = int(config.hidden_size)
     norms = [block.get_submodule(roles["ln1"]), block.get_submodule(roles["ln2"])]
-    norms += [model.get_submodule(f"{head}.{final}"), embeddings.get_submodule(sum_norm)]
+    norms += [model.get_submodule(f"{head}.{head_norm}"), model.get_submodule(final)]
+    norms += [embeddings.get_submodule(sum_norm)] if sum_norm else []
     kinds = {norm_kind(m, norm_eps(m), width, like) for m in norms}
     if len(kinds) > 1:
         raise _refuse(model, f"its norms compute different things ({sorted(kinds)})")
@@ -102,7 +139,7 @@ def derive_post_ln(model: nn.Module) -> ArchSpec:
         hf_classes=(type(model).__name__,),
         embed=embed,
         blocks=blocks,
-        final_norm=f"{head}.{final}",
+        final_norm=final,
         unembed=unembed,
         ln1=roles["ln1"],
         attn=roles["attn"],
@@ -111,16 +148,16 @@ def derive_post_ln(model: nn.Module) -> ArchSpec:
         mlp_in=roles["mlp_in"],
         mlp_down=roles["mlp_down"],
         mlp_out=roles["mlp_down"],
-        resid_mid_at=roles["ln1"],
+        resid_mid_at=roles["ln1"] if post_ln else None,
         o_proj=roles["o_proj"],
         qkv=qkv,
         pos_embed=f"{embed_parent}.{pos}" if pos else None,
         positional="learned",
         norm=norm,  # type: ignore[arg-type]
         norm_weight_offset=offset,
-        post_ln=True,
+        post_ln=post_ln,
         token_type_embed=f"{embed_parent}.{token_type}" if token_type else None,
-        embed_sum_norm=f"{embed_parent}.{sum_norm}",
+        embed_sum_norm=f"{embed_parent}.{sum_norm}" if sum_norm else None,
         head=head,
         derived=True,
     )
