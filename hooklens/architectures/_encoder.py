@@ -16,11 +16,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch import nn
 
+from .._engine.attention import attention_forward
+from .._engine.own_attention import additive_mask, split_heads
 from .._errors import UnsupportedModelError
 from ._derive import _child, _find_blocks, _path_of, _refuse, norm_eps, norm_kind
 from ._names import (
+    EAGER_BERT_ATTENTION,
     EMBED_POS,
     EMBED_SUM_NORM,
     EMBED_TOKEN_TYPE,
@@ -92,7 +96,7 @@ def derive_encoder(model: nn.Module) -> ArchSpec:
         raise _refuse(model, f"{type(block).__name__} is no BERT block ({POST_LN_BLOCK})")
     post_ln = roles["ln1"] == POST_LN_BLOCK["ln1"]
     attn = block.get_submodule(roles["attn"])
-    if getattr(attn, "is_causal", True) is False:
+    if getattr(attn, "is_causal", getattr(attn, "is_decoder", True)) is False:
         raise UnsupportedModelError(
             f"{type(model).__name__} cannot be wrapped as a causal LM: "
             + MSG_NOT_CAUSAL.format(cls=type(attn).__name__)
@@ -159,5 +163,35 @@ def derive_encoder(model: nn.Module) -> ArchSpec:
         token_type_embed=f"{embed_parent}.{token_type}" if token_type else None,
         embed_sum_norm=f"{embed_parent}.{sum_norm}" if sum_norm else None,
         head=head,
+        attn_forward=_eager_forward if type(attn).__name__ in EAGER_BERT_ATTENTION else None,
         derived=True,
     )
+
+
+def _eager_forward(
+    self: Any,
+    hidden_states: torch.Tensor,
+    attention_mask: torch.Tensor | None = None,
+    encoder_hidden_states: torch.Tensor | None = None,
+    cache: Any = None,
+    output_attentions: bool = False,
+    **kwargs: Any,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """BERT's eager self-attention (`EAGER_BERT_ATTENTION`), with attention computed by
+    hooklens's function: q, k, v from `query`/`key`/`value`, scores scaled by 1/sqrt(d_head),
+    the model's mask added."""
+    if encoder_hidden_states is not None:
+        raise NotImplementedError("hooklens serves self-attention only, not cross-attention")
+    n_heads = self.num_attention_heads
+    query = split_heads(self.query(hidden_states), n_heads)
+    key = split_heads(self.key(hidden_states), n_heads)
+    value = split_heads(self.value(hidden_states), n_heads)
+    if cache is not None:
+        own = getattr(cache, "self_attention_cache", cache)  # an encoder-decoder cache's own
+        key, value = own.update(key, value, self.layer_idx)
+    q_len, k_len = query.shape[2], key.shape[2]
+    mask = additive_mask(attention_mask, q_len, k_len, query.dtype, query.device)
+    dropout = self.dropout.p if self.training else 0.0
+    scaling = self.attention_head_size**-0.5
+    z, weights = attention_forward(self, query, key, value, mask, dropout=dropout, scaling=scaling)
+    return z.reshape(*z.shape[:2], -1), weights

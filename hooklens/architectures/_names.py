@@ -63,9 +63,12 @@ POST_LN_BLOCK = {
 #: a pre-LN block of the same modules (RoBERTa-PreLayerNorm, XLM-RoBERTa-XL): BERT's paths
 #: but the norms, which read the stream before attention and before the MLP (candidates)
 PRE_LN_NORMS = {
-    "ln1": ("attention.LayerNorm", "attention.self_attn_layer_norm"),
-    "ln2": ("intermediate.LayerNorm", "LayerNorm"),
+    "ln1": ("attention.LayerNorm", "attention.self_attn_layer_norm", "attention.ln"),
+    "ln2": ("intermediate.LayerNorm", "LayerNorm", "ln"),
 }
+#: BERT self-attention modules that compute attention themselves (scores / sqrt(d_head) plus
+#: the model's additive mask): hooklens reimplements their forward (`_encoder.py`)
+EAGER_BERT_ATTENTION = ("MegatronBertSelfAttention", "RemBertSelfAttention")
 #: a pre-LN encoder's final norm, next to its blocks or next to its encoder
 ENCODER_FINAL_NORM = ("LayerNorm", "ln")
 #: the embedding module's parts next to the token embedding: positions, token types, the norm
