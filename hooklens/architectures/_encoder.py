@@ -101,6 +101,13 @@ def derive_encoder(model: nn.Module) -> ArchSpec:
             f"{type(model).__name__} cannot be wrapped as a causal LM: "
             + MSG_NOT_CAUSAL.format(cls=type(attn).__name__)
         )
+    width = getattr(model.get_input_embeddings(), "embedding_dim", config.hidden_size)
+    if width != config.hidden_size:
+        raise UnsupportedModelError(
+            f"{type(model).__name__} cannot be wrapped: its embeddings (width {width}) are "
+            f"projected to the residual stream (width {config.hidden_size}) before block 0, "
+            "and hooklens has no points for that projection yet."
+        )
     embed_parent = embed.rpartition(".")[0]
     embeddings = model.get_submodule(embed_parent)
     pos = _child(embeddings, EMBED_POS)
