@@ -101,7 +101,7 @@ def derive_encoder(model: nn.Module) -> ArchSpec:
             f"{type(model).__name__} cannot be wrapped as a causal LM: "
             + MSG_NOT_CAUSAL.format(cls=type(attn).__name__)
         )
-    width = getattr(model.get_input_embeddings(), "embedding_dim", config.hidden_size)
+    width = getattr(model.get_submodule(embed), "embedding_dim", config.hidden_size)
     if width != config.hidden_size:
         raise UnsupportedModelError(
             f"{type(model).__name__} cannot be wrapped: its embeddings (width {width}) are "
