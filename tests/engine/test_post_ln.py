@@ -45,6 +45,17 @@ def test_points_follow_transformer_lens_bert_block(bert):
     torch.testing.assert_close(direct, logits, atol=1e-4, rtol=1e-4)
 
 
+def test_stop_at_layer_returns_the_blocks_output(bert):
+    """The stream after the last block is its ln2 output, the logit lens's input."""
+    with torch.no_grad():
+        _, cache = bert.run_with_cache(TOKENS)
+        last = bert(TOKENS, stop_at_layer=bert.cfg.n_layers)
+        first = bert(TOKENS, stop_at_layer=1)
+    n = bert.cfg.n_layers
+    torch.testing.assert_close(last, cache[f"blocks.{n - 1}.hook_normalized_resid_post"])
+    torch.testing.assert_close(first, cache["blocks.1.hook_resid_pre"])
+
+
 def test_hook_points_without_meaning_on_post_ln_raise(bert):
     with pytest.raises(hl.HookNameError, match="pre-norm"):
         hl.HookedModel(tiny_llama()).run_with_cache(
