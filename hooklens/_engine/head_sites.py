@@ -11,7 +11,7 @@ recomputes what depends on it from the adapter's weights (views, `linear.py`):
 - `attn.hook_result`: a hook on the output projection splits it per head; attention's output
   becomes the (possibly edited) results' sum plus b_O.
 - `hook_mlp_in`: a pre-hook on ln2 hands the MLP's norm a copy of its input, so edits reach the
-  MLP and not the residual stream.
+  MLP and not the residual stream (post-LN blocks: on ln1, whose output is also the residual).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def add_head_sites(b: Builder, block: nn.Module, layer: int) -> None:
     feats = b.spec.layer_features(b.cfg_hf, layer)  # a hybrid's mixer layer has no attention
     attends = "attention" in feats
     qkv_read = b.spec.qkv is not None and _readable(lambda: read_qkv(b.spec, b.cfg, block))
-    if attends and qkv_read and b.spec.ln1 is not None:  # copies of ln1's input
+    if attends and qkv_read and b.spec.ln1 is not None:  # copies of ln1's (attention's) input
         _input_site(b, block, layer)
     # a block that scales what attention adds (Granite's residual_multiplier) would make the
     # heads' results not sum to hook_attn_out: the point is left out rather than misleading
@@ -41,7 +41,7 @@ def add_head_sites(b: Builder, block: nn.Module, layer: int) -> None:
     if o_read and _readable(lambda: read_o(b.spec, b.cfg, block)):
         _result_site(b, block, layer)
     if b.spec.ln2 is not None and "mlp" in feats:
-        _mlp_in_site(b, block, layer)
+        _mlp_in_site(b, block, b.spec.ln1 if b.spec.post_ln else b.spec.ln2, layer)
 
 
 def _readable(read: Any) -> bool:
@@ -63,7 +63,9 @@ def _first_input(args: tuple[Any, ...], kwargs: dict[str, Any]) -> torch.Tensor:
 def _input_site(b: Builder, block: nn.Module, layer: int) -> None:
     spec, cfg = b.spec, b.cfg
     assert spec.ln1 is not None
-    ln1 = block.get_submodule(spec.ln1)
+    # post-LN (BERT): attention reads the block's input itself, ln1 comes after it
+    ln1 = block.get_submodule(spec.attn if spec.post_ln else spec.ln1)
+    normalize = (lambda x: x) if spec.post_ln else ln1.forward
     mods = qkv_modules(spec, block)
     pending: list[torch.Tensor] = []
 
@@ -95,7 +97,7 @@ def _input_site(b: Builder, block: nn.Module, layer: int) -> None:
             inputs.append(point.fire(base.clone()) if point.fns else base)
         outs = []
         for x_h, (w, bias) in zip(inputs, read_qkv(spec, cfg, block), strict=True):
-            normed = ln1.forward(x_h)
+            normed = normalize(x_h)
             y = torch.einsum("bphd,hde->bphe", normed, w.to(normed.dtype))
             outs.append(y if bias is None else y + bias)
         pending[:] = join_qkv(spec, outs)
@@ -123,8 +125,10 @@ def _result_site(b: Builder, block: nn.Module, layer: int) -> None:
         return (total if bias is None else total + bias).reshape(out.shape)
 
 
-def _mlp_in_site(b: Builder, block: nn.Module, layer: int) -> None:
-    ln2 = block.get_submodule(b.spec.ln2 or "")
+def _mlp_in_site(b: Builder, block: nn.Module, norm: str | None, layer: int) -> None:
+    """A copy of the MLP norm's input (ln2; post-LN: ln1, whose output is also the residual,
+    as in TransformerLens's BertBlock)."""
+    ln2 = block.get_submodule(norm or "")
     # registered after resid_mid's in-place pre-hook (which is prepended), so edits of
     # resid_mid reach both the residual and this copy
     site = b._site(lambda: [ln2.register_forward_pre_hook(hook, with_kwargs=True)])

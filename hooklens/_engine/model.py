@@ -40,7 +40,7 @@ from .placement import PlacementMixin
 from .points import POINTS_BY_SUFFIX, is_on_demand, split_name
 from .stop import run_until
 from .tokens import TextOrTokens, TokenMixin
-from .unembed import unembed
+from .unembed import final_normed, unembed
 from .verify import verify
 from .wiring import build_points
 
@@ -377,7 +377,7 @@ class HookedModel(BlocksMixin, HooksMixin, TokenMixin, WeightsMixin, PlacementMi
         """
         x = resid
         if apply_ln:
-            x = self.hf_model.get_submodule(self.spec.final_norm)(x)
+            x = final_normed(self, x)
         return unembed(self, x)
 
     def __repr__(self) -> str:

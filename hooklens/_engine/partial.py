@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .unembed import unembed
+from .unembed import final_normed, unembed
 
 #: Argument names under which transformers passes a block its key/value cache.
 _CACHE_NAMES = ("cache", "past_key_values", "past_key_value", "layer_past")
@@ -198,8 +198,7 @@ class RecordedRun:
             # The model's head after its last block must be the final norm and `unembed`, or
             # partial runs would end differently from the model's own forward.
             with torch.no_grad():
-                final_norm: nn.Module = model.hf_model.get_submodule(model.spec.final_norm)
-                ends = unembed(model, final_norm(last_out[0]))
+                ends = unembed(model, final_normed(model, last_out[0]))
             exact = self.logits.dtype in (torch.float32, torch.float64)
             tol = 1e-4 if exact else 3e-2  # half precision: a last-digit difference is fine
             if not torch.allclose(ends, self.logits[:, -1:], atol=tol, rtol=tol):
@@ -257,8 +256,7 @@ class RecordedRun:
             hidden = _first(block(hidden, **arguments, **extra))
         if last_only:
             hidden = hidden[:, -1:]
-        final_norm: nn.Module = self.model.hf_model.get_submodule(self.model.spec.final_norm)
-        return final_norm(hidden)
+        return final_normed(self.model, hidden)
 
     def logits_from(self, normed: torch.Tensor, token_ids: list[int] | None = None) -> torch.Tensor:
         """Logits (batch, q, d_vocab), or (batch, q, len(token_ids)) of those tokens only."""

@@ -15,10 +15,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from .point_messages import DENSE, MOE_MLP, NO_LN1, NO_PART, PER_HEAD
+
 Scope = Literal["model", "block", "final"]
 Feature = Literal[
     "learned_pos", "rotary", "sequential", "gated_mlp", "ln1", "ln2", "dense_mlp", "moe", "mha",
-    "sinks", "attention", "mixer", "mlp",
+    "sinks", "attention", "mixer", "mlp", "post_ln", "token_types",
 ]  # fmt: skip
 #: The part of a block a point belongs to; a layer without that part (a state-space mixer layer
 #: has no attention, a Mamba block no MLP) has none of its points.
@@ -50,7 +52,7 @@ class PointSpec:
         """Why a layer (or model) with `features` has no such point (a template, formatted with
         `family`, `layer`, `mixer` and `attn_layers`), or None when it has it."""
         if self.part is not None and self.part not in features:
-            return _NO_PART[self.part]
+            return NO_PART[self.part]
         if self.requires is not None and self.requires not in features:
             return self.missing
         return None
@@ -65,28 +67,7 @@ class PointSpec:
 
 
 _BPD = ("batch", "pos", "d_model")
-_PER_HEAD = "the residual stream entering the block (before ln1), one copy per {}; edits reach "
-_MOE_MLP = (
-    "{family}'s MLP is a mixture of experts, with no single hidden layer. Use "
-    "blocks.{layer}.mlp.hook_router_logits / hook_expert_indices / hook_expert_weights, or "
-    "blocks.{layer}.hook_mlp_out."
-)
-_DENSE = "{family}'s MLP is dense (no experts). Use blocks.{layer}.mlp.hook_pre / hook_post."
-_NO_LN1 = (
-    "{family} has no norm before attention: its norms are applied to what attention and the "
-    "MLP add to the stream (blocks.{layer}.hook_attn_out / hook_mlp_out are their outputs). "
-    "Use blocks.{layer}.hook_resid_pre, the attention's input."
-)
 
-_NO_PART: dict[str, str] = {
-    "attention": "layer {layer} of this model is a {mixer} layer and has no attention; layers "
-    "with attention: {attn_layers}. Use blocks.{layer}.hook_mixer_out for what its mixer adds to "
-    "the residual stream.",
-    "mixer": "layer {layer} of this model is an {mixer} layer, not a state-space or other "
-    "sequence mixer. Use blocks.{layer}.hook_attn_out for what it adds to the residual stream.",
-    "mlp": "layer {layer} of this model has no MLP (it is a {mixer} layer alone). Use "
-    "blocks.{layer}.hook_resid_post.",
-}
 
 POINTS: tuple[PointSpec, ...] = (
     PointSpec("hook_embed", "model", _BPD, "token embeddings (after any embedding scale)"),
@@ -101,12 +82,20 @@ POINTS: tuple[PointSpec, ...] = (
         "in blocks.{layer}.attn.hook_attn_scores), or, in a hybrid or state-space model, "
         "through the order its recurrent mixers read the tokens.",
     ),
+    PointSpec(
+        "hook_token_type_embed",
+        "model",
+        _BPD,
+        "token-type embeddings (type 0: a causal-LM call passes none), added to hook_embed",
+        "token_types",
+        "{family} has no token-type embedding.",
+    ),
     PointSpec("hook_resid_pre", "block", _BPD, "residual stream entering the block"),
     PointSpec(
         "hook_attn_in",
         "block",
         ("batch", "pos", "n_heads", "d_model"),
-        _PER_HEAD.format("head") + "that head's q, k and v",
+        PER_HEAD.format("head") + "that head's q, k and v",
         "mha",
         "{family} uses grouped-query attention here (fewer key/value heads than query heads), so "
         "one input per query head cannot feed the shared keys and values. Use "
@@ -118,7 +107,7 @@ POINTS: tuple[PointSpec, ...] = (
         "hook_q_input",
         "block",
         ("batch", "pos", "n_heads", "d_model"),
-        _PER_HEAD.format("query head") + "that head's q (after hook_attn_in's edits)",
+        PER_HEAD.format("query head") + "that head's q (after hook_attn_in's edits)",
         on_demand=True,
         part="attention",
     ),
@@ -126,7 +115,7 @@ POINTS: tuple[PointSpec, ...] = (
         "hook_k_input",
         "block",
         ("batch", "pos", "n_kv_heads", "d_model"),
-        _PER_HEAD.format("key/value head") + "that head's k (after hook_attn_in's edits)",
+        PER_HEAD.format("key/value head") + "that head's k (after hook_attn_in's edits)",
         on_demand=True,
         part="attention",
     ),
@@ -134,7 +123,7 @@ POINTS: tuple[PointSpec, ...] = (
         "hook_v_input",
         "block",
         ("batch", "pos", "n_kv_heads", "d_model"),
-        _PER_HEAD.format("key/value head") + "that head's v (after hook_attn_in's edits)",
+        PER_HEAD.format("key/value head") + "that head's v (after hook_attn_in's edits)",
         on_demand=True,
         part="attention",
     ),
@@ -144,7 +133,7 @@ POINTS: tuple[PointSpec, ...] = (
         ("batch", "pos", "1"),
         "ln1 divisor (std or RMS)",
         "ln1",
-        _NO_LN1,
+        NO_LN1,
     ),
     PointSpec(
         "ln1.hook_normalized",
@@ -152,7 +141,7 @@ POINTS: tuple[PointSpec, ...] = (
         _BPD,
         "ln1 output, the attention's (or mixer's) input",
         "ln1",
-        _NO_LN1,
+        NO_LN1,
     ),
     PointSpec(
         "attn.hook_q",
@@ -295,7 +284,7 @@ POINTS: tuple[PointSpec, ...] = (
         ("batch", "pos", "d_mlp"),
         "MLP pre-activation (the gate's, in gated MLPs)",
         "dense_mlp",
-        _MOE_MLP,
+        MOE_MLP,
         part="mlp",
     ),
     PointSpec(
@@ -313,7 +302,7 @@ POINTS: tuple[PointSpec, ...] = (
         ("batch", "pos", "d_mlp"),
         "MLP hidden activation, the output projection's input",
         "dense_mlp",
-        _MOE_MLP,
+        MOE_MLP,
         part="mlp",
     ),
     PointSpec(
@@ -323,7 +312,7 @@ POINTS: tuple[PointSpec, ...] = (
         "the router's logits per expert (read-only: routing is decided inside the router; "
         "edit hook_expert_weights / hook_expert_indices)",
         "moe",
-        _DENSE,
+        DENSE,
         part="mlp",
     ),
     PointSpec(
@@ -332,7 +321,7 @@ POINTS: tuple[PointSpec, ...] = (
         ("batch", "pos", "top_k"),
         "the experts each token is routed to (integer ids)",
         "moe",
-        _DENSE,
+        DENSE,
         part="mlp",
     ),
     PointSpec(
@@ -341,7 +330,7 @@ POINTS: tuple[PointSpec, ...] = (
         ("batch", "pos", "top_k"),
         "the weight of each chosen expert's output",
         "moe",
-        _DENSE,
+        DENSE,
         part="mlp",
     ),
     PointSpec(
@@ -351,13 +340,24 @@ POINTS: tuple[PointSpec, ...] = (
         "each chosen expert's output, before its weight (computed only when hooked); the "
         "experts' part of hook_mlp_out is their weighted sum",
         "moe",
-        _DENSE,
+        DENSE,
         part="mlp",
     ),
     PointSpec(
         "hook_mlp_out", "block", _BPD, "what the MLP adds to the residual stream", part="mlp"
     ),
-    PointSpec("hook_resid_post", "block", _BPD, "residual stream leaving the block"),
+    PointSpec(
+        "hook_resid_post", "block", _BPD, "residual stream leaving the block (post-LN: ln2's input)"
+    ),
+    PointSpec(
+        "hook_normalized_resid_post",
+        "block",
+        _BPD,
+        "post-LN blocks: ln2's output, the block's output (the next block's hook_resid_pre)",
+        "post_ln",
+        "{family} normalizes the stream before attention and the MLP (pre-norm): the block's "
+        "output is blocks.{layer}.hook_resid_post.",
+    ),
     PointSpec("ln_final.hook_scale", "final", ("batch", "pos", "1"), "final norm divisor"),
     PointSpec("ln_final.hook_normalized", "final", _BPD, "final norm output, the unembed's input"),
 )

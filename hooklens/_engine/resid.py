@@ -28,6 +28,14 @@ from .sites import _norm_eps
 if TYPE_CHECKING:
     from .model import HookedModel
 
+MSG_POST_LN = (
+    "{what} is not available on {family}: its blocks are post-LN (each block normalizes the "
+    "stream after attention and after the MLP), so the stream is not a sum of what each part "
+    "wrote, and no norm reads it linearly. Use cache.accumulated_resid() (the stream entering "
+    "each block, and the final one) with model.unembed_resid(...) for the logit lens, and "
+    "hook_attn_out / hook_mlp_out for what each part adds before its norm."
+)
+
 
 def _mixer_of(points: Any, layer: int) -> str | None:
     """What block `layer`'s sequence mixer writes: "attn_out", a hybrid's "mixer_out", or None
@@ -71,7 +79,13 @@ class ResidMixin:
     def __getitem__(self, key: Any) -> torch.Tensor:  # pragma: no cover - ActivationCache's
         raise NotImplementedError
 
+    def _check_sum(self, what: str) -> None:
+        """Post-LN blocks renormalize the stream in every block: it is no sum of parts."""
+        if self.model.spec.post_ln:
+            raise InputError(MSG_POST_LN.format(family=self.model.cfg.family, what=what))
+
     def _check_mid(self) -> None:
+        self._check_sum("incl_mid / mlp_input (hook_resid_mid is before ln1, not the stream)")
         if self.model.cfg.parallel_residual:
             raise InputError(
                 f"{self.model.cfg.family} uses a parallel residual: there is no hook_resid_mid "
@@ -96,7 +110,9 @@ class ResidMixin:
         `layer=1` gives ['0_pre', '1_pre']. Shape (components, [batch,] pos, d_model).
         `apply_ln` for the final stream recomputes the final norm on each entry (the logit
         lens: `model.unembed_resid(stack)` differs only by the norm's bias); for an inner layer
-        it divides by that layer's cached norm scale (see `apply_ln_to_stack`).
+        it divides by that layer's cached norm scale (see `apply_ln_to_stack`). Post-LN blocks
+        (BERT): the final entry is the last `hook_normalized_resid_post`; `incl_mid`,
+        `mlp_input` and `apply_ln` raise (use `model.unembed_resid(stack)`).
         """
         n = self.model.cfg.n_layers
         layer = stream_layer(layer, n)
@@ -105,8 +121,9 @@ class ResidMixin:
         parts: list[torch.Tensor] = []
         labels: list[str] = []
         for i in range(layer + 1):
-            if i == n:
-                parts.append(self[f"blocks.{n - 1}.hook_resid_post"])
+            if i == n:  # post-LN: the stream leaving the last block is ln2's output
+                out = "hook_normalized_resid_post" if self.model.spec.post_ln else "hook_resid_post"
+                parts.append(self[f"blocks.{n - 1}.{out}"])
                 labels.append("final_post")
                 continue
             parts.append(self[f"blocks.{i}.hook_resid_pre"])
@@ -135,12 +152,15 @@ class ResidMixin:
         """The stream entering block `layer` (the final stream for None / -1 / n_layers) as a
         sum of what each part wrote to it.
 
-        Components: hook_embed, hook_pos_embed (learned positions), then per block before
+        Components: hook_embed, hook_pos_embed (learned positions), hook_token_type_embed
+        (where the model has token types; where it normalizes their sum, as RoBERTa-PreLayerNorm
+        does, one component "embed_normalized": blocks.0.hook_resid_pre), then per block before
         `layer` hook_attn_out (hook_mixer_out on a hybrid's mixer layer) and hook_mlp_out (where
         the layer has an MLP; `mode` "attn" / "mlp" keeps one kind), and with
         `mlp_input` block `layer`'s attn_out (the MLP's input). Shape (components, [batch,]
         pos, d_model); `apply_ln` divides by the cached scale of the norm reading that stream.
         """
+        self._check_sum("decompose_resid")
         if mode not in ("all", "attn", "mlp"):
             raise InputError(f'mode must be "all", "attn" or "mlp", got {mode!r}')
         n = self.model.cfg.n_layers
@@ -152,8 +172,13 @@ class ResidMixin:
             )
         parts: list[torch.Tensor] = []
         labels: list[str] = []
-        if incl_embeds:
-            for name, label in (("hook_embed", "embed"), ("hook_pos_embed", "pos_embed")):
+        if incl_embeds and self.model.spec.embed_sum_norm is not None:
+            # the embeddings' sum is normalized before block 0: one component, that stream
+            parts.append(self["blocks.0.hook_resid_pre"])
+            labels.append("embed_normalized")
+        elif incl_embeds:
+            for name, label in (("hook_embed", "embed"), ("hook_pos_embed", "pos_embed"),
+                                ("hook_token_type_embed", "token_type_embed")):  # fmt: skip
                 if name in self._data:
                     parts.append(self[name])
                     labels.append(label)
@@ -203,6 +228,7 @@ class ResidMixin:
         so the components sum to the norm's output minus its bias. `recompute_ln=True` (final
         stream only) normalizes each component by its own statistics instead: the logit lens.
         """
+        self._check_sum("apply_ln_to_stack (and apply_ln=True)")
         model = self.model
         n = model.cfg.n_layers
         layer = stream_layer(layer, n)

@@ -53,7 +53,9 @@ def run_until(
     if k < n:
         name, prepend = f"blocks.{k}.hook_resid_pre", True
     else:
-        name, prepend = f"blocks.{n - 1}.hook_resid_post", False
+        # post-LN blocks (BERT): the block's output is ln2's, hook_normalized_resid_post
+        out = "hook_normalized_resid_post" if model.spec.post_ln else "hook_resid_post"
+        name, prepend = f"blocks.{n - 1}.{out}", False
     try:
         with model.hooks([(name, stop)], prepend=prepend):
             model.hf_model(input_ids=tokens, attention_mask=attention_mask, use_cache=False)

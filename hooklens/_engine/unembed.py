@@ -10,6 +10,39 @@ from torch import nn
 from ..architectures._spec import text_config
 
 
+class _Caught(BaseException):
+    """Carries the unembedding's input out of the LM head's forward (a BaseException, so no
+    `except Exception` in between turns it into an error)."""
+
+    def __init__(self, value: torch.Tensor) -> None:
+        super().__init__()
+        self.value = value
+
+
+def final_normed(model: Any, resid: torch.Tensor) -> torch.Tensor:
+    """The unembedding's input (..., d_model) from the stream leaving the last block: the final
+    norm's output, or, where the adapter names an LM head transform (`head`, BERT's dense,
+    activation and LayerNorm), what that head hands the unembedding."""
+    hf, spec = model.hf_model, model.spec
+    if spec.head is None or not spec.final_norm.startswith(f"{spec.head}."):
+        # the final norm reads the stream (a pre-LN encoder's head transforms its output)
+        resid = hf.get_submodule(spec.final_norm)(resid)
+    if spec.head is None:
+        return resid
+
+    def catch(module: nn.Module, args: tuple[Any, ...]) -> None:
+        raise _Caught(args[0])
+
+    handle = hf.get_submodule(spec.unembed).register_forward_pre_hook(catch)
+    try:
+        out: torch.Tensor = hf.get_submodule(spec.head)(resid)
+    except _Caught as caught:
+        return caught.value
+    finally:
+        handle.remove()
+    return out  # the head is the transform alone (ELECTRA): the unembedding comes after it
+
+
 def unembed(model: Any, normed: torch.Tensor, token_ids: list[int] | None = None) -> torch.Tensor:
     """Logits from the final norm's output (..., d_model) -> (..., d_vocab).
 

@@ -97,7 +97,15 @@ def verify(model: HookedModel) -> None:
     if problems:
         _refuse(c.architecture, problems)
     embed = cache["hook_embed"] + cache.get("hook_pos_embed", 0)
-    expect("hook_embed is the stream entering block 0", embed, cache["blocks.0.hook_resid_pre"])
+    embed = embed + cache.get("hook_token_type_embed", 0)
+    what = "hook_embed + hook_pos_embed"
+    if spec.embed_sum_norm is not None:  # BERT normalizes the embeddings' sum
+        with torch.no_grad():
+            embed = hf.get_submodule(spec.embed_sum_norm)(embed)
+        what = f"{spec.embed_sum_norm}(hook_embed + hook_pos_embed + hook_token_type_embed)"
+    expect(f"{what} is the stream entering block 0", embed, cache["blocks.0.hook_resid_pre"])
+    # post-LN blocks: the block's output is ln2's output, and the sums read ln1's
+    out_name = "hook_normalized_resid_post" if spec.post_ln else "hook_resid_post"
     rep = c.n_heads // max(c.n_kv_heads, 1)
     factors = {1.0} | {
         float(f)
@@ -110,11 +118,18 @@ def verify(model: HookedModel) -> None:
         # what mixes positions (attention, or a hybrid's mixer) and the MLP, where the layer has it
         parts = [p for p in ("hook_attn_out", "hook_mixer_out", "hook_mlp_out") if b + p in cache]
         mix = parts[0]
-        expect(
-            f"{b}hook_resid_pre + {' + '.join(parts)} is hook_resid_post",
-            pre + sum(cache[b + p] for p in parts),
-            post,
-        )
+        if spec.post_ln:
+            expect(
+                f"{b}ln1.hook_normalized + hook_mlp_out is hook_resid_post",
+                cache[b + "ln1.hook_normalized"] + cache[b + "hook_mlp_out"],
+                post,
+            )
+        else:
+            expect(
+                f"{b}hook_resid_pre + {' + '.join(parts)} is hook_resid_post",
+                pre + sum(cache[b + p] for p in parts),
+                post,
+            )
         if b + "hook_resid_mid" in cache:
             expect(
                 f"{b}hook_resid_pre + {mix} is hook_resid_mid",
@@ -123,8 +138,8 @@ def verify(model: HookedModel) -> None:
             )
         if layer + 1 < c.n_layers:
             expect(
-                f"{b}hook_resid_post enters block {layer + 1}",
-                post,
+                f"{b}{out_name} enters block {layer + 1}",
+                cache[b + out_name],
                 cache[f"blocks.{layer + 1}.hook_resid_pre"],
             )
         if b + "mlp.hook_expert_out" in cache:
@@ -157,9 +172,9 @@ def verify(model: HookedModel) -> None:
     if "z" in seen:
         z0 = cache[f"blocks.{attending[0]}.attn.hook_z"]
         expect(f"{spec.o_proj}'s input is attn.hook_z", seen["z"], z0.flatten(-2))
-    last = cache[f"blocks.{c.n_layers - 1}.hook_resid_post"]
+    last = cache[f"blocks.{c.n_layers - 1}.{out_name}"]
     with torch.no_grad():
-        expect("unembed_resid(last hook_resid_post) is the logits", model.unembed_resid(last), ref)
+        expect(f"unembed_resid(last {out_name}) is the logits", model.unembed_resid(last), ref)
     if problems:
         _refuse(c.architecture, problems)
 

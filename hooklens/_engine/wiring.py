@@ -30,13 +30,15 @@ def build_points(
     b.output_site(get_module(model, spec.embed_norm or spec.embed), "hook_embed", None, embed_scale)
     if spec.pos_embed is not None:
         b.output_site(get_module(model, spec.pos_embed), "hook_pos_embed", None, positions=True)
+    if spec.token_type_embed is not None:
+        b.output_site(get_module(model, spec.token_type_embed), "hook_token_type_embed", None)
     for layer, block in enumerate(b.blocks):
         sub = block.get_submodule
         feats = spec.layer_features(model.config, layer)  # a hybrid's layers differ
         # a factor the block applies to what each part adds to the stream (Granite)
         out_scale = float(getattr(block, spec.output_scale)) if spec.output_scale else 1.0
         b.input_site(block, "hook_resid_pre", layer, in_place=False)
-        if spec.ln1 is not None:
+        if spec.ln1 is not None:  # post-LN: ln1 normalizes resid_mid (after attention)
             b.norm_site(sub(spec.ln1), "ln1", layer)
         if "attention" in feats:
             _attention_parts(b, block, layer, out_scale)
@@ -44,7 +46,12 @@ def build_points(
             b.output_site(sub(spec.layers[layer].mixer), "hook_mixer_out", layer)
         if "mlp" in feats:
             _mlp_parts(b, block, layer, feats, out_scale)
-        b.output_site(block, "hook_resid_post", layer)
+        if spec.post_ln:  # the stream before ln2; the block's output is ln2's
+            b.input_site(sub(spec.ln2 or ""), "hook_resid_post", layer, in_place=False)
+            b.norm_site(sub(spec.ln2 or ""), "ln2", layer)
+            b.output_site(block, "hook_normalized_resid_post", layer)
+        else:
+            b.output_site(block, "hook_resid_post", layer)
         add_head_sites(b, block, layer)
     b.norm_site(get_module(model, spec.final_norm), "ln_final", None)
     return _ordered(b)
@@ -76,7 +83,7 @@ def _mlp_parts(
         b.input_site(sub(mid_at), "hook_resid_mid", layer, in_place=True)
     # a layer that is only an MLP (Nemotron-H) has one norm, the MLP's
     ln2 = spec.ln1 if spec.layers is not None and spec.layers[layer].kind == "mlp" else spec.ln2
-    if ln2 is not None:
+    if ln2 is not None and not spec.post_ln:  # post-LN: ln2 is served with resid_post
         b.norm_site(sub(ln2), "ln2", layer)
     if spec.moe_router is not None and spec.moe_experts is not None and "moe" in feats:
         b.router_site(sub(spec.moe_router), layer)

@@ -27,6 +27,10 @@ MSG_NOT_DIRECT = """{family}'s {what} is normalized before it is added to the re
 decomposition would not add up. Use cache.decompose_resid(), whose components are what each
 sublayer added."""
 
+MSG_HEAD = """{family}'s LM head ({head}) transforms the final stream (dense, activation,
+LayerNorm) before the unembedding, so its logits are not linear in the stream: per-component
+logit attributions do not exist. Use model.unembed_resid(stream) (the logit lens) instead."""
+
 
 def resolve_layer(layer: int | None, n_layers: int) -> int:
     """A stream boundary in 0..n_layers; None and negatives count from the final stream."""
@@ -52,6 +56,7 @@ def _writes_directly(cache: ActivationCache, kind: str) -> bool:
 
 
 def _check_direct(cache: ActivationCache, kind: str) -> None:
+    cache._check_sum("a per-head / per-neuron decomposition of the stream")  # post-LN blocks
     if not _writes_directly(cache, kind):
         what = "attention" if kind == "attn" else "MLP"
         raise ValueError(MSG_NOT_DIRECT.format(family=cache.model.cfg.family, what=what))
@@ -78,6 +83,7 @@ def compute_head_results(cache: ActivationCache, store: dict[str, torch.Tensor])
 
 
 def _stream(cache: ActivationCache, layer: int, mlp_input: bool = False) -> torch.Tensor:
+    cache._check_sum("incl_remainder (the stream minus the parts)")  # post-LN blocks
     n = cache.model.cfg.n_layers
     if layer >= n:
         return cache[f"blocks.{n - 1}.hook_resid_post"]
@@ -269,6 +275,8 @@ def logit_attrs(
     `has_batch_dim` (None: the cache's own) says whether `batch_slice` applies to the scale.
     Returns (components, [batch,] [pos]).
     """
+    if cache.model.spec.head is not None:
+        raise ValueError(MSG_HEAD.format(family=cache.model.cfg.family, head=cache.model.spec.head))
     if incorrect_tokens is not None and _shape(cache, tokens) != _shape(cache, incorrect_tokens):
         raise ValueError(
             "tokens and incorrect_tokens must have the same shape; got "

@@ -28,6 +28,7 @@ from . import (
     xglm,
 )
 from ._derive import derive
+from ._encoder import derive_encoder, is_encoder
 from ._spec import ArchSpec, Proj
 
 #: every adapter; a module with `SPECS` has one per configuration variant (Falcon), tried in order
@@ -104,7 +105,7 @@ def adapter_for_model(hf_model: Any) -> ArchSpec:
     if find_adapter(class_name) is not None:
         return check_supported(class_name, hf_model.config)
     try:
-        return derive(hf_model)
+        return derive_encoder(hf_model) if is_encoder(hf_model) else derive(hf_model)
     except UnsupportedModelError as exc:
         raise UnsupportedModelError(
             MSG_UNSUPPORTED.format(

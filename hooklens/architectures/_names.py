@@ -50,3 +50,36 @@ OUTPUT_SCALE = ("residual_multiplier", "residual_scale")
 EXPERTS_CALL = ("hidden_states", "top_k_index", "top_k_weights")
 #: config attributes of logit scaling: (attribute, "mul" or "div")
 LOGIT_SCALES = (("logit_scale", "mul"), ("logits_scaling", "div"))
+#: a post-LN block (BERT and its descendants), role -> path in the block: the residual is added
+#: inside the modules holding the norms (`attention.output`, `output`), before their norm
+POST_LN_BLOCK = {
+    "attn": "attention.self",
+    "q": "attention.self.query",
+    "k": "attention.self.key",
+    "v": "attention.self.value",
+    "o_proj": "attention.output.dense",
+    "ln1": "attention.output.LayerNorm",
+    "mlp_in": "intermediate.dense",
+    "mlp_down": "output.dense",
+    "ln2": "output.LayerNorm",
+}
+#: a pre-LN block of the same modules (RoBERTa-PreLayerNorm, XLM-RoBERTa-XL): BERT's paths
+#: but the norms, which read the stream before attention and before the MLP (candidates)
+PRE_LN_NORMS = {
+    "ln1": ("attention.LayerNorm", "attention.self_attn_layer_norm", "attention.ln"),
+    "ln2": ("intermediate.LayerNorm", "LayerNorm", "ln"),
+}
+#: BERT self-attention modules that compute attention themselves (scores / sqrt(d_head) plus
+#: the model's additive mask): hooklens reimplements their forward (`_encoder.py`)
+EAGER_BERT_ATTENTION = ("MegatronBertSelfAttention", "RemBertSelfAttention")
+#: a pre-LN encoder's final norm, next to its blocks or next to its encoder
+ENCODER_FINAL_NORM = ("LayerNorm", "ln")
+#: the embedding module's parts next to the token embedding: positions, token types, the norm
+#: of their sum
+EMBED_POS = ("position_embeddings",)
+EMBED_TOKEN_TYPE = ("token_type_embeddings",)
+EMBED_SUM_NORM = ("LayerNorm", "layer_norm")
+#: the LM head's transform where it is not the unembedding's parent (ELECTRA), and the final
+#: norm inside a head
+HEAD = ("generator_predictions",)
+HEAD_NORM = ("transform.LayerNorm", "LayerNorm", "layer_norm")

@@ -39,6 +39,9 @@ TINY: dict[str, Any] = {
     # the decoder (and unused encoder) of sequence-to-sequence families' causal LMs
     "decoder_layers": 2, "encoder_layers": 2, "decoder_ffn_dim": 128, "encoder_ffn_dim": 128,
     "decoder_attention_heads": 4, "encoder_attention_heads": 4, "dim_ff": 128, "dim_head": 16,
+    # encoders used as causal LMs (BERT, RoBERTa, ...) attend causally only as decoders, as
+    # transformers asks of them; the width of ELECTRA's embeddings
+    "is_decoder": True, "embedding_size": 64,
 }  # fmt: skip
 #: Keys of optional parts: where a config's default is None (no low-rank q), it stays None.
 OPTIONAL = frozenset({"q_lora_rank"})

@@ -120,6 +120,20 @@ class ArchSpec:
     #: a norm applied to the token embedding before block 0 (BLOOM): `hook_embed` is its output,
     #: as in TransformerLens
     embed_norm: str | None = None
+    #: post-LN blocks (BERT): `ln1` normalizes `hook_resid_mid` (resid_pre + attn_out) into the
+    #: MLP's input, `ln2` normalizes `hook_resid_post` (ln1's output + mlp_out) into the block's
+    #: output (`hook_normalized_resid_post`, the next block's `hook_resid_pre`), as in
+    #: TransformerLens's BertBlock
+    post_ln: bool = False
+    #: a token-type embedding added to the token and position embeddings (all type 0 in a
+    #: causal-LM call), and a norm of that sum before block 0 (BERT's embedding LayerNorm)
+    token_type_embed: str | None = None
+    embed_sum_norm: str | None = None
+    #: the module that turns the stream leaving the last block into the unembedding's input
+    #: (BERT's LM-head transform: dense, activation, LayerNorm), when that is more than
+    #: `final_norm`; the unembedding's input is read where the module calls `unembed`.
+    #: `final_norm` is that LayerNorm inside it (post-LN), or a norm applied before it (pre-LN)
+    head: str | None = None
     #: mixture-of-experts MLP: its router (returns logits per expert first) and its experts
     #: module (called with hidden states, chosen expert ids, their weights); None when dense.
     moe_router: str | None = None
@@ -245,6 +259,10 @@ class ArchSpec:
             found.add("ln1")
         if self.ln2 is not None:
             found.add("ln2")
+        if self.post_ln:
+            found.add("post_ln")
+        if self.token_type_embed is not None:
+            found.add("token_types")
         if self.attention_layers(len(self.layers or ())) or self.layers is None:
             found.add("attention")
         found.add("mlp")

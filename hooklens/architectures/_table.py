@@ -56,12 +56,14 @@ _WHEN = {
     "rotary": "rotary positions",
     "sequential": "sequential residual",
     "gated_mlp": "gated MLP",
-    "ln1": "a norm before attention",
+    "ln1": "a norm before attention (post-LN blocks: after it)",
     "ln2": "a separate MLP norm",
     "mha": "as many key/value heads as query heads (no grouped-query attention)",
     "dense_mlp": "a dense MLP",
     "moe": "a mixture-of-experts MLP",
     "sinks": "a learned attention sink per head (GPT-OSS, Flint, Granite SWA)",
+    "token_types": "token-type embeddings (BERT)",
+    "post_ln": "post-LN blocks (BERT)",
 }
 #: which layers have a point of each part of a block
 _PART = {

@@ -55,7 +55,9 @@ def _check_qkv(model: hl.HookedModel, cache: hl.ActivationCache) -> None:
     for layer in attending:
         block = f"blocks.{layer}."
         source = block + "ln1.hook_normalized"
-        x = cache[source] if source in names else cache[block + "hook_resid_pre"]
+        # post-LN blocks (BERT): attention reads the block's input, ln1 comes after it
+        pre_norm = source in names and not model.spec.post_ln
+        x = cache[source] if pre_norm else cache[block + "hook_resid_pre"]
         try:
             w = model.weights.layer(layer)
             qkv = [(w.W_Q, w.b_Q), (w._W_K, w._b_K), (w._W_V, w._b_V)]
@@ -97,6 +99,8 @@ def _check_head_results(model: hl.HookedModel, tokens: torch.Tensor) -> None:
 
 
 def _check_resid_sums(model: hl.HookedModel, cache: hl.ActivationCache) -> None:
+    if model.spec.post_ln:
+        return _check_post_ln_resid(model, cache)
     final = cache[f"blocks.{model.cfg.n_layers - 1}.hook_resid_post"]
     mid = "blocks.0.hook_resid_mid" in model.hook_names()  # none with a parallel residual
     stack, labels = cache.accumulated_resid(layer=-1, incl_mid=mid, return_labels=True)
@@ -104,6 +108,29 @@ def _check_resid_sums(model: hl.HookedModel, cache: hl.ActivationCache) -> None:
     _close(stack[-1], final)
     parts = cache.decompose_resid(layer=-1)
     _close(parts.sum(0), final)
+
+
+def _check_post_ln_resid(model: hl.HookedModel, cache: hl.ActivationCache) -> None:
+    """Post-LN blocks: the sums TransformerLens's BertBlock defines hold, the final stream is
+    the last block's output, and the decompositions that would not add up raise."""
+    n = model.cfg.n_layers
+    for layer in range(n):
+        b = f"blocks.{layer}."
+        _close(
+            cache[b + "hook_resid_pre"] + cache[b + "hook_attn_out"], cache[b + "hook_resid_mid"]
+        )
+        _close(cache[b + "ln1.hook_normalized"] + cache[b + "hook_mlp_out"],
+               cache[b + "hook_resid_post"])  # fmt: skip
+        _close(cache[b + "ln2.hook_normalized"], cache[b + "hook_normalized_resid_post"])
+    stack, labels = cache.accumulated_resid(layer=-1, return_labels=True)
+    assert labels[-1] == "final_post"
+    final = cache[f"blocks.{n - 1}.hook_normalized_resid_post"]
+    _close(stack[-1], final)
+    for call in (lambda: cache.decompose_resid(layer=-1),
+                 lambda: cache.accumulated_resid(incl_mid=True),
+                 lambda: cache.accumulated_resid(apply_ln=True)):  # fmt: skip
+        with pytest.raises(hl.InputError, match="post-LN"):
+            call()
 
 
 def _check_gradients(model: hl.HookedModel, tokens: torch.Tensor) -> None:

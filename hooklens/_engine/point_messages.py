@@ -1,0 +1,26 @@
+"""The messages of the hook-point table (`points.py`): why a point is missing, what to use."""
+
+from __future__ import annotations
+
+PER_HEAD = "the residual stream entering the block (before ln1), one copy per {}; edits reach "
+MOE_MLP = (
+    "{family}'s MLP is a mixture of experts, with no single hidden layer. Use "
+    "blocks.{layer}.mlp.hook_router_logits / hook_expert_indices / hook_expert_weights, or "
+    "blocks.{layer}.hook_mlp_out."
+)
+DENSE = "{family}'s MLP is dense (no experts). Use blocks.{layer}.mlp.hook_pre / hook_post."
+NO_LN1 = (
+    "{family} has no norm before attention: its norms are applied to what attention and the "
+    "MLP add to the stream (blocks.{layer}.hook_attn_out / hook_mlp_out are their outputs). "
+    "Use blocks.{layer}.hook_resid_pre, the attention's input."
+)
+
+NO_PART: dict[str, str] = {
+    "attention": "layer {layer} of this model is a {mixer} layer and has no attention; layers "
+    "with attention: {attn_layers}. Use blocks.{layer}.hook_mixer_out for what its mixer adds to "
+    "the residual stream.",
+    "mixer": "layer {layer} of this model is an {mixer} layer, not a state-space or other "
+    "sequence mixer. Use blocks.{layer}.hook_attn_out for what it adds to the residual stream.",
+    "mlp": "layer {layer} of this model has no MLP (it is a {mixer} layer alone). Use "
+    "blocks.{layer}.hook_resid_post.",
+}

@@ -1,0 +1,204 @@
+"""Derive an adapter for encoder blocks used as decoders (BERT and its descendants).
+
+BERT's block is post-LN: it adds attention's output to its input and normalizes the sum
+(`ln1`), then adds the MLP's output to that and normalizes again (`ln2`); the residual
+additions happen inside the modules that hold the norms. RoBERTa-PreLayerNorm and
+XLM-RoBERTa-XL keep those modules but normalize before attention and before the MLP (pre-LN),
+with a final norm after the last block. The embedding is the sum of token, position and
+token-type embeddings (normalized, in BERT); the LM head transforms the last stream (dense,
+activation, LayerNorm) before the unembedding. `derive_encoder` finds those modules by the
+paths transformers gives them (data in `_names.py`) and returns an `ArchSpec` (`post_ln` for
+BERT's blocks, `head` for the transform), which the engine checks against the model's forward
+like every derived adapter (`_engine/verify.py`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from .._engine.attention import attention_forward
+from .._engine.own_attention import additive_mask, split_heads
+from .._errors import UnsupportedModelError
+from ._derive import _child, _find_blocks, _path_of, _refuse, norm_eps, norm_kind
+from ._names import (
+    EAGER_BERT_ATTENTION,
+    EMBED_POS,
+    EMBED_SUM_NORM,
+    EMBED_TOKEN_TYPE,
+    ENCODER_FINAL_NORM,
+    HEAD,
+    HEAD_NORM,
+    POST_LN_BLOCK,
+    PRE_LN_NORMS,
+)
+from ._spec import ArchSpec
+
+MSG_NOT_CAUSAL = (
+    "its attention attends to later positions too ({cls}.is_causal is False: the config has "
+    "is_decoder=False). Load it as a decoder: from_pretrained(name, is_decoder=True)."
+)
+
+
+def _has(block: nn.Module, path: str) -> bool:
+    try:
+        block.get_submodule(path)
+    except AttributeError:
+        return False
+    return True
+
+
+def _pre_ln_norms(block: nn.Module) -> dict[str, str] | None:
+    found = {role: _find(block, names) for role, names in PRE_LN_NORMS.items()}
+    return None if None in found.values() else found  # type: ignore[return-value]
+
+
+def _block_roles(block: nn.Module) -> dict[str, str] | None:
+    """The block's role -> path: BERT's post-LN block, or a pre-LN block of the same modules;
+    None for any other block."""
+    shared = {k: v for k, v in POST_LN_BLOCK.items() if k not in ("ln1", "ln2")}
+    if not all(_has(block, p) for p in shared.values()):
+        return None
+    if all(_has(block, POST_LN_BLOCK[n]) for n in ("ln1", "ln2")):
+        return dict(POST_LN_BLOCK)
+    norms = _pre_ln_norms(block)
+    return None if norms is None else {**shared, **norms}
+
+
+def is_encoder(model: nn.Module) -> bool:
+    """Whether `model`'s blocks are BERT's (post-LN) or its pre-LN variant's."""
+    n_layers = getattr(getattr(model, "config", None), "num_hidden_layers", None)
+    if not isinstance(n_layers, int) or n_layers < 1:
+        return False
+    for _, module in model.named_modules():
+        if isinstance(module, nn.ModuleList) and len(module) == n_layers:
+            return _block_roles(module[0]) is not None
+    return False
+
+
+def _find(root: nn.Module, names: tuple[str, ...]) -> str | None:
+    return next((n for n in names if _has(root, n)), None)
+
+
+def derive_encoder(model: nn.Module) -> ArchSpec:
+    """An adapter for a model of encoder blocks (checked later against its forward)."""
+    config: Any = model.config
+    embed = _path_of(model, model.get_input_embeddings())  # type: ignore[operator]
+    unembed = _path_of(model, model.get_output_embeddings())  # type: ignore[operator]
+    if embed is None or unembed is None:
+        raise _refuse(model, "no input or output embedding module")
+    blocks = _find_blocks(model, config.num_hidden_layers, embed)
+    block = model.get_submodule(blocks)[0]  # type: ignore[index]
+    roles = _block_roles(block)
+    if roles is None:
+        raise _refuse(model, f"{type(block).__name__} is no BERT block ({POST_LN_BLOCK})")
+    post_ln = roles["ln1"] == POST_LN_BLOCK["ln1"]
+    attn = block.get_submodule(roles["attn"])
+    if getattr(attn, "is_causal", getattr(attn, "is_decoder", True)) is False:
+        raise UnsupportedModelError(
+            f"{type(model).__name__} cannot be wrapped as a causal LM: "
+            + MSG_NOT_CAUSAL.format(cls=type(attn).__name__)
+        )
+    width = getattr(model.get_submodule(embed), "embedding_dim", config.hidden_size)
+    if width != config.hidden_size:
+        raise UnsupportedModelError(
+            f"{type(model).__name__} cannot be wrapped: its embeddings (width {width}) are "
+            f"projected to the residual stream (width {config.hidden_size}) before block 0, "
+            "and hooklens has no points for that projection yet."
+        )
+    embed_parent = embed.rpartition(".")[0]
+    embeddings = model.get_submodule(embed_parent)
+    pos = _child(embeddings, EMBED_POS)
+    token_type = _child(embeddings, EMBED_TOKEN_TYPE)
+    sum_norm = _child(embeddings, EMBED_SUM_NORM)
+    if sum_norm is None and post_ln:
+        raise _refuse(model, f"no norm of the embeddings in {embed_parent} ({EMBED_SUM_NORM})")
+    # the head: the unembedding's parent calls it after its transform, or a module next to it
+    parent = unembed.rpartition(".")[0]
+    head = parent or next((n for n in HEAD if _child(model, (n,))), None)
+    if head is None:
+        raise _refuse(model, f"no LM head transform before {unembed} (looked for {HEAD})")
+    head_norm = _find(model.get_submodule(head), HEAD_NORM)
+    if head_norm is None:
+        raise _refuse(model, f"no norm in its LM head {head} (looked for {HEAD_NORM})")
+    final = f"{head}.{head_norm}"
+    if not post_ln:  # the final norm reads the stream after the last block, before the head
+        encoder = blocks.rpartition(".")[0]
+        found = [
+            f"{parent}.{name}" if parent else name
+            for parent in (encoder, encoder.rpartition(".")[0])
+            for name in ENCODER_FINAL_NORM
+            if _has(model.get_submodule(parent), name)
+        ]
+        if not found:
+            raise _refuse(model, f"no final norm next to {blocks} ({ENCODER_FINAL_NORM})")
+        final = found[0]
+    like = next(model.parameters())
+    width = int(config.hidden_size)
+    norms = [block.get_submodule(roles["ln1"]), block.get_submodule(roles["ln2"])]
+    norms += [model.get_submodule(f"{head}.{head_norm}"), model.get_submodule(final)]
+    norms += [embeddings.get_submodule(sum_norm)] if sum_norm else []
+    kinds = {norm_kind(m, norm_eps(m), width, like) for m in norms}
+    if len(kinds) > 1:
+        raise _refuse(model, f"its norms compute different things ({sorted(kinds)})")
+    (norm, offset), *_ = kinds
+    qkv = (roles["q"], roles["k"], roles["v"])
+    return ArchSpec(
+        family=str(getattr(config, "model_type", type(model).__name__)),
+        hf_classes=(type(model).__name__,),
+        embed=embed,
+        blocks=blocks,
+        final_norm=final,
+        unembed=unembed,
+        ln1=roles["ln1"],
+        attn=roles["attn"],
+        attn_out=roles["o_proj"],
+        ln2=roles["ln2"],
+        mlp_in=roles["mlp_in"],
+        mlp_down=roles["mlp_down"],
+        mlp_out=roles["mlp_down"],
+        resid_mid_at=roles["ln1"] if post_ln else None,
+        o_proj=roles["o_proj"],
+        qkv=qkv,
+        pos_embed=f"{embed_parent}.{pos}" if pos else None,
+        positional="learned",
+        norm=norm,  # type: ignore[arg-type]
+        norm_weight_offset=offset,
+        post_ln=post_ln,
+        token_type_embed=f"{embed_parent}.{token_type}" if token_type else None,
+        embed_sum_norm=f"{embed_parent}.{sum_norm}" if sum_norm else None,
+        head=head,
+        attn_forward=_eager_forward if type(attn).__name__ in EAGER_BERT_ATTENTION else None,
+        derived=True,
+    )
+
+
+def _eager_forward(
+    self: Any,
+    hidden_states: torch.Tensor,
+    attention_mask: torch.Tensor | None = None,
+    encoder_hidden_states: torch.Tensor | None = None,
+    cache: Any = None,
+    output_attentions: bool = False,
+    **kwargs: Any,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """BERT's eager self-attention (`EAGER_BERT_ATTENTION`), with attention computed by
+    hooklens's function: q, k, v from `query`/`key`/`value`, scores scaled by 1/sqrt(d_head),
+    the model's mask added."""
+    if encoder_hidden_states is not None:
+        raise NotImplementedError("hooklens serves self-attention only, not cross-attention")
+    n_heads = self.num_attention_heads
+    query = split_heads(self.query(hidden_states), n_heads)
+    key = split_heads(self.key(hidden_states), n_heads)
+    value = split_heads(self.value(hidden_states), n_heads)
+    if cache is not None:
+        own = getattr(cache, "self_attention_cache", cache)  # an encoder-decoder cache's own
+        key, value = own.update(key, value, self.layer_idx)
+    q_len, k_len = query.shape[2], key.shape[2]
+    mask = additive_mask(attention_mask, q_len, k_len, query.dtype, query.device)
+    dropout = self.dropout.p if self.training else 0.0
+    scaling = self.attention_head_size**-0.5
+    z, weights = attention_forward(self, query, key, value, mask, dropout=dropout, scaling=scaling)
+    return z.reshape(*z.shape[:2], -1), weights
