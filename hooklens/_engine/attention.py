@@ -31,10 +31,15 @@ class AttnSite:
     """The hook points of one layer that are served inside the attention function.
 
     `q`/`k` are None when the family reads pre-rotary q/k at a projection module instead;
-    `rot_q`/`rot_k` are None for families without rotary embeddings.
+    `rot_q`/`rot_k` are None for families without rotary embeddings. While `keep` is non-zero
+    (a gate on attention's output is hooked, `_engine/gate.py`), `kept` holds the z just
+    returned, from which the gate's site rebuilds what the output projection reads.
     """
 
-    __slots__ = ("__weakref__", "count", "k", "pattern", "q", "rot_k", "rot_q", "scores", "v", "z")
+    __slots__ = (
+        "__weakref__", "count", "k", "keep", "kept", "pattern", "q", "rot_k", "rot_q", "scores",
+        "v", "z",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -51,6 +56,8 @@ class AttnSite:
         self.rot_q, self.rot_k = rot_q, rot_k
         self.scores, self.pattern, self.z = scores, pattern, z
         self.count = 0
+        self.keep = 0
+        self.kept: torch.Tensor | None = None
 
 
 #: attention module -> the sites of every HookedModel wrapping it (usually one). All weak:
@@ -267,6 +274,8 @@ def attention_forward(
         )
     if site.z.active:
         z = site.z.fire(z)
+    if site.keep:
+        site.kept = z
     return z, pattern
 
 

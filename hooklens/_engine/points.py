@@ -29,6 +29,7 @@ Feature = Literal[
     "attention",
     "mixer",
     "mlp",
+    "gated_attn",
 ]
 #: The part of a block a point belongs to; a layer without that part (a state-space mixer layer
 #: has no attention, a Mamba block no MLP) has none of its points.
@@ -219,14 +220,26 @@ POINTS: tuple[PointSpec, ...] = (
         "attn.hook_z",
         "block",
         ("batch", "pos", "n_heads", "d_head"),
-        "per-head attention output, before the output projection",
+        "per-head attention output: the pattern-weighted values",
+        part="attention",
+    ),
+    PointSpec(
+        "attn.hook_gate",
+        "block",
+        ("batch", "pos", "n_heads", "d_head"),
+        "the attention output's gate, after its nonlinearity (one per head broadcast over "
+        "d_head where the model gates whole heads): the output projection reads z * gate",
+        "gated_attn",
+        "{family}'s attention output is not gated: its output projection reads "
+        "blocks.{layer}.attn.hook_z itself.",
         part="attention",
     ),
     PointSpec(
         "attn.hook_result",
         "block",
         ("batch", "pos", "n_heads", "d_model"),
-        "each head's output, z @ W_O per head; attention's output is their sum plus b_O (edits "
+        "each head's output, z @ W_O per head (z * hook_gate @ W_O where attention's output is "
+        "gated: W_O acts on the gated z); attention's output is their sum plus b_O (edits "
         "reach it)",
         on_demand=True,
         part="attention",

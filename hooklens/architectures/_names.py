@@ -47,3 +47,6 @@ OUTPUT_SCALE = ("residual_multiplier", "residual_scale")
 EXPERTS_CALL = ("hidden_states", "top_k_index", "top_k_weights")
 #: config attributes of logit scaling: (attribute, "mul" or "div")
 LOGIT_SCALES = (("logit_scale", "mul"), ("logits_scaling", "div"))
+#: an attention module's projection of the gate on its output (`AttnGate`); else the q
+#: projection, when it is twice as wide as the output projection's input (Qwen3-Next)
+ATTN_GATE = ("gate_proj", "g_proj")

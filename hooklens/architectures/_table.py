@@ -61,6 +61,7 @@ _WHEN = {
     "mha": "as many key/value heads as query heads (no grouped-query attention)",
     "dense_mlp": "a dense MLP",
     "moe": "a mixture-of-experts MLP",
+    "gated_attn": "a gate on attention's output (o_proj reads z * gate)",
 }
 #: which layers have a point of each part of a block
 _PART = {
