@@ -76,6 +76,7 @@ class PointSpec:
 
 
 _BPD = ("batch", "pos", "d_model")
+_BHQK = ("batch", "n_heads", "q", "k")
 _PER_HEAD = "the residual stream entering the block (before ln1), one copy per {}; edits reach "
 _MOE_MLP = (
     "{family}'s MLP is a mixture of experts, with no single hidden layer. Use "
@@ -205,17 +206,11 @@ POINTS: tuple[PointSpec, ...] = (
     PointSpec(
         "attn.hook_attn_scores",
         "block",
-        ("batch", "n_heads", "q", "k"),
+        _BHQK,
         "scaled (and soft-capped) scores with the mask applied, before softmax",
         part="attention",
     ),
-    PointSpec(
-        "attn.hook_pattern",
-        "block",
-        ("batch", "n_heads", "q", "k"),
-        "attention weights",
-        part="attention",
-    ),
+    PointSpec("attn.hook_pattern", "block", _BHQK, "attention weights", part="attention"),
     PointSpec(
         "attn.hook_z",
         "block",
@@ -227,20 +222,17 @@ POINTS: tuple[PointSpec, ...] = (
         "attn.hook_gate",
         "block",
         ("batch", "pos", "n_heads", "d_head"),
-        "the attention output's gate, after its nonlinearity (one per head broadcast over "
-        "d_head where the model gates whole heads): the output projection reads z * gate",
+        "the gate on attention's output, after its nonlinearity: o_proj reads z * gate",
         "gated_attn",
-        "{family}'s attention output is not gated: its output projection reads "
-        "blocks.{layer}.attn.hook_z itself.",
+        "{family}'s attention output is not gated: o_proj reads blocks.{layer}.attn.hook_z.",
         part="attention",
     ),
     PointSpec(
         "attn.hook_result",
         "block",
         ("batch", "pos", "n_heads", "d_model"),
-        "each head's output, z @ W_O per head (z * hook_gate @ W_O where attention's output is "
-        "gated: W_O acts on the gated z); attention's output is their sum plus b_O (edits "
-        "reach it)",
+        "each head's output, z @ W_O per head (z * hook_gate where attention is gated); "
+        "attention's output is their sum plus b_O (edits reach it)",
         on_demand=True,
         part="attention",
     ),
