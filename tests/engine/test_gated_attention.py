@@ -163,3 +163,27 @@ def test_head_results_and_weights_of_gated_attention(gated):
     torch.testing.assert_close(ours, base, atol=1e-5, rtol=1e-4)
     assert (edited - base).abs().max() > 1e-4
     torch.testing.assert_close(after[gate], cache[gate])
+
+
+@pytest.mark.parametrize("gated", ["laguna"], indirect=True)
+def test_gate_gradient_equals_autograd(gated):
+    """The gradient cached at hook_gate is autograd's: d loss / d (o_proj's input) * z."""
+    model, c = gated, gated.cfg
+    at = model.spec.attention_layers(c.n_layers)[0]
+    gate, z = f"blocks.{at}.attn.hook_gate", f"blocks.{at}.attn.hook_z"
+    tokens = _tokens()
+    _, cache = model.run_with_cache(tokens, names_filter=[gate, z], incl_bwd=True,
+                                    return_type="loss")  # fmt: skip
+    kept = []
+    block = model.hf_model.get_submodule(model.spec.blocks)[at]
+    o_proj = block.get_submodule(model.spec.o_proj)
+    handle = o_proj.register_forward_pre_hook(lambda m, a: kept.append(a[0]))
+    try:
+        logits = model.hf_model(tokens, use_cache=False).logits
+    finally:
+        handle.remove()
+    loss = torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1), tokens[:, 1:].flatten())
+    (grad,) = torch.autograd.grad(loss, [kept[0]])
+    want = grad.view(cache[z].shape) * cache[z]
+    assert want.abs().max() > 0
+    torch.testing.assert_close(cache[gate + "_grad"], want, atol=2e-4, rtol=2e-4)
