@@ -34,11 +34,14 @@ class AttnSite:
 
     `q`/`k` are None when the family reads pre-rotary q/k at a projection module instead;
     `rot_q`/`rot_k` are None for families without rotary embeddings, `sink` for attention
-    without learned sinks.
+    without learned sinks. While `keep` is non-zero (a gate on attention's output is hooked,
+    `_engine/gate.py`), `kept` holds the z just returned, from which the gate's site rebuilds
+    what the output projection reads.
     """
 
     __slots__ = (
-        "__weakref__", "count", "k", "pattern", "q", "rot_k", "rot_q", "scores", "sink", "v", "z",
+        "__weakref__", "count", "k", "keep", "kept", "pattern", "q", "rot_k", "rot_q", "scores",
+        "sink", "v", "z",
     )  # fmt: skip
 
     def __init__(
@@ -57,6 +60,8 @@ class AttnSite:
         self.scores, self.pattern, self.z = scores, pattern, z
         self.sink: HookPoint | None = None  # layers whose attention has a learned sink
         self.count = 0
+        self.keep = 0
+        self.kept: torch.Tensor | None = None
 
 
 #: attention module -> the sites of every HookedModel wrapping it (usually one). All weak:
@@ -300,6 +305,8 @@ def attention_forward(
         )
     if site.z.active:
         z = site.z.fire(z)
+    if site.keep:
+        site.kept = z
     return z, pattern
 
 

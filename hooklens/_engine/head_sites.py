@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from .linear import join_qkv, o_module, qkv_modules, read_o, read_qkv
+from .linear import join_qkv, module_output, o_module, qkv_modules, read_o, read_qkv
 
 if TYPE_CHECKING:
     from .sites import Builder
@@ -104,7 +104,7 @@ def _input_site(b: Builder, block: nn.Module, layer: int) -> None:
 
     def _replacer(i: int) -> Any:
         def hook(mod: nn.Module, args: Any, out: torch.Tensor) -> torch.Tensor:
-            return pending[i].reshape(out.shape).to(out.dtype)
+            return module_output(spec, i, out, pending[i], nh)
 
         return hook
 

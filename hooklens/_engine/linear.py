@@ -55,10 +55,14 @@ def read_qkv(spec: ArchSpec, cfg: Any, block: nn.Module) -> list[WeightAndBias]:
     heads = (nh, nkv, nkv)
     mods = qkv_modules(spec, block)
     layout = spec.qkv_layout
-    if layout == "flat":
+    if layout in ("flat", "q_gate_per_head"):
         found: list[WeightAndBias] = []
         for mod, n in zip(mods, heads, strict=True):
             w, b = in_out(mod), bias_of(mod)
+            if layout == "q_gate_per_head" and mod is mods[0]:  # per head: queries, then gate
+                wq = w.view(w.shape[0], n, 2, dh)[:, :, 0].permute(1, 0, 2)
+                found.append((wq, None if b is None else b.view(n, 2, dh)[:, 0]))
+                continue
             wv = w.view(w.shape[0], n, dh).permute(1, 0, 2)
             found.append((wv, None if b is None else b.view(n, dh)))
         return found
@@ -83,11 +87,24 @@ def join_qkv(spec: ArchSpec, parts: list[torch.Tensor]) -> list[torch.Tensor]:
     """Per-head q, k, v (batch, pos, heads, d_head) -> the output of each q/k/v module, in the
     order of `qkv_modules` (the inverse of `read_qkv`'s layout)."""
     lead = parts[0].shape[:2]
-    if spec.qkv_layout == "flat":
+    if spec.qkv_layout in ("flat", "q_gate_per_head"):  # q's gate rows: `module_output`
         return [p.reshape(*lead, -1) for p in parts]
     if spec.qkv_layout == "concat_qkv":
         return [torch.cat([p.reshape(*lead, -1) for p in parts], dim=-1)]
     return [torch.stack(parts, dim=-2).reshape(*lead, -1)]  # per_head_qkv: (heads, 3, d_head)
+
+
+def module_output(
+    spec: ArchSpec, index: int, out: torch.Tensor, new: torch.Tensor, n_heads: int
+) -> torch.Tensor:
+    """What q/k/v module `index` (of `qkv_modules`) outputs when its heads' outputs are `new`
+    (from `join_qkv`): `new`, except that a q projection that also holds the attention gate's
+    input keeps those rows of its own output `out`."""
+    if spec.qkv_layout == "q_gate_per_head" and index == 0:
+        merged = out.reshape(*out.shape[:-1], n_heads, 2, -1).clone()  # per head: q, gate
+        merged[..., 0, :] = new.reshape(merged[..., 0, :].shape).to(out.dtype)
+        return merged.reshape(out.shape)
+    return new.reshape(out.shape).to(out.dtype)
 
 
 def o_module(spec: ArchSpec, block: nn.Module) -> nn.Module:

@@ -14,6 +14,13 @@ NO_LN1 = (
     "MLP add to the stream (blocks.{layer}.hook_attn_out / hook_mlp_out are their outputs). "
     "Use blocks.{layer}.hook_resid_pre, the attention's input."
 )
+NO_ROTARY = (
+    "{{family}} uses learned absolute positions (hook_pos_embed) or an ALiBi bias in the "
+    "scores, so {x} is never rotated. Use blocks.{{layer}}.attn.hook_{x}."
+)
+ONE_NORM = (
+    "{{family}}'s MLP reads ln1's output (one norm per block). Use blocks.{{layer}}.ln1.{point}."
+)
 
 NO_PART: dict[str, str] = {
     "attention": "layer {layer} of this model is a {mixer} layer and has no attention; layers "

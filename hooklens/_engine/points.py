@@ -1,13 +1,11 @@
-"""The hook-point table: every hook point hooklens knows, in execution order.
+"""The hook-point table: every hook point hooklens knows, in execution order; the single source
+of truth for hook names, shapes and meanings. Adapters pick the optional rows a family has
+(`requires`), the engine builds its points from it, and the README's tables are generated from it.
 
-This is the single source of truth for hook names, shapes and meanings. The adapters decide which
-of the optional rows a family has (through `requires`), the engine builds its hook points from it,
-`architectures/README.md`'s table is generated from it, and the completeness tests read it.
-
-Shapes are written with symbols that `HookedModelConfig` resolves: `batch`, `pos` (positions of
-this forward pass), `d_model`, `n_heads`, `n_kv_heads`, `d_head`, `d_head_qk` (the width of q
-and k: `d_head` except in multi-head latent attention), `d_mlp`, `q` / `k` (query and key
-positions; `k` includes cached positions while generating) and the literal `1`.
+Shapes use symbols `HookedModelConfig` resolves: `batch`, `pos` (positions of this forward),
+`d_model`, `n_heads`, `n_kv_heads`, `d_head`, `d_head_qk` (q and k's width: `d_head` except in
+multi-head latent attention), `d_mlp`, `q` / `k` (query and key positions; `k` includes cached
+positions while generating) and the literal `1`.
 """
 
 from __future__ import annotations
@@ -15,12 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from .point_messages import DENSE, MOE_MLP, NO_LN1, NO_PART, PER_HEAD
+from .point_messages import DENSE, MOE_MLP, NO_LN1, NO_PART, NO_ROTARY, ONE_NORM, PER_HEAD
 
 Scope = Literal["model", "block", "final"]
 Feature = Literal[
     "learned_pos", "rotary", "sequential", "gated_mlp", "ln1", "ln2", "dense_mlp", "moe", "mha",
-    "sinks", "attention", "mixer", "mlp", "post_ln", "token_types",
+    "sinks", "attention", "mixer", "mlp", "post_ln", "token_types", "gated_attn",
 ]  # fmt: skip
 #: The part of a block a point belongs to; a layer without that part (a state-space mixer layer
 #: has no attention, a Mamba block no MLP) has none of its points.
@@ -67,6 +65,7 @@ class PointSpec:
 
 
 _BPD = ("batch", "pos", "d_model")
+_BHQK = ("batch", "n_heads", "q", "k")
 
 
 POINTS: tuple[PointSpec, ...] = (
@@ -166,8 +165,7 @@ POINTS: tuple[PointSpec, ...] = (
         ("batch", "pos", "n_heads", "d_head_qk"),
         "queries after the rotary rotation",
         "rotary",
-        "{family} uses learned absolute positions (hook_pos_embed) or an ALiBi bias in the "
-        "scores, so q is never rotated. Use blocks.{layer}.attn.hook_q.",
+        NO_ROTARY.format(x="q"),
         part="attention",
     ),
     PointSpec(
@@ -176,14 +174,13 @@ POINTS: tuple[PointSpec, ...] = (
         ("batch", "pos", "n_kv_heads", "d_head_qk"),
         "keys after the rotary rotation",
         "rotary",
-        "{family} uses learned absolute positions (hook_pos_embed) or an ALiBi bias in the "
-        "scores, so k is never rotated. Use blocks.{layer}.attn.hook_k.",
+        NO_ROTARY.format(x="k"),
         part="attention",
     ),
     PointSpec(
         "attn.hook_attn_scores",
         "block",
-        ("batch", "n_heads", "q", "k"),
+        _BHQK,
         "scaled (and soft-capped) scores with the mask applied, before softmax",
         part="attention",
     ),
@@ -200,7 +197,7 @@ POINTS: tuple[PointSpec, ...] = (
     PointSpec(
         "attn.hook_pattern",
         "block",
-        ("batch", "n_heads", "q", "k"),
+        _BHQK,
         "attention weights (over the keys; with a sink, its share is left out)",
         part="attention",
     ),
@@ -208,15 +205,24 @@ POINTS: tuple[PointSpec, ...] = (
         "attn.hook_z",
         "block",
         ("batch", "pos", "n_heads", "d_head"),
-        "per-head attention output, before the output projection",
+        "per-head attention output: the pattern-weighted values",
+        part="attention",
+    ),
+    PointSpec(
+        "attn.hook_gate",
+        "block",
+        ("batch", "pos", "n_heads", "d_head"),
+        "the gate on attention's output, after its nonlinearity: o_proj reads z * gate",
+        "gated_attn",
+        "{family}'s attention output is not gated: o_proj reads blocks.{layer}.attn.hook_z.",
         part="attention",
     ),
     PointSpec(
         "attn.hook_result",
         "block",
         ("batch", "pos", "n_heads", "d_model"),
-        "each head's output, z @ W_O per head; attention's output is their sum plus b_O (edits "
-        "reach it)",
+        "each head's output, z @ W_O per head (z * hook_gate where attention is gated); "
+        "attention's output is their sum plus b_O (edits reach it)",
         on_demand=True,
         part="attention",
     ),
@@ -264,8 +270,7 @@ POINTS: tuple[PointSpec, ...] = (
         ("batch", "pos", "1"),
         "ln2 divisor (std or RMS)",
         "ln2",
-        "{family}'s MLP reads ln1's output (one norm per block). "
-        "Use blocks.{layer}.ln1.hook_scale.",
+        ONE_NORM.format(point="hook_scale"),
         part="mlp",
     ),
     PointSpec(
@@ -274,8 +279,7 @@ POINTS: tuple[PointSpec, ...] = (
         _BPD,
         "ln2 output, the MLP's input",
         "ln2",
-        "{family}'s MLP reads ln1's output (one norm per block). "
-        "Use blocks.{layer}.ln1.hook_normalized.",
+        ONE_NORM.format(point="hook_normalized"),
         part="mlp",
     ),
     PointSpec(

@@ -170,8 +170,11 @@ def verify(model: HookedModel) -> None:
                 what = f"{b}attn.hook_{x} is hook_rot_{x} at position 0 (rotary is the identity)"
                 expect(what, pre_rot[:, 0].float() * factor, rot[:, 0].float())
     if "z" in seen:
-        z0 = cache[f"blocks.{attending[0]}.attn.hook_z"]
-        expect(f"{spec.o_proj}'s input is attn.hook_z", seen["z"], z0.flatten(-2))
+        b = f"blocks.{attending[0]}.attn."
+        z0, what = cache[b + "hook_z"], f"{spec.o_proj}'s input is attn.hook_z"
+        if b + "hook_gate" in cache:  # a gated output: the projection reads z * gate
+            z0, what = z0 * cache[b + "hook_gate"], what + " * attn.hook_gate"
+        expect(what, seen["z"], z0.flatten(-2))
     last = cache[f"blocks.{c.n_layers - 1}.{out_name}"]
     with torch.no_grad():
         expect(f"unembed_resid(last {out_name}) is the logits", model.unembed_resid(last), ref)

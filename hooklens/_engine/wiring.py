@@ -14,6 +14,7 @@ from torch import nn
 
 from ..architectures._spec import ArchSpec, scale_of
 from . import attention as _attention
+from .gate import add_gate_site
 from .head_sites import add_head_sites
 from .hooks import HookPoint
 from .latent import add_latent_sites
@@ -71,6 +72,7 @@ def _attention_parts(b: Builder, block: nn.Module, layer: int, out_scale: float)
             b.proj_site(sub(ks.module), ks, layer, q=False, k=True)
     here = spec.latent_kv is None  # else the latent sites read q and k
     b.attention_site(sub(spec.attn), layer, q_here=here and not qs, k_here=here and not ks)
+    add_gate_site(b, block, layer, b.attn_sites[-1][1])  # where attention's output is gated
     b.output_site(sub(spec.attn_out), "hook_attn_out", layer, out_scale)
 
 

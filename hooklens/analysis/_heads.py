@@ -3,7 +3,8 @@
 TransformerLens's `ActivationCache` methods `compute_head_results`, `stack_head_results`,
 `stack_neuron_results`, `get_full_resid_decomposition` and `logit_attrs`, with its arguments and
 meanings; `ActivationCache` delegates to these functions. Stacks put the component dimension
-first: (components, [batch,] pos, d_model). A head's result is `z[..., h, :] @ W_O[h]`; a
+first: (components, [batch,] pos, d_model). A head's result is `z[..., h, :] @ W_O[h]` (z times
+`attn.hook_gate` where attention's output is gated: W_O acts on the gated z); a
 neuron's is `hook_post[..., n] * W_out[n]`; biases are one "bias" component.
 
 `layer` counts stream boundaries 0..n_layers (n_layers, None or -1: the final stream), so
@@ -30,6 +31,9 @@ sublayer added."""
 MSG_HEAD = """{family}'s LM head ({head}) transforms the final stream (dense, activation,
 LayerNorm) before the unembedding, so its logits are not linear in the stream: per-component
 logit attributions do not exist. Use model.unembed_resid(stream) (the logit lens) instead."""
+MSG_NO_GATE = """{family}'s attention output is gated (its output projection reads hook_z *
+hook_gate), and this cache has {z} but not {gate}, so the heads' results cannot be computed.
+Cache both: model.run_with_cache(tokens, names_filter=[..., "{gate}"])."""
 
 
 def resolve_layer(layer: int | None, n_layers: int) -> int:
@@ -67,7 +71,13 @@ def head_results(cache: ActivationCache, layer: int) -> torch.Tensor:
     name = f"blocks.{layer}.attn.hook_result"
     if name in cache:
         return cache[name]
-    z = cache[f"blocks.{layer}.attn.hook_z"]
+    z_name, gate = f"blocks.{layer}.attn.hook_z", f"blocks.{layer}.attn.hook_gate"
+    z = cache[z_name]
+    if gate in cache.model.hook_names():  # the output projection reads z * gate
+        if gate not in cache:
+            family = cache.model.cfg.family
+            raise KeyError(MSG_NO_GATE.format(family=family, z=z_name, gate=gate))
+        z = z * cache[gate]
     w_o = cache.model.weights.layer(layer).W_O.detach()
     return torch.einsum("...hd,hdm->...hm", z, w_o.to(z.device, z.dtype))
 

@@ -81,7 +81,8 @@ class WeightsMixin:
 
     @property
     def OV(self) -> FactoredMatrix:
-        """W_V @ W_O per head, (n_layers, n_heads, d_model, d_model), factored."""
+        """W_V @ W_O per head, (n_layers, n_heads, d_model, d_model), factored (where
+        attention's output is gated, without the gate: a per-position factor between them)."""
         w = self.weights
         return FactoredMatrix(w.W_V, w.W_O)
 

@@ -39,6 +39,11 @@ logit soft-cap (tanh) is not shift-invariant. Call without center_unembed."""
 MSG_GATE_LN_BIAS = """fold_ln cannot fold a LayerNorm bias into a gated MLP's gate (TransformerLens
 has no gate bias to put it in). Call without fold_ln."""
 
+MSG_FOLD_GATED_V = """fold_value_biases cannot fold b_V into b_O on {family}: its attention
+output is gated (the output projection reads z * attn.hook_gate), so b_V's contribution,
+b_V * gate @ W_O, changes with each position's gate and is no constant bias. Call without
+fold_value_biases."""
+
 
 @dataclass(frozen=True)
 class ProcessedWeights:
@@ -199,6 +204,8 @@ def process_weights(
     fold_value_biases_: bool = False,
 ) -> ProcessedWeights:
     """A processed copy of `model`'s weights (see the module docstring); the model is unchanged."""
+    if fold_value_biases_ and model.spec.attn_gate is not None:
+        raise ValueError(MSG_FOLD_GATED_V.format(family=model.cfg.family))
     p = _copy(model)
     with torch.no_grad():
         if fold_ln_:

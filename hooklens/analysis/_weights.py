@@ -134,7 +134,8 @@ class LayerWeights:
 
     @property
     def W_O(self) -> torch.Tensor:
-        """(n_heads, d_head, d_model), a view: head h writes `z[..., h, :] @ W_O[h]`."""
+        """(n_heads, d_head, d_model), a view: head h writes `z[..., h, :] @ W_O[h]` (with
+        `z * attn.hook_gate` where attention's output is gated: W_O acts on the gated z)."""
         return read_o(self._model.spec, self._model.cfg, self._attention())[0]
 
     @property

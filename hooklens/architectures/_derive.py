@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from .._errors import UnsupportedModelError
+from ._gate import attn_gate
 from ._hybrid import MIXERS, hybrid_layers
 from ._latent import latent_kv
 from ._names import (
@@ -279,6 +280,10 @@ def derive(model: nn.Module) -> ArchSpec:
     qkv = (f"{attn}.qkv_proj",) * 3 if qkv_fused else None
     if sources[0] is not None and not qkv_fused:
         qkv = (f"{attn}.q_proj", f"{attn}.k_proj", f"{attn}.v_proj")
+    n_heads = int(getattr(text, "num_attention_heads", 0) or 0)
+    gate = attn_gate(model, attn_mod, attn, n_heads) if attn_mod and attn and n_heads else None
+    q_gated = gate is not None and gate.layout == "q_gate_per_head"
+    qkv_layout: Layout = "concat_qkv" if qkv_fused else "q_gate_per_head" if q_gated else "flat"
     pos_embed = _child(parent, POS_EMBED)
     rope = getattr(text, "rope_parameters", None)
     positional: Literal["learned", "rotary", "none"] = (
@@ -328,7 +333,8 @@ def derive(model: nn.Module) -> ArchSpec:
         o_proj=f"{attn}.{o_proj}" if o_proj else None,
         sink_layers=sinks,
         qkv=qkv,
-        qkv_layout="concat_qkv" if qkv_fused else "flat",
+        qkv_layout=qkv_layout,
+        attn_gate=gate,
         q_source=sources[0],
         k_source=sources[1],
         latent_kv=latent,

@@ -83,3 +83,6 @@ EMBED_SUM_NORM = ("LayerNorm", "layer_norm")
 #: norm inside a head
 HEAD = ("generator_predictions",)
 HEAD_NORM = ("transform.LayerNorm", "LayerNorm", "layer_norm")
+#: an attention module's projection of the gate on its output (`AttnGate`); else the q
+#: projection, when it is twice as wide as the output projection's input (Qwen3-Next)
+ATTN_GATE = ("gate_proj", "g_proj")

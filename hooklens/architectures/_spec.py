@@ -19,7 +19,14 @@ from .._engine.points import Feature
 #: - "bhpd": (batch, heads, pos, d_head), e.g. Gemma 3's `q_norm`
 #: - "concat_qkv": (batch, pos, (n_heads + 2 n_kv_heads) * d_head), q then k then v (Phi-3)
 #: - "per_head_qkv": (batch, pos, n_heads * 3 * d_head), per head q, k, v (GPT-NeoX)
-Layout = Literal["flat", "bphd", "bhpd", "concat_qkv", "per_head_qkv"]
+#: - "q_gate_per_head" (q/k/v weights only): k and v flat, and the q projection holds per head
+#:   the queries then the attention gate's input, (batch, pos, n_heads * 2 * d_head) (Qwen3-Next)
+Layout = Literal["flat", "bphd", "bhpd", "concat_qkv", "per_head_qkv", "q_gate_per_head"]
+#: How a gate projection's output holds the attention gate's input (`AttnGate`):
+#: - "flat": (batch, pos, n_heads * d_head), one gate per feature of z
+#: - "per_head": (batch, pos, n_heads), one gate per head
+#: - "q_gate_per_head": the second half of each head's slice of the q projection's output
+GateLayout = Literal["flat", "per_head", "q_gate_per_head"]
 
 
 def text_config(config: Any) -> Any:
@@ -63,6 +70,17 @@ class LatentKV:
     v: int
     rank: int
     interleaved: bool = False
+
+
+@dataclass(frozen=True)
+class AttnGate:
+    """A gate on attention's output: the output projection reads `z * act(g)` (elementwise),
+    `g` read from `module`'s output (a block path) laid out as `layout`. `act` is the gate's
+    nonlinearity ("sigmoid" or "softplus"). `hook_gate` is `act(g)` per feature of z."""
+
+    module: str
+    layout: GateLayout
+    act: Literal["sigmoid", "softplus"]
 
 
 @dataclass(frozen=True)
@@ -170,12 +188,15 @@ class ArchSpec:
     #: `hook_attn_out` and `hook_mlp_out` include them: they are what enters the stream.
     embed_scale: str | None = None
     output_scale: str | None = None
-    #: the attention's output projection (its input is `attn.hook_z`), where known
+    #: the attention's output projection (its input is `attn.hook_z`, times `attn_gate`'s
+    #: gate where there is one), where known
     o_proj: str | None = None
     #: the layers whose attention joins a learned logit per head (an attention sink: GPT-OSS's
     #: `sinks`, which the attention function receives as `s_aux`) to the softmax over the keys
     #: and then drops it: their `hook_pattern` rows sum to 1 minus `hook_sink`
     sink_layers: tuple[int, ...] = ()
+    #: a gate on attention's output before `o_proj` (Qwen3-Next, AFMoE): `attn.hook_gate`
+    attn_gate: AttnGate | None = None
     #: per-layer structure of a hybrid (None: every layer is attention, then the MLP)
     layers: tuple[LayerLayout, ...] | None = None
     #: a reimplementation of the `attn` module's forward for families whose attention computes
@@ -265,6 +286,8 @@ class ArchSpec:
             found.add("token_types")
         if self.attention_layers(len(self.layers or ())) or self.layers is None:
             found.add("attention")
+            if self.attn_gate is not None:
+                found.add("gated_attn")
         found.add("mlp")
         kv = self.n_kv_heads(config)
         if kv is None or kv == getattr(config, "num_attention_heads", kv):

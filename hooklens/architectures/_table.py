@@ -64,6 +64,7 @@ _WHEN = {
     "sinks": "a learned attention sink per head (GPT-OSS, Flint, Granite SWA)",
     "token_types": "token-type embeddings (BERT)",
     "post_ln": "post-LN blocks (BERT)",
+    "gated_attn": "a gate on attention's output (o_proj reads z * gate)",
 }
 #: which layers have a point of each part of a block
 _PART = {

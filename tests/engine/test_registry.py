@@ -21,7 +21,7 @@ from .test_families import O_PROJ
 
 TYPES = list(causal_lm_types())
 #: Raise this as more types are wrapped; it must never go down.
-WRAPPED_AT_LEAST = 114
+WRAPPED_AT_LEAST = 120
 README = Path(__file__).parents[2] / "hooklens" / "architectures" / "README.md"
 
 
@@ -122,9 +122,14 @@ def _check_edits(model, tokens, base):
         ours = model.run_with_hooks(tokens, fwd_hooks=[(f"blocks.{at}.attn.hook_z", zero_head)])
         assert (ours - base).abs().max() > 1e-3
         torch.testing.assert_close(ours, raw_run(_o_proj(model, at), raw_z), atol=1e-5, rtol=1e-4)
-        # pattern: one head attends only to position 0, so its z is v at position 0
-        _, cache = model.run_with_cache(tokens, names_filter=f"blocks.{at}.attn.hook_v")
+        # pattern: one head attends only to position 0, so its z is v at position 0 (times
+        # the gate where attention's output is gated: o_proj reads z * gate)
+        gate = f"blocks.{at}.attn.hook_gate"
+        gated = gate in model.hook_names()
+        names = [f"blocks.{at}.attn.hook_v", *([gate] if gated else [])]
+        _, cache = model.run_with_cache(tokens, names_filter=names)
         v0 = cache[f"blocks.{at}.attn.hook_v"][:, 0, head // (c.n_heads // c.n_kv_heads)]
+        v0 = v0[:, None, :] * (cache[gate][:, :, head] if gated else 1)
 
         def to_first(p, hook):
             p[:, head] = 0
@@ -132,7 +137,7 @@ def _check_edits(model, tokens, base):
 
         def raw_pattern(mod, args, kwargs):
             z = args[0].clone()
-            z[..., head * c.d_head : (head + 1) * c.d_head] = v0[:, None, :]
+            z[..., head * c.d_head : (head + 1) * c.d_head] = v0
             return (z, *args[1:]), kwargs
 
         ours = model.run_with_hooks(

@@ -135,7 +135,8 @@ def _check_post_ln_resid(model: hl.HookedModel, cache: hl.ActivationCache) -> No
 
 def _check_gradients(model: hl.HookedModel, tokens: torch.Tensor) -> None:
     """Gradients of the next-token loss at blocks.{last}.hook_resid_pre and blocks.0.attn.hook_z
-    equal autograd on the plain HF model (the block's input and o_proj's input); a hybrid's
+    equal autograd on the plain HF model (the block's input and o_proj's input, times the gate
+    where attention's output is gated); a hybrid's
     first attending layer, and a model without attention the residual alone."""
     last = model.cfg.n_layers - 1
     attending = model.spec.attention_layers(model.cfg.n_layers)
@@ -143,8 +144,10 @@ def _check_gradients(model: hl.HookedModel, tokens: torch.Tensor) -> None:
         return _check_resid_gradient(model, tokens)
     first = attending[0]
     resid, z = f"blocks.{last}.hook_resid_pre", f"blocks.{first}.attn.hook_z"
-    _, cache = model.run_with_cache(tokens, names_filter=[resid, z], incl_bwd=True,
-                                    return_type="loss")  # fmt: skip
+    gate = f"blocks.{first}.attn.hook_gate"  # o_proj reads z * gate where attention is gated
+    gated = gate in model.hook_names()
+    _, cache = model.run_with_cache(tokens, names_filter=[resid, z, *([gate] if gated else [])],
+                                    incl_bwd=True, return_type="loss")  # fmt: skip
     hf = model.hf_model
     leaves: dict[str, torch.Tensor] = {}
 
@@ -168,7 +171,8 @@ def _check_gradients(model: hl.HookedModel, tokens: torch.Tensor) -> None:
     loss = torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1), tokens[:, 1:].flatten())
     grads = torch.autograd.grad(loss, [leaves[resid], leaves[z]])
     _close(cache[resid + "_grad"], grads[0])
-    _close(cache[z + "_grad"], grads[1].view(cache[z + "_grad"].shape))
+    z_grad = grads[1].view(cache[z + "_grad"].shape)
+    _close(cache[z + "_grad"], z_grad * cache[gate] if gated else z_grad)
     assert grads[0].abs().max() > 0
 
 
