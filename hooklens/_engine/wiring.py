@@ -41,7 +41,8 @@ def build_points(
         if "attention" in feats:
             _attention_parts(b, block, layer, out_scale)
         elif spec.layers is not None:
-            b.output_site(sub(spec.layers[layer].mixer), "hook_mixer_out", layer)
+            mixer = spec.layers[layer]  # what it adds: the mixer's output, or a norm's on it
+            b.output_site(sub(mixer.out or mixer.mixer), "hook_mixer_out", layer, out_scale)
         if "mlp" in feats:
             _mlp_parts(b, block, layer, feats, out_scale)
         b.output_site(block, "hook_resid_post", layer)

@@ -13,6 +13,7 @@ this template does not describe raises `UnsupportedModelError` naming what was n
 from __future__ import annotations
 
 import inspect
+from dataclasses import replace
 from typing import Any, Literal
 
 import torch
@@ -233,6 +234,8 @@ def derive(model: nn.Module) -> ArchSpec:
     else:
         ln2 = _child(block, LN2)
         attn_out = _child(block, ATTN_OUT_NORM) or attn
+    if layers is not None and attn_out != attn:  # mixers' outputs pass the same output norm
+        layers = tuple(replace(x, out=attn_out) if x.kind == "mixer" else x for x in layers)
     # a hybrid's MLP is read in the layers that have one (a Mamba block has none)
     with_mlp = [i for i in range(len(all_blocks)) if layers is None or layers[i].mlp]
     mlp_paths = {

@@ -69,6 +69,7 @@ OVERRIDES: dict[str, dict[str, Any]] = {
     "bailing_hybrid": {"layer_types": _HYBRID},
     "granitemoehybrid": {"layer_types": ["mamba", "attention"]},
     "lfm2": {"layer_types": ["conv", "full_attention"]},
+    "lfm3": {"layer_types": ["conv", "full_attention"]},
     "recurrent_gemma": {"block_types": ["recurrent", "attention"]},
     "lfm2_moe": {"layer_types": ["conv", "full_attention"], "num_dense_layers": 1},
     "mamba2": {"num_heads": 8, "head_dim": 16},  # num_heads * head_dim = 2 * hidden_size

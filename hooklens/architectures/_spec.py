@@ -74,13 +74,16 @@ class LayerLayout:
     the attention's job, and its output is `hook_mixer_out`; "mlp": nothing mixes positions,
     the layer is its norm (`ln1`, here the MLP's norm, so its points are `ln2.*`) and the
     adapter's MLP, which sits at `mixer` (Nemotron-H). `mixer_class` is the class name of what
-    sits there (named in errors); `mlp` whether the layer has the adapter's MLP.
+    sits there (named in errors); `mlp` whether the layer has the adapter's MLP; `out` the
+    module whose output a mixer layer adds to the stream when it is not the mixer itself (a
+    norm on the mixer's output, LFM3's `post_operator_norm`): `hook_mixer_out` is read there.
     """
 
     kind: Literal["attention", "mixer", "mlp"]
     mixer: str
     mixer_class: str
     mlp: bool = True
+    out: str | None = None
 
 
 @dataclass(frozen=True)
