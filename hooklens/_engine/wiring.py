@@ -19,6 +19,7 @@ from .hooks import HookPoint
 from .latent import add_latent_sites
 from .points import POINTS, POINTS_BY_SUFFIX, split_name
 from .sites import Builder, get_module
+from .summed import summed_output_site
 
 
 def build_points(
@@ -91,7 +92,12 @@ def _mlp_parts(
         b.output_site(sub(spec.mlp_up), "mlp.hook_pre_linear", layer)
     if "dense_mlp" in feats:
         b.input_site(sub(spec.mlp_down), "mlp.hook_post", layer, in_place=False)
-    b.output_site(sub(spec.mlp_out), "hook_mlp_out", layer, out_scale, copy=spec.mlp_out_changed)
+    if spec.mlp_beside is not None:  # a shared MLP beside it: the block adds both outputs
+        mods = (sub(spec.mlp_out), sub(spec.mlp_beside))
+        summed_output_site(b, mods, "hook_mlp_out", layer, out_scale)
+    else:
+        out = sub(spec.mlp_out)
+        b.output_site(out, "hook_mlp_out", layer, out_scale, copy=spec.mlp_out_changed)
 
 
 def _ordered(b: Builder) -> tuple[dict[str, HookPoint], Builder]:

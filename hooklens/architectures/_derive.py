@@ -32,6 +32,7 @@ from ._names import (
     LN2,
     LOGIT_SCALES,
     MLP,
+    MLP_BESIDE,
     MLP_OUT_NORM,
     MLP_PROJ,
     O_PROJ,
@@ -248,6 +249,7 @@ def derive(model: nn.Module) -> ArchSpec:
     moe: tuple[str, str] | None = None
     moe_layers: tuple[int, ...] | None = None
     mlp_in, mlp_up, mlp_down, fused = "", None, "", False
+    beside: str | None = None
     if mlp is None and _child(block, ("fc1",)) and _child(block, ("fc2",)):
         # the MLP's projections sit in the block itself (OPT-style): fc2's output is mlp_out
         mlp_in, mlp_up, mlp_down, fused, mlp_out = "fc1", None, "fc2", False, "fc2"
@@ -257,6 +259,7 @@ def derive(model: nn.Module) -> ArchSpec:
         raise _refuse(model, f"{kind} has no MLP ({', '.join(MLP)}, or fc1/fc2)")
     else:
         mlp_out = _child(block, MLP_OUT_NORM) or mlp
+        beside = _child(block, tuple(n for n in MLP_BESIDE if n != mlp))
         # each layer's MLP is dense or a mixture of experts (some models start dense)
         roles = {i: _mlp_roles(model, all_blocks[i].get_submodule(mlp), mlp) for i in with_mlp}
         dense = {r for r in roles.values() if isinstance(r[0], str) and r[0] != "moe"}
@@ -322,6 +325,7 @@ def derive(model: nn.Module) -> ArchSpec:
         mlp_gate_up_fused=fused,
         mlp_down=mlp_down,
         mlp_out=mlp_out,
+        mlp_beside=beside,
         moe_router=moe[0] if moe else None,
         moe_experts=moe[1] if moe else None,
         moe_layers=moe_layers,

@@ -67,7 +67,10 @@ OVERRIDES: dict[str, dict[str, Any]] = {
     "lara_mini": {"layer_types": _HYBRID},
     "minimax": {"layer_types": _HYBRID},
     "bailing_hybrid": {"layer_types": _HYBRID},
-    "granitemoehybrid": {"layer_types": ["mamba", "attention"]},
+    # Granite 4: the residual multiplier its checkpoints set (it scales the mixer's output too)
+    "granitemoehybrid": {"layer_types": ["mamba", "attention"], "residual_multiplier": 0.5},
+    # a shared MLP beside the experts, as the released checkpoints have (the default has none)
+    "granitemoeshared": {"shared_intermediate_size": 32},
     "lfm2": {"layer_types": ["conv", "full_attention"]},
     "lfm3": {"layer_types": ["conv", "full_attention"]},
     "recurrent_gemma": {"block_types": ["recurrent", "attention"]},

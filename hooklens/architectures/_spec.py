@@ -133,6 +133,9 @@ class ArchSpec:
     resid_mid_at: str | None = None
     mlp_up: str | None = None
     mlp_gate_up_fused: bool = False
+    #: a module beside `mlp_out` whose output the block adds to it in the same step (a shared
+    #: MLP next to a mixture of experts): `hook_mlp_out` is the sum of the two
+    mlp_beside: str | None = None
     q_source: Proj | None = None
     k_source: Proj | None = None
     #: multi-head latent attention: where q, k and v are formed (q/k sources are then None)
