@@ -40,6 +40,6 @@ def test_shared_mlp_beside_the_experts_is_part_of_mlp_out(registry):
     for factor in (0.0, 2.5):
         with torch.no_grad():
             got = model.run_with_hooks(
-                TOKENS, fwd_hooks=[("blocks.1.hook_mlp_out", lambda x, hook: x * factor)]
+                TOKENS, fwd_hooks=[("blocks.1.hook_mlp_out", lambda x, hook, f=factor: x * f)]
             )
         torch.testing.assert_close(got, _raw_logits(model.hf_model, mods, factor))
