@@ -168,14 +168,14 @@ POINTS: tuple[PointSpec, ...] = (
         "attn.hook_q",
         "block",
         ("batch", "pos", "n_heads", "d_head_qk"),
-        "queries before any rotary rotation (after q-norm where the family has one)",
+        "queries before any rotary rotation (after a q-norm that comes before it)",
         part="attention",
     ),
     PointSpec(
         "attn.hook_k",
         "block",
         ("batch", "pos", "n_kv_heads", "d_head_qk"),
-        "keys before any rotary rotation (after k-norm where the family has one)",
+        "keys before any rotary rotation (after a k-norm that comes before it)",
         part="attention",
     ),
     PointSpec(
@@ -185,7 +185,7 @@ POINTS: tuple[PointSpec, ...] = (
         "attn.hook_rot_q",
         "block",
         ("batch", "pos", "n_heads", "d_head_qk"),
-        "queries after the rotary rotation",
+        "queries after the rotary rotation (and a q-norm after it): what the scores read",
         "rotary",
         "{family} uses learned absolute positions (hook_pos_embed) or an ALiBi bias in the "
         "scores, so q is never rotated. Use blocks.{layer}.attn.hook_q.",
@@ -195,7 +195,7 @@ POINTS: tuple[PointSpec, ...] = (
         "attn.hook_rot_k",
         "block",
         ("batch", "pos", "n_kv_heads", "d_head_qk"),
-        "keys after the rotary rotation",
+        "keys after the rotary rotation (and a k-norm after it): what the scores read",
         "rotary",
         "{family} uses learned absolute positions (hook_pos_embed) or an ALiBi bias in the "
         "scores, so k is never rotated. Use blocks.{layer}.attn.hook_k.",

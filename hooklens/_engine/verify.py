@@ -137,9 +137,15 @@ def verify(model: HookedModel) -> None:
         z = torch.einsum("bhqk,bkhd->bqhd", pattern.float(), v.float())
         expect(f"{b}attn.hook_z is hook_pattern @ hook_v", cache[b + "attn.hook_z"], z)
         if c.positional == "rotary":
-            for x in ("q", "k"):
+            block = hf.get_submodule(f"{spec.blocks}.{layer}")
+            norms = spec.qk_norms_after_rotary  # rotated, then normed (Hunyuan)
+            for i, x in enumerate("qk"):
                 pre_rot, rot = cache[f"{b}attn.hook_{x}"], cache[f"{b}attn.hook_rot_{x}"]
                 what = f"{b}attn.hook_{x} is hook_rot_{x} at position 0 (rotary is the identity)"
+                if norms is not None:
+                    with torch.no_grad():
+                        pre_rot = block.get_submodule(norms[i])(pre_rot)
+                    what = f"{b}attn.hook_rot_{x} is the {x} norm of hook_{x} at position 0"
                 expect(what, pre_rot[:, 0], rot[:, 0])
     if "z" in seen:
         z0 = cache[f"blocks.{attending[0]}.attn.hook_z"]

@@ -41,6 +41,7 @@ from ._names import (
     PRE_MLP,
     ROUTER,
 )
+from ._qk_order import rotated_qk_norms
 from ._spec import ArchSpec, Layout, Proj
 
 
@@ -276,8 +277,11 @@ def derive(model: nn.Module) -> ArchSpec:
     o_proj = _child(attn_mod, O_PROJ) if attn_mod is not None else None
     latent = latent_kv(model, attn_mod, attn) if attn_mod is not None and attn else None
     no_qk = (None, None)  # no layer attends (Mamba), or latent attention reads q and k itself
+    rotated = rotated_qk_norms(model, attn_mod, attn) if attn_mod and attn and not latent else None
     sources = (
-        _qk_sources(model, attn_mod, attn, text) if attn_mod and attn and not latent else no_qk
+        _qk_sources(model, attn_mod, attn, text, norms=not rotated)
+        if attn_mod and attn and not latent
+        else no_qk
     )
     # the weights `hooklens.analysis` reads per head: the projections _qk_sources found
     qkv_fused = sources[0] is not None and sources[0].layout == "concat_qkv"
@@ -333,6 +337,7 @@ def derive(model: nn.Module) -> ArchSpec:
         qkv=qkv,
         qkv_layout="concat_qkv" if qkv_fused else "flat",
         q_source=sources[0],
+        qk_norms_after_rotary=rotated,
         k_source=sources[1],
         latent_kv=latent,
         pos_embed=prefix + pos_embed if pos_embed else None,
@@ -350,16 +355,19 @@ def derive(model: nn.Module) -> ArchSpec:
     )
 
 
-def _qk_sources(model: nn.Module, attn_mod: nn.Module, attn: str, text: Any) -> tuple[Proj, Proj]:
-    """Where pre-rotary q and k are read: the q/k norms when present, else the projections."""
+def _qk_sources(
+    model: nn.Module, attn_mod: nn.Module, attn: str, text: Any, norms: bool = True
+) -> tuple[Proj, Proj]:
+    """Where pre-rotary q and k are read: the q/k norms when present (and `norms`: they come
+    before the rotation), else the projections."""
     if _child(attn_mod, ("qkv_proj",)) and not _child(attn_mod, ("q_proj",)):
         fused = Proj(f"{attn}.qkv_proj", "concat_qkv")
         return fused, fused
     if not all(_child(attn_mod, (n,)) for n in ("q_proj", "k_proj", "v_proj")):
         names = ", ".join(n for n, _ in attn_mod.named_children())
         raise _refuse(model, f"its attention {type(attn_mod).__name__} has no q/k/v ({names})")
-    q_name = _child(attn_mod, ("q_norm", "q_layernorm")) or "q_proj"
-    k_name = _child(attn_mod, ("k_norm", "k_layernorm")) or "k_proj"
+    q_name = (_child(attn_mod, ("q_norm", "q_layernorm")) if norms else None) or "q_proj"
+    k_name = (_child(attn_mod, ("k_norm", "k_layernorm")) if norms else None) or "k_proj"
     if q_name == "q_proj" and k_name == "k_proj":
         return Proj(f"{attn}.q_proj"), Proj(f"{attn}.k_proj")
     # the same module instance in every block: probe block 0's

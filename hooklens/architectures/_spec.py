@@ -138,6 +138,10 @@ class ArchSpec:
     mlp_beside: str | None = None
     q_source: Proj | None = None
     k_source: Proj | None = None
+    #: q and k norms (block paths) the attention applies after the rotation (Hunyuan V1):
+    #: `hook_q`/`hook_k` are then the projections' outputs, `hook_rot_q`/`hook_rot_k` what the
+    #: scores read (rotated, then normed), so at position 0 `hook_rot_q` is the q norm of `hook_q`
+    qk_norms_after_rotary: tuple[str, str] | None = None
     #: multi-head latent attention: where q, k and v are formed (q/k sources are then None)
     latent_kv: LatentKV | None = None
     norm: Literal["layernorm", "rmsnorm"] = "rmsnorm"
