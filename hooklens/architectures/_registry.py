@@ -79,8 +79,9 @@ OVERRIDES: dict[str, dict[str, Any]] = {
     "zamba": {"num_hidden_layers": 4, "layers_block_type": ["mamba", "hybrid"] * 2},
     "zamba2": {"layers_block_type": ["mamba", "hybrid"]},
     # the model reads attn_config.rope_theta, which its attention config does not define, and
-    # clamps q, k, v by clip_qkv, whose default (None) torch.clamp refuses
-    "dbrx": {"attn_config": {"kv_n_heads": 2, "rope_theta": 10000.0, "clip_qkv": 8.0}},
+    # clamps q, k, v by clip_qkv, whose default (None) torch.clamp refuses (small enough here
+    # that the clipping acts)
+    "dbrx": {"attn_config": {"kv_n_heads": 2, "rope_theta": 10000.0, "clip_qkv": 2.0}},
 }
 #: A tiny config bigger than this did not shrink (some key is spelled differently).
 MAX_PARAMS = 4_000_000
