@@ -55,7 +55,8 @@ def _forward(
 def _kv_heads(config: Any) -> int:
     """The key/value heads, from the attention's sub-config (all heads without one)."""
     kv = getattr(getattr(config, "attn_config", None), "kv_n_heads", None)
-    return int(kv or getattr(config, "num_attention_heads", 1))
+    kv = kv or getattr(config, "num_attention_heads", None)
+    return int(kv) if isinstance(kv, int) else 0
 
 
 SPEC = ArchSpec(
