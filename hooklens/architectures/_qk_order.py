@@ -15,6 +15,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from .._errors import UnsupportedModelError
+
 __all__ = ["norms_after_rotary", "rotated_qk_norms"]
 
 #: (q norm, k norm) child names of an attention module, in order of preference
@@ -40,7 +42,7 @@ def rotated_qk_norms(model: nn.Module, attn_mod: nn.Module, attn: str) -> tuple[
 def norms_after_rotary(model: nn.Module, attn_mod: nn.Module, pairs: list[tuple[str, str]]) -> bool:
     """Whether each (projection, norm) of `pairs` (children of `attn_mod`, block 0's attention)
     normalizes something other than the projection's output: the rotated q or k. Raises
-    ValueError when the pairs disagree."""
+    UnsupportedModelError when the pairs disagree."""
     seen: dict[str, torch.Tensor] = {}
     handles = []
     for proj, norm in pairs:
@@ -63,6 +65,8 @@ def norms_after_rotary(model: nn.Module, attn_mod: nn.Module, pairs: list[tuple[
             h.remove()
     after = set()
     for proj, norm in pairs:
+        if proj not in seen or norm not in seen:  # not called as modules: as before the rotation
+            return False
         out, normed = seen[proj].float(), seen[norm].float()
         if normed.ndim == 4 and normed.shape[1] != out.shape[1]:  # (batch, heads, pos, d_head)
             normed = normed.transpose(1, 2)
@@ -70,7 +74,9 @@ def norms_after_rotary(model: nn.Module, attn_mod: nn.Module, pairs: list[tuple[
             normed.reshape(out.shape), out, atol=1e-5, rtol=1e-4
         ))  # fmt: skip
     if len(after) > 1:
-        raise ValueError("its q norm and k norm sit at different places around the rotation")
+        raise UnsupportedModelError(
+            "its q norm and k norm sit at different places around the rotary embedding"
+        )
     return after.pop()
 
 
