@@ -29,7 +29,9 @@ def summed_output_site(
     b: Builder, mods: tuple[nn.Module, nn.Module], suffix: str, layer: int, scale: float
 ) -> None:
     """`suffix` of `layer` is the sum of the outputs of `mods` (in either order), times `scale`."""
-    kept: list[torch.Tensor] = []  # the output of whichever module ran first in this block
+    # the output of whichever module ran first in this block, by module: a forward stopped
+    # between the two leaves one behind, which the same module's next output replaces
+    kept: dict[int, torch.Tensor] = {}
 
     def install() -> list[Any]:
         kept.clear()
@@ -41,15 +43,16 @@ def summed_output_site(
         return
     bpd = b._bpd
 
-    def hook(_: nn.Module, args: Any, out: Any) -> Any:
+    def hook(mod: nn.Module, args: Any, out: Any) -> Any:
         t = _first(out)
-        if not kept:
-            kept.append(t)
+        other = next((v for k, v in kept.items() if k != id(mod)), None)
+        kept.clear()
+        if other is None:
+            kept[id(mod)] = t
             return None
-        first = kept.pop()
-        v = bpd((first.reshape(t.shape) + t) * scale)
+        v = bpd((other.reshape(t.shape) + t) * scale)
         new = point.fire(v)
         if new is v:
             return None
-        mine = new.reshape(t.shape) / scale - first.reshape(t.shape)
+        mine = new.reshape(t.shape) / scale - other.reshape(t.shape)
         return (mine, *out[1:]) if isinstance(out, tuple) else mine

@@ -3,6 +3,7 @@ a mixture of experts (its output added in the same step), residual multipliers."
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from hooklens.architectures._registry import VOCAB
@@ -43,3 +44,26 @@ def test_shared_mlp_beside_the_experts_is_part_of_mlp_out(registry):
                 TOKENS, fwd_hooks=[("blocks.1.hook_mlp_out", lambda x, hook, f=factor: x * f)]
             )
         torch.testing.assert_close(got, _raw_logits(model.hf_model, mods, factor))
+
+
+def test_a_forward_stopped_between_the_two_leaves_nothing_behind(registry):
+    """A forward that stops after the experts ran but before the shared MLP did (an error)
+    does not leak the experts' output into the next forward's hook_mlp_out."""
+    _, model = registry("granitemoeshared")
+    assert model is not None
+    name = "blocks.0.hook_mlp_out"
+    _, want = model.run_with_cache(TOKENS, names_filter=name)
+    shared = model.hf_model.get_submodule(model.spec.blocks)[0].get_submodule("shared_mlp")
+
+    def fail(mod, args):
+        raise RuntimeError("stopped")
+
+    with model.hooks(fwd_hooks=[(name, lambda x, hook: x)]):
+        handle = shared.register_forward_pre_hook(fail)
+        try:
+            with pytest.raises(RuntimeError, match="stopped"):
+                model(TOKENS[:, :3])
+        finally:
+            handle.remove()
+        _, got = model.run_with_cache(TOKENS, names_filter=name)
+    torch.testing.assert_close(got[name], want[name])
