@@ -68,15 +68,23 @@ def _out_features(module: nn.Module) -> int:
     raise TypeError(f"cannot tell the output size of {type(module).__name__}")
 
 
-_MOE_WIDTH = ("moe_intermediate_size", "expert_intermediate_size", "intermediate_size")
+_MOE_WIDTH = (
+    "moe_intermediate_size", "expert_intermediate_size", "intermediate_size", "ffn_hidden_size"
+)  # fmt: skip
 _N_EXPERTS = ("num_local_experts", "num_experts", "n_routed_experts", "moe_num_experts")
+_TOP_K = ("num_experts_per_tok", "moe_topk", "top_k", "moe_top_k")
+#: a sub-config that holds the MLP's dimensions (DBRX's `ffn_config`)
+_MLP_CONFIGS = ("ffn_config",)
 
 
 def _first_attr(config: Any, names: tuple[str, ...]) -> Any:
-    for name in names:
-        value = getattr(config, name, None)
-        if value:
-            return value
+    """The first set attribute of `names` in `config`, else in its MLP sub-config."""
+    subs = [getattr(config, s) for s in _MLP_CONFIGS if getattr(config, s, None) is not None]
+    for source in (config, *subs):
+        for name in names:
+            value = getattr(source, name, None)
+            if value:
+                return value
     return None
 
 
@@ -99,7 +107,7 @@ def build_config(
     n_experts = top_k = 0
     if spec.moe_experts is not None:
         n_experts = int(_first_attr(config, _N_EXPERTS) or 0)
-        top_k = int(_first_attr(config, ("num_experts_per_tok", "moe_topk", "top_k")) or 0)
+        top_k = int(_first_attr(config, _TOP_K) or 0)
     if spec.moe_experts is not None and spec.moe_layers is None:
         d_mlp = int(_first_attr(config, _MOE_WIDTH) or 0)  # the experts' width, from the config
     else:  # the dense layers' width (0 when no layer has an MLP)

@@ -327,8 +327,13 @@ class Builder:
         def hook(mod: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> Any:
             hidden, index, weights = [*args, *(kwargs[k] for k in keys[len(args) :])][:3]
             one = torch.ones_like(weights[:, :1])
+            flat = hidden.reshape(-1, hidden.shape[-1])  # some take (batch, pos, d_model) (DBRX)
             outs = torch.stack(
-                [mod.forward(hidden, index[:, k : k + 1], one) for k in range(index.shape[1])], 1
+                [
+                    mod.forward(flat, index[:, k : k + 1], one).reshape(flat.shape)
+                    for k in range(index.shape[1])
+                ],
+                1,
             )  # (tokens, top_k, d_model)
             view = outs.view(frame.batch, -1, *outs.shape[1:])
             before = view.clone()  # the outputs are recomputed: in-place edits must count too
@@ -336,7 +341,8 @@ class Builder:
             if new is view and torch.equal(view, before):
                 return None
             mixed = (new.flatten(0, 1) * weights[..., None].to(new.dtype)).sum(1)
-            return _with_first(out, mixed.to(_first(out).dtype))
+            first = _first(out)
+            return _with_first(out, mixed.reshape(first.shape).to(first.dtype))
 
     def fused_gate_up_site(self, module: nn.Module, layer: int) -> None:
         """`mlp.hook_pre` (gate, first half) and `mlp.hook_pre_linear` (up, second half) of a

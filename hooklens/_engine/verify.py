@@ -162,13 +162,25 @@ def verify(model: HookedModel) -> None:
         expect(f"{b}attn.hook_z is hook_pattern @ hook_v", cache[b + "attn.hook_z"], z)
         if c.positional == "rotary":
             # at position 0 the rotation is the identity, times the rotary embedding's
-            # attention factor where it has one (YaRN scales cos and sin): q picks the factor
-            q0, rot_q0 = cache[f"{b}attn.hook_q"][:, 0].float(), cache[f"{b}attn.hook_rot_q"][:, 0]
-            factor = min(factors, key=lambda f: _gap(q0 * f, rot_q0))
+            # attention factor where it has one (YaRN scales cos and sin): q picks the factor;
+            # where q/k norms follow the rotation (Hunyuan), hook_q/hook_k pass through them first
+            block = hf.get_submodule(f"{spec.blocks}.{layer}")
+            norms = spec.qk_norms_after_rotary
+            pre_rot = {}
+            for i, x in enumerate("qk"):
+                t = cache[f"{b}attn.hook_{x}"]
+                if norms is not None:
+                    with torch.no_grad():
+                        t = block.get_submodule(norms[i])(t)
+                pre_rot[x] = t[:, 0].float()
+            rot_q0 = cache[f"{b}attn.hook_rot_q"][:, 0]
+            factor = min(factors, key=lambda f: _gap(pre_rot["q"] * f, rot_q0))
             for x in ("q", "k"):
-                pre_rot, rot = cache[f"{b}attn.hook_{x}"], cache[f"{b}attn.hook_rot_{x}"]
                 what = f"{b}attn.hook_{x} is hook_rot_{x} at position 0 (rotary is the identity)"
-                expect(what, pre_rot[:, 0].float() * factor, rot[:, 0].float())
+                if norms is not None:
+                    what = f"{b}attn.hook_rot_{x} is the {x} norm of hook_{x} at position 0"
+                rot = cache[f"{b}attn.hook_rot_{x}"]
+                expect(what, pre_rot[x] * factor, rot[:, 0].float())
     if "z" in seen:
         b = f"blocks.{attending[0]}.attn."
         z0, what = cache[b + "hook_z"], f"{spec.o_proj}'s input is attn.hook_z"

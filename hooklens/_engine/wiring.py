@@ -20,6 +20,7 @@ from .hooks import HookPoint
 from .latent import add_latent_sites
 from .points import POINTS, POINTS_BY_SUFFIX, split_name
 from .sites import Builder, get_module
+from .summed import summed_output_site
 
 
 def build_points(
@@ -44,7 +45,8 @@ def build_points(
         if "attention" in feats:
             _attention_parts(b, block, layer, out_scale)
         elif spec.layers is not None:
-            b.output_site(sub(spec.layers[layer].mixer), "hook_mixer_out", layer)
+            mixer = spec.layers[layer]  # what it adds: the mixer's output, or a norm's on it
+            b.output_site(sub(mixer.out or mixer.mixer), "hook_mixer_out", layer, out_scale)
         if "mlp" in feats:
             _mlp_parts(b, block, layer, feats, out_scale)
         if spec.post_ln:  # the stream before ln2; the block's output is ln2's
@@ -99,7 +101,12 @@ def _mlp_parts(
         b.output_site(sub(spec.mlp_up), "mlp.hook_pre_linear", layer)
     if "dense_mlp" in feats:
         b.input_site(sub(spec.mlp_down), "mlp.hook_post", layer, in_place=False)
-    b.output_site(sub(spec.mlp_out), "hook_mlp_out", layer, out_scale, copy=spec.mlp_out_changed)
+    if spec.mlp_beside is not None:  # a shared MLP beside it: the block adds both outputs
+        mods = (sub(spec.mlp_out), sub(spec.mlp_beside))
+        summed_output_site(b, mods, "hook_mlp_out", layer, out_scale)
+    else:
+        out = sub(spec.mlp_out)
+        b.output_site(out, "hook_mlp_out", layer, out_scale, copy=spec.mlp_out_changed)
 
 
 def _ordered(b: Builder) -> tuple[dict[str, HookPoint], Builder]:

@@ -9,6 +9,7 @@ from .._errors import MSG_UNSUPPORTED, MSG_UNSUPPORTED_CONFIG, UnsupportedModelE
 from . import (
     bloom,
     codegen,
+    dbrx,
     falcon,
     gemma2,
     gemma3,
@@ -44,6 +45,7 @@ ADAPTERS: tuple[ArchSpec, ...] = tuple(
         gpt_neox,
         gptj,
         mpt,
+        dbrx,
         opt,
         llama,
         mistral,

@@ -13,6 +13,7 @@ this template does not describe raises `UnsupportedModelError` naming what was n
 from __future__ import annotations
 
 import inspect
+from dataclasses import replace
 from typing import Any, Literal
 
 import torch
@@ -32,6 +33,7 @@ from ._names import (
     LN2,
     LOGIT_SCALES,
     MLP,
+    MLP_BESIDE,
     MLP_OUT_NORM,
     MLP_PROJ,
     O_PROJ,
@@ -41,6 +43,7 @@ from ._names import (
     ROUTER,
     SINKS,
 )
+from ._qk_order import rotated_qk_norms
 from ._spec import ArchSpec, Layout, Proj
 
 
@@ -235,6 +238,8 @@ def derive(model: nn.Module) -> ArchSpec:
     else:
         ln2 = _child(block, LN2)
         attn_out = _child(block, ATTN_OUT_NORM) or attn
+    if layers is not None and attn_out != attn:  # mixers' outputs pass the same output norm
+        layers = tuple(replace(x, out=attn_out) if x.kind == "mixer" else x for x in layers)
     # a hybrid's MLP is read in the layers that have one (a Mamba block has none)
     with_mlp = [i for i in range(len(all_blocks)) if layers is None or layers[i].mlp]
     mlp_paths = {
@@ -247,6 +252,7 @@ def derive(model: nn.Module) -> ArchSpec:
     moe: tuple[str, str] | None = None
     moe_layers: tuple[int, ...] | None = None
     mlp_in, mlp_up, mlp_down, fused = "", None, "", False
+    beside: str | None = None
     if mlp is None and _child(block, ("fc1",)) and _child(block, ("fc2",)):
         # the MLP's projections sit in the block itself (OPT-style): fc2's output is mlp_out
         mlp_in, mlp_up, mlp_down, fused, mlp_out = "fc1", None, "fc2", False, "fc2"
@@ -256,6 +262,7 @@ def derive(model: nn.Module) -> ArchSpec:
         raise _refuse(model, f"{kind} has no MLP ({', '.join(MLP)}, or fc1/fc2)")
     else:
         mlp_out = _child(block, MLP_OUT_NORM) or mlp
+        beside = _child(block, tuple(n for n in MLP_BESIDE if n != mlp))
         # each layer's MLP is dense or a mixture of experts (some models start dense)
         roles = {i: _mlp_roles(model, all_blocks[i].get_submodule(mlp), mlp) for i in with_mlp}
         dense = {r for r in roles.values() if isinstance(r[0], str) and r[0] != "moe"}
@@ -272,8 +279,11 @@ def derive(model: nn.Module) -> ArchSpec:
     o_proj = _child(attn_mod, O_PROJ) if attn_mod is not None else None
     latent = latent_kv(model, attn_mod, attn) if attn_mod is not None and attn else None
     no_qk = (None, None)  # no layer attends (Mamba), or latent attention reads q and k itself
+    rotated = rotated_qk_norms(model, attn_mod, attn) if attn_mod and attn and not latent else None
     sources = (
-        _qk_sources(model, attn_mod, attn, text) if attn_mod and attn and not latent else no_qk
+        _qk_sources(model, attn_mod, attn, text, norms=not rotated)
+        if attn_mod and attn and not latent
+        else no_qk
     )
     # the weights `hooklens.analysis` reads per head: the projections _qk_sources found
     qkv_fused = sources[0] is not None and sources[0].layout == "concat_qkv"
@@ -327,6 +337,7 @@ def derive(model: nn.Module) -> ArchSpec:
         mlp_gate_up_fused=fused,
         mlp_down=mlp_down,
         mlp_out=mlp_out,
+        mlp_beside=beside,
         moe_router=moe[0] if moe else None,
         moe_experts=moe[1] if moe else None,
         moe_layers=moe_layers,
@@ -336,6 +347,7 @@ def derive(model: nn.Module) -> ArchSpec:
         qkv_layout=qkv_layout,
         attn_gate=gate,
         q_source=sources[0],
+        qk_norms_after_rotary=rotated,
         k_source=sources[1],
         latent_kv=latent,
         pos_embed=prefix + pos_embed if pos_embed else None,
@@ -358,16 +370,19 @@ def _sinks(attn_mod: nn.Module) -> bool:
     return any(isinstance(getattr(attn_mod, n, None), nn.Parameter) for n in SINKS)
 
 
-def _qk_sources(model: nn.Module, attn_mod: nn.Module, attn: str, text: Any) -> tuple[Proj, Proj]:
-    """Where pre-rotary q and k are read: the q/k norms when present, else the projections."""
+def _qk_sources(
+    model: nn.Module, attn_mod: nn.Module, attn: str, text: Any, norms: bool = True
+) -> tuple[Proj, Proj]:
+    """Where pre-rotary q and k are read: the q/k norms when present (and `norms`: they come
+    before the rotation), else the projections."""
     if _child(attn_mod, ("qkv_proj",)) and not _child(attn_mod, ("q_proj",)):
         fused = Proj(f"{attn}.qkv_proj", "concat_qkv")
         return fused, fused
     if not all(_child(attn_mod, (n,)) for n in ("q_proj", "k_proj", "v_proj")):
         names = ", ".join(n for n, _ in attn_mod.named_children())
         raise _refuse(model, f"its attention {type(attn_mod).__name__} has no q/k/v ({names})")
-    q_name = _child(attn_mod, ("q_norm", "q_layernorm")) or "q_proj"
-    k_name = _child(attn_mod, ("k_norm", "k_layernorm")) or "k_proj"
+    q_name = (_child(attn_mod, ("q_norm", "q_layernorm")) if norms else None) or "q_proj"
+    k_name = (_child(attn_mod, ("k_norm", "k_layernorm")) if norms else None) or "k_proj"
     if q_name == "q_proj" and k_name == "k_proj":
         return Proj(f"{attn}.q_proj"), Proj(f"{attn}.k_proj")
     # the same module instance in every block: probe block 0's

@@ -17,9 +17,12 @@ LN2 = (
     "post_attention_layernorm", "feedforward_layernorm", "ln_2", "final_layer_norm", "mlp_norm",
     "ffn_norm", "channel_pre_norm",
 )  # fmt: skip
-ATTN_OUT_NORM = ("post_self_attn_layernorm", "post_norm1")
-MLP_OUT_NORM = ("post_feedforward_layernorm", "post_mlp_layernorm", "post_norm2")
-MLP = ("mlp", "feed_forward", "ffn", "mlp_block", "block_sparse_moe")
+ATTN_OUT_NORM = ("post_self_attn_layernorm", "post_norm1", "post_operator_norm")
+MLP_OUT_NORM = ("post_feedforward_layernorm", "post_mlp_layernorm", "post_norm2", "post_ffn_norm")
+MLP = ("mlp", "feed_forward", "ffn", "mlp_block", "block_sparse_moe", "shared_mlp")
+#: an MLP beside the block's MLP, whose output the block adds to the MLP's in the same step
+#: (GraniteMoeShared's and GraniteMoeHybrid's shared experts): `hook_mlp_out` is their sum
+MLP_BESIDE = ("shared_mlp",)
 #: (input projection, up projection or None, output projection, input is fused gate+up)
 MLP_PROJ = (
     ("gate_proj", "up_proj", "down_proj", False),

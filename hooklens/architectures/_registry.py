@@ -73,8 +73,12 @@ OVERRIDES: dict[str, dict[str, Any]] = {
     "lara_mini": {"layer_types": _HYBRID},
     "minimax": {"layer_types": _HYBRID},
     "bailing_hybrid": {"layer_types": _HYBRID},
-    "granitemoehybrid": {"layer_types": ["mamba", "attention"]},
+    # Granite 4: the residual multiplier its checkpoints set (it scales the mixer's output too)
+    "granitemoehybrid": {"layer_types": ["mamba", "attention"], "residual_multiplier": 0.5},
+    # a shared MLP beside the experts, as the released checkpoints have (the default has none)
+    "granitemoeshared": {"shared_intermediate_size": 32},
     "lfm2": {"layer_types": ["conv", "full_attention"]},
+    "lfm3": {"layer_types": ["conv", "full_attention"]},
     "recurrent_gemma": {"block_types": ["recurrent", "attention"]},
     "lfm2_moe": {"layer_types": ["conv", "full_attention"], "num_dense_layers": 1},
     "mamba2": {"num_heads": 8, "head_dim": 16},  # num_heads * head_dim = 2 * hidden_size
@@ -86,8 +90,9 @@ OVERRIDES: dict[str, dict[str, Any]] = {
     # its config maps both head counts to the encoder's, which the decoder does not share
     "whisper": {"num_key_value_heads": 4},
     # the model reads attn_config.rope_theta, which its attention config does not define, and
-    # clamps q, k, v by clip_qkv, whose default (None) torch.clamp refuses
-    "dbrx": {"attn_config": {"kv_n_heads": 2, "rope_theta": 10000.0, "clip_qkv": 8.0}},
+    # clamps q, k, v by clip_qkv, whose default (None) torch.clamp refuses (small enough here
+    # that the clipping acts)
+    "dbrx": {"attn_config": {"kv_n_heads": 2, "rope_theta": 10000.0, "clip_qkv": 2.0}},
 }
 #: A tiny config bigger than this did not shrink (some key is spelled differently).
 MAX_PARAMS = 4_000_000

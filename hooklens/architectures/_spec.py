@@ -92,13 +92,16 @@ class LayerLayout:
     the attention's job, and its output is `hook_mixer_out`; "mlp": nothing mixes positions,
     the layer is its norm (`ln1`, here the MLP's norm, so its points are `ln2.*`) and the
     adapter's MLP, which sits at `mixer` (Nemotron-H). `mixer_class` is the class name of what
-    sits there (named in errors); `mlp` whether the layer has the adapter's MLP.
+    sits there (named in errors); `mlp` whether the layer has the adapter's MLP; `out` the
+    module whose output a mixer layer adds to the stream when it is not the mixer itself (a
+    norm on the mixer's output, LFM3's `post_operator_norm`): `hook_mixer_out` is read there.
     """
 
     kind: Literal["attention", "mixer", "mlp"]
     mixer: str
     mixer_class: str
     mlp: bool = True
+    out: str | None = None
 
 
 @dataclass(frozen=True)
@@ -162,8 +165,15 @@ class ArchSpec:
     resid_mid_at: str | None = None
     mlp_up: str | None = None
     mlp_gate_up_fused: bool = False
+    #: a module beside `mlp_out` whose output the block adds to it in the same step (a shared
+    #: MLP next to a mixture of experts): `hook_mlp_out` is the sum of the two
+    mlp_beside: str | None = None
     q_source: Proj | None = None
     k_source: Proj | None = None
+    #: q and k norms (block paths) the attention applies after the rotation (Hunyuan V1):
+    #: `hook_q`/`hook_k` are then the projections' outputs, `hook_rot_q`/`hook_rot_k` what the
+    #: scores read (rotated, then normed), so at position 0 `hook_rot_q` is the q norm of `hook_q`
+    qk_norms_after_rotary: tuple[str, str] | None = None
     #: multi-head latent attention: where q, k and v are formed (q/k sources are then None)
     latent_kv: LatentKV | None = None
     norm: Literal["layernorm", "rmsnorm"] = "rmsnorm"

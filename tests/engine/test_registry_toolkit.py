@@ -64,8 +64,11 @@ def _check_qkv(model: hl.HookedModel, cache: hl.ActivationCache) -> None:
         except NotImplementedError as exc:  # the documented error: where the weights live
             assert "does not describe where its attention weights live" in str(exc)
             return
+        attn = model.hf_model.get_submodule(f"{model.spec.blocks}.{layer}.{model.spec.attn}")
+        clip = getattr(attn, "clip_qkv", None)  # DBRX, MPT: attention reads clipped q, k, v
         for letter, (weight, bias) in zip("qkv", qkv, strict=True):
             got = torch.einsum("bpd,hde->bphe", x, weight) + bias
+            got = got.clamp(-clip, clip) if clip else got
             name = f"{block}attn.hook_{letter}"
             if letter == "v" or not _normed_after_projection(model, letter):
                 _close(got, cache[name])

@@ -1,0 +1,84 @@
+"""Whether a model's q/k norms come before or after the rotary embedding.
+
+Most models with q/k norms (Qwen3, Gemma 3, OLMo 2) normalize the projections' outputs and then
+rotate: pre-rotary q and k are the norms' outputs. Some (Hunyuan V1) rotate first and normalize
+the rotated q and k: the norms' outputs are what the attention scores read, and pre-rotary q and
+k are the projections' outputs. The order is read from one forward of a few tokens: a norm whose
+input is its projection's output (per head) comes before the rotation; one whose input differs
+at later positions (where the rotation is not the identity) comes after it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from .._errors import UnsupportedModelError
+
+__all__ = ["norms_after_rotary", "rotated_qk_norms"]
+
+#: (q norm, k norm) child names of an attention module, in order of preference
+QK_NORMS = (
+    ("q_norm", "k_norm"),
+    ("q_layernorm", "k_layernorm"),
+    ("query_layernorm", "key_layernorm"),
+)
+
+
+def rotated_qk_norms(model: nn.Module, attn_mod: nn.Module, attn: str) -> tuple[str, str] | None:
+    """The paths (in the block) of q/k norms that `attn_mod` applies after the rotation, or None
+    (no q/k norms, or norms before the rotation, or no separate q/k projections)."""
+    names = {n for n, _ in attn_mod.named_children()}
+    found = next((p for p in QK_NORMS if set(p) <= names), None)
+    if found is None or not {"q_proj", "k_proj"} <= names:
+        return None
+    if not norms_after_rotary(model, attn_mod, [("q_proj", found[0]), ("k_proj", found[1])]):
+        return None
+    return f"{attn}.{found[0]}", f"{attn}.{found[1]}"
+
+
+def norms_after_rotary(model: nn.Module, attn_mod: nn.Module, pairs: list[tuple[str, str]]) -> bool:
+    """Whether each (projection, norm) of `pairs` (children of `attn_mod`, block 0's attention)
+    normalizes something other than the projection's output: the rotated q or k. Raises
+    UnsupportedModelError when the pairs disagree."""
+    seen: dict[str, torch.Tensor] = {}
+    handles = []
+    for proj, norm in pairs:
+        handles.append(
+            attn_mod.get_submodule(proj).register_forward_hook(
+                lambda m, a, out, key=proj: seen.setdefault(key, _first(out).detach())
+            )
+        )
+        handles.append(
+            attn_mod.get_submodule(norm).register_forward_pre_hook(
+                lambda m, a, key=norm: seen.setdefault(key, _first(a).detach())
+            )
+        )
+    device = next(p.device for p in model.parameters())
+    try:
+        with torch.no_grad():
+            model(input_ids=torch.arange(1, 6, device=device)[None], use_cache=False)
+    finally:
+        for h in handles:
+            h.remove()
+    after = set()
+    for proj, norm in pairs:
+        if proj not in seen or norm not in seen:  # not called as modules: as before the rotation
+            return False
+        out, normed = seen[proj].float(), seen[norm].float()
+        if normed.ndim == 4 and normed.shape[1] != out.shape[1]:  # (batch, heads, pos, d_head)
+            normed = normed.transpose(1, 2)
+        after.add(normed.numel() != out.numel() or not torch.allclose(
+            normed.reshape(out.shape), out, atol=1e-5, rtol=1e-4
+        ))  # fmt: skip
+    if len(after) > 1:
+        raise UnsupportedModelError(
+            "its q norm and k norm sit at different places around the rotary embedding"
+        )
+    return after.pop()
+
+
+def _first(value: Any) -> torch.Tensor:
+    return value[0] if isinstance(value, tuple) else value
