@@ -13,12 +13,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from .point_messages import DENSE, MOE_MLP, NO_LN1, NO_PART, NO_ROTARY, ONE_NORM, PER_HEAD
+from .point_messages import (
+    DENSE, MOE_MLP, NO_FINAL_NORM, NO_LN1, NO_PART, NO_ROTARY, ONE_NORM, PER_HEAD,
+)  # fmt: skip
 
 Scope = Literal["model", "block", "final"]
 Feature = Literal[
     "learned_pos", "rotary", "sequential", "gated_mlp", "ln1", "ln2", "dense_mlp", "moe", "mha",
-    "sinks", "attention", "mixer", "mlp", "post_ln", "token_types", "gated_attn",
+    "sinks", "attention", "mixer", "mlp", "post_ln", "token_types", "gated_attn", "final_norm",
 ]  # fmt: skip
 #: The part of a block a point belongs to; a layer without that part (a state-space mixer layer
 #: has no attention, a Mamba block no MLP) has none of its points.
@@ -362,8 +364,22 @@ POINTS: tuple[PointSpec, ...] = (
         "{family} normalizes the stream before attention and the MLP (pre-norm): the block's "
         "output is blocks.{layer}.hook_resid_post.",
     ),
-    PointSpec("ln_final.hook_scale", "final", ("batch", "pos", "1"), "final norm divisor"),
-    PointSpec("ln_final.hook_normalized", "final", _BPD, "final norm output, the unembed's input"),
+    PointSpec(
+        "ln_final.hook_scale",
+        "final",
+        ("batch", "pos", "1"),
+        "final norm divisor",
+        "final_norm",
+        NO_FINAL_NORM,
+    ),
+    PointSpec(
+        "ln_final.hook_normalized",
+        "final",
+        _BPD,
+        "final norm output, the unembed's input",
+        "final_norm",
+        NO_FINAL_NORM,
+    ),
 )
 
 POINTS_BY_SUFFIX: dict[str, PointSpec] = {p.suffix: p for p in POINTS}

@@ -236,6 +236,8 @@ class ResidMixin:
         if has_batch_dim and batch_slice is not None:
             stack = slice_axis(stack, batch_slice, 1)
         if layer == n:
+            if model.spec.final_norm is None:  # only post-LN decoders, refused above
+                raise InputError(f"{model.cfg.family} has no final norm to apply")
             scale_name, module_path = "ln_final.hook_scale", model.spec.final_norm
         else:
             which = "ln2" if mlp_input and model.spec.ln2 is not None else "ln1"

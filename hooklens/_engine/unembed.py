@@ -24,9 +24,10 @@ def final_normed(model: Any, resid: torch.Tensor) -> torch.Tensor:
     norm's output, or, where the adapter names an LM head transform (`head`, BERT's dense,
     activation and LayerNorm), what that head hands the unembedding."""
     hf, spec = model.hf_model, model.spec
-    if spec.head is None or not spec.final_norm.startswith(f"{spec.head}."):
+    final = spec.final_norm  # None: the last block's output is the unembedding's input
+    if final is not None and (spec.head is None or not final.startswith(f"{spec.head}.")):
         # the final norm reads the stream (a pre-LN encoder's head transforms its output)
-        resid = hf.get_submodule(spec.final_norm)(resid)
+        resid = hf.get_submodule(final)(resid)
     if spec.head is None:
         return resid
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from torch import nn
 
-from ..architectures._spec import ArchSpec, scale_of
+from ..architectures._spec import ArchSpec, module_scale, scale_of
 from . import attention as _attention
 from .gate import add_gate_site
 from .head_sites import add_head_sites
@@ -28,7 +28,9 @@ def build_points(
 ) -> tuple[dict[str, HookPoint], Builder]:
     """Every hook point of `model`, in execution order, and the builder that holds its sites."""
     b = Builder(model, spec, cfg, features)
-    embed_scale = scale_of(model.config, spec.embed_scale)
+    embed_scale = scale_of(model.config, spec.embed_scale) * module_scale(
+        model, spec.embed_scale_at
+    )
     b.output_site(get_module(model, spec.embed_norm or spec.embed), "hook_embed", None, embed_scale)
     if spec.pos_embed is not None:
         b.output_site(get_module(model, spec.pos_embed), "hook_pos_embed", None, positions=True)
@@ -56,7 +58,8 @@ def build_points(
         else:
             b.output_site(block, "hook_resid_post", layer)
         add_head_sites(b, block, layer)
-    b.norm_site(get_module(model, spec.final_norm), "ln_final", None)
+    if spec.final_norm is not None:  # a post-LN decoder's last ln2 output is unembedded (BART)
+        b.norm_site(get_module(model, spec.final_norm), "ln_final", None)
     return _ordered(b)
 
 

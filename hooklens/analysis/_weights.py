@@ -301,10 +301,16 @@ class Weights:
         return b if b is not None else _zeros(in_out(mod), self._model.cfg.d_vocab)
 
     def ln_final_w(self) -> torch.Tensor | None:
-        """The final norm's multiplier (d_model,) (with the family's offset), or None."""
-        mod = self._module(self._model.spec.final_norm)
-        return norm_weight(mod, self._model.spec.norm_weight_offset)
+        """The final norm's multiplier (d_model,) (with the family's offset), or None (also
+        where the model has no final norm)."""
+        path = self._model.spec.final_norm
+        return (
+            None
+            if path is None
+            else norm_weight(self._module(path), self._model.spec.norm_weight_offset)
+        )
 
     def ln_final_b(self) -> torch.Tensor | None:
         """The final norm's bias (d_model,), or None."""
-        return bias_of(self._module(self._model.spec.final_norm))
+        path = self._model.spec.final_norm
+        return None if path is None else bias_of(self._module(path))

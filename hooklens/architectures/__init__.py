@@ -30,6 +30,7 @@ from . import (
 )
 from ._derive import derive
 from ._encoder import derive_encoder, is_encoder
+from ._seq2seq import derive_post_ln_decoder, is_post_ln_decoder, with_embeddings
 from ._spec import ArchSpec, Proj
 
 #: every adapter; a module with `SPECS` has one per configuration variant (Falcon), tried in order
@@ -107,7 +108,11 @@ def adapter_for_model(hf_model: Any) -> ArchSpec:
     if find_adapter(class_name) is not None:
         return check_supported(class_name, hf_model.config)
     try:
-        return derive_encoder(hf_model) if is_encoder(hf_model) else derive(hf_model)
+        if is_encoder(hf_model):
+            return derive_encoder(hf_model)
+        if is_post_ln_decoder(hf_model):
+            return derive_post_ln_decoder(hf_model)
+        return with_embeddings(hf_model, derive(hf_model))
     except UnsupportedModelError as exc:
         raise UnsupportedModelError(
             MSG_UNSUPPORTED.format(

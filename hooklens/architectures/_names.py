@@ -37,7 +37,7 @@ MLP_PROJ = (
 O_PROJ = ("attn_sub_norm", "o_proj", "dense", "out_proj", "c_proj")
 FINAL_NORM = (
     "norm", "final_layernorm", "ln_f", "final_layer_norm", "norm_f", "layer_norm", "embedding_norm",
-    "final_norm",
+    "final_norm", "layernorm_embedding",
 )  # fmt: skip
 POS_EMBED = ("embed_positions", "wpe", "position_embeddings")
 #: an attention module's learned sink logits, one per head (passed to the attention function
@@ -72,6 +72,25 @@ PRE_LN_NORMS = {
     "ln1": ("attention.LayerNorm", "attention.self_attn_layer_norm", "attention.ln"),
     "ln2": ("intermediate.LayerNorm", "LayerNorm", "ln"),
 }
+#: a decoder layer of sequence-to-sequence families (BART, Pegasus, ...), role -> path in the
+#: block; whether its norms come before or after the residual additions is read from the
+#: order they run (`_seq2seq.py`): post-LN (BART), or pre-LN, which `derive` describes
+POST_LN_DECODER_BLOCK = {
+    "attn": "self_attn",
+    "q": "self_attn.q_proj",
+    "k": "self_attn.k_proj",
+    "v": "self_attn.v_proj",
+    "o_proj": "self_attn.out_proj",
+    "ln1": "self_attn_layer_norm",
+    "mlp_in": "fc1",
+    "mlp_down": "fc2",
+    "ln2": "final_layer_norm",
+}
+#: such a decoder's norm next to its token embedding (of the embeddings' sum, of the token
+#: embedding alone, or the final norm: read from the forward), and the attribute of a factor
+#: it applies to the token embedding (on the embedding module, or on the decoder: Marian)
+EMBED_NORM = ("layernorm_embedding",)
+EMBED_SCALE_ATTR = ("embed_scale",)
 #: BERT self-attention modules that compute attention themselves (scores / sqrt(d_head) plus
 #: the model's additive mask): hooklens reimplements their forward (`_encoder.py`)
 EAGER_BERT_ATTENTION = ("MegatronBertSelfAttention", "RemBertSelfAttention")

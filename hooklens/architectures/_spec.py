@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import torch
+
 from .._engine.points import Feature
 
 #: How a projection's output holds q or k (or q, k, v together):
@@ -47,6 +49,12 @@ def scale_of(config: Any, attr: str | None) -> float:
     """The factor a config attribute holds (1.0 for no attribute, or an unset one)."""
     value = getattr(text_config(config), attr, None) if attr else None
     return float(value) if isinstance(value, int | float) else 1.0
+
+
+def module_scale(model: Any, path: str | None) -> float:
+    """The `embed_scale` a module of `model` holds (1.0 for no module)."""
+    value = getattr(model.get_submodule(path), "embed_scale", None) if path else None
+    return float(value) if isinstance(value, int | float | torch.Tensor) else 1.0
 
 
 @dataclass(frozen=True)
@@ -128,7 +136,9 @@ class ArchSpec:
     hf_classes: tuple[str, ...]
     embed: str
     blocks: str
-    final_norm: str
+    #: None: no norm after the last block (a post-LN decoder whose last ln2 output is the
+    #: unembedding's input, BART): the model has no `ln_final` points
+    final_norm: str | None
     unembed: str
     ln1: str | None
     attn: str
@@ -197,6 +207,9 @@ class ArchSpec:
     #: (Granite's `residual_multiplier`, MiniCPM3's `residual_scale`). `hook_embed`,
     #: `hook_attn_out` and `hook_mlp_out` include them: they are what enters the stream.
     embed_scale: str | None = None
+    #: a module (model path) whose number attribute `embed_scale` multiplies the token
+    #: embedding's output outside the embedding module (Marian's decoder): in `hook_embed` too
+    embed_scale_at: str | None = None
     output_scale: str | None = None
     #: the attention's output projection (its input is `attn.hook_z`, times `attn_gate`'s
     #: gate where there is one), where known
@@ -292,6 +305,8 @@ class ArchSpec:
             found.add("ln2")
         if self.post_ln:
             found.add("post_ln")
+        if self.final_norm is not None:
+            found.add("final_norm")
         if self.token_type_embed is not None:
             found.add("token_types")
         if self.attention_layers(len(self.layers or ())) or self.layers is None:
