@@ -91,6 +91,9 @@ POST_LN_DECODER_BLOCK = {
 #: it applies to the token embedding (on the embedding module, or on the decoder: Marian)
 EMBED_NORM = ("layernorm_embedding",)
 EMBED_SCALE_ATTR = ("embed_scale",)
+#: such decoders' self-attention modules that compute attention themselves (q times
+#: `scaling`, plus the model's additive mask): hooklens reimplements their forward
+EAGER_SEQ2SEQ_ATTENTION = ("MvpAttention", "TrOCRAttention")
 #: BERT self-attention modules that compute attention themselves (scores / sqrt(d_head) plus
 #: the model's additive mask): hooklens reimplements their forward (`_encoder.py`)
 EAGER_BERT_ATTENTION = ("MegatronBertSelfAttention", "RemBertSelfAttention")

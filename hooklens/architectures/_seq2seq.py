@@ -26,8 +26,16 @@ from typing import Any
 import torch
 from torch import nn
 
+from .._engine.attention import attention_forward
+from .._engine.own_attention import additive_mask, split_heads
 from ._derive import _child, _find_blocks, _path_of, _refuse, norm_eps, norm_kind
-from ._names import EMBED_NORM, EMBED_SCALE_ATTR, POS_EMBED, POST_LN_DECODER_BLOCK
+from ._names import (
+    EAGER_SEQ2SEQ_ATTENTION,
+    EMBED_NORM,
+    EMBED_SCALE_ATTR,
+    POS_EMBED,
+    POST_LN_DECODER_BLOCK,
+)
 from ._spec import ArchSpec
 
 
@@ -174,8 +182,48 @@ def derive_post_ln_decoder(model: nn.Module) -> ArchSpec:
         norm_weight_offset=offset,
         post_ln=True,
         **parts,
+        attn_forward=_eager_forward
+        if type(block.get_submodule(roles["attn"])).__name__ in EAGER_SEQ2SEQ_ATTENTION
+        else None,
         derived=True,
     )
+
+
+def _eager_forward(
+    self: Any,
+    hidden_states: torch.Tensor,
+    key_value_states: torch.Tensor | None = None,
+    cache: Any = None,
+    attention_mask: torch.Tensor | None = None,
+    attn_prompt: torch.Tensor | None = None,
+    output_attentions: bool = False,
+    **kwargs: Any,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The eager self-attention of `EAGER_SEQ2SEQ_ATTENTION` (MVP, TrOCR), with attention
+    computed by hooklens's function: q, k, v from `q_proj`/`k_proj`/`v_proj`, scores scaled by
+    the module's `scaling` (which the module applies to q; `hook_q` is q before it), the model's
+    mask added, `out_proj` on z."""
+    if key_value_states is not None:
+        raise NotImplementedError("hooklens serves self-attention only, not cross-attention")
+    if attn_prompt is not None:
+        raise NotImplementedError(
+            "hooklens does not serve MVP's prompt keys and values (use_prompt): load the model "
+            "without prompts"
+        )
+    n_heads = self.num_heads
+    query = split_heads(self.q_proj(hidden_states), n_heads)
+    key = split_heads(self.k_proj(hidden_states), n_heads)
+    value = split_heads(self.v_proj(hidden_states), n_heads)
+    if cache is not None:
+        own = getattr(cache, "self_attention_cache", cache)  # an encoder-decoder cache's own
+        key, value = own.update(key, value, self.layer_idx)
+    q_len, k_len = query.shape[2], key.shape[2]
+    mask = additive_mask(attention_mask, q_len, k_len, query.dtype, query.device)
+    dropout = self.dropout if self.training else 0.0
+    z, weights = attention_forward(
+        self, query, key, value, mask, dropout=dropout, scaling=self.scaling
+    )
+    return self.out_proj(z.reshape(*z.shape[:2], -1)), weights
 
 
 def with_embeddings(model: nn.Module, spec: ArchSpec) -> ArchSpec:
