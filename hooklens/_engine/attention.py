@@ -268,6 +268,10 @@ def attention_forward(
         sdpa_attention_forward = _expanding(sdpa_attention_forward, n_rep)
     softcap = kwargs.get("softcap")
     sinks = kwargs.get("s_aux")  # learned sink logits: sdpa has no way to take them
+    # no mask is a causal one, as in the explicit path (the mask builder registered with this
+    # function leaves it out only then), also for a module whose `is_causal` says otherwise
+    # (BigBird-Pegasus's decoder attention, which the model's eager mask makes causal)
+    kwargs = {"is_causal": True, **kwargs}
     if site is None:
         if softcap is None and sinks is None:
             return sdpa_attention_forward(
