@@ -14,7 +14,14 @@ from dataclasses import dataclass
 from typing import Literal
 
 from .point_messages import (
-    DENSE, MOE_MLP, NO_FINAL_NORM, NO_LN1, NO_PART, NO_ROTARY, ONE_NORM, PER_HEAD,
+    DENSE,
+    MOE_MLP,
+    NO_FINAL_NORM,
+    NO_LN1,
+    NO_PART,
+    NO_ROTARY,
+    ONE_NORM,
+    PER_HEAD,
 )  # fmt: skip
 
 Scope = Literal["model", "block", "final"]
