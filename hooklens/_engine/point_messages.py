@@ -18,6 +18,7 @@ NO_ROTARY = (
     "{{family}} uses learned absolute positions (hook_pos_embed) or an ALiBi bias in the "
     "scores, so {x} is never rotated. Use blocks.{{layer}}.attn.hook_{x}."
 )
+FINAL_OUT = "final norm output, the unembed's input"
 NO_FINAL_NORM = (
     "{family} has no final norm: its blocks are post-LN, and the last block's output (its "
     "hook_normalized_resid_post, ln2's output) is the unembedding's input. Use that point."

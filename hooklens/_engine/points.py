@@ -13,16 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from .point_messages import (
-    DENSE,
-    MOE_MLP,
-    NO_FINAL_NORM,
-    NO_LN1,
-    NO_PART,
-    NO_ROTARY,
-    ONE_NORM,
-    PER_HEAD,
-)  # fmt: skip
+from . import point_messages as _msg
+from .point_messages import DENSE, MOE_MLP, NO_LN1, NO_PART, NO_ROTARY, ONE_NORM, PER_HEAD
 
 Scope = Literal["model", "block", "final"]
 Feature = Literal[
@@ -75,6 +67,7 @@ class PointSpec:
 
 _BPD = ("batch", "pos", "d_model")
 _BHQK = ("batch", "n_heads", "q", "k")
+_FINAL: tuple[Feature, str] = ("final_norm", _msg.NO_FINAL_NORM)  # absent: BART's last ln2
 
 
 POINTS: tuple[PointSpec, ...] = (
@@ -371,22 +364,8 @@ POINTS: tuple[PointSpec, ...] = (
         "{family} normalizes the stream before attention and the MLP (pre-norm): the block's "
         "output is blocks.{layer}.hook_resid_post.",
     ),
-    PointSpec(
-        "ln_final.hook_scale",
-        "final",
-        ("batch", "pos", "1"),
-        "final norm divisor",
-        "final_norm",
-        NO_FINAL_NORM,
-    ),
-    PointSpec(
-        "ln_final.hook_normalized",
-        "final",
-        _BPD,
-        "final norm output, the unembed's input",
-        "final_norm",
-        NO_FINAL_NORM,
-    ),
+    PointSpec("ln_final.hook_scale", "final", ("batch", "pos", "1"), "final norm divisor", *_FINAL),
+    PointSpec("ln_final.hook_normalized", "final", _BPD, _msg.FINAL_OUT, *_FINAL),
 )
 
 POINTS_BY_SUFFIX: dict[str, PointSpec] = {p.suffix: p for p in POINTS}

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from .._engine.linear import bias_of, in_out, o_module, read_o, read_qkv
+from ..architectures._spec import module_scale
 
 if TYPE_CHECKING:
     from .._engine.model import HookedModel
@@ -267,10 +268,14 @@ class Weights:
     @property
     def W_E(self) -> torch.Tensor:
         """(d_vocab, d_model): `W_E[tokens]` is `hook_embed`. A view, or a copy for embeddings
-        that scale their output (Gemma's `embed_scale`, which TransformerLens also folds in)."""
-        emb = self._module(self._model.spec.embed)
+        that scale their output (Gemma's `embed_scale`, which TransformerLens also folds in;
+        Marian's decoder scales it outside the module, `ArchSpec.embed_scale_at`)."""
+        spec = self._model.spec
+        emb = self._module(spec.embed)
         weight: torch.Tensor = emb.weight  # type: ignore[assignment]
         scale = getattr(emb, "embed_scale", None)
+        if spec.embed_scale_at is not None:
+            scale = module_scale(self._model.hf_model, spec.embed_scale_at)
         if isinstance(scale, torch.Tensor | float | int) and float(scale) != 1.0:
             return weight * torch.as_tensor(scale).to(weight.dtype)
         return weight

@@ -63,7 +63,8 @@ _WHEN = {
     "moe": "a mixture-of-experts MLP",
     "sinks": "a learned attention sink per head (GPT-OSS, Flint, Granite SWA)",
     "token_types": "token-type embeddings (BERT)",
-    "post_ln": "post-LN blocks (BERT)",
+    "post_ln": "post-LN blocks (BERT, BART)",
+    "final_norm": "a final norm (not BART's post-LN decoders: the last block's ln2 is the last)",
     "gated_attn": "a gate on attention's output (o_proj reads z * gate)",
 }
 #: which layers have a point of each part of a block
