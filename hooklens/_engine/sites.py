@@ -41,10 +41,12 @@ def get_module(root: nn.Module, path: str) -> nn.Module:
 
 
 def _first(out: Any) -> torch.Tensor:
-    return out[0] if isinstance(out, tuple) else out
+    return out[0] if isinstance(out, tuple | list) else out  # GPT-1's blocks return lists
 
 
 def _with_first(out: Any, new: torch.Tensor) -> Any:
+    if isinstance(out, list):
+        return [new, *out[1:]]
     return (new, *out[1:]) if isinstance(out, tuple) else new
 
 
