@@ -29,6 +29,7 @@ from torch import nn
 from .._engine.attention import attention_forward
 from .._engine.own_attention import additive_mask, split_heads
 from ._derive import _child, _find_blocks, _path_of, _refuse, norm_eps, norm_kind
+from ._encoder import _has
 from ._names import (
     EAGER_SEQ2SEQ_ATTENTION,
     EMBED_NORM,
@@ -37,14 +38,6 @@ from ._names import (
     POST_LN_DECODER_BLOCK,
 )
 from ._spec import ArchSpec
-
-
-def _has(block: nn.Module, path: str) -> bool:
-    try:
-        block.get_submodule(path)
-    except AttributeError:
-        return False
-    return True
 
 
 def _layout(model: nn.Module) -> tuple[str, str, str] | None:
@@ -73,12 +66,12 @@ def _run_order(model: nn.Module, modules: dict[str, nn.Module]) -> dict[str, Any
     handles = []
     for key, mod in modules.items():
 
-        def record(m: nn.Module, args: Any, out: Any, key: str = key) -> None:
-            first = args[0] if args else None
+        def record(m: nn.Module, args: Any, kwargs: Any, out: Any, key: str = key) -> None:
+            first = args[0] if args else kwargs.get("hidden_states")
             t = out[0] if isinstance(out, tuple) else out
             seen.setdefault(key, (len(seen), first, t))
 
-        handles.append(mod.register_forward_hook(record))
+        handles.append(mod.register_forward_hook(record, with_kwargs=True))
     device = next(p.device for p in model.parameters())
     try:
         with torch.no_grad():
