@@ -37,7 +37,7 @@ from .loading import load
 from .loss import Output, loss_fn
 from .ownership import Ownership
 from .placement import PlacementMixin
-from .points import POINTS_BY_SUFFIX, is_on_demand, split_name
+from .points import POINTS_BY_SUFFIX, split_name
 from .stop import run_until
 from .tokens import TextOrTokens, TokenMixin
 from .unembed import unembed
@@ -175,8 +175,8 @@ class HookedModel(BlocksMixin, HooksMixin, TokenMixin, WeightsMixin, PlacementMi
 
     def _select(self, names: NamesFilter) -> list[HookPoint]:
         """Resolve a names filter (None = all, a name, names, or a predicate) to points."""
-        if names is None:  # every point but the on-demand ones, as in TransformerLens
-            return [p for n, p in self._points.items() if not is_on_demand(n)]
+        if names is None:  # every point but the on-demand ones not switched on (set_use_*)
+            return [p for n, p in self._points.items() if self._in_default_selection(n)]
         if isinstance(names, str):
             return [self._point(names)]
         if callable(names):

@@ -247,3 +247,42 @@ def test_loss_of_a_batch_of_texts_skips_the_padding(tiny):
     torch.testing.assert_close(per_token[1, :2], alone[0])
     assert (per_token[1, 2:] == 0).all()  # predictions of padding are not counted
     torch.testing.assert_close(mean, per_token.sum() / 8)
+
+
+def test_set_use_switches_put_on_demand_points_in_the_default_cache(tiny, tokens):
+    """`model.set_use_attn_result(True)` (TransformerLens's loading-cell switch) makes
+    `run_with_cache` cache `hook_result` with no names_filter; the logits do not change."""
+    model = tiny("llama")
+    result, z = "blocks.1.attn.hook_result", "blocks.1.attn.hook_z"
+    plain_logits, plain = model.run_with_cache(tokens)
+    assert result not in plain and "blocks.0.hook_q_input" not in plain
+    try:
+        model.set_use_attn_result(True)
+        logits, cache = model.run_with_cache(tokens)
+        _, asked = model.run_with_cache(tokens, names_filter=[result])
+        assert "blocks.0.hook_q_input" not in cache
+        model.set_use_split_qkv_input(True)
+        _, split = model.run_with_cache(tokens)
+    finally:
+        model.set_use_attn_result(False)
+        model.set_use_split_qkv_input(False)
+    torch.testing.assert_close(logits, plain_logits)
+    torch.testing.assert_close(cache[result], asked[result])
+    torch.testing.assert_close(cache[z], plain[z])
+    assert cache[result].shape == (*tokens.shape, model.cfg.n_heads, model.cfg.d_model)
+    assert "blocks.0.hook_q_input" in split and result in split
+    assert result not in model.run_with_cache(tokens)[1]  # switched off again
+    with pytest.raises(hl.InputError, match="True or False"):
+        model.set_use_attn_result("yes")  # type: ignore[arg-type]
+
+
+def test_get_corner():
+    from hooklens.analysis import FactoredMatrix
+
+    x = torch.arange(5 * 6 * 7).reshape(5, 6, 7)
+    torch.testing.assert_close(hl.utils.get_corner(x), x[:3, :3, :3])
+    torch.testing.assert_close(hl.utils.get_corner(x, 2), x[:2, :2, :2])
+    fm = FactoredMatrix(torch.randn(6, 2), torch.randn(2, 5))
+    torch.testing.assert_close(hl.utils.get_corner(fm), (fm.A @ fm.B)[:3, :3])
+    with pytest.raises(TypeError, match="tensor or FactoredMatrix"):
+        hl.utils.get_corner([1, 2])
