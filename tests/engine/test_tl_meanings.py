@@ -286,3 +286,52 @@ def test_get_corner():
     torch.testing.assert_close(hl.utils.get_corner(fm), (fm.A @ fm.B)[:3, :3])
     with pytest.raises(TypeError, match="tensor or FactoredMatrix"):
         hl.utils.get_corner([1, 2])
+
+
+@pytest.mark.parametrize("family", ["llama", "qwen3"])
+def test_ungroup_grouped_query_attention(tiny_dir, tokens, family):
+    """TransformerLens's load option: one key/value head per query head, same outputs, and a
+    single query head's values can be patched alone."""
+    grouped = hl.HookedModel.from_pretrained(str(tiny_dir(family)))
+    model = hl.HookedModel.from_pretrained(
+        str(tiny_dir(family)), ungroup_grouped_query_attention=True
+    )
+    n, group = model.cfg.n_heads, grouped.cfg.n_heads // grouped.cfg.n_kv_heads
+    assert grouped.cfg.n_kv_heads < n and model.cfg.n_kv_heads == n
+    with torch.no_grad():
+        want, g_cache = grouped.run_with_cache(tokens)
+        logits, cache = model.run_with_cache(tokens)
+    torch.testing.assert_close(logits, want, atol=1e-5, rtol=1e-5)
+    for letter in "kv":
+        got = cache[f"blocks.1.attn.hook_{letter}"]
+        assert got.shape == (*tokens.shape, n, model.cfg.d_head)
+        torch.testing.assert_close(
+            got, g_cache[f"blocks.1.attn.hook_{letter}"].repeat_interleave(group, dim=2)
+        )
+    assert model.blocks[1].attn.W_V.shape == (n, model.cfg.d_model, model.cfg.d_head)
+
+    def zero_head_1(v, hook):
+        v = v.clone()
+        v[:, :, 1] = 0
+        return v
+
+    with torch.no_grad():
+        z = {}
+        model.run_with_hooks(
+            tokens,
+            fwd_hooks=[
+                ("blocks.1.attn.hook_v", zero_head_1),
+                ("blocks.1.attn.hook_z", lambda act, hook: z.setdefault("z", act.clone())),
+            ],
+        )
+    assert z["z"][:, :, 1].abs().max() == 0  # the head whose values were zeroed
+    torch.testing.assert_close(z["z"][:, :, 0], cache["blocks.1.attn.hook_z"][:, :, 0])  # its group
+
+
+def test_ungroup_grouped_query_attention_errors(tiny_dir, tiny):
+    with pytest.raises(hl.ArgumentError, match="concat_qkv"):
+        hl.HookedModel.from_pretrained(str(tiny_dir("phi3")), ungroup_grouped_query_attention=True)
+    with pytest.raises(hl.ArgumentError, match="hf_model="):
+        hl.HookedModel.from_pretrained(
+            "x", hf_model=tiny("llama").hf_model, ungroup_grouped_query_attention=True
+        )
