@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import FrozenInstanceError, dataclass
 from typing import Any, Literal
 
 import torch
@@ -55,6 +55,41 @@ class HookedModelConfig:
     def positional_embedding_type(self) -> str:
         """TransformerLens spelling of `positional`: "standard", "rotary", "alibi" (or "none")."""
         return {"learned": "standard"}.get(self.positional, self.positional)
+
+
+MSG_READ_ONLY = """model.cfg.{name} = ...: model.cfg describes the loaded model and is read-only
+apart from `device`. {how}"""
+
+#: How to get what setting a TransformerLens `cfg` field would do, by field.
+_HOW: dict[str, str] = {
+    "dtype": "Cast the model with model.to(torch.float16) (or another dtype).",
+    "use_attn_result": "Use model.set_use_attn_result(True).",
+    "use_split_qkv_input": "Use model.set_use_split_qkv_input(True).",
+    "use_attn_in": "Use model.set_use_attn_in(True).",
+    "use_hook_mlp_in": "Use model.set_use_hook_mlp_in(True).",
+}
+
+
+def _assign(self: HookedModelConfig, name: str, value: Any) -> None:
+    """`cfg.device = ...` as in TransformerLens: it records where the model should go, and
+    `model.move_model_modules_to_device()` moves it there (nothing moves before that call).
+    Every other field raises, naming the hooklens call that does what setting it would."""
+    if name != "device":
+        how = _HOW.get(name, "Load or wrap the model again to change it.")
+        raise FrozenInstanceError(MSG_READ_ONLY.format(name=name, how=how))
+    try:
+        device = torch.device(value)
+    except (TypeError, RuntimeError) as exc:
+        raise ValueError(
+            f'model.cfg.device = {value!r}: give a device ("cuda", "cuda:1", "cpu", '
+            "torch.device(...)), then call model.move_model_modules_to_device()"
+        ) from exc
+    object.__setattr__(self, "device", device)
+
+
+# frozen dataclasses build instances with object.__setattr__, so `__init__` and
+# `dataclasses.replace` are unaffected; only a user's assignment comes here
+HookedModelConfig.__setattr__ = _assign  # type: ignore[method-assign,assignment]
 
 
 def _out_features(module: nn.Module) -> int:

@@ -13,7 +13,11 @@ NOTEBOOKS = sorted((Path(__file__).resolve().parents[2] / "notebooks").glob("*.i
 
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
-def test_notebook_runs_without_errors(path: Path, tmp_path: Path) -> None:
+def test_notebook_runs_without_errors(
+    path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the TransformerLens port's marked cell keeps one pair of prompts (the kernel inherits this)
+    monkeypatch.setenv("HOOKLENS_PORT_PROMPTS", "2")
     notebook = nbformat.read(path, as_version=4)
     assert notebook.metadata.get("kernelspec", {}).get("name") == "python3"
     NotebookClient(notebook, timeout=600, resources={"metadata": {"path": str(tmp_path)}}).execute()
