@@ -197,8 +197,8 @@ class Builder:
         site = self._site(lambda: [module.register_forward_hook(hook)])
         q_pt = self._new("attn.hook_q", layer, site) if q else None
         k_pt = self._new("attn.hook_k", layer, site) if k else None
-        nh, nkv, dh = self.cfg.n_heads, self.cfg.n_kv_heads, self.cfg.d_head
-        dq = self.cfg.d_head_qk
+        cfg = self.cfg.layer(layer)  # this layer's own head widths
+        nh, nkv, dh, dq = cfg.n_heads, cfg.n_kv_heads, cfg.d_head, cfg.d_head_qk
         layout = proj.layout
 
         def split(out: torch.Tensor) -> list[torch.Tensor]:
