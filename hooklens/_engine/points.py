@@ -29,6 +29,7 @@ Feature = Literal[
     "attention",
     "mixer",
     "mlp",
+    "per_layer_input",
 ]
 #: The part of a block a point belongs to; a layer without that part (a state-space mixer layer
 #: has no attention, a Mamba block no MLP) has none of its points.
@@ -81,6 +82,8 @@ _MOE_MLP = (
     "blocks.{layer}.mlp.hook_router_logits / hook_expert_indices / hook_expert_weights, or "
     "blocks.{layer}.hook_mlp_out."
 )
+_PLE = "what a per-layer embedding branch (Gemma 3n/4) adds to the stream after the MLP"
+_NO_PLE = "{family} has no per-layer embedding branch. Use blocks.{layer}.hook_mlp_out."
 _DENSE = "{family}'s MLP is dense (no experts). Use blocks.{layer}.mlp.hook_pre / hook_post."
 _NO_LN1 = (
     "{family} has no norm before attention: its norms are applied to what attention and the "
@@ -357,6 +360,7 @@ POINTS: tuple[PointSpec, ...] = (
     PointSpec(
         "hook_mlp_out", "block", _BPD, "what the MLP adds to the residual stream", part="mlp"
     ),
+    PointSpec("hook_per_layer_out", "block", _BPD, _PLE, "per_layer_input", _NO_PLE),
     PointSpec("hook_resid_post", "block", _BPD, "residual stream leaving the block"),
     PointSpec("ln_final.hook_scale", "final", ("batch", "pos", "1"), "final norm divisor"),
     PointSpec("ln_final.hook_normalized", "final", _BPD, "final norm output, the unembed's input"),

@@ -44,6 +44,8 @@ def build_points(
             b.output_site(sub(spec.layers[layer].mixer), "hook_mixer_out", layer)
         if "mlp" in feats:
             _mlp_parts(b, block, layer, feats, out_scale)
+        if spec.per_layer_out is not None:
+            b.output_site(sub(spec.per_layer_out), "hook_per_layer_out", layer)
         b.output_site(block, "hook_resid_post", layer)
         add_head_sites(b, block, layer)
     b.norm_site(get_module(model, spec.final_norm), "ln_final", None)

@@ -21,6 +21,7 @@ from torch import nn
 from .._errors import UnsupportedModelError
 from ._hybrid import MIXERS, hybrid_layers
 from ._latent import latent_kv
+from ._layer_checks import unlike_layers
 from ._names import (
     ATTN,
     ATTN_OUT_NORM,
@@ -35,6 +36,7 @@ from ._names import (
     MLP_PROJ,
     O_PROJ,
     OUTPUT_SCALE,
+    PER_LAYER_OUT,
     POS_EMBED,
     PRE_MLP,
     ROUTER,
@@ -273,6 +275,9 @@ def derive(model: nn.Module) -> ArchSpec:
     sources = (
         _qk_sources(model, attn_mod, attn, text) if attn_mod and attn and not latent else no_qk
     )
+    unlike = unlike_layers(all_blocks, attending if layers else range(n_layers), sources)
+    if unlike is not None:
+        raise _refuse(model, unlike)
     # the weights `hooklens.analysis` reads per head: the projections _qk_sources found
     qkv_fused = sources[0] is not None and sources[0].layout == "concat_qkv"
     qkv = (f"{attn}.qkv_proj",) * 3 if qkv_fused else None
@@ -339,6 +344,7 @@ def derive(model: nn.Module) -> ArchSpec:
         layers=layers,
         embed_scale=next((a for a in EMBED_SCALE if hasattr(text, a)), None),
         output_scale=next((a for a in OUTPUT_SCALE if hasattr(block, a)), None),
+        per_layer_out=_child(block, PER_LAYER_OUT),
         derived=True,
     )
 

@@ -19,6 +19,10 @@ LN2 = (
 )  # fmt: skip
 ATTN_OUT_NORM = ("post_self_attn_layernorm", "post_norm1")
 MLP_OUT_NORM = ("post_feedforward_layernorm", "post_mlp_layernorm", "post_norm2")
+#: the norm on what a block's per-layer embedding branch adds after the MLP (Gemma 3n / 4)
+PER_LAYER_OUT = ("post_per_layer_input_norm",)
+#: a block buffer multiplying the whole stream after the block's parts are added (Gemma 4)
+STREAM_SCALE = ("layer_scalar",)
 MLP = ("mlp", "feed_forward", "ffn", "mlp_block", "block_sparse_moe")
 #: (input projection, up projection or None, output projection, input is fused gate+up)
 MLP_PROJ = (

@@ -156,6 +156,10 @@ class ArchSpec:
     #: `hook_attn_out` and `hook_mlp_out` include them: they are what enters the stream.
     embed_scale: str | None = None
     output_scale: str | None = None
+    #: a block's branch that adds, after the MLP, a projection of the token's own per-layer
+    #: embedding to the stream (Gemma 3n / 4): the module whose output is added
+    #: (`hook_per_layer_out`); None when blocks have no such branch
+    per_layer_out: str | None = None
     #: the attention's output projection (its input is `attn.hook_z`), where known
     o_proj: str | None = None
     #: per-layer structure of a hybrid (None: every layer is attention, then the MLP)
@@ -242,6 +246,8 @@ class ArchSpec:
         if self.attention_layers(len(self.layers or ())) or self.layers is None:
             found.add("attention")
         found.add("mlp")
+        if self.per_layer_out is not None:
+            found.add("per_layer_input")
         kv = self.n_kv_heads(config)
         if kv is None or kv == getattr(config, "num_attention_heads", kv):
             found.add("mha")
@@ -251,4 +257,7 @@ class ArchSpec:
         """The model's number of key/value heads (None: the config does not say)."""
         if self.kv_heads is not None:
             return self.kv_heads(config)
-        return getattr(config, "num_key_value_heads", None)
+        try:
+            return getattr(config, "num_key_value_heads", None)
+        except RuntimeError:  # a per-layer value (transformers' `per_layer_config`): the fewest
+            return min(layer.num_key_value_heads for layer in config.per_layer_config)

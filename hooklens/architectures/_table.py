@@ -61,6 +61,7 @@ _WHEN = {
     "mha": "as many key/value heads as query heads (no grouped-query attention)",
     "dense_mlp": "a dense MLP",
     "moe": "a mixture-of-experts MLP",
+    "per_layer_input": "a per-layer embedding branch in each block (Gemma 3n / 4)",
 }
 #: which layers have a point of each part of a block
 _PART = {
