@@ -150,3 +150,78 @@ def test_head_inputs_on_layers_with_their_own_projections(model, tokens):
         logits, cache = model.run_with_cache(tokens, names_filter=lambda n: "input" in n)
     torch.testing.assert_close(logits, ref, atol=1e-5, rtol=0)
     assert cache["blocks.0.hook_k_input"].shape == (2, 7, 2, 64)
+
+
+def _ple(**overrides) -> hl.HookedModel:
+    """A tiny Gemma 4 with per-layer embeddings (its own k/v projections on every layer)."""
+    return _gemma4(
+        attention_k_eq_v=False,
+        hidden_size_per_layer_input=8,
+        vocab_size_per_layer_input=128,
+        **overrides,
+    )
+
+
+def test_per_layer_embeddings_are_what_the_block_adds_last(tokens):
+    model = _ple()
+    with torch.no_grad():
+        ref = model.hf_model(tokens, use_cache=False).logits
+        logits, cache = model.run_with_cache(tokens)
+    torch.testing.assert_close(logits, ref, atol=1e-4, rtol=0)
+    for layer in range(3):
+        b = f"blocks.{layer}."
+        parts = ("hook_attn_out", "hook_mlp_out", "hook_per_layer_out")
+        total = cache[b + "hook_resid_pre"] + sum(cache[b + p] for p in parts)
+        torch.testing.assert_close(total, cache[b + "hook_resid_post"], atol=1e-4, rtol=1e-4)
+        assert cache[b + "hook_per_layer_out"].abs().max() > 0
+    stack, labels = cache.decompose_resid(layer=-1, return_labels=True)
+    assert labels[-3:] == ["2_attn_out", "2_mlp_out", "2_per_layer_out"]
+    torch.testing.assert_close(stack.sum(0), cache["blocks.2.hook_resid_post"], atol=1e-4, rtol=0)
+
+    def zero(x, hook):
+        return torch.zeros_like(x)
+
+    def raw(mod, args, out):
+        return torch.zeros_like(out)
+
+    with torch.no_grad():
+        got = model.run_with_hooks(tokens, fwd_hooks=[("blocks.1.hook_per_layer_out", zero)])
+        norm = model.hf_model.model.layers[1].post_per_layer_input_norm
+        handle = norm.register_forward_hook(raw)
+        try:
+            want = model.hf_model(tokens, use_cache=False).logits
+        finally:
+            handle.remove()
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
+    assert (got - ref).abs().max() > 1e-3
+
+
+def test_per_layer_input_makes_patching_run_full_passes(tokens):
+    from hooklens._engine.partial import RecordedRun
+
+    model = _ple()
+    with model.hooks():
+        run = RecordedRun(model, tokens)
+    assert not run.skips and "per_layer_input" in run.why_not
+
+
+def test_no_per_layer_out_without_the_branch(model, tokens):
+    with pytest.raises(hl.HookNameError, match="no per-layer embedding branch"):
+        model.run_with_hooks(tokens, fwd_hooks=[("blocks.0.hook_per_layer_out", lambda x, hook: x)])
+
+
+def test_refused_with_the_reason():
+    """Layers that reuse an earlier layer's keys and values, and checkpoints whose blocks scale
+    the whole stream, are refused, saying so."""
+    shared = ["sliding_attention", "full_attention"] * 2
+    config = {"num_hidden_layers": 4, "layer_types": shared}
+    with pytest.raises(hl.UnsupportedModelError, match="reuses the keys and values"):
+        _ple(num_kv_shared_layers=2, **config)
+    torch.manual_seed(0)
+    model = _ple()
+    hf = model.hf_model
+    with torch.no_grad():
+        for block in hf.model.layers:
+            block.layer_scalar.fill_(0.5)
+    with pytest.raises(hl.UnsupportedModelError, match=r"layer_scalar \(0\.5, 0\.5, 0\.5\)"):
+        hl.HookedModel(hf)
