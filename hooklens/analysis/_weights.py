@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from .._engine.linear import bias_of, in_out, o_module, read_o, read_qkv
+from ._factored import FactoredMatrix
 
 if TYPE_CHECKING:
     from .._engine.model import HookedModel
@@ -174,6 +175,17 @@ class LayerWeights:
         mod = self._o()
         b = bias_of(mod)
         return b if b is not None else _zeros(in_out(mod), self._model.cfg.d_model)
+
+    @property
+    def OV(self) -> FactoredMatrix:
+        """W_V @ W_O per head of this layer, (n_heads, d_model, d_model), factored (`model.OV`
+        stacks these, where every layer's heads are alike)."""
+        return FactoredMatrix(self.W_V, self.W_O)
+
+    @property
+    def QK(self) -> FactoredMatrix:
+        """W_Q @ W_K^T per head of this layer, (n_heads, d_model, d_model), factored."""
+        return FactoredMatrix(self.W_Q, self.W_K.transpose(-2, -1))
 
     # -- MLP -----------------------------------------------------------------------------------
     def _mlp_in(self) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:

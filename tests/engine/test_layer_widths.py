@@ -109,6 +109,10 @@ def test_weights_per_layer_reproduce_the_projections(model, tokens):
     out = torch.einsum("bphe,hed->bpd", cache["blocks.1.attn.hook_z"], w.W_O)
     block = model.hf_model.model.layers[1]
     torch.testing.assert_close(block.post_attention_layernorm(out), cache["blocks.1.hook_attn_out"])
+    ov = model.blocks[1].attn.OV  # one layer's, though model.OV cannot stack the layers
+    assert ov.AB.shape == (4, 64, 64)
+    torch.testing.assert_close(ov.AB, w.W_V @ w.W_O)
+    torch.testing.assert_close(model.blocks[1].attn.QK.AB, w.W_Q @ w.W_K.transpose(-2, -1))
 
 
 def test_stacked_weights_of_different_widths_raise(model):
