@@ -65,6 +65,7 @@ _WHEN = {
     "token_types": "token-type embeddings (BERT)",
     "post_ln": "post-LN blocks (BERT)",
     "gated_attn": "a gate on attention's output (o_proj reads z * gate)",
+    "per_layer_input": "a per-layer embedding branch in each block (Gemma 3n / 4)",
 }
 #: which layers have a point of each part of a block
 _PART = {

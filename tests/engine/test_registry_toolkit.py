@@ -48,8 +48,8 @@ def wrapped(registry):
 
 
 def _check_qkv(model: hl.HookedModel, cache: hl.ActivationCache) -> None:
-    """q/k/v from ln1.hook_normalized and W_Q/W_K/W_V; hook_q/hook_k only where the model
-    reads them straight from its projections (a q/k norm comes after them)."""
+    """q/k/v from ln1.hook_normalized and W_Q/W_K/W_V; each only where the model reads it
+    straight from its projection (a q/k norm, or Gemma 4's v norm, comes after them)."""
     names = model.hook_names()
     attending = model.spec.attention_layers(model.cfg.n_layers)
     for layer in set(range(model.cfg.n_layers)) - set(attending):  # a hybrid's mixer layers
@@ -73,13 +73,14 @@ def _check_qkv(model: hl.HookedModel, cache: hl.ActivationCache) -> None:
             got = torch.einsum("bpd,hde->bphe", x, weight) + bias
             got = got.clamp(-clip, clip) if clip else got
             name = f"{block}attn.hook_{letter}"
-            if letter == "v" or not _normed_after_projection(model, letter):
+            if not _normed_after_projection(model, letter):
                 _close(got, cache[name])
 
 
 def _normed_after_projection(model: hl.HookedModel, letter: str) -> bool:
-    """Whether the model normalizes q or k between its projection and attention (Qwen3's
-    q_norm): its hook_q/hook_k is the normed one, which W_Q alone does not give."""
+    """Whether the model normalizes q, k or v between its projection and attention (Qwen3's
+    q_norm, Gemma 4's v_norm): its hook_q/k/v is the normed one, which W_Q alone does not
+    give."""
     first = model.spec.attention_layers(model.cfg.n_layers)[0]
     block = model.hf_model.get_submodule(model.spec.blocks)[first]
     attn = block.get_submodule(model.spec.attn)
