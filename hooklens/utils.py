@@ -1,4 +1,5 @@
-"""TransformerLens's `utils` helpers: `get_act_name`, `to_numpy`, `test_prompt`, `get_device`."""
+"""TransformerLens's `utils` helpers: `get_act_name`, `to_numpy`, `test_prompt`, `get_device`,
+`get_corner`."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from ._engine.names import get_act_name
 if TYPE_CHECKING:
     from ._engine.model import HookedModel
 
-__all__ = ["get_act_name", "get_device", "test_prompt", "to_numpy"]
+__all__ = ["get_act_name", "get_corner", "get_device", "test_prompt", "to_numpy"]
 
 
 def to_numpy(tensor: Any) -> np.ndarray:
@@ -26,6 +27,16 @@ def to_numpy(tensor: Any) -> np.ndarray:
     if isinstance(tensor, int | float | bool | str):
         return np.array(tensor)
     raise TypeError(f"to_numpy takes a tensor, array, list or number, got {type(tensor).__name__}")
+
+
+def get_corner(tensor: Any, n: int = 3) -> Any:
+    """The top-left `n` x ... x `n` corner of a tensor (every axis cut to its first `n`), as
+    TransformerLens's `utils.get_corner`; a `FactoredMatrix` gives its own `get_corner(n)`."""
+    if hasattr(tensor, "get_corner"):
+        return tensor.get_corner(n)
+    if not isinstance(tensor, torch.Tensor | np.ndarray):
+        raise TypeError(f"get_corner takes a tensor or FactoredMatrix, got {type(tensor).__name__}")
+    return tensor[tuple(slice(n) for _ in range(tensor.ndim))]
 
 
 def get_device() -> torch.device:

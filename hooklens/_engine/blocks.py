@@ -98,8 +98,8 @@ class Attention(Namespace):
     def __getattr__(self, attr: str) -> Any:
         if attr in _ATTN_WEIGHTS:
             return getattr(self._model.weights.layer(self.layer), attr)
-        if attr in ("OV", "QK"):
-            return getattr(self._model, attr)[self.layer]
+        if attr in ("OV", "QK"):  # this layer's own (its heads may differ from other layers')
+            return getattr(self._model.weights.layer(self.layer), attr)
         return super().__getattr__(attr)
 
     @property

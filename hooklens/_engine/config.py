@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import FrozenInstanceError, dataclass, replace
 from typing import Any, Literal
 
 import torch
 from torch import nn
 
 from ..architectures._spec import ArchSpec, text_config
+
+
+@dataclass(frozen=True)
+class LayerDims:
+    """One layer's head geometry and MLP width, where a model's layers differ."""
+
+    n_kv_heads: int
+    d_head: int
+    d_head_qk: int
+    d_mlp: int
 
 
 @dataclass(frozen=True)
@@ -40,11 +50,30 @@ class HookedModelConfig:
     #: width of one head's queries and keys, where it differs from `d_head` (the values' and
     #: z's width): multi-head latent attention. 0 means `d_head`; read `d_head_qk`.
     d_head_qk_: int = 0
+    #: per layer, where the layers differ (Gemma 4's global layers have wider heads than its
+    #: sliding ones): each layer's own (n_kv_heads, d_head, d_head_qk, d_mlp). Empty when every
+    #: layer has the model-level values; read `layer(l)`.
+    layer_dims: tuple[LayerDims, ...] = ()
 
     @property
     def d_head_qk(self) -> int:
         """Width of one head's q and k (`d_head` except in multi-head latent attention)."""
         return self.d_head_qk_ or self.d_head
+
+    def layer(self, layer: int) -> HookedModelConfig:
+        """This config with block `layer`'s own head and MLP widths (`n_kv_heads`, `d_head`,
+        `d_head_qk`, `d_mlp`): the model-level values unless the layers differ."""
+        if not self.layer_dims:
+            return self
+        dims = self.layer_dims[layer]
+        return replace(
+            self,
+            n_kv_heads=dims.n_kv_heads,
+            d_head=dims.d_head,
+            d_head_qk_=dims.d_head_qk,
+            d_mlp=dims.d_mlp,
+            layer_dims=(),
+        )
 
     @property
     def normalization_type(self) -> str:
@@ -55,6 +84,41 @@ class HookedModelConfig:
     def positional_embedding_type(self) -> str:
         """TransformerLens spelling of `positional`: "standard", "rotary", "alibi" (or "none")."""
         return {"learned": "standard"}.get(self.positional, self.positional)
+
+
+MSG_READ_ONLY = """model.cfg.{name} = ...: model.cfg describes the loaded model and is read-only
+apart from `device`. {how}"""
+
+#: How to get what setting a TransformerLens `cfg` field would do, by field.
+_HOW: dict[str, str] = {
+    "dtype": "Cast the model with model.to(torch.float16) (or another dtype).",
+    "use_attn_result": "Use model.set_use_attn_result(True).",
+    "use_split_qkv_input": "Use model.set_use_split_qkv_input(True).",
+    "use_attn_in": "Use model.set_use_attn_in(True).",
+    "use_hook_mlp_in": "Use model.set_use_hook_mlp_in(True).",
+}
+
+
+def _assign(self: HookedModelConfig, name: str, value: Any) -> None:
+    """`cfg.device = ...` as in TransformerLens: it records where the model should go, and
+    `model.move_model_modules_to_device()` moves it there (nothing moves before that call).
+    Every other field raises, naming the hooklens call that does what setting it would."""
+    if name != "device":
+        how = _HOW.get(name, "Load or wrap the model again to change it.")
+        raise FrozenInstanceError(MSG_READ_ONLY.format(name=name, how=how))
+    try:
+        device = torch.device(value)
+    except (TypeError, RuntimeError) as exc:
+        raise ValueError(
+            f'model.cfg.device = {value!r}: give a device ("cuda", "cuda:1", "cpu", '
+            "torch.device(...)), then call model.move_model_modules_to_device()"
+        ) from exc
+    object.__setattr__(self, "device", device)
+
+
+# frozen dataclasses build instances with object.__setattr__, so `__init__` and
+# `dataclasses.replace` are unaffected; only a user's assignment comes here
+HookedModelConfig.__setattr__ = _assign  # type: ignore[method-assign,assignment]
 
 
 def _out_features(module: nn.Module) -> int:
@@ -88,6 +152,43 @@ def _first_attr(config: Any, names: tuple[str, ...]) -> Any:
     return None
 
 
+def _int_attr(module: nn.Module, names: tuple[str, ...]) -> int:
+    for name in names:
+        value = getattr(module, name, None)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return 0
+
+
+def _layer_dims(
+    blocks: Any, spec: ArchSpec, config: Any, n_heads: int, base: LayerDims
+) -> tuple[LayerDims, ...]:
+    """Each layer's widths read from its own modules (attention's `head_dim`, a separate
+    `v_head_dim`, `num_key_value_groups`; the MLP's input projection), where they differ
+    between layers; () when every attending layer (and every dense MLP) has the same."""
+    attending = spec.attention_layers(len(blocks))
+    if spec.latent_kv is not None or not attending:
+        return ()
+    heads: dict[int, tuple[int, int, int]] = {}
+    for i in attending:
+        attn = blocks[i].get_submodule(spec.attn)
+        width = _int_attr(attn, ("head_dim", "head_size")) or base.d_head_qk
+        groups = _int_attr(attn, ("num_key_value_groups",))
+        n_kv = n_heads // groups if groups else base.n_kv_heads
+        heads[i] = (n_kv, _int_attr(attn, ("v_head_dim",)) or width, width)
+    mlps: dict[int, int] = {}
+    for i in range(len(blocks)):
+        if "dense_mlp" in spec.layer_features(config, i):
+            width = _out_features(blocks[i].get_submodule(spec.mlp_in))
+            mlps[i] = width // 2 if spec.mlp_gate_up_fused else width
+    if len(set(heads.values())) <= 1 and len(set(mlps.values())) <= 1:
+        return ()
+    first = heads[attending[0]]
+    return tuple(
+        LayerDims(*heads.get(i, first), mlps.get(i, base.d_mlp)) for i in range(len(blocks))
+    )
+
+
 def build_config(
     hf_model: nn.Module, spec: ArchSpec, model_name: str, device: torch.device
 ) -> HookedModelConfig:
@@ -102,8 +203,10 @@ def build_config(
     d_head = d_head or int(getattr(config, "head_dim", None) or d_model // max(n_heads, 1))
     n_kv = int(spec.n_kv_heads(config) or n_heads)
     latent = spec.latent_kv
+    d_head_qk_ = 0
     if latent is not None:  # keys and values are expanded to every head
         d_head, n_kv = latent.v, n_heads
+        d_head_qk_ = latent.nope + latent.rope
     n_experts = top_k = 0
     if spec.moe_experts is not None:
         n_experts = int(_first_attr(config, _N_EXPERTS) or 0)
@@ -122,6 +225,11 @@ def build_config(
         rotary_dim = int(getattr(config, "rotary_dim", None) or d_head * (factor or 1.0))
         if latent is not None:
             rotary_dim = latent.rope
+    base = LayerDims(n_kv, d_head, d_head_qk_ or d_head, d_mlp)
+    layer_dims = _layer_dims(blocks, spec, config, n_heads, base)
+    if layer_dims:  # the model-level widths are the first attending layer's
+        first = layer_dims[attending[0]]
+        n_kv, d_head, d_head_qk_ = first.n_kv_heads, first.d_head, first.d_head_qk
     act = None
     for attr in ("hidden_act", "hidden_activation", "activation_function"):
         if isinstance(getattr(config, attr, None), str):
@@ -153,5 +261,6 @@ def build_config(
         device=device,
         n_experts=n_experts,
         top_k=top_k,
-        d_head_qk_=latent.nope + latent.rope if latent is not None else 0,
+        d_head_qk_=d_head_qk_ if d_head_qk_ != d_head else 0,
+        layer_dims=layer_dims,
     )

@@ -31,14 +31,15 @@ def add_head_sites(b: Builder, block: nn.Module, layer: int) -> None:
     """The on-demand points of one block whose adapter describes the weights they need."""
     feats = b.spec.layer_features(b.cfg_hf, layer)  # a hybrid's mixer layer has no attention
     attends = "attention" in feats
-    qkv_read = b.spec.qkv is not None and _readable(lambda: read_qkv(b.spec, b.cfg, block))
-    if attends and qkv_read and b.spec.ln1 is not None:  # copies of ln1's (attention's) input
+    cfg = b.cfg.layer(layer)  # this layer's own head widths
+    qkv_read = b.spec.qkv is not None and _readable(lambda: read_qkv(b.spec, cfg, block))
+    if attends and qkv_read and b.spec.ln1 is not None:  # copies of ln1's input
         _input_site(b, block, layer)
     # a block that scales what attention adds (Granite's residual_multiplier) would make the
     # heads' results not sum to hook_attn_out: the point is left out rather than misleading
     scaled = b.spec.output_scale is not None and float(getattr(block, b.spec.output_scale)) != 1
     o_read = attends and b.spec.o_proj is not None and not scaled
-    if o_read and _readable(lambda: read_o(b.spec, b.cfg, block)):
+    if o_read and _readable(lambda: read_o(b.spec, cfg, block)):
         _result_site(b, block, layer)
     if b.spec.ln2 is not None and "mlp" in feats:
         _mlp_in_site(b, block, b.spec.ln1 if b.spec.post_ln else b.spec.ln2, layer)
@@ -61,7 +62,7 @@ def _first_input(args: tuple[Any, ...], kwargs: dict[str, Any]) -> torch.Tensor:
 
 
 def _input_site(b: Builder, block: nn.Module, layer: int) -> None:
-    spec, cfg = b.spec, b.cfg
+    spec, cfg = b.spec, b.cfg.layer(layer)
     assert spec.ln1 is not None
     # post-LN (BERT): attention reads the block's input itself, ln1 comes after it
     ln1 = block.get_submodule(spec.attn if spec.post_ln else spec.ln1)
@@ -110,7 +111,7 @@ def _input_site(b: Builder, block: nn.Module, layer: int) -> None:
 
 
 def _result_site(b: Builder, block: nn.Module, layer: int) -> None:
-    spec, cfg = b.spec, b.cfg
+    spec, cfg = b.spec, b.cfg.layer(layer)
     o = o_module(spec, block)
     site = b._site(lambda: [o.register_forward_hook(hook)])
     point = b._new("attn.hook_result", layer, site)

@@ -14,6 +14,7 @@ from .._errors import InputError
 from .hooks import Direction, HookContext, HookFn, HookPoint
 from .kwargs import checked
 from .ownership import Ownership
+from .points import is_on_demand, split_name
 
 NameOrPredicate = str | Callable[[str], bool]
 
@@ -85,11 +86,22 @@ def hook_context(
                       clear_contexts=clear_contexts)  # fmt: skip
 
 
+#: TransformerLens's `set_use_*` switches: the on-demand points each one puts in every forward.
+USE_SWITCHES: dict[str, tuple[str, ...]] = {
+    "attn_result": ("attn.hook_result",),
+    "split_qkv_input": ("hook_q_input", "hook_k_input", "hook_v_input"),
+    "attn_in": ("hook_attn_in",),
+    "hook_mlp_in": ("hook_mlp_in",),
+}
+
+
 class HooksMixin:
     """`add_hook`, `add_perma_hook`, `reset_hooks`, `remove_all_hook_fns`."""
 
     _points: dict[str, HookPoint]
     owner: Ownership
+    #: suffixes of the on-demand points switched on by `set_use_*`
+    _used_on_demand: frozenset[str] = frozenset()
 
     def _select(self, names: Any) -> list[HookPoint]:  # pragma: no cover - provided by the host
         raise NotImplementedError
@@ -141,6 +153,36 @@ class HooksMixin:
         if clear_contexts:
             self.clear_contexts()
         self.remove_all_hook_fns(direction, including_permanent)
+
+    def set_use_attn_result(self, use_attn_result: bool) -> None:
+        """TransformerLens's switch: with True, `blocks.{l}.attn.hook_result` is among the
+        points `run_with_cache` caches (and `names_filter=None` selects) by default. hooklens
+        computes the point whenever it is hooked either way; the outputs do not change."""
+        self._use("attn_result", use_attn_result)
+
+    def set_use_split_qkv_input(self, use_split_qkv_input: bool) -> None:
+        """As `set_use_attn_result`, for `hook_q_input` / `hook_k_input` / `hook_v_input`."""
+        self._use("split_qkv_input", use_split_qkv_input)
+
+    def set_use_attn_in(self, use_attn_in: bool) -> None:
+        """As `set_use_attn_result`, for `blocks.{l}.hook_attn_in`."""
+        self._use("attn_in", use_attn_in)
+
+    def set_use_hook_mlp_in(self, use_hook_mlp_in: bool) -> None:
+        """As `set_use_attn_result`, for `blocks.{l}.hook_mlp_in`."""
+        self._use("hook_mlp_in", use_hook_mlp_in)
+
+    def _use(self, switch: str, on: bool) -> None:
+        if not isinstance(on, bool):
+            raise InputError(f"set_use_{switch}({on!r}): pass True or False")
+        suffixes = frozenset(USE_SWITCHES[switch])
+        used = self._used_on_demand
+        self._used_on_demand = used | suffixes if on else used - suffixes
+
+    def _in_default_selection(self, name: str) -> bool:
+        """Whether `names_filter=None` selects point `name`: every point but the on-demand ones
+        not switched on with `set_use_*`, as in TransformerLens."""
+        return not is_on_demand(name) or split_name(name)[1] in getattr(self, "_used_on_demand", ())
 
     def clear_contexts(self) -> None:
         """Empty the `ctx` dict of every hook point."""

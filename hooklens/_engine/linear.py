@@ -17,6 +17,10 @@ MSG_NO_LAYOUT = """The {family} adapter does not describe where its attention we
 (ArchSpec.qkv / ArchSpec.o_proj are None), so {what} cannot be read. Add them to the adapter
 (hooklens/architectures/), as the GPT-2 and Llama adapters do."""
 
+MSG_NO_PROJ = """This layer of {family} has no {path} (its attention forms those activations
+without a projection of their own, e.g. values that reuse the keys' projection), so its
+W_Q/W_K/W_V cannot be read in TransformerLens's shapes. Other layers may have it."""
+
 WeightAndBias = tuple[torch.Tensor, "torch.Tensor | None"]
 
 
@@ -45,26 +49,33 @@ def qkv_modules(spec: ArchSpec, block: nn.Module) -> list[nn.Module]:
     if spec.qkv is None:
         raise NotImplementedError(MSG_NO_LAYOUT.format(family=spec.family, what="W_Q/W_K/W_V"))
     paths = list(dict.fromkeys(spec.qkv))
-    return [block.get_submodule(p) for p in paths]
+    found = []
+    for path in paths:
+        try:
+            found.append(block.get_submodule(path))
+        except AttributeError:  # e.g. a layer whose values reuse its keys' projection
+            raise ValueError(MSG_NO_PROJ.format(path=path, family=spec.family)) from None
+    return found
 
 
 def read_qkv(spec: ArchSpec, cfg: Any, block: nn.Module) -> list[WeightAndBias]:
     """[(W (heads, d_model, d_head), b (heads, d_head) or None)] for q, k, v; k and v have
-    `n_kv_heads` heads. Views of the parameters."""
+    `n_kv_heads` heads (q and k are `d_head_qk` wide, where that differs). `cfg` is the layer's
+    own (`cfg.layer(l)`). Views of the parameters."""
     nh, nkv, dh = cfg.n_heads, cfg.n_kv_heads, cfg.d_head
     heads = (nh, nkv, nkv)
     mods = qkv_modules(spec, block)
     layout = spec.qkv_layout
     if layout in ("flat", "q_gate_per_head"):
         found: list[WeightAndBias] = []
-        for mod, n in zip(mods, heads, strict=True):
+        for mod, n, width in zip(mods, heads, (cfg.d_head_qk, cfg.d_head_qk, dh), strict=True):
             w, b = in_out(mod), bias_of(mod)
             if layout == "q_gate_per_head" and mod is mods[0]:  # per head: queries, then gate
                 wq = w.view(w.shape[0], n, 2, dh)[:, :, 0].permute(1, 0, 2)
                 found.append((wq, None if b is None else b.view(n, 2, dh)[:, 0]))
                 continue
-            wv = w.view(w.shape[0], n, dh).permute(1, 0, 2)
-            found.append((wv, None if b is None else b.view(n, dh)))
+            wv = w.view(w.shape[0], n, width).permute(1, 0, 2)
+            found.append((wv, None if b is None else b.view(n, width)))
         return found
     w, b = in_out(mods[0]), bias_of(mods[0])
     d_model = w.shape[0]
@@ -114,7 +125,7 @@ def o_module(spec: ArchSpec, block: nn.Module) -> nn.Module:
 
 
 def read_o(spec: ArchSpec, cfg: Any, block: nn.Module) -> WeightAndBias:
-    """(W_O (n_heads, d_head, d_model), b_O (d_model,) or None), views."""
+    """(W_O (n_heads, d_head, d_model), b_O (d_model,) or None), views (`cfg`: the layer's)."""
     mod = o_module(spec, block)
     w = in_out(mod)
     return w.view(cfg.n_heads, cfg.d_head, w.shape[1]), bias_of(mod)

@@ -16,6 +16,7 @@ from .._errors import (
     MSG_EMPTY_FILTER,
     MSG_MISSING_HOOK,
     MSG_UNKNOWN_HOOK,
+    ArgumentError,
     HookNameError,
     InputError,
     UnsupportedModelError,
@@ -37,10 +38,11 @@ from .loading import load
 from .loss import Output, loss_fn
 from .ownership import Ownership
 from .placement import PlacementMixin
-from .points import POINTS_BY_SUFFIX, is_on_demand, split_name
+from .points import POINTS_BY_SUFFIX, split_name
 from .stop import run_until
 from .tokens import TextOrTokens, TokenMixin
 from .unembed import final_normed, unembed
+from .ungroup import MSG_WRAPPED, ungroup_kv_heads
 from .verify import verify
 from .wiring import build_points
 
@@ -100,6 +102,7 @@ class HookedModel(BlocksMixin, HooksMixin, TokenMixin, WeightsMixin, PlacementMi
         device: str | torch.device | None = None,
         dtype: torch.dtype | str | None = None,
         device_map: str | dict[str, Any] | None = None,
+        ungroup_grouped_query_attention: bool = False,
         **hf_kwargs: Any,
     ) -> HookedModel:
         """Load (or wrap an already loaded) model.
@@ -109,13 +112,18 @@ class HookedModel(BlocksMixin, HooksMixin, TokenMixin, WeightsMixin, PlacementMi
         `name_or_path`; when that fails a warning is given and token ids still work.
         `device`, `dtype`, `device_map` (e.g. "auto", with accelerate) and any other keyword
         (`gguf_file=`, `max_memory=`, `offload_folder=`, `revision=`...) go to transformers.
+        `ungroup_grouped_query_attention=True`: one key/value head per query head (`ungroup.py`).
         """
         # Warnings of loading (a missing tokenizer) wait until the model is known to be wrapped.
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
+            if ungroup_grouped_query_attention and hf_model is not None:
+                raise ArgumentError(MSG_WRAPPED)
             hf_model, tokenizer = load(
                 name_or_path, hf_model, tokenizer, device, dtype, device_map, hf_kwargs
             )
+            if ungroup_grouped_query_attention:
+                ungroup_kv_heads(hf_model, adapter_for_model(hf_model))
             model = cls(hf_model, tokenizer, model_name=name_or_path)
         for w in caught:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
@@ -175,8 +183,8 @@ class HookedModel(BlocksMixin, HooksMixin, TokenMixin, WeightsMixin, PlacementMi
 
     def _select(self, names: NamesFilter) -> list[HookPoint]:
         """Resolve a names filter (None = all, a name, names, or a predicate) to points."""
-        if names is None:  # every point but the on-demand ones, as in TransformerLens
-            return [p for n, p in self._points.items() if not is_on_demand(n)]
+        if names is None:  # every point but the on-demand ones not switched on (set_use_*)
+            return [p for n, p in self._points.items() if self._in_default_selection(n)]
         if isinstance(names, str):
             return [self._point(names)]
         if callable(names):

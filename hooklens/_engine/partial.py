@@ -109,8 +109,8 @@ def _retarget(name: str, value: Any, pos0: int, seq_len: int, cache: Any,
         return value
     if pos0 > 0:
         value = _narrow(name, value, pos0, seq_len)
-    if name == "attention_mask" and batch == 1 and isinstance(value, torch.Tensor):
-        return value.expand(repeats, *value.shape[1:])  # some models check its batch size (XGLM)
+    if name == "attention_mask" and isinstance(value, torch.Tensor) and value.shape[:1] == (1,):
+        return value.expand(repeats * batch, *value.shape[1:])  # XGLM checks its batch size
     return _repeat(value, batch, repeats)
 
 

@@ -83,8 +83,9 @@ class PlacementMixin:
         return self.to("mps")
 
     def move_model_modules_to_device(self) -> None:
-        """Move every module to `model.cfg.device` (TransformerLens's call after changing
-        `cfg.device`; one device: hooklens spreads a model only through `device_map`)."""
+        """Move every module to `model.cfg.device`: TransformerLens's
+        `model.cfg.device = "cuda"; model.move_model_modules_to_device()` (setting `cfg.device`
+        alone moves nothing). One device: hooklens spreads a model only through `device_map`."""
         self.to(self.cfg.device, print_details=False)
 
     def _update_placement(self) -> None:

@@ -26,6 +26,8 @@ NO_FINAL_NORM = (
 ONE_NORM = (
     "{{family}}'s MLP reads ln1's output (one norm per block). Use blocks.{{layer}}.ln1.{point}."
 )
+PLE = "what a per-layer embedding branch (Gemma 3n/4) adds to the stream after the MLP"
+NO_PLE = "{family} has no per-layer embedding branch. Use blocks.{layer}.hook_mlp_out."
 
 NO_PART: dict[str, str] = {
     "attention": "layer {layer} of this model is a {mixer} layer and has no attention; layers "

@@ -155,8 +155,9 @@ class ResidMixin:
         Components: hook_embed, hook_pos_embed (learned positions), hook_token_type_embed
         (where the model has token types; where it normalizes their sum, as RoBERTa-PreLayerNorm
         does, one component "embed_normalized": blocks.0.hook_resid_pre), then per block before
-        `layer` hook_attn_out (hook_mixer_out on a hybrid's mixer layer) and hook_mlp_out (where
-        the layer has an MLP; `mode` "attn" / "mlp" keeps one kind), and with
+        `layer` hook_attn_out (hook_mixer_out on a hybrid's mixer layer), hook_mlp_out (where
+        the layer has an MLP; `mode` "attn" / "mlp" keeps one kind) and hook_per_layer_out
+        (a per-layer embedding branch, Gemma 3n / 4; `mode` "all" only), and with
         `mlp_input` block `layer`'s attn_out (the MLP's input). Shape (components, [batch,]
         pos, d_model); `apply_ln` divides by the cached scale of the norm reading that stream.
         """
@@ -193,6 +194,9 @@ class ResidMixin:
             if mode in ("all", "mlp") and f"blocks.{i}.hook_mlp_out" in points:
                 parts.append(self[f"blocks.{i}.hook_mlp_out"])
                 labels.append(f"{i}_mlp_out")
+            if mode == "all" and f"blocks.{i}.hook_per_layer_out" in points:
+                parts.append(self[f"blocks.{i}.hook_per_layer_out"])
+                labels.append(f"{i}_per_layer_out")
         if mlp_input and mode in ("all", "attn"):
             self._check_mid()
             mixer = _mixer_of(points, layer)

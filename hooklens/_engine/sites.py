@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from .._errors import MSG_READ_ONLY, HookError
-from ..architectures._derive import norm_eps as _norm_eps
+from ..architectures._norms import norm_eps as _norm_eps
 from ..architectures._spec import ArchSpec, Proj
 from . import attention as _attention
 from .hooks import HookPoint, Site
@@ -205,8 +205,8 @@ class Builder:
         site = self._site(lambda: [module.register_forward_hook(hook)])
         q_pt = self._new("attn.hook_q", layer, site) if q else None
         k_pt = self._new("attn.hook_k", layer, site) if k else None
-        nh, nkv, dh = self.cfg.n_heads, self.cfg.n_kv_heads, self.cfg.d_head
-        dq = self.cfg.d_head_qk
+        cfg = self.cfg.layer(layer)  # this layer's own head widths
+        nh, nkv, dh, dq = cfg.n_heads, cfg.n_kv_heads, cfg.d_head, cfg.d_head_qk
         layout = proj.layout
 
         def split(out: torch.Tensor) -> list[torch.Tensor]:

@@ -19,9 +19,13 @@ from .._errors import MSG_DERIVED_MISMATCH, UnsupportedModelError
 from .points import POINTS_BY_SUFFIX, split_name
 
 if TYPE_CHECKING:
+    from .config import HookedModelConfig
     from .model import HookedModel
 
 N_TOKENS = 5
+#: what a block adds to the stream: attention (or a hybrid's mixer), the MLP, a per-layer
+#: embedding branch
+_WRITERS = ("hook_attn_out", "hook_mixer_out", "hook_mlp_out", "hook_per_layer_out")
 
 
 def _gap(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -75,23 +79,9 @@ def verify(model: HookedModel) -> None:
         if any(n.endswith("attn.hook_z") for n in silent):
             problems.append("its attention does not call transformers' attention interface")
         _refuse(c.architecture, problems)
-    dims = {
-        "batch": 1,
-        "pos": N_TOKENS,
-        "q": N_TOKENS,
-        "k": N_TOKENS,
-        "d_model": c.d_model,
-        "n_heads": c.n_heads,
-        "n_kv_heads": c.n_kv_heads,
-        "d_head": c.d_head,
-        "d_head_qk": c.d_head_qk,
-        "d_mlp": c.d_mlp,
-        "n_experts": c.n_experts,
-        "top_k": c.top_k,
-        "1": 1,
-    }
     for name, value in cache.items():
-        want = tuple(dims[s] for s in POINTS_BY_SUFFIX[split_name(name)[1]].shape)
+        at = split_name(name)[0]
+        want = declared_shape(c if at is None else c.layer(at), name, N_TOKENS)
         if tuple(value.shape) != want:
             problems.append(f"{name} has shape {tuple(value.shape)}, declared {want}")
     if problems:
@@ -106,7 +96,6 @@ def verify(model: HookedModel) -> None:
     expect(f"{what} is the stream entering block 0", embed, cache["blocks.0.hook_resid_pre"])
     # post-LN blocks: the block's output is ln2's output, and the sums read ln1's
     out_name = "hook_normalized_resid_post" if spec.post_ln else "hook_resid_post"
-    rep = c.n_heads // max(c.n_kv_heads, 1)
     factors = {1.0} | {
         float(f)
         for m in hf.modules()
@@ -114,9 +103,10 @@ def verify(model: HookedModel) -> None:
     }
     for layer in range(c.n_layers):
         b = f"blocks.{layer}."
+        rep = c.n_heads // max(c.layer(layer).n_kv_heads, 1)
         pre, post = cache[b + "hook_resid_pre"], cache[b + "hook_resid_post"]
         # what mixes positions (attention, or a hybrid's mixer) and the MLP, where the layer has it
-        parts = [p for p in ("hook_attn_out", "hook_mixer_out", "hook_mlp_out") if b + p in cache]
+        parts = [p for p in _WRITERS if b + p in cache]
         mix = parts[0]
         if spec.post_ln:
             expect(
@@ -192,6 +182,27 @@ def verify(model: HookedModel) -> None:
         expect(f"unembed_resid(last {out_name}) is the logits", model.unembed_resid(last), ref)
     if problems:
         _refuse(c.architecture, problems)
+
+
+def declared_shape(c: HookedModelConfig, name: str, pos: int) -> tuple[int, ...]:
+    """The shape point `name` declares for one sequence of `pos` tokens, with `c`'s sizes (for
+    a block's point, `cfg.layer(l)`: that layer's own widths)."""
+    dims = {
+        "batch": 1,
+        "pos": pos,
+        "q": pos,
+        "k": pos,
+        "d_model": c.d_model,
+        "n_heads": c.n_heads,
+        "n_kv_heads": c.n_kv_heads,
+        "d_head": c.d_head,
+        "d_head_qk": c.d_head_qk,
+        "d_mlp": c.d_mlp,
+        "n_experts": c.n_experts,
+        "top_k": c.top_k,
+        "1": 1,
+    }
+    return tuple(dims[s] for s in POINTS_BY_SUFFIX[split_name(name)[1]].shape)
 
 
 def _keep(seen: dict[str, torch.Tensor], key: str, value: object) -> None:

@@ -51,6 +51,8 @@ def build_points(
             b.output_site(sub(mixer.out or mixer.mixer), "hook_mixer_out", layer, out_scale)
         if "mlp" in feats:
             _mlp_parts(b, block, layer, feats, out_scale)
+        if spec.per_layer_out is not None:
+            b.output_site(sub(spec.per_layer_out), "hook_per_layer_out", layer)
         if spec.post_ln:  # the stream before ln2; the block's output is ln2's
             b.input_site(sub(spec.ln2 or ""), "hook_resid_post", layer, in_place=False)
             b.norm_site(sub(spec.ln2 or ""), "ln2", layer)

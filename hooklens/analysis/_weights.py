@@ -20,12 +20,43 @@ from torch import nn
 
 from .._engine.linear import bias_of, in_out, o_module, read_o, read_qkv
 from ..architectures._spec import module_scale
+from ._factored import FactoredMatrix
 
 if TYPE_CHECKING:
     from .._engine.model import HookedModel
 
 MSG_NO_POS = """{family} has no learned position embedding (positions enter by rotating q and k
 inside attention), so there is no W_pos. Rotary models have W_E only."""
+
+
+MSG_UNEVEN = """model.{name} stacks every layer's {name} into one tensor, but this model's layers
+differ in {what}:
+{widths}
+so they cannot be stacked. Read one layer's with model.blocks[l].{part}.{name} (or
+model.weights.layer(l).{name}), e.g. model.blocks[{last}].{part}.{name} {shape}."""
+
+
+def _msg_uneven(cfg: Any, name: str, parts: list[torch.Tensor]) -> str:
+    """MSG_UNEVEN for stacked weight `name`, listing each group of layers and their widths."""
+    mlp = name in ("W_in", "W_gate", "W_out", "b_in", "b_out")
+    fields = ("d_mlp",) if mlp else ("n_kv_heads", "d_head", "d_head_qk")
+    groups: dict[str, list[int]] = {}
+    for i in range(len(parts)):
+        layer = cfg.layer(i)
+        words = ", ".join(f"{f} {getattr(layer, f)}" for f in fields)
+        groups.setdefault(words, []).append(i)
+    widths = "\n".join(
+        f"  layer{'s' if len(ls) > 1 else ''} {', '.join(map(str, ls))}: {words}"
+        for words, ls in groups.items()
+    )
+    return MSG_UNEVEN.format(
+        name=name,
+        what="MLP width" if mlp else "head width or key/value heads",
+        widths=widths,
+        part="mlp" if mlp else "attn",
+        last=len(parts) - 1,
+        shape=tuple(parts[-1].shape),
+    )
 
 
 def norm_weight(module: nn.Module, offset: float) -> torch.Tensor | None:
@@ -47,6 +78,7 @@ class LayerWeights:
     def __init__(self, model: HookedModel, layer: int) -> None:
         self._model = model
         self.layer = layer
+        self._cfg = model.cfg.layer(layer)  # this layer's own head and MLP widths
         blocks: Any = model.hf_model.get_submodule(model.spec.blocks)
         self._block: nn.Module = blocks[layer]
 
@@ -68,10 +100,10 @@ class LayerWeights:
     # -- attention -----------------------------------------------------------------------------
     def _qkv(self) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
         """[(W (heads, d_model, d_head), b (heads, d_head) or None)] for q, k, v (KV heads)."""
-        return read_qkv(self._model.spec, self._model.cfg, self._attention())
+        return read_qkv(self._model.spec, self._cfg, self._attention())
 
     def _expand(self, t: torch.Tensor) -> torch.Tensor:
-        rep = self._model.cfg.n_heads // self._model.cfg.n_kv_heads
+        rep = self._cfg.n_heads // self._cfg.n_kv_heads
         return t if rep == 1 else t.repeat_interleave(rep, dim=0)
 
     def _bias(self, which: int) -> torch.Tensor:
@@ -137,7 +169,7 @@ class LayerWeights:
     def W_O(self) -> torch.Tensor:
         """(n_heads, d_head, d_model), a view: head h writes `z[..., h, :] @ W_O[h]` (with
         `z * attn.hook_gate` where attention's output is gated: W_O acts on the gated z)."""
-        return read_o(self._model.spec, self._model.cfg, self._attention())[0]
+        return read_o(self._model.spec, self._cfg, self._attention())[0]
 
     @property
     def b_O(self) -> torch.Tensor:
@@ -146,10 +178,21 @@ class LayerWeights:
         b = bias_of(mod)
         return b if b is not None else _zeros(in_out(mod), self._model.cfg.d_model)
 
+    @property
+    def OV(self) -> FactoredMatrix:
+        """W_V @ W_O per head of this layer, (n_heads, d_model, d_model), factored (`model.OV`
+        stacks these, where every layer's heads are alike)."""
+        return FactoredMatrix(self.W_V, self.W_O)
+
+    @property
+    def QK(self) -> FactoredMatrix:
+        """W_Q @ W_K^T per head of this layer, (n_heads, d_model, d_model), factored."""
+        return FactoredMatrix(self.W_Q, self.W_K.transpose(-2, -1))
+
     # -- MLP -----------------------------------------------------------------------------------
     def _mlp_in(self) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         """(W_in, b_in, W_gate) as views: W (d_model, d_mlp)."""
-        spec, d_mlp = self._model.spec, self._model.cfg.d_mlp
+        spec, d_mlp = self._model.spec, self._cfg.d_mlp
         first = self._sub(spec.mlp_in)
         w, b = in_out(first), bias_of(first)
         if spec.mlp_gate_up_fused:  # gate first, then up (Phi-3)
@@ -250,6 +293,9 @@ class Weights:
 
     def _stack(self, name: str) -> torch.Tensor:
         parts = [getattr(self.layer(i), name) for i in range(self._model.cfg.n_layers)]
+        shapes = {tuple(p.shape) for p in parts}
+        if len(shapes) > 1:  # heads (or MLPs) of different widths cannot stack
+            raise ValueError(_msg_uneven(self._model.cfg, name, parts))
         return torch.stack([p.to(parts[0].device) for p in parts])
 
     def __getattr__(self, name: str) -> torch.Tensor:

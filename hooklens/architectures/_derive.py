@@ -23,6 +23,7 @@ from .._errors import UnsupportedModelError
 from ._gate import attn_gate
 from ._hybrid import MIXERS, hybrid_layers
 from ._latent import latent_kv
+from ._layer_checks import unlike_layers
 from ._names import (
     ATTN,
     ATTN_OUT_NORM,
@@ -38,11 +39,13 @@ from ._names import (
     MLP_PROJ,
     O_PROJ,
     OUTPUT_SCALE,
+    PER_LAYER_OUT,
     POS_EMBED,
     PRE_MLP,
     ROUTER,
     SINKS,
 )
+from ._norms import norm_eps, norm_kind
 from ._qk_order import rotated_qk_norms
 from ._spec import ArchSpec, Layout, Proj
 
@@ -119,46 +122,6 @@ def _mlp_roles(model: nn.Module, mlp_mod: nn.Module, mlp: str) -> tuple[Any, ...
         raise _refuse(model, f"its MLP {type(mlp_mod).__name__} has no known projections ({names})")
     gate, up, down, fused = proj
     return (f"{mlp}.{gate}", f"{mlp}.{up}" if up else None, f"{mlp}.{down}", fused)
-
-
-def norm_eps(module: nn.Module) -> float:
-    """A norm module's epsilon, whatever its attribute is called."""
-    for attr in ("eps", "variance_epsilon", "epsilon"):
-        value = getattr(module, attr, None)
-        if isinstance(value, float | int):
-            return float(value)
-    return 1e-5
-
-
-def norm_kind(module: nn.Module, eps: float, width: int, like: torch.Tensor) -> tuple[str, float]:
-    """("rmsnorm" | "layernorm", weight offset) read from what `module` computes on a probe of
-    `width` features (device and dtype of `like`, for norms without a weight)."""
-    weight = getattr(module, "weight", None)
-    if isinstance(weight, torch.Tensor):
-        like, width = weight, weight.shape[-1]
-    if like.device.type == "meta":
-        raise UnsupportedModelError(f"{type(module).__name__} has no materialized weight")
-    gen = torch.Generator().manual_seed(0)
-    x = (torch.randn(3, width, generator=gen) * 2 + 0.5).to(like.device, like.dtype)
-    with torch.no_grad():
-        y = module(x).float()
-    xf = x.float()
-    w = weight.float() if isinstance(weight, torch.Tensor) else torch.ones_like(xf[0])
-    bias = getattr(module, "bias", None)
-    b = bias.float() if isinstance(bias, torch.Tensor) else 0.0
-    rms = xf / (xf.pow(2).mean(-1, keepdim=True) + eps).sqrt()
-    centred = xf - xf.mean(-1, keepdim=True)
-    ln = centred / (centred.pow(2).mean(-1, keepdim=True) + eps).sqrt()
-    tol = 1e-4 if like.dtype == torch.float32 else 3e-2
-    for kind, normed in (("rmsnorm", rms), ("layernorm", ln)):
-        for offset in (0.0, 1.0):
-            pred = normed * (w + offset) + b
-            if (pred - y).abs().max() <= tol * (1 + y.abs().max()):
-                return kind, offset
-    raise UnsupportedModelError(
-        f"{type(module).__name__} computes neither an RMSNorm nor a LayerNorm (x * w or "
-        "x * (1 + w), with its bias)"
-    )
 
 
 def _probe_layouts(model: nn.Module, modules: dict[str, nn.Module], n_heads: int) -> dict[str, Any]:
@@ -285,6 +248,9 @@ def derive(model: nn.Module) -> ArchSpec:
         if attn_mod and attn and not latent
         else no_qk
     )
+    unlike = unlike_layers(all_blocks, attending if layers else range(n_layers), sources)
+    if unlike is not None:
+        raise _refuse(model, unlike)
     # the weights `hooklens.analysis` reads per head: the projections _qk_sources found
     qkv_fused = sources[0] is not None and sources[0].layout == "concat_qkv"
     qkv = (f"{attn}.qkv_proj",) * 3 if qkv_fused else None
@@ -361,6 +327,7 @@ def derive(model: nn.Module) -> ArchSpec:
         layers=layers,
         embed_scale=next((a for a in EMBED_SCALE if hasattr(text, a)), None),
         output_scale=next((a for a in OUTPUT_SCALE if hasattr(block, a)), None),
+        per_layer_out=_child(block, PER_LAYER_OUT),
         derived=True,
     )
 

@@ -22,7 +22,7 @@ from torch import nn
 from .._engine.attention import attention_forward
 from .._engine.own_attention import additive_mask, split_heads
 from .._errors import UnsupportedModelError
-from ._derive import _child, _find_blocks, _path_of, _refuse, norm_eps, norm_kind
+from ._derive import _child, _find_blocks, _path_of, _refuse
 from ._names import (
     EAGER_BERT_ATTENTION,
     EMBED_POS,
@@ -34,6 +34,7 @@ from ._names import (
     POST_LN_BLOCK,
     PRE_LN_NORMS,
 )
+from ._norms import norm_eps, norm_kind
 from ._spec import ArchSpec
 
 MSG_NOT_CAUSAL = (

@@ -23,6 +23,10 @@ MLP = ("mlp", "feed_forward", "ffn", "mlp_block", "block_sparse_moe", "shared_ml
 #: an MLP beside the block's MLP, whose output the block adds to the MLP's in the same step
 #: (GraniteMoeShared's and GraniteMoeHybrid's shared experts): `hook_mlp_out` is their sum
 MLP_BESIDE = ("shared_mlp",)
+#: the norm on what a block's per-layer embedding branch adds after the MLP (Gemma 3n / 4)
+PER_LAYER_OUT = ("post_per_layer_input_norm",)
+#: a block buffer multiplying the whole stream after the block's parts are added (Gemma 4)
+STREAM_SCALE = ("layer_scalar",)
 #: (input projection, up projection or None, output projection, input is fused gate+up)
 MLP_PROJ = (
     ("gate_proj", "up_proj", "down_proj", False),

@@ -71,8 +71,8 @@ def norms_after_rotary(model: nn.Module, attn_mod: nn.Module, pairs: list[tuple[
         if normed.ndim == 4 and normed.shape[1] != out.shape[1]:  # (batch, heads, pos, d_head)
             normed = normed.transpose(1, 2)
         if normed.ndim == 4 and normed.numel() < out.numel():  # a q projection that also holds
-            b, p, h, d = normed.shape  # each head's gate after its queries (Qwen3-Next)
-            out = out.reshape(b, p, h, -1)[..., :d]
+            # each head's gate after its queries (Qwen3-Next)
+            out = out.reshape(*normed.shape[:3], -1)[..., : normed.shape[3]]
         after.add(normed.numel() != out.numel() or not torch.allclose(
             normed.reshape(out.shape), out, atol=1e-5, rtol=1e-4
         ))  # fmt: skip

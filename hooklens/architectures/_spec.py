@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import torch
 
-from .._engine.points import Feature
+from .._engine.point_spec import Feature
 
 #: How a projection's output holds q or k (or q, k, v together):
 #: - "flat": (batch, pos, heads * d_head), e.g. Llama's `q_proj`
@@ -211,6 +211,10 @@ class ArchSpec:
     #: embedding's output outside the embedding module (Marian's decoder): in `hook_embed` too
     embed_scale_at: str | None = None
     output_scale: str | None = None
+    #: a block's branch that adds, after the MLP, a projection of the token's own per-layer
+    #: embedding to the stream (Gemma 3n / 4): the module whose output is added
+    #: (`hook_per_layer_out`); None when blocks have no such branch
+    per_layer_out: str | None = None
     #: the attention's output projection (its input is `attn.hook_z`, times `attn_gate`'s
     #: gate where there is one), where known
     o_proj: str | None = None
@@ -314,6 +318,8 @@ class ArchSpec:
             if self.attn_gate is not None:
                 found.add("gated_attn")
         found.add("mlp")
+        if self.per_layer_out is not None:
+            found.add("per_layer_input")
         kv = self.n_kv_heads(config)
         if kv is None or kv == getattr(config, "num_attention_heads", kv):
             found.add("mha")
@@ -323,4 +329,7 @@ class ArchSpec:
         """The model's number of key/value heads (None: the config does not say)."""
         if self.kv_heads is not None:
             return self.kv_heads(config)
-        return getattr(config, "num_key_value_heads", None)
+        try:
+            return getattr(config, "num_key_value_heads", None)
+        except RuntimeError:  # a per-layer value (transformers' `per_layer_config`): the fewest
+            return min(layer.num_key_value_heads for layer in config.per_layer_config)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from hooklens._engine.points import POINTS, POINTS_BY_SUFFIX, is_on_demand, split_name
-from hooklens.architectures._derive import norm_eps as _norm_eps
+from hooklens.architectures._norms import norm_eps as _norm_eps
 
 from .conftest import FAMILIES
 

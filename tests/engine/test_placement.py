@@ -79,6 +79,30 @@ def test_cpu_and_errors(tiny_dir, tokens):
     assert model.cfg.dtype == torch.float32 and model.moves == moves  # nothing was half-applied
 
 
+def test_cfg_device_then_move_model_modules_to_device(tiny_dir, tokens):
+    """TransformerLens's idiom: `model.cfg.device = ...` records the target (nothing moves
+    yet), `move_model_modules_to_device()` moves there; every other cfg field is read-only and
+    its error names the hooklens call."""
+    model = _fresh(tiny_dir, "llama")
+    want = model(tokens)
+    moves = model.moves
+    model.cfg.device = "cpu"
+    assert model.cfg.device == torch.device("cpu") and model.moves == moves  # not moved yet
+    model.move_model_modules_to_device()
+    assert model.moves == moves + 1 and model.cfg.device == torch.device("cpu")
+    torch.testing.assert_close(model(tokens), want)
+    with pytest.raises(AttributeError, match=r"model\.to\(torch\.float16\)"):
+        model.cfg.dtype = torch.float64
+    with pytest.raises(AttributeError, match=r"model\.set_use_attn_result\(True\)"):
+        model.cfg.use_attn_result = True
+    with pytest.raises(AttributeError, match=r"cfg\.n_layers = \.\.\.: .* read-only"):
+        model.cfg.n_layers = 3
+    with pytest.raises(ValueError, match="move_model_modules_to_device"):
+        model.cfg.device = 3.5
+    assert model.cfg.n_layers == 2 and model.cfg.dtype == torch.float32
+    assert model.cfg.device == torch.device("cpu")
+
+
 def test_to_waits_for_the_model(tiny_dir, tokens):
     """A move from another thread waits while a job holds the model (no forward runs on half-
     cast weights)."""
@@ -110,6 +134,11 @@ def test_cuda_and_back(tiny_dir, tokens):
     cell = [("blocks.1.attn.hook_z", {"head": 1})]
     with torch.no_grad():
         on_cpu = patcher(cell)
+    model.cfg.device = "cuda"  # TransformerLens's spelling of model.cuda()
+    assert next(model.hf_model.parameters()).device.type == "cpu"
+    model.move_model_modules_to_device()
+    assert model.cfg.device.type == "cuda"
+    assert next(model.hf_model.parameters()).device.type == "cuda"
     assert model.cuda() is model and model.cfg.device.type == "cuda"
     with torch.no_grad():
         logits, cache = model.run_with_cache(tokens)

@@ -1,7 +1,9 @@
 """The TransformerLens toolkit on every wrapped registry type (tiny random models, biases random
 too): weights in TransformerLens's shapes reproduce q/k/v, per-head results sum to the
 attention's output, the residual decompositions sum to the final stream, and gradients cached
-with `incl_bwd=True` equal autograd on the plain Hugging Face model."""
+with `incl_bwd=True` equal autograd on the plain Hugging Face model. Also per type:
+`stop_at_layer`, `loss_per_token`, `OV`/`QK` shapes, `get_act_patch_resid_pre` against patching
+by hand, and `sweep(..., method="attribution")`."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import pytest
 import torch
 
 import hooklens as hl
+from hooklens import patching
 from hooklens.architectures._registry import VOCAB
 
 from .conftest import randomize_biases
@@ -45,8 +48,8 @@ def wrapped(registry):
 
 
 def _check_qkv(model: hl.HookedModel, cache: hl.ActivationCache) -> None:
-    """q/k/v from ln1.hook_normalized and W_Q/W_K/W_V; hook_q/hook_k only where the model
-    reads them straight from its projections (a q/k norm comes after them)."""
+    """q/k/v from ln1.hook_normalized and W_Q/W_K/W_V; each only where the model reads it
+    straight from its projection (a q/k norm, or Gemma 4's v norm, comes after them)."""
     names = model.hook_names()
     attending = model.spec.attention_layers(model.cfg.n_layers)
     for layer in set(range(model.cfg.n_layers)) - set(attending):  # a hybrid's mixer layers
@@ -70,13 +73,14 @@ def _check_qkv(model: hl.HookedModel, cache: hl.ActivationCache) -> None:
             got = torch.einsum("bpd,hde->bphe", x, weight) + bias
             got = got.clamp(-clip, clip) if clip else got
             name = f"{block}attn.hook_{letter}"
-            if letter == "v" or not _normed_after_projection(model, letter):
+            if not _normed_after_projection(model, letter):
                 _close(got, cache[name])
 
 
 def _normed_after_projection(model: hl.HookedModel, letter: str) -> bool:
-    """Whether the model normalizes q or k between its projection and attention (Qwen3's
-    q_norm): its hook_q/hook_k is the normed one, which W_Q alone does not give."""
+    """Whether the model normalizes q, k or v between its projection and attention (Qwen3's
+    q_norm, Gemma 4's v_norm): its hook_q/k/v is the normed one, which W_Q alone does not
+    give."""
     first = model.spec.attention_layers(model.cfg.n_layers)[0]
     block = model.hf_model.get_submodule(model.spec.blocks)[first]
     attn = block.get_submodule(model.spec.attn)
@@ -200,13 +204,76 @@ def _check_resid_gradient(model: hl.HookedModel, tokens: torch.Tensor) -> None:
     assert grad.abs().max() > 0
 
 
+def _check_stop_and_loss(model: hl.HookedModel, tokens: torch.Tensor, logits: torch.Tensor,
+                         cache: hl.ActivationCache) -> None:  # fmt: skip
+    """`stop_at_layer=1` returns the stream entering block 1; `loss_per_token` is the
+    cross-entropy of each next token, its mean `return_type="loss"`."""
+    with torch.no_grad():
+        _close(model(tokens, stop_at_layer=1), cache["blocks.1.hook_resid_pre"])
+        per_token = model(tokens, return_type="loss", loss_per_token=True)
+        mean = model(tokens, return_type="loss")
+    expected = torch.nn.functional.cross_entropy(
+        logits[:, :-1].flatten(0, 1), tokens[:, 1:].flatten(), reduction="none"
+    ).view(tokens.shape[0], -1)
+    _close(per_token, expected)
+    _close(mean, expected.mean())
+
+
+def _check_factored_shapes(model: hl.HookedModel) -> None:
+    """`model.OV` / `model.QK`: (n_layers, n_heads, d_model, d_model), where every layer
+    attends and the weights are described."""
+    c = model.cfg
+    if model.spec.attention_layers(c.n_layers) != list(range(c.n_layers)):
+        return  # a hybrid's or a state-space model's layers do not all have heads
+    try:
+        ov, qk = model.OV, model.QK
+    except NotImplementedError as exc:  # the documented error: where the weights live
+        assert "does not describe where its attention weights live" in str(exc)
+        return
+    assert ov.shape == (c.n_layers, c.n_heads, c.d_model, c.d_model)
+    assert qk.shape == (c.n_layers, c.n_heads, c.d_model, c.d_model)
+    assert (ov.ldim, ov.mdim, qk.mdim) == (c.d_model, c.d_head, c.d_head_qk)
+
+
+def _check_patching(model: hl.HookedModel, tokens: torch.Tensor,
+                    cache: hl.ActivationCache) -> None:  # fmt: skip
+    """`get_act_patch_resid_pre` (batched) at one cell equals patching that cell by hand with
+    `run_with_hooks`; `sweep(..., method="attribution")` gives a finite value per cell."""
+    corrupted = tokens.flip(0)  # the other prompt of the pair
+    layer, pos = model.cfg.n_layers - 1, 3
+    target = int(tokens[0, -1])
+
+    def metric(logits: torch.Tensor) -> torch.Tensor:
+        return logits[:, -1, target].mean()
+
+    name = f"blocks.{layer}.hook_resid_pre"
+
+    def by_hand(resid: torch.Tensor, hook) -> torch.Tensor:
+        resid = resid.clone()
+        resid[:, pos] = cache[name][:, pos]
+        return resid
+
+    with torch.no_grad():
+        batched = patching.get_act_patch_resid_pre(model, corrupted, cache, metric)
+        hand = metric(model.run_with_hooks(corrupted, fwd_hooks=[(name, by_hand)]))
+    assert batched.shape == (model.cfg.n_layers, tokens.shape[1])
+    _close(batched[layer, pos], hand)
+    estimate = patching.sweep(model, tokens[:1], tokens[1:], lambda logits: logits[:, -1, target],
+                              method="attribution", progress=False)  # fmt: skip
+    assert estimate.values.shape == (model.cfg.n_layers, tokens.shape[1])
+    assert torch.isfinite(estimate.values).all()
+
+
 @pytest.mark.parametrize("model_type", TYPES)
 def test_toolkit_on_registry_type(wrapped, model_type):
     model = wrapped(model_type)
     tokens = torch.randint(4, VOCAB, (2, 6), generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
-        _, cache = model.run_with_cache(tokens)
+        logits, cache = model.run_with_cache(tokens)
     _check_qkv(model, cache)
     _check_head_results(model, tokens)
     _check_resid_sums(model, cache)
     _check_gradients(model, tokens)
+    _check_stop_and_loss(model, tokens, logits, cache)
+    _check_factored_shapes(model)
+    _check_patching(model, tokens, cache)

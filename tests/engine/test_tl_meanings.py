@@ -247,3 +247,91 @@ def test_loss_of_a_batch_of_texts_skips_the_padding(tiny):
     torch.testing.assert_close(per_token[1, :2], alone[0])
     assert (per_token[1, 2:] == 0).all()  # predictions of padding are not counted
     torch.testing.assert_close(mean, per_token.sum() / 8)
+
+
+def test_set_use_switches_put_on_demand_points_in_the_default_cache(tiny, tokens):
+    """`model.set_use_attn_result(True)` (TransformerLens's loading-cell switch) makes
+    `run_with_cache` cache `hook_result` with no names_filter; the logits do not change."""
+    model = tiny("llama")
+    result, z = "blocks.1.attn.hook_result", "blocks.1.attn.hook_z"
+    plain_logits, plain = model.run_with_cache(tokens)
+    assert result not in plain and "blocks.0.hook_q_input" not in plain
+    try:
+        model.set_use_attn_result(True)
+        logits, cache = model.run_with_cache(tokens)
+        _, asked = model.run_with_cache(tokens, names_filter=[result])
+        assert "blocks.0.hook_q_input" not in cache
+        model.set_use_split_qkv_input(True)
+        _, split = model.run_with_cache(tokens)
+    finally:
+        model.set_use_attn_result(False)
+        model.set_use_split_qkv_input(False)
+    torch.testing.assert_close(logits, plain_logits)
+    torch.testing.assert_close(cache[result], asked[result])
+    torch.testing.assert_close(cache[z], plain[z])
+    assert cache[result].shape == (*tokens.shape, model.cfg.n_heads, model.cfg.d_model)
+    assert "blocks.0.hook_q_input" in split and result in split
+    assert result not in model.run_with_cache(tokens)[1]  # switched off again
+    with pytest.raises(hl.InputError, match="True or False"):
+        model.set_use_attn_result("yes")  # type: ignore[arg-type]
+
+
+def test_get_corner():
+    from hooklens.analysis import FactoredMatrix
+
+    x = torch.arange(5 * 6 * 7).reshape(5, 6, 7)
+    torch.testing.assert_close(hl.utils.get_corner(x), x[:3, :3, :3])
+    torch.testing.assert_close(hl.utils.get_corner(x, 2), x[:2, :2, :2])
+    fm = FactoredMatrix(torch.randn(6, 2), torch.randn(2, 5))
+    torch.testing.assert_close(hl.utils.get_corner(fm), (fm.A @ fm.B)[:3, :3])
+    with pytest.raises(TypeError, match="tensor or FactoredMatrix"):
+        hl.utils.get_corner([1, 2])
+
+
+@pytest.mark.parametrize("family", ["llama", "qwen3"])
+def test_ungroup_grouped_query_attention(tiny_dir, tokens, family):
+    """TransformerLens's load option: one key/value head per query head, same outputs, and a
+    single query head's values can be patched alone."""
+    grouped = hl.HookedModel.from_pretrained(str(tiny_dir(family)))
+    model = hl.HookedModel.from_pretrained(
+        str(tiny_dir(family)), ungroup_grouped_query_attention=True
+    )
+    n, group = model.cfg.n_heads, grouped.cfg.n_heads // grouped.cfg.n_kv_heads
+    assert grouped.cfg.n_kv_heads < n and model.cfg.n_kv_heads == n
+    with torch.no_grad():
+        want, g_cache = grouped.run_with_cache(tokens)
+        logits, cache = model.run_with_cache(tokens)
+    torch.testing.assert_close(logits, want, atol=1e-5, rtol=1e-5)
+    for letter in "kv":
+        got = cache[f"blocks.1.attn.hook_{letter}"]
+        assert got.shape == (*tokens.shape, n, model.cfg.d_head)
+        torch.testing.assert_close(
+            got, g_cache[f"blocks.1.attn.hook_{letter}"].repeat_interleave(group, dim=2)
+        )
+    assert model.blocks[1].attn.W_V.shape == (n, model.cfg.d_model, model.cfg.d_head)
+
+    def zero_head_1(v, hook):
+        v = v.clone()
+        v[:, :, 1] = 0
+        return v
+
+    with torch.no_grad():
+        z = {}
+        model.run_with_hooks(
+            tokens,
+            fwd_hooks=[
+                ("blocks.1.attn.hook_v", zero_head_1),
+                ("blocks.1.attn.hook_z", lambda act, hook: z.setdefault("z", act.clone())),
+            ],
+        )
+    assert z["z"][:, :, 1].abs().max() == 0  # the head whose values were zeroed
+    torch.testing.assert_close(z["z"][:, :, 0], cache["blocks.1.attn.hook_z"][:, :, 0])  # its group
+
+
+def test_ungroup_grouped_query_attention_errors(tiny_dir, tiny):
+    with pytest.raises(hl.ArgumentError, match="concat_qkv"):
+        hl.HookedModel.from_pretrained(str(tiny_dir("phi3")), ungroup_grouped_query_attention=True)
+    with pytest.raises(hl.ArgumentError, match="hf_model="):
+        hl.HookedModel.from_pretrained(
+            "x", hf_model=tiny("llama").hf_model, ungroup_grouped_query_attention=True
+        )
