@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..architectures._names import V_SCALE
 from ..architectures._spec import ArchSpec
 
 MSG_NO_LAYOUT = """The {family} adapter does not describe where its attention weights live
@@ -59,6 +60,18 @@ def qkv_modules(spec: ArchSpec, block: nn.Module) -> list[nn.Module]:
 
 
 def read_qkv(spec: ArchSpec, cfg: Any, block: nn.Module) -> list[WeightAndBias]:
+    """`_read_qkv`'s weights, the values' times the factor attention applies to `v_proj`'s
+    output where it has one (MiMo-V2-Flash's `v_scale`): then W_V and b_V are copies."""
+    found = _read_qkv(spec, cfg, block)
+    attn = block.get_submodule(spec.attn) if spec.attn else None
+    scale = next((getattr(attn, n) for n in V_SCALE if hasattr(attn, n)), 1.0)
+    if not isinstance(scale, float | int) or scale == 1:
+        return found
+    w, b = found[2]
+    return [*found[:2], (w * scale, None if b is None else b * scale)]
+
+
+def _read_qkv(spec: ArchSpec, cfg: Any, block: nn.Module) -> list[WeightAndBias]:
     """[(W (heads, d_model, d_head), b (heads, d_head) or None)] for q, k, v; k and v have
     `n_kv_heads` heads (q and k are `d_head_qk` wide, where that differs). `cfg` is the layer's
     own (`cfg.layer(l)`). Views of the parameters."""

@@ -169,10 +169,19 @@ class RecordedRun:
         handles.append(blocks[-1].register_forward_hook(
             lambda module, args, out: last_out.append(_first(out)[:, -1:].detach())
         ))  # fmt: skip
+        refused = ""
         try:
             with torch.no_grad():
-                cache = {_cache_name(model): kv} if kv is not None else {}
-                out = model.hf_model(input_ids=tokens, use_cache=kv is not None, **cache)
+                try:
+                    cache = {_cache_name(model): kv} if kv is not None else {}
+                    out = model.hf_model(input_ids=tokens, use_cache=kv is not None, **cache)
+                except Exception as exc:  # attention that needs a cache of its own kind
+                    if kv is None:  # (DeepSeek V3.2's indexer): full passes, as for mixers
+                        raise
+                    refused = f"its attention refuses a plain key/value cache ({exc})"[:200]
+                    kv = None
+                    last_out.clear()
+                    out = model.hf_model(input_ids=tokens, use_cache=False)
         finally:
             for handle in handles:
                 handle.remove()
@@ -191,6 +200,8 @@ class RecordedRun:
                         _retarget(name, value, 1, self.seq_len, None)
         except PartialForwardError as exc:
             self.skips, self.why_not = False, str(exc)
+        if refused:
+            self.skips, self.why_not = False, refused
         if mixer is not None:
             self.skips = False
             self.why_not = f"its {mixer.mixer_class} layers keep a recurrent state, not keys/values"

@@ -115,3 +115,6 @@ HEAD_NORM = ("transform.LayerNorm", "LayerNorm", "layer_norm")
 #: an attention module's projection of the gate on its output (`AttnGate`); else the q
 #: projection, when it is twice as wide as the output projection's input (Qwen3-Next)
 ATTN_GATE = ("gate_proj", "g_proj")
+#: an attention module's factor on `v_proj`'s output before attention (MiMo-V2-Flash), which
+#: the values' weights W_V and b_V include
+V_SCALE = ("v_scale",)
