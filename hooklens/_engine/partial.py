@@ -24,16 +24,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from .sites import _first
 from .unembed import final_normed, unembed
 
 #: Argument names under which transformers passes a block its key/value cache.
 _CACHE_NAMES = ("cache", "past_key_values", "past_key_value", "layer_past")
 #: Arguments with a position axis: name -> that axis.
 _POSITION_AXIS = {"position_ids": -1, "cache_position": -1, "position_embeddings": -2}
-
-
-def _first(out: Any) -> torch.Tensor:
-    return out[0] if isinstance(out, tuple) else out
 
 
 def _is_cache(value: Any) -> bool:
