@@ -45,7 +45,7 @@ from ._names import (
     ROUTER,
     SINKS,
 )
-from ._norms import norm_eps, norm_kind
+from ._norms import shared_norm_kind
 from ._qk_order import rotated_qk_norms
 from ._spec import ArchSpec, Layout, Proj
 
@@ -270,16 +270,8 @@ def derive(model: nn.Module) -> ArchSpec:
         raise _refuse(model, "no learned position embedding and no rotary parameters")
     like = next(model.parameters())
     width = int(getattr(text, "hidden_size", 0) or like.shape[-1])
-    kinds = {
-        norm_kind(m, norm_eps(m), width, like)
-        for m in (
-            *(block.get_submodule(n) for n in (ln1, ln2) if n),
-            parent.get_submodule(final),
-        )
-    }
-    if len(kinds) > 1:
-        raise _refuse(model, f"its norms compute different things ({sorted(kinds)})")
-    (norm, offset), *_ = kinds
+    norms = [*(block.get_submodule(n) for n in (ln1, ln2) if n), parent.get_submodule(final)]
+    norm, offset = shared_norm_kind(model, norms, width, like)
     scale = next(
         ((a, op) for a, op in LOGIT_SCALES if getattr(text, a, None) not in (None, 1)), None
     )

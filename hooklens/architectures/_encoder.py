@@ -34,7 +34,7 @@ from ._names import (
     POST_LN_BLOCK,
     PRE_LN_NORMS,
 )
-from ._norms import norm_eps, norm_kind
+from ._norms import shared_norm_kind
 from ._spec import ArchSpec
 
 MSG_NOT_CAUSAL = (
@@ -141,10 +141,7 @@ def derive_encoder(model: nn.Module) -> ArchSpec:
     norms = [block.get_submodule(roles["ln1"]), block.get_submodule(roles["ln2"])]
     norms += [model.get_submodule(f"{head}.{head_norm}"), model.get_submodule(final)]
     norms += [embeddings.get_submodule(sum_norm)] if sum_norm else []
-    kinds = {norm_kind(m, norm_eps(m), width, like) for m in norms}
-    if len(kinds) > 1:
-        raise _refuse(model, f"its norms compute different things ({sorted(kinds)})")
-    (norm, offset), *_ = kinds
+    norm, offset = shared_norm_kind(model, norms, width, like)
     qkv = (roles["q"], roles["k"], roles["v"])
     return ArchSpec(
         family=str(getattr(config, "model_type", type(model).__name__)),

@@ -18,6 +18,19 @@ def norm_eps(module: nn.Module) -> float:
     return 1e-5
 
 
+def shared_norm_kind(
+    model: nn.Module, norms: list[nn.Module], width: int, like: torch.Tensor
+) -> tuple[str, float]:
+    """The one `norm_kind` every module of `norms` computes; UnsupportedModelError naming the
+    kinds when they differ (an adapter has one norm type)."""
+    kinds = {norm_kind(m, norm_eps(m), width, like) for m in norms}
+    if len(kinds) > 1:
+        raise UnsupportedModelError(
+            f"{type(model).__name__}'s norms compute different things ({sorted(kinds)})"
+        )
+    return kinds.pop()
+
+
 def norm_kind(module: nn.Module, eps: float, width: int, like: torch.Tensor) -> tuple[str, float]:
     """("rmsnorm" | "layernorm", weight offset) read from what `module` computes on a probe of
     `width` features (device and dtype of `like`, for norms without a weight)."""

@@ -28,7 +28,7 @@ from torch import nn
 
 from .._engine.attention import attention_forward
 from .._engine.own_attention import additive_mask, split_heads
-from ._derive import _child, _find_blocks, _path_of, _refuse, norm_eps, norm_kind
+from ._derive import _child, _find_blocks, _path_of, _refuse
 from ._encoder import _has
 from ._names import (
     EAGER_SEQ2SEQ_ATTENTION,
@@ -37,6 +37,7 @@ from ._names import (
     POS_EMBED,
     POST_LN_DECODER_BLOCK,
 )
+from ._norms import shared_norm_kind
 from ._spec import ArchSpec
 
 
@@ -149,10 +150,7 @@ def derive_post_ln_decoder(model: nn.Module) -> ArchSpec:
     norms = [block.get_submodule(roles["ln1"]), block.get_submodule(roles["ln2"])]
     for key in ("embed_sum_norm", "embed_norm"):
         norms += [model.get_submodule(parts[key])] if parts.get(key) else []
-    kinds = {norm_kind(m, norm_eps(m), width, like) for m in norms}
-    if len(kinds) > 1:
-        raise _refuse(model, f"its norms compute different things ({sorted(kinds)})")
-    (norm, offset), *_ = kinds
+    norm, offset = shared_norm_kind(model, norms, width, like)
     return ArchSpec(
         family=str(getattr(config, "model_type", type(model).__name__)),
         hf_classes=(type(model).__name__,),
