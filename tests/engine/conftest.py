@@ -217,3 +217,24 @@ def randomize_biases(hf: torch.nn.Module) -> None:
         for name, p in hf.named_parameters():
             if p.ndim == 1 and name.endswith("bias"):
                 p.normal_(0, 0.3)
+
+
+def assert_resid_pre_sweep_equals_each_patch(
+    model: hl.HookedModel, clean: torch.Tensor, corrupted: torch.Tensor, metric: Any,
+    values: torch.Tensor,
+) -> None:  # fmt: skip
+    """`values` (n_layers, pos), a resid_pre sweep's, equal `metric` of the corrupted run with
+    each (layer, position) patched from the clean run by hand, one full forward per cell."""
+    _, clean_cache = model.run_with_cache(clean)
+    for layer in range(model.cfg.n_layers):
+        name = f"blocks.{layer}.hook_resid_pre"
+        for pos in range(clean.shape[1]):
+
+            def patch(x: torch.Tensor, hook: Any, pos: int = pos, name: str = name) -> torch.Tensor:
+                x = x.clone()
+                x[:, pos] = clean_cache[name][:, pos]
+                return x
+
+            with torch.no_grad():
+                want = metric(model.run_with_hooks(corrupted, fwd_hooks=[(name, patch)]))
+            torch.testing.assert_close(values[layer, pos], want[0], atol=1e-4, rtol=1e-4)

@@ -16,7 +16,7 @@ import torch
 from hooklens._engine.points import is_on_demand
 from hooklens.architectures._registry import VOCAB, build, causal_lm_types, family_table
 
-from .conftest import _tokenizer
+from .conftest import _tokenizer, assert_resid_pre_sweep_equals_each_patch
 from .test_families import O_PROJ
 
 TYPES = list(causal_lm_types())
@@ -329,18 +329,6 @@ def test_patching_sweep_on_a_hybrid_runs_full_forwards(registry, model_type):
     result = hl.patching.sweep(
         model, clean, corrupted, metric, "resid_pre", normalize=False, progress=False
     )
-    _, clean_cache = model.run_with_cache(clean)
-    for layer in range(model.cfg.n_layers):
-        name = f"blocks.{layer}.hook_resid_pre"
-        for pos in range(clean.shape[1]):
-
-            def patch(x, hook, pos=pos, name=name):
-                x = x.clone()
-                x[:, pos] = clean_cache[name][:, pos]
-                return x
-
-            with torch.no_grad():
-                want = metric(model.run_with_hooks(corrupted, fwd_hooks=[(name, patch)]))
-            torch.testing.assert_close(result.values[layer, pos], want[0], atol=1e-4, rtol=1e-4)
+    assert_resid_pre_sweep_equals_each_patch(model, clean, corrupted, metric, result.values)
     with pytest.raises(hl.HookNameError, match="has no attention; layers with attention"):
         hl.patching.sweep(model, clean, corrupted, metric, "z", normalize=False, progress=False)

@@ -12,6 +12,8 @@ from transformers import AutoModelForCausalLM
 import hooklens as hl
 from hooklens.architectures._registry import VOCAB, _sharpen, tiny_config
 
+from .conftest import assert_resid_pre_sweep_equals_each_patch
+
 SINK_TYPES = ["gpt_oss", "flint", "granite_swa"]
 WINDOW = 3
 
@@ -178,19 +180,7 @@ def test_sweep_with_sinks_and_a_window_equals_patching_each_cell(windowed):
     result = hl.patching.sweep(
         model, clean, corrupted, metric, "resid_pre", normalize=False, progress=False
     )
-    _, clean_cache = model.run_with_cache(clean)
-    for layer in range(model.cfg.n_layers):
-        name = f"blocks.{layer}.hook_resid_pre"
-        for pos in range(clean.shape[1]):
-
-            def patch(x, hook, pos=pos, name=name):
-                x = x.clone()
-                x[:, pos] = clean_cache[name][:, pos]
-                return x
-
-            with torch.no_grad():
-                want = metric(model.run_with_hooks(corrupted, fwd_hooks=[(name, patch)]))
-            torch.testing.assert_close(result.values[layer, pos], want[0], atol=1e-4, rtol=1e-4)
+    assert_resid_pre_sweep_equals_each_patch(model, clean, corrupted, metric, result.values)
 
 
 def test_gradients_through_the_sink(windowed):
