@@ -28,11 +28,13 @@ from ._names import (
     ATTN,
     ATTN_OUT_NORM,
     EMBED_SCALE,
+    EMBED_SCALE_ATTR,
     EXPERTS_CALL,
     FINAL_NORM,
     LN1,
     LN2,
     LOGIT_SCALES,
+    LOGIT_SOFTCAPS,
     MLP,
     MLP_BESIDE,
     MLP_OUT_NORM,
@@ -275,7 +277,7 @@ def derive(model: nn.Module) -> ArchSpec:
     scale = next(
         ((a, op) for a, op in LOGIT_SCALES if getattr(text, a, None) not in (None, 1)), None
     )
-    cap = "final_logit_softcapping" if getattr(text, "final_logit_softcapping", None) else None
+    cap = next((a for a in LOGIT_SOFTCAPS if getattr(text, a, None)), None)
     prefix = f"{parent_path}." if parent_path else ""
     attend = attending if layers is not None else range(len(all_blocks))
     sinks = tuple(i for i in attend if attn and _sinks(all_blocks[i].get_submodule(attn)))
@@ -318,10 +320,18 @@ def derive(model: nn.Module) -> ArchSpec:
         logit_scale=scale,
         layers=layers,
         embed_scale=next((a for a in EMBED_SCALE if hasattr(text, a)), None),
+        embed_scale_at=_scale_owner(model, embed, parent, parent_path),
         output_scale=next((a for a in OUTPUT_SCALE if hasattr(block, a)), None),
         per_layer_out=_child(block, PER_LAYER_OUT),
         derived=True,
     )
+
+
+def _scale_owner(model: nn.Module, embed: str, parent: nn.Module, path: str) -> str | None:
+    """The model path of the module multiplying the token embedding outside the embedding
+    module (RecurrentGemma's `normalizer`), or None (the embedding scales itself, or nothing)."""
+    on_embed = any(hasattr(model.get_submodule(embed), a) for a in EMBED_SCALE_ATTR)
+    return path if not on_embed and any(hasattr(parent, a) for a in EMBED_SCALE_ATTR) else None
 
 
 def _sinks(attn_mod: nn.Module) -> bool:

@@ -55,6 +55,9 @@ EMBED_SCALE = ("embedding_multiplier",)
 OUTPUT_SCALE = ("residual_multiplier", "residual_scale")
 #: the arguments of a mixture of experts' `experts` module (the MoE points read them)
 EXPERTS_CALL = ("hidden_states", "top_k_index", "top_k_weights")
+#: config attributes of a final-logit soft-cap, cap * tanh(logits / cap) (Gemma 2,
+#: RecurrentGemma)
+LOGIT_SOFTCAPS = ("final_logit_softcapping", "logits_soft_cap")
 #: config attributes of logit scaling: (attribute, "mul" or "div")
 LOGIT_SCALES = (("logit_scale", "mul"), ("logits_scaling", "div"))
 #: a post-LN block (BERT and its descendants), role -> path in the block: the residual is added
@@ -92,9 +95,10 @@ POST_LN_DECODER_BLOCK = {
 }
 #: such a decoder's norm next to its token embedding (of the embeddings' sum, of the token
 #: embedding alone, or the final norm: read from the forward), and the attribute of a factor
-#: it applies to the token embedding (on the embedding module, or on the decoder: Marian)
+#: applied to the token embedding (on the embedding module, or on the model holding the
+#: blocks: Marian's `embed_scale`, RecurrentGemma's `normalizer`)
 EMBED_NORM = ("layernorm_embedding",)
-EMBED_SCALE_ATTR = ("embed_scale",)
+EMBED_SCALE_ATTR = ("embed_scale", "normalizer")
 #: such decoders' self-attention modules that compute attention themselves (q times
 #: `scaling`, plus the model's additive mask): hooklens reimplements their forward
 EAGER_SEQ2SEQ_ATTENTION = ("MvpAttention", "TrOCRAttention")

@@ -14,6 +14,7 @@ from typing import Any, Literal
 import torch
 
 from .._engine.point_spec import Feature
+from ._names import EMBED_SCALE_ATTR
 
 #: How a projection's output holds q or k (or q, k, v together):
 #: - "flat": (batch, pos, heads * d_head), e.g. Llama's `q_proj`
@@ -52,8 +53,11 @@ def scale_of(config: Any, attr: str | None) -> float:
 
 
 def module_scale(model: Any, path: str | None) -> float:
-    """The `embed_scale` a module of `model` holds (1.0 for no module)."""
-    value = getattr(model.get_submodule(path), "embed_scale", None) if path else None
+    """The embedding factor a module of `model` holds (1.0 for no module): its attribute named
+    in `EMBED_SCALE_ATTR` (Marian's decoder's `embed_scale`, RecurrentGemma's `normalizer`)."""
+    owner = model.get_submodule(path) if path is not None else None
+    attr = next((a for a in EMBED_SCALE_ATTR if hasattr(owner, a)), None)
+    value = getattr(owner, attr) if attr is not None else None
     return float(value) if isinstance(value, int | float | torch.Tensor) else 1.0
 
 
@@ -207,8 +211,9 @@ class ArchSpec:
     #: (Granite's `residual_multiplier`, MiniCPM3's `residual_scale`). `hook_embed`,
     #: `hook_attn_out` and `hook_mlp_out` include them: they are what enters the stream.
     embed_scale: str | None = None
-    #: a module (model path) whose number attribute `embed_scale` multiplies the token
-    #: embedding's output outside the embedding module (Marian's decoder): in `hook_embed` too
+    #: a module (model path) whose number attribute (`embed_scale`, `normalizer`: `_names.py`)
+    #: multiplies the token embedding's output outside the embedding module (Marian's decoder,
+    #: RecurrentGemma's model, which multiplies by sqrt(d_model) in bfloat16): in `hook_embed`
     embed_scale_at: str | None = None
     output_scale: str | None = None
     #: a block's branch that adds, after the MLP, a projection of the token's own per-layer
