@@ -33,11 +33,16 @@ def add_head_sites(b: Builder, block: nn.Module, layer: int) -> None:
     attends = "attention" in feats
     cfg = b.cfg.layer(layer)  # this layer's own head widths
     qkv_read = b.spec.qkv is not None and _readable(lambda: read_qkv(b.spec, cfg, block))
-    if attends and qkv_read and b.spec.ln1 is not None:  # copies of ln1's input
+    # a factor on k_proj's output (Falcon-H1) is in W_K but also applied by the model after the
+    # k_proj output these points replace: they are left out rather than scaled twice
+    scaled_k = b.spec.factor(block, "k") != 1
+    if attends and qkv_read and b.spec.ln1 is not None and not scaled_k:  # copies of ln1's input
         _input_site(b, block, layer)
-    # a block that scales what attention adds (Granite's residual_multiplier) would make the
-    # heads' results not sum to hook_attn_out: the point is left out rather than misleading
+    # a block that scales what attention adds (Granite's residual_multiplier, Falcon-H1's
+    # attention output multiplier) would make the heads' results not sum to hook_attn_out:
+    # the point is left out rather than misleading
     scaled = b.spec.output_scale is not None and float(getattr(block, b.spec.output_scale)) != 1
+    scaled = scaled or b.spec.factor(block, "attn_out") != 1
     o_read = attends and b.spec.o_proj is not None and not scaled
     if o_read and _readable(lambda: read_o(b.spec, cfg, block)):
         _result_site(b, block, layer)

@@ -60,15 +60,19 @@ def qkv_modules(spec: ArchSpec, block: nn.Module) -> list[nn.Module]:
 
 
 def read_qkv(spec: ArchSpec, cfg: Any, block: nn.Module) -> list[WeightAndBias]:
-    """`_read_qkv`'s weights, the values' times the factor attention applies to `v_proj`'s
-    output where it has one (MiMo-V2-Flash's `v_scale`): then W_V and b_V are copies."""
+    """`_read_qkv`'s weights times the factors the model applies around the projections, so
+    that `ln1.hook_normalized @ W + b` is hook_q/k/v: on `v_proj`'s output (MiMo-V2-Flash's
+    `v_scale`), on `k_proj`'s (Falcon-H1's key multiplier), and on attention's input (weights
+    only; Falcon-H1). Where one is not 1, that weight and bias are copies."""
     found = _read_qkv(spec, cfg, block)
     attn = block.get_submodule(spec.attn) if spec.attn else None
-    scale = next((getattr(attn, n) for n in V_SCALE if hasattr(attn, n)), 1.0)
-    if not isinstance(scale, float | int) or scale == 1:
-        return found
-    w, b = found[2]
-    return [*found[:2], (w * scale, None if b is None else b * scale)]
+    v = next((getattr(attn, n) for n in V_SCALE if hasattr(attn, n)), 1.0)
+    v = float(v) if isinstance(v, float | int) else 1.0
+    m, k = spec.factor(block, "attn_in"), spec.factor(block, "k")
+    scaled = []
+    for (w, b), (wf, bf) in zip(found, ((m, 1.0), (m * k, k), (m * v, v)), strict=True):
+        scaled.append((w * wf if wf != 1 else w, b * bf if b is not None and bf != 1 else b))
+    return scaled
 
 
 def _read_qkv(spec: ArchSpec, cfg: Any, block: nn.Module) -> list[WeightAndBias]:
@@ -138,7 +142,11 @@ def o_module(spec: ArchSpec, block: nn.Module) -> nn.Module:
 
 
 def read_o(spec: ArchSpec, cfg: Any, block: nn.Module) -> WeightAndBias:
-    """(W_O (n_heads, d_head, d_model), b_O (d_model,) or None), views (`cfg`: the layer's)."""
+    """(W_O (n_heads, d_head, d_model), b_O (d_model,) or None), views (`cfg`: the layer's),
+    or copies times the factor the block applies to attention's output (Falcon-H1), so that
+    they give `hook_attn_out`."""
     mod = o_module(spec, block)
-    w = in_out(mod)
-    return w.view(cfg.n_heads, cfg.d_head, w.shape[1]), bias_of(mod)
+    w, b = in_out(mod), bias_of(mod)
+    w = w.view(cfg.n_heads, cfg.d_head, w.shape[1])
+    f = spec.factor(block, "attn_out")
+    return (w, b) if f == 1 else (w * f, None if b is None else b * f)

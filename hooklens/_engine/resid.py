@@ -37,13 +37,10 @@ MSG_POST_LN = (
 )
 
 
-def _mixer_of(points: Any, layer: int) -> str | None:
-    """What block `layer`'s sequence mixer writes: "attn_out", a hybrid's "mixer_out", or None
-    for a layer that is only an MLP."""
-    for kind in ("attn_out", "mixer_out"):
-        if f"blocks.{layer}.hook_{kind}" in points:
-            return kind
-    return None
+def _mixers_of(points: Any, layer: int) -> list[str]:
+    """What block `layer`'s sequence mixers write: ["attn_out"], a hybrid's ["mixer_out"], both
+    where a mixer sits beside attention (Falcon-H1), or none for a layer that is only an MLP."""
+    return [k for k in ("attn_out", "mixer_out") if f"blocks.{layer}.hook_{k}" in points]
 
 
 def stream_layer(layer: int | None, n_layers: int, what: str = "layer") -> int:
@@ -155,7 +152,8 @@ class ResidMixin:
         Components: hook_embed, hook_pos_embed (learned positions), hook_token_type_embed
         (where the model has token types; where it normalizes their sum, as RoBERTa-PreLayerNorm
         does, one component "embed_normalized": blocks.0.hook_resid_pre), then per block before
-        `layer` hook_attn_out (hook_mixer_out on a hybrid's mixer layer), hook_mlp_out (where
+        `layer` hook_attn_out (hook_mixer_out on a hybrid's mixer layer, both where a mixer sits
+        beside attention), hook_mlp_out (where
         the layer has an MLP; `mode` "attn" / "mlp" keeps one kind) and hook_per_layer_out
         (a per-layer embedding branch, Gemma 3n / 4; `mode` "all" only), and with
         `mlp_input` block `layer`'s attn_out (the MLP's input). Shape (components, [batch,]
@@ -187,8 +185,7 @@ class ResidMixin:
         for i in range(layer):
             # a hybrid's mixer layer writes hook_mixer_out instead, an MLP-only layer neither,
             # and a layer without an MLP no mlp_out
-            mixer = _mixer_of(points, i)
-            if mode in ("all", "attn") and mixer is not None:
+            for mixer in _mixers_of(points, i) if mode in ("all", "attn") else ():
                 parts.append(self[f"blocks.{i}.hook_{mixer}"])
                 labels.append(f"{i}_{mixer}")
             if mode in ("all", "mlp") and f"blocks.{i}.hook_mlp_out" in points:
@@ -199,8 +196,7 @@ class ResidMixin:
                 labels.append(f"{i}_per_layer_out")
         if mlp_input and mode in ("all", "attn"):
             self._check_mid()
-            mixer = _mixer_of(points, layer)
-            if mixer is not None:
+            for mixer in _mixers_of(points, layer):
                 parts.append(self[f"blocks.{layer}.hook_{mixer}"])
                 labels.append(f"{layer}_{mixer}")
         if not parts:

@@ -200,8 +200,11 @@ class Builder:
                     changed = True
             return out if changed else None
 
-    def proj_site(self, module: nn.Module, proj: Proj, layer: int, q: bool, k: bool) -> None:
-        """Pre-rotary q and/or k read (and edited) at a projection module's output."""
+    def proj_site(
+        self, module: nn.Module, proj: Proj, layer: int, q: bool, k: bool, k_scale: float = 1.0
+    ) -> None:
+        """Pre-rotary q and/or k read (and edited) at a projection module's output; k times
+        `k_scale`, a factor the attention applies to the projection's keys (Falcon-H1)."""
         site = self._site(lambda: [module.register_forward_hook(hook)])
         q_pt = self._new("attn.hook_q", layer, site) if q else None
         k_pt = self._new("attn.hook_k", layer, site) if k else None
@@ -242,9 +245,11 @@ class Builder:
             for i, pt in ((0, q_pt), (1, k_pt)):
                 if pt is not None and pt.active:
                     part = parts[i] if len(parts) > 1 else parts[0]
-                    new = pt.fire(part)
-                    if new is not part:
-                        parts[i if len(parts) > 1 else 0] = new
+                    scale = k_scale if pt is k_pt else 1.0
+                    seen = part * scale if scale != 1 else part
+                    new = pt.fire(seen)
+                    if new is not seen:
+                        parts[i if len(parts) > 1 else 0] = new / scale if scale != 1 else new
                         changed = True
             return join(out, parts) if changed else None
 

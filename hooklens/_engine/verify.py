@@ -107,7 +107,9 @@ def verify(model: HookedModel) -> None:
         pre, post = cache[b + "hook_resid_pre"], cache[b + "hook_resid_post"]
         # what mixes positions (attention, or a hybrid's mixer) and the MLP, where the layer has it
         parts = [p for p in _WRITERS if b + p in cache]
-        mix = parts[0]
+        # what mixes positions: attention, a mixer, or both side by side (Falcon-H1)
+        mixing = [p for p in parts if p in _WRITERS[:2]] or parts[:1]
+        mix = " + ".join(mixing)
         if spec.post_ln:
             expect(
                 f"{b}ln1.hook_normalized + hook_mlp_out is hook_resid_post",
@@ -123,7 +125,7 @@ def verify(model: HookedModel) -> None:
         if b + "hook_resid_mid" in cache:
             expect(
                 f"{b}hook_resid_pre + {mix} is hook_resid_mid",
-                pre + cache[b + mix],
+                pre + sum(cache[b + p] for p in mixing),
                 cache[b + "hook_resid_mid"],
             )
         if layer + 1 < c.n_layers:

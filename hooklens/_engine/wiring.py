@@ -41,14 +41,18 @@ def build_points(
         feats = spec.layer_features(model.config, layer)  # a hybrid's layers differ
         # a factor the block applies to what each part adds to the stream (Granite)
         out_scale = float(getattr(block, spec.output_scale)) if spec.output_scale else 1.0
+        mixer_scale = out_scale * spec.factor(block, "mixer_out")  # Falcon-H1's µP factor
         b.input_site(block, "hook_resid_pre", layer, in_place=False)
         if spec.ln1 is not None:  # post-LN: ln1 normalizes resid_mid (after attention)
             b.norm_site(sub(spec.ln1), "ln1", layer)
+        layout = spec.layers[layer] if spec.layers is not None else None
         if "attention" in feats:
-            _attention_parts(b, block, layer, out_scale)
-        elif spec.layers is not None:
-            mixer = spec.layers[layer]  # what it adds: the mixer's output, or a norm's on it
-            b.output_site(sub(mixer.out or mixer.mixer), "hook_mixer_out", layer, out_scale)
+            _attention_parts(b, block, layer, out_scale * spec.factor(block, "attn_out"))
+        if layout is not None and layout.beside is not None:  # a mixer beside attention
+            b.output_site(sub(layout.beside), "hook_mixer_out", layer, mixer_scale)
+        elif layout is not None and "attention" not in feats:
+            # what it adds: the mixer's output, or a norm's on it
+            b.output_site(sub(layout.out or layout.mixer), "hook_mixer_out", layer, mixer_scale)
         if "mlp" in feats:
             _mlp_parts(b, block, layer, feats, out_scale)
         if spec.per_layer_out is not None:
@@ -68,15 +72,16 @@ def build_points(
 def _attention_parts(b: Builder, block: nn.Module, layer: int, out_scale: float) -> None:
     sub, spec = block.get_submodule, b.spec
     qs, ks = spec.q_source, spec.k_source
+    k_scale = spec.factor(block, "k")  # Falcon-H1 multiplies the keys after k_proj
     if spec.latent_kv is not None:
         add_latent_sites(b, block, layer)
     elif qs is not None and ks is not None and qs == ks:
-        b.proj_site(sub(qs.module), qs, layer, q=True, k=True)
+        b.proj_site(sub(qs.module), qs, layer, q=True, k=True, k_scale=k_scale)
     else:
         if qs is not None:
             b.proj_site(sub(qs.module), qs, layer, q=True, k=False)
         if ks is not None:
-            b.proj_site(sub(ks.module), ks, layer, q=False, k=True)
+            b.proj_site(sub(ks.module), ks, layer, q=False, k=True, k_scale=k_scale)
     here = spec.latent_kv is None  # else the latent sites read q and k
     b.attention_site(sub(spec.attn), layer, q_here=here and not qs, k_here=here and not ks)
     add_gate_site(b, block, layer, b.attn_sites[-1][1])  # where attention's output is gated
@@ -100,8 +105,8 @@ def _mlp_parts(
         b.expert_out_site(sub(spec.moe_experts), layer)
     elif spec.mlp_gate_up_fused:
         b.fused_gate_up_site(sub(spec.mlp_in), layer)
-    else:
-        b.output_site(sub(spec.mlp_in), "mlp.hook_pre", layer)
+    else:  # before the activation: times the factor the MLP applies there (Falcon-H1)
+        b.output_site(sub(spec.mlp_in), "mlp.hook_pre", layer, spec.factor(block, "mlp_pre"))
     if spec.mlp_up is not None and "gated_mlp" in feats:
         b.output_site(sub(spec.mlp_up), "mlp.hook_pre_linear", layer)
     if "dense_mlp" in feats:

@@ -173,9 +173,9 @@ class LayerWeights:
 
     @property
     def b_O(self) -> torch.Tensor:
-        """(d_model,): a view, or zeros."""
+        """(d_model,): a view (a copy where the block scales attention's output), or zeros."""
         mod = self._o()
-        b = bias_of(mod)
+        b = read_o(self._model.spec, self._cfg, self._attention())[1]
         return b if b is not None else _zeros(in_out(mod), self._model.cfg.d_model)
 
     @property
@@ -191,13 +191,17 @@ class LayerWeights:
 
     # -- MLP -----------------------------------------------------------------------------------
     def _mlp_in(self) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-        """(W_in, b_in, W_gate) as views: W (d_model, d_mlp)."""
+        """(W_in, b_in, W_gate) as views: W (d_model, d_mlp); copies times the factor the MLP
+        applies to `mlp.hook_pre` before its activation where it has one (Falcon-H1)."""
         spec, d_mlp = self._model.spec, self._cfg.d_mlp
         first = self._sub(spec.mlp_in)
         w, b = in_out(first), bias_of(first)
+        f = spec.factor(self._block, "mlp_pre")
         if spec.mlp_gate_up_fused:  # gate first, then up (Phi-3)
             up_b = None if b is None else b[d_mlp:]
-            return w[:, d_mlp:], up_b, w[:, :d_mlp]
+            return w[:, d_mlp:], up_b, w[:, :d_mlp] * f if f != 1 else w[:, :d_mlp]
+        if f != 1:
+            w, b = w * f, None if b is None else b * f
         if spec.mlp_up is not None:
             up = self._sub(spec.mlp_up)
             return in_out(up), bias_of(up), w

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from .._errors import UnsupportedModelError
+from ._factors import block_factors
 from ._gate import attn_gate
 from ._hybrid import MIXERS, hybrid_layers
 from ._latent import latent_kv
@@ -322,6 +323,7 @@ def derive(model: nn.Module) -> ArchSpec:
         embed_scale=next((a for a in EMBED_SCALE if hasattr(text, a)), None),
         embed_scale_at=_scale_owner(model, embed, parent, parent_path),
         output_scale=next((a for a in OUTPUT_SCALE if hasattr(block, a)), None),
+        factors=block_factors(block, attn, mlp),
         per_layer_out=_child(block, PER_LAYER_OUT),
         derived=True,
     )

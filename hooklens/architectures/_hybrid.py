@@ -6,13 +6,15 @@ sits. `hybrid_layers` reads each block's kind from its modules: an attention mod
 with one of the attention names that has q/k/v projections), else a mixer (one of the mixer
 names, or an attention-named child without q/k/v projections, e.g. a lightning attention). When
 the config lists the layers' kinds (`layer_types`, `layers_block_type`, `block_types`), each
-layer's modules must agree with it; a layer the template cannot describe (attention and a mixer
-side by side, or a layer that is only an MLP) is refused, naming the layer and what it holds.
+layer's modules must agree with it; a layer the template cannot describe (a mixer beside a
+module that does not attend, or a layer that is only an MLP where the config does not say
+so) is refused, naming the layer and what it holds. A mixer beside attention, reading the same
+normalized stream (Falcon-H1's `mamba` next to `self_attn`), is the attention layer's `beside`.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from torch import nn
 
@@ -59,11 +61,15 @@ def hybrid_layers(
         mlp = any(isinstance(getattr(block, n, None), nn.Module) for n in mlp_names) or all(
             isinstance(getattr(block, n, None), nn.Module) for n in IN_BLOCK_MLP
         )
+        beside = None
         if attn is not None and mixer is not None:
-            raise UnsupportedModelError(
-                f"layer {i} ({type(block).__name__}) has attention ({attn}) and another mixer "
-                f"({mixer}) side by side, which the template does not describe"
-            )
+            if not _is_attention(block.get_submodule(attn)):
+                raise UnsupportedModelError(
+                    f"layer {i} ({type(block).__name__}) has a mixer ({mixer}) beside a module "
+                    f"named {attn} without q/k/v projections, which the template does not "
+                    "describe"
+                )
+            beside, mixer = mixer, None  # both read ln1's output, the block adds both (Falcon-H1)
         path = attn or mixer
         if path is None:
             names = ", ".join(n for n, _ in block.named_children())
@@ -100,10 +106,11 @@ def hybrid_layers(
         attends = (
             kind in ATTENDING if kind is not None else attn is not None or _is_attention(module)
         )
-        layouts.append(LayerLayout("attention" if attends else "mixer", path, cls, mlp))
+        kind_of: Literal["attention", "mixer"] = "attention" if attends else "mixer"
+        layouts.append(LayerLayout(kind_of, path, cls, mlp, beside=beside))
     paths = {lay.mixer for lay in layouts if lay.kind == "attention"}
     if len(paths) > 1:
         raise UnsupportedModelError(f"its attention sits at different paths ({sorted(paths)})")
-    if all(lay.kind == "attention" and lay.mlp for lay in layouts):
+    if all(lay.kind == "attention" and lay.mlp and lay.beside is None for lay in layouts):
         return next(iter(paths), None), None
     return next(iter(paths), None), tuple(layouts)

@@ -53,13 +53,24 @@ ROUTER = ("gate", "router")
 #: attributes scaling what attention and the MLP add to the stream (Granite, MiniCPM3)
 EMBED_SCALE = ("embedding_multiplier",)
 OUTPUT_SCALE = ("residual_multiplier", "residual_scale")
+#: factors a block applies to one part outside the part's module (`ArchSpec.factors`): role ->
+#: (where the attribute sits: "block", "attn" or "mlp"; its candidate names). Falcon-H1's µP
+#: multipliers: on attention's input and output, on its keys, on the mixer's output, and on
+#: the MLP's gate projection before its activation
+FACTORS = {
+    "attn_in": ("block", ("attention_in_multiplier",)),
+    "k": ("attn", ("key_multiplier",)),
+    "attn_out": ("block", ("attn_out_multiplier",)),
+    "mixer_out": ("block", ("ssm_out_multiplier",)),
+    "mlp_pre": ("mlp", ("gate_multiplier",)),
+}
 #: the arguments of a mixture of experts' `experts` module (the MoE points read them)
 EXPERTS_CALL = ("hidden_states", "top_k_index", "top_k_weights")
 #: config attributes of a final-logit soft-cap, cap * tanh(logits / cap) (Gemma 2,
 #: RecurrentGemma)
 LOGIT_SOFTCAPS = ("final_logit_softcapping", "logits_soft_cap")
 #: config attributes of logit scaling: (attribute, "mul" or "div")
-LOGIT_SCALES = (("logit_scale", "mul"), ("logits_scaling", "div"))
+LOGIT_SCALES = (("logit_scale", "mul"), ("logits_scaling", "div"), ("lm_head_multiplier", "mul"))
 #: a post-LN block (BERT and its descendants), role -> path in the block: the residual is added
 #: inside the modules holding the norms (`attention.output`, `output`), before their norm
 POST_LN_BLOCK = {

@@ -77,6 +77,23 @@ OVERRIDES: dict[str, dict[str, Any]] = {
     "granitemoehybrid": {"layer_types": ["mamba", "attention"], "residual_multiplier": 0.5},
     # a shared MLP beside the experts, as the released checkpoints have (the default has none)
     "granitemoeshared": {"shared_intermediate_size": 32},
+    # Falcon-H1's µP multipliers, none 1 (its checkpoints set them): each point must hold them
+    "falcon_h1": {
+        "embedding_multiplier": 1.5,
+        "lm_head_multiplier": 0.7,
+        "key_multiplier": 0.6,
+        "attention_in_multiplier": 1.3,
+        "attention_out_multiplier": 0.8,
+        "ssm_in_multiplier": 1.2,
+        "ssm_out_multiplier": 0.9,
+        "mlp_multipliers": [1.4, 0.6],
+        # a small mixer (the default's is 1024 wide, with 128 heads and a state of 256)
+        "mamba_d_ssm": 128,
+        "mamba_n_heads": 8,
+        "mamba_d_head": 16,
+        "mamba_d_state": 16,
+        "mamba_chunk_size": 8,
+    },
     "lfm2": {"layer_types": ["conv", "full_attention"]},
     "lfm3": {"layer_types": ["conv", "full_attention"]},
     "recurrent_gemma": {"block_types": ["recurrent", "attention"]},

@@ -30,6 +30,8 @@ Layout = Literal["flat", "bphd", "bhpd", "concat_qkv", "per_head_qkv", "q_gate_p
 #: - "per_head": (batch, pos, n_heads), one gate per head
 #: - "q_gate_per_head": the second half of each head's slice of the q projection's output
 GateLayout = Literal["flat", "per_head", "q_gate_per_head"]
+#: The parts a block scales outside their modules (`ArchSpec.factors`).
+FactorRole = Literal["attn_in", "k", "attn_out", "mixer_out", "mlp_pre"]
 
 
 def text_config(config: Any) -> Any:
@@ -107,6 +109,10 @@ class LayerLayout:
     sits there (named in errors); `mlp` whether the layer has the adapter's MLP; `out` the
     module whose output a mixer layer adds to the stream when it is not the mixer itself (a
     norm on the mixer's output, LFM3's `post_operator_norm`): `hook_mixer_out` is read there.
+    `beside` (an attention layer): a mixer (block path) that reads the same normalized stream
+    as attention and whose output the block adds with attention's in the same step (Falcon-H1's
+    `mamba`): its output is `hook_mixer_out`, so the layer has both attention's and the mixer's
+    points, and `resid_pre + attn_out + mixer_out = resid_mid`.
     """
 
     kind: Literal["attention", "mixer", "mlp"]
@@ -114,6 +120,7 @@ class LayerLayout:
     mixer_class: str
     mlp: bool = True
     out: str | None = None
+    beside: str | None = None
 
 
 @dataclass(frozen=True)
@@ -216,6 +223,14 @@ class ArchSpec:
     #: RecurrentGemma's model, which multiplies by sqrt(d_model) in bfloat16): in `hook_embed`
     embed_scale_at: str | None = None
     output_scale: str | None = None
+    #: factors a block applies to one part outside that part's module, as (role, block path of
+    #: a number attribute) pairs (Falcon-H1's µP multipliers; roles: `FACTOR_ROLES`). The points
+    #: include them: "attn_in" multiplies attention's input (ln1's output; the per-head input
+    #: points are then left out, their recomputation would miss it), "k" the k projection's
+    #: output (`hook_k`), "attn_out" and "mixer_out" what attention and the mixer add
+    #: (`hook_attn_out`, `hook_mixer_out`; `hook_result` is then left out), "mlp_pre" the
+    #: MLP's first projection's output before the activation (`mlp.hook_pre`)
+    factors: tuple[tuple[FactorRole, str], ...] = ()
     #: a block's branch that adds, after the MLP, a projection of the token's own per-layer
     #: embedding to the stream (Gemma 3n / 4): the module whose output is added
     #: (`hook_per_layer_out`); None when blocks have no such branch
@@ -250,6 +265,14 @@ class ArchSpec:
     config_requirements: tuple[tuple[str, Any, str], ...] = field(default_factory=tuple)
     notes: str = ""
 
+    def factor(self, block: Any, role: FactorRole) -> float:
+        """The factor `block` applies for `role` (1.0 where the adapter names none)."""
+        path = dict(self.factors).get(role)
+        if path is None:
+            return 1.0
+        owner, _, attr = path.rpartition(".")
+        return float(getattr(block.get_submodule(owner), attr))
+
     def is_parallel(self, config: Any) -> bool:
         """Whether attention and MLP read the same residual stream (per this model's config)."""
         if isinstance(self.parallel_residual, str):
@@ -263,6 +286,8 @@ class ArchSpec:
         layout = self.layers[layer] if self.layers is not None else None
         if layout is not None and layout.kind == "mixer":
             found = (found - {"attention", "mha"}) | {"mixer"}
+        if layout is not None and layout.beside is not None:
+            found = found | {"mixer"}
         if layout is not None and layout.kind == "mlp":  # its one norm is the MLP's
             found = (found - {"attention", "mha", "ln1", "sequential"}) | {"ln2"}
         if layout is not None and not layout.mlp:

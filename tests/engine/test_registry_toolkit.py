@@ -25,8 +25,14 @@ def _close(a: torch.Tensor, b: torch.Tensor) -> None:
 
 
 def _with_random_biases(model: hl.HookedModel) -> hl.HookedModel:
-    """A copy whose biases are random (HF initializes them to zero, hiding a misplaced one)."""
-    hf = copy.deepcopy(model.hf_model)
+    """A copy whose biases are random (HF initializes them to zero, hiding a misplaced one).
+    State a module keeps from its last forward (RecurrentGemma's recurrent state, which may
+    carry a graph that deepcopy refuses) is copied detached."""
+    kept = [t for m in model.hf_model.modules() for t in vars(m).values()]
+    memo = {
+        id(t): t.detach().clone() for t in kept if isinstance(t, torch.Tensor) and not t.is_leaf
+    }
+    hf = copy.deepcopy(model.hf_model, memo)
     randomize_biases(hf)
     return hl.HookedModel(hf)
 

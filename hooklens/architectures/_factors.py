@@ -1,0 +1,35 @@
+"""Factors a block applies to one of its parts outside that part's module (`ArchSpec.factors`).
+
+Falcon-H1 (µP) multiplies attention's input and output, its keys, its mixer's output and its
+MLP's gate projection by numbers it holds as attributes of the block, the attention module and
+the MLP. `block_factors` finds them by their names (`FACTORS` in `_names.py`); the engine puts
+each into the point that sits where it applies, so the points hold what the model computes.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from torch import nn
+
+from ._names import FACTORS
+from ._spec import FactorRole
+
+__all__ = ["block_factors"]
+
+
+def block_factors(
+    block: nn.Module, attn: str | None, mlp: str | None
+) -> tuple[tuple[FactorRole, str], ...]:
+    """(role, block path of the number attribute) for each factor `block` holds."""
+    where = {"block": "", "attn": attn, "mlp": mlp}
+    found: list[tuple[FactorRole, str]] = []
+    for role, (at, names) in FACTORS.items():
+        owner = where[at]
+        if owner is None or (owner and not isinstance(getattr(block, owner, None), nn.Module)):
+            continue
+        mod: Any = block.get_submodule(owner) if owner else block
+        name = next((n for n in names if isinstance(getattr(mod, n, None), int | float)), None)
+        if name is not None:
+            found.append((cast(FactorRole, role), f"{owner}.{name}" if owner else name))
+    return tuple(found)
