@@ -42,7 +42,11 @@ def build_points(
         # a factor the block applies to what each part adds to the stream (Granite)
         out_scale = float(getattr(block, spec.output_scale)) if spec.output_scale else 1.0
         mixer_scale = out_scale * spec.factor(block, "mixer_out")  # Falcon-H1's µP factor
-        b.input_site(block, "hook_resid_pre", layer, in_place=False)
+        inner = spec.embed_sum_norm  # a norm of the embedding inside block 0 (RWKV's pre_ln)
+        if layer == 0 and inner is not None and inner.startswith(f"{spec.blocks}.0."):
+            b.output_site(get_module(model, inner), "hook_resid_pre", layer)
+        else:
+            b.input_site(block, "hook_resid_pre", layer, in_place=False)
         if spec.ln1 is not None:  # post-LN: ln1 normalizes resid_mid (after attention)
             b.norm_site(sub(spec.ln1), "ln1", layer)
         layout = spec.layers[layer] if spec.layers is not None else None

@@ -28,8 +28,8 @@ from ._layer_checks import unlike_layers
 from ._names import (
     ATTN,
     ATTN_OUT_NORM,
+    EMBED_NORM_IN_BLOCK,
     EMBED_SCALE,
-    EMBED_SCALE_ATTR,
     EXPERTS_CALL,
     FINAL_NORM,
     LN1,
@@ -51,6 +51,7 @@ from ._names import (
 from ._norms import shared_norm_kind
 from ._qk_order import rotated_qk_norms
 from ._spec import ArchSpec, Layout, Proj
+from ._stream import embed_norm_in_block, scale_owner, stream_rescaled
 
 
 def _refuse(model: nn.Module, what: str) -> UnsupportedModelError:
@@ -100,7 +101,9 @@ def _signature(block: nn.Module) -> list[tuple[str, str]]:
     return sorted(
         ("<mixer>" if n in mixing else n, type(m).__name__ if n not in slots else "")
         for n, m in block.named_modules()
-        if n and not any(n.startswith(f"{s}.") for s in slots)
+        if n
+        and not any(n.startswith(f"{s}.") for s in slots)
+        and n not in EMBED_NORM_IN_BLOCK  # the embedding's norm, in block 0 alone (RWKV)
     )
 
 
@@ -173,6 +176,9 @@ def derive(model: nn.Module) -> ArchSpec:
     if embed is None or unembed is None:
         raise _refuse(model, "no input or output embedding module")
     blocks = _find_blocks(model, n_layers, embed)
+    rescaled = stream_rescaled(text, n_layers)
+    if rescaled is not None:
+        raise _refuse(model, rescaled)
     parent_path = blocks.rpartition(".")[0]
     parent = model.get_submodule(parent_path) if parent_path else model
     final = _child(parent, FINAL_NORM)
@@ -321,19 +327,13 @@ def derive(model: nn.Module) -> ArchSpec:
         logit_scale=scale,
         layers=layers,
         embed_scale=next((a for a in EMBED_SCALE if hasattr(text, a)), None),
-        embed_scale_at=_scale_owner(model, embed, parent, parent_path),
+        embed_scale_at=scale_owner(model, embed, parent, parent_path),
+        embed_sum_norm=embed_norm_in_block(all_blocks[0], blocks),
         output_scale=next((a for a in OUTPUT_SCALE if hasattr(block, a)), None),
         factors=block_factors(block, attn, mlp),
         per_layer_out=_child(block, PER_LAYER_OUT),
         derived=True,
     )
-
-
-def _scale_owner(model: nn.Module, embed: str, parent: nn.Module, path: str) -> str | None:
-    """The model path of the module multiplying the token embedding outside the embedding
-    module (RecurrentGemma's `normalizer`), or None (the embedding scales itself, or nothing)."""
-    on_embed = any(hasattr(model.get_submodule(embed), a) for a in EMBED_SCALE_ATTR)
-    return path if not on_embed and any(hasattr(parent, a) for a in EMBED_SCALE_ATTR) else None
 
 
 def _sinks(attn_mod: nn.Module) -> bool:

@@ -4,7 +4,7 @@ Hybrids (Jamba, Bamba, Qwen3-Next, OLMo-hybrid, LFM2, ...) and state-space model
 in some or all layers, a state-space, linear-attention or convolution module where attention
 sits. `hybrid_layers` reads each block's kind from its modules: an attention module (a child
 with one of the attention names that has q/k/v projections), else a mixer (one of the mixer
-names, or an attention-named child without q/k/v projections, e.g. a lightning attention). When
+names, or an attention-named child without a query projection, e.g. RWKV's time mixing). When
 the config lists the layers' kinds (`layer_types`, `layers_block_type`, `block_types`), each
 layer's modules must agree with it; a layer the template cannot describe (a mixer beside a
 module that does not attend, or a layer that is only an MLP where the config does not say
@@ -30,6 +30,9 @@ KIND_LISTS = ("layers_block_type", "layer_types", "block_types")
 #: Kinds (as configs spell them) of layers that attend, and of layers that mix another way.
 ATTENDING = ("attention", "full_attention", "sliding_attention", "chunked_attention")
 MIXING = ("mamba", "linear_attention", "conv", "recurrent", "ssm", "mamba2")
+#: Children of an attention module that project its queries (alone or fused, or the low-rank
+#: start of multi-head latent attention's): an attention-named module with none is a mixer.
+QUERY = ("q_proj", "qkv_proj", "q_a_proj", "q_b_proj", "query", "query_key_value", "Wqkv")
 #: Kinds of layers that are only an MLP (or a mixture of experts) in the mixer's place.
 MLP_ONLY = ("mlp", "moe")
 
@@ -101,10 +104,14 @@ def hybrid_layers(
                     f"layer {i} is a {kind!r} layer (by its config) holding {cls}, which the "
                     "template does not describe"
                 )
-        # the config's word where it has one, else the modules': an attention-named child, or a
-        # mixer-named child with q/k/v projections (Nemotron-H's attention layers)
+        # the config's word where it has one, else the modules': an attention-named child with
+        # a query projection (RWKV's `attention` has none: a recurrent mixer), or a mixer-named
+        # child with q/k/v projections (Nemotron-H's attention layers)
+        queries = any(isinstance(getattr(module, n, None), nn.Module) for n in QUERY)
         attends = (
-            kind in ATTENDING if kind is not None else attn is not None or _is_attention(module)
+            kind in ATTENDING
+            if kind is not None
+            else (attn is not None and queries) or _is_attention(module)
         )
         kind_of: Literal["attention", "mixer"] = "attention" if attends else "mixer"
         layouts.append(LayerLayout(kind_of, path, cls, mlp, beside=beside))

@@ -9,13 +9,13 @@ from __future__ import annotations
 ATTN = ("self_attn", "attn", "self_attention", "attention")
 LN1 = (
     "input_layernorm", "attention_layernorm", "ln_1", "self_attn_layer_norm", "attn_norm",
-    "operator_norm", "temporal_pre_norm", "norm",
+    "operator_norm", "temporal_pre_norm", "norm", "ln1",
 )  # fmt: skip
 #: a norm before the MLP that, when present, makes post_attention_layernorm an output norm
 PRE_MLP = ("pre_feedforward_layernorm", "pre_mlp_layernorm", "pre_ff_layernorm")
 LN2 = (
     "post_attention_layernorm", "feedforward_layernorm", "ln_2", "final_layer_norm", "mlp_norm",
-    "ffn_norm", "channel_pre_norm",
+    "ffn_norm", "channel_pre_norm", "ln2",
 )  # fmt: skip
 ATTN_OUT_NORM = ("post_self_attn_layernorm", "post_norm1", "post_operator_norm")
 MLP_OUT_NORM = ("post_feedforward_layernorm", "post_mlp_layernorm", "post_norm2", "post_ffn_norm")
@@ -36,12 +36,13 @@ MLP_PROJ = (
     ("w1", "w3", "w2", False),
     ("c_fc", None, "c_proj", False),
     ("dense_h_to_4h", None, "dense_4h_to_h", False),
+    ("key", None, "value", False),  # RWKV's channel mixing (its receptance gates the output)
 )
 #: the module whose input is attn.hook_z (a norm on z before the output projection first)
 O_PROJ = ("attn_sub_norm", "o_proj", "dense", "out_proj", "c_proj")
 FINAL_NORM = (
     "norm", "final_layernorm", "ln_f", "final_layer_norm", "norm_f", "layer_norm", "embedding_norm",
-    "final_norm", "layernorm_embedding",
+    "final_norm", "layernorm_embedding", "ln_out",
 )  # fmt: skip
 POS_EMBED = ("embed_positions", "wpe", "position_embeddings")
 #: an attention module's learned sink logits, one per head (passed to the attention function
@@ -52,6 +53,12 @@ ROUTER = ("gate", "router")
 #: factors applied outside modules: config attributes scaling the token embedding, block
 #: attributes scaling what attention and the MLP add to the stream (Granite, MiniCPM3)
 EMBED_SCALE = ("embedding_multiplier",)
+#: a norm of the embedding that the first block applies to its input before anything else
+#: (RWKV's `pre_ln`, which only block 0 has): block 0's `hook_resid_pre` is its output
+EMBED_NORM_IN_BLOCK = ("pre_ln",)
+#: a config attribute by which the model halves the residual stream between blocks every so
+#: many layers at inference (RWKV's `rescale_every`; 0 or less: never)
+STREAM_HALVING = ("rescale_every",)
 OUTPUT_SCALE = ("residual_multiplier", "residual_scale")
 #: factors a block applies to one part outside the part's module (`ArchSpec.factors`): role ->
 #: (where the attribute sits: "block", "attn" or "mlp"; its candidate names). Falcon-H1's µP

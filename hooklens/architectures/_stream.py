@@ -1,0 +1,50 @@
+"""What a model does to the residual stream outside its blocks' parts, read as data.
+
+A factor on the token embedding held by the model rather than the embedding module
+(RecurrentGemma's `normalizer`, Marian's `embed_scale`), a norm of the embedding that the first
+block applies before anything else (RWKV's `pre_ln`), and a halving of the stream between
+blocks at inference (RWKV's `rescale_every`), which the residual points cannot describe.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from ._names import EMBED_NORM_IN_BLOCK, EMBED_SCALE_ATTR, STREAM_HALVING
+
+__all__ = ["embed_norm_in_block", "scale_owner", "stream_rescaled"]
+
+MSG_HALVED = (
+    "it halves the residual stream between blocks every {every} layers at inference "
+    "(config.{attr}={every}), so a block's hook_resid_post would not be the next block's "
+    "hook_resid_pre. The halving only guards half precision against overflow; load the model "
+    "with {attr}=0 (e.g. AutoConfig.from_pretrained(name, {attr}=0) passed as its config), "
+    "which computes the same logits, to wrap it."
+)
+
+
+def scale_owner(model: nn.Module, embed: str, parent: nn.Module, path: str) -> str | None:
+    """The model path of the module multiplying the token embedding outside the embedding
+    module (RecurrentGemma's `normalizer`), or None (the embedding scales itself, or nothing)."""
+    on_embed = any(hasattr(model.get_submodule(embed), a) for a in EMBED_SCALE_ATTR)
+    return path if not on_embed and any(hasattr(parent, a) for a in EMBED_SCALE_ATTR) else None
+
+
+def embed_norm_in_block(first: nn.Module, blocks: str) -> str | None:
+    """The model path of a norm block 0 applies to the embedding before its parts (RWKV's
+    `pre_ln`), or None."""
+    name = next(
+        (n for n in EMBED_NORM_IN_BLOCK if isinstance(getattr(first, n, None), nn.Module)), None
+    )
+    return f"{blocks}.0.{name}" if name is not None else None
+
+
+def stream_rescaled(text: Any, n_layers: int) -> str | None:
+    """Why the model cannot be wrapped when it halves its stream between blocks, or None."""
+    for attr in STREAM_HALVING:
+        every = getattr(text, attr, None)
+        if isinstance(every, int) and 0 < every <= n_layers:
+            return MSG_HALVED.format(every=every, attr=attr)
+    return None
