@@ -22,7 +22,9 @@ from .._errors import UnsupportedModelError
 from ._spec import LayerLayout
 
 #: Children that mix positions in place of attention, in order of preference.
-MIXERS = ("mamba", "mixer", "linear_attn", "conv", "temporal_block", "linear_attention")
+MIXERS = (
+    "mamba", "mixer", "linear_attn", "conv", "temporal_block", "linear_attention", "mlstm_layer",
+)  # fmt: skip
 #: An MLP whose projections sit in the block itself (OPT-style).
 IN_BLOCK_MLP = ("fc1", "fc2")
 #: Config attributes that list each layer's kind.

@@ -10,12 +10,13 @@ ATTN = ("self_attn", "attn", "self_attention", "attention")
 LN1 = (
     "input_layernorm", "attention_layernorm", "ln_1", "self_attn_layer_norm", "attn_norm",
     "operator_norm", "temporal_pre_norm", "norm", "ln1",
+    "norm_mlstm",
 )  # fmt: skip
 #: a norm before the MLP that, when present, makes post_attention_layernorm an output norm
 PRE_MLP = ("pre_feedforward_layernorm", "pre_mlp_layernorm", "pre_ff_layernorm")
 LN2 = (
     "post_attention_layernorm", "feedforward_layernorm", "ln_2", "final_layer_norm", "mlp_norm",
-    "ffn_norm", "channel_pre_norm", "ln2",
+    "ffn_norm", "channel_pre_norm", "ln2", "norm_ffn",
 )  # fmt: skip
 ATTN_OUT_NORM = ("post_self_attn_layernorm", "post_norm1", "post_operator_norm")
 MLP_OUT_NORM = ("post_feedforward_layernorm", "post_mlp_layernorm", "post_norm2", "post_ffn_norm")
@@ -36,6 +37,7 @@ MLP_PROJ = (
     ("w1", "w3", "w2", False),
     ("c_fc", None, "c_proj", False),
     ("dense_h_to_4h", None, "dense_4h_to_h", False),
+    ("proj_up_gate", "proj_up", "proj_down", False),
     ("key", None, "value", False),  # RWKV's channel mixing (its receptance gates the output)
 )
 #: the module whose input is attn.hook_z (a norm on z before the output projection first)
@@ -43,6 +45,7 @@ O_PROJ = ("attn_sub_norm", "o_proj", "dense", "out_proj", "c_proj")
 FINAL_NORM = (
     "norm", "final_layernorm", "ln_f", "final_layer_norm", "norm_f", "layer_norm", "embedding_norm",
     "final_norm", "layernorm_embedding", "ln_out",
+    "out_norm",
 )  # fmt: skip
 POS_EMBED = ("embed_positions", "wpe", "position_embeddings")
 #: an attention module's learned sink logits, one per head (passed to the attention function
@@ -74,8 +77,8 @@ FACTORS = {
 #: the arguments of a mixture of experts' `experts` module (the MoE points read them)
 EXPERTS_CALL = ("hidden_states", "top_k_index", "top_k_weights")
 #: config attributes of a final-logit soft-cap, cap * tanh(logits / cap) (Gemma 2,
-#: RecurrentGemma)
-LOGIT_SOFTCAPS = ("final_logit_softcapping", "logits_soft_cap")
+#: RecurrentGemma, xLSTM)
+LOGIT_SOFTCAPS = ("final_logit_softcapping", "logits_soft_cap", "output_logit_soft_cap")
 #: config attributes of logit scaling: (attribute, "mul" or "div")
 LOGIT_SCALES = (("logit_scale", "mul"), ("logits_scaling", "div"), ("lm_head_multiplier", "mul"))
 #: a post-LN block (BERT and its descendants), role -> path in the block: the residual is added

@@ -279,7 +279,9 @@ def test_dense_layers_of_a_partly_moe_model(registry):
         )
 
 
-@pytest.mark.parametrize("model_type", ["jamba", "mamba", "nemotron_h", "recurrent_gemma", "rwkv"])
+@pytest.mark.parametrize(
+    "model_type", ["jamba", "mamba", "nemotron_h", "recurrent_gemma", "rwkv", "xlstm"]
+)
 def test_attention_point_on_a_mixer_layer_names_the_layer(registry, model_type):
     """A hybrid's mixer layer has no attention: asking for its pattern says what the layer is
     and which layers attend; its mixer's output is what it adds to the residual stream."""
