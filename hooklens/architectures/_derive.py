@@ -51,7 +51,7 @@ from ._names import (
 from ._norms import shared_norm_kind
 from ._qk_order import rotated_qk_norms
 from ._spec import ArchSpec, Layout, Proj
-from ._stream import embed_norm_in_block, scale_owner, stream_rescaled
+from ._stream import embed_norm_in_block, normed_residual, scale_owner, stream_rescaled
 
 
 def _refuse(model: nn.Module, what: str) -> UnsupportedModelError:
@@ -176,9 +176,11 @@ def derive(model: nn.Module) -> ArchSpec:
     if embed is None or unembed is None:
         raise _refuse(model, "no input or output embedding module")
     blocks = _find_blocks(model, n_layers, embed)
-    rescaled = stream_rescaled(text, n_layers)
-    if rescaled is not None:
-        raise _refuse(model, rescaled)
+    unlike_stream = stream_rescaled(text, n_layers) or normed_residual(
+        model.get_submodule(blocks)[0]  # type: ignore[index]
+    )
+    if unlike_stream is not None:
+        raise _refuse(model, unlike_stream)
     parent_path = blocks.rpartition(".")[0]
     parent = model.get_submodule(parent_path) if parent_path else model
     final = _child(parent, FINAL_NORM)

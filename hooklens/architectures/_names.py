@@ -59,6 +59,9 @@ EMBED_SCALE = ("embedding_multiplier",)
 #: a norm of the embedding that the first block applies to its input before anything else
 #: (RWKV's `pre_ln`, which only block 0 has): block 0's `hook_resid_pre` is its output
 EMBED_NORM_IN_BLOCK = ("pre_ln",)
+#: block attributes of a block whose residual is the normalized stream, times a factor
+#: (MiniMax: `alpha * ln1(x) + beta * attn(ln1(x))`, then the same around the MLP)
+NORMED_RESIDUAL = ("attn_alpha_factor", "mlp_alpha_factor")
 #: a config attribute by which the model halves the residual stream between blocks every so
 #: many layers at inference (RWKV's `rescale_every`; 0 or less: never)
 STREAM_HALVING = ("rescale_every",)

@@ -3,7 +3,8 @@
 A factor on the token embedding held by the model rather than the embedding module
 (RecurrentGemma's `normalizer`, Marian's `embed_scale`), a norm of the embedding that the first
 block applies before anything else (RWKV's `pre_ln`), and a halving of the stream between
-blocks at inference (RWKV's `rescale_every`), which the residual points cannot describe.
+blocks at inference (RWKV's `rescale_every`), or a block whose residual is the normalized
+stream (MiniMax), which the residual points cannot describe.
 """
 
 from __future__ import annotations
@@ -12,16 +13,23 @@ from typing import Any
 
 from torch import nn
 
-from ._names import EMBED_NORM_IN_BLOCK, EMBED_SCALE_ATTR, STREAM_HALVING
+from ._names import EMBED_NORM_IN_BLOCK, EMBED_SCALE_ATTR, NORMED_RESIDUAL, STREAM_HALVING
 
-__all__ = ["embed_norm_in_block", "scale_owner", "stream_rescaled"]
+__all__ = ["embed_norm_in_block", "normed_residual", "scale_owner", "stream_rescaled"]
 
 MSG_HALVED = (
     "it halves the residual stream between blocks every {every} layers at inference "
     "(config.{attr}={every}), so a block's hook_resid_post would not be the next block's "
     "hook_resid_pre. The halving only guards half precision against overflow; load the model "
     "with {attr}=0 (e.g. AutoConfig.from_pretrained(name, {attr}=0) passed as its config), "
-    "which computes the same logits, to wrap it."
+    "which computes the same logits, to wrap it"
+)
+
+MSG_NORMED = (
+    "its blocks keep the normalized stream as their residual, times a factor ({attr}: "
+    "alpha * ln1(x) + beta * attn(ln1(x)), then the same around the MLP), so no module's "
+    "output is what attention or the MLP adds to the stream, and hook_resid_pre + "
+    "hook_attn_out + hook_mlp_out = hook_resid_post would not hold"
 )
 
 
@@ -48,3 +56,10 @@ def stream_rescaled(text: Any, n_layers: int) -> str | None:
         if isinstance(every, int) and 0 < every <= n_layers:
             return MSG_HALVED.format(every=every, attr=attr)
     return None
+
+
+def normed_residual(block: nn.Module) -> str | None:
+    """Why the model cannot be wrapped when its blocks' residual is the normalized stream (a
+    factor attribute of `NORMED_RESIDUAL` on the block), or None."""
+    attr = next((a for a in NORMED_RESIDUAL if hasattr(block, a)), None)
+    return MSG_NORMED.format(attr=attr) if attr is not None else None

@@ -80,3 +80,19 @@ def test_recurrent_gemma_embedding_is_scaled_by_the_model(registry):
     torch.testing.assert_close(cache["hook_embed"], raw * factor)
     torch.testing.assert_close(cache["hook_embed"], cache["blocks.0.hook_resid_pre"])
     torch.testing.assert_close(model.W_E[TOKENS[0]], (raw * factor)[0])
+
+
+def test_minimax_normalized_residual_is_refused_saying_why(tmp_path):
+    """MiniMax's blocks keep alpha * ln1(x) as their residual: refused, naming the factor and
+    the identity that would not hold."""
+    from hooklens.architectures._registry import build
+
+    from .conftest import _tokenizer
+
+    assert build("minimax", tmp_path) is None
+    with pytest.raises(
+        hl.UnsupportedModelError, match="normalized stream as their residual"
+    ) as info:
+        hl.HookedModel.from_pretrained(str(tmp_path), tokenizer=_tokenizer())
+    assert "attn_alpha_factor" in str(info.value)
+    assert "hook_resid_pre + hook_attn_out + hook_mlp_out = hook_resid_post" in str(info.value)
