@@ -38,6 +38,7 @@ from .loading import load
 from .loss import Output, loss_fn
 from .ownership import Ownership
 from .placement import PlacementMixin
+from .point_messages import LEFT_OUT
 from .points import POINTS_BY_SUFFIX, split_name
 from .stop import run_until
 from .tokens import TextOrTokens, TokenMixin
@@ -165,6 +166,8 @@ class HookedModel(BlocksMixin, HooksMixin, TokenMixin, WeightsMixin, PlacementMi
             else self.spec.layer_features(self.hf_model.config, layer)
         )
         lacking = spec.lacking(feats) if spec is not None else None
+        if spec is not None and spec.on_demand and lacking is None:  # left out (head_sites.py)
+            lacking = LEFT_OUT
         if lacking is not None and in_range and in_scope:
             words = self.spec.layer_words(layer or 0, self.cfg.n_layers)
             why = lacking.format(family=self.spec.family, layer=layer or 0, **words)

@@ -38,3 +38,10 @@ NO_PART: dict[str, str] = {
     "mlp": "layer {layer} of this model has no MLP (it is a {mixer} layer alone). Use "
     "blocks.{layer}.hook_resid_post.",
 }
+#: an on-demand point a layer that has its part still lacks: its recomputation would be wrong
+LEFT_OUT = (
+    "on this layer the point is recomputed from weights hooklens cannot read, or that do not "
+    "give what the model computes (a factor the block applies outside the projections, such as "
+    "a residual or µP multiplier, or a norm inside a projection), so it is left out rather than "
+    "computed wrong. Read the points it would be computed from (attn.hook_z, ln1.hook_normalized)."
+)
