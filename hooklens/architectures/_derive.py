@@ -22,7 +22,7 @@ from torch import nn
 from .._errors import UnsupportedModelError
 from ._factors import block_factors
 from ._gate import attn_gate
-from ._hybrid import MIXERS, hybrid_layers
+from ._hybrid import MIXERS, hybrid_layers, shared_block
 from ._latent import latent_kv
 from ._layer_checks import unlike_layers
 from ._names import (
@@ -87,6 +87,9 @@ def _find_blocks(model: nn.Module, n_layers: int, embed: str) -> str:
             first = _signature(module[0])
             for i, block in enumerate(module):
                 if _signature(block) != first:
+                    shared = shared_block(block, i)  # Zamba's: say what it is
+                    if shared is not None:
+                        raise _refuse(model, shared)
                     diff = sorted(set(_signature(block)) ^ set(first))[:2]
                     raise _refuse(model, f"its layers differ (layer {i}: {diff})")
             return name

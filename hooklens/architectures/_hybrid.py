@@ -35,6 +35,9 @@ MIXING = ("mamba", "linear_attention", "conv", "recurrent", "ssm", "mamba2")
 #: Children of an attention module that project its queries (alone or fused, or the low-rank
 #: start of multi-head latent attention's): an attention-named module with none is a mixer.
 QUERY = ("q_proj", "qkv_proj", "q_a_proj", "q_b_proj", "query", "query_key_value", "Wqkv")
+#: A transformer block shared by several layers, whose output feeds a layer's mixer's input
+#: rather than the stream (Zamba, Zamba 2).
+SHARED_BLOCKS = ("shared_transformer", "shared_transf")
 #: Kinds of layers that are only an MLP (or a mixture of experts) in the mixer's place.
 MLP_ONLY = ("mlp", "moe")
 
@@ -123,3 +126,19 @@ def hybrid_layers(
     if all(lay.kind == "attention" and lay.mlp and lay.beside is None for lay in layouts):
         return next(iter(paths), None), None
     return next(iter(paths), None), tuple(layouts)
+
+
+MSG_SHARED = (
+    "layer {i} ({cls}) runs a transformer block shared with other layers ({name}, over the "
+    "stream and the token embeddings together) and adds its projected output to its Mamba "
+    "mixer's input, not to the residual stream, so that attention neither reads the stream "
+    "through the layer's norm nor writes to it: the template's attention points (and ln1 as "
+    "the norm of hook_resid_pre) do not describe it"
+)
+
+
+def shared_block(block: nn.Module, i: int) -> str | None:
+    """Why layer `i` cannot be described when it runs a shared transformer block (Zamba), or
+    None."""
+    name = next((n for n in SHARED_BLOCKS if isinstance(getattr(block, n, None), nn.Module)), None)
+    return MSG_SHARED.format(i=i, cls=type(block).__name__, name=name) if name else None

@@ -96,3 +96,17 @@ def test_minimax_normalized_residual_is_refused_saying_why(tmp_path):
         hl.HookedModel.from_pretrained(str(tmp_path), tokenizer=_tokenizer())
     assert "attn_alpha_factor" in str(info.value)
     assert "hook_resid_pre + hook_attn_out + hook_mlp_out = hook_resid_post" in str(info.value)
+
+
+@pytest.mark.parametrize("model_type", ["zamba", "zamba2"])
+def test_shared_transformer_layer_is_refused_saying_why(tmp_path, model_type):
+    """Zamba's hybrid layers feed a shared transformer block's output into their Mamba
+    mixer's input, not into the stream: refused, naming the layer and the shared block."""
+    from hooklens.architectures._registry import build
+
+    from .conftest import _tokenizer
+
+    assert build(model_type, tmp_path) is None
+    with pytest.raises(hl.UnsupportedModelError, match="runs a transformer block shared") as info:
+        hl.HookedModel.from_pretrained(str(tmp_path), tokenizer=_tokenizer())
+    assert "layer 1 (" in str(info.value) and "Mamba mixer's input" in str(info.value)
