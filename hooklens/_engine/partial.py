@@ -155,8 +155,9 @@ class RecordedRun:
 
         # A cache of full layers: a sliding-window layer would keep only its window, and the
         # partial runs need every earlier position's keys and values. A hybrid's mixer layer
-        # keeps a recurrent state instead, which a partial run cannot start from: full passes.
-        mixer = next((lay for lay in model.spec.layers or () if lay.kind == "mixer"), None)
+        # keeps a recurrent state instead, which a partial run cannot start from: full passes
+        # (also where the mixer sits beside attention, Falcon-H1).
+        mixer = _mixer_class(model, blocks)
         kv = DynamicCache() if mixer is None else None
         handles = [
             block.register_forward_pre_hook(recorder(i, block), with_kwargs=True)
@@ -201,7 +202,7 @@ class RecordedRun:
             self.skips, self.why_not = False, refused
         if mixer is not None:
             self.skips = False
-            self.why_not = f"its {mixer.mixer_class} layers keep a recurrent state, not keys/values"
+            self.why_not = f"its {mixer} layers keep a recurrent state, not keys/values"
         if self.skips:  # (not with a hybrid's mixer layers, checked above)
             # The model's head after its last block must be the final norm and `unembed`, or
             # partial runs would end differently from the model's own forward.
@@ -269,3 +270,14 @@ class RecordedRun:
     def logits_from(self, normed: torch.Tensor, token_ids: list[int] | None = None) -> torch.Tensor:
         """Logits (batch, q, d_vocab), or (batch, q, len(token_ids)) of those tokens only."""
         return unembed(self.model, normed, token_ids)
+
+
+def _mixer_class(model: Any, blocks: list[nn.Module]) -> str | None:
+    """The class of the first mixer other than attention (a hybrid's, or one beside attention),
+    or None where only attention mixes positions."""
+    for i, lay in enumerate(model.spec.layers or ()):
+        if lay.kind == "mixer":
+            return lay.mixer_class
+        if lay.beside is not None:
+            return type(blocks[i].get_submodule(lay.beside)).__name__
+    return None

@@ -312,7 +312,7 @@ def test_attention_point_on_a_mixer_layer_names_the_layer(registry, model_type):
             model.run_with_cache(tokens, names_filter=f"blocks.{layer}.hook_mixer_out")
 
 
-@pytest.mark.parametrize("model_type", ["mamba", "jamba"])
+@pytest.mark.parametrize("model_type", ["mamba", "jamba", "rwkv"])
 def test_patching_sweep_on_a_hybrid_runs_full_forwards(registry, model_type):
     """A mixer layer keeps a recurrent state, not keys/values: partial forwards are refused and
     a sweep at resid_pre runs full passes, equal to patching each cell by hand; a sweep of an

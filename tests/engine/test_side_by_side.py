@@ -128,3 +128,27 @@ def test_points_recomputed_from_the_weights_are_left_out_saying_why(registry):
         assert name not in model.hook_names()
         with pytest.raises(hl.HookNameError, match="left out rather than computed wrong"):
             model.run_with_cache(TOKENS, names_filter=name)
+
+
+def test_patching_sweep_runs_full_forwards(registry):
+    """The Mamba mixers beside attention keep a recurrent state: partial forwards are refused
+    and a resid_pre sweep runs full passes, equal to patching each cell by hand."""
+    from hooklens import patching
+    from hooklens._engine.partial import RecordedRun
+
+    from .conftest import assert_resid_pre_sweep_equals_each_patch
+
+    model = _falcon_h1(registry)
+    clean, corrupted = torch.tensor([[5, 9, 17, 33]]), torch.tensor([[5, 9, 18, 33]])
+
+    def metric(logits):
+        return logits[:, -1, 7] - logits[:, -1, 8]
+
+    with model.owner.hold():
+        run = RecordedRun(model, corrupted)
+    assert not run.skips
+    assert run.why_not == "its FalconH1Mixer layers keep a recurrent state, not keys/values"
+    result = patching.sweep(
+        model, clean, corrupted, metric, "resid_pre", normalize=False, progress=False
+    )
+    assert_resid_pre_sweep_equals_each_patch(model, clean, corrupted, metric, result.values)
