@@ -21,8 +21,8 @@ MSG_HALVED = (
     "it halves the residual stream between blocks every {every} layers at inference "
     "(config.{attr}={every}), so a block's hook_resid_post would not be the next block's "
     "hook_resid_pre. The halving only guards half precision against overflow; load the model "
-    "with {attr}=0 (e.g. AutoConfig.from_pretrained(name, {attr}=0) passed as its config), "
-    "which computes the same logits, to wrap it"
+    "with {attr}=0 to wrap it: HookedModel.from_pretrained(name, {attr}=0) (a keyword "
+    "transformers sets on its config)"
 )
 
 MSG_NORMED = (

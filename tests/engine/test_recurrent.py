@@ -51,10 +51,12 @@ def test_rwkv_edit_of_block_0_input_reaches_the_model(registry):
     torch.testing.assert_close(ours, want, atol=1e-5, rtol=1e-4)
 
 
-def test_rwkv_halving_the_stream_is_refused_naming_the_setting():
+def test_rwkv_halving_the_stream_is_refused_naming_the_setting(tmp_path):
     """RWKV halves the stream every `rescale_every` layers at inference: refused, saying how
-    to load it so that it does not."""
+    to load it so that it does not; loaded that way, it is wrapped."""
     from transformers import AutoModelForCausalLM
+
+    from .conftest import _tokenizer
 
     config = tiny_config("rwkv")
     config.rescale_every = 1
@@ -62,6 +64,14 @@ def test_rwkv_halving_the_stream_is_refused_naming_the_setting():
     with pytest.raises(hl.UnsupportedModelError, match="rescale_every=0") as info:
         hl.HookedModel(hf)
     assert "halves the residual stream between blocks every 1 layers" in str(info.value)
+    hf.save_pretrained(tmp_path)
+    model = hl.HookedModel.from_pretrained(str(tmp_path), tokenizer=_tokenizer(), rescale_every=0)
+    assert model.hf_model.config.rescale_every == 0
+    with torch.no_grad():
+        ours = model(TOKENS)
+        torch.testing.assert_close(ours, model.hf_model(TOKENS).logits, atol=1e-4, rtol=1e-4)
+        # the halving changes only rounding and the norms' eps: nearly the same logits
+        torch.testing.assert_close(ours, hf(TOKENS).logits, atol=2e-3, rtol=1e-3)
 
 
 def test_recurrent_gemma_embedding_is_scaled_by_the_model(registry):
