@@ -225,11 +225,12 @@ class ArchSpec:
     output_scale: str | None = None
     #: factors a block applies to one part outside that part's module, as (role, block path of
     #: a number attribute) pairs (Falcon-H1's µP multipliers; roles: `FACTOR_ROLES`). The points
-    #: include them: "attn_in" multiplies attention's input (ln1's output; the per-head input
-    #: points are then left out, their recomputation would miss it), "k" the k projection's
-    #: output (`hook_k`), "attn_out" and "mixer_out" what attention and the mixer add
-    #: (`hook_attn_out`, `hook_mixer_out`; `hook_result` is then left out), "mlp_pre" the
-    #: MLP's first projection's output before the activation (`mlp.hook_pre`)
+    #: include them, and so do the weights (`_engine/linear.py`, `analysis`): "attn_in"
+    #: multiplies attention's input (ln1's output: in W_Q, W_K, W_V), "k" the k projection's
+    #: output (`hook_k`, W_K and b_K; the per-head input points are then left out, the model
+    #: would apply it twice), "attn_out" and "mixer_out" what attention and the mixer add
+    #: (`hook_attn_out`, `hook_mixer_out`, W_O and b_O; `hook_result` is then left out),
+    #: "mlp_pre" the MLP's first projection's output before the activation (`mlp.hook_pre`)
     factors: tuple[tuple[FactorRole, str], ...] = ()
     #: a block's branch that adds, after the MLP, a projection of the token's own per-layer
     #: embedding to the stream (Gemma 3n / 4): the module whose output is added
