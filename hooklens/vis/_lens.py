@@ -44,7 +44,11 @@ class Lens:
     resid: torch.Tensor  # (rows, pos, d_model), the model's dtype on the CPU: for `track`
 
 
-_COMPONENT_SUFFIXES = ("hook_embed", "hook_pos_embed", "hook_attn_out", "hook_mlp_out")
+#: what `decompose_resid` stacks: the embeddings and what each block's parts add
+_COMPONENT_SUFFIXES = (
+    "hook_embed", "hook_pos_embed", "hook_token_type_embed", "hook_attn_out", "hook_mixer_out",
+    "hook_mlp_out", "hook_per_layer_out",
+)  # fmt: skip
 
 
 def _needed(name: str) -> bool:

@@ -120,3 +120,20 @@ def test_shared_transformer_layer_is_refused_saying_why(tmp_path, model_type):
     with pytest.raises(hl.UnsupportedModelError, match="runs a transformer block shared") as info:
         hl.HookedModel.from_pretrained(str(tmp_path), tokenizer=_tokenizer())
     assert "layer 1 (" in str(info.value) and "Mamba mixer's input" in str(info.value)
+
+
+@pytest.mark.parametrize("model_type", ["rwkv", "falcon_h1"])
+def test_lens_view_decomposes_a_mixer_model(registry, model_type):
+    """The residual view's lens reads what mixers add: its contributions are the embedding,
+    each mixer's (beside attention's, on Falcon-H1) and each MLP's, summing to the final
+    stream along its own direction."""
+    import numpy as np
+
+    from hooklens.vis._lens import compute_lens
+
+    _, model = registry(model_type)
+    assert model is not None
+    lens = compute_lens(model, TOKENS)
+    assert "0_mixer_out" in lens.contrib_labels and "1_mlp_out" in lens.contrib_labels
+    assert ("0_attn_out" in lens.contrib_labels) == (model_type == "falcon_h1")
+    np.testing.assert_allclose(lens.contrib.sum(0), lens.norms[-1], rtol=1e-4, atol=1e-4)
