@@ -188,8 +188,9 @@ POINTS: tuple[PointSpec, ...] = (
         "hook_mixer_out",
         "block",
         _BPD,
-        "what a layer's sequence mixer other than attention (a state-space, linear-attention or "
-        "convolution mixer) adds to the residual stream, in its place",
+        "what a layer's sequence mixer other than attention (a state-space, linear-attention, "
+        "convolution or recurrent mixer) adds to the residual stream, in attention's place or "
+        "beside it",
         part="mixer",
     ),
     PointSpec(

@@ -71,7 +71,7 @@ _WHEN = {
 #: which layers have a point of each part of a block
 _PART = {
     "attention": "layers that attend",
-    "mixer": "a hybrid's layers with another mixer (state-space, linear attention, convolution)",
+    "mixer": "layers with another mixer (state-space, linear attention, convolution, recurrent)",
     "mlp": "layers with an MLP",
 }
 #: marks for features that a family's config decides, not its adapter
