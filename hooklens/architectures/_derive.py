@@ -47,6 +47,7 @@ from ._names import (
 )
 from ._norms import shared_norm_kind
 from ._qk_order import rotated_qk_norms
+from ._scored_moe import scores_experts_inputs
 from ._spec import ArchSpec, Layout, Proj
 
 
@@ -102,18 +103,21 @@ def _signature(block: nn.Module) -> list[tuple[str, str]]:
 
 
 def _mlp_roles(model: nn.Module, mlp_mod: nn.Module, mlp: str) -> tuple[Any, ...]:
-    """("moe", router path, experts path, None) or (input, up or None, output, fused)."""
+    """("moe", router path, experts path, where the weights apply) or (input, up or None,
+    output, fused)."""
     experts, router = _child(mlp_mod, ("experts",)), _child(mlp_mod, ROUTER)
     if experts is not None and router is not None:
         params = inspect.signature(getattr(mlp_mod, experts).forward).parameters.values()
         if len(params) < 3 and not any(p.kind == p.VAR_POSITIONAL for p in params):
+            # only hidden states: maybe already scored by the router (Llama 4), probed later
             kind = type(getattr(mlp_mod, experts)).__name__
-            raise _refuse(
-                model,
+            why = (
                 f"its experts {kind} take ({', '.join(p.name for p in params)}), not the chosen "
-                f"experts and their weights ({', '.join(EXPERTS_CALL)})",
+                f"experts and their weights ({', '.join(EXPERTS_CALL)}), nor tokens its router "
+                "already scored (one copy per expert)"
             )
-        return ("moe", f"{mlp}.{router}", f"{mlp}.{experts}", None)
+            return ("moe", f"{mlp}.{router}", f"{mlp}.{experts}", why)
+        return ("moe", f"{mlp}.{router}", f"{mlp}.{experts}", "outputs")
     if experts is not None or _child(mlp_mod, ("router",)):
         raise _refuse(model, f"its MLP {type(mlp_mod).__name__} has experts but no router")
     proj = next((p for p in MLP_PROJ if all(_child(mlp_mod, (n,)) for n in p[:3] if n)), None)
@@ -216,6 +220,7 @@ def derive(model: nn.Module) -> ArchSpec:
     moe_layers: tuple[int, ...] | None = None
     mlp_in, mlp_up, mlp_down, fused = "", None, "", False
     beside: str | None = None
+    weights_at = "outputs"
     if mlp is None and _child(block, ("fc1",)) and _child(block, ("fc2",)):
         # the MLP's projections sit in the block itself (OPT-style): fc2's output is mlp_out
         mlp_in, mlp_up, mlp_down, fused, mlp_out = "fc1", None, "fc2", False, "fc2"
@@ -233,8 +238,16 @@ def derive(model: nn.Module) -> ArchSpec:
         if len(dense) > 1 or len(experts) > 1:
             raise _refuse(model, f"its layers' MLPs differ ({sorted(dense | experts)})")
         if experts:
-            (_, router, expert_mod, _), *_ = experts
+            (_, router, expert_mod, weights_at), *_ = experts
             moe = (router, expert_mod)
+            if weights_at != "outputs":  # the experts take hidden states only
+                i = next(i for i, r in roles.items() if r[0] == "moe")
+                blk = all_blocks[i]
+                if not scores_experts_inputs(
+                    model, blk.get_submodule(router), blk.get_submodule(expert_mod)
+                ):
+                    raise _refuse(model, weights_at)
+                weights_at = "inputs"
             if dense:
                 moe_layers = tuple(i for i, r in roles.items() if r[0] == "moe")
         if dense:
@@ -299,6 +312,7 @@ def derive(model: nn.Module) -> ArchSpec:
         moe_router=moe[0] if moe else None,
         moe_experts=moe[1] if moe else None,
         moe_layers=moe_layers,
+        moe_weights_at=weights_at,  # type: ignore[arg-type]
         o_proj=f"{attn}.{o_proj}" if o_proj else None,
         sink_layers=sinks,
         qkv=qkv,

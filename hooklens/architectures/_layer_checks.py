@@ -15,7 +15,7 @@ from torch import nn
 from ._names import STREAM_SCALE
 
 
-def _has(root: nn.Module, path: str) -> bool:
+def has_module(root: nn.Module, path: str) -> bool:
     try:
         root.get_submodule(path)
     except AttributeError:
@@ -30,7 +30,7 @@ def unlike_layers(blocks: list[nn.Module], attending: Iterable[int], sources: An
     `layer_scalar`, where a checkpoint sets it)."""
     for i in attending:
         for source in sources:
-            if source is not None and not _has(blocks[i], source.module):
+            if source is not None and not has_module(blocks[i], source.module):
                 return (
                     f"layer {i}'s attention has no {source.module} (it reuses the keys and "
                     "values an earlier layer computed), and hooklens's attention points read "

@@ -171,6 +171,12 @@ class ArchSpec:
     moe_experts: str | None = None
     #: the layers whose MLP is the mixture of experts, when others are dense (None: all)
     moe_layers: tuple[int, ...] | None = None
+    #: where the chosen experts' weights apply: "outputs" (the experts module takes hidden
+    #: states, chosen ids and weights and weights each output), or "inputs" (Llama 4: the router
+    #: returns (scores over every expert, 0 where not chosen; logits), the experts module takes
+    #: one copy of the tokens per expert times its score and returns each copy's output;
+    #: `_engine/scored_moe.py`)
+    moe_weights_at: Literal["outputs", "inputs"] = "outputs"
     #: the module whose first input is `hook_resid_mid` (edited in place), when not ln2
     resid_mid_at: str | None = None
     mlp_up: str | None = None
