@@ -133,7 +133,7 @@ def tiny_config(model_type: str, sizes: dict[str, Any] | None = None) -> Any:
     cls = CONFIG_MAPPING[model_type]
     kwargs = _tiny_kwargs(cls(), {**TINY, **(sizes or {})})
     for key, value in OVERRIDES.get(model_type, {}).items():
-        sub = kwargs.get(key)  # a sub-config's overrides change its tiny values, no others
+        sub: Any = kwargs.get(key)  # a sub-config's overrides change its tiny values, no others
         if isinstance(value, dict) and hasattr(sub, "to_diff_dict"):
             value = type(sub)(**{**_own_keys(sub), **value})
         kwargs[key] = value
