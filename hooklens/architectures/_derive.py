@@ -23,7 +23,7 @@ from .._errors import UnsupportedModelError
 from ._gate import attn_gate
 from ._hybrid import MIXERS, hybrid_layers
 from ._latent import latent_kv
-from ._layer_checks import unlike_layers
+from ._layer_checks import parallel_streams, routed_queries, unlike_layers
 from ._names import (
     ATTN,
     ATTN_OUT_NORM,
@@ -118,8 +118,12 @@ def _mlp_roles(model: nn.Module, mlp_mod: nn.Module, mlp: str) -> tuple[Any, ...
             )
             return ("moe", f"{mlp}.{router}", f"{mlp}.{experts}", why)
         return ("moe", f"{mlp}.{router}", f"{mlp}.{experts}", "outputs")
-    if experts is not None or _child(mlp_mod, ("router",)):
+    if experts is not None:
         raise _refuse(model, f"its MLP {type(mlp_mod).__name__} has experts but no router")
+    if _child(mlp_mod, ("router",)):
+        names = ", ".join(n for n, _ in mlp_mod.named_children())
+        why = f"a router but no experts module ({names})"
+        raise _refuse(model, f"its MLP {type(mlp_mod).__name__} has {why}")
     proj = next((p for p in MLP_PROJ if all(_child(mlp_mod, (n,)) for n in p[:3] if n)), None)
     if proj is None:
         names = ", ".join(n for n, _ in mlp_mod.named_children())
@@ -169,6 +173,8 @@ def derive(model: nn.Module) -> ArchSpec:
     n_layers = getattr(text, "num_hidden_layers", None)
     if not isinstance(n_layers, int):
         raise _refuse(model, "its config has no num_hidden_layers")
+    if (streams := parallel_streams(text)) is not None:
+        raise _refuse(model, streams)
     embed = _path_of(model, model.get_input_embeddings())  # type: ignore[operator]
     unembed = _path_of(model, model.get_output_embeddings())  # type: ignore[operator]
     if embed is None or unembed is None:
@@ -190,6 +196,8 @@ def derive(model: nn.Module) -> ArchSpec:
     if attn is None and layers is None:
         raise _refuse(model, f"{kind} has no attention module ({', '.join(ATTN)})")
     attn_mod = block.get_submodule(attn) if attn is not None else None
+    if attn_mod is not None and (routed := routed_queries(attn_mod)) is not None:
+        raise _refuse(model, routed)
     ln1 = _child(block, LN1)
     pre_mlp = _child(block, PRE_MLP)
     # post-norm (OLMo 2): no norm reads the stream; norms sit on what attention and MLP add
