@@ -21,6 +21,8 @@ Q = ("q_b_proj", "q_proj")
 KV = ("kv_a_proj_with_mqa", "kv_b_proj")
 #: attention attributes holding (nope, rope, v, rank) widths
 WIDTHS = ("qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim", "kv_lora_rank")
+#: a norm of the shared rotated key part, before the rotation
+ROPE_K_NORM = ("k_rope_only_layernorm",)
 PROBE = "hooklens_latent_probe"
 
 
@@ -43,7 +45,19 @@ def latent_kv(model: nn.Module, attn_mod: nn.Module, attn: str) -> LatentKV | No
         v=v,
         rank=rank,
         interleaved=_returns_halves(model, attn_mod, getattr(attn_mod, q), nope, rope),
+        rope_k_norm=next(
+            (
+                f"{attn}.{n}"
+                for n in ROPE_K_NORM
+                if isinstance(getattr(attn_mod, n, None), nn.Module)
+            ),
+            None,
+        ),
     )
+
+
+def _has(module: nn.Module, name: str) -> bool:
+    return isinstance(getattr(module, name, None), nn.Module)
 
 
 def _returns_halves(

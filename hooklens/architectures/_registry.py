@@ -91,6 +91,8 @@ OVERRIDES: dict[str, dict[str, Any]] = {
     # floor and the dense width small enough to act on a few tokens
     "llama4": {"text_config": _LLAMA4},
     "llama4_text": _LLAMA4,
+    # an indexer that selects fewer keys than a few tokens (the default, 2048, selects all)
+    "dots3_note_text": {"index_topk": 3},
     # the causal LM refuses a config that is not a decoder's, or has no default language
     "reformer": {"is_decoder": True, "axial_pos_embds_dim": [32, 32], "axial_pos_shape": [8, 8]},
     "xmod": {"default_language": "en_XX"},

@@ -78,6 +78,9 @@ class LatentKV:
     v: int
     rank: int
     interleaved: bool = False
+    #: a norm the shared rotated key part passes before the rotation (Dots3 Note's
+    #: `k_rope_only_layernorm`): that part of `hook_k` is read at its output, not at `kv_a`'s
+    rope_k_norm: str | None = None
 
 
 @dataclass(frozen=True)
