@@ -82,7 +82,9 @@ def norms_after_rotary(model: nn.Module, attn_mod: nn.Module, pairs: list[tuple[
         ))  # fmt: skip
     if len(after) > 1:
         raise UnsupportedModelError(
-            "its q norm and k norm sit at different places around the rotary embedding"
+            "its q norm and k norm sit at different places: one reads its projection's output, "
+            "the other something computed from it (the rotated q or k, or another step such as "
+            "a short convolution over positions)"
         )
     return after.pop()
 
