@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from .._errors import HookError
+
 if TYPE_CHECKING:
     from .sites import Builder
 
@@ -52,6 +54,13 @@ def scored_experts_site(b: Builder, router: nn.Module, experts: nn.Module, layer
         edited = idx_pt.active or w_pt.active
         if idx_pt.active:
             index = idx_pt.fire(bpd(index)).reshape(weights.shape)
+            if bool((index.sort(-1).values.diff(dim=-1) == 0).any()):
+                raise HookError(
+                    f"{idx_pt.name}: this mixture of experts gives each expert one copy of the "
+                    "tokens, scaled by its score, so a token cannot choose one expert twice; "
+                    "to weigh an expert more, edit its entry of hook_expert_weights",
+                    idx_pt.name,
+                )
         if w_pt.active:
             weights = w_pt.fire(bpd(weights)).reshape(index.shape)
         chosen[:] = [index]

@@ -90,3 +90,51 @@ def test_chunked_layer_attends_within_its_chunk(llama4):
     p0, p1 = cache["blocks.0.attn.hook_pattern"], cache["blocks.1.attn.hook_pattern"]
     assert (p0[..., ~(same & causal)] == 0).all() and (p0[..., same & causal] > 0).all()
     assert (p1[..., ~causal] == 0).all() and (p1[..., causal] > 0).all()
+
+
+def test_choosing_an_expert_twice_is_refused(llama4):
+    """Each expert gets one scored copy of the tokens: a second choice of it has no input."""
+    import hooklens as hl
+
+    model, _ = llama4
+
+    def twice(index, hook):
+        index[..., 1] = index[..., 0]
+
+    with pytest.raises(hl.HookError, match="cannot choose one expert twice"):
+        model.run_with_hooks(TOKENS, fwd_hooks=[("blocks.1.mlp.hook_expert_indices", twice)])
+
+
+def test_rerouting_equals_the_raw_scores(llama4):
+    """Moving each token's first choice to another expert, with its score, equals the same
+    change made to the router's scores by a raw torch hook."""
+    model, cache = llama4
+    index = cache["blocks.1.mlp.hook_expert_indices"].flatten(0, 1)
+    n = model.cfg.n_experts  # 4: the next expert along, or the one after when that is the
+    moved = (index[:, 0] + 1) % n  # token's second choice (one copy per expert)
+    moved = torch.where(moved == index[:, 1], (index[:, 0] + 2) % n, moved)
+
+    def reroute(ix, hook):
+        ix[..., 0] = moved.view(ix.shape[:-1])
+
+    def raw(mod, args, out):
+        scores = out[0].clone()
+        t = torch.arange(scores.shape[0])
+        first = scores[t, index[:, 0]].clone()
+        scores[t, index[:, 0]] = 0
+        scores[t, moved] = first
+        return (scores, *out[1:])
+
+    block = model.hf_model.model.layers[1]
+    with torch.no_grad():
+        ours = model.run_with_hooks(
+            TOKENS, fwd_hooks=[("blocks.1.mlp.hook_expert_indices", reroute)]
+        )
+        handle = block.feed_forward.router.register_forward_hook(raw)
+        try:
+            want = model.hf_model(TOKENS, use_cache=False).logits
+        finally:
+            handle.remove()
+        base = model(TOKENS)
+    assert (ours - base).abs().max() > 1e-4
+    torch.testing.assert_close(ours, want, atol=1e-5, rtol=1e-4)
