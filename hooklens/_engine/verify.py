@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from .._errors import MSG_DERIVED_MISMATCH, UnsupportedModelError
+from .._errors import MSG_DERIVED_MISMATCH, MSG_SEVERAL_CALLS, UnsupportedModelError
+from ..architectures._attn_probe import attention_calls
 from ..architectures._layer_checks import has_module
 from .points import POINTS_BY_SUFFIX, split_name
 
@@ -184,7 +185,14 @@ def verify(model: HookedModel) -> None:
         z0, what = cache[b + "hook_z"], f"{spec.o_proj}'s input is attn.hook_z"
         if b + "hook_gate" in cache:  # a gated output: the projection reads z * gate
             z0, what = z0 * cache[b + "hook_gate"], what + " * attn.hook_gate"
+        found = len(problems)
         expect(what, seen["z"], z0.flatten(-2))
+        if len(problems) > found:  # why, where one module calls attention more than once
+            attn = hf.get_submodule(f"{spec.blocks}.{attending[0]}.{spec.attn}")
+            if (calls := attention_calls(hf, attn)) > 1:
+                problems[-1] = MSG_SEVERAL_CALLS.format(
+                    cls=type(attn).__name__, calls=calls, o_proj=spec.o_proj
+                )
     last = cache[f"blocks.{c.n_layers - 1}.{out_name}"]
     with torch.no_grad():
         expect(f"unembed_resid(last {out_name}) is the logits", model.unembed_resid(last), ref)
