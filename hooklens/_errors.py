@@ -50,6 +50,13 @@ not reproduce the model's own forward pass, so the model is not wrapped:
 - {problems}
 Write an explicit adapter for it (see hooklens/architectures/README.md)."""
 
+MSG_SEVERAL_CALLS = (
+    "its attention {cls} calls the attention function {calls} times in one forward and "
+    "combines the results itself before {o_proj} (as differential attention does), so no one "
+    "call's hook_pattern and hook_z are what the layer computes (hooklens's attention points "
+    "serve one call per layer)"
+)
+
 MSG_UNSUPPORTED_CONFIG = (
     """This {family} configuration is not supported: {why} ({attr}={value!r})."""
 )

@@ -3,9 +3,7 @@
 TransformerLens's Exploratory Analysis Demo (demos/Exploratory_Analysis_Demo.ipynb, MIT
 license) on SmolLM2-135M. Its code cells are typed as the demo has them except: the imports,
 the loading cell, the cell naming SmolLM2's own layers and heads (GPT-2's constants in the
-demo), one marked cell keeping fewer prompts under test, and the attention/MLP and head
-patching loops, replaced by TransformerLens's batched functions of the same grids (marked).
-The markdown is ours.
+demo) and one marked cell keeping fewer prompts under test. The markdown is ours.
 """
 
 # fmt: off
@@ -15,9 +13,9 @@ CELLS = [
 TransformerLens's *Exploratory Analysis Demo* (the indirect-object-identification analysis of
 *Interpretability in the Wild*) on SmolLM2-135M, real weights, offline. The code cells are the
 demo's own; what differs is the imports, the loading cell, one cell that names SmolLM2's
-layers and heads where the demo names GPT-2's, one marked cell that lets the test suite keep
-fewer prompts, and the attention/MLP and head patching loops, which call TransformerLens's
-batched functions of the same grids (marked where they are). The prose is shortened; read the demo for the reasoning behind each step."""),
+layers and heads where the demo names GPT-2's, and one marked cell that lets the test suite keep
+fewer prompts. Every patching loop is the demo's: about 2,400 forward passes through
+`run_with_hooks`, each with one hook. The prose is shortened; read the demo for the reasoning behind each step."""),
     ("md", """## Setup
 
 The demo's environment cell (Colab installs, autoreload) is left out; it also defines
@@ -388,22 +386,38 @@ imshow(
     labels={"x": "Position", "y": "Layer"},
 )"""),
     ("md", """### Attention and MLP layers"""),
-    ("md", """**Not the demo's cell.** The demo's loop here makes two forward passes per layer and
-position (900 on SmolLM2), and the three head loops below one per layer and head (810): too
-slow for this notebook's test on two CPU cores. These cells call TransformerLens's own
-batched functions instead (`transformer_lens.patching` has them under the same names and
-argument order, so the cells still run on TransformerLens), which compute the same grids as the
-loops: hooklens's tests check each against patching one cell at a time. The residual-stream
-loop above and the direct-path loops below are the demo's, typed as it has them."""),
-    ("code", """from hooklens import patching
+    ("code", """patched_attn_diff = torch.zeros(
+    model.cfg.n_layers, tokens.shape[1], device=device, dtype=torch.float32
+)
+patched_mlp_diff = torch.zeros(
+    model.cfg.n_layers, tokens.shape[1], device=device, dtype=torch.float32
+)
+for layer in range(model.cfg.n_layers):
+    for position in range(tokens.shape[1]):
+        hook_fn = partial(patch_residual_component, pos=position, clean_cache=cache)
+        patched_attn_logits = model.run_with_hooks(
+            corrupted_tokens,
+            fwd_hooks=[(utils.get_act_name("attn_out", layer), hook_fn)],
+            return_type="logits",
+        )
+        patched_attn_logit_diff = logits_to_ave_logit_diff(
+            patched_attn_logits, answer_tokens
+        )
+        patched_mlp_logits = model.run_with_hooks(
+            corrupted_tokens,
+            fwd_hooks=[(utils.get_act_name("mlp_out", layer), hook_fn)],
+            return_type="logits",
+        )
+        patched_mlp_logit_diff = logits_to_ave_logit_diff(
+            patched_mlp_logits, answer_tokens
+        )
 
-
-def patching_metric(logits):
-    return normalize_patched_logit_diff(logits_to_ave_logit_diff(logits, answer_tokens))
-
-
-patched_attn_diff = patching.get_act_patch_attn_out(model, corrupted_tokens, cache, patching_metric)
-patched_mlp_diff = patching.get_act_patch_mlp_out(model, corrupted_tokens, cache, patching_metric)"""),
+        patched_attn_diff[layer, position] = normalize_patched_logit_diff(
+            patched_attn_logit_diff
+        )
+        patched_mlp_diff[layer, position] = normalize_patched_logit_diff(
+            patched_mlp_logit_diff
+        )"""),
     ("code", """imshow(
     patched_attn_diff,
     x=prompt_position_labels,
@@ -417,17 +431,58 @@ patched_mlp_diff = patching.get_act_patch_mlp_out(model, corrupted_tokens, cache
     labels={"x": "Position", "y": "Layer"},
 )"""),
     ("md", """### Heads (output `z`)"""),
-    ("code", """every_head = patching.get_act_patch_attn_head_all_pos_every(
-    model, corrupted_tokens, cache, patching_metric
-)  # (output, query, key, value, pattern) x layer x head
-patched_head_z_diff = every_head[0]"""),
+    ("code", """def patch_head_vector(
+    corrupted_head_vector: Float[torch.Tensor, "batch pos head_index d_head"],
+    hook,
+    head_index,
+    clean_cache,
+):
+    clean_value = clean_cache[hook.name][
+        :, :, head_index, :
+    ].clone()
+    corrupted_head_vector = corrupted_head_vector.clone()
+    corrupted_head_vector[:, :, head_index : head_index + 1, :] = clean_value.unsqueeze(2)
+    return corrupted_head_vector
+
+
+patched_head_z_diff = torch.zeros(
+    model.cfg.n_layers, model.cfg.n_heads, device=device, dtype=torch.float32
+)
+for layer in range(model.cfg.n_layers):
+    for head_index in range(model.cfg.n_heads):
+        hook_fn = partial(patch_head_vector, head_index=head_index, clean_cache=cache)
+        patched_logits = model.run_with_hooks(
+            corrupted_tokens,
+            fwd_hooks=[(utils.get_act_name("z", layer, "attn"), hook_fn)],
+            return_type="logits",
+        )
+        patched_logit_diff = logits_to_ave_logit_diff(patched_logits, answer_tokens)
+
+        patched_head_z_diff[layer, head_index] = normalize_patched_logit_diff(
+            patched_logit_diff
+        )"""),
     ("code", """imshow(
     patched_head_z_diff,
     title="Logit Difference From Patched Head Output",
     labels={"x": "Head", "y": "Layer"},
 )"""),
     ("md", """### Decomposing heads: values and patterns"""),
-    ("code", """patched_head_v_diff = every_head[3]"""),
+    ("code", """patched_head_v_diff = torch.zeros(
+    model.cfg.n_layers, model.cfg.n_heads, device=device, dtype=torch.float32
+)
+for layer in range(model.cfg.n_layers):
+    for head_index in range(model.cfg.n_heads):
+        hook_fn = partial(patch_head_vector, head_index=head_index, clean_cache=cache)
+        patched_logits = model.run_with_hooks(
+            corrupted_tokens,
+            fwd_hooks=[(utils.get_act_name("v", layer, "attn"), hook_fn)],
+            return_type="logits",
+        )
+        patched_logit_diff = logits_to_ave_logit_diff(patched_logits, answer_tokens)
+
+        patched_head_v_diff[layer, head_index] = normalize_patched_logit_diff(
+            patched_logit_diff
+        )"""),
     ("code", """imshow(
     patched_head_v_diff,
     title="Logit Difference From Patched Head Value",
@@ -450,7 +505,36 @@ scatter(
     range_y=(-0.5, 0.5),
     title="Scatter plot of output patching vs value patching",
 )"""),
-    ("code", """patched_head_attn_diff = every_head[4]"""),
+    ("code", """def patch_head_pattern(
+    corrupted_head_pattern: Float[torch.Tensor, "batch head_index query_pos d_head"],
+    hook,
+    head_index,
+    clean_cache,
+):
+    clean_value = clean_cache[hook.name][
+        :, head_index, :, :
+    ].clone()
+    corrupted_head_pattern = corrupted_head_pattern.clone()
+    corrupted_head_pattern[:, head_index : head_index + 1, :, :] = clean_value.unsqueeze(1)
+    return corrupted_head_pattern
+
+
+patched_head_attn_diff = torch.zeros(
+    model.cfg.n_layers, model.cfg.n_heads, device=device, dtype=torch.float32
+)
+for layer in range(model.cfg.n_layers):
+    for head_index in range(model.cfg.n_heads):
+        hook_fn = partial(patch_head_pattern, head_index=head_index, clean_cache=cache)
+        patched_logits = model.run_with_hooks(
+            corrupted_tokens,
+            fwd_hooks=[(utils.get_act_name("attn", layer, "attn"), hook_fn)],
+            return_type="logits",
+        )
+        patched_logit_diff = logits_to_ave_logit_diff(patched_logits, answer_tokens)
+
+        patched_head_attn_diff[layer, head_index] = normalize_patched_logit_diff(
+            patched_logit_diff
+        )"""),
     ("code", """imshow(
     patched_head_attn_diff,
     title="Logit Difference From Patched Head Pattern",

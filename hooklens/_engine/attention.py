@@ -24,6 +24,7 @@ from torch import nn
 from .._errors import MSG_SINK_READ_ONLY, HookError
 from .hooks import HookPoint
 from .own_attention import ForwardSwaps
+from .selected_keys import select_keys
 
 NAME = "hooklens"
 _registered = False
@@ -263,6 +264,8 @@ def attention_forward(
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
     site = _active_site(module)
+    if isinstance(indices := kwargs.pop("indices", None), torch.Tensor):  # an indexer's choice
+        attention_mask = select_keys(attention_mask, indices, query.shape[2], key.shape[2])
     n_rep = query.shape[1] // key.shape[1]
     if n_rep > 1 and not hasattr(module, "num_key_value_groups"):  # sdpa would not expand k, v
         sdpa_attention_forward = _expanding(sdpa_attention_forward, n_rep)

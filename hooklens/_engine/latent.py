@@ -54,7 +54,8 @@ def add_latent_sites(b: Builder, block: nn.Module, layer: int) -> None:
     spec: LatentKV | None = b.spec.latent_kv
     assert spec is not None
     _q_site(b, block.get_submodule(spec.q), spec, layer)
-    _k_site(b, block.get_submodule(spec.kv_a), block.get_submodule(spec.kv_b), spec, layer)
+    rope_k = block.get_submodule(spec.rope_k_norm or spec.kv_a)  # where the shared part is read
+    _k_site(b, rope_k, block.get_submodule(spec.kv_b), spec, layer)
 
 
 def _q_site(b: Builder, module: nn.Module, spec: LatentKV, layer: int) -> None:
@@ -76,6 +77,7 @@ def _q_site(b: Builder, module: nn.Module, spec: LatentKV, layer: int) -> None:
 
 
 def _k_site(b: Builder, kv_a: nn.Module, kv_b: nn.Module, spec: LatentKV, layer: int) -> None:
+    """`kv_a`: the module whose output holds the shared rotated key part (kv_a, or its norm)."""
     shared: list[torch.Tensor] = []  # this pass's pre-rotary shared part, from kv_a
 
     def install() -> list[Any]:
@@ -87,7 +89,8 @@ def _k_site(b: Builder, kv_a: nn.Module, kv_b: nn.Module, spec: LatentKV, layer:
     nope, rope = spec.nope, spec.rope
 
     def record(mod: nn.Module, args: Any, out: torch.Tensor) -> None:
-        r = out[..., spec.rank :]
+        # kv_a's output holds the latent first; a norm of the shared part, only that part
+        r = out.reshape(out.shape[0], -1, rope) if spec.rope_k_norm else out[..., spec.rank :]
         shared[:] = [_halves(r) if spec.interleaved else r]
 
     def hook(mod: nn.Module, args: Any, out: torch.Tensor) -> Any:

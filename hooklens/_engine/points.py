@@ -284,7 +284,8 @@ POINTS: tuple[PointSpec, ...] = (
         "mlp.hook_expert_weights",
         "block",
         ("batch", "pos", "top_k"),
-        "the weight of each chosen expert's output",
+        "the weight of each chosen expert's output (Llama 4: its score, which scales the "
+        "expert's input)",
         "moe",
         DENSE,
         part="mlp",
@@ -294,7 +295,8 @@ POINTS: tuple[PointSpec, ...] = (
         "block",
         ("batch", "pos", "top_k", "d_model"),
         "each chosen expert's output, before its weight (computed only when hooked); the "
-        "experts' part of hook_mlp_out is their weighted sum",
+        "experts' part of hook_mlp_out is their weighted sum (Llama 4: the output on the "
+        "scored input, summed unweighted)",
         "moe",
         DENSE,
         part="mlp",

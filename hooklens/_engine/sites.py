@@ -283,15 +283,16 @@ class Builder:
         site_obj.sink = new("attn.hook_sink")
         self.attn_sites.append((attn, site_obj))
 
-    def router_site(self, module: nn.Module, layer: int) -> None:
-        """`mlp.hook_router_logits`: the router's first output (tokens, n_experts), read-only."""
+    def router_site(self, module: nn.Module, layer: int, logits_at: int = 0) -> None:
+        """`mlp.hook_router_logits`: the router's output `logits_at` (tokens, n_experts) (its
+        first, or its only one), read-only."""
         site = self._site(lambda: [module.register_forward_hook(hook)])
         point = self._new("mlp.hook_router_logits", layer, site)
         assert point is not None
         bpd = self._bpd
 
         def hook(mod: nn.Module, args: Any, out: Any) -> None:
-            logits = bpd(_first(out))
+            logits = bpd(out[logits_at] if isinstance(out, tuple | list) else out)
             if point.fire(logits) is not logits:
                 raise HookError(MSG_READ_ONLY.format(name=point.name), point.name)
 

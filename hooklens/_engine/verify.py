@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from .._errors import MSG_DERIVED_MISMATCH, UnsupportedModelError
+from .._errors import MSG_DERIVED_MISMATCH, MSG_SEVERAL_CALLS, UnsupportedModelError
+from ..architectures._attn_probe import attention_calls
+from ..architectures._layer_checks import has_module
 from .points import POINTS_BY_SUFFIX, split_name
 
 if TYPE_CHECKING:
@@ -134,7 +136,14 @@ def verify(model: HookedModel) -> None:
                 cache[b + out_name],
                 cache[f"blocks.{layer + 1}.hook_resid_pre"],
             )
-        if b + "mlp.hook_expert_out" in cache:
+        if b + "mlp.hook_expert_out" in cache and spec.moe_weights_at == "inputs":
+            # the weights scaled the experts' inputs: their outputs add up (over the experts)
+            expect(
+                f"{b}mlp.hook_expert_out summed is the experts' output summed over the experts",
+                cache[b + "mlp.hook_expert_out"].sum(-2).flatten(0, 1),
+                seen[f"experts{layer}"].view(c.n_experts, -1, c.d_model).sum(0),
+            )
+        elif b + "mlp.hook_expert_out" in cache:
             weights = cache[b + "mlp.hook_expert_weights"]
             mixed = (cache[b + "mlp.hook_expert_out"] * weights[..., None]).sum(-2)
             expect(
@@ -161,15 +170,15 @@ def verify(model: HookedModel) -> None:
             pre_rot = {}
             for i, x in enumerate("qk"):
                 t = cache[f"{b}attn.hook_{x}"]
-                if norms is not None:
-                    with torch.no_grad():
+                if norms is not None and has_module(block, norms[i]):  # Llama 4's NoPE layers
+                    with torch.no_grad():  # have no q/k norm
                         t = block.get_submodule(norms[i])(t)
                 pre_rot[x] = t[:, 0].float()
             rot_q0 = cache[f"{b}attn.hook_rot_q"][:, 0]
             factor = min(factors, key=lambda f: _gap(pre_rot["q"] * f, rot_q0))
             for x in ("q", "k"):
                 what = f"{b}attn.hook_{x} is hook_rot_{x} at position 0 (rotary is the identity)"
-                if norms is not None:
+                if norms is not None and has_module(block, norms[0]):
                     what = f"{b}attn.hook_rot_{x} is the {x} norm of hook_{x} at position 0"
                 rot = cache[f"{b}attn.hook_rot_{x}"]
                 expect(what, pre_rot[x] * factor, rot[:, 0].float())
@@ -178,7 +187,14 @@ def verify(model: HookedModel) -> None:
         z0, what = cache[b + "hook_z"], f"{spec.o_proj}'s input is attn.hook_z"
         if b + "hook_gate" in cache:  # a gated output: the projection reads z * gate
             z0, what = z0 * cache[b + "hook_gate"], what + " * attn.hook_gate"
+        found = len(problems)
         expect(what, seen["z"], z0.flatten(-2))
+        if len(problems) > found:  # why, where one module calls attention more than once
+            attn = hf.get_submodule(f"{spec.blocks}.{attending[0]}.{spec.attn}")
+            if (calls := attention_calls(hf, attn)) > 1:
+                problems[-1] = MSG_SEVERAL_CALLS.format(
+                    cls=type(attn).__name__, calls=calls, o_proj=spec.o_proj
+                )
     last = cache[f"blocks.{c.n_layers - 1}.{out_name}"]
     with torch.no_grad():
         expect(f"unembed_resid(last {out_name}) is the logits", model.unembed_resid(last), ref)

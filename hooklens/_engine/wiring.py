@@ -19,6 +19,7 @@ from .head_sites import add_head_sites
 from .hooks import HookPoint
 from .latent import add_latent_sites
 from .points import POINTS, POINTS_BY_SUFFIX, split_name
+from .scored_moe import scored_experts_site
 from .sites import Builder, get_module
 from .summed import summed_output_site
 
@@ -104,9 +105,13 @@ def _mlp_parts(
     if ln2 is not None and not spec.post_ln:  # post-LN: ln2 is served with resid_post
         b.norm_site(sub(ln2), "ln2", layer)
     if spec.moe_router is not None and spec.moe_experts is not None and "moe" in feats:
-        b.router_site(sub(spec.moe_router), layer)
-        b.experts_site(sub(spec.moe_experts), layer)
-        b.expert_out_site(sub(spec.moe_experts), layer)
+        scored = spec.moe_weights_at == "inputs"  # the router returns (scores, logits)
+        b.router_site(sub(spec.moe_router), layer, logits_at=1 if scored else 0)
+        if scored:
+            scored_experts_site(b, sub(spec.moe_router), sub(spec.moe_experts), layer)
+        else:
+            b.experts_site(sub(spec.moe_experts), layer)
+            b.expert_out_site(sub(spec.moe_experts), layer)
     elif spec.mlp_gate_up_fused:
         b.fused_gate_up_site(sub(spec.mlp_in), layer)
     else:  # before the activation: times the factor the MLP applies there (Falcon-H1)

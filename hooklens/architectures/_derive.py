@@ -24,7 +24,7 @@ from ._factors import block_factors
 from ._gate import attn_gate
 from ._hybrid import MIXERS, hybrid_layers, shared_block
 from ._latent import latent_kv
-from ._layer_checks import unlike_layers
+from ._layer_checks import parallel_streams, routed_queries, unlike_layers
 from ._names import (
     ATTN,
     ATTN_OUT_NORM,
@@ -50,6 +50,7 @@ from ._names import (
 )
 from ._norms import shared_norm_kind
 from ._qk_order import rotated_qk_norms
+from ._scored_moe import scores_experts_inputs
 from ._spec import ArchSpec, Layout, Proj
 from ._stream import embed_norm_in_block, normed_residual, scale_owner, stream_rescaled
 
@@ -111,20 +112,27 @@ def _signature(block: nn.Module) -> list[tuple[str, str]]:
 
 
 def _mlp_roles(model: nn.Module, mlp_mod: nn.Module, mlp: str) -> tuple[Any, ...]:
-    """("moe", router path, experts path, None) or (input, up or None, output, fused)."""
+    """("moe", router path, experts path, where the weights apply) or (input, up or None,
+    output, fused)."""
     experts, router = _child(mlp_mod, ("experts",)), _child(mlp_mod, ROUTER)
     if experts is not None and router is not None:
         params = inspect.signature(getattr(mlp_mod, experts).forward).parameters.values()
         if len(params) < 3 and not any(p.kind == p.VAR_POSITIONAL for p in params):
+            # only hidden states: maybe already scored by the router (Llama 4), probed later
             kind = type(getattr(mlp_mod, experts)).__name__
-            raise _refuse(
-                model,
+            why = (
                 f"its experts {kind} take ({', '.join(p.name for p in params)}), not the chosen "
-                f"experts and their weights ({', '.join(EXPERTS_CALL)})",
+                f"experts and their weights ({', '.join(EXPERTS_CALL)}), nor tokens its router "
+                "already scored (one copy per expert)"
             )
-        return ("moe", f"{mlp}.{router}", f"{mlp}.{experts}", None)
-    if experts is not None or _child(mlp_mod, ("router",)):
+            return ("moe", f"{mlp}.{router}", f"{mlp}.{experts}", why)
+        return ("moe", f"{mlp}.{router}", f"{mlp}.{experts}", "outputs")
+    if experts is not None:
         raise _refuse(model, f"its MLP {type(mlp_mod).__name__} has experts but no router")
+    if _child(mlp_mod, ("router",)):
+        names = ", ".join(n for n, _ in mlp_mod.named_children())
+        why = f"a router but no experts module ({names})"
+        raise _refuse(model, f"its MLP {type(mlp_mod).__name__} has {why}")
     proj = next((p for p in MLP_PROJ if all(_child(mlp_mod, (n,)) for n in p[:3] if n)), None)
     if proj is None:
         names = ", ".join(n for n, _ in mlp_mod.named_children())
@@ -174,6 +182,8 @@ def derive(model: nn.Module) -> ArchSpec:
     n_layers = getattr(text, "num_hidden_layers", None)
     if not isinstance(n_layers, int):
         raise _refuse(model, "its config has no num_hidden_layers")
+    if (streams := parallel_streams(text)) is not None:
+        raise _refuse(model, streams)
     embed = _path_of(model, model.get_input_embeddings())  # type: ignore[operator]
     unembed = _path_of(model, model.get_output_embeddings())  # type: ignore[operator]
     if embed is None or unembed is None:
@@ -200,6 +210,8 @@ def derive(model: nn.Module) -> ArchSpec:
     if attn is None and layers is None:
         raise _refuse(model, f"{kind} has no attention module ({', '.join(ATTN)})")
     attn_mod = block.get_submodule(attn) if attn is not None else None
+    if attn_mod is not None and (routed := routed_queries(attn_mod)) is not None:
+        raise _refuse(model, routed)
     ln1 = _child(block, LN1)
     pre_mlp = _child(block, PRE_MLP)
     # post-norm (OLMo 2): no norm reads the stream; norms sit on what attention and MLP add
@@ -230,6 +242,7 @@ def derive(model: nn.Module) -> ArchSpec:
     moe_layers: tuple[int, ...] | None = None
     mlp_in, mlp_up, mlp_down, fused = "", None, "", False
     beside: str | None = None
+    weights_at = "outputs"
     if mlp is None and _child(block, ("fc1",)) and _child(block, ("fc2",)):
         # the MLP's projections sit in the block itself (OPT-style): fc2's output is mlp_out
         mlp_in, mlp_up, mlp_down, fused, mlp_out = "fc1", None, "fc2", False, "fc2"
@@ -247,8 +260,16 @@ def derive(model: nn.Module) -> ArchSpec:
         if len(dense) > 1 or len(experts) > 1:
             raise _refuse(model, f"its layers' MLPs differ ({sorted(dense | experts)})")
         if experts:
-            (_, router, expert_mod, _), *_ = experts
+            (_, router, expert_mod, weights_at), *_ = experts
             moe = (router, expert_mod)
+            if weights_at != "outputs":  # the experts take hidden states only
+                i = next(i for i, r in roles.items() if r[0] == "moe")
+                blk = all_blocks[i]
+                if not scores_experts_inputs(
+                    model, blk.get_submodule(router), blk.get_submodule(expert_mod)
+                ):
+                    raise _refuse(model, weights_at)
+                weights_at = "inputs"
             if dense:
                 moe_layers = tuple(i for i, r in roles.items() if r[0] == "moe")
         if dense:
@@ -313,6 +334,7 @@ def derive(model: nn.Module) -> ArchSpec:
         moe_router=moe[0] if moe else None,
         moe_experts=moe[1] if moe else None,
         moe_layers=moe_layers,
+        moe_weights_at=weights_at,  # type: ignore[arg-type]
         o_proj=f"{attn}.{o_proj}" if o_proj else None,
         sink_layers=sinks,
         qkv=qkv,

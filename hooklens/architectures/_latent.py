@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ._attn_probe import run_probed
 from ._spec import LatentKV
 
 #: the module whose output is q, in order of preference (the low-rank chain ends in q_b_proj)
@@ -21,7 +22,8 @@ Q = ("q_b_proj", "q_proj")
 KV = ("kv_a_proj_with_mqa", "kv_b_proj")
 #: attention attributes holding (nope, rope, v, rank) widths
 WIDTHS = ("qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim", "kv_lora_rank")
-PROBE = "hooklens_latent_probe"
+#: a norm of the shared rotated key part, before the rotation
+ROPE_K_NORM = ("k_rope_only_layernorm",)
 
 
 def latent_kv(model: nn.Module, attn_mod: nn.Module, attn: str) -> LatentKV | None:
@@ -43,7 +45,19 @@ def latent_kv(model: nn.Module, attn_mod: nn.Module, attn: str) -> LatentKV | No
         v=v,
         rank=rank,
         interleaved=_returns_halves(model, attn_mod, getattr(attn_mod, q), nope, rope),
+        rope_k_norm=next(
+            (
+                f"{attn}.{n}"
+                for n in ROPE_K_NORM
+                if isinstance(getattr(attn_mod, n, None), nn.Module)
+            ),
+            None,
+        ),
     )
+
+
+def _has(module: nn.Module, name: str) -> bool:
+    return isinstance(getattr(module, name, None), nn.Module)
 
 
 def _returns_halves(
@@ -52,9 +66,7 @@ def _returns_halves(
     """Whether the query attention receives holds the rotated part as two halves of q's
     adjacent pairs (DeepSeek V3's `rope_interleave`): at position 0 the rotation is the
     identity, so the query at position 0 is q's projection output, reordered or not."""
-    from transformers import AttentionInterface
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
-    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
     seen: dict[str, torch.Tensor] = {}
 
@@ -67,22 +79,11 @@ def _returns_halves(
         heads = out[0, 0].reshape(-1, nope + rope)  # position 0
         seen.setdefault("q", heads[:, nope:].detach())
 
-    AttentionInterface.register(PROBE, probe)
-    AttentionMaskInterface.register(PROBE, sdpa_mask)
-    found: list[Any] = [getattr(model, "config", None), getattr(attn_mod, "config", None)]
-    configs = {id(c): c for c in found if c is not None}
-    saved = {k: c._attn_implementation for k, c in configs.items()}
     handle = q_mod.register_forward_hook(record)
-    device = next(model.parameters()).device
     try:
-        for c in configs.values():
-            c._attn_implementation = PROBE
-        with torch.no_grad():
-            model(input_ids=torch.ones(1, 3, dtype=torch.long, device=device), use_cache=False)
+        run_probed(model, attn_mod, probe)
     finally:
         handle.remove()
-        for k, c in configs.items():
-            c._attn_implementation = saved[k]
     if "query" not in seen or "q" not in seen:
         return False
     q, query = seen["q"].float(), seen["query"].float()

@@ -12,10 +12,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from ._names import STREAM_SCALE
+from ._names import HYPER_STREAMS, ROUTER, STREAM_SCALE
 
 
-def _has(root: nn.Module, path: str) -> bool:
+def has_module(root: nn.Module, path: str) -> bool:
     try:
         root.get_submodule(path)
     except AttributeError:
@@ -30,7 +30,7 @@ def unlike_layers(blocks: list[nn.Module], attending: Iterable[int], sources: An
     `layer_scalar`, where a checkpoint sets it)."""
     for i in attending:
         for source in sources:
-            if source is not None and not _has(blocks[i], source.module):
+            if source is not None and not has_module(blocks[i], source.module):
                 return (
                     f"layer {i}'s attention has no {source.module} (it reuses the keys and "
                     "values an earlier layer computed), and hooklens's attention points read "
@@ -45,5 +45,39 @@ def unlike_layers(blocks: list[nn.Module], attending: Iterable[int], sources: An
                 f"its blocks multiply the whole residual stream by {name} ({shown}) after "
                 "adding their parts, so hook_resid_post would not be hook_resid_pre plus what "
                 "the block adds"
+            )
+    return None
+
+
+def parallel_streams(text_config: Any) -> str | None:
+    """Why a model whose residual stream is several parallel streams (hyper-connections) has no
+    single stream to hook (None when it has one)."""
+    for name in HYPER_STREAMS:
+        n = getattr(text_config, name, None)
+        if isinstance(n, int) and n > 1:
+            return (
+                f"its residual stream is {n} parallel streams (hyper-connections, config "
+                f"{name}={n}): each block reads a learned mix of them and writes its output "
+                "back into each with learned weights, and the model mixes them into one after "
+                "the last block, so there is no one d_model-wide stream for hook_resid_pre/"
+                "hook_resid_post, and resid_pre + attn_out + mlp_out = resid_post cannot hold"
+            )
+    return None
+
+
+def routed_queries(attn_mod: nn.Module) -> str | None:
+    """Why an attention module whose queries come from routed experts (a mixture of attention
+    heads, JetMoE's JetMoeMoA) has no per-head points (None when it is not one)."""
+    if any(n in ("q_proj", "qkv_proj") for n, _ in attn_mod.named_children()):
+        return None
+    for name, child in attn_mod.named_children():
+        if any(isinstance(getattr(child, r, None), nn.Module) for r in ROUTER):
+            return (
+                f"its attention {type(attn_mod).__name__} is a mixture of attention heads: a "
+                f"router in {name} ({type(child).__name__}) picks, for each token, which expert "
+                "query and output projections fill its query heads, so a head index names a "
+                "routing slot whose weights change from token to token, not one head's "
+                "W_Q/W_O; hook_q, hook_pattern and hook_z per head, and the per-head weights "
+                "TransformerLens's points and analyses assume, would have no fixed meaning"
             )
     return None

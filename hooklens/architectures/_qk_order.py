@@ -24,6 +24,7 @@ QK_NORMS = (
     ("q_norm", "k_norm"),
     ("q_layernorm", "k_layernorm"),
     ("query_layernorm", "key_layernorm"),
+    ("qk_norm", "qk_norm"),  # one norm module called on q, then on k (Llama 4)
 )
 
 
@@ -44,16 +45,18 @@ def norms_after_rotary(model: nn.Module, attn_mod: nn.Module, pairs: list[tuple[
     normalizes something other than the projection's output: the rotated q or k. Raises
     UnsupportedModelError when the pairs disagree."""
     seen: dict[str, torch.Tensor] = {}
-    handles = []
-    for proj, norm in pairs:
+    calls: dict[str, list[torch.Tensor]] = {}  # a norm's inputs, in order (one norm may serve
+    handles = []  # q and then k)
+    for proj in dict.fromkeys(p for p, _ in pairs):
         handles.append(
             attn_mod.get_submodule(proj).register_forward_hook(
                 lambda m, a, out, key=proj: seen.setdefault(key, _first(out).detach())
             )
         )
+    for norm in dict.fromkeys(n for _, n in pairs):
         handles.append(
             attn_mod.get_submodule(norm).register_forward_pre_hook(
-                lambda m, a, key=norm: seen.setdefault(key, _first(a).detach())
+                lambda m, a, key=norm: calls.setdefault(key, []).append(_first(a).detach())
             )
         )
     device = next(p.device for p in model.parameters())
@@ -64,10 +67,11 @@ def norms_after_rotary(model: nn.Module, attn_mod: nn.Module, pairs: list[tuple[
         for h in handles:
             h.remove()
     after = set()
-    for proj, norm in pairs:
-        if proj not in seen or norm not in seen:  # not called as modules: as before the rotation
-            return False
-        out, normed = seen[proj].float(), seen[norm].float()
+    for j, (proj, norm) in enumerate(pairs):
+        nth = sum(n == norm for _, n in pairs[:j])  # this pair's call of a shared norm
+        if proj not in seen or len(calls.get(norm, ())) <= nth:  # not called as modules: as
+            return False  # before the rotation
+        out, normed = seen[proj].float(), calls[norm][nth].float()
         if normed.ndim == 4 and normed.shape[1] != out.shape[1]:  # (batch, heads, pos, d_head)
             normed = normed.transpose(1, 2)
         if normed.ndim == 4 and normed.numel() < out.numel():  # a q projection that also holds
@@ -78,7 +82,9 @@ def norms_after_rotary(model: nn.Module, attn_mod: nn.Module, pairs: list[tuple[
         ))  # fmt: skip
     if len(after) > 1:
         raise UnsupportedModelError(
-            "its q norm and k norm sit at different places around the rotary embedding"
+            "its q norm and k norm sit at different places: one reads its projection's output, "
+            "the other something computed from it (the rotated q or k, or another step such as "
+            "a short convolution over positions)"
         )
     return after.pop()
 

@@ -53,6 +53,8 @@ IMPLIED: dict[str, dict[str, str]] = {
     "kv_lora_rank": {"num_key_value_heads": "num_attention_heads", "head_dim": "qk_rope_head_dim"},
 }
 _HYBRID = ["linear_attention", "full_attention"]
+_LLAMA4 = {"no_rope_layers": [1, 0], "moe_layers": [1], "intermediate_size_mlp": 128,
+           "attention_chunk_size": 3, "floor_scale": 2}  # fmt: skip
 #: Per-type corrections where the generic dimensions contradict another default.
 OVERRIDES: dict[str, dict[str, Any]] = {
     "gptj": {"rotary_dim": 4},
@@ -101,6 +103,13 @@ OVERRIDES: dict[str, dict[str, Any]] = {
     "mamba2": {"num_heads": 8, "head_dim": 16},  # num_heads * head_dim = 2 * hidden_size
     "zamba": {"num_hidden_layers": 4, "layers_block_type": ["mamba", "hybrid"] * 2},
     "zamba2": {"layers_block_type": ["mamba", "hybrid"]},
+    # Llama 4 as released: a NoPE layer (full attention, no q/k norm, temperature-tuned q) after
+    # a rotary one (chunked attention), a dense layer before a MoE one; chunks, temperature
+    # floor and the dense width small enough to act on a few tokens
+    "llama4": {"text_config": _LLAMA4},
+    "llama4_text": _LLAMA4,
+    # an indexer that selects fewer keys than a few tokens (the default, 2048, selects all)
+    "dots3_note_text": {"index_topk": 3},
     # the causal LM refuses a config that is not a decoder's, or has no default language
     "reformer": {"is_decoder": True, "axial_pos_embds_dim": [32, 32], "axial_pos_shape": [8, 8]},
     "xmod": {"default_language": "en_XX"},
@@ -142,7 +151,11 @@ def tiny_config(model_type: str, sizes: dict[str, Any] | None = None) -> Any:
 
     cls = CONFIG_MAPPING[model_type]
     kwargs = _tiny_kwargs(cls(), {**TINY, **(sizes or {})})
-    kwargs.update(OVERRIDES.get(model_type, {}))
+    for key, value in OVERRIDES.get(model_type, {}).items():
+        sub: Any = kwargs.get(key)  # a sub-config's overrides change its tiny values, no others
+        if isinstance(value, dict) and hasattr(sub, "to_diff_dict"):
+            value = type(sub)(**{**_own_keys(sub), **value})
+        kwargs[key] = value
     return cls(**kwargs)
 
 

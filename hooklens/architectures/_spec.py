@@ -84,6 +84,9 @@ class LatentKV:
     v: int
     rank: int
     interleaved: bool = False
+    #: a norm the shared rotated key part passes before the rotation (Dots3 Note's
+    #: `k_rope_only_layernorm`): that part of `hook_k` is read at its output, not at `kv_a`'s
+    rope_k_norm: str | None = None
 
 
 @dataclass(frozen=True)
@@ -182,6 +185,12 @@ class ArchSpec:
     moe_experts: str | None = None
     #: the layers whose MLP is the mixture of experts, when others are dense (None: all)
     moe_layers: tuple[int, ...] | None = None
+    #: where the chosen experts' weights apply: "outputs" (the experts module takes hidden
+    #: states, chosen ids and weights and weights each output), or "inputs" (Llama 4: the router
+    #: returns (scores over every expert, 0 where not chosen; logits), the experts module takes
+    #: one copy of the tokens per expert times its score and returns each copy's output;
+    #: `_engine/scored_moe.py`)
+    moe_weights_at: Literal["outputs", "inputs"] = "outputs"
     #: the module whose first input is `hook_resid_mid` (edited in place), when not ln2
     resid_mid_at: str | None = None
     mlp_up: str | None = None

@@ -21,7 +21,7 @@ from .test_families import O_PROJ
 
 TYPES = list(causal_lm_types())
 #: Raise this as more types are wrapped; it must never go down.
-WRAPPED_AT_LEAST = 141
+WRAPPED_AT_LEAST = 144
 README = Path(__file__).parents[2] / "hooklens" / "architectures" / "README.md"
 
 
@@ -179,28 +179,61 @@ def _check_routing(model, tokens, base, cache):
         weights[..., 1:] *= 0.1
         return (hidden, index, weights), kwargs
 
-    with torch.no_grad():
-        ours = model.run_with_hooks(
-            tokens, fwd_hooks=[(f"blocks.{first}.mlp.hook_expert_weights", drop_first)]
-        )
-        handle = experts.register_forward_pre_hook(raw, with_kwargs=True)
-        try:
-            want = model.hf_model(tokens, use_cache=False).logits
-        finally:
-            handle.remove()
-    assert (ours - base).abs().max() > 1e-4
-    torch.testing.assert_close(ours, want, atol=1e-5, rtol=1e-4)
-
-    # scaling the chosen experts' outputs is the same as scaling their weights
     def zero_first(out, hook):
         out[..., 0, :] = 0
         out[..., 1:, :] *= 0.1
 
     with torch.no_grad():
         ours = model.run_with_hooks(
+            tokens, fwd_hooks=[(f"blocks.{first}.mlp.hook_expert_weights", drop_first)]
+        )
+        ours_out = model.run_with_hooks(
             tokens, fwd_hooks=[(f"blocks.{first}.mlp.hook_expert_out", zero_first)]
         )
+        if model.spec.moe_weights_at == "inputs":  # Llama 4: the router's scores scale inputs
+            index = cache[f"blocks.{first}.mlp.hook_expert_indices"].flatten(0, 1)
+            want, want_out = _raw_scored_edits(model, first, index, tokens)
+        else:  # scaling the chosen experts' outputs is the same as scaling their weights
+            handle = experts.register_forward_pre_hook(raw, with_kwargs=True)
+            try:
+                want = want_out = model.hf_model(tokens, use_cache=False).logits
+            finally:
+                handle.remove()
+    assert (ours - base).abs().max() > 1e-4
     torch.testing.assert_close(ours, want, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(ours_out, want_out, atol=1e-5, rtol=1e-4)
+
+
+def _raw_scored_edits(model, layer, index, tokens):
+    """The logits with the first chosen expert's score set to 0 and the others' times 0.1 (a
+    raw hook on the router's scores), and with the same done to the chosen experts' output
+    rows (a raw hook on the experts' output, rows (expert, token))."""
+    hf, c = model.hf_model, model.cfg
+    block = hf.get_submodule(f"{model.spec.blocks}.{layer}")
+    t = torch.arange(index.shape[0])
+
+    def scale(rows):  # rows[expert, token]
+        rows[index[:, 0], t] = 0
+        rows[index[:, 1:], t[:, None]] *= 0.1
+
+    def raw_scores(mod, args, out):
+        scores = out[0].T.clone()
+        scale(scores)
+        return (scores.T, *out[1:])
+
+    def raw_out(mod, args, out):
+        rows = out.view(c.n_experts, -1, out.shape[-1]).clone()
+        scale(rows)
+        return rows.view(out.shape)
+
+    found = []
+    for path, hook in ((model.spec.moe_router, raw_scores), (model.spec.moe_experts, raw_out)):
+        handle = block.get_submodule(path).register_forward_hook(hook)
+        try:
+            found.append(hf(tokens, use_cache=False).logits)
+        finally:
+            handle.remove()
+    return found
 
 
 def test_registry_summary(registry):
@@ -257,7 +290,8 @@ def test_derived_adapter_that_does_not_match_is_refused(tmp_path):
     assert build("diffllama", tmp_path) is None
     with pytest.raises(hl.UnsupportedModelError, match="not reproduce the model") as info:
         hl.HookedModel.from_pretrained(str(tmp_path), tokenizer=_tokenizer())
-    assert "o_proj's input is attn.hook_z" in str(info.value)
+    # where o_proj's input is not hook_z because one module calls attention twice, it says so
+    assert "DiffLlamaAttention calls the attention function 2 times" in str(info.value)
 
 
 def test_dense_layers_of_a_partly_moe_model(registry):

@@ -41,6 +41,17 @@ def test_add_hook_and_reset_hooks(tiny, tokens):
         model.add_hook(lambda n: n.endswith("hook_mlp_out"), lambda x, hook: seen.append(hook.name))
         zeroed = model(tokens)
         assert seen == ["blocks.0.attn.hook_z", "blocks.0.hook_mlp_out", "blocks.1.hook_mlp_out"]
+        # as in TransformerLens, whose run_with_hooks / run_with_cache remove only the hooks of
+        # their own context level: hooks added outside any block survive both and still fire
+        seen.clear()
+        model.run_with_hooks(tokens, fwd_hooks=[("hook_embed", lambda x, hook: None)])
+        model.run_with_cache(tokens, names_filter="hook_embed")
+        fired = ["blocks.0.attn.hook_z", "blocks.0.hook_mlp_out", "blocks.1.hook_mlp_out"]
+        assert seen == 2 * fired
+        assert sorted(_active(model)) == [
+            "blocks.0.attn.hook_z", "blocks.0.hook_mlp_out", "blocks.1.hook_mlp_out",
+            "blocks.1.hook_resid_pre",
+        ]  # fmt: skip
         model.reset_hooks()
         assert _active(model) == ["blocks.1.hook_resid_pre"]  # the permanent one stays
         torch.testing.assert_close(model(tokens), zeroed)

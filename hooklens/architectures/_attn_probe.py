@@ -1,0 +1,59 @@
+"""Run a model once with a probe in place of its attention function.
+
+Some facts about a model's attention are read from what its attention function receives
+(the layout of the rotated query, how many times one module calls it). `probing` registers a
+probe (which must return what the attention function returns; it may hand the call to sdpa)
+under its own implementation name, with transformers' sdpa mask builder, switches the model's
+(and the attention module's) config to it for one forward of a few tokens, and restores them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+__all__ = ["PROBE", "attention_calls", "run_probed"]
+
+PROBE = "hooklens_probe"
+
+
+def run_probed(
+    model: nn.Module, attn_mod: nn.Module, probe: Callable[..., Any], n_tokens: int = 3
+) -> None:
+    """One forward of `n_tokens` tokens of `model` with `probe` as its attention function."""
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+
+    AttentionInterface.register(PROBE, probe)
+    AttentionMaskInterface.register(PROBE, sdpa_mask)
+    found: list[Any] = [getattr(model, "config", None), getattr(attn_mod, "config", None)]
+    configs = {id(c): c for c in found if c is not None}
+    saved = {k: c._attn_implementation for k, c in configs.items()}
+    device = next(model.parameters()).device
+    try:
+        for c in configs.values():
+            c._attn_implementation = PROBE
+        with torch.no_grad():
+            model(
+                input_ids=torch.ones(1, n_tokens, dtype=torch.long, device=device), use_cache=False
+            )
+    finally:
+        for k, c in configs.items():
+            c._attn_implementation = saved[k]
+
+
+def attention_calls(model: nn.Module, attn_mod: nn.Module) -> int:
+    """How many times `attn_mod` calls the attention function in one forward."""
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    calls = [0]
+
+    def probe(module: nn.Module, *args: Any, **kwargs: Any) -> Any:
+        calls[0] += module is attn_mod
+        return sdpa_attention_forward(module, *args, **kwargs)
+
+    run_probed(model, attn_mod, probe)
+    return calls[0]

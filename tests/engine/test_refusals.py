@@ -1,0 +1,27 @@
+"""Registry types hooklens refuses on purpose: the refusal says what the model does that its
+points cannot describe, and why."""
+
+from __future__ import annotations
+
+import pytest
+
+import hooklens as hl
+from hooklens.architectures._registry import build
+
+from .conftest import _tokenizer
+
+
+@pytest.mark.parametrize(
+    ("model_type", "says"),
+    [
+        ("jetmoe", ["JetMoeAttention is a mixture of attention heads", "routing slot"]),
+        ("qwen4_exp_text", ["4 parallel streams (hyper-connections, config hc_count=4)"]),
+        ("hy_v4", ["4 parallel streams (hyper-connections, config hc_mult=4)"]),
+    ],
+)
+def test_refusal_names_what_and_why(tmp_path, model_type, says):
+    assert build(model_type, tmp_path) is None
+    with pytest.raises(hl.UnsupportedModelError) as info:
+        hl.HookedModel.from_pretrained(str(tmp_path), tokenizer=_tokenizer())
+    for words in says:
+        assert words in str(info.value)
