@@ -200,6 +200,10 @@ def derive(model: nn.Module) -> ArchSpec:
     if final is None:
         raise _refuse(model, f"no final norm next to {blocks} (looked for {', '.join(FINAL_NORM)})")
     all_blocks = list(model.get_submodule(blocks))  # type: ignore[call-overload]
+    # before the layer kinds: routed query heads have no q projection, like a mixer (JetMoE)
+    first_attn = _child(all_blocks[0], ATTN)
+    if first_attn and (routed := routed_queries(all_blocks[0].get_submodule(first_attn))):
+        raise _refuse(model, routed)
     try:
         attn, layers = hybrid_layers(all_blocks, text, ATTN, MLP)
     except UnsupportedModelError as exc:
@@ -210,8 +214,6 @@ def derive(model: nn.Module) -> ArchSpec:
     if attn is None and layers is None:
         raise _refuse(model, f"{kind} has no attention module ({', '.join(ATTN)})")
     attn_mod = block.get_submodule(attn) if attn is not None else None
-    if attn_mod is not None and (routed := routed_queries(attn_mod)) is not None:
-        raise _refuse(model, routed)
     ln1 = _child(block, LN1)
     pre_mlp = _child(block, PRE_MLP)
     # post-norm (OLMo 2): no norm reads the stream; norms sit on what attention and MLP add
