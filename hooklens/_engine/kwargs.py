@@ -142,7 +142,9 @@ MSG_TL_PROCESSING = """from_pretrained({name}={value!r}): hooklens uses the weig
 Pass {name}=False (or leave it out). {processed}"""
 
 _PROCESSED_HINT = "Results that TransformerLens computes on folded weights (e.g. apply_ln_to_stack "
-_PROCESSED_HINT += "followed by @ W_U) already include the norm weights in hooklens."
+_PROCESSED_HINT += "followed by @ W_U) already include the norm weights in hooklens; for the "
+_PROCESSED_HINT += "processed weights themselves (W_Q with ln1's weight folded in, ...), call "
+_PROCESSED_HINT += "model.processed_weights(fold_ln=True, ...), which returns a copy."
 
 
 def check_load_kwargs(hf_kwargs: dict[str, Any], wrapping: bool, shared: tuple[str, ...]) -> None:

@@ -212,7 +212,10 @@ def test_every_entry_point_names_what_it_does_not_take(tiny, tokens, tiny_dir):
         model.to_tokens(["the cat", "the"], padding_side="left")
     with pytest.raises(hl.ArgumentError, match="truncate"):
         model.to_tokens("the cat", truncate=True)
-    with pytest.raises(hl.ArgumentError, match="from_pretrained_no_processing"):
+    with pytest.raises(
+        hl.ArgumentError,
+        match=r"(?s)from_pretrained_no_processing.*model\.processed_weights\(fold_ln=True",
+    ):
         hl.HookedModel.from_pretrained(str(tiny_dir("llama")), fold_ln=True)
     with pytest.raises(hl.ArgumentError, match="default_prepend_bos"):
         hl.HookedModel.from_pretrained(str(tiny_dir("llama")), default_prepend_bos=False)
