@@ -22,7 +22,16 @@ MSG_NO_PROJ = """This layer of {family} has no {path} (its attention forms those
 without a projection of their own, e.g. values that reuse the keys' projection), so its
 W_Q/W_K/W_V cannot be read in TransformerLens's shapes. Other layers may have it."""
 
+MSG_NOT_LINEAR_O = """{family}'s attention passes z through {kind} ({path}) before its output
+projection, so attn_out is not a linear map of z: W_O, b_O, OV and hook_result do not exist for
+it. hook_z and hook_attn_out are exact; read those."""
+
 WeightAndBias = tuple[torch.Tensor, "torch.Tensor | None"]
+
+
+def _is_conv1d(module: nn.Module) -> bool:
+    """transformers' Conv1D (GPT-2's projections): x @ weight + bias, weight (in, out)."""
+    return isinstance(getattr(module, "nf", None), int)
 
 
 def in_out(module: nn.Module) -> torch.Tensor:
@@ -32,7 +41,7 @@ def in_out(module: nn.Module) -> torch.Tensor:
         raise TypeError(f"{type(module).__name__} has no weight tensor")
     if isinstance(module, nn.Linear):
         return weight.T
-    if isinstance(getattr(module, "nf", None), int):  # transformers' Conv1D: x @ weight + bias
+    if _is_conv1d(module):
         return weight
     raise TypeError(
         f"cannot tell how {type(module).__name__} stores its weight (expected nn.Linear or "
@@ -138,7 +147,11 @@ def module_output(
 def o_module(spec: ArchSpec, block: nn.Module) -> nn.Module:
     if spec.o_proj is None:
         raise NotImplementedError(MSG_NO_LAYOUT.format(family=spec.family, what="W_O"))
-    return block.get_submodule(spec.o_proj)
+    module = block.get_submodule(spec.o_proj)
+    if not isinstance(module, nn.Linear) and not _is_conv1d(module):
+        kind = type(module).__name__  # e.g. BitNet's RMSNorm on z, then o_proj
+        raise TypeError(MSG_NOT_LINEAR_O.format(family=spec.family, kind=kind, path=spec.o_proj))
+    return module
 
 
 def read_o(spec: ArchSpec, cfg: Any, block: nn.Module) -> WeightAndBias:
