@@ -41,8 +41,7 @@ def add_head_sites(b: Builder, block: nn.Module, layer: int) -> None:
     # a block that scales what attention adds (Granite's residual_multiplier, Falcon-H1's
     # attention output multiplier) would make the heads' results not sum to hook_attn_out:
     # the point is left out rather than misleading
-    scaled = b.spec.output_scale is not None and float(getattr(block, b.spec.output_scale)) != 1
-    scaled = scaled or b.spec.factor(block, "attn_out") != 1
+    scaled = b.spec.added_scale(block, "attn_out") != 1
     o_read = attends and b.spec.o_proj is not None and not scaled
     if o_read and _readable(lambda: read_o(b.spec, cfg, block)):
         _result_site(b, block, layer)

@@ -161,5 +161,5 @@ def read_o(spec: ArchSpec, cfg: Any, block: nn.Module) -> WeightAndBias:
     mod = o_module(spec, block)
     w, b = in_out(mod), bias_of(mod)
     w = w.view(cfg.n_heads, cfg.d_head, w.shape[1])
-    f = spec.factor(block, "attn_out")
+    f = spec.added_scale(block, "attn_out")
     return (w, b) if f == 1 else (w * f, None if b is None else b * f)

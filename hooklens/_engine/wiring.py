@@ -41,8 +41,8 @@ def build_points(
         sub = block.get_submodule
         feats = spec.layer_features(model.config, layer)  # a hybrid's layers differ
         # a factor the block applies to what each part adds to the stream (Granite)
-        out_scale = float(getattr(block, spec.output_scale)) if spec.output_scale else 1.0
-        mixer_scale = out_scale * spec.factor(block, "mixer_out")  # Falcon-H1's µP factor
+        out_scale = spec.added_scale(block)
+        mixer_scale = spec.added_scale(block, "mixer_out")  # Falcon-H1's µP factor
         inner = spec.embed_sum_norm  # a norm of the embedding inside block 0 (RWKV's pre_ln)
         if layer == 0 and inner is not None and inner.startswith(f"{spec.blocks}.0."):
             b.output_site(get_module(model, inner), "hook_resid_pre", layer)
@@ -52,7 +52,7 @@ def build_points(
             b.norm_site(sub(spec.ln1), "ln1", layer)
         layout = spec.layers[layer] if spec.layers is not None else None
         if "attention" in feats:
-            _attention_parts(b, block, layer, out_scale * spec.factor(block, "attn_out"))
+            _attention_parts(b, block, layer, spec.added_scale(block, "attn_out"))
         if layout is not None and layout.beside is not None:  # a mixer beside attention
             b.output_site(sub(layout.beside), "hook_mixer_out", layer, mixer_scale)
         elif layout is not None and "attention" not in feats:

@@ -234,17 +234,26 @@ class LayerWeights:
     def _down(self) -> nn.Module:
         return self._sub(self._model.spec.mlp_down)
 
+    def _out(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(W_out, b_out or None): views, or copies times the factor the block applies to what
+        the MLP adds to the stream (Granite's residual_multiplier), so that they give
+        `hook_mlp_out`."""
+        mod = self._down()
+        w, b = in_out(mod), bias_of(mod)
+        f = self._model.spec.added_scale(self._block)
+        return (w, b) if f == 1 else (w * f, None if b is None else b * f)
+
     @property
     def W_out(self) -> torch.Tensor:
-        """(d_mlp, d_model), a view: `hook_post @ W_out + b_out` is the MLP's output."""
-        return in_out(self._down())
+        """(d_mlp, d_model), a view (a copy where the block scales the MLP's output):
+        `mlp.hook_post @ W_out + b_out` is `hook_mlp_out`."""
+        return self._out()[0]
 
     @property
     def b_out(self) -> torch.Tensor:
-        """(d_model,): a view, or zeros."""
-        mod = self._down()
-        b = bias_of(mod)
-        return b if b is not None else _zeros(in_out(mod), self._model.cfg.d_model)
+        """(d_model,): a view (a copy where the block scales the MLP's output), or zeros."""
+        b = self._out()[1]
+        return b if b is not None else _zeros(in_out(self._down()), self._model.cfg.d_model)
 
     # -- norms ---------------------------------------------------------------------------------
     def _norm(self, which: str) -> nn.Module:

@@ -275,6 +275,12 @@ class ArchSpec:
     config_requirements: tuple[tuple[str, Any, str], ...] = field(default_factory=tuple)
     notes: str = ""
 
+    def added_scale(self, block: Any, role: FactorRole | None = None) -> float:
+        """What multiplies a part's output on its way into the stream: the block's
+        `output_scale` (Granite) times the part's own factor (`role`: Falcon-H1's µP)."""
+        scale = float(getattr(block, self.output_scale)) if self.output_scale else 1.0
+        return scale * (self.factor(block, role) if role is not None else 1.0)
+
     def factor(self, block: Any, role: FactorRole) -> float:
         """The factor `block` applies for `role` (1.0 where the adapter names none)."""
         path = dict(self.factors).get(role)

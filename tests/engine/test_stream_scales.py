@@ -86,3 +86,24 @@ def test_edits_act_on_the_stream(granite):
     torch.testing.assert_close(ours, mid, atol=1e-4, rtol=1e-4)
     assert (ours - base).abs().max() > 1e-3
     _check_edits(granite, TOKENS, base)
+
+
+def test_weights_give_what_enters_the_stream(granite):
+    """W_O / b_O and W_out / b_out include residual_multiplier (copies, not views), so that
+    z @ W_O + b_O is hook_attn_out and hook_post @ W_out + b_out is hook_mlp_out, and the
+    per-head and per-neuron decompositions sum to what the block adds."""
+    with torch.no_grad():
+        _, cache = granite.run_with_cache(TOKENS)
+    for layer in range(2):
+        b, attn = f"blocks.{layer}.", granite.blocks[layer].attn
+        mlp = granite.weights.layer(layer)
+        attn_out = torch.einsum("bphd,hdm->bpm", cache[b + "attn.hook_z"], attn.W_O) + attn.b_O
+        torch.testing.assert_close(attn_out, cache[b + "hook_attn_out"], atol=1e-5, rtol=1e-4)
+        mlp_out = cache[b + "mlp.hook_post"] @ mlp.W_out + mlp.b_out
+        torch.testing.assert_close(mlp_out, cache[b + "hook_mlp_out"], atol=1e-5, rtol=1e-4)
+    heads = cache.stack_head_results(layer=2, pos_slice=None)
+    torch.testing.assert_close(
+        heads.sum(0),
+        sum(cache[f"blocks.{i}.hook_attn_out"] - granite.blocks[i].attn.b_O for i in range(2)),
+        atol=1e-4, rtol=1e-4,
+    )  # fmt: skip
