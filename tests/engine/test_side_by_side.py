@@ -85,6 +85,15 @@ def test_multipliers_are_in_the_points(registry):
     torch.testing.assert_close(x2 @ w.W_gate, pre, atol=1e-5, rtol=1e-4)
 
 
+def _logits_with_raw_hook(hf, module, hook):
+    """The plain model's logits on TOKENS with a raw torch forward hook on `module`."""
+    handle = module.register_forward_hook(hook)
+    try:
+        return hf(TOKENS, use_cache=False).logits
+    finally:
+        handle.remove()
+
+
 def test_edits_of_both_parts_reach_the_model(registry):
     """Zeroing hook_mixer_out removes the mixer's contribution (as zeroing mamba's output by
     hand does), and an edit of hook_k equals the same edit of the keys by hand."""
@@ -96,22 +105,14 @@ def test_edits_of_both_parts_reach_the_model(registry):
         ours = model.run_with_hooks(
             TOKENS, fwd_hooks=[("blocks.1.hook_mixer_out", lambda x, hook: x * 0)]
         )
-        handle = block.mamba.register_forward_hook(lambda m, a, o: o * 0)
-        try:
-            want = hf(TOKENS, use_cache=False).logits
-        finally:
-            handle.remove()
+        want = _logits_with_raw_hook(hf, block.mamba, lambda m, a, o: o * 0)
         assert (ours - base).abs().max() > 1e-3
         torch.testing.assert_close(ours, want, atol=1e-5, rtol=1e-4)
         ours = model.run_with_hooks(
             TOKENS, fwd_hooks=[("blocks.1.attn.hook_k", lambda x, hook: x + 1)]
         )
         k_mult = hf.config.key_multiplier  # hook_k is k_proj's output times it
-        handle = block.self_attn.k_proj.register_forward_hook(lambda m, a, o: o + 1 / k_mult)
-        try:
-            want = hf(TOKENS, use_cache=False).logits
-        finally:
-            handle.remove()
+        want = _logits_with_raw_hook(hf, block.self_attn.k_proj, lambda m, a, o: o + 1 / k_mult)
         assert (ours - base).abs().max() > 1e-3
         torch.testing.assert_close(ours, want, atol=1e-5, rtol=1e-4)
 
