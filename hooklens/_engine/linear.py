@@ -161,5 +161,9 @@ def read_o(spec: ArchSpec, cfg: Any, block: nn.Module) -> WeightAndBias:
     mod = o_module(spec, block)
     w, b = in_out(mod), bias_of(mod)
     w = w.view(cfg.n_heads, cfg.d_head, w.shape[1])
-    f = spec.added_scale(block, "attn_out")
-    return (w, b) if f == 1 else (w * f, None if b is None else b * f)
+    return scaled(w, b, spec.added_scale(block, "attn_out"))
+
+
+def scaled(w: torch.Tensor, b: torch.Tensor | None, factor: float) -> WeightAndBias:
+    """(w, b) as they are (views) when `factor` is 1, else copies times `factor`."""
+    return (w, b) if factor == 1 else (w * factor, None if b is None else b * factor)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from .._engine.linear import bias_of, in_out, o_module, read_o, read_qkv
+from .._engine.linear import bias_of, in_out, o_module, read_o, read_qkv, scaled
 from ..architectures._spec import module_scale
 from ._factored import FactoredMatrix
 
@@ -239,9 +239,7 @@ class LayerWeights:
         the MLP adds to the stream (Granite's residual_multiplier), so that they give
         `hook_mlp_out`."""
         mod = self._down()
-        w, b = in_out(mod), bias_of(mod)
-        f = self._model.spec.added_scale(self._block)
-        return (w, b) if f == 1 else (w * f, None if b is None else b * f)
+        return scaled(in_out(mod), bias_of(mod), self._model.spec.added_scale(self._block))
 
     @property
     def W_out(self) -> torch.Tensor:
