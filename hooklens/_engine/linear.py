@@ -34,8 +34,19 @@ def _is_conv1d(module: nn.Module) -> bool:
     return isinstance(getattr(module, "nf", None), int)
 
 
+def _projection(module: nn.Module) -> nn.Module:
+    """The projection itself: `module`, or the one linear layer a wrapper holding no weight of
+    its own calls (Moshi's `MoshiLinear` around its `linear`)."""
+    children = list(module.children())
+    wraps = len(children) == 1 and (isinstance(children[0], nn.Linear) or _is_conv1d(children[0]))
+    if getattr(module, "weight", None) is None and wraps and not list(module.parameters(False)):
+        return children[0]
+    return module
+
+
 def in_out(module: nn.Module) -> torch.Tensor:
     """A projection's weight as (in, out): `nn.Linear` stores (out, in), `Conv1D` (in, out)."""
+    module = _projection(module)
     weight = getattr(module, "weight", None)
     if not isinstance(weight, torch.Tensor):
         raise TypeError(f"{type(module).__name__} has no weight tensor")
@@ -50,7 +61,7 @@ def in_out(module: nn.Module) -> torch.Tensor:
 
 
 def bias_of(module: nn.Module) -> torch.Tensor | None:
-    bias = getattr(module, "bias", None)
+    bias = getattr(_projection(module), "bias", None)
     return bias if isinstance(bias, torch.Tensor) else None
 
 

@@ -21,6 +21,7 @@ from torch import nn
 
 from .._errors import UnsupportedModelError
 from ._factors import block_factors
+from ._fused_mlp import halves_gate_up
 from ._gate import attn_gate
 from ._hybrid import MIXERS, hybrid_layers, shared_block
 from ._latent import latent_kv
@@ -72,10 +73,7 @@ def _child(parent: nn.Module, names: tuple[str, ...]) -> str | None:
 def _path_of(model: nn.Module, target: nn.Module | None) -> str | None:
     if target is None:
         return None
-    for name, module in model.named_modules():
-        if module is target:
-            return name
-    return None
+    return next((name for name, m in model.named_modules() if m is target), None)
 
 
 def _find_blocks(model: nn.Module, n_layers: int, embed: str) -> str:
@@ -138,6 +136,7 @@ def _mlp_roles(model: nn.Module, mlp_mod: nn.Module, mlp: str) -> tuple[Any, ...
         names = ", ".join(n for n, _ in mlp_mod.named_children())
         raise _refuse(model, f"its MLP {type(mlp_mod).__name__} has no known projections ({names})")
     gate, up, down, fused = proj
+    fused = fused or (up is None and halves_gate_up(mlp_mod, gate, down))  # Moshi's fc1
     return (f"{mlp}.{gate}", f"{mlp}.{up}" if up else None, f"{mlp}.{down}", fused)
 
 
