@@ -65,6 +65,9 @@ EMBED_NORM_IN_BLOCK = ("pre_ln",)
 #: block attributes of a block whose residual is the normalized stream, times a factor
 #: (MiniMax: `alpha * ln1(x) + beta * attn(ln1(x))`, then the same around the MLP)
 NORMED_RESIDUAL = ("attn_alpha_factor", "mlp_alpha_factor")
+#: block attributes of a block that scales the stream itself at each addition, by the index of
+#: the addition (Beam: `x * sqrt((k - 1) / k) + part / sqrt(k)`, k the attribute's value)
+DEPTH_SCALED_RESIDUAL = ("attn_residual_add_idx", "mlp_residual_add_idx")
 #: a config attribute by which the model halves the residual stream between blocks every so
 #: many layers at inference (RWKV's `rescale_every`; 0 or less: never)
 STREAM_HALVING = ("rescale_every",)

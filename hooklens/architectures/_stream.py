@@ -4,7 +4,8 @@ A factor on the token embedding held by the model rather than the embedding modu
 (RecurrentGemma's `normalizer`, Marian's `embed_scale`), a norm of the embedding that the first
 block applies before anything else (RWKV's `pre_ln`), and a halving of the stream between
 blocks at inference (RWKV's `rescale_every`), or a block whose residual is the normalized
-stream (MiniMax), which the residual points cannot describe.
+stream (MiniMax) or the stream scaled at each addition (Beam), which the residual points cannot
+describe.
 """
 
 from __future__ import annotations
@@ -13,7 +14,13 @@ from typing import Any
 
 from torch import nn
 
-from ._names import EMBED_NORM_IN_BLOCK, EMBED_SCALE_ATTR, NORMED_RESIDUAL, STREAM_HALVING
+from ._names import (
+    DEPTH_SCALED_RESIDUAL,
+    EMBED_NORM_IN_BLOCK,
+    EMBED_SCALE_ATTR,
+    NORMED_RESIDUAL,
+    STREAM_HALVING,
+)
 
 __all__ = ["embed_norm_in_block", "normed_residual", "scale_owner", "stream_rescaled"]
 
@@ -30,6 +37,14 @@ MSG_NORMED = (
     "alpha * ln1(x) + beta * attn(ln1(x)), then the same around the MLP), so no module's "
     "output is what attention or the MLP adds to the stream, and hook_resid_pre + "
     "hook_attn_out + hook_mlp_out = hook_resid_post would not hold"
+)
+
+MSG_DEPTH_SCALED = (
+    "its blocks scale the residual stream itself at each addition ({attrs}: the k-th addition "
+    "computes stream * sqrt((k - 1) / k) + part / sqrt(k); its first addition keeps "
+    "{kept} of the block's input), so hook_resid_pre + hook_attn_out + hook_mlp_out = "
+    "hook_resid_post would not hold for any reading of hook_attn_out/hook_mlp_out: the stream "
+    "a block receives is not carried through unchanged"
 )
 
 
@@ -60,6 +75,15 @@ def stream_rescaled(text: Any, n_layers: int) -> str | None:
 
 def normed_residual(block: nn.Module) -> str | None:
     """Why the model cannot be wrapped when its blocks' residual is the normalized stream (a
-    factor attribute of `NORMED_RESIDUAL` on the block), or None."""
+    factor attribute of `NORMED_RESIDUAL` on the block) or a scaled stream (an addition index
+    of `DEPTH_SCALED_RESIDUAL`, Beam's), or None."""
     attr = next((a for a in NORMED_RESIDUAL if hasattr(block, a)), None)
-    return MSG_NORMED.format(attr=attr) if attr is not None else None
+    if attr is not None:
+        return MSG_NORMED.format(attr=attr)
+    depth = {a: getattr(block, a) for a in DEPTH_SCALED_RESIDUAL if hasattr(block, a)}
+    if not depth:
+        return None
+    k = min((v for v in depth.values() if isinstance(v, int) and v > 0), default=1)
+    return MSG_DEPTH_SCALED.format(
+        attrs=", ".join(f"{a}={v}" for a, v in depth.items()), kept=f"{((k - 1) / k) ** 0.5:.3g}"
+    )
