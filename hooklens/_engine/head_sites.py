@@ -101,7 +101,10 @@ def _input_site(b: Builder, block: nn.Module, layer: int) -> None:
         for point, base in ((q_in, shared), (k_in, kv), (v_in, kv)):
             inputs.append(point.fire(base.clone()) if point.fns else base)
         outs = []
-        for x_h, (w, bias) in zip(inputs, read_qkv(spec, cfg, block), strict=True):
+        # the modules' own outputs: a factor the attention applies after them (MiMo-V2-Flash's
+        # v_scale) is applied by the model to what these points hand it
+        weights = read_qkv(spec, cfg, block, modules=True)
+        for x_h, (w, bias) in zip(inputs, weights, strict=True):
             normed = normalize(x_h)
             y = torch.einsum("bphd,hde->bphe", normed, w.to(normed.dtype))
             outs.append(y if bias is None else y + bias)

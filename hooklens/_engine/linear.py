@@ -79,16 +79,19 @@ def qkv_modules(spec: ArchSpec, block: nn.Module) -> list[nn.Module]:
     return found
 
 
-def read_qkv(spec: ArchSpec, cfg: Any, block: nn.Module) -> list[WeightAndBias]:
+def read_qkv(
+    spec: ArchSpec, cfg: Any, block: nn.Module, modules: bool = False
+) -> list[WeightAndBias]:
     """`_read_qkv`'s weights times the factors the model applies around the projections, so
     that `ln1.hook_normalized @ W + b` is hook_q/k/v: on `v_proj`'s output (MiMo-V2-Flash's
     `v_scale`), on `k_proj`'s (Falcon-H1's key multiplier), and on attention's input (weights
-    only; Falcon-H1). Where one is not 1, that weight and bias are copies."""
+    only; Falcon-H1). Where one is not 1, that weight and bias are copies. `modules`: without
+    the factors applied after the projections, so that they give the modules' own outputs."""
     found = _read_qkv(spec, cfg, block)
     attn = block.get_submodule(spec.attn) if spec.attn else None
     v = next((getattr(attn, n) for n in V_SCALE if hasattr(attn, n)), 1.0)
-    v = float(v) if isinstance(v, float | int) else 1.0
-    m, k = spec.factor(block, "attn_in"), spec.factor(block, "k")
+    v = float(v) if isinstance(v, float | int) and not modules else 1.0
+    m, k = spec.factor(block, "attn_in"), 1.0 if modules else spec.factor(block, "k")
     scaled = []
     for (w, b), (wf, bf) in zip(found, ((m, 1.0), (m * k, k), (m * v, v)), strict=True):
         scaled.append((w * wf if wf != 1 else w, b * bf if b is not None and bf != 1 else b))
