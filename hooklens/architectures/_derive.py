@@ -49,6 +49,7 @@ from ._names import (
     ROUTER,
     SINKS,
 )
+from ._no_blocks import why_no_blocks
 from ._norms import shared_norm_kind
 from ._qk_order import rotated_qk_norms
 from ._scored_moe import scores_experts_inputs
@@ -92,7 +93,7 @@ def _find_blocks(model: nn.Module, n_layers: int, embed: str) -> str:
                     diff = sorted(set(_signature(block)) ^ set(first))[:2]
                     raise _refuse(model, f"its layers differ (layer {i}: {diff})")
             return name
-    raise _refuse(model, f"no list of {n_layers} blocks")
+    raise _refuse(model, why_no_blocks(model, n_layers))
 
 
 def _signature(block: nn.Module) -> list[tuple[str, str]]:

@@ -17,6 +17,8 @@ from .conftest import _tokenizer
         ("jetmoe", ["JetMoeAttention is a mixture of attention heads", "routing slot"]),
         ("qwen4_exp_text", ["4 parallel streams (hyper-connections, config hc_count=4)"]),
         ("hy_v4", ["4 parallel streams (hyper-connections, config hc_mult=4)"]),
+        ("longcat_flash", ["no list of 4 blocks", "each hold 2 attention sublayers", "(mlp)"]),
+        ("hrm_text", ["no list of 16 blocks", "model.L_module.layers.0: 6 times", "recurrent"]),
         ("beam", ["scale the residual stream itself", "attn_residual_add_idx=2", "0.707"]),
     ],
 )
