@@ -68,6 +68,10 @@ NORMED_RESIDUAL = ("attn_alpha_factor", "mlp_alpha_factor")
 #: block attributes of a block that scales the stream itself at each addition, by the index of
 #: the addition (Beam: `x * sqrt((k - 1) / k) + part / sqrt(k)`, k the attribute's value)
 DEPTH_SCALED_RESIDUAL = ("attn_residual_add_idx", "mlp_residual_add_idx")
+#: block parameters of a block whose stream moves towards each part's normalized output at a
+#: learned per-channel rate instead of adding it (Dory's nGPT layers: x + r * (part - x), with
+#: x the normalized stream)
+INTERPOLATED_RESIDUAL = ("lambda_1", "lambda_2")
 #: a config attribute by which the model halves the residual stream between blocks every so
 #: many layers at inference (RWKV's `rescale_every`; 0 or less: never)
 STREAM_HALVING = ("rescale_every",)

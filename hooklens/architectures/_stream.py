@@ -4,8 +4,8 @@ A factor on the token embedding held by the model rather than the embedding modu
 (RecurrentGemma's `normalizer`, Marian's `embed_scale`), a norm of the embedding that the first
 block applies before anything else (RWKV's `pre_ln`), and a halving of the stream between
 blocks at inference (RWKV's `rescale_every`), or a block whose residual is the normalized
-stream (MiniMax) or the stream scaled at each addition (Beam), which the residual points cannot
-describe.
+stream (MiniMax), scaled at each addition (Beam) or moved towards each part's output rather than
+added to (Dory), which the residual points cannot describe.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from ._names import (
     DEPTH_SCALED_RESIDUAL,
     EMBED_NORM_IN_BLOCK,
     EMBED_SCALE_ATTR,
+    INTERPOLATED_RESIDUAL,
     NORMED_RESIDUAL,
     STREAM_HALVING,
 )
@@ -37,6 +38,13 @@ MSG_NORMED = (
     "alpha * ln1(x) + beta * attn(ln1(x)), then the same around the MLP), so no module's "
     "output is what attention or the MLP adds to the stream, and hook_resid_pre + "
     "hook_attn_out + hook_mlp_out = hook_resid_post would not hold"
+)
+
+MSG_INTERPOLATED = (
+    "its blocks do not add their parts to the stream: each moves the normalized stream towards "
+    "a part's normalized output at a learned per-channel rate ({attrs}: x + r * (part - x), "
+    "x on the unit sphere, as in nGPT), so the stream a block receives is not carried through "
+    "and hook_resid_pre + hook_attn_out + hook_mlp_out = hook_resid_post would not hold"
 )
 
 MSG_DEPTH_SCALED = (
@@ -76,10 +84,14 @@ def stream_rescaled(text: Any, n_layers: int) -> str | None:
 def normed_residual(block: nn.Module) -> str | None:
     """Why the model cannot be wrapped when its blocks' residual is the normalized stream (a
     factor attribute of `NORMED_RESIDUAL` on the block) or a scaled stream (an addition index
-    of `DEPTH_SCALED_RESIDUAL`, Beam's), or None."""
+    of `DEPTH_SCALED_RESIDUAL`, Beam's) or an interpolation towards each part (learned rates of
+    `INTERPOLATED_RESIDUAL`, Dory's), or None."""
     attr = next((a for a in NORMED_RESIDUAL if hasattr(block, a)), None)
     if attr is not None:
         return MSG_NORMED.format(attr=attr)
+    rates = [a for a in INTERPOLATED_RESIDUAL if isinstance(getattr(block, a, None), nn.Parameter)]
+    if rates:
+        return MSG_INTERPOLATED.format(attrs=", ".join(rates))
     depth = {a: getattr(block, a) for a in DEPTH_SCALED_RESIDUAL if hasattr(block, a)}
     if not depth:
         return None

@@ -19,6 +19,7 @@ from .conftest import _tokenizer
         ("hy_v4", ["4 parallel streams (hyper-connections, config hc_mult=4)"]),
         ("longcat_flash", ["no list of 4 blocks", "each hold 2 attention sublayers", "(mlp)"]),
         ("hrm_text", ["no list of 16 blocks", "model.L_module.layers.0: 6 times", "recurrent"]),
+        ("dory", ["do not add their parts to the stream", "(lambda_1, lambda_2"]),
         ("beam", ["scale the residual stream itself", "attn_residual_add_idx=2", "0.707"]),
     ],
 )
