@@ -59,6 +59,11 @@ def norms_after_rotary(model: nn.Module, attn_mod: nn.Module, pairs: list[tuple[
                 lambda m, a, key=norm: calls.setdefault(key, []).append(_first(a).detach())
             )
         )
+    outputs: dict[str, torch.Tensor] = {}  # every child's output, to name a step between
+    for name, child in attn_mod.named_children():
+        handles.append(
+            child.register_forward_hook(lambda m, a, out, key=name: _keep(outputs, key, out))
+        )
     device = next(p.device for p in model.parameters())
     try:
         with torch.no_grad():
@@ -67,6 +72,7 @@ def norms_after_rotary(model: nn.Module, attn_mod: nn.Module, pairs: list[tuple[
         for h in handles:
             h.remove()
     after = set()
+    between: dict[str, str] = {}  # a norm that reads another child's output: that child
     for j, (proj, norm) in enumerate(pairs):
         nth = sum(n == norm for _, n in pairs[:j])  # this pair's call of a shared norm
         if proj not in seen or len(calls.get(norm, ())) <= nth:  # not called as modules: as
@@ -77,16 +83,38 @@ def norms_after_rotary(model: nn.Module, attn_mod: nn.Module, pairs: list[tuple[
         if normed.ndim == 4 and normed.numel() < out.numel():  # a q projection that also holds
             # each head's gate after its queries (Qwen3-Next)
             out = out.reshape(*normed.shape[:3], -1)[..., : normed.shape[3]]
-        after.add(normed.numel() != out.numel() or not torch.allclose(
-            normed.reshape(out.shape), out, atol=1e-5, rtol=1e-4
-        ))  # fmt: skip
+        differs = normed.numel() != out.numel() or not _same(normed, out)
+        after.add(differs)
+        step = next((n for n, o in outputs.items() if differs and _same(normed, o)), None)
+        if step is not None and step not in (proj, norm):
+            kind = type(attn_mod.get_submodule(step)).__name__
+            between[norm] = f"{norm} reads the output of {step} ({kind}) on {proj}'s"
     if len(after) > 1:
-        raise UnsupportedModelError(
-            "its q norm and k norm sit at different places: one reads its projection's output, "
-            "the other something computed from it (the rotated q or k, or another step such as "
-            "a short convolution over positions)"
-        )
+        where = "; ".join(between.values()) or "the other reads the rotated q or k"
+        raise UnsupportedModelError(MSG_APART.format(where=where))
     return after.pop()
+
+
+MSG_APART = (
+    "its q norm and k norm sit at different places: one reads its projection's output, the "
+    "other something computed from it ({where}), so hook_q and hook_k would not be the same "
+    "step of the computation (and ln1.hook_normalized @ W_K would not be hook_k)"
+)
+
+
+def _same(normed: torch.Tensor, out: torch.Tensor) -> bool:
+    """Whether a norm's input is `out`, per head or flat (heads and positions in either order)."""
+    normed, out = normed.float(), out.float()
+    if normed.numel() != out.numel():
+        return False
+    if normed.ndim == 4 and out.ndim == 3 and normed.shape[1] != out.shape[1]:
+        normed = normed.transpose(1, 2)
+    return torch.allclose(normed.reshape(out.shape), out, atol=1e-5, rtol=1e-4)
+
+
+def _keep(found: dict[str, torch.Tensor], key: str, out: Any) -> None:
+    """Record a module's first output (a hook that returns nothing, so the output stays)."""
+    found.setdefault(key, _first(out).detach())
 
 
 def _first(value: Any) -> torch.Tensor:
