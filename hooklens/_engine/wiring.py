@@ -48,8 +48,9 @@ def build_points(
             b.output_site(get_module(model, inner), "hook_resid_pre", layer)
         else:
             b.input_site(block, "hook_resid_pre", layer, in_place=False)
-        if spec.ln1 is not None:  # post-LN: ln1 normalizes resid_mid (after attention)
-            b.norm_site(sub(spec.ln1), "ln1", layer)
+        ln1 = spec.norms_of(layer)[0]  # a hybrid's mixer layer may have its own norms
+        if ln1 is not None:  # post-LN: ln1 normalizes resid_mid (after attention)
+            b.norm_site(sub(ln1), "ln1", layer)
         layout = spec.layers[layer] if spec.layers is not None else None
         if "attention" in feats:
             _attention_parts(b, block, layer, spec.added_scale(block, "attn_out"))
@@ -97,11 +98,11 @@ def _mlp_parts(
     b: Builder, block: nn.Module, layer: int, feats: frozenset[str], out_scale: float
 ) -> None:
     sub, spec = block.get_submodule, b.spec
-    mid_at = spec.resid_mid_at or spec.ln2
+    _, own_ln2, mlp_out, mid_at = spec.norms_of(layer)
     if mid_at is not None and "sequential" in feats:
         b.input_site(sub(mid_at), "hook_resid_mid", layer, in_place=True)
     # a layer that is only an MLP (Nemotron-H) has one norm, the MLP's
-    ln2 = spec.ln1 if spec.layers is not None and spec.layers[layer].kind == "mlp" else spec.ln2
+    ln2 = spec.ln1 if spec.layers is not None and spec.layers[layer].kind == "mlp" else own_ln2
     if ln2 is not None and not spec.post_ln:  # post-LN: ln2 is served with resid_post
         b.norm_site(sub(ln2), "ln2", layer)
     if spec.moe_router is not None and spec.moe_experts is not None and "moe" in feats:
@@ -121,10 +122,10 @@ def _mlp_parts(
     if "dense_mlp" in feats:
         b.input_site(sub(spec.mlp_down), "mlp.hook_post", layer, in_place=False)
     if spec.mlp_beside is not None:  # a shared MLP beside it: the block adds both outputs
-        mods = (sub(spec.mlp_out), sub(spec.mlp_beside))
+        mods = (sub(mlp_out), sub(spec.mlp_beside))
         summed_output_site(b, mods, "hook_mlp_out", layer, out_scale)
     else:
-        out = sub(spec.mlp_out)
+        out = sub(mlp_out)
         b.output_site(out, "hook_mlp_out", layer, out_scale, copy=spec.mlp_out_changed)
 
 

@@ -28,13 +28,11 @@ from ._latent import latent_kv
 from ._layer_checks import parallel_streams, routed_queries, unlike_layers
 from ._names import (
     ATTN,
-    ATTN_OUT_NORM,
     EMBED_NORM_IN_BLOCK,
     EMBED_SCALE,
     EXPERTS_CALL,
     FINAL_NORM,
     LN1,
-    LN2,
     LOGIT_SCALES,
     LOGIT_SOFTCAPS,
     MLP,
@@ -45,12 +43,13 @@ from ._names import (
     OUTPUT_SCALE,
     PER_LAYER_OUT,
     POS_EMBED,
-    PRE_MLP,
     ROUTER,
     SINKS,
 )
 from ._no_blocks import why_no_blocks
 from ._norms import shared_norm_kind
+from ._placement import NORM_ROLES, mixer_norms, places
+from ._placement import child as _child
 from ._qk_order import rotated_qk_norms
 from ._scored_moe import scores_experts_inputs
 from ._spec import ArchSpec, Layout, Proj
@@ -62,13 +61,6 @@ def _refuse(model: nn.Module, what: str) -> UnsupportedModelError:
         f"{type(model).__name__} does not follow the pre-norm decoder template hooklens "
         f"derives adapters from: {what}"
     )
-
-
-def _child(parent: nn.Module, names: tuple[str, ...]) -> str | None:
-    for name in names:
-        if isinstance(getattr(parent, name, None), nn.Module):
-            return name
-    return None
 
 
 def _path_of(model: nn.Module, target: nn.Module | None) -> str | None:
@@ -101,8 +93,11 @@ def _signature(block: nn.Module) -> list[tuple[str, str]]:
     what mixes positions (a hybrid's layers differ there; `_hybrid.py` reads them)."""
     slots = [n for n in (_child(block, MLP), *ATTN, *MIXERS) if n and hasattr(block, n)]
     mixing = set(ATTN) | set(MIXERS)
-    return sorted(
-        ("<mixer>" if n in mixing else n, type(m).__name__ if n not in slots else "")
+    return sorted(  # a norm by its class only: a hybrid's layers may place them apart
+        (
+            "<mixer>" if n in mixing else "<norm>" if n in NORM_ROLES else n,
+            type(m).__name__ if n not in slots else "",
+        )
         for n, m in block.named_modules()
         if n
         and not any(n.startswith(f"{s}.") for s in slots)
@@ -214,21 +209,11 @@ def derive(model: nn.Module) -> ArchSpec:
     if attn is None and layers is None:
         raise _refuse(model, f"{kind} has no attention module ({', '.join(ATTN)})")
     attn_mod = block.get_submodule(attn) if attn is not None else None
-    ln1 = _child(block, LN1)
-    pre_mlp = _child(block, PRE_MLP)
-    # post-norm (OLMo 2): no norm reads the stream; norms sit on what attention and MLP add
-    post_norm = ln1 is None and pre_mlp is None and _child(block, MLP_OUT_NORM) is not None
-    if ln1 is None and not post_norm:
+    template = places(block)
+    if template is None:
         raise _refuse(model, f"{kind} has no norm before attention (looked for {', '.join(LN1)})")
-    if post_norm:
-        ln2: str | None = None
-        attn_out = _child(block, ("post_attention_layernorm", *ATTN_OUT_NORM)) or attn
-    elif pre_mlp is not None:  # sandwich norms: post_attention_layernorm is an output norm
-        ln2 = pre_mlp
-        attn_out = _child(block, ("post_attention_layernorm", *ATTN_OUT_NORM)) or attn
-    else:
-        ln2 = _child(block, LN2)
-        attn_out = _child(block, ATTN_OUT_NORM) or attn
+    ln1, ln2, attn_out_norm, _, post_norm = template
+    attn_out = attn_out_norm or attn
     if layers is not None and attn_out != attn:  # mixers' outputs pass the same output norm
         layers = tuple(replace(x, out=attn_out) if x.kind == "mixer" else x for x in layers)
     # a hybrid's MLP is read in the layers that have one (a Mamba block has none)
@@ -240,6 +225,11 @@ def derive(model: nn.Module) -> ArchSpec:
     if len(mlp_paths) > 1:
         raise _refuse(model, f"its MLPs sit at different paths ({sorted(map(str, mlp_paths))})")
     mlp = next(iter(mlp_paths), None)
+    if layers is not None:  # a mixer layer's norms may sit elsewhere (OLMo-hybrid)
+        placed = mixer_norms(all_blocks, layers, template, mlp)
+        if isinstance(placed, str):
+            raise _refuse(model, placed)
+        layers = placed
     moe: tuple[str, str] | None = None
     moe_layers: tuple[int, ...] | None = None
     mlp_in, mlp_up, mlp_down, fused = "", None, "", False
@@ -308,6 +298,8 @@ def derive(model: nn.Module) -> ArchSpec:
     like = next(model.parameters())
     width = int(getattr(text, "hidden_size", 0) or like.shape[-1])
     norms = [*(block.get_submodule(n) for n in (ln1, ln2) if n), parent.get_submodule(final)]
+    for i, lay in enumerate(layers or ()):  # a mixer layer's own norms compute the same
+        norms += [all_blocks[i].get_submodule(n) for n in (lay.norms or ())[:2] if n]
     norm, offset = shared_norm_kind(model, norms, width, like)
     scale = next(
         ((a, op) for a, op in LOGIT_SCALES if getattr(text, a, None) not in (None, 1)), None

@@ -115,7 +115,9 @@ class LayerLayout:
     `beside` (an attention layer): a mixer (block path) that reads the same normalized stream
     as attention and whose output the block adds with attention's in the same step (Falcon-H1's
     `mamba`): its output is `hook_mixer_out`, so the layer has both attention's and the mixer's
-    points, and `resid_pre + attn_out + mixer_out = resid_mid`.
+    points, and `resid_pre + attn_out + mixer_out = resid_mid`. `norms` (a mixer layer whose
+    norms sit elsewhere than the attention layers', OLMo-hybrid's pre-norm linear-attention
+    layers beside post-norm attention ones): its own (ln1, ln2, mlp_out, resid_mid's module).
     """
 
     kind: Literal["attention", "mixer", "mlp"]
@@ -124,6 +126,7 @@ class LayerLayout:
     mlp: bool = True
     out: str | None = None
     beside: str | None = None
+    norms: tuple[str | None, str | None, str, str | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -308,6 +311,9 @@ class ArchSpec:
             found = (found - {"attention", "mha", "ln1", "sequential"}) | {"ln2"}
         if layout is not None and not layout.mlp:
             found = found - {"mlp", "sequential", "ln2", "dense_mlp", "gated_mlp", "moe"}
+        if layout is not None and layout.norms is not None:  # its own norms (OLMo-hybrid)
+            own = {f for f, n in (("ln1", layout.norms[0]), ("ln2", layout.norms[1])) if n}
+            found = (found - {"ln1", "ln2"}) | own  # type: ignore[operator]
         if layer in self.sink_layers:
             found = found | {"sinks"}
         if self.moe_layers is None or layer in self.moe_layers or "mlp" not in found:
@@ -316,6 +322,11 @@ class ArchSpec:
         if self.mlp_up is not None or self.mlp_gate_up_fused:
             dense.add("gated_mlp")
         return (found - {"moe"}) | dense
+
+    def norms_of(self, layer: int) -> tuple[str | None, str | None, str, str | None]:
+        """Layer `layer`'s (ln1, ln2, mlp_out, resid_mid's module): its own, or the adapter's."""
+        own = self.layers[layer].norms if self.layers is not None else None
+        return own or (self.ln1, self.ln2, self.mlp_out, self.resid_mid_at or self.ln2)
 
     def attention_layers(self, n_layers: int) -> list[int]:
         """The layers that attend (all of them, unless this is a hybrid)."""

@@ -1,0 +1,77 @@
+"""Where a block's norms sit, read per layer: a hybrid's layers of different kinds may differ.
+
+A block's norms are found by their names (data in `_names.py`): before attention (`ln1`),
+before the MLP (`ln2`), on what attention and the MLP add (output norms). Where no norm reads
+the stream and norms sit on the outputs only, the block is post-norm (OLMo 2). OLMo-hybrid
+mixes the two: its attention layers are post-norm, its linear-attention layers pre-norm. The
+adapter's `ln1`/`ln2`/`attn_out`/`mlp_out` describe the attention layers; a mixer layer whose
+norms sit elsewhere gets its own (`LayerLayout.norms`, `LayerLayout.out`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import NamedTuple
+
+from torch import nn
+
+from ._names import ATTN_OUT_NORM, LN1, LN2, MLP_OUT_NORM, PRE_MLP
+from ._spec import LayerLayout
+
+__all__ = ["NORM_ROLES", "Places", "child", "mixer_norms", "places"]
+
+#: every name a norm of a block may have, whatever its place
+NORM_ROLES = frozenset((*LN1, *LN2, *PRE_MLP, *ATTN_OUT_NORM, *MLP_OUT_NORM))
+
+
+def child(parent: nn.Module, names: tuple[str, ...]) -> str | None:
+    """The first of `names` that is a child module of `parent`."""
+    return next((n for n in names if isinstance(getattr(parent, n, None), nn.Module)), None)
+
+
+class Places(NamedTuple):
+    """A block's norms: before attention, before the MLP, on attention's output (None: none,
+    attention's output is what the block adds), on the MLP's output (likewise), post-norm."""
+
+    ln1: str | None
+    ln2: str | None
+    attn_out: str | None
+    mlp_out: str | None
+    post_norm: bool
+
+
+def places(block: nn.Module) -> Places | None:
+    """Where `block`'s norms sit; None when it has neither a norm before attention nor norms on
+    the outputs only."""
+    ln1, pre_mlp = child(block, LN1), child(block, PRE_MLP)
+    mlp_out = child(block, MLP_OUT_NORM)
+    # post-norm (OLMo 2): no norm reads the stream; norms sit on what attention and MLP add
+    post_norm = ln1 is None and pre_mlp is None and mlp_out is not None
+    if ln1 is None and not post_norm:
+        return None
+    if post_norm or pre_mlp is not None:  # sandwich norms: post_attention_layernorm is an
+        ln2 = pre_mlp  # output norm
+        attn_out = child(block, ("post_attention_layernorm", *ATTN_OUT_NORM))
+    else:
+        ln2, attn_out = child(block, LN2), child(block, ATTN_OUT_NORM)
+    return Places(ln1, ln2, attn_out, mlp_out, post_norm)
+
+
+def mixer_norms(
+    blocks: list[nn.Module], layers: tuple[LayerLayout, ...], template: Places, mlp: str | None
+) -> tuple[LayerLayout, ...] | str:
+    """`layers` with each mixer layer's own norms where they sit elsewhere than the attention
+    layers' (`template`), or why the layers cannot be described (an attention layer whose norms
+    differ from the template's, or a layer with no norm before its mixer nor on its outputs)."""
+    found = []
+    for i, (block, lay) in enumerate(zip(blocks, layers, strict=True)):
+        own = places(block)
+        if own == template or lay.kind == "mlp":
+            found.append(lay)
+            continue
+        if lay.kind == "attention" or own is None:
+            return f"its layers' norms differ (layer {i}: {own}, not {template})"
+        mid = own.ln2 if not own.post_norm else mlp
+        norms = (own.ln1, own.ln2, own.mlp_out or mlp or "", mid)
+        found.append(replace(lay, out=own.attn_out, norms=norms))
+    return tuple(found)
