@@ -48,7 +48,7 @@ from ._names import (
 )
 from ._no_blocks import why_no_blocks
 from ._norms import shared_norm_kind
-from ._placement import NORM_ROLES, mixer_norms, places
+from ._placement import NORM_ROLES, gated_norms, mixer_norms, places
 from ._placement import child as _child
 from ._qk_order import rotated_qk_norms
 from ._scored_moe import scores_experts_inputs
@@ -79,7 +79,7 @@ def _find_blocks(model: nn.Module, n_layers: int, embed: str) -> str:
             first = _signature(module[0])
             for i, block in enumerate(module):
                 if _signature(block) != first:
-                    shared = shared_block(block, i)  # Zamba's: say what it is
+                    shared = shared_block(block, i) or gated_norms(block, i)  # say what
                     if shared is not None:
                         raise _refuse(model, shared)
                     diff = sorted(set(_signature(block)) ^ set(first))[:2]

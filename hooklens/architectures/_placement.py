@@ -18,7 +18,7 @@ from torch import nn
 from ._names import ATTN_OUT_NORM, LN1, LN2, MLP_OUT_NORM, PRE_MLP
 from ._spec import LayerLayout
 
-__all__ = ["NORM_ROLES", "Places", "child", "mixer_norms", "places"]
+__all__ = ["NORM_ROLES", "Places", "child", "gated_norms", "mixer_norms", "places"]
 
 #: every name a norm of a block may have, whatever its place
 NORM_ROLES = frozenset((*LN1, *LN2, *PRE_MLP, *ATTN_OUT_NORM, *MLP_OUT_NORM))
@@ -75,3 +75,28 @@ def mixer_norms(
         norms = (own.ln1, own.ln2, own.mlp_out or mlp or "", mid)
         found.append(replace(lay, out=own.attn_out, norms=norms))
     return tuple(found)
+
+
+MSG_GATED = (
+    "layer {i}'s {names} ({kinds}) hold{s} a projection ({inner}): a norm followed by an "
+    "input-dependent gate computed from its output, not a norm, so its hook_scale and "
+    "hook_normalized would not have a norm's meaning (x / scale times a weight) and an edit of "
+    "the scale would not act as it does on a norm"
+)
+
+
+def gated_norms(block: nn.Module, i: int) -> str | None:
+    """Why layer `i` cannot be described when a module in a norm's place holds a projection of
+    its own (AXK2's `AXK2GatedRMSNorm`: RMSNorm(x) * sigmoid(mlp(RMSNorm(x)))), or None."""
+    gated = {
+        n: [p for p, m in c.named_modules() if isinstance(m, nn.Linear)]
+        for n, c in block.named_children()
+        if n in NORM_ROLES
+    }
+    gated = {n: inner for n, inner in gated.items() if inner}
+    if not gated:
+        return None
+    kinds = ", ".join(type(block.get_submodule(n)).__name__ for n in gated)
+    inner = ", ".join(f"{n}.{p}" for n, ps in gated.items() for p in ps[:2])
+    s = "s" if len(gated) == 1 else ""
+    return MSG_GATED.format(i=i, names=" and ".join(gated), kinds=kinds, s=s, inner=inner)
