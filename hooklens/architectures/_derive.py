@@ -82,20 +82,22 @@ def _find_blocks(model: nn.Module, n_layers: int, embed: str) -> str:
                     shared = shared_block(block, i) or gated_norms(block, i)  # say what
                     if shared is not None:
                         raise _refuse(model, shared)
-                    diff = sorted(set(_signature(block)) ^ set(first))[:2]
+                    named = set(_signature(block, True)) ^ set(_signature(module[0], True))
+                    diff = sorted(named)[:2]
                     raise _refuse(model, f"its layers differ (layer {i}: {diff})")
             return name
     raise _refuse(model, why_no_blocks(model, n_layers))
 
 
-def _signature(block: nn.Module) -> list[tuple[str, str]]:
+def _signature(block: nn.Module, named: bool = False) -> list[tuple[str, str]]:
     """The block's modules, except inside its MLP (dense and MoE layers may alternate) and
-    what mixes positions (a hybrid's layers differ there; `_hybrid.py` reads them)."""
+    what mixes positions (a hybrid's layers differ there; `_hybrid.py` reads them); norms by
+    their class only unless `named` (a hybrid's layers may place them apart)."""
     slots = [n for n in (_child(block, MLP), *ATTN, *MIXERS) if n and hasattr(block, n)]
     mixing = set(ATTN) | set(MIXERS)
-    return sorted(  # a norm by its class only: a hybrid's layers may place them apart
+    return sorted(
         (
-            "<mixer>" if n in mixing else "<norm>" if n in NORM_ROLES else n,
+            "<mixer>" if n in mixing else "<norm>" if n in NORM_ROLES and not named else n,
             type(m).__name__ if n not in slots else "",
         )
         for n, m in block.named_modules()
