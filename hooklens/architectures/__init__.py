@@ -32,7 +32,7 @@ from . import (
 from ._derive import derive
 from ._encoder import derive_encoder, is_encoder
 from ._seq2seq import derive_post_ln_decoder, is_post_ln_decoder, with_embeddings
-from ._spec import ArchSpec, Proj
+from ._spec import ArchSpec, Proj, text_config
 
 #: every adapter; a module with `SPECS` has one per configuration variant (Falcon), tried in order
 ADAPTERS: tuple[ArchSpec, ...] = tuple(
@@ -88,6 +88,7 @@ def check_supported(class_name: str, config: Any) -> ArchSpec:
             )
         )
     failures = []
+    config = text_config(config)  # a composite model's requirements are its language model's
     for spec in specs:  # the first variant whose configuration requirements hold
         failed = next(
             (req for req in spec.config_requirements if getattr(config, req[0], req[1]) != req[1]),

@@ -1,7 +1,8 @@
 """Configuration variants the registry's tiny models do not cover, of families with one adapter
 per variant (chosen by the configuration): Falcon's block layouts, GPTBigCode without multi-query
-attention, Persimmon without q/k norms. Each must reproduce the model with every point attached,
-pass the load-time check, and take edits at resid_pre, z and pattern like raw torch hooks."""
+attention, Persimmon (and Fuyu's Persimmon language model) without q/k norms. Each must
+reproduce the model with every point attached, pass the load-time check, and take edits at
+resid_pre, z and pattern like raw torch hooks."""
 
 from __future__ import annotations
 
@@ -17,7 +18,9 @@ from hooklens.architectures._registry import VOCAB, _sharpen, tiny_config
 from .test_registry import _check_edits
 
 #: the explicit adapters of families whose attention does not fit the derived template
-EXPLICIT = ["gpt_neo", "bloom", "falcon", "gpt_bigcode", "codegen", "mpt", "persimmon", "xglm"]
+EXPLICIT = [
+    "gpt_neo", "bloom", "falcon", "gpt_bigcode", "codegen", "mpt", "persimmon", "fuyu", "xglm",
+]  # fmt: skip
 
 
 @pytest.mark.parametrize("model_type", EXPLICIT)
@@ -48,6 +51,8 @@ VARIANTS = {
     ),
     ("gpt_bigcode", "per_head"): ({"multi_query": False, "num_key_value_heads": 4}, 4),
     ("persimmon", "no_qk_norm"): ({"qk_layernorm": False}, 4),
+    # Fuyu's language model is Persimmon's: its text config chooses the variant
+    ("fuyu", "no_qk_norm"): ({"qk_layernorm": False}, 4),
 }
 
 
@@ -57,8 +62,9 @@ def test_configuration_variant(tmp_path, variant):
 
     config = tiny_config(variant[0])
     changes, kv_heads = VARIANTS[variant]
+    text = config.get_text_config()  # the config itself, or a composite model's text part
     for key, value in changes.items():
-        setattr(config, key, value)
+        setattr(text, key, value)
     torch.manual_seed(0)
     hf = AutoModelForCausalLM.from_config(config).eval()
     _sharpen(hf)
@@ -66,7 +72,8 @@ def test_configuration_variant(tmp_path, variant):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", hl.NoTokenizerWarning)
         model = hl.HookedModel.from_pretrained(str(tmp_path))
-    assert all(getattr(config, k) == v for k, v, _ in model.spec.config_requirements)
+    assert all(getattr(text, k) == v for k, v, _ in model.spec.config_requirements)
+    assert model.spec.family == variant[0]
     verify(model)  # every claim of the adapter, against the model's own forward
     tokens = torch.randint(4, VOCAB, (2, 7), generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
