@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from .linear import join_qkv, module_output, o_module, qkv_modules, read_o, read_qkv
+from .linear import bias_of, join_qkv, module_output, o_module, qkv_modules, read_o, read_qkv
 
 if TYPE_CHECKING:
     from .sites import Builder
@@ -123,7 +123,7 @@ def _result_site(b: Builder, block: nn.Module, layer: int) -> None:
 
     def hook(mod: nn.Module, args: Any, out: torch.Tensor) -> torch.Tensor:
         z = b._bpd(args[0])
-        w, bias = read_o(spec, cfg, block)
+        w, bias = read_o(spec, cfg, block)[0], bias_of(mod)  # the projection's own bias
         heads = z.view(*z.shape[:-1], cfg.n_heads, cfg.d_head)
         result = point.fire(torch.einsum("bphe,hed->bphd", heads, w.to(z.dtype)))
         total = result.sum(-2)

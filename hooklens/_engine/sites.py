@@ -112,11 +112,13 @@ class Builder:
         *,
         copy: bool = False,
         positions: bool = False,
+        added: torch.Tensor | None = None,
     ) -> None:
         """A module's (first) output (batch, pos, dim), times `scale` (applied after it);
         `copy`: hand the model a copy of what the point returns (the model edits it later);
         `positions`: the output is per position only, and may come as (pos, dim) with no batch
-        axis (sinusoidal tables), which the point sees as (batch, pos, dim)."""
+        axis (sinusoidal tables), which the point sees as (batch, pos, dim); `added`: a bias the
+        block adds to the output before the scale (`ArchSpec.o_bias`), in the point."""
         site = self._site(lambda: [mod.register_forward_hook(hook)])
         point = self._new(suffix, layer, site)
         if point is None:
@@ -125,6 +127,10 @@ class Builder:
 
         def hook(_: nn.Module, args: Any, out: Any) -> Any:
             t = _first(out)
+            if added is not None:  # the point holds it; the module's output does not
+                v = bpd((t + added) * scale)
+                new = point.fire(v)
+                return None if new is v else _with_first(out, new.reshape(t.shape) / scale - added)
             # a (pos, dim) table would be split over the batch by bpd, wrongly, so it gets its axis
             unbatched = positions and t.ndim == 2
             v = t.unsqueeze(0) if unbatched else bpd(t)

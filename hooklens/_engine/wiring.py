@@ -18,6 +18,7 @@ from .gate import add_gate_site
 from .head_sites import add_head_sites
 from .hooks import HookPoint
 from .latent import add_latent_sites
+from .linear import added_o_bias
 from .points import POINTS, POINTS_BY_SUFFIX, split_name
 from .scored_moe import scored_experts_site
 from .sites import Builder, get_module
@@ -90,7 +91,8 @@ def _attention_parts(b: Builder, block: nn.Module, layer: int, out_scale: float)
     here = spec.latent_kv is None  # else the latent sites read q and k
     b.attention_site(sub(spec.attn), layer, q_here=here and not qs, k_here=here and not ks)
     add_gate_site(b, block, layer, b.attn_sites[-1][1])  # where attention's output is gated
-    b.output_site(sub(spec.attn_out), "hook_attn_out", layer, out_scale)
+    added = added_o_bias(spec, block)  # a bias the block adds after attention's module
+    b.output_site(sub(spec.attn_out), "hook_attn_out", layer, out_scale, added=added)
 
 
 def _mlp_parts(

@@ -248,6 +248,10 @@ class ArchSpec:
     #: the attention's output projection (its input is `attn.hook_z`, times `attn_gate`'s
     #: gate where there is one), where known
     o_proj: str | None = None
+    #: a bias (block path of a parameter) that the attention returns beside its output and the
+    #: block adds to it (GPT-NeoX-Japanese's last layer's `dense_bias`; layers without the
+    #: parameter have none): `hook_attn_out` and b_O include it
+    o_bias: str | None = None
     #: the layers whose attention joins a learned logit per head (an attention sink: GPT-OSS's
     #: `sinks`, which the attention function receives as `s_aux`) to the softmax over the keys
     #: and then drops it: their `hook_pattern` rows sum to 1 minus `hook_sink`

@@ -6,6 +6,7 @@ resid_pre, z and pattern like raw torch hooks."""
 
 from __future__ import annotations
 
+import copy
 import warnings
 
 import pytest
@@ -20,6 +21,7 @@ from .test_registry import _check_edits
 #: the explicit adapters of families whose attention does not fit the derived template
 EXPLICIT = [
     "gpt_neo", "bloom", "falcon", "gpt_bigcode", "codegen", "mpt", "persimmon", "fuyu", "xglm",
+    "gpt_neox_japanese",
 ]  # fmt: skip
 
 
@@ -82,3 +84,39 @@ def test_configuration_variant(tmp_path, variant):
     assert (logits - ref).abs().max() <= 1e-4
     assert cache["blocks.0.attn.hook_k"].shape[2] == model.cfg.n_kv_heads == kv_heads
     _check_edits(model, tokens, ref)
+
+
+def test_bias_the_block_adds_after_attention(registry):
+    """GPT-NeoX-Japanese's last attention returns `dense_bias` beside its output and the block
+    adds it: hook_attn_out and b_O include it, and an edit of hook_attn_out is what enters
+    the stream (equal to the same edit of the block's sum by a raw hook)."""
+    from .conftest import randomize_biases
+
+    _, wrapped = registry("gpt_neox_japanese")
+    assert wrapped is not None and wrapped.spec.o_bias is not None
+    hf = copy.deepcopy(wrapped.hf_model)
+    randomize_biases(hf)
+    model = hl.HookedModel(hf)
+    last = model.cfg.n_layers - 1
+    block = model.hf_model.get_submodule(model.spec.blocks)[last]
+    bias = block.attention.dense_bias
+    assert bias is not None and bias.abs().max() > 0
+    assert block.attention.dense.bias is None  # only the block adds a bias
+    tokens = torch.randint(4, VOCAB, (1, 6), generator=torch.Generator().manual_seed(1))
+    b = f"blocks.{last}."
+    with torch.no_grad():
+        _, cache = model.run_with_cache(tokens)
+        torch.testing.assert_close(model.weights.layer(last).b_O, bias)
+        heads = torch.einsum("bphe,hed->bpd", cache[b + "attn.hook_z"], model.W_O[last])
+        torch.testing.assert_close(cache[b + "hook_attn_out"], heads + bias)
+        torch.testing.assert_close(
+            cache[b + "hook_resid_pre"] + cache[b + "hook_attn_out"] + cache[b + "hook_mlp_out"],
+            cache[b + "hook_resid_post"],
+        )
+        ours = model.run_with_hooks(tokens, fwd_hooks=[(b + "hook_attn_out", lambda x, h: x * 0)])
+        handle = block.attention.register_forward_hook(lambda m, a, out: (-out[2], *out[1:]))
+        try:
+            want = model.hf_model(tokens).logits
+        finally:
+            handle.remove()
+    torch.testing.assert_close(ours, want)
