@@ -12,7 +12,8 @@ from typing import Any
 
 from torch import nn
 
-from ..architectures._spec import ArchSpec, module_scale, scale_of
+from ..architectures._factors import embed_factor
+from ..architectures._spec import ArchSpec
 from . import attention as _attention
 from .gate import add_gate_site
 from .head_sites import add_head_sites
@@ -20,6 +21,7 @@ from .hooks import HookPoint
 from .latent import add_latent_sites
 from .linear import added_o_bias
 from .points import POINTS, POINTS_BY_SUFFIX, split_name
+from .pos_table import pos_table_site
 from .scored_moe import scored_experts_site
 from .sites import Builder, get_module
 from .summed import summed_output_site
@@ -30,12 +32,12 @@ def build_points(
 ) -> tuple[dict[str, HookPoint], Builder]:
     """Every hook point of `model`, in execution order, and the builder that holds its sites."""
     b = Builder(model, spec, cfg, features)
-    embed_scale = scale_of(model.config, spec.embed_scale) * module_scale(
-        model, spec.embed_scale_at
-    )
+    embed_scale = embed_factor(model, spec)
     b.output_site(get_module(model, spec.embed_norm or spec.embed), "hook_embed", None, embed_scale)
     if spec.pos_embed is not None:
         b.output_site(get_module(model, spec.pos_embed), "hook_pos_embed", None, positions=True)
+    elif spec.pos_table is not None:  # rows of a table the model indexes itself (CTRL)
+        pos_table_site(b)
     if spec.token_type_embed is not None:
         b.output_site(get_module(model, spec.token_type_embed), "hook_token_type_embed", None)
     for layer, block in enumerate(b.blocks):

@@ -9,6 +9,7 @@ from .._errors import MSG_UNSUPPORTED, MSG_UNSUPPORTED_CONFIG, UnsupportedModelE
 from . import (
     bloom,
     codegen,
+    ctrl,
     dbrx,
     falcon,
     gemma2,
@@ -43,6 +44,7 @@ ADAPTERS: tuple[ArchSpec, ...] = tuple(
         bloom,
         falcon,
         codegen,
+        ctrl,
         gpt_bigcode,
         gpt_neo,
         gpt_neox,

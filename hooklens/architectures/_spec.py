@@ -162,6 +162,10 @@ class ArchSpec:
     mlp_out: str
     ln2: str | None
     pos_embed: str | None = None
+    #: positions as rows of a table the model indexes itself, with no module (CTRL's sinusoidal
+    #: `pos_encoding` buffer): (buffer path, path of the module whose input is the embeddings'
+    #: sum), served by `_engine/pos_table.py`
+    pos_table: tuple[str, str] | None = None
     #: a norm applied to the token embedding before block 0 (BLOOM): `hook_embed` is its output,
     #: as in TransformerLens
     embed_norm: str | None = None
@@ -231,6 +235,9 @@ class ArchSpec:
     #: multiplies the token embedding's output outside the embedding module (Marian's decoder,
     #: RecurrentGemma's model, which multiplies by sqrt(d_model) in bfloat16): in `hook_embed`
     embed_scale_at: str | None = None
+    #: a config attribute whose square root multiplies the token embedding outside the
+    #: embedding module (CTRL: sqrt(n_embd)): in `hook_embed`
+    embed_scale_sqrt: str | None = None
     output_scale: str | None = None
     #: factors a block applies to one part outside that part's module, as (role, block path of
     #: a number attribute) pairs (Falcon-H1's µP multipliers; roles: `FACTOR_ROLES`). The points
