@@ -73,7 +73,8 @@ def build_points(
             b.output_site(block, "hook_resid_post", layer)
         add_head_sites(b, block, layer)
     if spec.final_norm is not None:  # a post-LN decoder's last ln2 output is unembedded (BART)
-        b.norm_site(get_module(model, spec.final_norm), "ln_final", None)
+        reused = spec.embed_sum_norm == spec.final_norm  # also the embedding's (NanoChat)
+        b.norm_site(get_module(model, spec.final_norm), "ln_final", None, skip_first=reused)
     return _ordered(b)
 
 

@@ -357,7 +357,7 @@ def derive(model: nn.Module) -> ArchSpec:
         layers=layers,
         embed_scale=next((a for a in EMBED_SCALE if hasattr(text, a)), None),
         embed_scale_at=scale_owner(model, embed, parent, parent_path),
-        embed_sum_norm=embed_norm_in_block(all_blocks[0], blocks),
+        embed_sum_norm=embed_norm_in_block(model, blocks, prefix + final),
         output_scale=next((a for a in OUTPUT_SCALE if hasattr(block, a)), None),
         factors=block_factors(block, attn, mlp),
         per_layer_out=_child(block, PER_LAYER_OUT),

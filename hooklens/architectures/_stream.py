@@ -2,7 +2,8 @@
 
 A factor on the token embedding held by the model rather than the embedding module
 (RecurrentGemma's `normalizer`, Marian's `embed_scale`), a norm of the embedding that the first
-block applies before anything else (RWKV's `pre_ln`), and a halving of the stream between
+block applies before anything else (RWKV's `pre_ln`) or the model before the blocks with its
+final norm (NanoChat), and a halving of the stream between
 blocks at inference (RWKV's `rescale_every`), or a block whose residual is the normalized
 stream (MiniMax), which the residual points cannot describe.
 """
@@ -14,6 +15,7 @@ from typing import Any
 from torch import nn
 
 from ._names import EMBED_NORM_IN_BLOCK, EMBED_SCALE_ATTR, NORMED_RESIDUAL, STREAM_HALVING
+from ._run_order import final_norm_on_embed
 
 __all__ = ["embed_norm_in_block", "normed_residual", "scale_owner", "stream_rescaled"]
 
@@ -40,13 +42,15 @@ def scale_owner(model: nn.Module, embed: str, parent: nn.Module, path: str) -> s
     return path if not on_embed and any(hasattr(parent, a) for a in EMBED_SCALE_ATTR) else None
 
 
-def embed_norm_in_block(first: nn.Module, blocks: str) -> str | None:
-    """The model path of a norm block 0 applies to the embedding before its parts (RWKV's
-    `pre_ln`), or None."""
+def embed_norm_in_block(model: nn.Module, blocks: str, final: str) -> str | None:
+    """The model path of a norm applied to the embedding before block 0's parts: one block 0
+    holds (RWKV's `pre_ln`), or the final norm, which the model also calls before the blocks
+    (NanoChat); or None."""
+    first = model.get_submodule(blocks)[0]  # type: ignore[index]
     name = next(
         (n for n in EMBED_NORM_IN_BLOCK if isinstance(getattr(first, n, None), nn.Module)), None
     )
-    return f"{blocks}.0.{name}" if name is not None else None
+    return f"{blocks}.0.{name}" if name is not None else final_norm_on_embed(model, final, blocks)
 
 
 def stream_rescaled(text: Any, n_layers: int) -> str | None:
