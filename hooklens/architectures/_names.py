@@ -68,6 +68,9 @@ NORMED_RESIDUAL = ("attn_alpha_factor", "mlp_alpha_factor")
 #: a config attribute by which the model halves the residual stream between blocks every so
 #: many layers at inference (RWKV's `rescale_every`; 0 or less: never)
 STREAM_HALVING = ("rescale_every",)
+#: a config attribute giving a number of learned prompt tokens the model prepends to every
+#: input inside its forward and drops after its last block (CPM-Ant's `prompt_length`)
+PROMPT_PREFIX = ("prompt_length",)
 OUTPUT_SCALE = ("residual_multiplier", "residual_scale")
 #: factors a block applies to one part outside the part's module (`ArchSpec.factors`): role ->
 #: (where the attribute sits: "block", "attn" or "mlp"; its candidate names). Falcon-H1's µP

@@ -14,7 +14,13 @@ from typing import Any
 
 from torch import nn
 
-from ._names import EMBED_NORM_IN_BLOCK, EMBED_SCALE_ATTR, NORMED_RESIDUAL, STREAM_HALVING
+from ._names import (
+    EMBED_NORM_IN_BLOCK,
+    EMBED_SCALE_ATTR,
+    NORMED_RESIDUAL,
+    PROMPT_PREFIX,
+    STREAM_HALVING,
+)
 from ._run_order import final_norm_on_embed
 
 __all__ = ["embed_norm_in_block", "normed_residual", "scale_owner", "stream_rescaled"]
@@ -25,6 +31,14 @@ MSG_HALVED = (
     "hook_resid_pre. The halving only guards half precision against overflow; load the model "
     "with {attr}=0 to wrap it: HookedModel.from_pretrained(name, {attr}=0) (a keyword "
     "transformers sets on its config)"
+)
+
+MSG_PROMPT = (
+    "it prepends {count} learned prompt tokens (config.{attr}={count}) to every input inside "
+    "its forward and drops them after its last block, so its blocks' streams, keys and "
+    "attention patterns have {count} more positions than the tokens given (the points are "
+    "declared over the input's positions, and patching and the per-position views index them "
+    "so); it also treats token id 0 as padding (its mask and segment embedding read the ids)"
 )
 
 MSG_NORMED = (
@@ -54,7 +68,12 @@ def embed_norm_in_block(model: nn.Module, blocks: str, final: str) -> str | None
 
 
 def stream_rescaled(text: Any, n_layers: int) -> str | None:
-    """Why the model cannot be wrapped when it halves its stream between blocks, or None."""
+    """Why the model cannot be wrapped when it halves its stream between blocks, or when its
+    blocks' stream holds positions the input has not (prompt tokens it prepends), or None."""
+    for attr in PROMPT_PREFIX:
+        count = getattr(text, attr, None)
+        if isinstance(count, int) and count > 0:
+            return MSG_PROMPT.format(count=count, attr=attr)
     for attr in STREAM_HALVING:
         every = getattr(text, attr, None)
         if isinstance(every, int) and 0 < every <= n_layers:

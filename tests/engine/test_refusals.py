@@ -17,6 +17,7 @@ from .conftest import _tokenizer
         ("jetmoe", ["JetMoeAttention is a mixture of attention heads", "routing slot"]),
         ("qwen4_exp_text", ["4 parallel streams (hyper-connections, config hc_count=4)"]),
         ("hy_v4", ["4 parallel streams (hyper-connections, config hc_mult=4)"]),
+        ("cpmant", ["prepends 32 learned prompt tokens (config.prompt_length=32)"]),
     ],
 )
 def test_refusal_names_what_and_why(tmp_path, model_type, says):
