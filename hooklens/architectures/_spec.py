@@ -178,6 +178,9 @@ class ArchSpec:
     #: causal-LM call), and a norm of that sum before block 0 (BERT's embedding LayerNorm)
     token_type_embed: str | None = None
     embed_sum_norm: str | None = None
+    #: layers whose `ln1` is an identity (ModernBERT's decoder's layer 0, whose attention reads
+    #: the stream `embed_sum_norm` normalized): they have no `ln1` points
+    no_ln1_layers: tuple[int, ...] = ()
     #: the module that turns the stream leaving the last block into the unembedding's input
     #: (BERT's LM-head transform: dense, activation, LayerNorm), when that is more than
     #: `final_norm`; the unembedding's input is read where the module calls `unembed`.
@@ -321,6 +324,8 @@ class ArchSpec:
             found = found - {"mlp", "sequential", "ln2", "dense_mlp", "gated_mlp", "moe"}
         if layer in self.sink_layers:
             found = found | {"sinks"}
+        if layer in self.no_ln1_layers:
+            found = found - {"ln1"}
         if self.moe_layers is None or layer in self.moe_layers or "mlp" not in found:
             return found
         dense: set[Feature] = {"dense_mlp"}

@@ -21,7 +21,7 @@ from .test_registry import _check_edits
 #: the explicit adapters of families whose attention does not fit the derived template
 EXPLICIT = [
     "gpt_neo", "bloom", "falcon", "gpt_bigcode", "codegen", "mpt", "persimmon", "fuyu", "xglm",
-    "gpt_neox_japanese", "ctrl",
+    "gpt_neox_japanese", "ctrl", "modernbert-decoder",
 ]  # fmt: skip
 
 
