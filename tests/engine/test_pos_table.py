@@ -1,6 +1,7 @@
-"""Embedding parts a model computes outside any module (CTRL): the token embedding's factor
+"""Embedding parts a model computes outside any module: CTRL's token embedding factor
 sqrt(d_model) is in `hook_embed` and W_E, and the sinusoidal positions it adds from a table
-(a buffer) are `hook_pos_embed`, W_pos, and editable like a position module's output."""
+(a buffer) are `hook_pos_embed`, W_pos, and editable like a position module's output; a
+config factor on the embedding (Falcon-H1's) is in W_E as in `hook_embed`."""
 
 from __future__ import annotations
 
@@ -74,3 +75,15 @@ def test_positions_continue_after_the_key_value_cache(registry):
     assert [s.shape[1] for s in seen] == [5, 1, 1]
     for step, rows in enumerate(seen[1:]):
         torch.testing.assert_close(rows[0, 0], table[5 + step])
+
+
+def test_w_e_includes_the_config_factor_on_the_embedding(registry):
+    """Falcon-H1 multiplies the token embedding by its config's embedding_multiplier (1.5 in
+    the registry's tiny model) outside the module: W_E[tokens] is hook_embed all the same."""
+    _, model = registry("falcon_h1")
+    assert model is not None and model.spec.embed_scale is not None
+    with torch.no_grad():
+        _, cache = model.run_with_cache(TOKENS, names_filter="hook_embed")
+    raw = model.hf_model.get_input_embeddings()(TOKENS)
+    assert (cache["hook_embed"] - raw).abs().max() > 1e-3  # the factor is not 1
+    torch.testing.assert_close(model.W_E[TOKENS], cache["hook_embed"])
