@@ -33,8 +33,10 @@ from ._names import (
     HEAD_NORM,
     POST_LN_BLOCK,
     PRE_LN_NORMS,
+    ROTARY_BERT_ATTENTION,
 )
 from ._norms import shared_norm_kind
+from ._rotary_encoder import rotary_forward, rotary_value_refusal
 from ._spec import ArchSpec
 
 MSG_NOT_CAUSAL = (
@@ -102,6 +104,9 @@ def derive_encoder(model: nn.Module) -> ArchSpec:
             f"{type(model).__name__} cannot be wrapped as a causal LM: "
             + MSG_NOT_CAUSAL.format(cls=type(attn).__name__)
         )
+    rotary = type(attn).__name__ in ROTARY_BERT_ATTENTION
+    if rotary and (why := rotary_value_refusal(attn)) is not None:
+        raise UnsupportedModelError(f"{type(model).__name__} cannot be wrapped: {why}")
     width = getattr(model.get_submodule(embed), "embedding_dim", config.hidden_size)
     if width != config.hidden_size:
         raise UnsupportedModelError(
@@ -161,16 +166,22 @@ def derive_encoder(model: nn.Module) -> ArchSpec:
         o_proj=roles["o_proj"],
         qkv=qkv,
         pos_embed=f"{embed_parent}.{pos}" if pos else None,
-        positional="learned",
+        positional="rotary" if rotary else "learned",
         norm=norm,  # type: ignore[arg-type]
         norm_weight_offset=offset,
         post_ln=post_ln,
         token_type_embed=f"{embed_parent}.{token_type}" if token_type else None,
         embed_sum_norm=f"{embed_parent}.{sum_norm}" if sum_norm else None,
         head=head,
-        attn_forward=_eager_forward if type(attn).__name__ in EAGER_BERT_ATTENTION else None,
+        attn_forward=rotary_forward if rotary else _attn_forward(attn),
         derived=True,
     )
+
+
+def _attn_forward(attn: nn.Module) -> Any:
+    """hooklens's forward for a self-attention that computes attention itself (None: it calls
+    transformers' attention interface)."""
+    return _eager_forward if type(attn).__name__ in EAGER_BERT_ATTENTION else None
 
 
 def _eager_forward(

@@ -132,6 +132,12 @@ EAGER_SEQ2SEQ_ATTENTION = ("MvpAttention", "TrOCRAttention")
 #: BERT self-attention modules that compute attention themselves (scores / sqrt(d_head) plus
 #: the model's additive mask): hooklens reimplements their forward (`_encoder.py`)
 EAGER_BERT_ATTENTION = ("MegatronBertSelfAttention", "RemBertSelfAttention")
+#: BERT self-attention modules that rotate q and k by a sinusoidal table the encoder passes
+#: them (RoFormer): hooklens reimplements their forward with rotary points
+#: (`_rotary_encoder.py`), and refuses one whose attribute named in ROTARY_VALUE is True (it
+#: rotates the values too)
+ROTARY_BERT_ATTENTION = ("RoFormerSelfAttention",)
+ROTARY_VALUE = ("rotary_value",)
 #: a pre-LN encoder's final norm, next to its blocks or next to its encoder
 ENCODER_FINAL_NORM = ("LayerNorm", "ln")
 #: the embedding module's parts next to the token embedding: positions, token types, the norm

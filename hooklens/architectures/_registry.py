@@ -198,9 +198,18 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _sharpen(model: torch.nn.Module) -> None:
-    """Larger random weights than HF's init (std 0.02 makes attention near uniform)."""
+    """Larger random weights than HF's init (std 0.02 makes attention near uniform). A frozen
+    embedding table (sinusoidal positions: Pegasus's, RoFormer's rotary angles) keeps the
+    values the model computed, as its checkpoints do."""
+    fixed = {
+        id(m.weight)
+        for m in model.modules()
+        if isinstance(m, torch.nn.Embedding) and not m.weight.requires_grad
+    }
     with torch.no_grad():
         for name, p in model.named_parameters():
+            if id(p) in fixed:
+                continue
             if p.ndim >= 2:  # matrices, and experts' stacked matrices
                 p.normal_(0, 0.2)
             elif "norm" in name or "ln" in name:

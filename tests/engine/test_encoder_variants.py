@@ -1,0 +1,75 @@
+"""Encoder blocks used as decoders beyond BERT's own: rotary positions inside the
+self-attention (RoFormer), and the refusals where such a model cannot mean what hooklens's
+points say."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM
+
+import hooklens as hl
+from hooklens.architectures._registry import VOCAB, tiny_config
+from hooklens.architectures._rotary_encoder import rotate_pairs
+
+TOKENS = torch.randint(4, VOCAB, (2, 6), generator=torch.Generator().manual_seed(4))
+
+
+@pytest.fixture(scope="module")
+def roformer(registry):
+    _, model = registry("roformer")
+    assert model is not None and model.spec.positional == "rotary"
+    return model
+
+
+def test_rotate_pairs_is_roformers_rotation():
+    from transformers.models.roformer.modeling_roformer import RoFormerSelfAttention
+
+    gen = torch.Generator().manual_seed(0)
+    q, k, table = (torch.randn(2, 3, 5, 8, generator=gen) for _ in range(3))
+    want_q, want_k = RoFormerSelfAttention.apply_rotary_position_embeddings(table, q, k)
+    torch.testing.assert_close(rotate_pairs(q, table), want_q)
+    torch.testing.assert_close(rotate_pairs(k, table), want_k)
+
+
+def test_roformer_rotates_q_and_k_between_hook_q_and_hook_rot_q(roformer):
+    with torch.no_grad():
+        _, cache = roformer.run_with_cache(TOKENS)
+    encoder = roformer.hf_model.get_submodule(roformer.spec.blocks.rpartition(".")[0])
+    table = encoder.embed_positions(TOKENS.shape)  # (pos, d_head): sines, then cosines
+    for layer in range(roformer.cfg.n_layers):
+        q, k = cache[f"blocks.{layer}.attn.hook_q"], cache[f"blocks.{layer}.attn.hook_k"]
+        # hook_q is the query projection's output on the block's input (post-LN: no norm first)
+        w, b = roformer.W_Q[layer], roformer.b_Q[layer]
+        x = cache[f"blocks.{layer}.hook_resid_pre"]
+        torch.testing.assert_close(torch.einsum("bpd,hde->bphe", x, w) + b, q)
+        rot_q = rotate_pairs(q.transpose(1, 2), table).transpose(1, 2)
+        rot_k = rotate_pairs(k.transpose(1, 2), table).transpose(1, 2)
+        torch.testing.assert_close(rot_q, cache[f"blocks.{layer}.attn.hook_rot_q"])
+        torch.testing.assert_close(rot_k, cache[f"blocks.{layer}.attn.hook_rot_k"])
+        # the rotation moves q at later positions
+        assert (rot_q[:, 1:] - q[:, 1:]).abs().max() > 1e-2
+
+
+def test_edit_of_hook_q_before_the_rotation_reaches_the_scores(roformer):
+    """Zeroing a head's pre-rotary q makes its scores 0 (before the mask)."""
+
+    def zero(q, hook):
+        q[:, :, 1] = 0
+        return q
+
+    with torch.no_grad(), roformer.hooks(fwd_hooks=[("blocks.0.attn.hook_q", zero)]):
+        _, cache = roformer.run_with_cache(TOKENS)
+    scores = cache["blocks.0.attn.hook_attn_scores"][:, 1]
+    causal = torch.ones(6, 6, dtype=torch.bool).tril()
+    assert scores[:, causal].abs().max() == 0
+
+
+def test_rotary_values_are_refused_saying_why():
+    config = tiny_config("roformer")
+    config.rotary_value = True
+    hf = AutoModelForCausalLM.from_config(config).eval()
+    with pytest.raises(hl.UnsupportedModelError) as info:
+        hl.HookedModel(hf)
+    message = str(info.value)
+    assert "rotates the values" in message and "rotary_value=False" in message
