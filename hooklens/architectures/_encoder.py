@@ -28,6 +28,7 @@ from ._names import (
     EMBED_POS,
     EMBED_SUM_NORM,
     EMBED_TOKEN_TYPE,
+    ENCODER_CONFIG_REFUSALS,
     ENCODER_FINAL_NORM,
     HEAD,
     HEAD_NORM,
@@ -104,6 +105,12 @@ def derive_encoder(model: nn.Module) -> ArchSpec:
             f"{type(model).__name__} cannot be wrapped as a causal LM: "
             + MSG_NOT_CAUSAL.format(cls=type(attn).__name__)
         )
+    for attr, value, what, instead in ENCODER_CONFIG_REFUSALS:
+        if getattr(config, attr, None) == value:
+            raise UnsupportedModelError(
+                f"{type(model).__name__} cannot be wrapped: {what} ({attr}={value!r}). Load it "
+                f"with {attr}={instead!r}: from_pretrained(name, {attr}={instead!r})."
+            )
     rotary = type(attn).__name__ in ROTARY_BERT_ATTENTION
     if rotary and (why := rotary_value_refusal(attn)) is not None:
         raise UnsupportedModelError(f"{type(model).__name__} cannot be wrapped: {why}")

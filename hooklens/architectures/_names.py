@@ -131,7 +131,21 @@ EMBED_SCALE_ATTR = ("embed_scale", "normalizer")
 EAGER_SEQ2SEQ_ATTENTION = ("MvpAttention", "TrOCRAttention")
 #: BERT self-attention modules that compute attention themselves (scores / sqrt(d_head) plus
 #: the model's additive mask): hooklens reimplements their forward (`_encoder.py`)
-EAGER_BERT_ATTENTION = ("MegatronBertSelfAttention", "RemBertSelfAttention")
+EAGER_BERT_ATTENTION = ("MegatronBertSelfAttention", "RemBertSelfAttention", "BigBirdSelfAttention")
+#: config values of encoder blocks whose attention hooklens's points cannot describe:
+#: (attribute, value, what the model does then, the value to load it with). BigBird's
+#: block-sparse attention attends to blocks of later positions too (not causal), and the model
+#: swaps its attention modules for full ones at its first forward on a short input
+ENCODER_CONFIG_REFUSALS = (
+    (
+        "attention_type",
+        "block_sparse",
+        "its attention is block-sparse: global, sliding and random blocks of keys, later "
+        "positions included, so it is not causal, and the model replaces its attention modules "
+        "with full ones at its first forward on an input of 704 tokens or fewer",
+        "original_full",
+    ),
+)
 #: BERT self-attention modules that rotate q and k by a sinusoidal table the encoder passes
 #: them (RoFormer): hooklens reimplements their forward with rotary points
 #: (`_rotary_encoder.py`), and refuses one whose attribute named in ROTARY_VALUE is True (it

@@ -113,6 +113,8 @@ OVERRIDES: dict[str, dict[str, Any]] = {
     # the causal LM refuses a config that is not a decoder's, or has no default language
     "reformer": {"is_decoder": True, "axial_pos_embds_dim": [32, 32], "axial_pos_shape": [8, 8]},
     "xmod": {"default_language": "en_XX"},
+    # BigBird as a causal LM: full attention (its default, block-sparse, is refused)
+    "big_bird": {"attention_type": "original_full"},
     # its config maps both head counts to the encoder's, which the decoder does not share
     "whisper": {"num_key_value_heads": 4},
     # the model reads attn_config.rope_theta, which its attention config does not define, and

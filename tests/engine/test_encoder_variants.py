@@ -73,3 +73,26 @@ def test_rotary_values_are_refused_saying_why():
         hl.HookedModel(hf)
     message = str(info.value)
     assert "rotates the values" in message and "rotary_value=False" in message
+
+
+def test_block_sparse_attention_is_refused_saying_how_to_load_it():
+    """BigBird's default attention is block-sparse: not causal, and swapped for full attention
+    by the model itself at its first short forward (hooks on the old modules would go quiet)."""
+    config = tiny_config("big_bird")
+    config.attention_type = "block_sparse"
+    hf = AutoModelForCausalLM.from_config(config).eval()
+    with pytest.raises(hl.UnsupportedModelError) as info:
+        hl.HookedModel(hf)
+    message = str(info.value)
+    assert "block-sparse" in message and "attention_type='original_full'" in message
+
+
+def test_bigbird_with_full_attention_serves_every_point(registry):
+    _, model = registry("big_bird")
+    assert model is not None and model.spec.post_ln
+    with torch.no_grad():
+        ref = model.hf_model(TOKENS, use_cache=False).logits
+        logits, cache = model.run_with_cache(TOKENS)
+    torch.testing.assert_close(logits, ref)
+    pattern = cache["blocks.1.attn.hook_pattern"]
+    assert pattern.triu(1).abs().max() == 0  # causal
