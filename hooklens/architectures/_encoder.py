@@ -133,10 +133,14 @@ def derive_encoder(model: nn.Module) -> ArchSpec:
     head = parent or next((n for n in HEAD if _child(model, (n,))), None)
     if head is None:
         raise _refuse(model, f"no LM head transform before {unembed} (looked for {HEAD})")
-    head_norm = _find(model.get_submodule(head), HEAD_NORM)
-    if head_norm is None:
+    head_module = model.get_submodule(head)
+    head_norm = _find(head_module, HEAD_NORM)
+    # a head that only unembeds (BertGeneration's): the last post-LN block's output is already
+    # normalized and is the unembedding's input, so there is no final norm (no ln_final points)
+    bare = post_ln and list(head_module.children()) == [model.get_submodule(unembed)]
+    if head_norm is None and not bare:
         raise _refuse(model, f"no norm in its LM head {head} (looked for {HEAD_NORM})")
-    final = f"{head}.{head_norm}"
+    final = None if head_norm is None else f"{head}.{head_norm}"
     if not post_ln:  # the final norm reads the stream after the last block, before the head
         encoder = blocks.rpartition(".")[0]
         found = [
@@ -151,7 +155,8 @@ def derive_encoder(model: nn.Module) -> ArchSpec:
     like = next(model.parameters())
     width = int(config.hidden_size)
     norms = [block.get_submodule(roles["ln1"]), block.get_submodule(roles["ln2"])]
-    norms += [model.get_submodule(f"{head}.{head_norm}"), model.get_submodule(final)]
+    norms += [head_module.get_submodule(head_norm)] if head_norm else []
+    norms += [model.get_submodule(final)] if final else []
     norms += [embeddings.get_submodule(sum_norm)] if sum_norm else []
     norm, offset = shared_norm_kind(model, norms, width, like)
     qkv = (roles["q"], roles["k"], roles["v"])
@@ -179,7 +184,7 @@ def derive_encoder(model: nn.Module) -> ArchSpec:
         post_ln=post_ln,
         token_type_embed=f"{embed_parent}.{token_type}" if token_type else None,
         embed_sum_norm=f"{embed_parent}.{sum_norm}" if sum_norm else None,
-        head=head,
+        head=None if bare else head,
         attn_forward=rotary_forward if rotary else _attn_forward(attn),
         derived=True,
     )

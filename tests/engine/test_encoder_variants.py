@@ -96,3 +96,15 @@ def test_bigbird_with_full_attention_serves_every_point(registry):
     torch.testing.assert_close(logits, ref)
     pattern = cache["blocks.1.attn.hook_pattern"]
     assert pattern.triu(1).abs().max() == 0  # causal
+
+
+def test_a_head_that_only_unembeds_has_no_final_norm(registry):
+    """BertGeneration's LM head is the unembedding alone: the last post-LN block's output is
+    its input, and there are no ln_final points."""
+    _, model = registry("bert-generation")
+    assert model is not None and model.spec.final_norm is None and model.spec.head is None
+    assert not any(n.startswith("ln_final") for n in model.hook_names())
+    with torch.no_grad():
+        logits, cache = model.run_with_cache(TOKENS)
+    last = cache[f"blocks.{model.cfg.n_layers - 1}.hook_normalized_resid_post"]
+    torch.testing.assert_close(last @ model.W_U + model.b_U, logits, atol=1e-4, rtol=1e-4)
