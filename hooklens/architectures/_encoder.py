@@ -24,6 +24,7 @@ from .._engine.own_attention import additive_mask, split_heads
 from .._errors import UnsupportedModelError
 from ._derive import _child, _find_blocks, _path_of, _refuse
 from ._names import (
+    BLOCK_ADAPTERS,
     EAGER_BERT_ATTENTION,
     EMBED_POS,
     EMBED_SUM_NORM,
@@ -99,6 +100,12 @@ def derive_encoder(model: nn.Module) -> ArchSpec:
     if roles is None:
         raise _refuse(model, f"{type(block).__name__} is no BERT block ({POST_LN_BLOCK})")
     post_ln = roles["ln1"] == POST_LN_BLOCK["ln1"]
+    for path, what in BLOCK_ADAPTERS.items():
+        if _has(block, path):
+            names = ", ".join(dict(block.get_submodule(path).named_children()))
+            raise UnsupportedModelError(
+                f"{type(model).__name__} cannot be wrapped: " + what.format(names=names)
+            )
     attn = block.get_submodule(roles["attn"])
     if getattr(attn, "is_causal", getattr(attn, "is_decoder", True)) is False:
         raise UnsupportedModelError(
@@ -119,7 +126,7 @@ def derive_encoder(model: nn.Module) -> ArchSpec:
         raise UnsupportedModelError(
             f"{type(model).__name__} cannot be wrapped: its embeddings (width {width}) are "
             f"projected to the residual stream (width {config.hidden_size}) before block 0, "
-            "and hooklens has no points for that projection yet."
+            "and hooklens has no points for that projection yet"
         )
     embed_parent = embed.rpartition(".")[0]
     embeddings = model.get_submodule(embed_parent)

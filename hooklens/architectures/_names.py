@@ -146,6 +146,17 @@ ENCODER_CONFIG_REFUSALS = (
         "original_full",
     ),
 )
+#: a per-language adapter inside a BERT block's MLP output module (X-MOD's `XmodOutput`):
+#: block path -> what the block does with it; hooklens has no points for it, so it refuses
+BLOCK_ADAPTERS = {
+    "output.adapter_modules": (
+        "after the MLP, its blocks add a language adapter's output (a bottleneck MLP per "
+        "language, {names}, picked per token by lang_ids): by default the block normalizes "
+        "resid_mid + mlp_out with output.LayerNorm, adds the adapter's output on that, and "
+        "normalizes the sum with the same LayerNorm again, so the block's output is not "
+        "ln2(resid_post) and hooklens has no points for the adapter's output or the second norm"
+    ),
+}
 #: BERT self-attention modules that rotate q and k by a sinusoidal table the encoder passes
 #: them (RoFormer): hooklens reimplements their forward with rotary points
 #: (`_rotary_encoder.py`), and refuses one whose attribute named in ROTARY_VALUE is True (it
