@@ -108,3 +108,21 @@ def test_a_head_that_only_unembeds_has_no_final_norm(registry):
         logits, cache = model.run_with_cache(TOKENS)
     last = cache[f"blocks.{model.cfg.n_layers - 1}.hook_normalized_resid_post"]
     torch.testing.assert_close(last @ model.W_U + model.b_U, logits, atol=1e-4, rtol=1e-4)
+
+
+def test_roformer_generates_as_hf_with_rotary_points_hooked(roformer):
+    """With a cache, later tokens are rotated by their own positions (the encoder's table
+    starts at the cache's length): greedy generation with hook_rot_q hooked is HF's."""
+    tokens = TOKENS[:1, :4]
+    calls = []
+
+    def keep(x, hook):
+        calls.append(x.shape[1])
+        return x
+
+    with torch.no_grad():
+        ref = roformer.hf_model.generate(tokens, max_new_tokens=4, do_sample=False, pad_token_id=0)
+        with roformer.hooks(fwd_hooks=[("blocks.0.attn.hook_rot_q", keep)]):
+            out = roformer.generate(tokens, max_new_tokens=4, do_sample=False, stop_at_eos=False)
+    assert out.tolist() == ref.tolist()
+    assert calls == [4, 1, 1, 1]  # one position per step after the prompt: the cache was used
