@@ -9,7 +9,12 @@ token-type embeddings (normalized, in BERT); the LM head transforms the last str
 activation, LayerNorm) before the unembedding. `derive_encoder` finds those modules by the
 paths transformers gives them (data in `_names.py`) and returns an `ArchSpec` (`post_ln` for
 BERT's blocks, `head` for the transform), which the engine checks against the model's forward
-like every derived adapter (`_engine/verify.py`).
+like every derived adapter (`_engine/verify.py`). Variants, as data in `_names.py`: a
+self-attention that computes attention itself (`EAGER_BERT_ATTENTION`) or rotates q and k
+(RoFormer, `ROTARY_BERT_ATTENTION`, `_rotary_encoder.py`) gets hooklens's reimplementation of
+its forward; an LM head that is the unembedding alone (BERT-Generation) means no final norm;
+what the points cannot describe is refused saying why (`BLOCK_ADAPTERS`,
+`ENCODER_CONFIG_REFUSALS`, embeddings narrower than the stream).
 """
 
 from __future__ import annotations
@@ -126,7 +131,8 @@ def derive_encoder(model: nn.Module) -> ArchSpec:
         raise UnsupportedModelError(
             f"{type(model).__name__} cannot be wrapped: its embeddings (width {width}) are "
             f"projected to the residual stream (width {config.hidden_size}) before block 0, "
-            "and hooklens has no points for that projection yet"
+            "and hooklens has no points for that projection yet (its embedding points are "
+            "d_model wide, and W_E is (d_vocab, d_model), as in TransformerLens)"
         )
     embed_parent = embed.rpartition(".")[0]
     embeddings = model.get_submodule(embed_parent)

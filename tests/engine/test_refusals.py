@@ -19,7 +19,13 @@ from .conftest import _tokenizer
         ("hy_v4", ["4 parallel streams (hyper-connections, config hc_mult=4)"]),
         ("xlm", ["its layers are not modules", "attentions, layer_norm1, ffns, layer_norm2"]),
         ("xmod", ["language adapter", "the same LayerNorm again", "no points for the adapter"]),
-        ("rembert", ["embeddings (width 256) are projected to the residual stream (width 64)"]),
+        (
+            "rembert",
+            [
+                "embeddings (width 256) are projected to the residual stream (width 64)",
+                "W_E is (d_vocab, d_model)",
+            ],
+        ),
     ],
 )
 def test_refusal_names_what_and_why(tmp_path, model_type, says):
