@@ -32,7 +32,8 @@ def build_points(
     embed_scale = scale_of(model.config, spec.embed_scale) * module_scale(
         model, spec.embed_scale_at
     )
-    b.output_site(get_module(model, spec.embed_norm or spec.embed), "hook_embed", None, embed_scale)
+    embed = get_module(model, spec.embed_norm or spec.embed)
+    b.output_site(embed, "hook_embed", None, embed_scale, copy="hook_embed" in spec.edited_in_place)
     if spec.pos_embed is not None:
         b.output_site(get_module(model, spec.pos_embed), "hook_pos_embed", None, positions=True)
     if spec.token_type_embed is not None:
@@ -125,7 +126,9 @@ def _mlp_parts(
         summed_output_site(b, mods, "hook_mlp_out", layer, out_scale)
     else:
         out = sub(spec.mlp_out)
-        b.output_site(out, "hook_mlp_out", layer, out_scale, copy=spec.mlp_out_changed)
+        b.output_site(
+            out, "hook_mlp_out", layer, out_scale, copy="hook_mlp_out" in spec.edited_in_place
+        )
 
 
 def _ordered(b: Builder) -> tuple[dict[str, HookPoint], Builder]:

@@ -28,6 +28,7 @@ from .._engine.attention import attention_forward
 from .._engine.own_attention import additive_mask, split_heads
 from .._errors import UnsupportedModelError
 from ._derive import _child, _find_blocks, _path_of, _refuse
+from ._in_place import edited_in_place
 from ._names import (
     BLOCK_ADAPTERS,
     EAGER_BERT_ATTENTION,
@@ -45,6 +46,7 @@ from ._names import (
 from ._norms import shared_norm_kind
 from ._rotary_encoder import rotary_forward, rotary_value_refusal
 from ._spec import ArchSpec
+from ._towers import block_list_candidates
 
 MSG_NOT_CAUSAL = (
     "its attention attends to later positions too ({cls}.is_causal is False: the config has "
@@ -82,7 +84,8 @@ def is_encoder(model: nn.Module) -> bool:
     n_layers = getattr(getattr(model, "config", None), "num_hidden_layers", None)
     if not isinstance(n_layers, int) or n_layers < 1:
         return False
-    for _, module in model.named_modules():
+    embed = _path_of(model, model.get_input_embeddings())  # type: ignore[operator]
+    for _, module in block_list_candidates(model, embed or ""):
         if isinstance(module, nn.ModuleList) and len(module) == n_layers:
             return _block_roles(module[0]) is not None
     return False
@@ -144,13 +147,16 @@ def derive_encoder(model: nn.Module) -> ArchSpec:
     # the head: the unembedding's parent calls it after its transform, or a module next to it
     parent = unembed.rpartition(".")[0]
     head = parent or next((n for n in HEAD if _child(model, (n,))), None)
-    if head is None:
+    if head is None and not post_ln:
         raise _refuse(model, f"no LM head transform before {unembed} (looked for {HEAD})")
-    head_module = model.get_submodule(head)
-    head_norm = _find(head_module, HEAD_NORM)
-    # a head that only unembeds (BertGeneration's): the last post-LN block's output is already
-    # normalized and is the unembedding's input, so there is no final norm (no ln_final points)
-    bare = post_ln and list(head_module.children()) == [model.get_submodule(unembed)]
+    head_module = model.get_submodule(head or unembed)
+    head_norm = _find(head_module, HEAD_NORM) if head else None
+    # a head that only unembeds (BertGeneration's, or GIT's unembedding at the top level): the
+    # last post-LN block's output is already normalized and is the unembedding's input, so
+    # there is no final norm (no ln_final points)
+    bare = head is None or (
+        post_ln and list(head_module.children()) == [model.get_submodule(unembed)]
+    )
     if head_norm is None and not bare:
         raise _refuse(model, f"no norm in its LM head {head} (looked for {HEAD_NORM})")
     final = None if head_norm is None else f"{head}.{head_norm}"
@@ -198,6 +204,7 @@ def derive_encoder(model: nn.Module) -> ArchSpec:
         token_type_embed=f"{embed_parent}.{token_type}" if token_type else None,
         embed_sum_norm=f"{embed_parent}.{sum_norm}" if sum_norm else None,
         head=None if bare else head,
+        edited_in_place=edited_in_place(model, {"hook_embed": model.get_submodule(embed)}),
         attn_forward=rotary_forward if rotary else _attn_forward(attn),
         derived=True,
     )

@@ -131,7 +131,9 @@ EMBED_SCALE_ATTR = ("embed_scale", "normalizer")
 EAGER_SEQ2SEQ_ATTENTION = ("MvpAttention", "TrOCRAttention")
 #: BERT self-attention modules that compute attention themselves (scores / sqrt(d_head) plus
 #: the model's additive mask): hooklens reimplements their forward (`_encoder.py`)
-EAGER_BERT_ATTENTION = ("MegatronBertSelfAttention", "RemBertSelfAttention", "BigBirdSelfAttention")
+EAGER_BERT_ATTENTION = (
+    "MegatronBertSelfAttention", "RemBertSelfAttention", "BigBirdSelfAttention", "GitSelfAttention"
+)  # fmt: skip
 #: config values of encoder blocks whose attention hooklens's points cannot describe:
 #: (attribute, value, what the model does then, the value to load it with). BigBird's
 #: block-sparse attention attends to blocks of later positions too (not causal), and the model

@@ -126,3 +126,20 @@ def test_roformer_generates_as_hf_with_rotary_points_hooked(roformer):
             out = roformer.generate(tokens, max_new_tokens=4, do_sample=False, stop_at_eos=False)
     assert out.tolist() == ref.tolist()
     assert calls == [4, 1, 1, 1]  # one position per step after the prompt: the cache was used
+
+
+def test_git_reads_its_text_blocks_and_a_copy_of_its_embedding(registry):
+    """GIT holds a vision encoder with as many layers as its text decoder: the blocks are the
+    text model's (a nested model with the vision config is another tower). Its embeddings add
+    the positions into the word embedding's output in place, so hook_embed hands the model a
+    copy and keeps the token embedding alone."""
+    _, model = registry("git")
+    assert model is not None
+    assert model.spec.blocks == "git.encoder.layer"
+    assert model.spec.edited_in_place == ("hook_embed",)
+    with torch.no_grad():
+        _, cache = model.run_with_cache(TOKENS)
+    torch.testing.assert_close(cache["hook_embed"], model.W_E[TOKENS], atol=0, rtol=0)
+    torch.testing.assert_close(
+        cache["hook_pos_embed"], model.W_pos[: TOKENS.shape[1]].expand(2, -1, -1), atol=0, rtol=0
+    )
