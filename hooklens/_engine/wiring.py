@@ -33,7 +33,8 @@ def build_points(
     """Every hook point of `model`, in execution order, and the builder that holds its sites."""
     b = Builder(model, spec, cfg, features)
     embed_scale = embed_factor(model, spec)
-    b.output_site(get_module(model, spec.embed_norm or spec.embed), "hook_embed", None, embed_scale)
+    embed = get_module(model, spec.embed_norm or spec.embed)
+    b.output_site(embed, "hook_embed", None, embed_scale, copy="hook_embed" in spec.edited_in_place)
     if spec.pos_embed is not None:
         b.output_site(get_module(model, spec.pos_embed), "hook_pos_embed", None, positions=True)
     elif spec.pos_table is not None:  # rows of a table the model indexes itself (CTRL)
@@ -130,7 +131,9 @@ def _mlp_parts(
         summed_output_site(b, mods, "hook_mlp_out", layer, out_scale)
     else:
         out = sub(spec.mlp_out)
-        b.output_site(out, "hook_mlp_out", layer, out_scale, copy=spec.mlp_out_changed)
+        b.output_site(
+            out, "hook_mlp_out", layer, out_scale, copy="hook_mlp_out" in spec.edited_in_place
+        )
 
 
 def _ordered(b: Builder) -> tuple[dict[str, HookPoint], Builder]:

@@ -36,6 +36,7 @@ from ._derive import derive
 from ._encoder import derive_encoder, is_encoder
 from ._seq2seq import derive_post_ln_decoder, is_post_ln_decoder, with_embeddings
 from ._spec import ArchSpec, Proj, text_config
+from ._split_layers import split_layers_reason
 
 #: every adapter; a module with `SPECS` has one per configuration variant (Falcon), tried in order
 ADAPTERS: tuple[ArchSpec, ...] = tuple(
@@ -123,9 +124,11 @@ def adapter_for_model(hf_model: Any) -> ArchSpec:
             return derive_post_ln_decoder(hf_model)
         return with_embeddings(hf_model, derive(hf_model))
     except UnsupportedModelError as exc:
+        split = split_layers_reason(hf_model)  # the guess failed: say why no guess could hold
+        why = f"{class_name} cannot be wrapped: {split}" if split else exc
         raise UnsupportedModelError(
             MSG_UNSUPPORTED.format(
-                cls=class_name, supported=", ".join(supported_classes()), why=exc
+                cls=class_name, supported=", ".join(supported_classes()), why=why
             )
         ) from None
 

@@ -277,8 +277,9 @@ class ArchSpec:
     #: the model builds its attention masks for its own implementation (MPT): with `attn_forward`,
     #: hooklens swaps the forwards only and keeps the implementation name
     own_masks: bool = False
-    #: the block adds to `mlp_out`'s output in place (Falcon): `hook_mlp_out` hands it a copy
-    mlp_out_changed: bool = False
+    #: points whose module output the model edits in place later (Falcon adds attention's output
+    #: into the MLP's, GIT the positions into the word embeddings): they hand it a copy
+    edited_in_place: tuple[str, ...] = ()
     #: the number of key/value heads from the config, where the config has no
     #: `num_key_value_heads` (Falcon's multi-query flag)
     kv_heads: Callable[[Any], int] | None = None

@@ -18,6 +18,15 @@ from .conftest import _tokenizer
         ("qwen4_exp_text", ["4 parallel streams (hyper-connections, config hc_count=4)"]),
         ("hy_v4", ["4 parallel streams (hyper-connections, config hc_mult=4)"]),
         ("cpmant", ["prepends 32 learned prompt tokens (config.prompt_length=32)"]),
+        ("xlm", ["its layers are not modules", "attentions, layer_norm1, ffns, layer_norm2"]),
+        ("xmod", ["language adapter", "the same LayerNorm again", "no points for the adapter"]),
+        (
+            "rembert",
+            [
+                "embeddings (width 256) are projected to the residual stream (width 64)",
+                "W_E is (d_vocab, d_model)",
+            ],
+        ),
     ],
 )
 def test_refusal_names_what_and_why(tmp_path, model_type, says):
