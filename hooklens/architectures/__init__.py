@@ -37,6 +37,7 @@ from ._encoder import derive_encoder, is_encoder
 from ._seq2seq import derive_post_ln_decoder, is_post_ln_decoder, with_embeddings
 from ._spec import ArchSpec, Proj, text_config
 from ._split_layers import split_layers_reason
+from ._two_streams import two_streams_reason
 
 #: every adapter; a module with `SPECS` has one per configuration variant (Falcon), tried in order
 ADAPTERS: tuple[ArchSpec, ...] = tuple(
@@ -124,7 +125,8 @@ def adapter_for_model(hf_model: Any) -> ArchSpec:
             return derive_post_ln_decoder(hf_model)
         return with_embeddings(hf_model, derive(hf_model))
     except UnsupportedModelError as exc:
-        split = split_layers_reason(hf_model)  # the guess failed: say why no guess could hold
+        # the guess failed: say why no guess could hold
+        split = split_layers_reason(hf_model) or two_streams_reason(hf_model)
         why = f"{class_name} cannot be wrapped: {split}" if split else exc
         raise UnsupportedModelError(
             MSG_UNSUPPORTED.format(

@@ -185,3 +185,15 @@ ATTN_GATE = ("gate_proj", "g_proj")
 #: an attention module's factor on `v_proj`'s output before attention (MiMo-V2-Flash), which
 #: the values' weights W_V and b_V include
 V_SCALE = ("v_scale",)
+#: forward parameters of a layer that carry a second stream beside the residual stream, and what
+#: that stream is (`_two_streams.py`)
+SECOND_STREAM_ARGS = {
+    "prev_attn_output": "its layers are reversible (Reformer): each keeps two residual streams, "
+    "attention adding to one and the feed-forward to the other, and the model joins them "
+    "(2 x hidden_size wide) after the last layer",
+    "output_g": "its layers run two streams (XLNet's two-stream attention: a content stream and "
+    "a query stream), with relative positions and segment terms added inside the attention",
+}
+#: an attribute of a layer's attention counting the n-gram prediction streams it runs beside the
+#: main one (ProphetNet)
+NGRAM_STREAMS = "ngram"

@@ -18,6 +18,9 @@ from .conftest import _tokenizer
         ("qwen4_exp_text", ["4 parallel streams (hyper-connections, config hc_count=4)"]),
         ("hy_v4", ["4 parallel streams (hyper-connections, config hc_mult=4)"]),
         ("cpmant", ["prepends 32 learned prompt tokens (config.prompt_length=32)"]),
+        ("reformer", ["its layers are reversible", "no one d_model-wide stream"]),
+        ("xlnet", ["two-stream attention", "no one d_model-wide stream"]),
+        ("prophetnet", ["layers run 2 n-gram prediction streams", "config ngram=2"]),
         ("xlm", ["its layers are not modules", "attentions, layer_norm1, ffns, layer_norm2"]),
         ("xmod", ["language adapter", "the same LayerNorm again", "no points for the adapter"]),
         (
