@@ -76,10 +76,13 @@ def scatter(x, y, xaxis="", yaxis="", caxis="", **kwargs):
     ).show()"""),
     ("md", """## Loading the model (the other lines that differ)
 
-The demo boots GPT-2 small with `TransformerBridge.boot_transformers("gpt2")`, then folds and
-centres its weights (`enable_compatibility_mode(fold_ln=True, ...)`). hooklens uses the weights
-as loaded: `apply_ln_to_stack` applies the model's own final norm, weight included, to each
-component, so the direct logit attributions are exact without folding.
+The demo boots GPT-2 small with `TransformerBridge.boot_transformers("gpt2")`, then processes
+its weights as TransformerLens always has (`enable_compatibility_mode()`: `fold_ln`,
+`center_writing_weights`, `center_unembed`, `fold_value_biases`). hooklens takes the same flags
+at load: `fold_ln=True` moves each norm's weight into the weights that read it (so `W_Q` is
+what the direct-path section below expects, and `ln1.hook_normalized` has no weight),
+`center_unembed=True` removes the unembedding's mean over the vocabulary. SmolLM2 uses RMSNorm
+and has no value biases, so the other two change nothing, in TransformerLens as here.
 
 SmolLM2 shares each key/value head among three query heads (grouped-query attention).
 `ungroup_grouped_query_attention=True` (TransformerLens's option of the same name) gives every
@@ -92,6 +95,10 @@ model = hl.HookedModel.from_pretrained(
     str(package_dir),
     gguf_file=next(package_dir.glob("*.gguf")).name,
     ungroup_grouped_query_attention=True,
+    fold_ln=True,
+    center_writing_weights=True,
+    center_unembed=True,
+    fold_value_biases=True,
 )
 model.set_use_attn_result(True)
 
@@ -567,9 +574,8 @@ SMOL_INDUCTION_HEADS = [168, 156]  # L18H6, L17H3; demo: [81, 65] (GPT-2's L6H9,
     ("md", """## Direct path patching
 
 Patch the clean-minus-corrupted change of head A's output directly into head B's query, key or
-value input (through B's weights and the corrupted run's `ln1` scale). hooklens does not fold
-`ln1`'s weight into `W_Q`/`W_K`/`W_V` as the demo's compatibility mode does, so here this direct
-path leaves out RMSNorm's per-channel weight: an approximation of the same quantity."""),
+value input (through B's weights, with `ln1`'s weight folded in at load, and the corrupted
+run's `ln1` scale), as the demo does."""),
     ("code", """def patch_direct_path_A_output_to_B_attn_act(
     corrupted_attn_act: Float[torch.Tensor, "batch pos head_index d_head"],
     hook,

@@ -54,6 +54,8 @@ class HookedModelConfig:
     #: sliding ones): each layer's own (n_kv_heads, d_head, d_head_qk, d_mlp). Empty when every
     #: layer has the model-level values; read `layer(l)`.
     layer_dims: tuple[LayerDims, ...] = ()
+    #: TransformerLens's weight processing applied at load ("fold_ln", "center_unembed")
+    processing: tuple[str, ...] = ()
 
     @property
     def d_head_qk(self) -> int:
@@ -77,8 +79,10 @@ class HookedModelConfig:
 
     @property
     def normalization_type(self) -> str:
-        """TransformerLens spelling of `norm`: "LN" or "RMS"."""
-        return "LN" if self.norm == "layernorm" else "RMS"
+        """TransformerLens spelling of `norm`: "LN" or "RMS", "LNPre" or "RMSPre" once the norms'
+        weights are folded into the weights that read them (`fold_ln`)."""
+        kind = "LN" if self.norm == "layernorm" else "RMS"
+        return kind + "Pre" if "fold_ln" in self.processing else kind
 
     @property
     def positional_embedding_type(self) -> str:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from .linear import join_qkv, module_output, o_module, qkv_modules, read_o, read_qkv
+from .linear import bias_of, join_qkv, module_output, o_module, qkv_modules, read_o, read_qkv
 
 if TYPE_CHECKING:
     from .sites import Builder
@@ -38,11 +38,7 @@ def add_head_sites(b: Builder, block: nn.Module, layer: int) -> None:
     scaled_k = b.spec.factor(block, "k") != 1
     if attends and qkv_read and b.spec.ln1 is not None and not scaled_k:  # copies of ln1's input
         _input_site(b, block, layer)
-    # a block that scales what attention adds (Granite's residual_multiplier, Falcon-H1's
-    # attention output multiplier) would make the heads' results not sum to hook_attn_out:
-    # the point is left out rather than misleading
-    scaled = b.spec.added_scale(block, "attn_out") != 1
-    o_read = attends and b.spec.o_proj is not None and not scaled
+    o_read = attends and b.spec.o_proj is not None
     if o_read and _readable(lambda: read_o(b.spec, cfg, block)):
         _result_site(b, block, layer)
     if b.spec.ln2 is not None and "mlp" in feats:
@@ -124,12 +120,17 @@ def _result_site(b: Builder, block: nn.Module, layer: int) -> None:
     point = b._new("attn.hook_result", layer, site)
     assert point is not None
 
+    # what the block adds is o_proj's output times this factor (Granite's residual_multiplier,
+    # Falcon-H1's attention output multiplier), which W_O includes: the heads' results sum to
+    # hook_attn_out less b_O, and o_proj's output is that sum divided by the factor again
+    factor = spec.added_scale(block, "attn_out")
+
     def hook(mod: nn.Module, args: Any, out: torch.Tensor) -> torch.Tensor:
         z = b._bpd(args[0])
-        w, bias = read_o(spec, cfg, block)
+        w, bias = read_o(spec, cfg, block)[0], bias_of(mod)  # the projection's own bias
         heads = z.view(*z.shape[:-1], cfg.n_heads, cfg.d_head)
         result = point.fire(torch.einsum("bphe,hed->bphd", heads, w.to(z.dtype)))
-        total = result.sum(-2)
+        total = result.sum(-2) if factor == 1 else result.sum(-2) / factor
         return (total if bias is None else total + bias).reshape(out.shape)
 
 

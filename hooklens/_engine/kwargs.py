@@ -118,15 +118,9 @@ def checked(*also: str) -> Callable[[F], F]:
     return wrap
 
 
-# TransformerLens's weight processing on load: hooklens uses the weights as loaded, which is what
-# these flags mean when False (TransformerLens's `from_pretrained_no_processing`).
-_TL_PROCESSING = (
-    "fold_ln",
-    "center_writing_weights",
-    "center_unembed",
-    "fold_value_biases",
-    "refactor_factored_attn_matrices",
-)
+# TransformerLens's weight processing on load that hooklens does not do (fold_ln and the others
+# are applied by `loading.py`); given as False, it means what hooklens does.
+_TL_PROCESSING = ("refactor_factored_attn_matrices",)
 _TL_LOAD_ONLY = {
     "default_prepend_bos": "pass prepend_bos= to each call (to_tokens, forward, run_with_cache)",
     "default_padding_side": "hooklens pads a batch of texts on the right",
@@ -137,14 +131,10 @@ _TL_LOAD_ONLY = {
     "fold_attn": "hooklens uses the weights as loaded",
 }
 
-MSG_TL_PROCESSING = """from_pretrained({name}={value!r}): hooklens uses the weights as loaded
-(TransformerLens's from_pretrained_no_processing), so outputs are the Hugging Face model's.
-Pass {name}=False (or leave it out). {processed}"""
-
-_PROCESSED_HINT = "Results that TransformerLens computes on folded weights (e.g. apply_ln_to_stack "
-_PROCESSED_HINT += "followed by @ W_U) already include the norm weights in hooklens; for the "
-_PROCESSED_HINT += "processed weights themselves (W_Q with ln1's weight folded in, ...), call "
-_PROCESSED_HINT += "model.processed_weights(fold_ln=True, ...), which returns a copy."
+MSG_TL_PROCESSING = """from_pretrained({name}={value!r}): hooklens does not refactor the
+attention weights at load (fold_ln, center_writing_weights, center_unembed and fold_value_biases
+it applies as TransformerLens does). Pass {name}=False (or leave it out); model.QK and model.OV
+are the products that refactoring leaves unchanged."""
 
 
 def check_load_kwargs(hf_kwargs: dict[str, Any], wrapping: bool, shared: tuple[str, ...]) -> None:
@@ -153,11 +143,7 @@ def check_load_kwargs(hf_kwargs: dict[str, Any], wrapping: bool, shared: tuple[s
     for name in _TL_PROCESSING:
         if name in hf_kwargs:
             if hf_kwargs[name]:
-                raise ArgumentError(
-                    MSG_TL_PROCESSING.format(
-                        name=name, value=hf_kwargs[name], processed=_PROCESSED_HINT
-                    )
-                )
+                raise ArgumentError(MSG_TL_PROCESSING.format(name=name, value=hf_kwargs[name]))
             del hf_kwargs[name]
     for name in hf_kwargs:
         if name in _TL_LOAD_ONLY:

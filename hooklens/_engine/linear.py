@@ -169,13 +169,25 @@ def o_module(spec: ArchSpec, block: nn.Module) -> nn.Module:
 
 
 def read_o(spec: ArchSpec, cfg: Any, block: nn.Module) -> WeightAndBias:
-    """(W_O (n_heads, d_head, d_model), b_O (d_model,) or None), views (`cfg`: the layer's),
+    """(W_O (n_heads, d_head, d_model), b_O (d_model,) or None: with a bias the block adds
+    beside the projection's, `ArchSpec.o_bias`), views (`cfg`: the layer's),
     or copies times the factor the block applies to attention's output (Falcon-H1), so that
     they give `hook_attn_out`."""
     mod = o_module(spec, block)
-    w, b = in_out(mod), bias_of(mod)
+    w, b, added = in_out(mod), bias_of(mod), added_o_bias(spec, block)
+    b = added if b is None else b if added is None else b + added
     w = w.view(cfg.n_heads, cfg.d_head, w.shape[1])
     return scaled(w, b, spec.added_scale(block, "attn_out"))
+
+
+def added_o_bias(spec: ArchSpec, block: nn.Module) -> torch.Tensor | None:
+    """The bias `block` adds to attention's output beside the output projection's own
+    (`ArchSpec.o_bias`), or None (no such bias, or not on this layer)."""
+    if spec.o_bias is None:
+        return None
+    owner, _, name = spec.o_bias.rpartition(".")
+    bias = getattr(block.get_submodule(owner) if owner else block, name, None)
+    return bias if isinstance(bias, torch.Tensor) else None
 
 
 def scaled(w: torch.Tensor, b: torch.Tensor | None, factor: float) -> WeightAndBias:

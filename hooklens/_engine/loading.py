@@ -9,9 +9,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from .._errors import MSG_TOKENIZER_WARNING, NoTokenizerWarning
+from .._errors import MSG_TOKENIZER_WARNING, ArgumentError, NoTokenizerWarning
+from ..architectures import adapter_for_model
+from .fold import PROCESSING, process
 from .hub import hub_kwargs
 from .kwargs import check_load_kwargs
+from .ungroup import ungroup_kv_heads
 
 #: keyword arguments that also apply to the tokenizer
 _SHARED = ("gguf_file", "revision", "cache_dir", "local_files_only", "trust_remote_code", "token")
@@ -45,6 +48,11 @@ def load_tokenizer(name_or_path: str, hf_model: nn.Module, hf_kwargs: dict[str, 
     return None
 
 
+MSG_WRAPPED = """{option}=True with hf_model=: the option rewrites the weights of the model
+it loads, and would change the model you passed. Load by name or path without hf_model=, or wrap
+your model without the option."""
+
+
 def load(
     name_or_path: str,
     hf_model: nn.Module | None,
@@ -52,10 +60,17 @@ def load(
     device: str | torch.device | None,
     dtype: torch.dtype | str | None,
     device_map: str | dict[str, Any] | None,
+    ungroup: bool,
     hf_kwargs: dict[str, Any],
-) -> tuple[nn.Module, Any]:
-    """(hf_model, tokenizer) for `HookedModel.from_pretrained` (which see)."""
+) -> tuple[nn.Module, Any, tuple[str, ...]]:
+    """(hf_model, tokenizer, the processing applied to it) for `HookedModel.from_pretrained`
+    (which see). The processing (`ungroup.py`, `fold.py`) rewrites the model's weights, so it is
+    only applied to a model loaded here."""
     hf_kwargs = dict(hf_kwargs)
+    asked = [name for name in PROCESSING if hf_kwargs.pop(name, False)]
+    asked = (["ungroup_grouped_query_attention"] if ungroup else []) + asked
+    if asked and hf_model is not None:
+        raise ArgumentError(MSG_WRAPPED.format(option=asked[0]))
     check_load_kwargs(hf_kwargs, wrapping=hf_model is not None, shared=_SHARED)
     dtype = _resolve_dtype(dtype)
     if hf_model is None:
@@ -74,6 +89,12 @@ def load(
         hf_model.to(dtype)  # converts in place, only when asked
     if device is not None and device_map is None:
         hf_model.to(device)
+    applied: tuple[str, ...] = ()
+    if asked:
+        spec = adapter_for_model(hf_model)
+        if ungroup:
+            ungroup_kv_heads(hf_model, spec)
+        applied = process(hf_model, spec, asked)
     if tokenizer is None:
         tokenizer = load_tokenizer(name_or_path, hf_model, hf_kwargs)
-    return hf_model, tokenizer
+    return hf_model, tokenizer, applied

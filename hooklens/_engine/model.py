@@ -6,6 +6,7 @@ import difflib
 import warnings
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -16,7 +17,6 @@ from .._errors import (
     MSG_EMPTY_FILTER,
     MSG_MISSING_HOOK,
     MSG_UNKNOWN_HOOK,
-    ArgumentError,
     HookNameError,
     InputError,
     UnsupportedModelError,
@@ -43,7 +43,6 @@ from .points import POINTS_BY_SUFFIX, split_name
 from .stop import run_until
 from .tokens import TextOrTokens, TokenMixin
 from .unembed import final_normed, unembed
-from .ungroup import MSG_WRAPPED, ungroup_kv_heads
 from .verify import verify
 from .wiring import build_points
 
@@ -114,18 +113,18 @@ class HookedModel(BlocksMixin, HooksMixin, TokenMixin, WeightsMixin, PlacementMi
         `device`, `dtype`, `device_map` (e.g. "auto", with accelerate) and any other keyword
         (`gguf_file=`, `max_memory=`, `offload_folder=`, `revision=`...) go to transformers.
         `ungroup_grouped_query_attention=True`: one key/value head per query head (`ungroup.py`).
+        `fold_ln=True`, `center_unembed=True`: TransformerLens's processing of the loaded
+        weights, in place (`fold.py`); `cfg.processing` lists what was applied.
         """
         # Warnings of loading (a missing tokenizer) wait until the model is known to be wrapped.
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            if ungroup_grouped_query_attention and hf_model is not None:
-                raise ArgumentError(MSG_WRAPPED)
-            hf_model, tokenizer = load(
-                name_or_path, hf_model, tokenizer, device, dtype, device_map, hf_kwargs
+            ungroup = ungroup_grouped_query_attention
+            hf_model, tokenizer, processing = load(
+                name_or_path, hf_model, tokenizer, device, dtype, device_map, ungroup, hf_kwargs
             )
-            if ungroup_grouped_query_attention:
-                ungroup_kv_heads(hf_model, adapter_for_model(hf_model))
             model = cls(hf_model, tokenizer, model_name=name_or_path)
+            model.cfg = replace(model.cfg, processing=processing)
         for w in caught:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
         return model

@@ -24,10 +24,13 @@ from .points import POINTS, point_name
 class Frame:
     """Batch size of the forward pass in flight (OPT flattens (batch, pos) inside its MLP)."""
 
-    __slots__ = ("batch",)
+    __slots__ = ("batch", "seen")
 
     def __init__(self) -> None:
         self.batch = 1
+        # the modules a `skip_first` norm site saw called since the model's forward began
+        # (None: no forward began since it was installed, e.g. a partial forward's blocks)
+        self.seen: set[int] | None = None
 
 
 def get_module(root: nn.Module, path: str) -> nn.Module:
@@ -92,6 +95,7 @@ class Builder:
         frame = self.frame
 
         def record(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+            frame.seen = set()
             for x in (kwargs.get("input_ids"), kwargs.get("inputs_embeds"), *args[:1]):
                 if isinstance(x, torch.Tensor):
                     frame.batch = x.shape[0]
@@ -112,11 +116,13 @@ class Builder:
         *,
         copy: bool = False,
         positions: bool = False,
+        added: torch.Tensor | None = None,
     ) -> None:
         """A module's (first) output (batch, pos, dim), times `scale` (applied after it);
         `copy`: hand the model a copy of what the point returns (the model edits it later);
         `positions`: the output is per position only, and may come as (pos, dim) with no batch
-        axis (sinusoidal tables), which the point sees as (batch, pos, dim)."""
+        axis (sinusoidal tables), which the point sees as (batch, pos, dim); `added`: a bias the
+        block adds to the output before the scale (`ArchSpec.o_bias`), in the point."""
         site = self._site(lambda: [mod.register_forward_hook(hook)])
         point = self._new(suffix, layer, site)
         if point is None:
@@ -125,6 +131,10 @@ class Builder:
 
         def hook(_: nn.Module, args: Any, out: Any) -> Any:
             t = _first(out)
+            if added is not None:  # the point holds it; the module's output does not
+                v = bpd((t + added) * scale)
+                new = point.fire(v)
+                return None if new is v else _with_first(out, new.reshape(t.shape) / scale - added)
             # a (pos, dim) table would be split over the batch by bpd, wrongly, so it gets its axis
             unbatched = positions and t.ndim == 2
             v = t.unsqueeze(0) if unbatched else bpd(t)
@@ -162,8 +172,12 @@ class Builder:
                 return (new.reshape(t.shape), *args[1:]), kwargs
             return args, {**kwargs, key: new.reshape(t.shape)}
 
-    def norm_site(self, module: nn.Module, prefix: str, layer: int | None) -> None:
-        """`{prefix}.hook_scale` (batch, pos, 1) and `{prefix}.hook_normalized`."""
+    def norm_site(
+        self, module: nn.Module, prefix: str, layer: int | None, skip_first: bool = False
+    ) -> None:
+        """`{prefix}.hook_scale` (batch, pos, 1) and `{prefix}.hook_normalized`; `skip_first`:
+        not the module's first call in a forward (a final norm the model also applies to the
+        embedding before block 0, NanoChat's)."""
         site = self._site(lambda: [module.register_forward_hook(hook)])
         scale_pt = self._new(f"{prefix}.hook_scale", layer, site)
         norm_pt = self._new(f"{prefix}.hook_normalized", layer, site)
@@ -171,9 +185,12 @@ class Builder:
             return
         layernorm = self.spec.norm == "layernorm"
         eps = _norm_eps(module)
-        bpd = self._bpd
+        bpd, frame = self._bpd, self.frame
 
         def hook(mod: nn.Module, args: tuple[Any, ...], out: torch.Tensor) -> Any:
+            if skip_first and frame.seen is not None and id(mod) not in frame.seen:
+                frame.seen.add(id(mod))  # its first call normalizes the embedding
+                return None
             changed = False
             if scale_pt.active:
                 x = args[0].float()

@@ -12,13 +12,16 @@ from typing import Any
 
 from torch import nn
 
-from ..architectures._spec import ArchSpec, module_scale, scale_of
+from ..architectures._factors import embed_factor
+from ..architectures._spec import ArchSpec
 from . import attention as _attention
 from .gate import add_gate_site
 from .head_sites import add_head_sites
 from .hooks import HookPoint
 from .latent import add_latent_sites
+from .linear import added_o_bias
 from .points import POINTS, POINTS_BY_SUFFIX, split_name
+from .pos_table import pos_table_site
 from .scored_moe import scored_experts_site
 from .sites import Builder, get_module
 from .summed import summed_output_site
@@ -29,12 +32,13 @@ def build_points(
 ) -> tuple[dict[str, HookPoint], Builder]:
     """Every hook point of `model`, in execution order, and the builder that holds its sites."""
     b = Builder(model, spec, cfg, features)
-    embed_scale = scale_of(model.config, spec.embed_scale) * module_scale(
-        model, spec.embed_scale_at
-    )
-    b.output_site(get_module(model, spec.embed_norm or spec.embed), "hook_embed", None, embed_scale)
+    embed_scale = embed_factor(model, spec)
+    embed = get_module(model, spec.embed_norm or spec.embed)
+    b.output_site(embed, "hook_embed", None, embed_scale, copy="hook_embed" in spec.edited_in_place)
     if spec.pos_embed is not None:
         b.output_site(get_module(model, spec.pos_embed), "hook_pos_embed", None, positions=True)
+    elif spec.pos_table is not None:  # rows of a table the model indexes itself (CTRL)
+        pos_table_site(b)
     if spec.token_type_embed is not None:
         b.output_site(get_module(model, spec.token_type_embed), "hook_token_type_embed", None)
     for layer, block in enumerate(b.blocks):
@@ -71,7 +75,8 @@ def build_points(
             b.output_site(block, "hook_resid_post", layer)
         add_head_sites(b, block, layer)
     if spec.final_norm is not None:  # a post-LN decoder's last ln2 output is unembedded (BART)
-        b.norm_site(get_module(model, spec.final_norm), "ln_final", None)
+        reused = spec.embed_sum_norm == spec.final_norm  # also the embedding's (NanoChat)
+        b.norm_site(get_module(model, spec.final_norm), "ln_final", None, skip_first=reused)
     return _ordered(b)
 
 
@@ -91,7 +96,8 @@ def _attention_parts(b: Builder, block: nn.Module, layer: int, out_scale: float)
     here = spec.latent_kv is None  # else the latent sites read q and k
     b.attention_site(sub(spec.attn), layer, q_here=here and not qs, k_here=here and not ks)
     add_gate_site(b, block, layer, b.attn_sites[-1][1])  # where attention's output is gated
-    b.output_site(sub(spec.attn_out), "hook_attn_out", layer, out_scale)
+    added = added_o_bias(spec, block)  # a bias the block adds after attention's module
+    b.output_site(sub(spec.attn_out), "hook_attn_out", layer, out_scale, added=added)
 
 
 def _mlp_parts(
@@ -126,7 +132,9 @@ def _mlp_parts(
         summed_output_site(b, mods, "hook_mlp_out", layer, out_scale)
     else:
         out = sub(mlp_out)
-        b.output_site(out, "hook_mlp_out", layer, out_scale, copy=spec.mlp_out_changed)
+        b.output_site(
+            out, "hook_mlp_out", layer, out_scale, copy="hook_mlp_out" in spec.edited_in_place
+        )
 
 
 def _ordered(b: Builder) -> tuple[dict[str, HookPoint], Builder]:

@@ -139,7 +139,7 @@ def _center_rows(w: torch.Tensor) -> torch.Tensor:
 
 
 def fold_ln(model: HookedModel, p: ProcessedWeights) -> ProcessedWeights:
-    layernorm = p.normalization_type == "LN"
+    layernorm = p.normalization_type.startswith("LN")
     if p.ln2_b is not None and p.W_gate is not None:
         raise ValueError(MSG_GATE_LN_BIAS)
     wq, bq = _fold_into(p.W_Q, p.b_Q, p.ln1_w, p.ln1_b)

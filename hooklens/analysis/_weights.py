@@ -19,7 +19,8 @@ import torch
 from torch import nn
 
 from .._engine.linear import bias_of, in_out, o_module, read_o, read_qkv, scaled
-from ..architectures._spec import module_scale
+from .._engine.pos_table import table_rows
+from ..architectures._factors import embed_factor
 from ._factored import FactoredMatrix
 
 if TYPE_CHECKING:
@@ -325,15 +326,16 @@ class Weights:
     @property
     def W_E(self) -> torch.Tensor:
         """(d_vocab, d_model): `W_E[tokens]` is `hook_embed`. A view, or a copy for embeddings
-        that scale their output (Gemma's `embed_scale`, which TransformerLens also folds in;
-        Marian's decoder scales it outside the module, `ArchSpec.embed_scale_at`)."""
+        that scale their output (Gemma's `embed_scale`, which TransformerLens also folds in),
+        or whose model scales it outside the module (Marian's decoder, Granite, CTRL:
+        `embed_factor`)."""
         spec = self._model.spec
         emb = self._module(spec.embed)
         weight: torch.Tensor = emb.weight  # type: ignore[assignment]
         scale = getattr(emb, "embed_scale", None)
-        if spec.embed_scale_at is not None:
-            scale = module_scale(self._model.hf_model, spec.embed_scale_at)
-        if isinstance(scale, torch.Tensor | float | int) and float(scale) != 1.0:
+        scale = float(scale) if isinstance(scale, torch.Tensor | float | int) else 1.0
+        scale *= embed_factor(self._model.hf_model, spec)
+        if scale != 1.0:
             return weight * torch.as_tensor(scale).to(weight.dtype)
         return weight
 
@@ -342,6 +344,8 @@ class Weights:
         """(n_ctx, d_model), a view: row p is `hook_pos_embed` at position p (OPT's offset of
         2 rows, read from its module's `offset`, is skipped)."""
         spec = self._model.spec
+        if spec.pos_table is not None:  # rows of a table the model indexes itself (CTRL)
+            return table_rows(self._model.hf_model, spec.pos_table[0])
         if spec.pos_embed is None:
             raise AttributeError(MSG_NO_POS.format(family=spec.family))
         emb = self._module(spec.pos_embed)

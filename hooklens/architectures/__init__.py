@@ -9,6 +9,7 @@ from .._errors import MSG_UNSUPPORTED, MSG_UNSUPPORTED_CONFIG, UnsupportedModelE
 from . import (
     bloom,
     codegen,
+    ctrl,
     dbrx,
     falcon,
     gemma2,
@@ -17,9 +18,11 @@ from . import (
     gpt_bigcode,
     gpt_neo,
     gpt_neox,
+    gpt_neox_japanese,
     gptj,
     llama,
     mistral,
+    modernbert_decoder,
     mpt,
     openai_gpt,
     opt,
@@ -32,7 +35,9 @@ from . import (
 from ._derive import derive
 from ._encoder import derive_encoder, is_encoder
 from ._seq2seq import derive_post_ln_decoder, is_post_ln_decoder, with_embeddings
-from ._spec import ArchSpec, Proj
+from ._spec import ArchSpec, Proj, text_config
+from ._split_layers import split_layers_reason
+from ._two_streams import two_streams_reason
 
 #: every adapter; a module with `SPECS` has one per configuration variant (Falcon), tried in order
 ADAPTERS: tuple[ArchSpec, ...] = tuple(
@@ -42,9 +47,11 @@ ADAPTERS: tuple[ArchSpec, ...] = tuple(
         bloom,
         falcon,
         codegen,
+        ctrl,
         gpt_bigcode,
         gpt_neo,
         gpt_neox,
+        gpt_neox_japanese,
         gptj,
         mpt,
         dbrx,
@@ -52,6 +59,7 @@ ADAPTERS: tuple[ArchSpec, ...] = tuple(
         openai_gpt,
         llama,
         mistral,
+        modernbert_decoder,
         qwen2,
         qwen3,
         gemma2,
@@ -88,6 +96,7 @@ def check_supported(class_name: str, config: Any) -> ArchSpec:
             )
         )
     failures = []
+    config = text_config(config)  # a composite model's requirements are its language model's
     for spec in specs:  # the first variant whose configuration requirements hold
         failed = next(
             (req for req in spec.config_requirements if getattr(config, req[0], req[1]) != req[1]),
@@ -116,9 +125,12 @@ def adapter_for_model(hf_model: Any) -> ArchSpec:
             return derive_post_ln_decoder(hf_model)
         return with_embeddings(hf_model, derive(hf_model))
     except UnsupportedModelError as exc:
+        # the guess failed: say why no guess could hold
+        split = split_layers_reason(hf_model) or two_streams_reason(hf_model)
+        why = f"{class_name} cannot be wrapped: {split}" if split else exc
         raise UnsupportedModelError(
             MSG_UNSUPPORTED.format(
-                cls=class_name, supported=", ".join(supported_classes()), why=exc
+                cls=class_name, supported=", ".join(supported_classes()), why=why
             )
         ) from None
 

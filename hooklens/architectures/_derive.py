@@ -54,6 +54,7 @@ from ._qk_order import rotated_qk_norms
 from ._scored_moe import scores_experts_inputs
 from ._spec import ArchSpec, Layout, Proj
 from ._stream import embed_norm_in_block, normed_residual, scale_owner, stream_rescaled
+from ._towers import block_list_candidates
 
 
 def _refuse(model: nn.Module, what: str) -> UnsupportedModelError:
@@ -70,11 +71,9 @@ def _path_of(model: nn.Module, target: nn.Module | None) -> str | None:
 
 
 def _find_blocks(model: nn.Module, n_layers: int, embed: str) -> str:
-    """The block list: the first list of n_layers modules, next to the token embedding first
-    (a multimodal model's vision tower has its own lists)."""
-    near = embed.rpartition(".")[0]
-    found = sorted(model.named_modules(), key=lambda nm: not nm[0].startswith(f"{near}."))
-    for name, module in found:
+    """The block list: the first list of n_layers modules, next to the token embedding first,
+    never in another tower of a multimodal model (`_towers.py`)."""
+    for name, module in block_list_candidates(model, embed):
         if isinstance(module, nn.ModuleList) and len(module) == n_layers and name:
             first = _signature(module[0])
             for i, block in enumerate(module):
@@ -351,7 +350,7 @@ def derive(model: nn.Module) -> ArchSpec:
         layers=layers,
         embed_scale=next((a for a in EMBED_SCALE if hasattr(text, a)), None),
         embed_scale_at=scale_owner(model, embed, parent, parent_path),
-        embed_sum_norm=embed_norm_in_block(all_blocks[0], blocks),
+        embed_sum_norm=embed_norm_in_block(model, blocks, prefix + final),
         output_scale=next((a for a in OUTPUT_SCALE if hasattr(block, a)), None),
         factors=block_factors(block, attn, mlp),
         per_layer_out=_child(block, PER_LAYER_OUT),

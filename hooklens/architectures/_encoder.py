@@ -9,7 +9,12 @@ token-type embeddings (normalized, in BERT); the LM head transforms the last str
 activation, LayerNorm) before the unembedding. `derive_encoder` finds those modules by the
 paths transformers gives them (data in `_names.py`) and returns an `ArchSpec` (`post_ln` for
 BERT's blocks, `head` for the transform), which the engine checks against the model's forward
-like every derived adapter (`_engine/verify.py`).
+like every derived adapter (`_engine/verify.py`). Variants, as data in `_names.py`: a
+self-attention that computes attention itself (`EAGER_BERT_ATTENTION`) or rotates q and k
+(RoFormer, `ROTARY_BERT_ATTENTION`, `_rotary_encoder.py`) gets hooklens's reimplementation of
+its forward; an LM head that is the unembedding alone (BERT-Generation) means no final norm;
+what the points cannot describe is refused saying why (`BLOCK_ADAPTERS`,
+`ENCODER_CONFIG_REFUSALS`, embeddings narrower than the stream).
 """
 
 from __future__ import annotations
@@ -23,19 +28,25 @@ from .._engine.attention import attention_forward
 from .._engine.own_attention import additive_mask, split_heads
 from .._errors import UnsupportedModelError
 from ._derive import _child, _find_blocks, _path_of, _refuse
+from ._in_place import edited_in_place
 from ._names import (
+    BLOCK_ADAPTERS,
     EAGER_BERT_ATTENTION,
     EMBED_POS,
     EMBED_SUM_NORM,
     EMBED_TOKEN_TYPE,
+    ENCODER_CONFIG_REFUSALS,
     ENCODER_FINAL_NORM,
     HEAD,
     HEAD_NORM,
     POST_LN_BLOCK,
     PRE_LN_NORMS,
+    ROTARY_BERT_ATTENTION,
 )
 from ._norms import shared_norm_kind
+from ._rotary_encoder import rotary_forward, rotary_value_refusal
 from ._spec import ArchSpec
+from ._towers import block_list_candidates
 
 MSG_NOT_CAUSAL = (
     "its attention attends to later positions too ({cls}.is_causal is False: the config has "
@@ -73,7 +84,8 @@ def is_encoder(model: nn.Module) -> bool:
     n_layers = getattr(getattr(model, "config", None), "num_hidden_layers", None)
     if not isinstance(n_layers, int) or n_layers < 1:
         return False
-    for _, module in model.named_modules():
+    embed = _path_of(model, model.get_input_embeddings())  # type: ignore[operator]
+    for _, module in block_list_candidates(model, embed or ""):
         if isinstance(module, nn.ModuleList) and len(module) == n_layers:
             return _block_roles(module[0]) is not None
     return False
@@ -96,18 +108,34 @@ def derive_encoder(model: nn.Module) -> ArchSpec:
     if roles is None:
         raise _refuse(model, f"{type(block).__name__} is no BERT block ({POST_LN_BLOCK})")
     post_ln = roles["ln1"] == POST_LN_BLOCK["ln1"]
+    for path, what in BLOCK_ADAPTERS.items():
+        if _has(block, path):
+            names = ", ".join(dict(block.get_submodule(path).named_children()))
+            raise UnsupportedModelError(
+                f"{type(model).__name__} cannot be wrapped: " + what.format(names=names)
+            )
     attn = block.get_submodule(roles["attn"])
     if getattr(attn, "is_causal", getattr(attn, "is_decoder", True)) is False:
         raise UnsupportedModelError(
             f"{type(model).__name__} cannot be wrapped as a causal LM: "
             + MSG_NOT_CAUSAL.format(cls=type(attn).__name__)
         )
+    for attr, value, what, instead in ENCODER_CONFIG_REFUSALS:
+        if getattr(config, attr, None) == value:
+            raise UnsupportedModelError(
+                f"{type(model).__name__} cannot be wrapped: {what} ({attr}={value!r}). Load it "
+                f"with {attr}={instead!r}: from_pretrained(name, {attr}={instead!r})."
+            )
+    rotary = type(attn).__name__ in ROTARY_BERT_ATTENTION
+    if rotary and (why := rotary_value_refusal(attn)) is not None:
+        raise UnsupportedModelError(f"{type(model).__name__} cannot be wrapped: {why}")
     width = getattr(model.get_submodule(embed), "embedding_dim", config.hidden_size)
     if width != config.hidden_size:
         raise UnsupportedModelError(
             f"{type(model).__name__} cannot be wrapped: its embeddings (width {width}) are "
             f"projected to the residual stream (width {config.hidden_size}) before block 0, "
-            "and hooklens has no points for that projection yet."
+            "and hooklens has no points for that projection yet (its embedding points are "
+            "d_model wide, and W_E is (d_vocab, d_model), as in TransformerLens)"
         )
     embed_parent = embed.rpartition(".")[0]
     embeddings = model.get_submodule(embed_parent)
@@ -119,12 +147,19 @@ def derive_encoder(model: nn.Module) -> ArchSpec:
     # the head: the unembedding's parent calls it after its transform, or a module next to it
     parent = unembed.rpartition(".")[0]
     head = parent or next((n for n in HEAD if _child(model, (n,))), None)
-    if head is None:
+    if head is None and not post_ln:
         raise _refuse(model, f"no LM head transform before {unembed} (looked for {HEAD})")
-    head_norm = _find(model.get_submodule(head), HEAD_NORM)
-    if head_norm is None:
+    head_module = model.get_submodule(head or unembed)
+    head_norm = _find(head_module, HEAD_NORM) if head else None
+    # a head that only unembeds (BertGeneration's, or GIT's unembedding at the top level): the
+    # last post-LN block's output is already normalized and is the unembedding's input, so
+    # there is no final norm (no ln_final points)
+    bare = head is None or (
+        post_ln and list(head_module.children()) == [model.get_submodule(unembed)]
+    )
+    if head_norm is None and not bare:
         raise _refuse(model, f"no norm in its LM head {head} (looked for {HEAD_NORM})")
-    final = f"{head}.{head_norm}"
+    final = None if head_norm is None else f"{head}.{head_norm}"
     if not post_ln:  # the final norm reads the stream after the last block, before the head
         encoder = blocks.rpartition(".")[0]
         found = [
@@ -139,7 +174,8 @@ def derive_encoder(model: nn.Module) -> ArchSpec:
     like = next(model.parameters())
     width = int(config.hidden_size)
     norms = [block.get_submodule(roles["ln1"]), block.get_submodule(roles["ln2"])]
-    norms += [model.get_submodule(f"{head}.{head_norm}"), model.get_submodule(final)]
+    norms += [head_module.get_submodule(head_norm)] if head_norm else []
+    norms += [model.get_submodule(final)] if final else []
     norms += [embeddings.get_submodule(sum_norm)] if sum_norm else []
     norm, offset = shared_norm_kind(model, norms, width, like)
     qkv = (roles["q"], roles["k"], roles["v"])
@@ -161,16 +197,23 @@ def derive_encoder(model: nn.Module) -> ArchSpec:
         o_proj=roles["o_proj"],
         qkv=qkv,
         pos_embed=f"{embed_parent}.{pos}" if pos else None,
-        positional="learned",
+        positional="rotary" if rotary else "learned",
         norm=norm,  # type: ignore[arg-type]
         norm_weight_offset=offset,
         post_ln=post_ln,
         token_type_embed=f"{embed_parent}.{token_type}" if token_type else None,
         embed_sum_norm=f"{embed_parent}.{sum_norm}" if sum_norm else None,
-        head=head,
-        attn_forward=_eager_forward if type(attn).__name__ in EAGER_BERT_ATTENTION else None,
+        head=None if bare else head,
+        edited_in_place=edited_in_place(model, {"hook_embed": model.get_submodule(embed)}),
+        attn_forward=rotary_forward if rotary else _attn_forward(attn),
         derived=True,
     )
+
+
+def _attn_forward(attn: nn.Module) -> Any:
+    """hooklens's forward for a self-attention that computes attention itself (None: it calls
+    transformers' attention interface)."""
+    return _eager_forward if type(attn).__name__ in EAGER_BERT_ATTENTION else None
 
 
 def _eager_forward(

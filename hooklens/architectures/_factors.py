@@ -1,4 +1,5 @@
-"""Factors a block applies to one of its parts outside that part's module (`ArchSpec.factors`).
+"""Factors a block applies to one of its parts outside that part's module (`ArchSpec.factors`),
+and those the model applies to the token embedding outside its module (`embed_factor`).
 
 Falcon-H1 (µP) multiplies attention's input and output, its keys, its mixer's output and its
 MLP's gate projection by numbers it holds as attributes of the block, the attention module and
@@ -13,9 +14,18 @@ from typing import Any, cast
 from torch import nn
 
 from ._names import FACTORS
-from ._spec import FactorRole
+from ._spec import ArchSpec, FactorRole, module_scale, scale_of
 
-__all__ = ["block_factors"]
+__all__ = ["block_factors", "embed_factor"]
+
+
+def embed_factor(model: Any, spec: ArchSpec) -> float:
+    """What multiplies the token embedding module's output outside it, as `hook_embed` holds
+    it: a config attribute's value (Granite), a module's attribute (Marian, RecurrentGemma),
+    and the square root of a config attribute (CTRL)."""
+    root = scale_of(model.config, spec.embed_scale_sqrt) ** 0.5
+    held = module_scale(model, spec.embed_scale_at)
+    return scale_of(model.config, spec.embed_scale) * held * root
 
 
 def block_factors(

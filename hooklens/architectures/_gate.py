@@ -19,7 +19,7 @@ from torch import nn
 from torch.nn import functional
 
 from ._names import ATTN_GATE
-from ._spec import AttnGate, GateLayout
+from ._spec_parts import AttnGate, GateLayout
 
 #: the nonlinearities a gate may apply, by the name `AttnGate.act` holds
 GATE_ACTS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {

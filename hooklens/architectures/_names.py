@@ -75,6 +75,9 @@ INTERPOLATED_RESIDUAL = ("lambda_1", "lambda_2")
 #: a config attribute by which the model halves the residual stream between blocks every so
 #: many layers at inference (RWKV's `rescale_every`; 0 or less: never)
 STREAM_HALVING = ("rescale_every",)
+#: a config attribute giving a number of learned prompt tokens the model prepends to every
+#: input inside its forward and drops after its last block (CPM-Ant's `prompt_length`)
+PROMPT_PREFIX = ("prompt_length",)
 OUTPUT_SCALE = ("residual_multiplier", "residual_scale")
 #: factors a block applies to one part outside the part's module (`ArchSpec.factors`): role ->
 #: (where the attribute sits: "block", "attn" or "mlp"; its candidate names). Falcon-H1's µP
@@ -138,7 +141,40 @@ EMBED_SCALE_ATTR = ("embed_scale", "normalizer")
 EAGER_SEQ2SEQ_ATTENTION = ("MvpAttention", "TrOCRAttention")
 #: BERT self-attention modules that compute attention themselves (scores / sqrt(d_head) plus
 #: the model's additive mask): hooklens reimplements their forward (`_encoder.py`)
-EAGER_BERT_ATTENTION = ("MegatronBertSelfAttention", "RemBertSelfAttention")
+EAGER_BERT_ATTENTION = (
+    "MegatronBertSelfAttention", "RemBertSelfAttention", "BigBirdSelfAttention", "GitSelfAttention"
+)  # fmt: skip
+#: config values of encoder blocks whose attention hooklens's points cannot describe:
+#: (attribute, value, what the model does then, the value to load it with). BigBird's
+#: block-sparse attention attends to blocks of later positions too (not causal), and the model
+#: swaps its attention modules for full ones at its first forward on a short input
+ENCODER_CONFIG_REFUSALS = (
+    (
+        "attention_type",
+        "block_sparse",
+        "its attention is block-sparse: global, sliding and random blocks of keys, later "
+        "positions included, so it is not causal, and the model replaces its attention modules "
+        "with full ones at its first forward on an input of 704 tokens or fewer",
+        "original_full",
+    ),
+)
+#: a per-language adapter inside a BERT block's MLP output module (X-MOD's `XmodOutput`):
+#: block path -> what the block does with it; hooklens has no points for it, so it refuses
+BLOCK_ADAPTERS = {
+    "output.adapter_modules": (
+        "after the MLP, its blocks add a language adapter's output (a bottleneck MLP per "
+        "language, {names}, picked per token by lang_ids): by default the block normalizes "
+        "resid_mid + mlp_out with output.LayerNorm, adds the adapter's output on that, and "
+        "normalizes the sum with the same LayerNorm again, so the block's output is not "
+        "ln2(resid_post) and hooklens has no points for the adapter's output or the second norm"
+    ),
+}
+#: BERT self-attention modules that rotate q and k by a sinusoidal table the encoder passes
+#: them (RoFormer): hooklens reimplements their forward with rotary points
+#: (`_rotary_encoder.py`), and refuses one whose attribute named in ROTARY_VALUE is True (it
+#: rotates the values too)
+ROTARY_BERT_ATTENTION = ("RoFormerSelfAttention",)
+ROTARY_VALUE = ("rotary_value",)
 #: a pre-LN encoder's final norm, next to its blocks or next to its encoder
 ENCODER_FINAL_NORM = ("LayerNorm", "ln")
 #: the embedding module's parts next to the token embedding: positions, token types, the norm
@@ -156,3 +192,15 @@ ATTN_GATE = ("gate_proj", "g_proj")
 #: an attention module's factor on `v_proj`'s output before attention (MiMo-V2-Flash), which
 #: the values' weights W_V and b_V include
 V_SCALE = ("v_scale",)
+#: forward parameters of a layer that carry a second stream beside the residual stream, and what
+#: that stream is (`_two_streams.py`)
+SECOND_STREAM_ARGS = {
+    "prev_attn_output": "its layers are reversible (Reformer): each keeps two residual streams, "
+    "attention adding to one and the feed-forward to the other, and the model joins them "
+    "(2 x hidden_size wide) after the last layer",
+    "output_g": "its layers run two streams (XLNet's two-stream attention: a content stream and "
+    "a query stream), with relative positions and segment terms added inside the attention",
+}
+#: an attribute of a layer's attention counting the n-gram prediction streams it runs beside the
+#: main one (ProphetNet)
+NGRAM_STREAMS = "ngram"

@@ -116,6 +116,10 @@ OVERRIDES: dict[str, dict[str, Any]] = {
     # a layer before its recurrent section and one after it (the defaults count 8 of each,
     # more than 2 layers, so each block would run twice)
     "dory": {"n_input_layers": 0, "n_recurrent_layers": 1, "n_output_layers": 1},
+    # a sliding window that a few tokens exceed (the default, 64, covers them all)
+    "modernbert-decoder": {"sliding_window": 3},
+    # BigBird as a causal LM: full attention (its default, block-sparse, is refused)
+    "big_bird": {"attention_type": "original_full"},
     # its config maps both head counts to the encoder's, which the decoder does not share
     "whisper": {"num_key_value_heads": 4},
     # the model reads attn_config.rope_theta, which its attention config does not define, and
@@ -201,9 +205,18 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _sharpen(model: torch.nn.Module) -> None:
-    """Larger random weights than HF's init (std 0.02 makes attention near uniform)."""
+    """Larger random weights than HF's init (std 0.02 makes attention near uniform). A frozen
+    embedding table (sinusoidal positions: Pegasus's, RoFormer's rotary angles) keeps the
+    values the model computed, as its checkpoints do."""
+    fixed = {
+        id(m.weight)
+        for m in model.modules()
+        if isinstance(m, torch.nn.Embedding) and not m.weight.requires_grad
+    }
     with torch.no_grad():
         for name, p in model.named_parameters():
+            if id(p) in fixed:
+                continue
             if p.ndim >= 2:  # matrices, and experts' stacked matrices
                 p.normal_(0, 0.2)
             elif "norm" in name or "ln" in name:

@@ -38,6 +38,7 @@ from ._names import (
     POST_LN_DECODER_BLOCK,
 )
 from ._norms import shared_norm_kind
+from ._run_order import _run_order, _same
 from ._spec import ArchSpec
 
 
@@ -59,37 +60,6 @@ def _layout(model: nn.Module) -> tuple[str, str, str] | None:
     if not all(_has(block, p) for p in POST_LN_DECODER_BLOCK.values()):
         return None
     return embed, blocks, blocks.rpartition(".")[0]
-
-
-def _run_order(model: nn.Module, modules: dict[str, nn.Module]) -> dict[str, Any]:
-    """One forward of 3 tokens: each module's first call, as (order, input, output)."""
-    seen: dict[str, Any] = {}
-    handles = []
-    for key, mod in modules.items():
-
-        def record(m: nn.Module, args: Any, kwargs: Any, out: Any, key: str = key) -> None:
-            first = args[0] if args else kwargs.get("hidden_states")
-            t = out[0] if isinstance(out, tuple) else out
-            seen.setdefault(key, (len(seen), first, t))
-
-        handles.append(mod.register_forward_hook(record, with_kwargs=True))
-    device = next(p.device for p in model.parameters())
-    try:
-        with torch.no_grad():
-            model(input_ids=torch.ones(1, 3, dtype=torch.long, device=device), use_cache=False)
-    finally:
-        for h in handles:
-            h.remove()
-    return seen
-
-
-def _same(a: Any, b: Any) -> bool:
-    return (
-        isinstance(a, torch.Tensor)
-        and isinstance(b, torch.Tensor)
-        and a.shape == b.shape
-        and bool(torch.allclose(a.float(), b.float(), atol=1e-5, rtol=1e-4))
-    )
 
 
 def is_post_ln_decoder(model: nn.Module) -> bool:

@@ -15,21 +15,8 @@ import torch
 
 from .._engine.point_spec import Feature
 from ._names import EMBED_SCALE_ATTR
+from ._spec_parts import AttnGate, LatentKV, LayerLayout, Layout, Proj
 
-#: How a projection's output holds q or k (or q, k, v together):
-#: - "flat": (batch, pos, heads * d_head), e.g. Llama's `q_proj`
-#: - "bphd": (batch, pos, heads, d_head), e.g. Qwen3's `q_norm`
-#: - "bhpd": (batch, heads, pos, d_head), e.g. Gemma 3's `q_norm`
-#: - "concat_qkv": (batch, pos, (n_heads + 2 n_kv_heads) * d_head), q then k then v (Phi-3)
-#: - "per_head_qkv": (batch, pos, n_heads * 3 * d_head), per head q, k, v (GPT-NeoX)
-#: - "q_gate_per_head" (q/k/v weights only): k and v flat, and the q projection holds per head
-#:   the queries then the attention gate's input, (batch, pos, n_heads * 2 * d_head) (Qwen3-Next)
-Layout = Literal["flat", "bphd", "bhpd", "concat_qkv", "per_head_qkv", "q_gate_per_head"]
-#: How a gate projection's output holds the attention gate's input (`AttnGate`):
-#: - "flat": (batch, pos, n_heads * d_head), one gate per feature of z
-#: - "per_head": (batch, pos, n_heads), one gate per head
-#: - "q_gate_per_head": the second half of each head's slice of the q projection's output
-GateLayout = Literal["flat", "per_head", "q_gate_per_head"]
 #: The parts a block scales outside their modules (`ArchSpec.factors`).
 FactorRole = Literal["attn_in", "k", "attn_out", "mixer_out", "mlp_pre"]
 
@@ -38,14 +25,6 @@ def text_config(config: Any) -> Any:
     """The language model's config: a multimodal model's text config, else `config` itself."""
     get = getattr(config, "get_text_config", None)
     return get() if callable(get) else config
-
-
-@dataclass(frozen=True)
-class Proj:
-    """Where to read (and edit) pre-rotary q or k: a module path in the block, and its layout."""
-
-    module: str
-    layout: Layout = "flat"
 
 
 def scale_of(config: Any, attr: str | None) -> float:
@@ -61,72 +40,6 @@ def module_scale(model: Any, path: str | None) -> float:
     attr = next((a for a in EMBED_SCALE_ATTR if hasattr(owner, a)), None)
     value = getattr(owner, attr) if attr is not None else None
     return float(value) if isinstance(value, int | float | torch.Tensor) else 1.0
-
-
-@dataclass(frozen=True)
-class LatentKV:
-    """Multi-head latent attention (DeepSeek V2/V3): q from one projection, keys and values
-    expanded per head from a low-rank latent. Paths are relative to one decoder block.
-
-    `q` outputs (batch, pos, heads * (nope + rope)): per head, a part without position and a
-    rotated part. `kv_a` outputs (batch, pos, rank + rope): the latent, then one rotated key
-    part shared by every head. `kv_b` expands the (normed) latent to (batch, pos, heads *
-    (nope + v)): per head, the key part without position, then the value. `interleaved`: the
-    rotation takes pairs of adjacent features and returns them as two halves (so pre-rotary q
-    and k are read in that halves order, in which the rotation at position 0 is the identity).
-    """
-
-    q: str
-    kv_a: str
-    kv_b: str
-    nope: int
-    rope: int
-    v: int
-    rank: int
-    interleaved: bool = False
-    #: a norm the shared rotated key part passes before the rotation (Dots3 Note's
-    #: `k_rope_only_layernorm`): that part of `hook_k` is read at its output, not at `kv_a`'s
-    rope_k_norm: str | None = None
-
-
-@dataclass(frozen=True)
-class AttnGate:
-    """A gate on attention's output: the output projection reads `z * act(g)` (elementwise),
-    `g` read from `module`'s output (a block path) laid out as `layout`. `act` is the gate's
-    nonlinearity ("sigmoid" or "softplus"). `hook_gate` is `act(g)` per feature of z."""
-
-    module: str
-    layout: GateLayout
-    act: Literal["sigmoid", "softplus"]
-
-
-@dataclass(frozen=True)
-class LayerLayout:
-    """One layer of a model whose layers differ (a hybrid): what mixes positions in it.
-
-    `kind` "attention": the adapter's attention paths (`attn`, `attn_out`, q/k sources) hold;
-    "mixer": a state-space, linear-attention or convolution module at `mixer` (block path) does
-    the attention's job, and its output is `hook_mixer_out`; "mlp": nothing mixes positions,
-    the layer is its norm (`ln1`, here the MLP's norm, so its points are `ln2.*`) and the
-    adapter's MLP, which sits at `mixer` (Nemotron-H). `mixer_class` is the class name of what
-    sits there (named in errors); `mlp` whether the layer has the adapter's MLP; `out` the
-    module whose output a mixer layer adds to the stream when it is not the mixer itself (a
-    norm on the mixer's output, LFM3's `post_operator_norm`): `hook_mixer_out` is read there.
-    `beside` (an attention layer): a mixer (block path) that reads the same normalized stream
-    as attention and whose output the block adds with attention's in the same step (Falcon-H1's
-    `mamba`): its output is `hook_mixer_out`, so the layer has both attention's and the mixer's
-    points, and `resid_pre + attn_out + mixer_out = resid_mid`. `norms` (a mixer layer whose
-    norms sit elsewhere than the attention layers', OLMo-hybrid's pre-norm linear-attention
-    layers beside post-norm attention ones): its own (ln1, ln2, mlp_out, resid_mid's module).
-    """
-
-    kind: Literal["attention", "mixer", "mlp"]
-    mixer: str
-    mixer_class: str
-    mlp: bool = True
-    out: str | None = None
-    beside: str | None = None
-    norms: tuple[str | None, str | None, str, str | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -165,6 +78,10 @@ class ArchSpec:
     mlp_out: str
     ln2: str | None
     pos_embed: str | None = None
+    #: positions as rows of a table the model indexes itself, with no module (CTRL's sinusoidal
+    #: `pos_encoding` buffer): (buffer path, path of the module whose input is the embeddings'
+    #: sum), served by `_engine/pos_table.py`
+    pos_table: tuple[str, str] | None = None
     #: a norm applied to the token embedding before block 0 (BLOOM): `hook_embed` is its output,
     #: as in TransformerLens
     embed_norm: str | None = None
@@ -177,6 +94,9 @@ class ArchSpec:
     #: causal-LM call), and a norm of that sum before block 0 (BERT's embedding LayerNorm)
     token_type_embed: str | None = None
     embed_sum_norm: str | None = None
+    #: layers whose `ln1` is an identity (ModernBERT's decoder's layer 0, whose attention reads
+    #: the stream `embed_sum_norm` normalized): they have no `ln1` points
+    no_ln1_layers: tuple[int, ...] = ()
     #: the module that turns the stream leaving the last block into the unembedding's input
     #: (BERT's LM-head transform: dense, activation, LayerNorm), when that is more than
     #: `final_norm`; the unembedding's input is read where the module calls `unembed`.
@@ -234,6 +154,9 @@ class ArchSpec:
     #: multiplies the token embedding's output outside the embedding module (Marian's decoder,
     #: RecurrentGemma's model, which multiplies by sqrt(d_model) in bfloat16): in `hook_embed`
     embed_scale_at: str | None = None
+    #: a config attribute whose square root multiplies the token embedding outside the
+    #: embedding module (CTRL: sqrt(n_embd)): in `hook_embed`
+    embed_scale_sqrt: str | None = None
     output_scale: str | None = None
     #: factors a block applies to one part outside that part's module, as (role, block path of
     #: a number attribute) pairs (Falcon-H1's µP multipliers; roles: `FACTOR_ROLES`). The points
@@ -251,6 +174,10 @@ class ArchSpec:
     #: the attention's output projection (its input is `attn.hook_z`, times `attn_gate`'s
     #: gate where there is one), where known
     o_proj: str | None = None
+    #: a bias (block path of a parameter) that the attention returns beside its output and the
+    #: block adds to it (GPT-NeoX-Japanese's last layer's `dense_bias`; layers without the
+    #: parameter have none): `hook_attn_out` and b_O include it
+    o_bias: str | None = None
     #: the layers whose attention joins a learned logit per head (an attention sink: GPT-OSS's
     #: `sinks`, which the attention function receives as `s_aux`) to the softmax over the keys
     #: and then drops it: their `hook_pattern` rows sum to 1 minus `hook_sink`
@@ -266,8 +193,9 @@ class ArchSpec:
     #: the model builds its attention masks for its own implementation (MPT): with `attn_forward`,
     #: hooklens swaps the forwards only and keeps the implementation name
     own_masks: bool = False
-    #: the block adds to `mlp_out`'s output in place (Falcon): `hook_mlp_out` hands it a copy
-    mlp_out_changed: bool = False
+    #: points whose module output the model edits in place later (Falcon adds attention's output
+    #: into the MLP's, GIT the positions into the word embeddings): they hand it a copy
+    edited_in_place: tuple[str, ...] = ()
     #: the number of key/value heads from the config, where the config has no
     #: `num_key_value_heads` (Falcon's multi-query flag)
     kv_heads: Callable[[Any], int] | None = None
@@ -316,6 +244,8 @@ class ArchSpec:
             found = (found - {"ln1", "ln2"}) | own  # type: ignore[operator]
         if layer in self.sink_layers:
             found = found | {"sinks"}
+        if layer in self.no_ln1_layers:
+            found = found - {"ln1"}
         if self.moe_layers is None or layer in self.moe_layers or "mlp" not in found:
             return found
         dense: set[Feature] = {"dense_mlp"}

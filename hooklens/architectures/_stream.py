@@ -2,7 +2,8 @@
 
 A factor on the token embedding held by the model rather than the embedding module
 (RecurrentGemma's `normalizer`, Marian's `embed_scale`), a norm of the embedding that the first
-block applies before anything else (RWKV's `pre_ln`), and a halving of the stream between
+block applies before anything else (RWKV's `pre_ln`) or the model before the blocks with its
+final norm (NanoChat), and a halving of the stream between
 blocks at inference (RWKV's `rescale_every`), or a block whose residual is the normalized
 stream (MiniMax), scaled at each addition (Beam) or moved towards each part's output rather than
 added to (Dory), which the residual points cannot describe.
@@ -20,8 +21,10 @@ from ._names import (
     EMBED_SCALE_ATTR,
     INTERPOLATED_RESIDUAL,
     NORMED_RESIDUAL,
+    PROMPT_PREFIX,
     STREAM_HALVING,
 )
+from ._run_order import final_norm_on_embed
 
 __all__ = ["embed_norm_in_block", "normed_residual", "scale_owner", "stream_rescaled"]
 
@@ -31,6 +34,14 @@ MSG_HALVED = (
     "hook_resid_pre. The halving only guards half precision against overflow; load the model "
     "with {attr}=0 to wrap it: HookedModel.from_pretrained(name, {attr}=0) (a keyword "
     "transformers sets on its config)"
+)
+
+MSG_PROMPT = (
+    "it prepends {count} learned prompt tokens (config.{attr}={count}) to every input inside "
+    "its forward and drops them after its last block, so its blocks' streams, keys and "
+    "attention patterns have {count} more positions than the tokens given (the points are "
+    "declared over the input's positions, and patching and the per-position views index them "
+    "so); it also treats token id 0 as padding (its mask and segment embedding read the ids)"
 )
 
 MSG_NORMED = (
@@ -63,17 +74,24 @@ def scale_owner(model: nn.Module, embed: str, parent: nn.Module, path: str) -> s
     return path if not on_embed and any(hasattr(parent, a) for a in EMBED_SCALE_ATTR) else None
 
 
-def embed_norm_in_block(first: nn.Module, blocks: str) -> str | None:
-    """The model path of a norm block 0 applies to the embedding before its parts (RWKV's
-    `pre_ln`), or None."""
+def embed_norm_in_block(model: nn.Module, blocks: str, final: str) -> str | None:
+    """The model path of a norm applied to the embedding before block 0's parts: one block 0
+    holds (RWKV's `pre_ln`), or the final norm, which the model also calls before the blocks
+    (NanoChat); or None."""
+    first = model.get_submodule(blocks)[0]  # type: ignore[index]
     name = next(
         (n for n in EMBED_NORM_IN_BLOCK if isinstance(getattr(first, n, None), nn.Module)), None
     )
-    return f"{blocks}.0.{name}" if name is not None else None
+    return f"{blocks}.0.{name}" if name is not None else final_norm_on_embed(model, final, blocks)
 
 
 def stream_rescaled(text: Any, n_layers: int) -> str | None:
-    """Why the model cannot be wrapped when it halves its stream between blocks, or None."""
+    """Why the model cannot be wrapped when it halves its stream between blocks, or when its
+    blocks' stream holds positions the input has not (prompt tokens it prepends), or None."""
+    for attr in PROMPT_PREFIX:
+        count = getattr(text, attr, None)
+        if isinstance(count, int) and count > 0:
+            return MSG_PROMPT.format(count=count, attr=attr)
     for attr in STREAM_HALVING:
         every = getattr(text, attr, None)
         if isinstance(every, int) and 0 < every <= n_layers:

@@ -99,7 +99,7 @@ PARALLEL = ArchSpec(
     parallel_residual=True,
     attn_forward=_forward,
     kv_heads=_kv_heads,
-    mlp_out_changed=True,
+    edited_in_place=("hook_mlp_out",),
     config_requirements=(
         (_NEW, False, "this variant has the old decoder block"),
         ("parallel_attn", True, "this variant has a parallel block"),

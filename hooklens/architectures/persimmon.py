@@ -2,7 +2,10 @@
 per head; its attention calls transformers' attention interface.
 
 Pre-rotary q and k are read after the per-head q/k LayerNorms, or at `query_key_value` when the
-configuration has none (one adapter for each, `SPECS`).
+configuration has none (one adapter for each, `SPECS`). Fuyu's causal LM is a Persimmon language
+model (`model.language_model`) with image patches merged into its embeddings when it is given
+any: on text-only prompts it is that Persimmon model, and the same adapters describe it at
+those paths (the image inputs have no hook points: `pixel_values` is refused by the wrapper).
 """
 
 from dataclasses import replace
@@ -33,13 +36,26 @@ QK_NORM = ArchSpec(
     norm="layernorm",
     config_requirements=(("qk_layernorm", True, "this variant normalizes q and k per head"),),
 )
-SPECS = (
+NO_QK_NORM = replace(
     QK_NORM,
-    replace(
-        QK_NORM,
-        q_source=Proj(_QKV, "per_head_qkv"),
-        k_source=Proj(_QKV, "per_head_qkv"),
-        config_requirements=(("qk_layernorm", False, "this variant has no q/k norms"),),
-    ),
+    q_source=Proj(_QKV, "per_head_qkv"),
+    k_source=Proj(_QKV, "per_head_qkv"),
+    config_requirements=(("qk_layernorm", False, "this variant has no q/k norms"),),
 )
+
+
+def _fuyu(spec: ArchSpec) -> ArchSpec:
+    """`spec` at the paths of Fuyu's language model."""
+    lm = "model.language_model"
+    return replace(
+        spec,
+        family="fuyu",
+        hf_classes=("FuyuForCausalLM",),
+        embed=f"{lm}.embed_tokens",
+        blocks=f"{lm}.layers",
+        final_norm=f"{lm}.final_layernorm",
+    )
+
+
+SPECS = (QK_NORM, NO_QK_NORM, _fuyu(QK_NORM), _fuyu(NO_QK_NORM))
 SPEC = QK_NORM

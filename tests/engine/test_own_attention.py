@@ -1,10 +1,12 @@
 """Configuration variants the registry's tiny models do not cover, of families with one adapter
 per variant (chosen by the configuration): Falcon's block layouts, GPTBigCode without multi-query
-attention, Persimmon without q/k norms. Each must reproduce the model with every point attached,
-pass the load-time check, and take edits at resid_pre, z and pattern like raw torch hooks."""
+attention, Persimmon (and Fuyu's Persimmon language model) without q/k norms. Each must
+reproduce the model with every point attached, pass the load-time check, and take edits at
+resid_pre, z and pattern like raw torch hooks."""
 
 from __future__ import annotations
 
+import copy
 import warnings
 
 import pytest
@@ -17,7 +19,10 @@ from hooklens.architectures._registry import VOCAB, _sharpen, tiny_config
 from .test_registry import _check_edits
 
 #: the explicit adapters of families whose attention does not fit the derived template
-EXPLICIT = ["gpt_neo", "bloom", "falcon", "gpt_bigcode", "codegen", "mpt", "persimmon", "xglm"]
+EXPLICIT = [
+    "gpt_neo", "bloom", "falcon", "gpt_bigcode", "codegen", "mpt", "persimmon", "fuyu", "xglm",
+    "gpt_neox_japanese", "ctrl", "modernbert-decoder",
+]  # fmt: skip
 
 
 @pytest.mark.parametrize("model_type", EXPLICIT)
@@ -48,6 +53,8 @@ VARIANTS = {
     ),
     ("gpt_bigcode", "per_head"): ({"multi_query": False, "num_key_value_heads": 4}, 4),
     ("persimmon", "no_qk_norm"): ({"qk_layernorm": False}, 4),
+    # Fuyu's language model is Persimmon's: its text config chooses the variant
+    ("fuyu", "no_qk_norm"): ({"qk_layernorm": False}, 4),
 }
 
 
@@ -57,8 +64,9 @@ def test_configuration_variant(tmp_path, variant):
 
     config = tiny_config(variant[0])
     changes, kv_heads = VARIANTS[variant]
+    text = config.get_text_config()  # the config itself, or a composite model's text part
     for key, value in changes.items():
-        setattr(config, key, value)
+        setattr(text, key, value)
     torch.manual_seed(0)
     hf = AutoModelForCausalLM.from_config(config).eval()
     _sharpen(hf)
@@ -66,7 +74,8 @@ def test_configuration_variant(tmp_path, variant):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", hl.NoTokenizerWarning)
         model = hl.HookedModel.from_pretrained(str(tmp_path))
-    assert all(getattr(config, k) == v for k, v, _ in model.spec.config_requirements)
+    assert all(getattr(text, k) == v for k, v, _ in model.spec.config_requirements)
+    assert model.spec.family == variant[0]
     verify(model)  # every claim of the adapter, against the model's own forward
     tokens = torch.randint(4, VOCAB, (2, 7), generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
@@ -75,3 +84,39 @@ def test_configuration_variant(tmp_path, variant):
     assert (logits - ref).abs().max() <= 1e-4
     assert cache["blocks.0.attn.hook_k"].shape[2] == model.cfg.n_kv_heads == kv_heads
     _check_edits(model, tokens, ref)
+
+
+def test_bias_the_block_adds_after_attention(registry):
+    """GPT-NeoX-Japanese's last attention returns `dense_bias` beside its output and the block
+    adds it: hook_attn_out and b_O include it, and an edit of hook_attn_out is what enters
+    the stream (equal to the same edit of the block's sum by a raw hook)."""
+    from .conftest import randomize_biases
+
+    _, wrapped = registry("gpt_neox_japanese")
+    assert wrapped is not None and wrapped.spec.o_bias is not None
+    hf = copy.deepcopy(wrapped.hf_model)
+    randomize_biases(hf)
+    model = hl.HookedModel(hf)
+    last = model.cfg.n_layers - 1
+    block = model.hf_model.get_submodule(model.spec.blocks)[last]
+    bias = block.attention.dense_bias
+    assert bias is not None and bias.abs().max() > 0
+    assert block.attention.dense.bias is None  # only the block adds a bias
+    tokens = torch.randint(4, VOCAB, (1, 6), generator=torch.Generator().manual_seed(1))
+    b = f"blocks.{last}."
+    with torch.no_grad():
+        _, cache = model.run_with_cache(tokens)
+        torch.testing.assert_close(model.weights.layer(last).b_O, bias)
+        heads = torch.einsum("bphe,hed->bpd", cache[b + "attn.hook_z"], model.W_O[last])
+        torch.testing.assert_close(cache[b + "hook_attn_out"], heads + bias)
+        torch.testing.assert_close(
+            cache[b + "hook_resid_pre"] + cache[b + "hook_attn_out"] + cache[b + "hook_mlp_out"],
+            cache[b + "hook_resid_post"],
+        )
+        ours = model.run_with_hooks(tokens, fwd_hooks=[(b + "hook_attn_out", lambda x, h: x * 0)])
+        handle = block.attention.register_forward_hook(lambda m, a, out: (-out[2], *out[1:]))
+        try:
+            want = model.hf_model(tokens).logits
+        finally:
+            handle.remove()
+    torch.testing.assert_close(ours, want)

@@ -26,6 +26,19 @@ from .conftest import _tokenizer
             ["layer 1's input_layernorm and post_attention_layernorm", "input-dependent gate"],
         ),
         ("beam", ["scale the residual stream itself", "attn_residual_add_idx=2", "0.707"]),
+        ("cpmant", ["prepends 32 learned prompt tokens (config.prompt_length=32)"]),
+        ("reformer", ["its layers are reversible", "no one d_model-wide stream"]),
+        ("xlnet", ["two-stream attention", "no one d_model-wide stream"]),
+        ("prophetnet", ["layers run 2 n-gram prediction streams", "config ngram=2"]),
+        ("xlm", ["its layers are not modules", "attentions, layer_norm1, ffns, layer_norm2"]),
+        ("xmod", ["language adapter", "the same LayerNorm again", "no points for the adapter"]),
+        (
+            "rembert",
+            [
+                "embeddings (width 256) are projected to the residual stream (width 64)",
+                "W_E is (d_vocab, d_model)",
+            ],
+        ),
     ],
 )
 def test_refusal_names_what_and_why(tmp_path, model_type, says):

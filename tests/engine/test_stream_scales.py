@@ -107,3 +107,35 @@ def test_weights_give_what_enters_the_stream(granite):
         sum(cache[f"blocks.{i}.hook_attn_out"] - granite.blocks[i].attn.b_O for i in range(2)),
         atol=1e-4, rtol=1e-4,
     )  # fmt: skip
+
+
+def test_head_results_sum_to_what_attention_adds(granite):
+    """hook_result (computed on demand) includes residual_multiplier like W_O: the heads' results
+    plus b_O are hook_attn_out, the logits do not change, and an edit of one head's result
+    reaches the stream as it is (not 0.22 times it)."""
+    granite.set_use_attn_result(True)
+    try:
+        with torch.no_grad():
+            base = granite(TOKENS)
+            logits, cache = granite.run_with_cache(TOKENS)
+            delta = torch.randn(2, 7, 64, generator=torch.Generator().manual_seed(5))
+
+            def add_to_head(x, hook):
+                x[:, :, 1] += delta
+                return x
+
+            edited = granite.run_with_hooks(
+                TOKENS, fwd_hooks=[("blocks.0.attn.hook_result", add_to_head)]
+            )
+            via_stream = granite.run_with_hooks(
+                TOKENS, fwd_hooks=[("blocks.0.hook_attn_out", lambda x, h: x + delta)]
+            )
+    finally:
+        granite.set_use_attn_result(False)
+    torch.testing.assert_close(logits, base, atol=1e-4, rtol=1e-4)
+    for layer in range(2):
+        b = f"blocks.{layer}."
+        heads = cache[b + "attn.hook_result"].sum(-2) + granite.blocks[layer].attn.b_O
+        torch.testing.assert_close(heads, cache[b + "hook_attn_out"], atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(edited, via_stream, atol=1e-4, rtol=1e-4)
+    assert (edited - base).abs().max() > 1e-3

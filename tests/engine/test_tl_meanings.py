@@ -214,9 +214,9 @@ def test_every_entry_point_names_what_it_does_not_take(tiny, tokens, tiny_dir):
         model.to_tokens("the cat", truncate=True)
     with pytest.raises(
         hl.ArgumentError,
-        match=r"(?s)from_pretrained_no_processing.*model\.processed_weights\(fold_ln=True",
+        match=r"(?s)refactor_factored_attn_matrices=True.*model\.QK",
     ):
-        hl.HookedModel.from_pretrained(str(tiny_dir("llama")), fold_ln=True)
+        hl.HookedModel.from_pretrained(str(tiny_dir("llama")), refactor_factored_attn_matrices=True)
     with pytest.raises(hl.ArgumentError, match="default_prepend_bos"):
         hl.HookedModel.from_pretrained(str(tiny_dir("llama")), default_prepend_bos=False)
     with pytest.raises(hl.ArgumentError, match="already loaded"):
