@@ -24,6 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .last_row import last_row_mlp
 from .sites import _first
 from .unembed import final_normed, unembed
 
@@ -262,7 +263,8 @@ class RecordedRun:
                 n: _retarget(n, v, pos0, self.seq_len, cache, self.batch, repeats)
                 for n, v in call.extra.items()
             }
-            hidden = _first(block(hidden, **arguments, **extra))
+            with last_row_mlp(self.model, index, last_only):
+                hidden = _first(block(hidden, **arguments, **extra))
         if last_only:
             hidden = hidden[:, -1:]
         return final_normed(self.model, hidden)
