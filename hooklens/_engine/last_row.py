@@ -46,24 +46,44 @@ def _cuttable(model: Any, layer: int) -> nn.Module | None:
     return block.get_submodule(spec.mlp_out)
 
 
+def _padded(t: torch.Tensor, batch: int, n_rows: int) -> torch.Tensor | None:
+    """The MLP's output for the last row, `t`, as its output for `n_rows` rows (zeros before):
+    (batch, 1, ...) or flattened over tokens (batch, ...); None for another layout."""
+    if t.ndim >= 3 and t.shape[:2] == (batch, 1):
+        padded = t.new_zeros(batch, n_rows, *t.shape[2:])
+        padded[:, -1:] = t
+        return padded
+    if t.ndim == 2 and t.shape[0] == batch:  # tokens flattened (Llama 4's MoE)
+        padded = t.new_zeros(batch, n_rows, t.shape[1])
+        padded[:, -1] = t
+        return padded.view(batch * n_rows, t.shape[1])
+    return None
+
+
 @contextmanager
 def _cut(mlp: nn.Module) -> Iterator[None]:
-    rows: list[int] = []
+    calls: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
+    rerunning = [False]
 
     def before(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         tensors = [a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)]
-        if len(tensors) != 1 or tensors[0].ndim != 3 or not args:  # the stream alone, first
-            return None
-        rows.append(args[0].shape[1])
+        if rerunning[0] or len(tensors) != 1 or tensors[0].ndim != 3 or not args:
+            return None  # the stream alone, first, or nothing is cut
+        calls.append((args, kwargs))
         return (args[0][:, -1:], *args[1:]), kwargs
 
     def after(module: nn.Module, args: Any, out: Any) -> Any:
-        if not rows:
+        if rerunning[0] or not calls:
             return None
-        n_rows = rows.pop()
-        t = _first(out)
-        padded = torch.zeros(t.shape[0], n_rows, *t.shape[2:], dtype=t.dtype, device=t.device)
-        padded[:, -1:] = t
+        full_args, kwargs = calls.pop()
+        stream = full_args[0]
+        padded = _padded(_first(out), stream.shape[0], stream.shape[1])
+        if padded is None:  # an output layout not understood: the MLP again, on every row
+            rerunning[0] = True
+            try:
+                return module(*full_args, **kwargs)
+            finally:
+                rerunning[0] = False
         return padded if isinstance(out, torch.Tensor) else (padded, *out[1:])
 
     handles = [
