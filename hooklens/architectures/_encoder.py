@@ -21,11 +21,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 from torch import nn
 
-from .._engine.attention import attention_forward
-from .._engine.own_attention import additive_mask, split_heads
 from .._errors import UnsupportedModelError
 from ._derive import _child, _find_blocks, _path_of, _refuse
 from ._in_place import edited_in_place
@@ -44,7 +41,7 @@ from ._names import (
     ROTARY_BERT_ATTENTION,
 )
 from ._norms import shared_norm_kind
-from ._rotary_encoder import rotary_forward, rotary_value_refusal
+from ._rotary_encoder import rotary_forward, rotary_value_refusal, self_attention
 from ._spec import ArchSpec
 from ._towers import block_list_candidates
 
@@ -213,33 +210,4 @@ def derive_encoder(model: nn.Module) -> ArchSpec:
 def _attn_forward(attn: nn.Module) -> Any:
     """hooklens's forward for a self-attention that computes attention itself (None: it calls
     transformers' attention interface)."""
-    return _eager_forward if type(attn).__name__ in EAGER_BERT_ATTENTION else None
-
-
-def _eager_forward(
-    self: Any,
-    hidden_states: torch.Tensor,
-    attention_mask: torch.Tensor | None = None,
-    encoder_hidden_states: torch.Tensor | None = None,
-    cache: Any = None,
-    output_attentions: bool = False,
-    **kwargs: Any,
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """BERT's eager self-attention (`EAGER_BERT_ATTENTION`), with attention computed by
-    hooklens's function: q, k, v from `query`/`key`/`value`, scores scaled by 1/sqrt(d_head),
-    the model's mask added."""
-    if encoder_hidden_states is not None:
-        raise NotImplementedError("hooklens serves self-attention only, not cross-attention")
-    n_heads = self.num_attention_heads
-    query = split_heads(self.query(hidden_states), n_heads)
-    key = split_heads(self.key(hidden_states), n_heads)
-    value = split_heads(self.value(hidden_states), n_heads)
-    if cache is not None:
-        own = getattr(cache, "self_attention_cache", cache)  # an encoder-decoder cache's own
-        key, value = own.update(key, value, self.layer_idx)
-    q_len, k_len = query.shape[2], key.shape[2]
-    mask = additive_mask(attention_mask, q_len, k_len, query.dtype, query.device)
-    dropout = self.dropout.p if self.training else 0.0
-    scaling = self.attention_head_size**-0.5
-    z, weights = attention_forward(self, query, key, value, mask, dropout=dropout, scaling=scaling)
-    return z.reshape(*z.shape[:2], -1), weights
+    return self_attention if type(attn).__name__ in EAGER_BERT_ATTENTION else None

@@ -13,6 +13,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from ._run_order import probe_forward
+
 
 def edited_in_place(model: nn.Module, modules: dict[str, nn.Module]) -> tuple[str, ...]:
     """The point suffixes (keys of `modules`) whose module's output tensor the model changes in
@@ -27,12 +29,5 @@ def edited_in_place(model: nn.Module, modules: dict[str, nn.Module]) -> tuple[st
 
         return hook
 
-    handles = [m.register_forward_hook(keep(s)) for s, m in modules.items()]
-    device = next(model.parameters()).device
-    try:
-        with torch.no_grad():
-            model(input_ids=torch.ones(1, 3, dtype=torch.long, device=device), use_cache=False)
-    finally:
-        for handle in handles:
-            handle.remove()
+    probe_forward(model, [m.register_forward_hook(keep(s)) for s, m in modules.items()])
     return tuple(s for s, (t, version) in seen.items() if t._version != version)

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 from torch import nn
 
 from ._names import ATTN
+from ._run_order import probe_forward
 
 __all__ = ["why_no_blocks"]
 
@@ -70,15 +70,10 @@ def _looped(model: nn.Module, n_layers: int) -> str | None:
                 counts[key] = counts.get(key, 0) + 1
 
             handles.append(block.register_forward_pre_hook(count))
-    device = next(p.device for p in model.parameters())
     try:
-        with torch.no_grad():
-            model(input_ids=torch.ones(1, 3, dtype=torch.long, device=device), use_cache=False)
+        probe_forward(model, handles)
     except Exception:  # the refusal stays the plain one when the model cannot run this probe
         return None
-    finally:
-        for h in handles:
-            h.remove()
     looped = {k: v for k, v in counts.items() if v > 1}
     if not looped:
         return None

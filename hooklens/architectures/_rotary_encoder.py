@@ -1,4 +1,8 @@
-"""Rotary positions inside a BERT self-attention (RoFormer).
+"""BERT's eager self-attention on hooklens's attention function, and rotary positions inside it
+(RoFormer).
+
+`self_attention` is the forward of the BERT self-attentions that compute attention themselves
+(`EAGER_BERT_ATTENTION`); RoFormer's is the same with q and k rotated before the scores.
 
 RoFormer's blocks are BERT's (post-LN), but its embeddings have no position embedding: the
 encoder computes one sinusoidal table per position, as wide as a head (the sines in the first
@@ -48,6 +52,44 @@ def rotate_pairs(x: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
     return x * cos + turned * sin
 
 
+def self_attention(
+    self: Any,
+    hidden_states: torch.Tensor,
+    attention_mask: torch.Tensor | None = None,
+    encoder_hidden_states: torch.Tensor | None = None,
+    cache: Any = None,
+    output_attentions: bool = False,
+    *,
+    sinusoidal_pos: torch.Tensor | None = None,
+    rotary: bool = False,
+    **kwargs: Any,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """BERT's eager self-attention with attention computed by hooklens's function: q, k, v from
+    `query`/`key`/`value`, scores scaled by 1/sqrt(d_head), the model's mask added. `rotary`
+    (RoFormer): q and k are hooked, then rotated by `sinusoidal_pos`."""
+    if encoder_hidden_states is not None:
+        raise NotImplementedError("hooklens serves self-attention only, not cross-attention")
+    n_heads = self.num_attention_heads
+    query = split_heads(self.query(hidden_states), n_heads)
+    key = split_heads(self.key(hidden_states), n_heads)
+    value = split_heads(self.value(hidden_states), n_heads)
+    if rotary:
+        query, key = fire_pre_rotary(self, query, key)
+        if sinusoidal_pos is not None:
+            query, key = rotate_pairs(query, sinusoidal_pos), rotate_pairs(key, sinusoidal_pos)
+    if cache is not None:
+        own = getattr(cache, "self_attention_cache", cache)  # an encoder-decoder cache's own
+        key, value = own.update(key, value, self.layer_idx)
+    q_len, k_len = query.shape[2], key.shape[2]
+    mask = additive_mask(attention_mask, q_len, k_len, query.dtype, query.device)
+    dropout = self.dropout.p if self.training else 0.0
+    scaling = self.attention_head_size**-0.5
+    z, weights = attention_forward(
+        self, query, key, value, mask, dropout=dropout, scaling=scaling, qk_read=rotary
+    )
+    return z.reshape(*z.shape[:2], -1), weights
+
+
 def rotary_forward(
     self: Any,
     hidden_states: torch.Tensor,
@@ -58,28 +100,12 @@ def rotary_forward(
     output_attentions: bool = False,
     **kwargs: Any,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """RoFormer's self-attention: q, k, v from `query`/`key`/`value`, q and k hooked, then
-    rotated by `sinusoidal_pos`, scores scaled by 1/sqrt(d_head), the model's mask added."""
-    if encoder_hidden_states is not None:
-        raise NotImplementedError("hooklens serves self-attention only, not cross-attention")
-    n_heads = self.num_attention_heads
-    query = split_heads(self.query(hidden_states), n_heads)
-    key = split_heads(self.key(hidden_states), n_heads)
-    value = split_heads(self.value(hidden_states), n_heads)
-    query, key = fire_pre_rotary(self, query, key)
-    if sinusoidal_pos is not None:
-        query, key = rotate_pairs(query, sinusoidal_pos), rotate_pairs(key, sinusoidal_pos)
-    if cache is not None:
-        own = getattr(cache, "self_attention_cache", cache)  # an encoder-decoder cache's own
-        key, value = own.update(key, value, self.layer_idx)
-    q_len, k_len = query.shape[2], key.shape[2]
-    mask = additive_mask(attention_mask, q_len, k_len, query.dtype, query.device)
-    dropout = self.dropout.p if self.training else 0.0
-    scaling = self.attention_head_size**-0.5
-    z, weights = attention_forward(
-        self, query, key, value, mask, dropout=dropout, scaling=scaling, qk_read=True
-    )
-    return z.reshape(*z.shape[:2], -1), weights
+    """RoFormer's self-attention (its parameter order): `self_attention` with q and k rotated
+    by `sinusoidal_pos` after `hook_q`/`hook_k`."""
+    return self_attention(
+        self, hidden_states, attention_mask, encoder_hidden_states, cache,
+        sinusoidal_pos=sinusoidal_pos, rotary=True, **kwargs,
+    )  # fmt: skip
 
 
-__all__ = ["rotary_forward", "rotary_value_refusal", "rotate_pairs"]
+__all__ = ["rotary_forward", "rotary_value_refusal", "rotate_pairs", "self_attention"]

@@ -12,7 +12,19 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["_run_order", "_same", "final_norm_on_embed"]
+__all__ = ["_run_order", "_same", "final_norm_on_embed", "probe_forward"]
+
+
+def probe_forward(model: nn.Module, handles: list[Any]) -> None:
+    """One forward of 3 tokens of `model` (no gradients, no cache); `handles` (of hooks put
+    there to watch it) are removed afterwards, also when it raises."""
+    device = next(p.device for p in model.parameters())
+    try:
+        with torch.no_grad():
+            model(input_ids=torch.ones(1, 3, dtype=torch.long, device=device), use_cache=False)
+    finally:
+        for h in handles:
+            h.remove()
 
 
 def _run_order(model: nn.Module, modules: dict[str, nn.Module]) -> dict[str, Any]:
@@ -27,13 +39,7 @@ def _run_order(model: nn.Module, modules: dict[str, nn.Module]) -> dict[str, Any
             seen.setdefault(key, (len(seen), first, t))
 
         handles.append(mod.register_forward_hook(record, with_kwargs=True))
-    device = next(p.device for p in model.parameters())
-    try:
-        with torch.no_grad():
-            model(input_ids=torch.ones(1, 3, dtype=torch.long, device=device), use_cache=False)
-    finally:
-        for h in handles:
-            h.remove()
+    probe_forward(model, handles)
     return seen
 
 
