@@ -20,13 +20,12 @@ def _other_towers(model: nn.Module) -> list[str]:
     model's."""
     own: Any = getattr(model, "config", None)
     mine = {id(own), id(text_config(own))} if own is not None else set()
-    return [
-        f"{name}."
-        for name, module in model.named_modules()
-        if name and getattr(module, "config", None) is not None
-        and id(getattr(module, "config", None)) not in mine
-        and hasattr(getattr(module, "config", None), "to_dict")
-    ]  # fmt: skip
+    towers = []
+    for name, module in model.named_modules():
+        config = getattr(module, "config", None)
+        if name and hasattr(config, "to_dict") and id(config) not in mine:
+            towers.append(f"{name}.")
+    return towers
 
 
 def block_list_candidates(model: nn.Module, embed: str) -> list[tuple[str, nn.Module]]:
