@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -87,8 +88,18 @@ def test_demo_serves_the_quickstart_notebook_on_loopback_with_a_clean_log(tmp_pa
         token = address.group(1)
         base = f"http://127.0.0.1:{port}"
         url = f"{base}/api/contents/{FIRST_NOTEBOOK}?token={token}&content=0"
-        with urllib.request.urlopen(url, timeout=10) as response:
-            model = json.load(response)
+        # Jupyter Server logs its address before its event loop binds the port, so the first
+        # requests can be refused on a busy machine.
+        while True:
+            try:
+                with urllib.request.urlopen(url, timeout=10) as response:
+                    model = json.load(response)
+                break
+            except urllib.error.URLError as error:
+                refused = isinstance(error.reason, ConnectionRefusedError)
+                assert refused and time.monotonic() < deadline, f"{url}: {error}"
+                assert server.poll() is None, "hooklens demo exited after printing its address"
+                time.sleep(0.25)
         assert model["type"] == "notebook"
         assert (workdir / FIRST_NOTEBOOK).is_file()
         # The page a browser opens first: JupyterLab checks its build and settings here.
