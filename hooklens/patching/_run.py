@@ -133,6 +133,7 @@ class Patcher:
         with model.owner.hold():
             self._base = RecordedRun(model, prompt_batch(model, base))
             self._moves = model.moves
+        self._base_values: dict[str, torch.Tensor] = {}  # base run's activations, by hook name
 
     @property
     def base(self) -> RecordedRun:
@@ -145,7 +146,34 @@ class Patcher:
                 self._base = RecordedRun(self.model, self._base.tokens.to(self.model.cfg.device))
                 self._base.skips = self._base.skips and skips
                 self._moves = self.model.moves
+                self._base_values = {}
         return self._base
+
+    def leaves_base(self, patches: Sequence[Patch],
+                    on_wait: Callable[[], None] | None = None) -> list[bool]:  # fmt: skip
+        """For each patch, whether it writes exactly the values the base run has there (the
+        source and base activations are equal bit for bit, e.g. at positions before the
+        prompts' first differing token): its patched run is the base run, so it needs no pass.
+
+        Reads the base run's activations at the patches' points with one forward pass, once
+        per point (``on_wait()`` is called if another call holds the model)."""
+        base = self.base
+        names = {p.name for p in patches if p.name in self.source_cache}
+        missing = sorted(names - set(self._base_values))
+        if missing:
+            with self.model.owner.hold(on_wait), torch.no_grad():
+                _, cache = self.model.run_with_cache(base.tokens, names_filter=missing)
+            self._base_values.update({name: cache[name] for name in missing})
+        unchanged = []
+        for one in patches:
+            if one.name not in names:
+                unchanged.append(False)  # the patched run says what is missing
+                continue
+            values = self._base_values[one.name]
+            written = values.clone()
+            _write(written, one, self.source_cache[one.name], 0, head_axis_of(one.name))
+            unchanged.append(torch.equal(written, values))
+        return unchanged
 
     @property
     def base_strings(self) -> list[str]:

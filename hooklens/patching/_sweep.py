@@ -215,11 +215,22 @@ def run_cells(
         if isinstance(batch_size, bool) or int(batch_size) < 1:
             raise ValueError(f"batch_size must be a positive int or 'auto', got {batch_size!r}")
         budget = int(batch_size) * base.seq_len * base.batch
+    # A cell whose source values equal the base run's is the base run: its value is the
+    # base prompt's metric, with no pass.
+    unchanged = patcher.leaves_base([c.patch for c in cells], on_wait)
+    if any(unchanged):
+        with model.owner.hold(on_wait), torch.no_grad():
+            base_value = metric(patcher.run([[]], metric.token_ids, metric.last_only), 1)[0]
+        for cell in (c for c, same in zip(cells, unchanged, strict=True) if same):
+            raw[cell.index] = base_value
+        cells = [c for c, same in zip(cells, unchanged, strict=True) if not same]
+    total, done = len(cells) + sum(unchanged), sum(unchanged)
     width = metric.width or model.cfg.d_vocab
     rows_per_pass = max(budget // base.batch, base.seq_len)
     tiles = _plan(cells, model.cfg.n_layers, base.seq_len, model.cfg.d_model, rows_per_pass,
-                  width)  # fmt: skip
-    done = 0
+                  width) if cells else []  # fmt: skip
+    if done and bar is not None:
+        bar.update(done)
     for tile in tiles:
         with model.owner.hold(on_wait), torch.no_grad():
             logits = patcher.run([[c.patch] for c in tile], metric.token_ids, metric.last_only)
@@ -230,7 +241,9 @@ def run_cells(
         if bar is not None:
             bar.update(len(tile))
         if after is not None:
-            after(done, len(cells))
+            after(done, total)
+    if not tiles and after is not None:
+        after(done, total)
 
 
 def _progress(enabled: bool, total: int, point: str) -> Any:

@@ -46,9 +46,10 @@ def test_last_block_mlp_runs_on_the_last_row(tiny_model: Any) -> None:
                                 progress=False)  # fmt: skip
     finally:
         handle.remove()
-    # every pass of the sweep sees one row; the full-width calls are the recorded base run's
+    # every pass of the sweep sees one row; the full-width calls are the unpatched runs (the
+    # source cache, the recorded base run, the base values that find cells patching nothing)
     full = clean.shape[1]
-    assert set(seen) == {1, full} and seen.count(full) <= 2 and seen.count(1) >= 2
+    assert set(seen) == {1, full} and seen.count(full) <= 3 and seen.count(1) >= 2
     torch.testing.assert_close(result.raw, _loop(tiny_model, clean, corrupted), atol=1e-4,
                                rtol=1e-4)  # fmt: skip
 

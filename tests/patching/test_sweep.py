@@ -76,6 +76,28 @@ def test_patches_before_the_first_difference_change_nothing(tiny_model: Any) -> 
     assert result.values[0, 2:].abs().max() > 1e-3
 
 
+def test_cells_that_patch_in_equal_values_take_no_pass(tiny_model: Any) -> None:
+    """Before the first differing token (position 2) every point's clean and corrupted values
+    are equal, as are layer 0's residuals at positions with the same token: those cells are
+    the corrupted run itself, so they take its metric value and no forward pass."""
+    clean, corrupted = prompt_pair()
+    block0 = tiny_model.hf_model.get_submodule(tiny_model.spec.blocks)[0]
+    calls: list[tuple[int, int]] = []
+    handle = block0.register_forward_hook(lambda m, a, o: calls.append(tuple(a[0].shape[:2])))
+    try:
+        early = patching.sweep(tiny_model, clean, corrupted, METRIC, positions=[0, 1],
+                               normalize=False, progress=False)  # fmt: skip
+    finally:
+        handle.remove()
+    assert early.raw.eq(early.corrupted_value).all()
+    assert set(calls) == {(1, 9)} and len(calls) <= 3  # the unpatched runs only
+    result = patching.sweep(tiny_model, clean, corrupted, METRIC, normalize=False, progress=False)
+    same_token = [p for p in range(9) if clean[0, p] == corrupted[0, p]]
+    assert result.raw[0, same_token].eq(result.corrupted_value).all()
+    torch.testing.assert_close(result.raw, _loop(tiny_model, corrupted, clean, result), atol=1e-4,
+                               rtol=0)  # fmt: skip
+
+
 def test_custom_metric_over_all_positions(tiny_model: Any) -> None:
     clean, corrupted = prompt_pair()
 
