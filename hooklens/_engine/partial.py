@@ -18,6 +18,7 @@ fall back to full forward passes (`RecordedRun.skips` is False), which are exact
 from __future__ import annotations
 
 import inspect
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -201,6 +202,12 @@ class RecordedRun:
             self.skips, self.why_not = False, str(exc)
         if refused:
             self.skips, self.why_not = False, refused
+        if kv is not None and len(self._keys_values) != len(blocks):
+            # Attention that never writes the cache it is passed (OpenAI GPT) has no prefix
+            # keys/values for a run that starts after position 0.
+            self.skips = False
+            self.why_not = (f"its attention keeps no key/value cache ({len(self._keys_values)} "
+                            f"of {len(blocks)} layers wrote one)")  # fmt: skip
         if mixer is not None:
             self.skips = False
             self.why_not = f"its {mixer} layers keep a recurrent state, not keys/values"
@@ -219,37 +226,51 @@ class RecordedRun:
         """(batch, pos, d_model) entering block `layer`."""
         return self._resid_pre[layer]
 
-    def _prefix_cache(self, pos0: int, repeats: int) -> Any:
+    def _prefix_cache(self, pos0: int, repeats: list[int]) -> Any:
+        """Keys and values of positions ..pos0-1, layer ``i``'s for ``repeats[i]`` copies of
+        the recorded batch (layers a run does not reach: any count)."""
         from transformers import DynamicCache
 
         pairs = [
-            (_repeat(keys[:, :, :pos0], self.batch, repeats).expand(
-                self.batch * repeats, -1, -1, -1),
-             _repeat(values[:, :, :pos0], self.batch, repeats).expand(
-                self.batch * repeats, -1, -1, -1))
-            for keys, values in self._keys_values
+            (_repeat(keys[:, :, :pos0], self.batch, n).expand(self.batch * n, -1, -1, -1),
+             _repeat(values[:, :, :pos0], self.batch, n).expand(self.batch * n, -1, -1, -1))
+            for (keys, values), n in zip(self._keys_values, repeats, strict=True)
         ]  # fmt: skip
         return DynamicCache(ddp_cache_data=pairs)
 
     def run_blocks(
-        self, resid: torch.Tensor, layer: int, pos0: int, *, last_only: bool = False
-    ) -> torch.Tensor:
+        self, resid: torch.Tensor, layer: int, pos0: int, *, last_only: bool = False,
+        joins: Mapping[int, torch.Tensor] | None = None,
+    ) -> torch.Tensor:  # fmt: skip
         """Run blocks `layer`.. and the final norm on `resid` (n * batch, pos - pos0, d_model),
         the residual stream entering block `layer` at positions pos0.. of n copies of the
         recorded batch (element `i * batch + b` is prompt b); earlier positions are the
-        recorded run's. Hooks attached to the model fire as usual, on positions pos0.. only.
-        Returns the final normalised residual (batch, pos - pos0 or 1, d_model).
+        recorded run's. `joins[j]` (m * batch, pos - pos0, d_model) enters at block `j` > `layer`,
+        appended after the copies already running, so a batch of runs that start at different
+        layers computes each from its own layer on. Hooks attached to the model fire as usual,
+        on positions pos0.. and the copies running at that block only.
+        Returns the final normalised residual (batch, pos - pos0 or 1, d_model), every copy.
         """
         if not self.skips and (layer, pos0) != (0, 0):
             raise PartialForwardError(self.why_not)
-        batch = resid.shape[0]
-        if batch % self.batch:
-            raise ValueError(f"resid's batch {batch} is not a multiple of {self.batch} prompts")
-        repeats = batch // self.batch
-        cache = self._prefix_cache(pos0, repeats) if pos0 > 0 else None
-        self.model._builder.frame.batch = batch  # read by sites that unflatten (batch*pos, d)
+        joins = dict(joins or {})
+        blocks = _blocks(self.model)
+        if any(not layer < j < len(blocks) for j in joins):
+            raise ValueError(f"joins enter at blocks {sorted(joins)}, not after {layer}")
+        sizes = [int(resid.shape[0])]
+        for j in range(layer + 1, len(blocks)):
+            sizes.append(sizes[-1] + (int(joins[j].shape[0]) if j in joins else 0))
+        if any(size % self.batch for size in sizes):
+            raise ValueError(f"a batch of {sizes} is not a multiple of {self.batch} prompts")
+        repeats_by_layer = [sizes[0] // self.batch] * layer + [n // self.batch for n in sizes]
+        cache = self._prefix_cache(pos0, repeats_by_layer) if pos0 > 0 else None
         hidden = resid
-        for index, block in enumerate(_blocks(self.model)[layer:], start=layer):
+        for index, block in enumerate(blocks[layer:], start=layer):
+            if index in joins:
+                hidden = torch.cat([hidden, joins[index].to(hidden.dtype)])
+            batch = int(hidden.shape[0])
+            repeats = batch // self.batch
+            self.model._builder.frame.batch = batch  # read by sites that unflatten (batch*pos, d)
             call = self._calls[index]
             arguments = {
                 name: _retarget(name, value, pos0, self.seq_len, cache, self.batch, repeats)

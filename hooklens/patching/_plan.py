@@ -26,10 +26,12 @@ _BAND_SIZES = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)
 def _pass_cost(tile: list[_Cell], n_layers: int, seq_len: int, d_model: int,
                unembed_width: int) -> float:  # fmt: skip
     """Modelled cost of one pass, in multiply-accumulates: the blocks it runs (about
-    12 d_model^2 per row each) and the unembedding of one position per cell."""
+    12 d_model^2 per row each; a cell joins the pass at its own layer) and the unembedding of
+    one position per cell."""
     layer0 = min(c.layer for c in tile)
-    rows = len(tile) * (seq_len - min(c.start_pos for c in tile))
-    blocks = (n_layers - layer0) * 12.0 * d_model * d_model * (rows + _WEIGHT_READ_ROWS)
+    rows = seq_len - min(c.start_pos for c in tile)  # per cell
+    row_blocks = sum((n_layers - c.layer) * rows for c in tile)
+    blocks = 12.0 * d_model * d_model * (row_blocks + (n_layers - layer0) * _WEIGHT_READ_ROWS)
     return blocks + d_model * unembed_width * (len(tile) + _WEIGHT_READ_ROWS)
 
 

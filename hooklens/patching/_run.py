@@ -3,6 +3,7 @@ runs batches of patch sets from the lowest patched layer and first patched posit
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -199,16 +200,29 @@ class Patcher:
         skip = base.skips and len(known) == len(starts)
         layer = min(s[0] for s in known) if skip else 0
         pos0 = min(s[1] for s in known) if skip else 0
-        groups = group_patches(patch_sets)
-        hooks = patch_hooks(groups, self.source_cache, base.batch, pos0)
-        with torch.no_grad(), model.hooks(hooks):
-            if not skip:  # a model-level patch, or a family partial runs cannot re-target
+        if not skip:  # a model-level patch, or a family partial runs cannot re-target
+            hooks = patch_hooks(group_patches(patch_sets), self.source_cache, base.batch, 0)
+            with torch.no_grad(), model.hooks(hooks):
                 logits = model.forward(base.tokens.repeat(len(patch_sets), 1))
-                logits = logits[:, -1:] if last_only else logits
-                return logits if token_ids is None else logits[..., token_ids]
-            resid = base.resid_pre(layer)[:, pos0:].repeat(len(patch_sets), 1, 1)
-            normed = base.run_blocks(resid, layer, pos0, last_only=last_only)
+            logits = logits[:, -1:] if last_only else logits
+            return logits if token_ids is None else logits[..., token_ids]
+        # Each patch set runs from its own lowest layer: sets join the batch at that block,
+        # in order of layer (and come back in the caller's order).
+        entry = [layer if s is None else s[0] for s in
+                 (start_of(model, list(one)) if one else None for one in patch_sets)]  # fmt: skip
+        order = sorted(range(len(patch_sets)), key=entry.__getitem__)
+        groups = group_patches([patch_sets[i] for i in order])
+        hooks = patch_hooks(groups, self.source_cache, base.batch, pos0)
+        joining = Counter(entry)
+        joins = {j: base.resid_pre(j)[:, pos0:].repeat(n, 1, 1) for j, n in joining.items()}
+        resid = joins.pop(layer)
+        with torch.no_grad(), model.hooks(hooks):
+            normed = base.run_blocks(resid, layer, pos0, last_only=last_only, joins=joins)
             logits = base.logits_from(normed, token_ids)
+        if order != sorted(order):
+            rows = torch.tensor(order).repeat_interleave(base.batch) * base.batch
+            rows += torch.arange(base.batch).repeat(len(order))
+            logits = torch.empty_like(logits).index_copy_(0, rows.to(logits.device), logits)
         if not last_only and pos0 > 0:
             # Positions before pos0 are unchanged by every patch in this batch.
             prefix = base.logits[:, :pos0]

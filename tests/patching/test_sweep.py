@@ -195,3 +195,40 @@ def test_patcher_equals_patch_for_sets_of_cells(tiny_model: Any) -> None:
         expected = patching.patch(tiny_model, corrupted, cache, patches)
         torch.testing.assert_close(patcher(patches), expected, atol=1e-4, rtol=0)
     assert all(not point.fns for point in tiny_model.hook_dict.values())
+
+
+def test_patch_sets_of_one_pass_each_run_from_their_own_layer(tiny_model: Any) -> None:
+    """Sets in one batch join it at their lowest patched layer (any order in the call), so a
+    block runs only the sets that start at or below it; each set's logits are its own."""
+    clean, corrupted = prompt_pair()
+    _, cache = tiny_model.run_with_cache(clean)
+    patcher = patching.Patcher(tiny_model, corrupted, cache)
+    sets = [
+        [patching.Patch("blocks.2.hook_resid_pre", pos=5)],
+        [patching.Patch("blocks.3.attn.hook_z", pos=4, head=1)],
+        [],
+        [patching.Patch("blocks.1.hook_attn_out", pos=3),
+         patching.Patch("blocks.3.hook_mlp_out", pos=7)],
+        [patching.Patch("blocks.2.attn.hook_pattern", pos=6, head=0)],
+    ]  # fmt: skip
+    blocks = tiny_model.hf_model.get_submodule(tiny_model.spec.blocks)
+    seen: dict[int, list[int]] = {}
+    handles = [
+        block.register_forward_pre_hook(
+            lambda m, a, kw, i=i: seen.setdefault(i, []).append(
+                (a[0] if a else next(iter(kw.values()))).shape[0]
+            ),
+            with_kwargs=True,
+        )
+        for i, block in enumerate(blocks)
+    ]
+    try:
+        together = patcher.run(sets)
+    finally:
+        for handle in handles:
+            handle.remove()
+    # the empty set runs with the lowest (layer 1); the others join at layers 2, 2, 3
+    assert {i: sizes[-1] for i, sizes in seen.items()} == {1: 2, 2: 4, 3: 5}
+    for i, patches in enumerate(sets):
+        expected = patching.patch(tiny_model, corrupted, cache, patches)
+        torch.testing.assert_close(together[i : i + 1], expected, atol=1e-4, rtol=0)
