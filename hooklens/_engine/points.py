@@ -27,10 +27,12 @@ POINTS: tuple[PointSpec, ...] = (
         _BPD,
         "learned position embeddings, added to hook_embed",
         "learned_pos",
-        "{family} has no learned position embedding: positions enter inside attention (by "
-        "rotating q and k: blocks.{layer}.attn.hook_rot_q / hook_rot_k, or as an ALiBi bias "
-        "in blocks.{layer}.attn.hook_attn_scores), or, in a hybrid or state-space model, "
-        "through the order its recurrent mixers read the tokens.",
+        "{family} has no learned position embedding added to the stream: positions enter "
+        "inside attention (by rotating q and k: blocks.{layer}.attn.hook_rot_q / hook_rot_k, "
+        "or as an ALiBi bias in blocks.{layer}.attn.hook_attn_scores), or, in a hybrid or "
+        "state-space model, through the order its recurrent mixers read the tokens, or are "
+        "added to embeddings narrower than the stream before their projection to it "
+        "(hook_embed, the projection's output, includes them).",
     ),
     PointSpec(
         "hook_token_type_embed",
@@ -38,7 +40,8 @@ POINTS: tuple[PointSpec, ...] = (
         _BPD,
         "token-type embeddings (type 0: a causal-LM call passes none), added to hook_embed",
         "token_types",
-        "{family} has no token-type embedding.",
+        "{family} has no token-type embedding added to the stream (where its embeddings are "
+        "narrower than the stream, they are added before the projection: in hook_embed).",
     ),
     PointSpec("hook_resid_pre", "block", _BPD, "residual stream entering the block"),
     PointSpec(

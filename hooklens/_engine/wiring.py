@@ -33,7 +33,7 @@ def build_points(
     """Every hook point of `model`, in execution order, and the builder that holds its sites."""
     b = Builder(model, spec, cfg, features)
     embed_scale = embed_factor(model, spec)
-    embed = get_module(model, spec.embed_norm or spec.embed)
+    embed = get_module(model, spec.embed_proj or spec.embed_norm or spec.embed)
     b.output_site(embed, "hook_embed", None, embed_scale, copy="hook_embed" in spec.edited_in_place)
     if spec.pos_embed is not None:
         b.output_site(get_module(model, spec.pos_embed), "hook_pos_embed", None, positions=True)

@@ -182,6 +182,9 @@ ENCODER_FINAL_NORM = ("LayerNorm", "ln")
 EMBED_POS = ("position_embeddings",)
 EMBED_TOKEN_TYPE = ("token_type_embeddings",)
 EMBED_SUM_NORM = ("LayerNorm", "layer_norm")
+#: a projection of embeddings narrower than the stream to it before block 0, a path in the
+#: model holding the embeddings (ELECTRA's, RemBERT's in its encoder)
+EMBED_PROJ = ("embeddings_project", "encoder.embedding_hidden_mapping_in")
 #: the LM head's transform where it is not the unembedding's parent (ELECTRA), and the final
 #: norm inside a head
 HEAD = ("generator_predictions",)

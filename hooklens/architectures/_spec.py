@@ -85,6 +85,12 @@ class ArchSpec:
     #: a norm applied to the token embedding before block 0 (BLOOM): `hook_embed` is its output,
     #: as in TransformerLens
     embed_norm: str | None = None
+    #: a module that projects the embeddings, at their own width, to the stream before block 0
+    #: (RemBERT's `embedding_hidden_mapping_in`, ELECTRA's `embeddings_project`): `hook_embed` is
+    #: its output, the stream entering block 0. What it reads (token, position and token-type
+    #: embeddings, their sum normalized) is narrower than d_model and has no points, and no
+    #: (d_vocab, d_model) matrix gives `hook_embed` (`W_E` and `W_pos` raise, saying why)
+    embed_proj: str | None = None
     #: post-LN blocks (BERT): `ln1` normalizes `hook_resid_mid` (resid_pre + attn_out) into the
     #: MLP's input, `ln2` normalizes `hook_resid_post` (ln1's output + mlp_out) into the block's
     #: output (`hook_normalized_resid_post`, the next block's `hook_resid_pre`), as in
@@ -278,7 +284,7 @@ class ArchSpec:
         """The optional hook-point features this family (with this config) has."""
         found: set[Feature] = set()
         config = text_config(config)
-        if self.positional == "learned":
+        if self.positional == "learned" and self.embed_proj is None:
             found.add("learned_pos")
         elif self.positional == "rotary":
             found.add("rotary")
