@@ -311,11 +311,13 @@ POINTS: tuple[PointSpec, ...] = (
     PointSpec(
         "hook_resid_post", "block", _BPD, "residual stream leaving the block (post-LN: ln2's input)"
     ),
+    PointSpec("hook_adapter_out", "block", _BPD, _msg.ADAPTER, "adapter", _msg.NO_ADAPTER),
     PointSpec(
         "hook_normalized_resid_post",
         "block",
         _BPD,
-        "post-LN blocks: ln2's output, the block's output (the next block's hook_resid_pre)",
+        "post-LN blocks: ln2's output, the block's output (the next block's hook_resid_pre; "
+        "with a language adapter, ln2's module applied again, to ln2's output + hook_adapter_out)",
         "post_ln",
         "{family} normalizes the stream before attention and the MLP (pre-norm): the block's "
         "output is blocks.{layer}.hook_resid_post.",

@@ -109,12 +109,7 @@ def derive_encoder(model: nn.Module) -> ArchSpec:
     if roles is None:
         raise _refuse(model, f"{type(block).__name__} is no BERT block ({POST_LN_BLOCK})")
     post_ln = roles["ln1"] == POST_LN_BLOCK["ln1"]
-    for path, what in BLOCK_ADAPTERS.items():
-        if _has(block, path):
-            names = ", ".join(dict(block.get_submodule(path).named_children()))
-            raise UnsupportedModelError(
-                f"{type(model).__name__} cannot be wrapped: " + what.format(names=names)
-            )
+    adapter = _adapter_out(model, block)
     attn = block.get_submodule(roles["attn"])
     if getattr(attn, "is_causal", getattr(attn, "is_decoder", True)) is False:
         raise UnsupportedModelError(
@@ -206,10 +201,41 @@ def derive_encoder(model: nn.Module) -> ArchSpec:
         embed_sum_norm=f"{embed_parent}.{sum_norm}" if sum_norm and not proj else None,
         embed_proj=proj,
         head=None if bare else head,
+        adapter_out=adapter,
         edited_in_place=edited_in_place(model, {"hook_embed": model.get_submodule(proj or embed)}),
         attn_forward=rotary_forward if rotary else _attn_forward(attn),
         derived=True,
     )
+
+
+def _adapter_out(model: nn.Module, block: nn.Module) -> tuple[str, int] | None:
+    """Where a block's language adapter's output is read (`BLOCK_ADAPTERS`), or None where the
+    block has none; refuses a configuration whose block does something else with it, and a
+    model that names no default language (its forward would fail without lang_ids)."""
+    config: Any = model.config
+    for path, (out, wants, language) in BLOCK_ADAPTERS.items():
+        if not _has(block, path):
+            continue
+        for attr, want in wants.items():
+            if getattr(config, attr, want) != want:
+                raise UnsupportedModelError(
+                    f"{type(model).__name__} cannot be wrapped: after the MLP, its blocks add a "
+                    f"language adapter's output ({path}), configured here as {attr}="
+                    f"{getattr(config, attr)!r}; hooklens's points describe the block only with "
+                    f"{', '.join(f'{k}={v!r}' for k, v in wants.items())} (the MLP output's "
+                    "LayerNorm normalizes hook_resid_post, the adapter reads that, and the same "
+                    "LayerNorm normalizes their sum)"
+                )
+        if getattr(config, language, None) is None:
+            names = ", ".join(dict(block.get_submodule(path).named_children()))
+            raise UnsupportedModelError(
+                f"{type(model).__name__} cannot be wrapped: its blocks pick a language adapter "
+                f"({names}) by lang_ids, which hooklens's forward does not take, and its config "
+                f"names no {language}. Set one first: "
+                f"hf_model.set_default_language({names.split(', ')[0]!r})."
+            )
+        return out
+    return None
 
 
 def _width(model: nn.Module, path: str, width: int) -> bool:

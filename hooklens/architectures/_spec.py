@@ -177,6 +177,11 @@ class ArchSpec:
     #: embedding to the stream (Gemma 3n / 4): the module whose output is added
     #: (`hook_per_layer_out`); None when blocks have no such branch
     per_layer_out: str | None = None
+    #: a language adapter after a post-LN block's MLP (X-MOD): (block path, n) of the module
+    #: whose output at its n-th call (from 0) in each forward of the block is what the adapter
+    #: adds (`hook_adapter_out`). The block then calls `ln2` twice: first on `hook_resid_post`
+    #: (the `ln2` points), then on ln2's output + the adapter's (its output is the block's)
+    adapter_out: tuple[str, int] | None = None
     #: the attention's output projection (its input is `attn.hook_z`, times `attn_gate`'s
     #: gate where there is one), where known
     o_proj: str | None = None
@@ -313,6 +318,8 @@ class ArchSpec:
         found.add("mlp")
         if self.per_layer_out is not None:
             found.add("per_layer_input")
+        if self.adapter_out is not None:
+            found.add("adapter")
         kv = self.n_kv_heads(config)
         if kv is None or kv == getattr(config, "num_attention_heads", kv):
             found.add("mha")
