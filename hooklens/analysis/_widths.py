@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from .._engine.linear import in_out
+from ..architectures._names import EMBED_POS
 
 __all__ = ["why_missing"]
 
@@ -37,7 +38,7 @@ def why_missing(model: Any, name: str) -> str | None:
     if name in ("W_E", "W_pos") and spec.embed_proj is not None:
         parent = spec.embed.rpartition(".")[0]
         children = dict(hf.get_submodule(parent).named_children())
-        table = next((f"{parent}.{n}" for n in children if "position" in n), spec.embed)
+        table = next((f"{parent}.{n}" for n in EMBED_POS if n in children), spec.embed)
         return MSG_PROJECTED.format(
             family=spec.family,
             name=name,

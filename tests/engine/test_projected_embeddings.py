@@ -76,6 +76,8 @@ def test_weights_no_matrix_describes_raise_saying_why(projected):
             getattr(model, name)
         assert f"its hook_embed is {proj}'s output" in str(info.value)
         assert "LayerNorm" in str(info.value)
+        table = "word_embeddings" if name == "W_E" else "position_embeddings"
+        assert f"embeddings.{table}').weight" in str(info.value)  # where the narrower table is
     with pytest.raises(AttributeError, match=f"(?s)LM head.* \\(width {head_width}\\)"):
         _ = model.W_U
     assert model.W_Q.shape[-2] == model.cfg.d_model  # the blocks' weights are as usual
