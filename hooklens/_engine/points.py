@@ -20,7 +20,13 @@ _FINAL: tuple[Feature, str] = ("final_norm", _msg.NO_FINAL_NORM)  # absent: BART
 
 
 POINTS: tuple[PointSpec, ...] = (
-    PointSpec("hook_embed", "model", _BPD, "token embeddings (after any embedding scale)"),
+    PointSpec(
+        "hook_embed",
+        "model",
+        _BPD,
+        "token embeddings (after any embedding scale; where narrower embeddings are projected to "
+        "the stream, the projection's output, positions and token types included)",
+    ),
     PointSpec(
         "hook_pos_embed",
         "model",
