@@ -26,6 +26,8 @@ NOT_IMPLEMENTED: dict[str, str] = {
     "layout",
     "start_at_layer": "run from a layer with hooklens.patching (it resumes the forward at a "
     "layer), or patch blocks.{l}.hook_resid_pre with a hook",
+    "lang_ids": "X-MOD's language adapters run for its config's default_language in every "
+    "hooklens forward; choose another with model.hf_model.set_default_language(lang)",
     "tokens": "pass the token ids as the input; hooklens computes the loss from them",
     "shortformer_pos_embed": "no family hooklens wraps uses shortformer position embeddings",
     "past_kv_cache": "use generate(..., use_past_kv_cache=True); a TransformerLens KV cache "

@@ -27,6 +27,11 @@ ONE_NORM = (
     "{{family}}'s MLP reads ln1's output (one norm per block). Use blocks.{{layer}}.ln1.{point}."
 )
 PLE = "what a per-layer embedding branch (Gemma 3n/4) adds to the stream after the MLP"
+ADAPTER = (
+    "what the block's language adapter adds (X-MOD: a bottleneck MLP per language, on "
+    "ln2.hook_normalized; the block's output normalizes their sum with ln2's module again)"
+)
+NO_ADAPTER = "{family} has no language adapter in its blocks. Use blocks.{layer}.hook_mlp_out."
 NO_PLE = "{family} has no per-layer embedding branch. Use blocks.{layer}.hook_mlp_out."
 
 NO_PART: dict[str, str] = {

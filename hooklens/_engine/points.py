@@ -20,17 +20,25 @@ _FINAL: tuple[Feature, str] = ("final_norm", _msg.NO_FINAL_NORM)  # absent: BART
 
 
 POINTS: tuple[PointSpec, ...] = (
-    PointSpec("hook_embed", "model", _BPD, "token embeddings (after any embedding scale)"),
+    PointSpec(
+        "hook_embed",
+        "model",
+        _BPD,
+        "token embeddings (after any embedding scale; where narrower embeddings are projected to "
+        "the stream, the projection's output, positions and token types included)",
+    ),
     PointSpec(
         "hook_pos_embed",
         "model",
         _BPD,
         "learned position embeddings, added to hook_embed",
         "learned_pos",
-        "{family} has no learned position embedding: positions enter inside attention (by "
-        "rotating q and k: blocks.{layer}.attn.hook_rot_q / hook_rot_k, or as an ALiBi bias "
-        "in blocks.{layer}.attn.hook_attn_scores), or, in a hybrid or state-space model, "
-        "through the order its recurrent mixers read the tokens.",
+        "{family} has no learned position embedding added to the stream: positions enter "
+        "inside attention (by rotating q and k: blocks.{layer}.attn.hook_rot_q / hook_rot_k, "
+        "or as an ALiBi bias in blocks.{layer}.attn.hook_attn_scores), or, in a hybrid or "
+        "state-space model, through the order its recurrent mixers read the tokens, or are "
+        "added to embeddings narrower than the stream before their projection to it "
+        "(hook_embed, the projection's output, includes them).",
     ),
     PointSpec(
         "hook_token_type_embed",
@@ -38,7 +46,8 @@ POINTS: tuple[PointSpec, ...] = (
         _BPD,
         "token-type embeddings (type 0: a causal-LM call passes none), added to hook_embed",
         "token_types",
-        "{family} has no token-type embedding.",
+        "{family} has no token-type embedding added to the stream (where its embeddings are "
+        "narrower than the stream, they are added before the projection: in hook_embed).",
     ),
     PointSpec("hook_resid_pre", "block", _BPD, "residual stream entering the block"),
     PointSpec(
@@ -308,11 +317,13 @@ POINTS: tuple[PointSpec, ...] = (
     PointSpec(
         "hook_resid_post", "block", _BPD, "residual stream leaving the block (post-LN: ln2's input)"
     ),
+    PointSpec("hook_adapter_out", "block", _BPD, _msg.ADAPTER, "adapter", _msg.NO_ADAPTER),
     PointSpec(
         "hook_normalized_resid_post",
         "block",
         _BPD,
-        "post-LN blocks: ln2's output, the block's output (the next block's hook_resid_pre)",
+        "post-LN blocks: ln2's output, the block's output (the next block's hook_resid_pre; "
+        "with a language adapter, ln2's module applied again, to ln2's output + hook_adapter_out)",
         "post_ln",
         "{family} normalizes the stream before attention and the MLP (pre-norm): the block's "
         "output is blocks.{layer}.hook_resid_post.",

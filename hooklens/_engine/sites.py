@@ -18,7 +18,10 @@ from ..architectures._norms import norm_eps as _norm_eps
 from ..architectures._spec import ArchSpec, Proj
 from . import attention as _attention
 from .hooks import HookPoint, Site
+from .nth_call import NthCall, forward_hooks, pre_hooks
 from .points import POINTS, point_name
+
+Call = NthCall | None
 
 
 class Frame:
@@ -117,13 +120,15 @@ class Builder:
         copy: bool = False,
         positions: bool = False,
         added: torch.Tensor | None = None,
+        call: Call = None,
     ) -> None:
         """A module's (first) output (batch, pos, dim), times `scale` (applied after it);
         `copy`: hand the model a copy of what the point returns (the model edits it later);
         `positions`: the output is per position only, and may come as (pos, dim) with no batch
         axis (sinusoidal tables), which the point sees as (batch, pos, dim); `added`: a bias the
-        block adds to the output before the scale (`ArchSpec.o_bias`), in the point."""
-        site = self._site(lambda: [mod.register_forward_hook(hook)])
+        block adds to the output before the scale (`ArchSpec.o_bias`), in the point; `call`:
+        only at that call of a module its block calls more than once (`nth_call.py`)."""
+        site = self._site(lambda: forward_hooks(mod, hook, call))
         point = self._new(suffix, layer, site)
         if point is None:
             return
@@ -146,13 +151,13 @@ class Builder:
             new = new.clone() if copy else new
             return None if new is v else _with_first(out, new.reshape(t.shape))
 
-    def input_site(self, module: nn.Module, suffix: str, layer: int, *, in_place: bool) -> None:
+    def input_site(
+        self, module: nn.Module, suffix: str, layer: int, *, in_place: bool, call: Call = None
+    ) -> None:
         """A point that is a module's first input. `in_place` writes edits into the tensor itself
-        (for resid_mid, which the block also keeps as its residual)."""
+        (for resid_mid, which the block also keeps as its residual); `call` as in output_site."""
         # an in-place edit (of the residual) runs before any other pre-hook reads the tensor
-        site = self._site(
-            lambda: [module.register_forward_pre_hook(hook, with_kwargs=True, prepend=in_place)]
-        )
+        site = self._site(lambda: pre_hooks(module, hook, call, in_place))
         point = self._new(suffix, layer, site)
         if point is None:
             return
@@ -173,12 +178,13 @@ class Builder:
             return args, {**kwargs, key: new.reshape(t.shape)}
 
     def norm_site(
-        self, module: nn.Module, prefix: str, layer: int | None, skip_first: bool = False
-    ) -> None:
+        self, module: nn.Module, prefix: str, layer: int | None, skip_first: bool = False,
+        call: Call = None,
+    ) -> None:  # fmt: skip
         """`{prefix}.hook_scale` (batch, pos, 1) and `{prefix}.hook_normalized`; `skip_first`:
         not the module's first call in a forward (a final norm the model also applies to the
-        embedding before block 0, NanoChat's)."""
-        site = self._site(lambda: [module.register_forward_hook(hook)])
+        embedding before block 0, NanoChat's); `call` as in output_site."""
+        site = self._site(lambda: forward_hooks(module, hook, call))
         scale_pt = self._new(f"{prefix}.hook_scale", layer, site)
         norm_pt = self._new(f"{prefix}.hook_normalized", layer, site)
         if scale_pt is None or norm_pt is None:

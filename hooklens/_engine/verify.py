@@ -124,6 +124,12 @@ def verify(model: HookedModel) -> None:
                 pre + sum(cache[b + p] for p in parts),
                 post,
             )
+        if b + "hook_adapter_out" in cache:  # X-MOD: ln2's module again, on ln2 + adapter
+            with torch.no_grad():
+                ln2 = hf.get_submodule(f"{spec.blocks}.{layer}.{spec.ln2}")
+                again = ln2(cache[b + "ln2.hook_normalized"] + cache[b + "hook_adapter_out"])
+            expect(f"{b}ln2 of ln2.hook_normalized + hook_adapter_out is {out_name}",
+                   again, cache[b + out_name])  # fmt: skip
         if b + "hook_resid_mid" in cache:
             expect(
                 f"{b}hook_resid_pre + {mix} is hook_resid_mid",

@@ -20,6 +20,7 @@ from .head_sites import add_head_sites
 from .hooks import HookPoint
 from .latent import add_latent_sites
 from .linear import added_o_bias
+from .nth_call import NthCall
 from .points import POINTS, POINTS_BY_SUFFIX, split_name
 from .pos_table import pos_table_site
 from .scored_moe import scored_experts_site
@@ -33,7 +34,7 @@ def build_points(
     """Every hook point of `model`, in execution order, and the builder that holds its sites."""
     b = Builder(model, spec, cfg, features)
     embed_scale = embed_factor(model, spec)
-    embed = get_module(model, spec.embed_norm or spec.embed)
+    embed = get_module(model, spec.embed_proj or spec.embed_norm or spec.embed)
     b.output_site(embed, "hook_embed", None, embed_scale, copy="hook_embed" in spec.edited_in_place)
     if spec.pos_embed is not None:
         b.output_site(get_module(model, spec.pos_embed), "hook_pos_embed", None, positions=True)
@@ -68,8 +69,15 @@ def build_points(
         if spec.per_layer_out is not None:
             b.output_site(sub(spec.per_layer_out), "hook_per_layer_out", layer)
         if spec.post_ln:  # the stream before ln2; the block's output is ln2's
-            b.input_site(sub(spec.ln2 or ""), "hook_resid_post", layer, in_place=False)
-            b.norm_site(sub(spec.ln2 or ""), "ln2", layer)
+            # after a language adapter, the block calls ln2 again: the points are its first call
+            first = NthCall(block, 0) if spec.adapter_out else None
+            b.input_site(sub(spec.ln2 or ""), "hook_resid_post", layer, in_place=False, call=first)
+            b.norm_site(sub(spec.ln2 or ""), "ln2", layer, call=first and NthCall(block, 0))
+            if spec.adapter_out is not None:  # the model adds ln2's output to it in place
+                path, n = spec.adapter_out
+                b.output_site(
+                    sub(path), "hook_adapter_out", layer, copy=True, call=NthCall(block, n)
+                )
             b.output_site(block, "hook_normalized_resid_post", layer)
         else:
             b.output_site(block, "hook_resid_post", layer)

@@ -22,6 +22,7 @@ from .._engine.linear import bias_of, in_out, o_module, read_o, read_qkv, scaled
 from .._engine.pos_table import table_rows
 from ..architectures._factors import embed_factor
 from ._factored import FactoredMatrix
+from ._widths import why_missing
 
 if TYPE_CHECKING:
     from .._engine.model import HookedModel
@@ -313,6 +314,8 @@ class Weights:
     def __getattr__(self, name: str) -> torch.Tensor:
         if name in STACKED:
             return self._stack(name)
+        if (why := why_missing(self._model, name)) is not None:  # the property raised
+            raise AttributeError(why)
         if name == "W_pos":  # the property raised AttributeError; say why again
             raise AttributeError(MSG_NO_POS.format(family=self._model.spec.family))
         raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
@@ -328,7 +331,10 @@ class Weights:
         """(d_vocab, d_model): `W_E[tokens]` is `hook_embed`. A view, or a copy for embeddings
         that scale their output (Gemma's `embed_scale`, which TransformerLens also folds in),
         or whose model scales it outside the module (Marian's decoder, Granite, CTRL:
-        `embed_factor`)."""
+        `embed_factor`). Raises where the embeddings are projected to the stream after their
+        sum is normalized (RemBERT: `_widths.py`): no matrix gives `hook_embed` there."""
+        if (why := why_missing(self._model, "W_E")) is not None:  # projected embeddings
+            raise AttributeError(why)
         spec = self._model.spec
         emb = self._module(spec.embed)
         weight: torch.Tensor = emb.weight  # type: ignore[assignment]
@@ -343,6 +349,8 @@ class Weights:
     def W_pos(self) -> torch.Tensor:
         """(n_ctx, d_model), a view: row p is `hook_pos_embed` at position p (OPT's offset of
         2 rows, read from its module's `offset`, is skipped)."""
+        if (why := why_missing(self._model, "W_pos")) is not None:  # projected embeddings
+            raise AttributeError(why)
         spec = self._model.spec
         if spec.pos_table is not None:  # rows of a table the model indexes itself (CTRL)
             return table_rows(self._model.hf_model, spec.pos_table[0])
@@ -355,7 +363,10 @@ class Weights:
 
     @property
     def W_U(self) -> torch.Tensor:
-        """(d_model, d_vocab), a view (of W_E's storage when the embeddings are tied)."""
+        """(d_model, d_vocab), a view (of W_E's storage when the embeddings are tied). Raises
+        where the LM head maps the stream to another width first (`_widths.py`)."""
+        if (why := why_missing(self._model, "W_U")) is not None:
+            raise AttributeError(why)
         return in_out(self._module(self._model.spec.unembed))
 
     @property

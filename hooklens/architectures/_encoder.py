@@ -13,8 +13,10 @@ like every derived adapter (`_engine/verify.py`). Variants, as data in `_names.p
 self-attention that computes attention itself (`EAGER_BERT_ATTENTION`) or rotates q and k
 (RoFormer, `ROTARY_BERT_ATTENTION`, `_rotary_encoder.py`) gets hooklens's reimplementation of
 its forward; an LM head that is the unembedding alone (BERT-Generation) means no final norm;
-what the points cannot describe is refused saying why (`BLOCK_ADAPTERS`,
-`ENCODER_CONFIG_REFUSALS`, embeddings narrower than the stream).
+embeddings narrower than the stream projected to it before block 0 (`EMBED_PROJ`: RemBERT,
+ELECTRA's generators) make `hook_embed` the projection's output (`ArchSpec.embed_proj`), and an
+LM head norm of another width than the stream is no `ln_final`; what the points cannot describe
+is refused saying why (`BLOCK_ADAPTERS`, `ENCODER_CONFIG_REFUSALS`).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from ._names import (
     BLOCK_ADAPTERS,
     EAGER_BERT_ATTENTION,
     EMBED_POS,
+    EMBED_PROJ,
     EMBED_SUM_NORM,
     EMBED_TOKEN_TYPE,
     ENCODER_CONFIG_REFUSALS,
@@ -99,18 +102,14 @@ def derive_encoder(model: nn.Module) -> ArchSpec:
     unembed = _path_of(model, model.get_output_embeddings())  # type: ignore[operator]
     if embed is None or unembed is None:
         raise _refuse(model, "no input or output embedding module")
+    width = int(config.hidden_size)
     blocks = _find_blocks(model, config.num_hidden_layers, embed)
     block = model.get_submodule(blocks)[0]  # type: ignore[index]
     roles = _block_roles(block)
     if roles is None:
         raise _refuse(model, f"{type(block).__name__} is no BERT block ({POST_LN_BLOCK})")
     post_ln = roles["ln1"] == POST_LN_BLOCK["ln1"]
-    for path, what in BLOCK_ADAPTERS.items():
-        if _has(block, path):
-            names = ", ".join(dict(block.get_submodule(path).named_children()))
-            raise UnsupportedModelError(
-                f"{type(model).__name__} cannot be wrapped: " + what.format(names=names)
-            )
+    adapter = _adapter_out(model, block)
     attn = block.get_submodule(roles["attn"])
     if getattr(attn, "is_causal", getattr(attn, "is_decoder", True)) is False:
         raise UnsupportedModelError(
@@ -126,14 +125,6 @@ def derive_encoder(model: nn.Module) -> ArchSpec:
     rotary = type(attn).__name__ in ROTARY_BERT_ATTENTION
     if rotary and (why := rotary_value_refusal(attn)) is not None:
         raise UnsupportedModelError(f"{type(model).__name__} cannot be wrapped: {why}")
-    width = getattr(model.get_submodule(embed), "embedding_dim", config.hidden_size)
-    if width != config.hidden_size:
-        raise UnsupportedModelError(
-            f"{type(model).__name__} cannot be wrapped: its embeddings (width {width}) are "
-            f"projected to the residual stream (width {config.hidden_size}) before block 0, "
-            "and hooklens has no points for that projection yet (its embedding points are "
-            "d_model wide, and W_E is (d_vocab, d_model), as in TransformerLens)"
-        )
     embed_parent = embed.rpartition(".")[0]
     embeddings = model.get_submodule(embed_parent)
     pos = _child(embeddings, EMBED_POS)
@@ -141,6 +132,7 @@ def derive_encoder(model: nn.Module) -> ArchSpec:
     sum_norm = _child(embeddings, EMBED_SUM_NORM)
     if sum_norm is None and post_ln:
         raise _refuse(model, f"no norm of the embeddings in {embed_parent} ({EMBED_SUM_NORM})")
+    proj = _embed_proj(model, embed, embed_parent)
     # the head: the unembedding's parent calls it after its transform, or a module next to it
     parent = unembed.rpartition(".")[0]
     head = parent or next((n for n in HEAD if _child(model, (n,))), None)
@@ -156,7 +148,13 @@ def derive_encoder(model: nn.Module) -> ArchSpec:
     )
     if head_norm is None and not bare:
         raise _refuse(model, f"no norm in its LM head {head} (looked for {HEAD_NORM})")
-    final = None if head_norm is None else f"{head}.{head_norm}"
+    # a head norm narrower or wider than the stream (RemBERT's `output_embedding_size`) is no
+    # ln_final: the head maps the stream to the unembedding's own width first
+    final = (
+        None
+        if head_norm is None or not _width(model, f"{head}.{head_norm}", width)
+        else f"{head}.{head_norm}"
+    )
     if not post_ln:  # the final norm reads the stream after the last block, before the head
         encoder = blocks.rpartition(".")[0]
         found = [
@@ -169,11 +167,11 @@ def derive_encoder(model: nn.Module) -> ArchSpec:
             raise _refuse(model, f"no final norm next to {blocks} ({ENCODER_FINAL_NORM})")
         final = found[0]
     like = next(model.parameters())
-    width = int(config.hidden_size)
     norms = [block.get_submodule(roles["ln1"]), block.get_submodule(roles["ln2"])]
-    norms += [head_module.get_submodule(head_norm)] if head_norm else []
+    if head_norm and _width(model, f"{head}.{head_norm}", width):
+        norms.append(head_module.get_submodule(head_norm))
     norms += [model.get_submodule(final)] if final else []
-    norms += [embeddings.get_submodule(sum_norm)] if sum_norm else []
+    norms += [embeddings.get_submodule(sum_norm)] if sum_norm and proj is None else []
     norm, offset = shared_norm_kind(model, norms, width, like)
     qkv = (roles["q"], roles["k"], roles["v"])
     return ArchSpec(
@@ -193,17 +191,76 @@ def derive_encoder(model: nn.Module) -> ArchSpec:
         resid_mid_at=roles["ln1"] if post_ln else None,
         o_proj=roles["o_proj"],
         qkv=qkv,
-        pos_embed=f"{embed_parent}.{pos}" if pos else None,
+        pos_embed=f"{embed_parent}.{pos}" if pos and proj is None else None,
         positional="rotary" if rotary else "learned",
         norm=norm,  # type: ignore[arg-type]
         norm_weight_offset=offset,
         post_ln=post_ln,
-        token_type_embed=f"{embed_parent}.{token_type}" if token_type else None,
-        embed_sum_norm=f"{embed_parent}.{sum_norm}" if sum_norm else None,
+        # projected embeddings: their parts are narrower than the stream (no points)
+        token_type_embed=f"{embed_parent}.{token_type}" if token_type and not proj else None,
+        embed_sum_norm=f"{embed_parent}.{sum_norm}" if sum_norm and not proj else None,
+        embed_proj=proj,
         head=None if bare else head,
-        edited_in_place=edited_in_place(model, {"hook_embed": model.get_submodule(embed)}),
+        adapter_out=adapter,
+        edited_in_place=edited_in_place(model, {"hook_embed": model.get_submodule(proj or embed)}),
         attn_forward=rotary_forward if rotary else _attn_forward(attn),
         derived=True,
+    )
+
+
+def _adapter_out(model: nn.Module, block: nn.Module) -> tuple[str, int] | None:
+    """Where a block's language adapter's output is read (`BLOCK_ADAPTERS`), or None where the
+    block has none; refuses a configuration whose block does something else with it, and a
+    model that names no default language (its forward would fail without lang_ids)."""
+    config: Any = model.config
+    for path, (out, wants, language) in BLOCK_ADAPTERS.items():
+        if not _has(block, path):
+            continue
+        for attr, want in wants.items():
+            if getattr(config, attr, want) != want:
+                raise UnsupportedModelError(
+                    f"{type(model).__name__} cannot be wrapped: after the MLP, its blocks add a "
+                    f"language adapter's output ({path}), configured here as {attr}="
+                    f"{getattr(config, attr)!r}; hooklens's points describe the block only with "
+                    f"{', '.join(f'{k}={v!r}' for k, v in wants.items())} (the MLP output's "
+                    "LayerNorm normalizes hook_resid_post, the adapter reads that, and the same "
+                    "LayerNorm normalizes their sum)"
+                )
+        if getattr(config, language, None) is None:
+            names = ", ".join(dict(block.get_submodule(path).named_children()))
+            raise UnsupportedModelError(
+                f"{type(model).__name__} cannot be wrapped: its blocks pick a language adapter "
+                f"({names}) by lang_ids, which hooklens's forward does not take, and its config "
+                f"names no {language}. Set one first: "
+                f"hf_model.set_default_language({names.split(', ')[0]!r})."
+            )
+        return out
+    return None
+
+
+def _width(model: nn.Module, path: str, width: int) -> bool:
+    """Whether the module at `path` (a norm, an embedding) works at the stream's width."""
+    module = model.get_submodule(path)
+    shape = getattr(module, "normalized_shape", None) or (getattr(module, "embedding_dim", width),)
+    return int(shape[-1]) == width
+
+
+def _embed_proj(model: nn.Module, embed: str, parent: str) -> str | None:
+    """The projection of embeddings narrower than the stream to it (None: they are as wide);
+    refuses embeddings of another width with no projection it knows (`EMBED_PROJ`)."""
+    config: Any = model.config
+    if _width(model, embed, config.hidden_size):
+        return None
+    width = model.get_submodule(embed).embedding_dim
+    base = parent.rpartition(".")[0]
+    for name in EMBED_PROJ:
+        path = f"{base}.{name}" if base else name
+        if _has(model, path) and getattr(model.get_submodule(path), "in_features", None) == width:
+            return path
+    raise UnsupportedModelError(
+        f"{type(model).__name__} cannot be wrapped: its embeddings (width {width}) are "
+        f"not as wide as the residual stream (width {config.hidden_size}), and no projection "
+        f"between them was found next to {parent} (looked for {EMBED_PROJ})"
     )
 
 

@@ -158,17 +158,21 @@ ENCODER_CONFIG_REFUSALS = (
         "original_full",
     ),
 )
-#: a per-language adapter inside a BERT block's MLP output module (X-MOD's `XmodOutput`):
-#: block path -> what the block does with it; hooklens has no points for it, so it refuses
+#: a per-language adapter inside a BERT block's MLP output module (X-MOD's `XmodOutput`), by
+#: the block path that holds the adapters: (`ArchSpec.adapter_out`: the module whose output at
+#: that call in a block's forward is what the adapter adds, here the output module's dropout,
+#: called on the MLP's output and then on the adapter's), the config values under which the
+#: block does what hooklens's points describe (the MLP output's LayerNorm normalizes
+#: resid_post, the adapter reads that, the same LayerNorm normalizes their sum: transformers'
+#: defaults), and the config attribute naming the language used when a call passes no lang_ids
 BLOCK_ADAPTERS = {
     "output.adapter_modules": (
-        "after the MLP, its blocks add a language adapter's output (a bottleneck MLP per "
-        "language, {names}, picked per token by lang_ids): by default the block normalizes "
-        "resid_mid + mlp_out with output.LayerNorm, adds the adapter's output on that, and "
-        "normalizes the sum with the same LayerNorm again, so the block's output is not "
-        "ln2(resid_post) and hooklens has no points for the adapter's output or the second norm"
+        ("output.dropout", 1),
+        {"pre_norm": False, "adapter_layer_norm": False, "adapter_reuse_layer_norm": True,
+         "ln_before_adapter": True},
+        "default_language",
     ),
-}
+}  # fmt: skip
 #: BERT self-attention modules that rotate q and k by a sinusoidal table the encoder passes
 #: them (RoFormer): hooklens reimplements their forward with rotary points
 #: (`_rotary_encoder.py`), and refuses one whose attribute named in ROTARY_VALUE is True (it
@@ -182,6 +186,9 @@ ENCODER_FINAL_NORM = ("LayerNorm", "ln")
 EMBED_POS = ("position_embeddings",)
 EMBED_TOKEN_TYPE = ("token_type_embeddings",)
 EMBED_SUM_NORM = ("LayerNorm", "layer_norm")
+#: a projection of embeddings narrower than the stream to it before block 0, a path in the
+#: model holding the embeddings (ELECTRA's, RemBERT's in its encoder)
+EMBED_PROJ = ("embeddings_project", "encoder.embedding_hidden_mapping_in")
 #: the LM head's transform where it is not the unembedding's parent (ELECTRA), and the final
 #: norm inside a head
 HEAD = ("generator_predictions",)

@@ -85,6 +85,12 @@ class ArchSpec:
     #: a norm applied to the token embedding before block 0 (BLOOM): `hook_embed` is its output,
     #: as in TransformerLens
     embed_norm: str | None = None
+    #: a module that projects the embeddings, at their own width, to the stream before block 0
+    #: (RemBERT's `embedding_hidden_mapping_in`, ELECTRA's `embeddings_project`): `hook_embed` is
+    #: its output, the stream entering block 0. What it reads (token, position and token-type
+    #: embeddings, their sum normalized) is narrower than d_model and has no points, and no
+    #: (d_vocab, d_model) matrix gives `hook_embed` (`W_E` and `W_pos` raise, saying why)
+    embed_proj: str | None = None
     #: post-LN blocks (BERT): `ln1` normalizes `hook_resid_mid` (resid_pre + attn_out) into the
     #: MLP's input, `ln2` normalizes `hook_resid_post` (ln1's output + mlp_out) into the block's
     #: output (`hook_normalized_resid_post`, the next block's `hook_resid_pre`), as in
@@ -171,6 +177,11 @@ class ArchSpec:
     #: embedding to the stream (Gemma 3n / 4): the module whose output is added
     #: (`hook_per_layer_out`); None when blocks have no such branch
     per_layer_out: str | None = None
+    #: a language adapter after a post-LN block's MLP (X-MOD): (block path, n) of the module
+    #: whose output at its n-th call (from 0) in each forward of the block is what the adapter
+    #: adds (`hook_adapter_out`). The block then calls `ln2` twice: first on `hook_resid_post`
+    #: (the `ln2` points), then on ln2's output + the adapter's (its output is the block's)
+    adapter_out: tuple[str, int] | None = None
     #: the attention's output projection (its input is `attn.hook_z`, times `attn_gate`'s
     #: gate where there is one), where known
     o_proj: str | None = None
@@ -278,7 +289,7 @@ class ArchSpec:
         """The optional hook-point features this family (with this config) has."""
         found: set[Feature] = set()
         config = text_config(config)
-        if self.positional == "learned":
+        if self.positional == "learned" and self.embed_proj is None:
             found.add("learned_pos")
         elif self.positional == "rotary":
             found.add("rotary")
@@ -307,6 +318,8 @@ class ArchSpec:
         found.add("mlp")
         if self.per_layer_out is not None:
             found.add("per_layer_input")
+        if self.adapter_out is not None:
+            found.add("adapter")
         kv = self.n_kv_heads(config)
         if kv is None or kv == getattr(config, "num_attention_heads", kv):
             found.add("mha")

@@ -67,6 +67,7 @@ _WHEN = {
     "final_norm": "a final norm (not BART's post-LN decoders: the last block's ln2 is the last)",
     "gated_attn": "a gate on attention's output (o_proj reads z * gate)",
     "per_layer_input": "a per-layer embedding branch in each block (Gemma 3n / 4)",
+    "adapter": "a language adapter after the MLP (X-MOD)",
 }
 #: which layers have a point of each part of a block
 _PART = {

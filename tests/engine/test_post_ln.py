@@ -104,17 +104,3 @@ def test_an_encoder_that_is_not_a_decoder_is_refused():
     hf = AutoModelForCausalLM.from_config(config).eval()
     with pytest.raises(hl.UnsupportedModelError, match="is_decoder=True"):
         hl.HookedModel(hf)
-
-
-@pytest.mark.parametrize(("model_type", "key"), [("electra", "embedding_size"),
-                                                 ("rembert", "input_embedding_size")])  # fmt: skip
-def test_embeddings_projected_to_the_stream_are_refused(model_type, key):
-    """ELECTRA's generators and RemBERT project narrower embeddings to the stream before block
-    0: refused, naming the projection, rather than wrapped with embeddings of the wrong width."""
-    from transformers import AutoModelForCausalLM
-
-    config = tiny_config(model_type)
-    setattr(config, key, 32)
-    hf = AutoModelForCausalLM.from_config(config).eval()
-    with pytest.raises(hl.UnsupportedModelError, match="projected to the residual stream"):
-        hl.HookedModel(hf)

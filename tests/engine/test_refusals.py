@@ -31,14 +31,6 @@ from .conftest import _tokenizer
         ("xlnet", ["two-stream attention", "no one d_model-wide stream"]),
         ("prophetnet", ["layers run 2 n-gram prediction streams", "config ngram=2"]),
         ("xlm", ["its layers are not modules", "attentions, layer_norm1, ffns, layer_norm2"]),
-        ("xmod", ["language adapter", "the same LayerNorm again", "no points for the adapter"]),
-        (
-            "rembert",
-            [
-                "embeddings (width 256) are projected to the residual stream (width 64)",
-                "W_E is (d_vocab, d_model)",
-            ],
-        ),
     ],
 )
 def test_refusal_names_what_and_why(tmp_path, model_type, says):

@@ -134,7 +134,12 @@ def _check_post_ln_resid(model: hl.HookedModel, cache: hl.ActivationCache) -> No
         )
         _close(cache[b + "ln1.hook_normalized"] + cache[b + "hook_mlp_out"],
                cache[b + "hook_resid_post"])  # fmt: skip
-        _close(cache[b + "ln2.hook_normalized"], cache[b + "hook_normalized_resid_post"])
+        out = cache[b + "ln2.hook_normalized"]
+        if b + "hook_adapter_out" in cache:  # X-MOD: ln2's module again, on ln2 + the adapter
+            ln2 = model.hf_model.get_submodule(f"{model.spec.blocks}.{layer}.{model.spec.ln2}")
+            with torch.no_grad():
+                out = ln2(out + cache[b + "hook_adapter_out"])
+        _close(out, cache[b + "hook_normalized_resid_post"])
     stack, labels = cache.accumulated_resid(layer=-1, return_labels=True)
     assert labels[-1] == "final_post"
     final = cache[f"blocks.{n - 1}.hook_normalized_resid_post"]
