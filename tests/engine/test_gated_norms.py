@@ -148,3 +148,44 @@ def test_q_of_a_projection_that_also_holds_the_gate(axk2):
         want = _raw(model, "self_attn.q_gate_proj", raw_edit)
     assert (ours - base).abs().max() > 1e-4
     torch.testing.assert_close(ours, want, atol=1e-5, rtol=1e-4)
+
+
+class _Wrapped(torch.nn.Module):
+    """A norm and a projection of its output, under the given child names."""
+
+    def __init__(self, norm: torch.nn.Module, names: tuple[str, str], width: int):
+        super().__init__()
+        self.names = names
+        setattr(self, names[0], norm)
+        setattr(self, names[1], torch.nn.Linear(width, width, bias=False))
+
+    def forward(self, x):
+        y = getattr(self, self.names[0])(x)
+        return y * torch.sigmoid(getattr(self, self.names[1])(y))
+
+
+@pytest.mark.parametrize("names", [("norm", "mlp"), ("inner", "proj")])
+def test_only_the_known_gated_norm_is_derived(names):
+    """A norm's place holding the gated norm `_names.GATED_NORM` describes is derived; one
+    holding a projection under other names is refused, naming it."""
+    import transformers as tf
+
+    from hooklens.architectures._derive import derive
+
+    from .conftest import family_config
+
+    model = tf.LlamaForCausalLM(family_config("llama")).eval()
+    block = model.model.layers[1]
+    block.input_layernorm = _Wrapped(block.input_layernorm, names, model.config.hidden_size)
+    if names == ("norm", "mlp"):
+        spec = derive(model)
+        assert spec.gated_norm == names and spec.ln1 == "input_layernorm"
+        assert spec.norm_module(block, "input_layernorm") is block.input_layernorm.norm
+        first = model.model.layers[0]
+        assert spec.norm_module(first, "input_layernorm") is first.input_layernorm
+        return
+    with pytest.raises(
+        hl.UnsupportedModelError,
+        match=r"layer 1's input_layernorm \(_Wrapped\) holds a projection \(input_layernorm\.proj",
+    ):
+        derive(model)
