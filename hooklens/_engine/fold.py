@@ -34,6 +34,10 @@ so a norm's output is the residual stream itself and its weight cannot move into
 read it (TransformerLens folds pre-norm models only). Load without fold_ln; for a folded copy of
 the weights use model.processed_weights(fold_ln=True)."""
 
+MSG_GATED = """fold_ln=True: {family}'s {norms} multiply the norm's output by a gate computed
+from it (norm(x) * sigmoid(mlp(norm(x)))), so the norm is not a plain scale and its weight
+cannot move into the layers that read the gated output. Load without fold_ln."""
+
 MSG_NO_READER = """fold_ln=True: no linear layer of this {family} model reads the output of
 {norm} directly (a mixture of experts' router and experts keep their own weight tensors, or
 another step comes first), so its weight has nowhere to go. Load without fold_ln;
@@ -93,6 +97,19 @@ def _norms(hf_model: nn.Module, spec: ArchSpec) -> dict[str, nn.Module]:
     if spec.final_norm is not None:
         norms["ln_final"] = hf_model.get_submodule(spec.final_norm)
     return norms
+
+
+def gated_block_norms(hf_model: nn.Module, spec: ArchSpec) -> list[str]:
+    """The block norms (`blocks.*.ln1`, ...) that are gated norms (`ArchSpec.gated_norm`)."""
+    blocks: Any = hf_model.get_submodule(spec.blocks)
+    return sorted(
+        {
+            f"blocks.*.{which}"
+            for block in blocks
+            for which, path in (("ln1", spec.ln1), ("ln2", spec.ln2))
+            if path is not None and spec.norm_module(block, path) is not block.get_submodule(path)
+        }
+    )
 
 
 def _weight(module: nn.Module) -> torch.Tensor:
@@ -215,6 +232,9 @@ def fold_norms(hf_model: nn.Module, spec: ArchSpec) -> None:
     model hooklens loaded itself is processed."""
     if spec.post_ln:
         raise ArgumentError(MSG_POST_LN.format(family=spec.family))
+    gated = gated_block_norms(hf_model, spec)
+    if gated:
+        raise ArgumentError(MSG_GATED.format(family=spec.family, norms=", ".join(gated)))
     tokens = _probe_tokens(hf_model)
     before = _logits(hf_model, tokens)
     norms = _norms(hf_model, spec)

@@ -36,7 +36,10 @@ def add_head_sites(b: Builder, block: nn.Module, layer: int) -> None:
     # a factor on k_proj's output (Falcon-H1) is in W_K but also applied by the model after the
     # k_proj output these points replace: they are left out rather than scaled twice
     scaled_k = b.spec.factor(block, "k") != 1
-    if attends and qkv_read and b.spec.ln1 is not None and not scaled_k:  # copies of ln1's input
+    # likewise a gated norm before attention: its gate would be left out of the recomputation
+    ln1 = b.spec.ln1
+    gated = ln1 is not None and b.spec.norm_module(block, ln1) is not block.get_submodule(ln1)
+    if attends and qkv_read and b.spec.ln1 is not None and not (scaled_k or gated):
         _input_site(b, block, layer)
     o_read = attends and b.spec.o_proj is not None
     if o_read and _readable(lambda: read_o(b.spec, cfg, block)):

@@ -65,7 +65,8 @@ def _q_site(b: Builder, module: nn.Module, spec: LatentKV, layer: int) -> None:
     nope, width = spec.nope, spec.nope + spec.rope
 
     def hook(mod: nn.Module, args: Any, out: torch.Tensor) -> Any:
-        heads = out.view(*out.shape[:-1], -1, width)
+        whole = out.view(*out.shape[:-1], -1, width + spec.q_gate)  # a gate's input after q
+        heads = whole[..., :width] if spec.q_gate else whole
         if spec.interleaved:
             heads = torch.cat([heads[..., :nope], _halves(heads[..., nope:])], dim=-1)
         new = _fire(point, heads)
@@ -73,6 +74,8 @@ def _q_site(b: Builder, module: nn.Module, spec: LatentKV, layer: int) -> None:
             return None
         if spec.interleaved:
             new = torch.cat([new[..., :nope], _pairs(new[..., nope:])], dim=-1)
+        if spec.q_gate:  # the gate's input stays
+            new = torch.cat([new.to(whole.dtype), whole[..., width:]], dim=-1)
         return new.reshape(out.shape)
 
 

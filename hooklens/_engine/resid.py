@@ -245,6 +245,8 @@ class ResidMixin:
             path = model.spec.ln2 if which == "ln2" else model.spec.ln1
             module_path = f"{model.spec.blocks}.{layer}.{path}"
         module = model.hf_model.get_submodule(module_path)
+        if layer < n:  # a gated norm's inner norm (its scale is the one cached)
+            module = model.spec.norm_module(module, "")
         layernorm = model.cfg.norm == "layernorm"
         if layernorm:
             stack = stack - stack.mean(-1, keepdim=True)

@@ -55,7 +55,7 @@ def build_points(
             b.input_site(block, "hook_resid_pre", layer, in_place=False)
         ln1 = spec.norms_of(layer)[0]  # a hybrid's mixer layer may have its own norms
         if ln1 is not None:  # post-LN: ln1 normalizes resid_mid (after attention)
-            b.norm_site(sub(ln1), "ln1", layer)
+            b.norm_site(spec.norm_module(block, ln1), "ln1", layer)
         layout = spec.layers[layer] if spec.layers is not None else None
         if "attention" in feats:
             _attention_parts(b, block, layer, spec.added_scale(block, "attn_out"))
@@ -118,7 +118,7 @@ def _mlp_parts(
     # a layer that is only an MLP (Nemotron-H) has one norm, the MLP's
     ln2 = spec.ln1 if spec.layers is not None and spec.layers[layer].kind == "mlp" else own_ln2
     if ln2 is not None and not spec.post_ln:  # post-LN: ln2 is served with resid_post
-        b.norm_site(sub(ln2), "ln2", layer)
+        b.norm_site(spec.norm_module(block, ln2), "ln2", layer)
     if spec.moe_router is not None and spec.moe_experts is not None and "moe" in feats:
         scored = spec.moe_weights_at == "inputs"  # the router returns (scores, logits)
         b.router_site(sub(spec.moe_router), layer, logits_at=1 if scored else 0)

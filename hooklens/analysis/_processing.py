@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from .._engine.fold import gated_block_norms
 from ..architectures._spec import text_config
 from ._weights import STACKED
 
@@ -38,6 +39,10 @@ logit soft-cap (tanh) is not shift-invariant. Call without center_unembed."""
 
 MSG_GATE_LN_BIAS = """fold_ln cannot fold a LayerNorm bias into a gated MLP's gate (TransformerLens
 has no gate bias to put it in). Call without fold_ln."""
+
+MSG_FOLD_GATED_NORM = """fold_ln cannot fold {norms} of {family}: each multiplies its norm's output
+by a gate computed from it (norm(x) * sigmoid(mlp(norm(x)))), so the norm is not a plain scale
+and its weight cannot move into the weights that read the gated output. Call without fold_ln."""
 
 MSG_FOLD_GATED_V = """fold_value_biases cannot fold b_V into b_O on {family}: its attention
 output is gated (the output projection reads z * attn.hook_gate), so b_V's contribution,
@@ -204,6 +209,9 @@ def process_weights(
     fold_value_biases_: bool = False,
 ) -> ProcessedWeights:
     """A processed copy of `model`'s weights (see the module docstring); the model is unchanged."""
+    if fold_ln_ and (gated := gated_block_norms(model.hf_model, model.spec)):
+        names = ", ".join(gated)
+        raise ValueError(MSG_FOLD_GATED_NORM.format(norms=names, family=model.cfg.family))
     if fold_value_biases_ and model.spec.attn_gate is not None:
         raise ValueError(MSG_FOLD_GATED_V.format(family=model.cfg.family))
     p = _copy(model)

@@ -264,7 +264,7 @@ class LayerWeights:
                 f"{spec.family} has no norm before attention (its norms follow attention and "
                 "the MLP), so there is no ln1 weight to read or fold"
             )
-        return self._sub(path)
+        return spec.norm_module(self._block, path)  # a gated norm's inner norm
 
     def ln_w(self, which: str) -> torch.Tensor | None:
         """The multiplier of "ln1" or "ln2" (ln1 where the MLP reads ln1), (d_model,)."""

@@ -48,8 +48,9 @@ from ._names import (
 )
 from ._no_blocks import why_no_blocks
 from ._norms import shared_norm_kind
-from ._placement import NORM_ROLES, gated_norms, mixer_norms, places
+from ._placement import NORM_ROLES, gated_norm_names, gated_norms, mixer_norms, places
 from ._placement import child as _child
+from ._placement import signature_norm as _signature_norm
 from ._qk_order import rotated_qk_norms
 from ._scored_moe import scores_experts_inputs
 from ._spec import ArchSpec, Layout, Proj
@@ -94,14 +95,15 @@ def _signature(block: nn.Module, named: bool = False) -> list[tuple[str, str]]:
     their class only unless `named` (a hybrid's layers may place them apart)."""
     slots = [n for n in (_child(block, MLP), *ATTN, *MIXERS) if n and hasattr(block, n)]
     mixing = set(ATTN) | set(MIXERS)
+    norms = [n for n, _ in block.named_children() if n in NORM_ROLES]  # gated: by the inner norm
     return sorted(
         (
             "<mixer>" if n in mixing else "<norm>" if n in NORM_ROLES and not named else n,
-            type(m).__name__ if n not in slots else "",
+            type(_signature_norm(block, n) if n in norms else m).__name__ if n not in slots else "",
         )
         for n, m in block.named_modules()
         if n
-        and not any(n.startswith(f"{s}.") for s in slots)
+        and not any(n.startswith(f"{s}.") for s in (*slots, *norms))
         and n not in EMBED_NORM_IN_BLOCK  # the embedding's norm, in block 0 alone (RWKV)
     )
 
@@ -298,9 +300,10 @@ def derive(model: nn.Module) -> ArchSpec:
         raise _refuse(model, "no learned position embedding and no rotary parameters")
     like = next(model.parameters())
     width = int(getattr(text, "hidden_size", 0) or like.shape[-1])
-    norms = [*(block.get_submodule(n) for n in (ln1, ln2) if n), parent.get_submodule(final)]
+    # a gated norm's inner norm (the ln points are its)
+    norms = [*(_signature_norm(block, n) for n in (ln1, ln2) if n), parent.get_submodule(final)]
     for i, lay in enumerate(layers or ()):  # a mixer layer's own norms compute the same
-        norms += [all_blocks[i].get_submodule(n) for n in (lay.norms or ())[:2] if n]
+        norms += [_signature_norm(all_blocks[i], n) for n in (lay.norms or ())[:2] if n]
     norm, offset = shared_norm_kind(model, norms, width, like)
     scale = next(
         ((a, op) for a, op in LOGIT_SCALES if getattr(text, a, None) not in (None, 1)), None
@@ -342,6 +345,7 @@ def derive(model: nn.Module) -> ArchSpec:
         pos_embed=prefix + pos_embed if pos_embed else None,
         positional=positional,
         norm=norm,  # type: ignore[arg-type]
+        gated_norm=gated_norm_names(all_blocks),
         norm_weight_offset=offset,
         parallel_residual=ln2 is None and not post_norm,
         resid_mid_at=(mlp or mlp_in) if post_norm else None,

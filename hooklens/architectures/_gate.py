@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from torch.nn import functional
 
-from ._names import ATTN_GATE
+from ._names import ATTN_GATE, Q_AND_GATE
 from ._spec_parts import AttnGate, GateLayout
 
 #: the nonlinearities a gate may apply, by the name `AttnGate.act` holds
@@ -36,7 +36,7 @@ def gate_input(g: torch.Tensor, layout: GateLayout, n_heads: int, d_head: int) -
         return g.view(*lead, n_heads, d_head)
     if layout == "per_head":
         return g.view(*lead, n_heads, 1).expand(*lead, n_heads, d_head)
-    return g.view(*lead, n_heads, 2 * d_head)[..., d_head:]
+    return g.view(*lead, n_heads, -1)[..., -d_head:]  # after each head's queries
 
 
 def attn_gate(model: nn.Module, attn_mod: nn.Module, attn: str, n_heads: int) -> AttnGate | None:
@@ -56,10 +56,19 @@ def attn_gate(model: nn.Module, attn_mod: nn.Module, attn: str, n_heads: int) ->
             return None
     elif getattr(getattr(attn_mod, "q_proj", None), "out_features", None) == 2 * width:
         name, layout = "q_proj", "q_gate_per_head"
+    elif (fused := next((n for n in Q_AND_GATE if _wider(attn_mod, n, width)), None)) is not None:
+        name, layout = fused, "q_gate_per_head"  # per head, queries then the gate (AXK2)
     else:
         return None
     act = _probe_act(model, attn_mod.get_submodule(name), o_proj, layout, n_heads, d_head)
     return AttnGate(f"{attn}.{name}", layout, act) if act is not None else None
+
+
+def _wider(attn_mod: nn.Module, name: str, width: int) -> bool:
+    """Whether `attn_mod`'s linear child `name` is wider than the output projection's input
+    (`width`): queries and a gate in one projection."""
+    out = getattr(getattr(attn_mod, name, None), "out_features", None)
+    return isinstance(out, int) and out > width
 
 
 def _probe_act(

@@ -14,10 +14,12 @@ import torch
 from torch import nn
 
 from ._attn_probe import run_probed
+from ._names import Q_AND_GATE
 from ._spec import LatentKV
 
-#: the module whose output is q, in order of preference (the low-rank chain ends in q_b_proj)
-Q = ("q_b_proj", "q_proj")
+#: the module whose output is q, in order of preference (the low-rank chain ends in q_b_proj;
+#: a projection that also holds the output gate's input, `_names.Q_AND_GATE`, last)
+Q = ("q_b_proj", "q_proj", *Q_AND_GATE)
 #: (latent plus shared rotated key part, expansion of the latent to per-head keys and values)
 KV = ("kv_a_proj_with_mqa", "kv_b_proj")
 #: attention attributes holding (nope, rope, v, rank) widths
@@ -36,6 +38,13 @@ def latent_kv(model: nn.Module, attn_mod: nn.Module, attn: str) -> LatentKV | No
     if not all(isinstance(w, int) and w > 0 for w in widths):
         return None
     nope, rope, v, rank = (int(w) for w in widths)  # type: ignore[arg-type]
+    heads = int(getattr(attn_mod, "num_heads", 0) or 0)
+    q_out = getattr(getattr(attn_mod, q), "out_features", None)
+    q_gate = 0
+    if q in Q_AND_GATE:  # per head: the queries, then the gate's input
+        if not heads or not isinstance(q_out, int) or q_out % heads:
+            return None
+        q_gate = q_out // heads - (nope + rope)
     return LatentKV(
         q=f"{attn}.{q}",
         kv_a=f"{attn}.{KV[0]}",
@@ -44,7 +53,8 @@ def latent_kv(model: nn.Module, attn_mod: nn.Module, attn: str) -> LatentKV | No
         rope=rope,
         v=v,
         rank=rank,
-        interleaved=_returns_halves(model, attn_mod, getattr(attn_mod, q), nope, rope),
+        interleaved=_returns_halves(model, attn_mod, getattr(attn_mod, q), nope, rope, q_gate),
+        q_gate=q_gate,
         rope_k_norm=next(
             (
                 f"{attn}.{n}"
@@ -61,7 +71,7 @@ def _has(module: nn.Module, name: str) -> bool:
 
 
 def _returns_halves(
-    model: nn.Module, attn_mod: nn.Module, q_mod: nn.Module, nope: int, rope: int
+    model: nn.Module, attn_mod: nn.Module, q_mod: nn.Module, nope: int, rope: int, gate: int = 0
 ) -> bool:
     """Whether the query attention receives holds the rotated part as two halves of q's
     adjacent pairs (DeepSeek V3's `rope_interleave`): at position 0 the rotation is the
@@ -76,8 +86,8 @@ def _returns_halves(
         return sdpa_attention_forward(module, query, *args, **kwargs)
 
     def record(mod: nn.Module, args: Any, out: torch.Tensor) -> None:
-        heads = out[0, 0].reshape(-1, nope + rope)  # position 0
-        seen.setdefault("q", heads[:, nope:].detach())
+        heads = out[0, 0].reshape(-1, nope + rope + gate)  # position 0
+        seen.setdefault("q", heads[:, nope : nope + rope].detach())
 
     handle = q_mod.register_forward_hook(record)
     try:

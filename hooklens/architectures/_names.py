@@ -18,6 +18,10 @@ LN2 = (
     "post_attention_layernorm", "feedforward_layernorm", "ln_2", "final_layer_norm", "mlp_norm",
     "ffn_norm", "channel_pre_norm", "ln2", "norm_ffn",
 )  # fmt: skip
+#: a module in a norm's place that wraps a norm and a gate computed from the norm's output
+#: (AXK2's `AXK2GatedRMSNorm`: norm(x) * sigmoid(mlp(norm(x)))): (its child holding the norm,
+#: its child computing the gate); the ln points are the inner norm's (`ArchSpec.gated_norm`)
+GATED_NORM = ("norm", "mlp")
 ATTN_OUT_NORM = ("post_self_attn_layernorm", "post_norm1", "post_operator_norm")
 MLP_OUT_NORM = ("post_feedforward_layernorm", "post_mlp_layernorm", "post_norm2", "post_ffn_norm")
 MLP = ("mlp", "feed_forward", "ffn", "mlp_block", "block_sparse_moe", "shared_mlp")
@@ -196,6 +200,9 @@ HEAD_NORM = ("transform.LayerNorm", "LayerNorm", "layer_norm")
 #: an attention module's projection of the gate on its output (`AttnGate`); else the q
 #: projection, when it is twice as wide as the output projection's input (Qwen3-Next)
 ATTN_GATE = ("gate_proj", "g_proj")
+#: a projection holding, per head, the queries and then the gate on attention's output
+#: (AXK2's `q_gate_proj`, in latent attention: `LatentKV.q_gate`)
+Q_AND_GATE = ("q_gate_proj",)
 #: an attention module's factor on `v_proj`'s output before attention (MiMo-V2-Flash), which
 #: the values' weights W_V and b_V include
 V_SCALE = ("v_scale",)

@@ -15,10 +15,19 @@ from typing import NamedTuple
 
 from torch import nn
 
-from ._names import ATTN_OUT_NORM, LN1, LN2, MLP_OUT_NORM, PRE_MLP
-from ._spec import LayerLayout
+from ._names import ATTN_OUT_NORM, GATED_NORM, LN1, LN2, MLP_OUT_NORM, PRE_MLP
+from ._spec import LayerLayout, is_gated_norm
 
-__all__ = ["NORM_ROLES", "Places", "child", "gated_norms", "mixer_norms", "places"]
+__all__ = [
+    "NORM_ROLES",
+    "Places",
+    "child",
+    "gated_norm_names",
+    "gated_norms",
+    "mixer_norms",
+    "places",
+    "signature_norm",
+]
 
 #: every name a norm of a block may have, whatever its place
 NORM_ROLES = frozenset((*LN1, *LN2, *PRE_MLP, *ATTN_OUT_NORM, *MLP_OUT_NORM))
@@ -85,13 +94,32 @@ MSG_GATED = (
 )
 
 
+def gated_norm_names(blocks: list[nn.Module]) -> tuple[str, str] | None:
+    """`_names.GATED_NORM` where a norm's place in one of `blocks` holds a gated norm, else
+    None (`ArchSpec.gated_norm`)."""
+    found = any(
+        is_gated_norm(c, GATED_NORM)
+        for block in blocks
+        for n, c in block.named_children()
+        if n in NORM_ROLES
+    )
+    return GATED_NORM if found else None
+
+
+def signature_norm(block: nn.Module, name: str) -> nn.Module:
+    """The norm a block's layout is compared by at `name`: a gated norm's inner norm (layers
+    may gate some norms and not others: AXK2's dense layers' post_attention_layernorm)."""
+    module = block.get_submodule(name)
+    return module.get_submodule(GATED_NORM[0]) if is_gated_norm(module, GATED_NORM) else module
+
+
 def gated_norms(block: nn.Module, i: int) -> str | None:
     """Why layer `i` cannot be described when a module in a norm's place holds a projection of
-    its own (AXK2's `AXK2GatedRMSNorm`: RMSNorm(x) * sigmoid(mlp(RMSNorm(x)))), or None."""
+    its own, other than a gated norm hooklens describes (`_names.GATED_NORM`), or None."""
     gated = {
         n: [p for p, m in c.named_modules() if isinstance(m, nn.Linear)]
         for n, c in block.named_children()
-        if n in NORM_ROLES
+        if n in NORM_ROLES and not is_gated_norm(c, GATED_NORM)
     }
     gated = {n: inner for n, inner in gated.items() if inner}
     if not gated:

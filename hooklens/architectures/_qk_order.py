@@ -89,6 +89,8 @@ def norms_after_rotary(model: nn.Module, attn_mod: nn.Module, pairs: list[tuple[
         if step is not None and step not in (proj, norm):
             kind = type(attn_mod.get_submodule(step)).__name__
             between[norm] = f"{norm} reads the output of {step} ({kind}) on {proj}'s"
+            if _mixes_positions(attn_mod.get_submodule(step)):
+                between[norm] += MSG_CONV.format(step=step)
     if len(after) > 1:
         where = "; ".join(between.values()) or "the other reads the rotated q or k"
         raise UnsupportedModelError(MSG_APART.format(where=where))
@@ -100,6 +102,18 @@ MSG_APART = (
     "other something computed from it ({where}), so hook_q and hook_k would not be the same "
     "step of the computation (and ln1.hook_normalized @ W_K would not be hook_k)"
 )
+
+
+MSG_CONV = (
+    ", a convolution over positions: each key mixes the projections of earlier positions, so "
+    "no key is a projection of ln1.hook_normalized at its own position, and partial forwards, "
+    "which reuse a prefix's keys and values, would lack {step}'s state"
+)
+
+
+def _mixes_positions(module: nn.Module) -> bool:
+    """Whether `module` holds a convolution (over positions, in a causal LM's attention)."""
+    return any(isinstance(m, nn.Conv1d) for m in module.modules())
 
 
 def _same(normed: torch.Tensor, out: torch.Tensor) -> bool:

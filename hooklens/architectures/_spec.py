@@ -21,6 +21,18 @@ from ._spec_parts import AttnGate, LatentKV, LayerLayout, Layout, Proj
 FactorRole = Literal["attn_in", "k", "attn_out", "mixer_out", "mlp_pre"]
 
 
+def is_gated_norm(module: Any, names: tuple[str, str]) -> bool:
+    """Whether `module` wraps a norm (child `names[0]`, no projection inside) and a gate
+    computed from it (child `names[1]`, holding projections): `_names.GATED_NORM`."""
+    norm, gate = (getattr(module, n, None) for n in names)
+    if not isinstance(norm, torch.nn.Module) or not isinstance(gate, torch.nn.Module):
+        return False
+    linear = torch.nn.Linear
+    return not any(isinstance(m, linear) for m in norm.modules()) and any(
+        isinstance(m, linear) for m in gate.modules()
+    )
+
+
 def text_config(config: Any) -> Any:
     """The language model's config: a multimodal model's text config, else `config` itself."""
     get = getattr(config, "get_text_config", None)
@@ -136,6 +148,13 @@ class ArchSpec:
     #: multi-head latent attention: where q, k and v are formed (q/k sources are then None)
     latent_kv: LatentKV | None = None
     norm: Literal["layernorm", "rmsnorm"] = "rmsnorm"
+    #: (inner norm, gate) child names of a gated norm (`_names.GATED_NORM`), where some norm's
+    #: place holds one (AXK2): there `ln*.hook_scale`/`hook_normalized` are the inner norm's
+    #: (x / scale times its weight), and attention or the MLP reads that output times a gate
+    #: computed from it, which no point shows; `norm_module` finds the inner norm. fold_ln is
+    #: refused (the gate reads the weighted output), and the per-head input points, which
+    #: would recompute attention's input without the gate, are left out
+    gated_norm: tuple[str, str] | None = None
     #: Gemma's RMSNorm multiplies by (offset + weight); everybody else by weight.
     norm_weight_offset: float = 0.0
     #: "alibi": positions enter as a bias on the attention scores (BLOOM, MPT); "none":
@@ -263,6 +282,13 @@ class ArchSpec:
         if self.mlp_up is not None or self.mlp_gate_up_fused:
             dense.add("gated_mlp")
         return (found - {"moe"}) | dense
+
+    def norm_module(self, block: Any, path: str) -> Any:
+        """The norm at block path `path`: the inner norm where a gated norm sits there."""
+        module = block.get_submodule(path)
+        if self.gated_norm is not None and is_gated_norm(module, self.gated_norm):
+            return module.get_submodule(self.gated_norm[0])
+        return module
 
     def norms_of(self, layer: int) -> tuple[str | None, str | None, str, str | None]:
         """Layer `layer`'s (ln1, ln2, mlp_out, resid_mid's module): its own, or the adapter's."""

@@ -14,12 +14,14 @@ from typing import Literal
 #: - "concat_qkv": (batch, pos, (n_heads + 2 n_kv_heads) * d_head), q then k then v (Phi-3)
 #: - "per_head_qkv": (batch, pos, n_heads * 3 * d_head), per head q, k, v (GPT-NeoX)
 #: - "q_gate_per_head" (q/k/v weights only): k and v flat, and the q projection holds per head
-#:   the queries then the attention gate's input, (batch, pos, n_heads * 2 * d_head) (Qwen3-Next)
+#:   the queries then the attention gate's input, (batch, pos, n_heads * 2 * d_head) (Qwen3-Next;
+#:   in latent attention, `LatentKV.q_gate`)
 Layout = Literal["flat", "bphd", "bhpd", "concat_qkv", "per_head_qkv", "q_gate_per_head"]
 #: How a gate projection's output holds the attention gate's input (`AttnGate`):
 #: - "flat": (batch, pos, n_heads * d_head), one gate per feature of z
 #: - "per_head": (batch, pos, n_heads), one gate per head
-#: - "q_gate_per_head": the second half of each head's slice of the q projection's output
+#: - "q_gate_per_head": the last d_head features of each head's slice of the q projection's
+#:   output (the queries come first)
 GateLayout = Literal["flat", "per_head", "q_gate_per_head"]
 
 
@@ -55,6 +57,9 @@ class LatentKV:
     #: a norm the shared rotated key part passes before the rotation (Dots3 Note's
     #: `k_rope_only_layernorm`): that part of `hook_k` is read at its output, not at `kv_a`'s
     rope_k_norm: str | None = None
+    #: per head, how many more features `q`'s output holds after the query: the input of the
+    #: gate on attention's output (AXK2's `q_gate_proj`, `AttnGate` layout "q_gate_per_head")
+    q_gate: int = 0
 
 
 @dataclass(frozen=True)

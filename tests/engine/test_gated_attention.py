@@ -17,6 +17,7 @@ GATED = {
     "afmoe": ("flat", "sigmoid"),
     "laguna": ("per_head", "softplus"),
     "bailing_hybrid": ("per_head", "sigmoid"),
+    "axk2": ("q_gate_per_head", "sigmoid"),  # latent attention's q_gate_proj
 }
 HEAD = 1
 
@@ -44,8 +45,9 @@ def _raw_gate_input(model, edit):
             part = out[..., HEAD * dh : (HEAD + 1) * dh]
         elif gate.layout == "per_head":
             part = out[..., HEAD : HEAD + 1]
-        else:  # per head: queries then the gate's input
-            part = out[..., (2 * HEAD + 1) * dh : (2 * HEAD + 2) * dh]
+        else:  # per head: queries (of any width) then the gate's input, the last dh features
+            per_head = out.shape[-1] // c.n_heads
+            part = out[..., (HEAD + 1) * per_head - dh : (HEAD + 1) * per_head]
         part.copy_(edit(part))
         return out
 

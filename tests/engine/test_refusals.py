@@ -20,10 +20,13 @@ from .conftest import _tokenizer
         ("longcat_flash", ["no list of 4 blocks", "each hold 2 attention sublayers", "(mlp)"]),
         ("hrm_text", ["no list of 16 blocks", "model.L_module.layers.0: 6 times", "recurrent"]),
         ("dory", ["do not add their parts to the stream", "(lambda_1, lambda_2"]),
-        ("inkling_text", ["k_norm reads the output of k_sconv (InklingShortConvolution)"]),
         (
-            "axk2",
-            ["layer 1's input_layernorm and post_attention_layernorm", "input-dependent gate"],
+            "inkling_text",
+            [
+                "k_norm reads the output of k_sconv (InklingShortConvolution)",
+                "a convolution over positions",
+                "would lack k_sconv's state",
+            ],
         ),
         ("beam", ["scale the residual stream itself", "attn_residual_add_idx=2", "0.707"]),
         ("cpmant", ["prepends 32 learned prompt tokens (config.prompt_length=32)"]),
