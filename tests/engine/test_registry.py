@@ -21,7 +21,7 @@ from .test_families import O_PROJ
 
 TYPES = list(causal_lm_types())
 #: Raise this as more types are wrapped; it must never go down.
-WRAPPED_AT_LEAST = 160
+WRAPPED_AT_LEAST = 163
 README = Path(__file__).parents[2] / "hooklens" / "architectures" / "README.md"
 
 
