@@ -6,8 +6,10 @@ forward pass per patch with a raw torch hook): hooklens's sweep with `hl.metrics
 with a plain lambda metric (as TransformerLens users write it), hooklens's
 `get_act_patch_resid_pre` (TransformerLens's name and argument order), the attribution
 estimate of every cell (two forwards and a backward), and TransformerLens's own
-`patching.get_act_patch_resid_pre` when transformer_lens is installed. Also checks that the
-exact results agree to 1e-4, and times one click-sized patch on the same model.
+`patching.get_act_patch_resid_pre` when transformer_lens is installed. The prompts differ at
+token 4; the lambda sweep is also timed on a pair that differs at token 0 (against its own loop),
+where no cell comes before the difference. Also checks that the exact results agree to 1e-4, and
+times one click-sized patch on the same model.
 
     .venv/bin/python bench/patching.py [--threads 2] [--repeats 2] [--seq 20]
 """
@@ -112,6 +114,19 @@ def main() -> None:
     )
     diff = float((result.raw - loop).abs().max())
     rows.append(("hooklens sweep, lambda metric", t_lambda, f"max |diff| vs loop {diff:.1e}"))
+    # Cells before the prompts' first difference (and layer 0 where the tokens agree) patch in
+    # the values already there and take no pass; a pair that differs at token 0 has none of the
+    # former, so its sweep is timed against its own loop.
+    corrupted_at_0 = clean.clone()
+    corrupted_at_0[0, 0] = (clean[0, 0] + 17) % 50257
+    t_loop0, loop0 = best_of(args.repeats, lambda: hf_loop(hf, clean, corrupted_at_0, metric))
+    t_lambda0, result = best_of(
+        args.repeats,
+        lambda: patching.sweep(model, clean, corrupted_at_0, lam, normalize=False, progress=False),
+    )
+    diff = float((result.raw - loop0).abs().max())
+    rows.append(("  same, prompts differing at token 0", t_lambda0 * t_loop / t_loop0,
+                 f"max |diff| vs its loop {diff:.1e}"))  # fmt: skip
     with torch.no_grad():
         _, hl_cache = model.run_with_cache(clean)
     t_named, named = best_of(
