@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -135,6 +135,7 @@ class Patcher:
             self._base = RecordedRun(model, prompt_batch(model, base))
             self._moves = model.moves
         self._base_values: dict[str, torch.Tensor] = {}  # base run's activations, by hook name
+        self._first_change: dict[Patch, int | None] = {}  # see `first_changes`
 
     @property
     def base(self) -> RecordedRun:
@@ -147,14 +148,16 @@ class Patcher:
                 self._base = RecordedRun(self.model, self._base.tokens.to(self.model.cfg.device))
                 self._base.skips = self._base.skips and skips
                 self._moves = self.model.moves
-                self._base_values = {}
+                self._base_values, self._first_change = {}, {}
         return self._base
 
-    def leaves_base(self, patches: Sequence[Patch],
-                    on_wait: Callable[[], None] | None = None) -> list[bool]:  # fmt: skip
-        """For each patch, whether it writes exactly the values the base run has there (the
-        source and base activations are equal bit for bit, e.g. at positions before the
-        prompts' first differing token): its patched run is the base run, so it needs no pass.
+    def first_changes(self, patches: Sequence[Patch],
+                      on_wait: Callable[[], None] | None = None) -> list[int | None]:  # fmt: skip
+        """For each patch, the first position at which it writes a value other than the base
+        run's there (bit for bit), or None where it writes the base run's values everywhere:
+        its patched run is the base run, so it needs no pass. A patch of every position
+        (a head's ``z``) whose source and base values agree before the prompts' first
+        differing token changes nothing before it, so `run` starts there.
 
         Reads the base run's activations at the patches' points with one forward pass, once
         per point (``on_wait()`` is called if another call holds the model)."""
@@ -165,16 +168,32 @@ class Patcher:
             with self.model.owner.hold(on_wait), torch.no_grad():
                 _, cache = self.model.run_with_cache(base.tokens, names_filter=missing)
             self._base_values.update({name: cache[name] for name in missing})
-        unchanged = []
+        firsts: list[int | None] = []
         for one in patches:
             if one.name not in names:
-                unchanged.append(False)  # the patched run says what is missing
+                firsts.append(0)  # the patched run says what is missing
                 continue
-            values = self._base_values[one.name]
-            written = values.clone()
-            _write(written, one, self.source_cache[one.name], 0, head_axis_of(one.name))
-            unchanged.append(torch.equal(written, values))
-        return unchanged
+            if one not in self._first_change:
+                values = self._base_values[one.name]
+                written = values.clone()
+                axis = head_axis_of(one.name)
+                _write(written, one, self.source_cache[one.name], 0, axis)
+                pos_axis = 2 if axis == 1 else 1  # pattern-like: (batch, heads, query, key)
+                changed = written.ne(values).movedim(pos_axis, 0).flatten(1).any(1)
+                where = changed.nonzero()
+                self._first_change[one] = int(where[0, 0]) if len(where) else None
+            firsts.append(self._first_change[one])
+        return firsts
+
+    def _start(self, patches: Sequence[Patch]) -> tuple[int, int] | None:
+        """`start_of` a patch set, later where `first_changes` found its first change."""
+        start = start_of(self.model, patches)
+        if start is None:
+            return None
+        known = [self._first_change.get(p) for p in patches]
+        if all(first is not None for first in known):
+            return start[0], min(cast(int, first) for first in known)
+        return start
 
     @property
     def base_strings(self) -> list[str]:
@@ -191,7 +210,7 @@ class Patcher:
         (elements ``i * prompts ..``): (n * prompts, pos, d_vocab), or (..., 1, ...) with
         ``last_only``, or (..., len(token_ids)) of those tokens only."""
         model, base = self.model, self.base
-        starts = [start_of(model, list(s)) for s in patch_sets if s]
+        starts = [self._start(list(s)) for s in patch_sets if s]
         if not starts:
             logits = base.logits.repeat(len(patch_sets), 1, 1)
             logits = logits[:, -1:] if last_only else logits
@@ -209,7 +228,7 @@ class Patcher:
         # Each patch set runs from its own lowest layer: sets join the batch at that block,
         # in order of layer (and come back in the caller's order).
         entry = [layer if s is None else s[0] for s in
-                 (start_of(model, list(one)) if one else None for one in patch_sets)]  # fmt: skip
+                 (self._start(list(one)) if one else None for one in patch_sets)]  # fmt: skip
         order = sorted(range(len(patch_sets)), key=entry.__getitem__)
         groups = group_patches([patch_sets[i] for i in order])
         hooks = patch_hooks(groups, self.source_cache, base.batch, pos0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any, Literal, cast
 
 import torch
@@ -217,13 +218,19 @@ def run_cells(
         budget = int(batch_size) * base.seq_len * base.batch
     # A cell whose source values equal the base run's is the base run: its value is the
     # base prompt's metric, with no pass.
-    unchanged = patcher.leaves_base([c.patch for c in cells], on_wait)
+    # A cell that changes values only from some position on starts there.
+    firsts = patcher.first_changes([c.patch for c in cells], on_wait)
+    unchanged = [first is None for first in firsts]
     if any(unchanged):
         with model.owner.hold(on_wait), torch.no_grad():
             base_value = metric(patcher.run([[]], metric.token_ids, metric.last_only), 1)[0]
         for cell in (c for c, same in zip(cells, unchanged, strict=True) if same):
             raw[cell.index] = base_value
-        cells = [c for c, same in zip(cells, unchanged, strict=True) if not same]
+    cells = [
+        replace(c, start_pos=max(c.start_pos, first))
+        for c, first in zip(cells, firsts, strict=True)
+        if first is not None
+    ]
     total, done = len(cells) + sum(unchanged), sum(unchanged)
     width = metric.width or model.cfg.d_vocab
     rows_per_pass = max(budget // base.batch, base.seq_len)

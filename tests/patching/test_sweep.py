@@ -98,6 +98,32 @@ def test_cells_that_patch_in_equal_values_take_no_pass(tiny_model: Any) -> None:
                                rtol=0)  # fmt: skip
 
 
+@pytest.mark.parametrize("point", ["z", "pattern", "v"])
+def test_head_cells_run_from_the_first_difference(tiny_model: Any, point: str) -> None:
+    """A head's patch covers every position, but its clean and corrupted values agree before
+    the prompts' first differing token (position 2): its passes start there."""
+    clean, corrupted = prompt_pair()
+    blocks = tiny_model.hf_model.get_submodule(tiny_model.spec.blocks)
+    calls: list[tuple[int, int]] = []
+    handles = [
+        block.register_forward_pre_hook(
+            lambda m, a, kw: calls.append(tuple((a[0] if a else kw["hidden_states"]).shape[:2])),
+            with_kwargs=True,
+        )
+        for block in blocks
+    ]
+    try:
+        result = patching.sweep(tiny_model, clean, corrupted, METRIC, point=point,
+                                normalize=False, progress=False)  # fmt: skip
+    finally:
+        for handle in handles:
+            handle.remove()
+    patched = {shape for shape in calls if shape != (1, 9)}  # not an unpatched run
+    assert patched and all(rows == 9 - 2 for _, rows in patched)
+    torch.testing.assert_close(result.raw, _loop(tiny_model, corrupted, clean, result), atol=1e-4,
+                               rtol=0)  # fmt: skip
+
+
 def test_custom_metric_over_all_positions(tiny_model: Any) -> None:
     clean, corrupted = prompt_pair()
 
