@@ -81,7 +81,10 @@ def measure(model_type: str, args: argparse.Namespace, folder: Path) -> dict[str
     load_s = time.perf_counter() - t
     for_wrap = hf_load()
     t = time.perf_counter()
-    adapter_for_model(for_wrap)
+    try:
+        adapter_for_model(for_wrap)
+    except hl.UnsupportedModelError:
+        return {"skip": "not wrapped"}
     derive_s = time.perf_counter() - t
     try:
         with warnings.catch_warnings():

@@ -52,6 +52,7 @@ from ._placement import NORM_ROLES, gated_norm_names, gated_norms, mixer_norms, 
 from ._placement import child as _child
 from ._placement import signature_norm as _signature_norm
 from ._qk_order import rotated_qk_norms
+from ._run_order import probe_forward
 from ._scored_moe import scores_experts_inputs
 from ._spec import ArchSpec, Layout, Proj
 from ._stream import embed_norm_in_block, normed_residual, scale_owner, stream_rescaled
@@ -139,8 +140,9 @@ def _mlp_roles(model: nn.Module, mlp_mod: nn.Module, mlp: str) -> tuple[Any, ...
     return (f"{mlp}.{gate}", f"{mlp}.{up}" if up else None, f"{mlp}.{down}", fused)
 
 
-def _probe_layouts(model: nn.Module, modules: dict[str, nn.Module], n_heads: int) -> dict[str, Any]:
-    """Output shapes of `modules` in one forward of 3 tokens (batch 1)."""
+def _probe_layouts(model: nn.Module, modules: dict[str, nn.Module], n_heads: int,
+                   stop_after: nn.Module) -> dict[str, Any]:  # fmt: skip
+    """Output shapes of `modules` (inside `stop_after`) in one forward of 3 tokens (batch 1)."""
     shapes: dict[str, Any] = {}
     handles = []
     for key, mod in modules.items():
@@ -151,13 +153,7 @@ def _probe_layouts(model: nn.Module, modules: dict[str, nn.Module], n_heads: int
 
         handles.append(mod.register_forward_hook(record))
     n_pos = 3 if n_heads != 3 else 5
-    device = next(p.device for p in model.parameters())
-    try:
-        with torch.no_grad():
-            model(input_ids=torch.ones(1, n_pos, dtype=torch.long, device=device), use_cache=False)
-    finally:
-        for h in handles:
-            h.remove()
+    probe_forward(model, handles, stop_after, torch.ones(1, n_pos, dtype=torch.long))
     return {"n_pos": n_pos, **shapes}
 
 
@@ -387,6 +383,7 @@ def _qk_sources(
         model,
         {"q": attn_mod.get_submodule(q_name), "k": attn_mod.get_submodule(k_name)},
         int(getattr(text, "num_attention_heads", 0) or 0),
+        attn_mod,
     )
     q_layout = _layout(probe.get("q"), probe["n_pos"])
     k_layout = _layout(probe.get("k"), probe["n_pos"])

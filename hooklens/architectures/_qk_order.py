@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from .._errors import UnsupportedModelError
+from ._run_order import probe_forward
 
 __all__ = ["norms_after_rotary", "rotated_qk_norms"]
 
@@ -64,13 +65,7 @@ def norms_after_rotary(model: nn.Module, attn_mod: nn.Module, pairs: list[tuple[
         handles.append(
             child.register_forward_hook(lambda m, a, out, key=name: _keep(outputs, key, out))
         )
-    device = next(p.device for p in model.parameters())
-    try:
-        with torch.no_grad():
-            model(input_ids=torch.arange(1, 6, device=device)[None], use_cache=False)
-    finally:
-        for h in handles:
-            h.remove()
+    probe_forward(model, handles, stop_after=attn_mod, input_ids=torch.arange(1, 6)[None])
     after = set()
     between: dict[str, str] = {}  # a norm that reads another child's output: that child
     for j, (proj, norm) in enumerate(pairs):

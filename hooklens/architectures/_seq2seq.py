@@ -70,7 +70,7 @@ def is_post_ln_decoder(model: nn.Module) -> bool:
         return False
     block = model.get_submodule(found[1])[0]  # type: ignore[index]
     roles = POST_LN_DECODER_BLOCK
-    seen = _run_order(model, {k: block.get_submodule(roles[k]) for k in ("attn", "ln1")})
+    seen = _run_order(model, {k: block.get_submodule(roles[k]) for k in ("attn", "ln1")}, block)
     return "attn" in seen and "ln1" in seen and seen["attn"][0] < seen["ln1"][0]
 
 
