@@ -210,13 +210,13 @@ class Patcher:
         (elements ``i * prompts ..``): (n * prompts, pos, d_vocab), or (..., 1, ...) with
         ``last_only``, or (..., len(token_ids)) of those tokens only."""
         model, base = self.model, self.base
-        starts = [self._start(list(s)) for s in patch_sets if s]
-        if not starts:
+        starts = [self._start(list(s)) if s else None for s in patch_sets]
+        if not any(patch_sets):
             logits = base.logits.repeat(len(patch_sets), 1, 1)
             logits = logits[:, -1:] if last_only else logits
             return logits if token_ids is None else logits[..., token_ids]
         known = [s for s in starts if s is not None]
-        skip = base.skips and len(known) == len(starts)
+        skip = base.skips and len(known) == sum(1 for s in patch_sets if s)
         layer = min(s[0] for s in known) if skip else 0
         pos0 = min(s[1] for s in known) if skip else 0
         if not skip:  # a model-level patch, or a family partial runs cannot re-target
@@ -227,8 +227,7 @@ class Patcher:
             return logits if token_ids is None else logits[..., token_ids]
         # Each patch set runs from its own lowest layer: sets join the batch at that block,
         # in order of layer (and come back in the caller's order).
-        entry = [layer if s is None else s[0] for s in
-                 (self._start(list(one)) if one else None for one in patch_sets)]  # fmt: skip
+        entry = [layer if s is None else s[0] for s in starts]  # (None: an empty set)
         order = sorted(range(len(patch_sets)), key=entry.__getitem__)
         groups = group_patches([patch_sets[i] for i in order])
         hooks = patch_hooks(groups, self.source_cache, base.batch, pos0)
