@@ -22,6 +22,16 @@ class UnsupportedModelError(ValueError):
     """No adapter describes this model (or this configuration of it)."""
 
 
+class SeveralAttentionCallsError(UnsupportedModelError):
+    """A derived adapter's attention module calls the attention function several times and
+    combines the results (differential attention): no per-head point describes it. `why` says
+    so; the engine wraps the model again with the module kept whole, as its layer's mixer."""
+
+    def __init__(self, message: str, why: str) -> None:
+        super().__init__(message)
+        self.why = why
+
+
 class InputError(ValueError):
     """A prompt hooklens cannot run (empty, too long, text without a tokenizer)."""
 

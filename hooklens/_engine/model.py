@@ -19,10 +19,11 @@ from .._errors import (
     MSG_UNKNOWN_HOOK,
     HookNameError,
     InputError,
+    SeveralAttentionCallsError,
     UnsupportedModelError,
 )
 from ..analysis import WeightsMixin
-from ..architectures import adapter_for_model
+from ..architectures import ArchSpec, adapter_for_model
 from . import attention as _attention
 from . import memory as _memory
 from .blocks import BlocksMixin
@@ -68,22 +69,19 @@ class HookedModel(BlocksMixin, HooksMixin, TokenMixin, WeightsMixin, PlacementMi
         _attention.ensure_registered()
         self.hf_model = hf_model
         self.tokenizer = tokenizer
-        self.spec = spec
-        self.cfg: HookedModelConfig = build_config(
-            hf_model,
-            spec,
-            model_name or getattr(hf_model.config, "_name_or_path", ""),
-            self._input_device(),
-        )
-        self._features = spec.features(hf_model.config)
         #: Held by every call that runs the model or attaches hooks (see `ownership.py`).
         self.owner = Ownership()
+        name = model_name or getattr(hf_model.config, "_name_or_path", "")
         if not spec.derived:
-            self._build_points()
-            return
+            return self._adopt(spec, name)
         try:  # a guess from module names: checked against the model's own forward
-            self._build_points()
-            verify(self)
+            self._adopt(spec, name)
+            try:
+                verify(self)
+            except SeveralAttentionCallsError as exc:  # differential attention: each module
+                # kept whole, as its layer's mixer (its points say why), and checked again
+                self._adopt(adapter_for_model(hf_model, opaque_attention=exc.why), name)
+                verify(self)
         except UnsupportedModelError:
             raise
         except Exception as exc:
@@ -129,10 +127,12 @@ class HookedModel(BlocksMixin, HooksMixin, TokenMixin, WeightsMixin, PlacementMi
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
         return model
 
-    def _build_points(self) -> None:
-        self._points, self._builder = build_points(
-            self.hf_model, self.spec, self.cfg, self._features
-        )
+    def _adopt(self, spec: ArchSpec, name: str) -> None:
+        """Take `spec` as this model's adapter: its config, features and hook points."""
+        self.spec = spec
+        self.cfg: HookedModelConfig = build_config(self.hf_model, spec, name, self._input_device())
+        self._features = spec.features(self.hf_model.config)
+        self._points, self._builder = build_points(self.hf_model, spec, self.cfg, self._features)
 
     def _input_device(self) -> torch.device:
         emb = self.hf_model.get_submodule(self.spec.embed)

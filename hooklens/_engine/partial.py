@@ -159,8 +159,8 @@ class RecordedRun:
         # partial runs need every earlier position's keys and values. A hybrid's mixer layer
         # keeps a recurrent state instead, which a partial run cannot start from: full passes
         # (also where the mixer sits beside attention, Falcon-H1).
-        mixer = _mixer_class(model, blocks)
-        kv = DynamicCache() if mixer is None else None
+        why_full = _why_full_passes(model, blocks)
+        kv = DynamicCache() if why_full is None else None
         handles = [
             block.register_forward_pre_hook(recorder(i, block), with_kwargs=True)
             for i, block in enumerate(blocks)
@@ -208,9 +208,9 @@ class RecordedRun:
             self.skips = False
             self.why_not = (f"its attention keeps no key/value cache ({len(self._keys_values)} "
                             f"of {len(blocks)} layers wrote one)")  # fmt: skip
-        if mixer is not None:
+        if why_full is not None:
             self.skips = False
-            self.why_not = f"its {mixer} layers keep a recurrent state, not keys/values"
+            self.why_not = why_full
         if self.skips:  # (not with a hybrid's mixer layers, checked above)
             # The model's head after its last block must be the final norm and `unembed`, or
             # partial runs would end differently from the model's own forward.
@@ -295,12 +295,16 @@ class RecordedRun:
         return unembed(self.model, normed, token_ids)
 
 
-def _mixer_class(model: Any, blocks: list[nn.Module]) -> str | None:
-    """The class of the first mixer other than attention (a hybrid's, or one beside attention),
-    or None where only attention mixes positions."""
+def _why_full_passes(model: Any, blocks: list[nn.Module]) -> str | None:
+    """Why partial runs cannot start inside the model, naming the class of its first mixer
+    other than attention (a hybrid's, or one beside attention), or None where only attention
+    mixes positions."""
     for i, lay in enumerate(model.spec.layers or ()):
+        if lay.kind == "mixer" and lay.opaque:  # attention kept whole: its keys are not read
+            return f"its {lay.mixer_class} layers are kept whole, with no keys/values read"
         if lay.kind == "mixer":
-            return lay.mixer_class
+            return f"its {lay.mixer_class} layers keep a recurrent state, not keys/values"
         if lay.beside is not None:
-            return type(blocks[i].get_submodule(lay.beside)).__name__
+            cls = type(blocks[i].get_submodule(lay.beside)).__name__
+            return f"its {cls} layers keep a recurrent state, not keys/values"
     return None

@@ -35,7 +35,7 @@ NO_ADAPTER = "{family} has no language adapter in its blocks. Use blocks.{layer}
 NO_PLE = "{family} has no per-layer embedding branch. Use blocks.{layer}.hook_mlp_out."
 
 NO_PART: dict[str, str] = {
-    "attention": "layer {layer} of this model is a {mixer} layer and has no attention; layers "
+    "attention": "layer {layer} of this model is a {mixer} layer and has no attention{why}; layers "
     "with attention: {attn_layers}. Use blocks.{layer}.hook_mixer_out for what its mixer adds to "
     "the residual stream.",
     "mixer": "layer {layer} of this model is an {mixer} layer, not a state-space or other "

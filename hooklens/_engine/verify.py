@@ -15,7 +15,12 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from .._errors import MSG_DERIVED_MISMATCH, MSG_SEVERAL_CALLS, UnsupportedModelError
+from .._errors import (
+    MSG_DERIVED_MISMATCH,
+    MSG_SEVERAL_CALLS,
+    SeveralAttentionCallsError,
+    UnsupportedModelError,
+)
 from ..architectures._attn_probe import attention_calls
 from ..architectures._layer_checks import has_module
 from .points import POINTS_BY_SUFFIX, split_name
@@ -198,9 +203,11 @@ def verify(model: HookedModel) -> None:
         if len(problems) > found:  # why, where one module calls attention more than once
             attn = hf.get_submodule(f"{spec.blocks}.{attending[0]}.{spec.attn}")
             if (calls := attention_calls(hf, attn)) > 1:
-                problems[-1] = MSG_SEVERAL_CALLS.format(
+                several = MSG_SEVERAL_CALLS.format(
                     cls=type(attn).__name__, calls=calls, o_proj=spec.o_proj
                 )
+                problems[-1] = several
+                raise SeveralAttentionCallsError(_message(c.architecture, problems), several)
     last = cache[f"blocks.{c.n_layers - 1}.{out_name}"]
     with torch.no_grad():
         expect(f"unembed_resid(last {out_name}) is the logits", model.unembed_resid(last), ref)
@@ -235,7 +242,9 @@ def _keep(seen: dict[str, torch.Tensor], key: str, value: object) -> None:
         seen[key] = t.detach()
 
 
+def _message(cls: str, problems: list[str]) -> str:
+    return MSG_DERIVED_MISMATCH.format(cls=cls, problems="\n- ".join(problems))
+
+
 def _refuse(cls: str, problems: list[str]) -> None:
-    raise UnsupportedModelError(
-        MSG_DERIVED_MISMATCH.format(cls=cls, problems="\n- ".join(problems))
-    )
+    raise UnsupportedModelError(_message(cls, problems))

@@ -91,7 +91,8 @@ class LayerWeights:
             words = spec.layer_words(self.layer, n)
             raise ValueError(
                 f"layer {self.layer} of this model is a {words['mixer']} layer and has no "
-                f"attention weights; layers with attention: {words['attn_layers']}. Read those "
+                f"attention weights{words['why'].replace(' points', '', 1)}; layers with "
+                f"attention: {words['attn_layers']}. Read those "
                 "with model.weights.layer(l) for an attending layer l."
             )
         return self._block

@@ -112,9 +112,11 @@ def check_supported(class_name: str, config: Any) -> ArchSpec:
     raise UnsupportedModelError(failures[0])
 
 
-def adapter_for_model(hf_model: Any) -> ArchSpec:
+def adapter_for_model(hf_model: Any, opaque_attention: str | None = None) -> ArchSpec:
     """The explicit adapter for the model's class, else one derived from its structure (to be
-    checked against its forward by the engine), else a clear UnsupportedModelError."""
+    checked against its forward by the engine), else a clear UnsupportedModelError.
+    `opaque_attention`: why the model's attention modules have no attention points (the check
+    found it): the derived adapter keeps each whole, as its layer's mixer."""
     class_name = type(hf_model).__name__
     if find_adapter(class_name) is not None:
         return check_supported(class_name, hf_model.config)
@@ -123,7 +125,7 @@ def adapter_for_model(hf_model: Any) -> ArchSpec:
             return derive_encoder(hf_model)
         if is_post_ln_decoder(hf_model):
             return derive_post_ln_decoder(hf_model)
-        return with_embeddings(hf_model, derive(hf_model))
+        return with_embeddings(hf_model, derive(hf_model, opaque_attention))
     except UnsupportedModelError as exc:
         # the guess failed: say why no guess could hold
         split = split_layers_reason(hf_model) or two_streams_reason(hf_model)

@@ -129,7 +129,10 @@ def _mlp_roles(model: nn.Module, mlp_mod: nn.Module, mlp: str) -> tuple[Any, ...
         raise _refuse(model, f"its MLP {type(mlp_mod).__name__} has experts but no router")
     if _child(mlp_mod, ("router",)):
         names = ", ".join(n for n, _ in mlp_mod.named_children())
-        why = f"a router but no experts module ({names})"
+        why = (
+            f"a router but no experts module ({names}) where hooklens reads the chosen experts "
+            "and each expert's output"
+        )
         raise _refuse(model, f"its MLP {type(mlp_mod).__name__} has {why}")
     proj = next((p for p in MLP_PROJ if all(_child(mlp_mod, (n,)) for n in p[:3] if n)), None)
     if proj is None:
@@ -169,8 +172,11 @@ def _layout(shape: tuple[int, ...] | None, n_pos: int) -> Layout | None:
     return None
 
 
-def derive(model: nn.Module) -> ArchSpec:
-    """An adapter for `model` from its module structure (checked later against its forward)."""
+def derive(model: nn.Module, opaque: str | None = None) -> ArchSpec:
+    """An adapter for `model` from its module structure (checked later against its forward).
+    `opaque`: why its attention modules have no attention points (found by the check: one
+    module calls the attention function several times): each is kept whole, as its layer's
+    mixer (`LayerLayout.opaque`)."""
     config: Any = model.config
     text = config.get_text_config() if hasattr(config, "get_text_config") else config
     n_layers = getattr(text, "num_hidden_layers", None)
@@ -194,12 +200,12 @@ def derive(model: nn.Module) -> ArchSpec:
     if final is None:
         raise _refuse(model, f"no final norm next to {blocks} (looked for {', '.join(FINAL_NORM)})")
     all_blocks = list(model.get_submodule(blocks))  # type: ignore[call-overload]
-    # before the layer kinds: routed query heads have no q projection, like a mixer (JetMoE)
+    # routed query heads (JetMoE) have no per-head points: the module is kept whole
     first_attn = _child(all_blocks[0], ATTN)
-    if first_attn and (routed := routed_queries(all_blocks[0].get_submodule(first_attn))):
-        raise _refuse(model, routed)
+    if first_attn and opaque is None:
+        opaque = routed_queries(all_blocks[0].get_submodule(first_attn))
     try:
-        attn, layers = hybrid_layers(all_blocks, text, ATTN, MLP)
+        attn, layers = hybrid_layers(all_blocks, text, ATTN, MLP, opaque)
     except UnsupportedModelError as exc:
         raise _refuse(model, str(exc)) from None
     attending = [i for i, lay in enumerate(layers or ()) if lay.kind == "attention"]

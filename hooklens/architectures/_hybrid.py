@@ -57,10 +57,16 @@ def _kinds_from_config(text: Any, n_layers: int) -> list[str] | None:
 
 
 def hybrid_layers(
-    blocks: list[nn.Module], text: Any, attn_names: tuple[str, ...], mlp_names: tuple[str, ...]
+    blocks: list[nn.Module],
+    text: Any,
+    attn_names: tuple[str, ...],
+    mlp_names: tuple[str, ...],
+    opaque: str | None = None,
 ) -> tuple[str | None, tuple[LayerLayout, ...] | None]:
     """(the attention's path in the blocks that attend, the layers' layouts); the layouts are
-    None when every layer is an attention layer with an MLP (not a hybrid)."""
+    None when every layer is an attention layer with an MLP (not a hybrid). `opaque`: why the
+    attention modules have no attention points (`LayerLayout.opaque`): each is kept whole, as
+    its layer's mixer."""
     kinds = _kinds_from_config(text, len(blocks))
     layouts: list[LayerLayout] = []
     for i, block in enumerate(blocks):
@@ -118,8 +124,9 @@ def hybrid_layers(
             if kind is not None
             else (attn is not None and queries) or _is_attention(module)
         )
-        kind_of: Literal["attention", "mixer"] = "attention" if attends else "mixer"
-        layouts.append(LayerLayout(kind_of, path, cls, mlp, beside=beside))
+        whole = opaque if attn is not None and path == attn else None
+        kind_of: Literal["attention", "mixer"] = "attention" if attends and not whole else "mixer"
+        layouts.append(LayerLayout(kind_of, path, cls, mlp, beside=beside, opaque=whole))
     paths = {lay.mixer for lay in layouts if lay.kind == "attention"}
     if len(paths) > 1:
         raise UnsupportedModelError(f"its attention sits at different paths ({sorted(paths)})")

@@ -302,12 +302,17 @@ class ArchSpec:
         return [i for i, lay in enumerate(self.layers) if lay.kind == "attention"]
 
     def layer_words(self, layer: int, n_layers: int) -> dict[str, str]:
-        """What the missing-point messages of `points.py` say about `layer` (its mixer's class
-        and the layers with attention)."""
+        """What the missing-point messages of `points.py` say about `layer` (its mixer's class,
+        why an attention module kept whole as its mixer has no attention points, and the layers
+        with attention)."""
         layout = self.layers[layer] if self.layers is not None and layer < n_layers else None
         attending = self.attention_layers(n_layers)
+        mixer = layout.mixer_class if layout is not None else "attention"
+        opaque = layout.opaque if layout is not None else None
+        why = f" points (hooklens keeps {mixer} whole, as the layer's mixer: {opaque})"
         return {
-            "mixer": layout.mixer_class if layout is not None else "attention",
+            "mixer": mixer,
+            "why": why if opaque else "",
             "attn_layers": ", ".join(map(str, attending)) or "none",
         }
 

@@ -91,6 +91,10 @@ class LayerLayout:
     points, and `resid_pre + attn_out + mixer_out = resid_mid`. `norms` (a mixer layer whose
     norms sit elsewhere than the attention layers', OLMo-hybrid's pre-norm linear-attention
     layers beside post-norm attention ones): its own (ln1, ln2, mlp_out, resid_mid's module).
+    `opaque` (a mixer layer): why the module at `mixer`, although it attends, has no attention
+    points (JetMoE's mixture of attention heads, differential attention's two patterns per
+    head): hooklens keeps it whole, as the layer's mixer, and asking for its attention points
+    says this.
     """
 
     kind: Literal["attention", "mixer", "mlp"]
@@ -100,3 +104,4 @@ class LayerLayout:
     out: str | None = None
     beside: str | None = None
     norms: tuple[str | None, str | None, str, str | None] | None = None
+    opaque: str | None = None

@@ -14,7 +14,7 @@ from .conftest import _tokenizer
 @pytest.mark.parametrize(
     ("model_type", "says"),
     [
-        ("jetmoe", ["JetMoeAttention is a mixture of attention heads", "routing slot"]),
+        ("jetmoe", ["its MLP JetMoeMoE has a router but no experts module"]),
         ("qwen4_exp_text", ["4 parallel streams (hyper-connections, config hc_count=4)"]),
         ("hy_v4", ["4 parallel streams (hyper-connections, config hc_mult=4)"]),
         ("longcat_flash", ["no list of 4 blocks", "each hold 2 attention sublayers", "(mlp)"]),
@@ -42,3 +42,23 @@ def test_refusal_names_what_and_why(tmp_path, model_type, says):
         hl.HookedModel.from_pretrained(str(tmp_path), tokenizer=_tokenizer())
     for words in says:
         assert words in str(info.value)
+
+
+def test_mixture_of_attention_heads_is_kept_whole(tmp_path):
+    """JetMoE's attention fills its query heads from routed experts, so a head index is a
+    routing slot: the derivation keeps the module whole, as its layer's mixer, and says why (the
+    model is refused for its MLP, whose experts sit where hooklens does not read them)."""
+    import transformers
+
+    from hooklens.architectures._hybrid import hybrid_layers
+    from hooklens.architectures._layer_checks import routed_queries
+    from hooklens.architectures._names import ATTN, MLP
+
+    assert build("jetmoe", tmp_path) is None
+    hf = transformers.AutoModelForCausalLM.from_pretrained(tmp_path)
+    blocks = list(hf.model.layers)
+    why = routed_queries(blocks[0].self_attention)
+    assert why is not None and "JetMoeAttention is a mixture of attention heads" in why
+    attn, layers = hybrid_layers(blocks, hf.config, ATTN, MLP, why)
+    assert attn is None and layers is not None
+    assert all(lay.kind == "mixer" and lay.opaque == why for lay in layers)

@@ -21,7 +21,7 @@ from .test_families import O_PROJ
 
 TYPES = list(causal_lm_types())
 #: Raise this as more types are wrapped; it must never go down.
-WRAPPED_AT_LEAST = 163
+WRAPPED_AT_LEAST = 164
 README = Path(__file__).parents[2] / "hooklens" / "architectures" / "README.md"
 
 
@@ -283,15 +283,64 @@ def test_router_logits_are_read_only(registry):
 
 
 def test_derived_adapter_that_does_not_match_is_refused(tmp_path):
-    """DiffLlama looks like Llama by its module names, but post-processes attention's output
-    before o_proj: the check at load refuses it and names what did not match."""
+    """A model that post-processes attention's output before o_proj (here a hook doubling it)
+    looks like the template by its module names: the check at load refuses it and names what
+    did not match."""
+    import transformers
+
+    import hooklens as hl
+
+    assert build("olmo2", tmp_path) is None
+    hf = transformers.AutoModelForCausalLM.from_pretrained(tmp_path)
+    o_proj = hf.model.layers[0].self_attn.o_proj
+    o_proj.register_forward_pre_hook(lambda m, args: (args[0] * 2,))
+    with pytest.raises(hl.UnsupportedModelError, match="not reproduce the model") as info:
+        hl.HookedModel(hf, _tokenizer())
+    assert "self_attn.o_proj's input is attn.hook_z" in str(info.value)
+
+
+def test_differential_attention_is_kept_whole(tmp_path):
+    """DiffLlama's attention calls the attention function twice and combines the results
+    before o_proj: no one call's pattern is what the layer computes. It is wrapped with each
+    attention module kept whole, as its layer's mixer: hook_mixer_out is what it adds, and
+    asking for its pattern or its W_Q says why there is none."""
     import hooklens as hl
 
     assert build("diffllama", tmp_path) is None
-    with pytest.raises(hl.UnsupportedModelError, match="not reproduce the model") as info:
-        hl.HookedModel.from_pretrained(str(tmp_path), tokenizer=_tokenizer())
-    # where o_proj's input is not hook_z because one module calls attention twice, it says so
-    assert "DiffLlamaAttention calls the attention function 2 times" in str(info.value)
+    model = hl.HookedModel.from_pretrained(str(tmp_path), tokenizer=_tokenizer())
+    assert model.spec.attention_layers(model.cfg.n_layers) == []
+    tokens = torch.tensor([[5, 6, 7, 8]])
+    with torch.no_grad():
+        ref = model.hf_model(tokens, use_cache=False).logits
+        logits, cache = model.run_with_cache(tokens)
+    torch.testing.assert_close(logits, ref, atol=1e-5, rtol=1e-4)
+    b = "blocks.0."
+    torch.testing.assert_close(
+        cache[b + "hook_resid_pre"] + cache[b + "hook_mixer_out"] + cache[b + "hook_mlp_out"],
+        cache[b + "hook_resid_post"],
+    )
+    why = "DiffLlamaAttention calls the attention function 2 times"
+    with pytest.raises(hl.HookNameError) as info:
+        model.run_with_cache(tokens, names_filter="blocks.0.attn.hook_pattern")
+    assert "hooklens keeps DiffLlamaAttention whole, as the layer's mixer" in str(info.value)
+    assert why in str(info.value)
+    with pytest.raises(ValueError, match=why):
+        model.blocks[0].attn.W_Q  # noqa: B018
+    # its keys and values are not read: sweeps run full passes, equal to patching by hand
+    from hooklens._engine.partial import RecordedRun
+
+    clean, corrupted = torch.tensor([[5, 9, 17, 33]]), torch.tensor([[5, 9, 18, 33]])
+
+    def metric(logits):
+        return logits[:, -1, 7] - logits[:, -1, 8]
+
+    with model.owner.hold():
+        run = RecordedRun(model, corrupted)
+    assert not run.skips and "DiffLlamaAttention layers are kept whole" in run.why_not
+    result = hl.patching.sweep(
+        model, clean, corrupted, metric, "resid_pre", normalize=False, progress=False
+    )
+    assert_resid_pre_sweep_equals_each_patch(model, clean, corrupted, metric, result.values)
 
 
 def test_dense_layers_of_a_partly_moe_model(registry):
