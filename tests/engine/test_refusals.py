@@ -17,6 +17,8 @@ from .conftest import _tokenizer
         ("jetmoe", ["its MLP JetMoeMoE has a router but no experts module"]),
         ("qwen4_exp_text", ["4 parallel streams (hyper-connections, config hc_count=4)"]),
         ("hy_v4", ["4 parallel streams (hyper-connections, config hc_mult=4)"]),
+        ("deepseek_v4", ["4 parallel streams (hyper-connections, config hc_mult=4)"]),
+        ("qwen4_exp", ["4 parallel streams (hyper-connections, config hc_count=4)"]),
         ("longcat_flash", ["no list of 4 blocks", "each hold 2 attention sublayers", "(mlp)"]),
         ("hrm_text", ["no list of 16 blocks", "model.L_module.layers.0: 6 times", "recurrent"]),
         ("dory", ["do not add their parts to the stream", "(lambda_1, lambda_2"]),
