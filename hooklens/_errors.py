@@ -55,6 +55,11 @@ Classes with an explicit adapter: {supported}; other models are wrapped when the
 follows the pre-norm decoder template. An adapter is a small declarative ArchSpec (module paths
 and features); see hooklens/architectures/README.md for how to write one and register it."""
 
+MSG_UNSUPPORTED_WHOLE = """hooklens cannot wrap {cls!r}: {cls} does not follow the pre-norm
+decoder template hooklens derives adapters from: {why}. Nor can hooklens keep its blocks whole,
+with only the residual stream's points: that did not reproduce the model's own forward either
+({problems})."""
+
 MSG_DERIVED_MISMATCH = """hooklens derived an adapter for {cls!r} from its structure, but it does
 not reproduce the model's own forward pass, so the model is not wrapped:
 - {problems}

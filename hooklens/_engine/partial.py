@@ -300,7 +300,7 @@ def _why_full_passes(model: Any, blocks: list[nn.Module]) -> str | None:
     other than attention (a hybrid's, or one beside attention), or None where only attention
     mixes positions."""
     for i, lay in enumerate(model.spec.layers or ()):
-        if lay.kind == "mixer" and lay.opaque:  # attention kept whole: its keys are not read
+        if lay.opaque:  # attention (or the block) kept whole: its keys are not read
             return f"its {lay.mixer_class} layers are kept whole, with no keys/values read"
         if lay.kind == "mixer":
             return f"its {lay.mixer_class} layers keep a recurrent state, not keys/values"

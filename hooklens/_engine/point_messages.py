@@ -40,6 +40,9 @@ NO_PART: dict[str, str] = {
     "the residual stream.",
     "mixer": "layer {layer} of this model is an {mixer} layer, not a state-space or other "
     "sequence mixer. Use blocks.{layer}.hook_attn_out for what it adds to the residual stream.",
+    "whole": "hooklens keeps layer {layer} ({mixer}) whole, with only the residual stream's points "
+    "(blocks.{layer}.hook_resid_pre, what it reads, and hook_resid_post, what it writes), "
+    "because the template cannot take it apart: {reason}.",
     "mlp": "layer {layer} of this model has no MLP (it is a {mixer} layer alone). Use "
     "blocks.{layer}.hook_resid_post.",
 }

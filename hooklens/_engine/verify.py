@@ -18,6 +18,7 @@ import torch
 from .._errors import (
     MSG_DERIVED_MISMATCH,
     MSG_SEVERAL_CALLS,
+    MSG_UNSUPPORTED_WHOLE,
     SeveralAttentionCallsError,
     UnsupportedModelError,
 )
@@ -50,6 +51,8 @@ def verify(model: HookedModel) -> None:
     handles = []
     spec = model.spec
     attending = spec.attention_layers(c.n_layers)
+    # blocks kept whole: a failed check refuses with the template's reason
+    whole = spec.whole_blocks()
     if spec.o_proj is not None and attending:
         o_proj = hf.get_submodule(f"{spec.blocks}.{attending[0]}.{spec.o_proj}")
         handles.append(o_proj.register_forward_pre_hook(lambda m, a: _keep(seen, "z", a[0])))
@@ -85,14 +88,14 @@ def verify(model: HookedModel) -> None:
         problems.append(f"points never fired: {', '.join(silent[:4])}")
         if any(n.endswith("attn.hook_z") for n in silent):
             problems.append("its attention does not call transformers' attention interface")
-        _refuse(c.architecture, problems)
+        _refuse(c.architecture, problems, whole)
     for name, value in cache.items():
         at = split_name(name)[0]
         want = declared_shape(c if at is None else c.layer(at), name, N_TOKENS)
         if tuple(value.shape) != want:
             problems.append(f"{name} has shape {tuple(value.shape)}, declared {want}")
     if problems:
-        _refuse(c.architecture, problems)
+        _refuse(c.architecture, problems, whole)
     embed = cache["hook_embed"] + cache.get("hook_pos_embed", 0)
     embed = embed + cache.get("hook_token_type_embed", 0)
     what = "hook_embed + hook_pos_embed"
@@ -117,7 +120,9 @@ def verify(model: HookedModel) -> None:
         # what mixes positions: attention, a mixer, or both side by side (Falcon-H1)
         mixing = [p for p in parts if p in _WRITERS[:2]] or parts[:1]
         mix = " + ".join(mixing)
-        if spec.post_ln:
+        if "whole" in spec.layer_features(hf.config, layer):
+            pass  # a block kept whole: what it adds has no points (its output enters the next)
+        elif spec.post_ln:
             expect(
                 f"{b}ln1.hook_normalized + hook_mlp_out is hook_resid_post",
                 cache[b + "ln1.hook_normalized"] + cache[b + "hook_mlp_out"],
@@ -212,7 +217,7 @@ def verify(model: HookedModel) -> None:
     with torch.no_grad():
         expect(f"unembed_resid(last {out_name}) is the logits", model.unembed_resid(last), ref)
     if problems:
-        _refuse(c.architecture, problems)
+        _refuse(c.architecture, problems, whole)
 
 
 def declared_shape(c: HookedModelConfig, name: str, pos: int) -> tuple[int, ...]:
@@ -246,5 +251,9 @@ def _message(cls: str, problems: list[str]) -> str:
     return MSG_DERIVED_MISMATCH.format(cls=cls, problems="\n- ".join(problems))
 
 
-def _refuse(cls: str, problems: list[str]) -> None:
+def _refuse(cls: str, problems: list[str], whole: str | None = None) -> None:
+    if whole is not None:  # blocks kept whole did not check out: the template's reason stands
+        raise UnsupportedModelError(
+            MSG_UNSUPPORTED_WHOLE.format(cls=cls, why=whole, problems="; ".join(problems))
+        )
     raise UnsupportedModelError(_message(cls, problems))

@@ -86,14 +86,20 @@ class LayerWeights:
 
     def _attention(self) -> nn.Module:
         """The block, after checking that it attends (a hybrid's mixer layer has no W_Q)."""
+        return self._having("attention")
+
+    def _having(self, part: str) -> nn.Module:
+        """The block, after checking that it has `part` ("attention" or "MLP"): a hybrid's
+        mixer layer has no W_Q, a Mamba block or a block kept whole no W_in."""
         spec, n = self._model.spec, self._model.cfg.n_layers
-        if self.layer not in spec.attention_layers(n):
+        if part.lower() not in spec.layer_features(self._model.hf_model.config, self.layer):
             words = spec.layer_words(self.layer, n)
+            attending = f"; layers with attention: {words['attn_layers']}"
             raise ValueError(
                 f"layer {self.layer} of this model is a {words['mixer']} layer and has no "
-                f"attention weights{words['why'].replace(' points', '', 1)}; layers with "
-                f"attention: {words['attn_layers']}. Read those "
-                "with model.weights.layer(l) for an attending layer l."
+                f"{part} weights{words['why'].replace(' points', '', 1)}"
+                f"{attending if part == 'attention' else ''}. Read those with "
+                "model.weights.layer(l) for a layer l that has them."
             )
         return self._block
 
@@ -197,7 +203,7 @@ class LayerWeights:
         """(W_in, b_in, W_gate) as views: W (d_model, d_mlp); copies times the factor the MLP
         applies to `mlp.hook_pre` before its activation where it has one (Falcon-H1)."""
         spec, d_mlp = self._model.spec, self._cfg.d_mlp
-        first = self._sub(spec.mlp_in)
+        first = self._having("MLP").get_submodule(spec.mlp_in)
         w, b = in_out(first), bias_of(first)
         f = spec.factor(self._block, "mlp_pre")
         if spec.mlp_gate_up_fused:  # gate first, then up (Phi-3)
@@ -235,7 +241,7 @@ class LayerWeights:
         return b if b is not None else _zeros(w, w.shape[1])
 
     def _down(self) -> nn.Module:
-        return self._sub(self._model.spec.mlp_down)
+        return self._having("MLP").get_submodule(self._model.spec.mlp_down)
 
     def _out(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(W_out, b_out or None): views, or copies times the factor the block applies to what

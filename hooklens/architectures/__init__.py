@@ -38,6 +38,7 @@ from ._seq2seq import derive_post_ln_decoder, is_post_ln_decoder, with_embedding
 from ._spec import ArchSpec, Proj, text_config
 from ._split_layers import split_layers_reason
 from ._two_streams import two_streams_reason
+from ._whole_blocks import whole_blocks
 
 #: every adapter; a module with `SPECS` has one per configuration variant (Falcon), tried in order
 ADAPTERS: tuple[ArchSpec, ...] = tuple(
@@ -130,6 +131,11 @@ def adapter_for_model(hf_model: Any, opaque_attention: str | None = None) -> Arc
         # the guess failed: say why no guess could hold
         split = split_layers_reason(hf_model) or two_streams_reason(hf_model)
         why = f"{class_name} cannot be wrapped: {split}" if split else exc
+        if not split and getattr(exc, "whole", True):
+            try:  # the stream between blocks may still be one tensor (checked at wrap)
+                return whole_blocks(hf_model, getattr(exc, "reason", str(exc)))
+            except UnsupportedModelError:
+                pass
         raise UnsupportedModelError(
             MSG_UNSUPPORTED.format(
                 cls=class_name, supported=", ".join(supported_classes()), why=why

@@ -29,12 +29,9 @@ from ._layer_checks import parallel_streams, routed_queries, unlike_layers
 from ._names import (
     ATTN,
     EMBED_NORM_IN_BLOCK,
-    EMBED_SCALE,
     EXPERTS_CALL,
     FINAL_NORM,
     LN1,
-    LOGIT_SCALES,
-    LOGIT_SOFTCAPS,
     MLP,
     MLP_BESIDE,
     MLP_OUT_NORM,
@@ -50,26 +47,26 @@ from ._no_blocks import why_no_blocks
 from ._norms import shared_norm_kind
 from ._placement import NORM_ROLES, gated_norm_names, gated_norms, mixer_norms, places
 from ._placement import child as _child
+from ._placement import path_of as _path_of
 from ._placement import signature_norm as _signature_norm
 from ._qk_order import rotated_qk_norms
 from ._run_order import probe_forward
 from ._scored_moe import scores_experts_inputs
 from ._spec import ArchSpec, Layout, Proj
-from ._stream import embed_norm_in_block, normed_residual, scale_owner, stream_rescaled
+from ._stream import normed_residual, stream_ends, stream_rescaled
 from ._towers import block_list_candidates
 
 
-def _refuse(model: nn.Module, what: str) -> UnsupportedModelError:
-    return UnsupportedModelError(
+def _refuse(model: nn.Module, what: str, whole: bool = True) -> UnsupportedModelError:
+    """The refusal. Its `reason` is `what` alone (what a block kept whole says), and `whole`
+    whether keeping the blocks whole may still describe the model (`_whole_blocks.py`): not
+    where the stream between blocks is not one tensor, or changes between them."""
+    error = UnsupportedModelError(
         f"{type(model).__name__} does not follow the pre-norm decoder template hooklens "
         f"derives adapters from: {what}"
     )
-
-
-def _path_of(model: nn.Module, target: nn.Module | None) -> str | None:
-    if target is None:
-        return None
-    return next((name for name, m in model.named_modules() if m is target), None)
+    error.reason, error.whole = what, whole  # type: ignore[attr-defined]
+    return error
 
 
 def _find_blocks(model: nn.Module, n_layers: int, embed: str) -> str:
@@ -182,18 +179,17 @@ def derive(model: nn.Module, opaque: str | None = None) -> ArchSpec:
     n_layers = getattr(text, "num_hidden_layers", None)
     if not isinstance(n_layers, int):
         raise _refuse(model, "its config has no num_hidden_layers")
-    if (streams := parallel_streams(text)) is not None:
-        raise _refuse(model, streams)
+    if (streams := parallel_streams(text)) is not None:  # no one stream: not even blocks whole
+        raise _refuse(model, streams, whole=False)
     embed = _path_of(model, model.get_input_embeddings())  # type: ignore[operator]
     unembed = _path_of(model, model.get_output_embeddings())  # type: ignore[operator]
     if embed is None or unembed is None:
         raise _refuse(model, "no input or output embedding module")
     blocks = _find_blocks(model, n_layers, embed)
-    unlike_stream = stream_rescaled(text, n_layers) or normed_residual(
-        model.get_submodule(blocks)[0]  # type: ignore[index]
-    )
-    if unlike_stream is not None:
-        raise _refuse(model, unlike_stream)
+    if (rescaled := stream_rescaled(text, n_layers)) is not None:  # between blocks (RWKV)
+        raise _refuse(model, rescaled, whole=False)
+    if (normed := normed_residual(model.get_submodule(blocks)[0])) is not None:  # type: ignore[index]
+        raise _refuse(model, normed)
     parent_path = blocks.rpartition(".")[0]
     parent = model.get_submodule(parent_path) if parent_path else model
     final = _child(parent, FINAL_NORM)
@@ -307,10 +303,6 @@ def derive(model: nn.Module, opaque: str | None = None) -> ArchSpec:
     for i, lay in enumerate(layers or ()):  # a mixer layer's own norms compute the same
         norms += [_signature_norm(all_blocks[i], n) for n in (lay.norms or ())[:2] if n]
     norm, offset = shared_norm_kind(model, norms, width, like)
-    scale = next(
-        ((a, op) for a, op in LOGIT_SCALES if getattr(text, a, None) not in (None, 1)), None
-    )
-    cap = next((a for a in LOGIT_SOFTCAPS if getattr(text, a, None)), None)
     prefix = f"{parent_path}." if parent_path else ""
     attend = attending if layers is not None else range(len(all_blocks))
     sinks = tuple(i for i in attend if attn and _sinks(all_blocks[i].get_submodule(attn)))
@@ -351,12 +343,8 @@ def derive(model: nn.Module, opaque: str | None = None) -> ArchSpec:
         norm_weight_offset=offset,
         parallel_residual=ln2 is None and not post_norm,
         resid_mid_at=(mlp or mlp_in) if post_norm else None,
-        final_logit_softcap=cap,
-        logit_scale=scale,
         layers=layers,
-        embed_scale=next((a for a in EMBED_SCALE if hasattr(text, a)), None),
-        embed_scale_at=scale_owner(model, embed, parent, parent_path),
-        embed_sum_norm=embed_norm_in_block(model, blocks, prefix + final),
+        **stream_ends(model, text, embed, blocks, prefix + final),
         output_scale=next((a for a in OUTPUT_SCALE if hasattr(block, a)), None),
         factors=block_factors(block, attn, mlp),
         per_layer_out=_child(block, PER_LAYER_OUT),

@@ -100,7 +100,10 @@ EXPERTS_CALL = ("hidden_states", "top_k_index", "top_k_weights")
 #: RecurrentGemma, xLSTM)
 LOGIT_SOFTCAPS = ("final_logit_softcapping", "logits_soft_cap", "output_logit_soft_cap")
 #: config attributes of logit scaling: (attribute, "mul" or "div")
-LOGIT_SCALES = (("logit_scale", "mul"), ("logits_scaling", "div"), ("lm_head_multiplier", "mul"))
+LOGIT_SCALES = (
+    ("logit_scale", "mul"), ("logits_scaling", "div"), ("lm_head_multiplier", "mul"),
+    ("logits_mup_width_multiplier", "div"),
+)  # fmt: skip
 #: a post-LN block (BERT and its descendants), role -> path in the block: the residual is added
 #: inside the modules holding the norms (`attention.output`, `output`), before their norm
 POST_LN_BLOCK = {

@@ -38,6 +38,13 @@ def child(parent: nn.Module, names: tuple[str, ...]) -> str | None:
     return next((n for n in names if isinstance(getattr(parent, n, None), nn.Module)), None)
 
 
+def path_of(model: nn.Module, target: nn.Module | None) -> str | None:
+    """The path of module `target` in `model` (None when it is None or not there)."""
+    if target is None:
+        return None
+    return next((name for name, m in model.named_modules() if m is target), None)
+
+
 class Places(NamedTuple):
     """A block's norms: before attention, before the MLP, on attention's output (None: none,
     attention's output is what the block adds), on the MLP's output (likewise), post-norm."""

@@ -132,9 +132,14 @@ MAX_PARAMS = 4_000_000
 Status = Literal["wrapped", "not wrapped", "cannot run"]
 
 
+#: The adapter of a type wrapped with its blocks kept whole (`_whole_blocks.py`).
+STREAM_ONLY = "residual stream only"
+
+
 @dataclass(frozen=True)
 class Outcome:
-    """What happened to one registry type. `adapter` is "explicit" or "derived" when wrapped."""
+    """What happened to one registry type. `adapter` is "explicit" or "derived" when wrapped,
+    or `STREAM_ONLY` (with `reason`: why no more points) when its blocks are kept whole."""
 
     model_type: str
     class_name: str
@@ -262,6 +267,9 @@ def load(model_type: str, folder: Path, tokenizer: Any = None) -> tuple[Outcome,
         lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
         why = lines[0].split(": ", 1)[-1] if "derived" not in lines[0] else lines[2].lstrip("- ")
         return Outcome(model_type, cls_name, "not wrapped", why), None
+    whole = model.spec.whole_blocks()
+    if whole is not None:  # only the stream's points: the reason the template refused
+        return Outcome(model_type, cls_name, "wrapped", whole, adapter=STREAM_ONLY), model
     kind = "derived" if model.spec.derived else "explicit"
     return Outcome(model_type, cls_name, "wrapped", adapter=kind), model
 
@@ -279,19 +287,22 @@ def survey(types: list[str] | None = None) -> list[Outcome]:
 
 def family_table(outcomes: list[Outcome]) -> str:
     """Markdown: counts, then one row per registry type."""
-    wrapped = [o for o in outcomes if o.status == "wrapped"]
+    wrapped = [o for o in outcomes if o.status == "wrapped" and o.adapter != STREAM_ONLY]
+    stream = [o for o in outcomes if o.adapter == STREAM_ONLY]
     runs = [o for o in outcomes if o.status != "cannot run"]
     derived = sum(o.adapter == "derived" for o in wrapped)
     rows = [
         f"{len(outcomes)} causal-LM types registered; {len(runs)} build and run as tiny models; "
         f"hooklens wraps {len(wrapped)} ({len(wrapped) - derived} by an explicit adapter, "
-        f"{derived} derived).",
+        f"{derived} derived), and {len(stream)} more with only the residual stream's points "
+        "(their blocks kept whole).",
         "",
-        "| model type | HF class | hooklens | why not |",
+        "| model type | HF class | hooklens | why not (more) |",
         "|---|---|---|---|",
     ]
     for o in outcomes:
         state = f"yes ({o.adapter})" if o.status == "wrapped" else o.status
+        state = o.adapter if o.adapter == STREAM_ONLY else state
         why = o.reason.replace("|", "\\|")
         rows.append(f"| {o.model_type} | `{o.class_name}` | {state} | {why} |")
     return "\n".join(rows)

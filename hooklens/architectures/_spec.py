@@ -17,6 +17,12 @@ from .._engine.point_spec import Feature
 from ._names import EMBED_SCALE_ATTR
 from ._spec_parts import AttnGate, LatentKV, LayerLayout, Layout, Proj
 
+#: Features a block kept whole has none of (its parts and their norms).
+BLOCK_PARTS = frozenset(
+    ("attention", "mha", "mixer", "mlp", "sequential", "ln1", "ln2", "dense_mlp", "gated_mlp",
+     "moe", "sinks", "gated_attn", "adapter", "per_layer_input")
+)  # fmt: skip
+
 #: The parts a block scales outside their modules (`ArchSpec.factors`).
 FactorRole = Literal["attn_in", "k", "attn_out", "mixer_out", "mlp_pre"]
 
@@ -37,6 +43,13 @@ def text_config(config: Any) -> Any:
     """The language model's config: a multimodal model's text config, else `config` itself."""
     get = getattr(config, "get_text_config", None)
     return get() if callable(get) else config
+
+
+def own_attr(config: Any, names: tuple[str, ...]) -> str | None:
+    """The first of `names` that `config` holds itself, not as an alias of another attribute
+    (Inkling's `embedding_multiplier` is its logits' divisor under another name)."""
+    aliases = getattr(config, "attribute_map", None) or {}
+    return next((a for a in names if hasattr(config, a) and a not in aliases), None)
 
 
 def scale_of(config: Any, attr: str | None) -> float:
@@ -261,6 +274,8 @@ class ArchSpec:
         mixer layer of a hybrid has no attention, and maybe no MLP)."""
         found = self.features(config)
         layout = self.layers[layer] if self.layers is not None else None
+        if layout is not None and layout.kind == "block":  # kept whole: the stream's points
+            return frozenset(f for f in found if f not in BLOCK_PARTS) | {"whole"}
         if layout is not None and layout.kind == "mixer":
             found = (found - {"attention", "mha"}) | {"mixer"}
         if layout is not None and layout.beside is not None:
@@ -295,6 +310,11 @@ class ArchSpec:
         own = self.layers[layer].norms if self.layers is not None else None
         return own or (self.ln1, self.ln2, self.mlp_out, self.resid_mid_at or self.ln2)
 
+    def whole_blocks(self) -> str | None:
+        """Why this adapter keeps every block whole (`_whole_blocks.py`: the residual stream's
+        points alone), or None where it takes blocks apart."""
+        return next((x.opaque for x in self.layers or () if x.kind == "block"), None)
+
     def attention_layers(self, n_layers: int) -> list[int]:
         """The layers that attend (all of them, unless this is a hybrid)."""
         if self.layers is None:
@@ -309,10 +329,13 @@ class ArchSpec:
         attending = self.attention_layers(n_layers)
         mixer = layout.mixer_class if layout is not None else "attention"
         opaque = layout.opaque if layout is not None else None
-        why = f" points (hooklens keeps {mixer} whole, as the layer's mixer: {opaque})"
+        kept = "the block" if layout is not None and layout.kind == "block" else mixer
+        role = "" if kept == "the block" else ", as the layer's mixer"
+        why = f" points (hooklens keeps {kept} whole{role}: {opaque})"
         return {
             "mixer": mixer,
             "why": why if opaque else "",
+            "reason": opaque or "",
             "attn_layers": ", ".join(map(str, attending)) or "none",
         }
 

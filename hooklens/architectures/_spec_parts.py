@@ -94,10 +94,11 @@ class LayerLayout:
     `opaque` (a mixer layer): why the module at `mixer`, although it attends, has no attention
     points (JetMoE's mixture of attention heads, differential attention's two patterns per
     head): hooklens keeps it whole, as the layer's mixer, and asking for its attention points
-    says this.
+    says this. "block": the whole block is kept whole (`_whole_blocks.py`): its only points are
+    its input and output, and `opaque` says why the template could not take it apart.
     """
 
-    kind: Literal["attention", "mixer", "mlp"]
+    kind: Literal["attention", "mixer", "mlp", "block"]
     mixer: str
     mixer_class: str
     mlp: bool = True

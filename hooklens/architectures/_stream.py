@@ -18,15 +18,40 @@ from torch import nn
 from ._names import (
     DEPTH_SCALED_RESIDUAL,
     EMBED_NORM_IN_BLOCK,
+    EMBED_SCALE,
     EMBED_SCALE_ATTR,
     INTERPOLATED_RESIDUAL,
+    LOGIT_SCALES,
+    LOGIT_SOFTCAPS,
     NORMED_RESIDUAL,
     PROMPT_PREFIX,
     STREAM_HALVING,
 )
 from ._run_order import final_norm_on_embed
+from ._spec import own_attr
 
-__all__ = ["embed_norm_in_block", "normed_residual", "scale_owner", "stream_rescaled"]
+__all__ = [
+    "embed_norm_in_block", "normed_residual", "scale_owner", "stream_ends", "stream_rescaled",
+]  # fmt: skip
+
+
+def stream_ends(model: nn.Module, text: Any, embed: str, blocks: str, final: str) -> dict[str, Any]:
+    """The adapter fields of what `model` does to the stream before its first block and after
+    the final norm (model paths `embed`, `blocks`, `final`; `text` its text config): the
+    embedding's factor (a config attribute, or the module holding it) and norm, the logits'
+    factor and soft-cap."""
+    parent_path = blocks.rpartition(".")[0]
+    parent = model.get_submodule(parent_path) if parent_path else model
+    return {
+        "final_logit_softcap": next((a for a in LOGIT_SOFTCAPS if getattr(text, a, None)), None),
+        "logit_scale": next(
+            ((a, op) for a, op in LOGIT_SCALES if getattr(text, a, None) not in (None, 1)), None
+        ),
+        "embed_scale": own_attr(text, EMBED_SCALE),
+        "embed_scale_at": scale_owner(model, embed, parent, parent_path),
+        "embed_sum_norm": embed_norm_in_block(model, blocks, final),
+    }
+
 
 MSG_HALVED = (
     "it halves the residual stream between blocks every {every} layers at inference "

@@ -9,7 +9,9 @@ Everything is computed once, in the kernel, from one ``run_with_cache`` of the m
   when it does not.
 - the L2 norm of each accumulated residual.
 - contributions: ``cache.decompose_resid`` (embeddings, then each layer's attention and MLP
-  output), each component projected on the direction of the final residual at its position.
+  output; where blocks are kept whole, block 0's input, then what each block changes: its
+  output minus its input), each component projected on the direction of the final residual at
+  its position.
   The projections of a position sum to the norm of its final residual, so they say which layers
   built the residual stream the unembedding reads.
 """
@@ -78,8 +80,12 @@ def compute_lens(model: HookedModel, ids: torch.Tensor, k: int = 10) -> Lens:
 
         resid = stack.detach().to("cpu")
         stack = stack.float().cpu()
-        components, labels = cache.decompose_resid(layer=None, return_labels=True)
-        components = components[:, 0].float().cpu()  # (components, pos, d_model)
+        if model.spec.whole_blocks() is None:
+            components, labels = cache.decompose_resid(layer=None, return_labels=True)
+            components = components[:, 0].float().cpu()  # (components, pos, d_model)
+        else:  # blocks kept whole: what each one changes (its output minus its input)
+            components = torch.cat([stack[:1], stack[1:] - stack[:-1]])
+            labels = ["0_resid_pre", *(f"{layer}_block" for layer in range(n_layers))]
         final = stack[-1]
         direction = final / final.norm(dim=-1, keepdim=True).clamp_min(1e-12)
         contrib = (components * direction).sum(-1)  # (components, pos)

@@ -219,6 +219,25 @@ def randomize_biases(hf: torch.nn.Module) -> None:
                 p.normal_(0, 0.3)
 
 
+def assert_full_pass_sweep(model: hl.HookedModel, why: str) -> None:
+    """Partial forwards are refused, saying `why` (words of it), and a resid_pre sweep, run
+    with full passes, equals patching each cell by hand."""
+    from hooklens._engine.partial import RecordedRun
+
+    clean, corrupted = torch.tensor([[5, 9, 17, 33]]), torch.tensor([[5, 9, 18, 33]])
+
+    def metric(logits: torch.Tensor) -> torch.Tensor:
+        return logits[:, -1, 7] - logits[:, -1, 8]
+
+    with model.owner.hold():
+        run = RecordedRun(model, corrupted)
+    assert not run.skips and why in run.why_not
+    result = hl.patching.sweep(
+        model, clean, corrupted, metric, "resid_pre", normalize=False, progress=False
+    )
+    assert_resid_pre_sweep_equals_each_patch(model, clean, corrupted, metric, result.values)
+
+
 def assert_resid_pre_sweep_equals_each_patch(
     model: hl.HookedModel, clean: torch.Tensor, corrupted: torch.Tensor, metric: Any,
     values: torch.Tensor,

@@ -92,36 +92,6 @@ def test_recurrent_gemma_embedding_is_scaled_by_the_model(registry):
     torch.testing.assert_close(model.W_E[TOKENS[0]], (raw * factor)[0])
 
 
-def test_minimax_normalized_residual_is_refused_saying_why(tmp_path):
-    """MiniMax's blocks keep alpha * ln1(x) as their residual: refused, naming the factor and
-    the identity that would not hold."""
-    from hooklens.architectures._registry import build
-
-    from .conftest import _tokenizer
-
-    assert build("minimax", tmp_path) is None
-    with pytest.raises(
-        hl.UnsupportedModelError, match="normalized stream as their residual"
-    ) as info:
-        hl.HookedModel.from_pretrained(str(tmp_path), tokenizer=_tokenizer())
-    assert "attn_alpha_factor" in str(info.value)
-    assert "hook_resid_pre + hook_attn_out + hook_mlp_out = hook_resid_post" in str(info.value)
-
-
-@pytest.mark.parametrize("model_type", ["zamba", "zamba2"])
-def test_shared_transformer_layer_is_refused_saying_why(tmp_path, model_type):
-    """Zamba's hybrid layers feed a shared transformer block's output into their Mamba
-    mixer's input, not into the stream: refused, naming the layer and the shared block."""
-    from hooklens.architectures._registry import build
-
-    from .conftest import _tokenizer
-
-    assert build(model_type, tmp_path) is None
-    with pytest.raises(hl.UnsupportedModelError, match="runs a transformer block shared") as info:
-        hl.HookedModel.from_pretrained(str(tmp_path), tokenizer=_tokenizer())
-    assert "layer 1 (" in str(info.value) and "Mamba mixer's input" in str(info.value)
-
-
 @pytest.mark.parametrize("model_type", ["rwkv", "falcon_h1"])
 def test_lens_view_decomposes_a_mixer_model(registry, model_type):
     """The residual view's lens reads what mixers add: its contributions are the embedding,

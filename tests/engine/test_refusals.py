@@ -14,7 +14,6 @@ from .conftest import _tokenizer
 @pytest.mark.parametrize(
     ("model_type", "says"),
     [
-        ("jetmoe", ["its MLP JetMoeMoE has a router but no experts module"]),
         ("qwen4_exp_text", ["4 parallel streams (hyper-connections, config hc_count=4)"]),
         ("hy_v4", ["4 parallel streams (hyper-connections, config hc_mult=4)"]),
         ("deepseek_v4", ["4 parallel streams (hyper-connections, config hc_mult=4)"]),
@@ -22,15 +21,6 @@ from .conftest import _tokenizer
         ("longcat_flash", ["no list of 4 blocks", "each hold 2 attention sublayers", "(mlp)"]),
         ("hrm_text", ["no list of 16 blocks", "model.L_module.layers.0: 6 times", "recurrent"]),
         ("dory", ["do not add their parts to the stream", "(lambda_1, lambda_2"]),
-        (
-            "inkling_text",
-            [
-                "k_norm reads the output of k_sconv (InklingShortConvolution)",
-                "a convolution over positions",
-                "would lack k_sconv's state",
-            ],
-        ),
-        ("beam", ["scale the residual stream itself", "attn_residual_add_idx=2", "0.707"]),
         ("cpmant", ["prepends 32 learned prompt tokens (config.prompt_length=32)"]),
         ("reformer", ["its layers are reversible", "no one d_model-wide stream"]),
         ("xlnet", ["two-stream attention", "no one d_model-wide stream"]),
@@ -49,7 +39,8 @@ def test_refusal_names_what_and_why(tmp_path, model_type, says):
 def test_mixture_of_attention_heads_is_kept_whole(tmp_path):
     """JetMoE's attention fills its query heads from routed experts, so a head index is a
     routing slot: the derivation keeps the module whole, as its layer's mixer, and says why (the
-    model is refused for its MLP, whose experts sit where hooklens does not read them)."""
+    model's blocks are kept whole for its MLP, whose experts sit where hooklens does not read
+    them: `test_whole_blocks.py`)."""
     import transformers
 
     from hooklens.architectures._hybrid import hybrid_layers

@@ -14,14 +14,22 @@ import pytest
 import torch
 
 from hooklens._engine.points import is_on_demand
-from hooklens.architectures._registry import VOCAB, build, causal_lm_types, family_table
+from hooklens.architectures._registry import (
+    STREAM_ONLY,
+    VOCAB,
+    build,
+    causal_lm_types,
+    family_table,
+)
 
-from .conftest import _tokenizer, assert_resid_pre_sweep_equals_each_patch
+from .conftest import _tokenizer, assert_full_pass_sweep
 from .test_families import O_PROJ
 
 TYPES = list(causal_lm_types())
-#: Raise this as more types are wrapped; it must never go down.
+#: Raise these as more types are wrapped; they must never go down: types with every point, and
+#: types with the residual stream's points only (their blocks kept whole).
 WRAPPED_AT_LEAST = 164
+STREAM_ONLY_AT_LEAST = 6
 README = Path(__file__).parents[2] / "hooklens" / "architectures" / "README.md"
 
 
@@ -54,6 +62,9 @@ def test_registry_type(registry, model_type):
         assert f"blocks.{layer}.hook_resid_post" in cache
         has_mlp = not layouts or layouts[layer].mlp
         assert (f"blocks.{layer}.hook_mlp_out" in cache) == has_mlp
+        if layouts and layouts[layer].kind == "block":  # kept whole: the stream's points alone
+            _check_whole_block(model, layer, layouts[layer].opaque)
+            continue
         if layer not in attending:  # a hybrid's mixer (or MLP-only) layer: no attention
             kind = layouts[layer].kind
             assert kind in ("mixer", "mlp")
@@ -81,6 +92,19 @@ def test_registry_type(registry, model_type):
     _check_edits(model, tokens, ref)
     if model.spec.moe_experts is not None:
         _check_routing(model, tokens, ref, cache)
+
+
+def _check_whole_block(model, layer, why):
+    """A block kept whole has its input and output alone; any other point of it raises,
+    saying why the template could not take it apart."""
+    import hooklens as hl
+
+    own = [n for n in model.hook_names() if n.startswith(f"blocks.{layer}.")]
+    assert own == [f"blocks.{layer}.hook_resid_pre", f"blocks.{layer}.hook_resid_post"]
+    for point in ("attn.hook_pattern", "hook_attn_out", "hook_mlp_out", "ln1.hook_normalized"):
+        with pytest.raises(hl.HookNameError) as info:
+            model.run_with_cache(torch.tensor([[5, 6]]), names_filter=f"blocks.{layer}.{point}")
+        assert f"hooklens keeps layer {layer}" in str(info.value) and why in str(info.value)
 
 
 def _check_edits(model, tokens, base):
@@ -240,7 +264,9 @@ def test_registry_summary(registry):
     """Prints every type's outcome; the number wrapped never goes down."""
     outcomes = [registry(t)[0] for t in TYPES]
     print("\n" + family_table(outcomes))
-    assert sum(o.status == "wrapped" for o in outcomes) >= WRAPPED_AT_LEAST
+    full = [o for o in outcomes if o.status == "wrapped" and o.adapter != STREAM_ONLY]
+    assert len(full) >= WRAPPED_AT_LEAST
+    assert sum(o.adapter == STREAM_ONLY for o in outcomes) >= STREAM_ONLY_AT_LEAST
     for o in outcomes:
         assert o.status == "wrapped" or o.reason, o.model_type
 
@@ -327,20 +353,7 @@ def test_differential_attention_is_kept_whole(tmp_path):
     with pytest.raises(ValueError, match=why):
         model.blocks[0].attn.W_Q  # noqa: B018
     # its keys and values are not read: sweeps run full passes, equal to patching by hand
-    from hooklens._engine.partial import RecordedRun
-
-    clean, corrupted = torch.tensor([[5, 9, 17, 33]]), torch.tensor([[5, 9, 18, 33]])
-
-    def metric(logits):
-        return logits[:, -1, 7] - logits[:, -1, 8]
-
-    with model.owner.hold():
-        run = RecordedRun(model, corrupted)
-    assert not run.skips and "DiffLlamaAttention layers are kept whole" in run.why_not
-    result = hl.patching.sweep(
-        model, clean, corrupted, metric, "resid_pre", normalize=False, progress=False
-    )
-    assert_resid_pre_sweep_equals_each_patch(model, clean, corrupted, metric, result.values)
+    assert_full_pass_sweep(model, "DiffLlamaAttention layers are kept whole")
 
 
 def test_dense_layers_of_a_partly_moe_model(registry):
@@ -401,21 +414,14 @@ def test_patching_sweep_on_a_hybrid_runs_full_forwards(registry, model_type):
     a sweep at resid_pre runs full passes, equal to patching each cell by hand; a sweep of an
     attention point over layers without attention says which layers attend."""
     import hooklens as hl
-    from hooklens._engine.partial import RecordedRun
 
     _, model = registry(model_type)
     assert model is not None
+    assert_full_pass_sweep(model, "recurrent state")
     clean, corrupted = torch.tensor([[5, 9, 17, 33]]), torch.tensor([[5, 9, 18, 33]])
 
     def metric(logits):
         return logits[:, -1, 7] - logits[:, -1, 8]
 
-    with model.owner.hold():
-        run = RecordedRun(model, corrupted)
-    assert not run.skips and "recurrent state" in run.why_not
-    result = hl.patching.sweep(
-        model, clean, corrupted, metric, "resid_pre", normalize=False, progress=False
-    )
-    assert_resid_pre_sweep_equals_each_patch(model, clean, corrupted, metric, result.values)
     with pytest.raises(hl.HookNameError, match="has no attention; layers with attention"):
         hl.patching.sweep(model, clean, corrupted, metric, "z", normalize=False, progress=False)

@@ -1,0 +1,94 @@
+"""Blocks kept whole: the residual stream's points on a model whose blocks the template cannot
+take apart.
+
+Where `derive` refuses a model for what happens inside its blocks (a residual the block scales
+or replaces, sublayer outputs convolved over positions, a mixture of experts hooklens cannot
+read, a shared block feeding a mixer), the stream between blocks is often still one
+d_model-wide tensor: each block reads it and writes the next. `whole_blocks` describes only
+that: the embedding, each block's input and output (`hook_resid_pre`/`hook_resid_post`), the
+final norm and the unembedding. Every other point of such a layer raises, naming the reason the
+template refused (`LayerLayout.opaque`). The engine checks this adapter like any derived one
+(the logits with every point attached, each block's output entering the next, the last one
+unembedding to the logits); a model whose stream is not one tensor (several parallel streams,
+prompt tokens the forward adds) fails that check and is refused with the template's reason.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from torch import nn
+
+from .._errors import UnsupportedModelError
+from ._names import FINAL_NORM, POS_EMBED
+from ._norms import shared_norm_kind
+from ._placement import child, path_of
+from ._spec import ArchSpec, text_config
+from ._spec_parts import LayerLayout
+from ._stream import stream_ends
+from ._towers import block_list_candidates
+
+
+def whole_blocks(model: nn.Module, why: str) -> ArchSpec:
+    """An adapter with each block kept whole (only the stream's points), for a model the
+    template refused for `why`; UnsupportedModelError (with `why`) when it has no list of
+    blocks between an embedding and a final norm."""
+    text = text_config(model.config)
+    n_layers = getattr(text, "num_hidden_layers", None)
+    embed = path_of(model, model.get_input_embeddings())  # type: ignore[operator]
+    unembed = path_of(model, model.get_output_embeddings())  # type: ignore[operator]
+    if not isinstance(n_layers, int) or embed is None or unembed is None:
+        raise UnsupportedModelError(why)
+    blocks = next(
+        (
+            name
+            for name, m in block_list_candidates(model, embed)
+            if name and isinstance(m, nn.ModuleList) and len(m) == n_layers
+        ),
+        None,
+    )
+    if blocks is None:
+        raise UnsupportedModelError(why)
+    parent_path = blocks.rpartition(".")[0]
+    parent = model.get_submodule(parent_path) if parent_path else model
+    final = child(parent, FINAL_NORM)
+    if final is None:
+        raise UnsupportedModelError(why)
+    prefix = f"{parent_path}." if parent_path else ""
+    like = next(model.parameters())
+    width = int(getattr(text, "hidden_size", 0) or like.shape[-1])
+    norm, offset = shared_norm_kind(model, [parent.get_submodule(final)], width, like)
+    pos_embed = child(parent, POS_EMBED)
+    positional: Literal["learned", "rotary", "none"] = (
+        "learned"
+        if pos_embed is not None
+        else "rotary"
+        if getattr(text, "rope_parameters", None) is not None
+        else "none"
+    )
+    layers = tuple(
+        LayerLayout("block", "", type(b).__name__, mlp=False, opaque=why)
+        for b in model.get_submodule(blocks)  # type: ignore[attr-defined]
+    )
+    return ArchSpec(
+        family=str(getattr(model.config, "model_type", type(model).__name__)),
+        hf_classes=(type(model).__name__,),
+        embed=embed,
+        blocks=blocks,
+        final_norm=prefix + final,
+        unembed=unembed,
+        ln1=None,
+        attn="",
+        attn_out="",
+        mlp_in="",
+        mlp_down="",
+        mlp_out="",
+        ln2=None,
+        pos_embed=prefix + pos_embed if pos_embed else None,
+        positional=positional,
+        norm=norm,  # type: ignore[arg-type]
+        norm_weight_offset=offset,
+        layers=layers,
+        **stream_ends(model, text, embed, blocks, prefix + final),
+        derived=True,
+    )
