@@ -80,12 +80,14 @@ class ResidMixin:
         """Post-LN blocks renormalize the stream in every block: it is no sum of parts."""
         if self.model.spec.post_ln:
             raise InputError(MSG_POST_LN.format(family=self.model.cfg.family, what=what))
-        whole = self.model.spec.whole_blocks()
-        if whole is not None and not what.startswith("apply_ln"):
+        spec = self.model.spec
+        whole = spec.whole_blocks()
+        why = f"its blocks are kept whole: {whole}" if whole else spec.unsummed
+        if why is not None and not what.startswith("apply_ln"):
             raise InputError(
-                f"{what}: {self.model.cfg.family}'s blocks are kept whole, so the stream is "
-                f"no sum of parts hooklens can read ({whole}). Use accumulated_resid, or the "
-                "blocks' hook_resid_pre/hook_resid_post."
+                f"{what}: on {self.model.cfg.family} the stream is no sum of parts hooklens "
+                f"can read ({why}). Use accumulated_resid, or the blocks' "
+                "hook_resid_pre/hook_resid_post."
             )
 
     def _check_mid(self) -> None:

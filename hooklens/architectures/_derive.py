@@ -188,8 +188,8 @@ def derive(model: nn.Module, opaque: str | None = None) -> ArchSpec:
     blocks = _find_blocks(model, n_layers, embed)
     if (rescaled := stream_rescaled(text, n_layers)) is not None:  # between blocks (RWKV)
         raise _refuse(model, rescaled, whole=False)
-    if (normed := normed_residual(model.get_submodule(blocks)[0])) is not None:  # type: ignore[index]
-        raise _refuse(model, normed)
+    # a residual the block rescales or replaces: its parts are read, their sum is not the stream
+    unsummed = normed_residual(model.get_submodule(blocks)[0])  # type: ignore[index]
     parent_path = blocks.rpartition(".")[0]
     parent = model.get_submodule(parent_path) if parent_path else model
     final = _child(parent, FINAL_NORM)
@@ -342,6 +342,7 @@ def derive(model: nn.Module, opaque: str | None = None) -> ArchSpec:
         gated_norm=gated_norm_names(all_blocks),
         norm_weight_offset=offset,
         parallel_residual=ln2 is None and not post_norm,
+        unsummed=unsummed,
         resid_mid_at=(mlp or mlp_in) if post_norm else None,
         layers=layers,
         **stream_ends(model, text, embed, blocks, prefix + final),

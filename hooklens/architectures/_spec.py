@@ -121,6 +121,10 @@ class ArchSpec:
     #: output (`hook_normalized_resid_post`, the next block's `hook_resid_pre`), as in
     #: TransformerLens's BertBlock
     post_ln: bool = False
+    #: why a block's output is not its input plus what its parts output (MiniMax keeps alpha *
+    #: ln1(x) as its residual, Beam scales the stream at each addition): the points inside the
+    #: blocks hold, and sums of parts (`decompose_resid`) raise with this reason
+    unsummed: str | None = None
     #: a token-type embedding added to the token and position embeddings (all type 0 in a
     #: causal-LM call), and a norm of that sum before block 0 (BERT's embedding LayerNorm)
     token_type_embed: str | None = None

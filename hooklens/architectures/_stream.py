@@ -125,10 +125,11 @@ def stream_rescaled(text: Any, n_layers: int) -> str | None:
 
 
 def normed_residual(block: nn.Module) -> str | None:
-    """Why the model cannot be wrapped when its blocks' residual is the normalized stream (a
-    factor attribute of `NORMED_RESIDUAL` on the block) or a scaled stream (an addition index
-    of `DEPTH_SCALED_RESIDUAL`, Beam's) or an interpolation towards each part (learned rates of
-    `INTERPOLATED_RESIDUAL`, Dory's), or None."""
+    """Why a block's output is not its input plus its parts' outputs (`ArchSpec.unsummed`) when
+    its residual is the normalized stream (a factor attribute of `NORMED_RESIDUAL` on the
+    block) or a scaled stream (an addition index of `DEPTH_SCALED_RESIDUAL`, Beam's) or an
+    interpolation towards each part (learned rates of `INTERPOLATED_RESIDUAL`, Dory's), or
+    None."""
     attr = next((a for a in NORMED_RESIDUAL if hasattr(block, a)), None)
     if attr is not None:
         return MSG_NORMED.format(attr=attr)

@@ -20,7 +20,7 @@ from .conftest import _tokenizer
         ("qwen4_exp", ["4 parallel streams (hyper-connections, config hc_count=4)"]),
         ("longcat_flash", ["no list of 4 blocks", "each hold 2 attention sublayers", "(mlp)"]),
         ("hrm_text", ["no list of 16 blocks", "model.L_module.layers.0: 6 times", "recurrent"]),
-        ("dory", ["do not add their parts to the stream", "(lambda_1, lambda_2"]),
+        ("dory", ["DoryL2Norm computes neither an RMSNorm nor a LayerNorm"]),
         ("cpmant", ["prepends 32 learned prompt tokens (config.prompt_length=32)"]),
         ("reformer", ["its layers are reversible", "no one d_model-wide stream"]),
         ("xlnet", ["two-stream attention", "no one d_model-wide stream"]),
