@@ -159,6 +159,23 @@ def verify(model: HookedModel) -> None:
                 cache[b + "mlp.hook_expert_out"].sum(-2).flatten(0, 1),
                 seen[f"experts{layer}"].view(c.n_experts, -1, c.d_model).sum(0),
             )
+        elif b + "mlp.hook_expert_out" in cache and spec.moe_weights_at == "grouped":
+            # the experts' output is in expert order: the weighted sum over the choices is
+            # hook_mlp_out up to the MoE's bias, the same for every token
+            weights = cache[b + "mlp.hook_expert_weights"]
+            mixed = (cache[b + "mlp.hook_expert_out"] * weights[..., None]).sum(-2)
+            rest = (cache[b + "hook_mlp_out"] - mixed).flatten(0, 1)
+            expect(
+                f"{b}hook_mlp_out is mlp.hook_expert_out weighted by hook_expert_weights, summed, "
+                "plus one bias",
+                rest,
+                rest[:1].expand_as(rest),
+            )
+            expect(
+                f"{b}mlp.hook_expert_out summed is the experts' output summed",
+                cache[b + "mlp.hook_expert_out"].sum((0, 1, 2)),
+                seen[f"experts{layer}"].sum(0),
+            )
         elif b + "mlp.hook_expert_out" in cache:
             weights = cache[b + "mlp.hook_expert_weights"]
             mixed = (cache[b + "mlp.hook_expert_out"] * weights[..., None]).sum(-2)

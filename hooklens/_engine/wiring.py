@@ -13,9 +13,11 @@ from typing import Any
 from torch import nn
 
 from ..architectures._factors import embed_factor
+from ..architectures._names import GROUPED_LOGITS_AT
 from ..architectures._spec import ArchSpec
 from . import attention as _attention
 from .gate import add_gate_site
+from .grouped_moe import grouped_experts_site
 from .head_sites import add_head_sites
 from .hooks import HookPoint
 from .latent import add_latent_sites
@@ -121,9 +123,13 @@ def _mlp_parts(
         b.norm_site(spec.norm_module(block, ln2), "ln2", layer)
     if spec.moe_router is not None and spec.moe_experts is not None and "moe" in feats:
         scored = spec.moe_weights_at == "inputs"  # the router returns (scores, logits)
-        b.router_site(sub(spec.moe_router), layer, logits_at=1 if scored else 0)
+        grouped = spec.moe_weights_at == "grouped"  # the router groups its choices (JetMoE)
+        logits_at = 1 if scored else GROUPED_LOGITS_AT if grouped else 0
+        b.router_site(sub(spec.moe_router), layer, logits_at=logits_at)
         if scored:
             scored_experts_site(b, sub(spec.moe_router), sub(spec.moe_experts), layer)
+        elif grouped:
+            grouped_experts_site(b, sub(spec.moe_router), sub(spec.moe_experts), layer)
         else:
             b.experts_site(sub(spec.moe_experts), layer)
             b.expert_out_site(sub(spec.moe_experts), layer)

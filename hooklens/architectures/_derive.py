@@ -31,6 +31,7 @@ from ._names import (
     EMBED_NORM_IN_BLOCK,
     EXPERTS_CALL,
     FINAL_NORM,
+    GROUPED_EXPERTS,
     LN1,
     MLP,
     MLP_BESIDE,
@@ -124,6 +125,8 @@ def _mlp_roles(model: nn.Module, mlp_mod: nn.Module, mlp: str) -> tuple[Any, ...
         return ("moe", f"{mlp}.{router}", f"{mlp}.{experts}", "outputs")
     if experts is not None:
         raise _refuse(model, f"its MLP {type(mlp_mod).__name__} has experts but no router")
+    if router is not None and all(_child(mlp_mod, (n,)) for n in GROUPED_EXPERTS):
+        return ("moe", f"{mlp}.{router}", f"{mlp}.{GROUPED_EXPERTS[1]}", "grouped")
     if _child(mlp_mod, ("router",)):
         names = ", ".join(n for n, _ in mlp_mod.named_children())
         why = (
@@ -255,7 +258,7 @@ def derive(model: nn.Module, opaque: str | None = None) -> ArchSpec:
         if experts:
             (_, router, expert_mod, weights_at), *_ = experts
             moe = (router, expert_mod)
-            if weights_at != "outputs":  # the experts take hidden states only
+            if weights_at not in ("outputs", "grouped"):  # the experts take hidden states only
                 i = next(i for i, r in roles.items() if r[0] == "moe")
                 blk = all_blocks[i]
                 if not scores_experts_inputs(

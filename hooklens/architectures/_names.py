@@ -96,6 +96,12 @@ FACTORS = {
 }
 #: the arguments of a mixture of experts' `experts` module (the MoE points read them)
 EXPERTS_CALL = ("hidden_states", "top_k_index", "top_k_weights")
+#: a mixture of experts without an experts module, whose experts are two parallel projections
+#: (input, output) fed the tokens grouped by expert, after a router that returns (order of the
+#: flat choices by expert, their tokens, their weights, tokens per expert, logits): JetMoE's
+GROUPED_EXPERTS = ("input_linear", "output_linear")
+#: where such a router returns its logits
+GROUPED_LOGITS_AT = 4
 #: config attributes of a final-logit soft-cap, cap * tanh(logits / cap) (Gemma 2,
 #: RecurrentGemma, xLSTM)
 LOGIT_SOFTCAPS = ("final_logit_softcapping", "logits_soft_cap", "output_logit_soft_cap")

@@ -147,8 +147,10 @@ class ArchSpec:
     #: states, chosen ids and weights and weights each output), or "inputs" (Llama 4: the router
     #: returns (scores over every expert, 0 where not chosen; logits), the experts module takes
     #: one copy of the tokens per expert times its score and returns each copy's output;
-    #: `_engine/scored_moe.py`)
-    moe_weights_at: Literal["outputs", "inputs"] = "outputs"
+    #: `_engine/scored_moe.py`), or "grouped" (JetMoE: the router returns its choices sorted by
+    #: expert, and `moe_experts` is the projection whose output is each choice's expert output
+    #: in that order, before its weight; `_engine/grouped_moe.py`)
+    moe_weights_at: Literal["outputs", "inputs", "grouped"] = "outputs"
     #: the module whose first input is `hook_resid_mid` (edited in place), when not ln2
     resid_mid_at: str | None = None
     mlp_up: str | None = None

@@ -34,24 +34,3 @@ def test_refusal_names_what_and_why(tmp_path, model_type, says):
         hl.HookedModel.from_pretrained(str(tmp_path), tokenizer=_tokenizer())
     for words in says:
         assert words in str(info.value)
-
-
-def test_mixture_of_attention_heads_is_kept_whole(tmp_path):
-    """JetMoE's attention fills its query heads from routed experts, so a head index is a
-    routing slot: the derivation keeps the module whole, as its layer's mixer, and says why (the
-    model's blocks are kept whole for its MLP, whose experts sit where hooklens does not read
-    them: `test_whole_blocks.py`)."""
-    import transformers
-
-    from hooklens.architectures._hybrid import hybrid_layers
-    from hooklens.architectures._layer_checks import routed_queries
-    from hooklens.architectures._names import ATTN, MLP
-
-    assert build("jetmoe", tmp_path) is None
-    hf = transformers.AutoModelForCausalLM.from_pretrained(tmp_path)
-    blocks = list(hf.model.layers)
-    why = routed_queries(blocks[0].self_attention)
-    assert why is not None and "JetMoeAttention is a mixture of attention heads" in why
-    attn, layers = hybrid_layers(blocks, hf.config, ATTN, MLP, why)
-    assert attn is None and layers is not None
-    assert all(lay.kind == "mixer" and lay.opaque == why for lay in layers)

@@ -28,8 +28,8 @@ from .test_families import O_PROJ
 TYPES = list(causal_lm_types())
 #: Raise these as more types are wrapped; they must never go down: types with every point, and
 #: types with the residual stream's points only (their blocks kept whole).
-WRAPPED_AT_LEAST = 166
-STREAM_ONLY_AT_LEAST = 4
+WRAPPED_AT_LEAST = 167
+STREAM_ONLY_AT_LEAST = 3
 README = Path(__file__).parents[2] / "hooklens" / "architectures" / "README.md"
 
 
@@ -217,6 +217,20 @@ def _check_routing(model, tokens, base, cache):
         if model.spec.moe_weights_at == "inputs":  # Llama 4: the router's scores scale inputs
             index = cache[f"blocks.{first}.mlp.hook_expert_indices"].flatten(0, 1)
             want, want_out = _raw_scored_edits(model, first, index, tokens)
+        elif model.spec.moe_weights_at == "grouped":  # JetMoE: the weights in expert order
+            router = f"{model.spec.blocks}.{first}.{model.spec.moe_router}"
+
+            def raw_gates(mod, args, out):
+                choice, gates = out[0] % c.top_k, out[2].clone()  # each row's choice slot
+                gates[choice == 0] = 0
+                gates[choice > 0] *= 0.1
+                return (*out[:2], gates, *out[3:])
+
+            handle = model.hf_model.get_submodule(router).register_forward_hook(raw_gates)
+            try:
+                want = want_out = model.hf_model(tokens, use_cache=False).logits
+            finally:
+                handle.remove()
         else:  # scaling the chosen experts' outputs is the same as scaling their weights
             handle = experts.register_forward_pre_hook(raw, with_kwargs=True)
             try:
