@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from .scored_moe import routing_points
+
 if TYPE_CHECKING:
     from .sites import Builder
 
@@ -39,16 +41,6 @@ def grouped_experts_site(b: Builder, router: nn.Module, experts: nn.Module, laye
     """`mlp.hook_expert_indices`, `hook_expert_weights` and `hook_expert_out` of `layer`, read
     at the router's output and the experts' output projection's."""
     orders: list[torch.Tensor] = []  # the expert order the experts ran in, in this forward
-
-    def install() -> list[Any]:
-        orders.clear()
-        return [router.register_forward_hook(on_router), experts.register_forward_hook(on_out)]
-
-    site = b._site(install)
-    idx_pt = b._new("mlp.hook_expert_indices", layer, site)
-    w_pt = b._new("mlp.hook_expert_weights", layer, site)
-    out_pt = b._new("mlp.hook_expert_out", layer, site)
-    assert idx_pt is not None and w_pt is not None and out_pt is not None
     top_k, n_experts, frame, bpd = int(b.cfg.top_k), int(b.cfg.n_experts), b.frame, b._bpd
 
     def on_router(mod: nn.Module, args: Any, out: Any) -> Any:
@@ -83,3 +75,6 @@ def grouped_experts_site(b: Builder, router: nn.Module, experts: nn.Module, laye
         if new is view and torch.equal(view, before):
             return None
         return new.reshape(-1, out.shape[-1])[order].to(out.dtype)
+
+    # the hooks read these points when they run
+    idx_pt, w_pt, out_pt = routing_points(b, layer, router, experts, (on_router, on_out), orders)

@@ -26,25 +26,35 @@ from torch import nn
 from .._errors import HookError
 
 if TYPE_CHECKING:
+    from .hooks import HookPoint
     from .sites import Builder
 
-__all__ = ["scored_experts_site"]
+__all__ = ["routing_points", "scored_experts_site"]
+
+
+def routing_points(
+    b: Builder, layer: int, router: nn.Module, experts: nn.Module, hooks: tuple[Any, Any],
+    kept: list[torch.Tensor],
+) -> tuple[HookPoint, HookPoint, HookPoint]:  # fmt: skip
+    """`mlp.hook_expert_indices`, `hook_expert_weights` and `hook_expert_out` of `layer`, on one
+    site whose forward hooks are `hooks` (on the router's output, on the experts' output);
+    `kept`, what the router hook keeps for the experts hook, is emptied when they attach."""
+
+    def install() -> list[Any]:
+        kept.clear()
+        return [router.register_forward_hook(hooks[0]), experts.register_forward_hook(hooks[1])]
+
+    site = b._site(install)
+    points = [b._new(f"mlp.hook_expert_{x}", layer, site) for x in ("indices", "weights", "out")]
+    idx_pt, w_pt, out_pt = points
+    assert idx_pt is not None and w_pt is not None and out_pt is not None
+    return idx_pt, w_pt, out_pt
 
 
 def scored_experts_site(b: Builder, router: nn.Module, experts: nn.Module, layer: int) -> None:
     """`mlp.hook_expert_indices`, `hook_expert_weights` and `hook_expert_out` of `layer`, read
     at the router's output and the experts module's output."""
     chosen: list[torch.Tensor] = []  # the indices the experts ran with, in this forward
-
-    def install() -> list[Any]:
-        chosen.clear()
-        return [router.register_forward_hook(on_router), experts.register_forward_hook(on_out)]
-
-    site = b._site(install)
-    idx_pt = b._new("mlp.hook_expert_indices", layer, site)
-    w_pt = b._new("mlp.hook_expert_weights", layer, site)
-    out_pt = b._new("mlp.hook_expert_out", layer, site)
-    assert idx_pt is not None and w_pt is not None and out_pt is not None
     top_k, frame, bpd = int(b.cfg.top_k), b.frame, b._bpd
 
     def on_router(mod: nn.Module, args: Any, out: Any) -> Any:
@@ -86,3 +96,6 @@ def scored_experts_site(b: Builder, router: nn.Module, experts: nn.Module, layer
         replaced = rows.clone()
         replaced[index, tokens] = new.reshape(picked.shape).to(rows.dtype)
         return replaced.reshape(out.shape)
+
+    # the hooks read these points when they run
+    idx_pt, w_pt, out_pt = routing_points(b, layer, router, experts, (on_router, on_out), chosen)
