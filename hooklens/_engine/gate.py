@@ -54,6 +54,7 @@ def add_gate_site(b: Builder, block: nn.Module, layer: int, attn: _attention.Att
     if point is None:
         return
     act, nh, dh = GATE_ACTS[gate.act], b.cfg.n_heads, b.cfg.d_head
+    bias = block.get_parameter(gate.bias) if gate.bias is not None else None  # (n_heads,)
 
     def record(mod: nn.Module, args: Any, out: torch.Tensor) -> None:
         inputs[:] = [b._bpd(out)]
@@ -63,7 +64,10 @@ def add_gate_site(b: Builder, block: nn.Module, layer: int, attn: _attention.Att
         attn.kept = None
         if not inputs or z is None:
             return None
-        g = act(gate_input(inputs.pop(), gate.layout, nh, dh).float()).to(x.dtype).contiguous()
+        g = gate_input(inputs.pop(), gate.layout, nh, dh).float()
+        if bias is not None:  # the attention adds a per-head bias to the projection's output
+            g = g + bias.float()[:, None]
+        g = act(g).to(x.dtype).contiguous()
         before = g.clone()
         new = point.fire(g)
         if new is g and torch.equal(g, before):

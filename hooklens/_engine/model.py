@@ -13,7 +13,6 @@ import torch
 from torch import nn
 
 from .._errors import (
-    MSG_DERIVED_MISMATCH,
     MSG_EMPTY_FILTER,
     MSG_MISSING_HOOK,
     MSG_UNKNOWN_HOOK,
@@ -44,7 +43,7 @@ from .points import POINTS_BY_SUFFIX, split_name
 from .stop import run_until
 from .tokens import TextOrTokens, TokenMixin
 from .unembed import final_normed, unembed
-from .verify import verify
+from .verify import refusal, verify
 from .wiring import build_points
 
 NamesFilter = None | str | Sequence[str] | Callable[[str], bool]
@@ -86,9 +85,7 @@ class HookedModel(BlocksMixin, HooksMixin, TokenMixin, WeightsMixin, PlacementMi
             raise
         except Exception as exc:
             why = f"wrapping it raised {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
-            raise UnsupportedModelError(
-                MSG_DERIVED_MISMATCH.format(cls=type(hf_model).__name__, problems=why)
-            ) from exc
+            raise refusal(spec, type(hf_model).__name__, [why]) from exc
 
     # -- construction ------------------------------------------------------------------------
     @classmethod

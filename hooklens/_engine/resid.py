@@ -76,14 +76,16 @@ class ResidMixin:
     def __getitem__(self, key: Any) -> torch.Tensor:  # pragma: no cover - ActivationCache's
         raise NotImplementedError
 
-    def _check_sum(self, what: str) -> None:
-        """Post-LN blocks renormalize the stream in every block: it is no sum of parts."""
+    def _check_sum(self, what: str, parts: bool = True) -> None:
+        """Post-LN blocks renormalize the stream in every block: it is no sum of parts. With
+        `parts` (a sum of what the blocks' parts add), blocks kept whole and blocks that
+        rescale their residual have none either."""
         if self.model.spec.post_ln:
             raise InputError(MSG_POST_LN.format(family=self.model.cfg.family, what=what))
         spec = self.model.spec
         whole = spec.whole_blocks()
         why = f"its blocks are kept whole: {whole}" if whole else spec.unsummed
-        if why is not None and not what.startswith("apply_ln"):
+        if why is not None and parts:
             raise InputError(
                 f"{what}: on {self.model.cfg.family} the stream is no sum of parts hooklens "
                 f"can read ({why}). Use accumulated_resid, or the blocks' "
@@ -91,7 +93,10 @@ class ResidMixin:
             )
 
     def _check_mid(self) -> None:
-        self._check_sum("incl_mid / mlp_input (hook_resid_mid is before ln1, not the stream)")
+        what = "incl_mid / mlp_input (hook_resid_mid is before ln1, not the stream)"
+        self._check_sum(what, parts=False)
+        if self.model.spec.whole_blocks() is not None:  # no hook_resid_mid inside them
+            self._check_sum("incl_mid / mlp_input")
         if self.model.cfg.parallel_residual:
             raise InputError(
                 f"{self.model.cfg.family} uses a parallel residual: there is no hook_resid_mid "
@@ -237,7 +242,7 @@ class ResidMixin:
         so the components sum to the norm's output minus its bias. `recompute_ln=True` (final
         stream only) normalizes each component by its own statistics instead: the logit lens.
         """
-        self._check_sum("apply_ln_to_stack (and apply_ln=True)")
+        self._check_sum("apply_ln_to_stack (and apply_ln=True)", parts=False)
         model = self.model
         n = model.cfg.n_layers
         layer = stream_layer(layer, n)

@@ -27,6 +27,7 @@ from ..architectures._layer_checks import has_module
 from .points import POINTS_BY_SUFFIX, split_name
 
 if TYPE_CHECKING:
+    from ..architectures._spec import ArchSpec
     from .config import HookedModelConfig
     from .model import HookedModel
 
@@ -51,8 +52,6 @@ def verify(model: HookedModel) -> None:
     handles = []
     spec = model.spec
     attending = spec.attention_layers(c.n_layers)
-    # blocks kept whole: a failed check refuses with the template's reason
-    whole = spec.whole_blocks()
     if spec.o_proj is not None and attending:
         o_proj = hf.get_submodule(f"{spec.blocks}.{attending[0]}.{spec.o_proj}")
         handles.append(o_proj.register_forward_pre_hook(lambda m, a: _keep(seen, "z", a[0])))
@@ -88,14 +87,14 @@ def verify(model: HookedModel) -> None:
         problems.append(f"points never fired: {', '.join(silent[:4])}")
         if any(n.endswith("attn.hook_z") for n in silent):
             problems.append("its attention does not call transformers' attention interface")
-        _refuse(c.architecture, problems, whole)
+        raise refusal(spec, c.architecture, problems)
     for name, value in cache.items():
         at = split_name(name)[0]
         want = declared_shape(c if at is None else c.layer(at), name, N_TOKENS)
         if tuple(value.shape) != want:
             problems.append(f"{name} has shape {tuple(value.shape)}, declared {want}")
     if problems:
-        _refuse(c.architecture, problems, whole)
+        raise refusal(spec, c.architecture, problems)
     embed = cache["hook_embed"] + cache.get("hook_pos_embed", 0)
     embed = embed + cache.get("hook_token_type_embed", 0)
     what = "hook_embed + hook_pos_embed"
@@ -234,7 +233,7 @@ def verify(model: HookedModel) -> None:
     with torch.no_grad():
         expect(f"unembed_resid(last {out_name}) is the logits", model.unembed_resid(last), ref)
     if problems:
-        _refuse(c.architecture, problems, whole)
+        raise refusal(spec, c.architecture, problems)
 
 
 def declared_shape(c: HookedModelConfig, name: str, pos: int) -> tuple[int, ...]:
@@ -268,9 +267,13 @@ def _message(cls: str, problems: list[str]) -> str:
     return MSG_DERIVED_MISMATCH.format(cls=cls, problems="\n- ".join(problems))
 
 
-def _refuse(cls: str, problems: list[str], whole: str | None = None) -> None:
-    if whole is not None:  # blocks kept whole did not check out: the template's reason stands
-        raise UnsupportedModelError(
-            MSG_UNSUPPORTED_WHOLE.format(cls=cls, why=whole, problems="; ".join(problems))
+def refusal(spec: ArchSpec, cls: str, problems: list[str]) -> UnsupportedModelError:
+    """The refusal of a derived adapter that did not check out: with the template's reason
+    where its blocks were kept whole (`_whole_blocks.py`), else listing the `problems`."""
+    whole = spec.whole_blocks()
+    if whole is not None:
+        problems_text = "; ".join(problems)
+        return UnsupportedModelError(
+            MSG_UNSUPPORTED_WHOLE.format(cls=cls, why=whole, problems=problems_text)
         )
-    raise UnsupportedModelError(_message(cls, problems))
+    return UnsupportedModelError(_message(cls, problems))

@@ -121,21 +121,26 @@ def adapter_for_model(hf_model: Any, opaque_attention: str | None = None) -> Arc
     class_name = type(hf_model).__name__
     if find_adapter(class_name) is not None:
         return check_supported(class_name, hf_model.config)
+    split: str | None = None
     try:
         if is_encoder(hf_model):
             return derive_encoder(hf_model)
         if is_post_ln_decoder(hf_model):
             return derive_post_ln_decoder(hf_model)
-        return with_embeddings(hf_model, derive(hf_model, opaque_attention))
-    except UnsupportedModelError as exc:
-        # the guess failed: say why no guess could hold
-        split = split_layers_reason(hf_model) or two_streams_reason(hf_model)
-        why = f"{class_name} cannot be wrapped: {split}" if split else exc
-        if not split and getattr(exc, "whole", True):
+        try:
+            return with_embeddings(hf_model, derive(hf_model, opaque_attention))
+        except UnsupportedModelError as exc:
+            split = split_layers_reason(hf_model) or two_streams_reason(hf_model)
+            if split is not None or not getattr(exc, "whole", True):
+                raise
             try:  # the stream between blocks may still be one tensor (checked at wrap)
                 return whole_blocks(hf_model, getattr(exc, "reason", str(exc)))
             except UnsupportedModelError:
-                pass
+                raise exc from None
+    except UnsupportedModelError as exc:
+        # the guess failed: say why no guess could hold
+        split = split or split_layers_reason(hf_model) or two_streams_reason(hf_model)
+        why = f"{class_name} cannot be wrapped: {split}" if split else exc
         raise UnsupportedModelError(
             MSG_UNSUPPORTED.format(
                 cls=class_name, supported=", ".join(supported_classes()), why=why

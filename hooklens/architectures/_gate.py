@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from torch.nn import functional
 
-from ._names import ATTN_GATE, Q_AND_GATE
+from ._names import ATTN_GATE, GATE_BIAS, Q_AND_GATE
 from ._spec_parts import AttnGate, GateLayout
 
 #: the nonlinearities a gate may apply, by the name `AttnGate.act` holds
@@ -60,8 +60,17 @@ def attn_gate(model: nn.Module, attn_mod: nn.Module, attn: str, n_heads: int) ->
         name, layout = fused, "q_gate_per_head"  # per head, queries then the gate (AXK2)
     else:
         return None
-    act = _probe_act(model, attn_mod.get_submodule(name), o_proj, layout, n_heads, d_head)
-    return AttnGate(f"{attn}.{name}", layout, act) if act is not None else None
+    bias = next(
+        (b for b in GATE_BIAS if isinstance(getattr(attn_mod, b, None), nn.Parameter)), None
+    )
+    if bias is not None and layout == "q_gate_per_head":
+        return None  # not seen: a bias on a gate fused with the queries
+    shift = getattr(attn_mod, bias) if bias is not None else None
+    src = attn_mod.get_submodule(name)
+    act = _probe_act(model, src, o_proj, layout, n_heads, d_head, shift)
+    if act is None:
+        return None
+    return AttnGate(f"{attn}.{name}", layout, act, f"{attn}.{bias}" if bias else None)
 
 
 def _wider(attn_mod: nn.Module, name: str, width: int) -> bool:
@@ -72,10 +81,12 @@ def _wider(attn_mod: nn.Module, name: str, width: int) -> bool:
 
 
 def _probe_act(
-    model: nn.Module, src: nn.Module, o_proj: nn.Module, layout: GateLayout, nh: int, dh: int
-) -> Any:
+    model: nn.Module, src: nn.Module, o_proj: nn.Module, layout: GateLayout, nh: int, dh: int,
+    bias: torch.Tensor | None = None,
+) -> Any:  # fmt: skip
     """The `GATE_ACTS` name whose act(1) / act(0) is how the output projection's input changes
-    when the gate's input goes from 0 to 1 (None: no candidate, or no gate)."""
+    when the gate's input goes from 0 to 1 (None: no candidate, or no gate); `bias` (n_heads,),
+    added to the projection's output by the attention, is taken off what the probe sets."""
     seen: list[torch.Tensor] = []
 
     def set_to(value: float) -> Callable[..., torch.Tensor]:
@@ -83,6 +94,8 @@ def _probe_act(
             new = out.clone()
             # the whole output is the gate's input, except in a q projection
             (gate_input(new, layout, nh, dh) if layout == "q_gate_per_head" else new).fill_(value)
+            if bias is not None:  # flat or per head: the attention adds it back
+                new.view(*new.shape[:-1], nh, -1).sub_(bias.detach()[:, None].to(new.dtype))
             return new
 
         return hook

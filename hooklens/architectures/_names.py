@@ -212,6 +212,8 @@ ATTN_GATE = ("gate_proj", "g_proj")
 #: a projection holding, per head, the queries and then the gate on attention's output
 #: (AXK2's `q_gate_proj`, in latent attention: `LatentKV.q_gate`)
 Q_AND_GATE = ("q_gate_proj",)
+#: a per-head bias (n_heads,) the attention adds to its gate's input after the projection (Beam)
+GATE_BIAS = ("gate_bias",)
 #: an attention module's factor on `v_proj`'s output before attention (MiMo-V2-Flash), which
 #: the values' weights W_V and b_V include
 V_SCALE = ("v_scale",)

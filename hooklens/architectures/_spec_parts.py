@@ -65,12 +65,14 @@ class LatentKV:
 @dataclass(frozen=True)
 class AttnGate:
     """A gate on attention's output: the output projection reads `z * act(g)` (elementwise),
-    `g` read from `module`'s output (a block path) laid out as `layout`. `act` is the gate's
-    nonlinearity ("sigmoid" or "softplus"). `hook_gate` is `act(g)` per feature of z."""
+    `g` read from `module`'s output (a block path) laid out as `layout`, plus `bias` (a block
+    path of a per-head parameter (n_heads,), Beam's `gate_bias`) where there is one. `act` is the
+    gate's nonlinearity ("sigmoid" or "softplus"). `hook_gate` is `act(g)` per feature of z."""
 
     module: str
     layout: GateLayout
     act: Literal["sigmoid", "softplus"]
+    bias: str | None = None
 
 
 @dataclass(frozen=True)

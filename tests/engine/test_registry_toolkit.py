@@ -119,6 +119,13 @@ def _check_resid_sums(model: hl.HookedModel, cache: hl.ActivationCache) -> None:
     stack, labels = cache.accumulated_resid(layer=-1, incl_mid=mid, return_labels=True)
     assert labels[-1] == "final_post"
     _close(stack[-1], final)
+    if model.spec.unsummed or model.spec.whole_blocks():  # no sum of parts: it says so
+        with pytest.raises(hl.InputError, match="no sum of parts"):
+            cache.decompose_resid(layer=-1)
+        if model.spec.unsummed:  # the heads' results exist, the stream is not their sum
+            with pytest.raises(hl.InputError, match="no sum of parts"):
+                cache.get_full_resid_decomposition(layer=-1)
+        return
     parts = cache.decompose_resid(layer=-1)
     _close(parts.sum(0), final)
 
