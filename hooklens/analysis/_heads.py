@@ -138,14 +138,16 @@ def stack_head_results(
     apply_ln: bool = False,
 ) -> Any:
     """Every head's result in the layers before `layer`: (layer * n_heads, [batch,] pos,
-    d_model), labels "L{l}H{h}". `incl_remainder` adds the stream entering `layer` minus their
-    sum ("remainder"); `apply_ln` applies the norm reading the stream at `layer`, linearly
-    (`apply_ln_to_stack`)."""
+    d_model), labels "L{l}H{h}" (a hybrid's layers without attention have no heads: their
+    mixers' outputs are in the remainder). `incl_remainder` adds the stream entering `layer`
+    minus their sum ("remainder"); `apply_ln` applies the norm reading the stream at `layer`,
+    linearly (`apply_ln_to_stack`)."""
     model = cache.model
     layer = resolve_layer(layer, model.cfg.n_layers)
     parts: list[torch.Tensor] = []
     labels: list[str] = []
-    for i in range(layer):
+    attending = model.spec.attention_layers(model.cfg.n_layers)
+    for i in (i for i in range(layer) if i in attending):
         parts.append(slice_axis(head_results(cache, i), pos_slice, -3))
         labels.extend(f"L{i}H{h}" for h in range(model.cfg.n_heads))
     return _finish(cache, parts, labels, layer, pos_slice, incl_remainder, apply_ln, return_labels)

@@ -439,3 +439,19 @@ def test_patching_sweep_on_a_hybrid_runs_full_forwards(registry, model_type):
 
     with pytest.raises(hl.HookNameError, match="has no attention; layers with attention"):
         hl.patching.sweep(model, clean, corrupted, metric, "z", normalize=False, progress=False)
+
+
+@pytest.mark.parametrize("model_type", ["jamba", "falcon_h1"])
+def test_head_results_of_a_hybrid_are_its_attending_layers(registry, model_type):
+    """A hybrid's mixer layers have no heads: stack_head_results stacks the attending layers'
+    heads, and with the remainder they sum to the final stream."""
+    _, model = registry(model_type)
+    attending = model.spec.attention_layers(model.cfg.n_layers)
+    assert 0 < len(attending) < model.cfg.n_layers or model_type == "falcon_h1"
+    with torch.no_grad():
+        _, cache = model.run_with_cache(torch.tensor([[5, 6, 7]]))
+    stack, labels = cache.stack_head_results(layer=-1, return_labels=True, incl_remainder=True)
+    heads = [f"L{i}H{h}" for i in attending for h in range(model.cfg.n_heads)]
+    assert labels == [*heads, "remainder"]
+    final = cache[f"blocks.{model.cfg.n_layers - 1}.hook_resid_post"]
+    torch.testing.assert_close(stack.sum(0), final, atol=1e-5, rtol=1e-4)
