@@ -526,11 +526,19 @@ export interface HeadsTraits {
   embedded_replies: Record<string, unknown>;
   /** Clicked head; -1 when none. Python: Int, default -1. */
   head: number;
-  /** Layer of the clicked head; -1 when none. Python: Int, default -1. */
+  /**
+   * Row of the clicked head (its layer is layer_labels[row]); -1 when none. Python: Int, default
+   * -1.
+   */
   layer: number;
+  /**
+   * Label of each row (L3): a hybrid's rows are the layers that attend. Python: List(Unicode),
+   * default [].
+   */
+  layer_labels: string[];
   /** Columns of the map. Python: Int, default 1. */
   n_heads: number;
-  /** Rows of the map. Python: Int, default 1. */
+  /** Rows of the map: the layers that attend. Python: Int, default 1. */
   n_layers: number;
   /**
    * Last error a request handler raised ("Type: message"); "" when none. Python: Unicode, default

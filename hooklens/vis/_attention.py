@@ -213,7 +213,8 @@ class AttentionView(AttentionPatterns):
     ``text_or_tokens``: a string, or token ids of shape ``(pos,)`` / ``(1, pos)``. Runs the model
     once and keeps ``blocks.{l}.attn.hook_pattern`` (``(n_heads, q, k)`` per layer, float16) in
     the kernel; the view shows a layer picker, a thumbnail of every head of the layer, and the
-    selected head enlarged.
+    selected head enlarged. A hybrid's view holds the layers that attend, labelled with their
+    own numbers; ``layer`` (the model's layer number) defaults to the first of them.
     """
 
     def __init__(
@@ -221,22 +222,37 @@ class AttentionView(AttentionPatterns):
         model: HookedModel,
         text_or_tokens: Any,
         *,
-        layer: int = 0,
+        layer: int | None = None,
         head: int = 0,
         **kwargs: Any,
     ) -> None:
         ids = one_prompt(model, text_or_tokens)
-        patterns = _model_patterns(model, ids)
-        super().__init__(token_strings(model, ids), patterns, layer=layer, head=head, **kwargs)
+        attending = attending_layers(model)
+        if layer is not None and layer not in attending:
+            model._point(f"blocks.{layer}.attn.hook_pattern")  # says why there is none
+        shown = attending.index(layer) if layer is not None else 0
+        patterns = _model_patterns(model, ids, attending)
+        kwargs.setdefault("layer_labels", [f"L{i}" for i in attending])
+        super().__init__(token_strings(model, ids), patterns, layer=shown, head=head, **kwargs)
 
 
-def _model_patterns(model: HookedModel, ids: torch.Tensor) -> list[np.ndarray]:
-    """``blocks.{l}.attn.hook_pattern`` of every layer as float16 ``(n_heads, q, k)`` arrays.
+def attending_layers(model: HookedModel) -> list[int]:
+    """The layers of ``model`` with attention points (all of them, unless it is a hybrid);
+    HookNameError saying why when it has none."""
+    attending = model.spec.attention_layers(model.cfg.n_layers)
+    if not attending:  # the missing point's message says why (its layers' mixers)
+        model._point("blocks.0.attn.hook_pattern")
+    return attending
+
+
+def _model_patterns(model: HookedModel, ids: torch.Tensor, layers: list[int]) -> list[np.ndarray]:
+    """``blocks.{l}.attn.hook_pattern`` of each of `layers` as float16 ``(n_heads, q, k)``
+    arrays.
 
     Each layer's pattern ``(1, n_heads, q, k)`` is copied to float16 as it is computed, so at
     most one layer is held in float32.
     """
-    names = [f"blocks.{layer}.attn.hook_pattern" for layer in range(model.cfg.n_layers)]
+    names = [f"blocks.{layer}.attn.hook_pattern" for layer in layers]
     found: dict[str, np.ndarray] = {}
 
     def keep(pattern: torch.Tensor, hook: Any) -> None:

@@ -54,16 +54,16 @@ def pattern_scores(patterns: np.ndarray, ids: list[int]) -> dict[str, np.ndarray
 
 def head_logit_attribution(cache: Any, answer: Any, wrong: Any) -> np.ndarray:
     """Each head's direct contribution to ``logit[answer] - logit[wrong]`` at the last position:
-    float32 ``(n_layers, n_heads)``.
+    float32 ``(n_layers, n_heads)`` (a hybrid's rows: the layers that attend).
 
     ``cache``: an ``ActivationCache`` of one prompt (batch of one). Per-head outputs are the
     engine's ``blocks.{l}.attn.hook_result`` (``z @ W_O`` per head, ``stack_head_results``), put
     through the final norm's cached scale and the unembedding (``logit_attrs``).
     """
-    stack, labels = cache.stack_head_results(layer=-1, pos_slice=-1, return_labels=True)
+    stack = cache.stack_head_results(layer=-1, pos_slice=-1)
     attrs = cache.logit_attrs(stack, answer, wrong, pos_slice=-1)  # (layers * heads, 1)
-    n_layers = int(labels[-1].split("H")[0][1:]) + 1
-    return attrs[:, 0].reshape(n_layers, -1).detach().to("cpu", torch.float32).numpy()
+    n_heads = cache.model.cfg.n_heads
+    return attrs[:, 0].reshape(-1, n_heads).detach().to("cpu", torch.float32).numpy()
 
 
 def layer_logit_attribution(cache: Any, answer: Any, wrong: Any) -> tuple[list[str], np.ndarray]:

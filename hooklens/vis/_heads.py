@@ -19,6 +19,7 @@ import traitlets
 
 from .._engine.model import HookedModel
 from .._engine.tokens import one_prompt, token_strings
+from ._attention import attending_layers
 from ._head_scores import (
     PATTERN_SCORES,
     head_logit_attribution,
@@ -53,7 +54,11 @@ class HeadMap(PortedView):
     """
 
     tokens = traitlets.List(traitlets.Unicode(), help="The prompt's token strings.").tag(sync=True)
-    n_layers = traitlets.Int(1, help="Rows of the map.").tag(sync=True)
+    n_layers = traitlets.Int(1, help="Rows of the map: the layers that attend.").tag(sync=True)
+    layer_labels = traitlets.List(
+        traitlets.Unicode(),
+        help="Label of each row (L3): a hybrid's rows are the layers that attend.",
+    ).tag(sync=True)
     n_heads = traitlets.Int(1, help="Columns of the map.").tag(sync=True)
     score_kinds = traitlets.List(
         traitlets.Unicode(), help="The scores the map can show (dla only with an answer pair)."
@@ -61,7 +66,9 @@ class HeadMap(PortedView):
     score = traitlets.Unicode("induction", help="The score shown, one of score_kinds.").tag(
         sync=True
     )
-    layer = traitlets.Int(-1, help="Layer of the clicked head; -1 when none.").tag(sync=True)
+    layer = traitlets.Int(
+        -1, help="Row of the clicked head (its layer is layer_labels[row]); -1 when none."
+    ).tag(sync=True)
     head = traitlets.Int(-1, help="Clicked head; -1 when none.").tag(sync=True)
     answer = traitlets.Unicode("", help="The answer token's string; empty without a pair.").tag(
         sync=True
@@ -99,13 +106,13 @@ class HeadMap(PortedView):
                 "logit attribution, or neither."
             )
         ids = one_prompt(model, text_or_tokens)
-        n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
+        attending, n_heads = attending_layers(model), model.cfg.n_heads
         with torch.no_grad():
             _, cache = model.run_with_cache(ids)
         self._patterns = np.stack(
             [
                 cache[f"blocks.{layer}.attn.hook_pattern"][0].to("cpu", torch.float16).numpy()
-                for layer in range(n_layers)
+                for layer in attending
             ]
         )
         self._scores = pattern_scores(self._patterns, [int(i) for i in ids[0].tolist()])
@@ -124,7 +131,8 @@ class HeadMap(PortedView):
         super().__init__(
             view="heads",
             tokens=token_strings(model, ids),
-            n_layers=n_layers,
+            n_layers=len(attending),
+            layer_labels=[f"L{layer}" for layer in attending],
             n_heads=n_heads,
             score_kinds=kinds,
             score=chosen,

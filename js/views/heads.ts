@@ -42,6 +42,8 @@ function maxAbs(values: ArrayLike<number>): number {
 export function renderHeads(model: AnyModel<HeadsTraits>, el: HTMLElement): () => void {
   const rpc = new RpcClient<HeadsRequest>(model);
   const rows = model.get("n_layers");
+  // a hybrid's rows are the layers that attend: each row's own layer number
+  const rowName = (row: number) => model.get("layer_labels")?.[row] ?? `L${row}`;
   const cols = model.get("n_heads");
   const tokens = model.get("tokens");
   const n = tokens.length;
@@ -75,7 +77,7 @@ export function renderHeads(model: AnyModel<HeadsTraits>, el: HTMLElement): () =
   const legend = createLegend(root);
   const cell = cellSize(Math.max(rows, cols), 360, 40, 12);
   const plot = createPlot(root, {
-    rowLabels: Array.from({ length: rows }, (_, l) => `L${l}`),
+    rowLabels: Array.from({ length: rows }, (_, l) => rowName(l)),
     columnLabels: Array.from({ length: cols }, (_, h) => `H${h}`),
     rowTitle: "layer",
     columnTitle: "head",
@@ -130,7 +132,7 @@ export function renderHeads(model: AnyModel<HeadsTraits>, el: HTMLElement): () =
     updateLegend(patternLegend, scale, { label: "attention", masked: "key after query" });
     const got = current();
     const value = got ? got.values.values[l * cols + h] : Number.NaN;
-    caption.textContent = `L${l}H${h}: ${got?.label ?? ""} ${formatValue(value)}`;
+    caption.textContent = `${rowName(l)}H${h}: ${got?.label ?? ""} ${formatValue(value)}`;
     el.dataset.pattern = JSON.stringify({ layer: l, head: h });
   };
 
@@ -204,7 +206,10 @@ export function renderHeads(model: AnyModel<HeadsTraits>, el: HTMLElement): () =
       return;
     }
     const value = got.values.values[hit[0] * cols + hit[1]];
-    tooltip.show(event.clientX, event.clientY, [`L${hit[0]}H${hit[1]}`, formatValue(value)]);
+    tooltip.show(event.clientX, event.clientY, [
+      `${rowName(hit[0])}H${hit[1]}`,
+      formatValue(value),
+    ]);
     el.dataset.hover = JSON.stringify({ layer: hit[0], head: hit[1], value });
   };
   const onClick = (event: MouseEvent) => {
