@@ -37,6 +37,7 @@ from ._encoder import derive_encoder, is_encoder
 from ._seq2seq import derive_post_ln_decoder, is_post_ln_decoder, with_embeddings
 from ._spec import ArchSpec, Proj, text_config
 from ._split_layers import split_layers_reason
+from ._towers import shared_walks
 from ._two_streams import two_streams_reason
 
 #: every adapter; a module with `SPECS` has one per configuration variant (Falcon), tried in order
@@ -119,11 +120,12 @@ def adapter_for_model(hf_model: Any) -> ArchSpec:
     if find_adapter(class_name) is not None:
         return check_supported(class_name, hf_model.config)
     try:
-        if is_encoder(hf_model):
-            return derive_encoder(hf_model)
-        if is_post_ln_decoder(hf_model):
-            return derive_post_ln_decoder(hf_model)
-        return with_embeddings(hf_model, derive(hf_model))
+        with shared_walks():  # the templates below ask for the same modules and blocks
+            if is_encoder(hf_model):
+                return derive_encoder(hf_model)
+            if is_post_ln_decoder(hf_model):
+                return derive_post_ln_decoder(hf_model)
+            return with_embeddings(hf_model, derive(hf_model))
     except UnsupportedModelError as exc:
         # the guess failed: say why no guess could hold
         split = split_layers_reason(hf_model) or two_streams_reason(hf_model)

@@ -56,7 +56,7 @@ from ._run_order import probe_forward
 from ._scored_moe import scores_experts_inputs
 from ._spec import ArchSpec, Layout, Proj
 from ._stream import embed_norm_in_block, normed_residual, scale_owner, stream_rescaled
-from ._towers import block_list_candidates
+from ._towers import block_list_candidates, named_modules, walked
 
 
 def _refuse(model: nn.Module, what: str) -> UnsupportedModelError:
@@ -69,12 +69,16 @@ def _refuse(model: nn.Module, what: str) -> UnsupportedModelError:
 def _path_of(model: nn.Module, target: nn.Module | None) -> str | None:
     if target is None:
         return None
-    return next((name for name, m in model.named_modules() if m is target), None)
+    return next((name for name, m in named_modules(model) if m is target), None)
 
 
 def _find_blocks(model: nn.Module, n_layers: int, embed: str) -> str:
     """The block list: the first list of n_layers modules, next to the token embedding first,
     never in another tower of a multimodal model (`_towers.py`)."""
+    return walked(model, ("blocks", n_layers, embed), lambda: _block_list(model, n_layers, embed))
+
+
+def _block_list(model: nn.Module, n_layers: int, embed: str) -> str:
     for name, module in block_list_candidates(model, embed):
         if isinstance(module, nn.ModuleList) and len(module) == n_layers and name:
             first = _signature(module[0])
