@@ -3,10 +3,13 @@
     python bench/families.py                      # every causal-LM type hooklens wraps
     python bench/families.py --types llama bloom  # some of them
     python bench/families.py --device cuda --dtype bfloat16
+    python bench/families.py --size 1b --no-forward --types olmo2 llama  # derive and wrap only
 
-Each type is built from the registry's tiny config at a bench size (4 layers, width 512, 8 heads
-of 64, sequence 128 by default; random weights), saved, and loaded twice: once as plain HF and
-once wrapped. Rows, as ratios (lower is better), medians over interleaved calls:
+Each type is built from the registry's tiny config at a size (--size: `bench`, 4 layers, width
+512, 8 heads of 64, the default; `360m` and `1b`, about SmolLM2-360M's and a 1B model's shapes;
+sequence 128 by default; random weights), saved, loaded once untimed (a warm page cache for the
+timed loads), then twice more: once as plain HF and once to be wrapped; the load is the mean of
+those two. Rows, as ratios (lower is better), medians over interleaved calls:
   forward      wrapped forward, no hooks          / HF forward (its default attention)
   cache_resid  run_with_cache, residual points    / HF forward
   derive       finding the adapter (derivation)   / HF's from_pretrained of the same folder
@@ -19,6 +22,8 @@ cannot be built are listed with the reason.
 from __future__ import annotations
 
 import argparse
+import gc
+import math
 import statistics
 import sys
 import tempfile
@@ -29,19 +34,36 @@ from typing import Any
 
 import torch
 
-#: Bench sizes, replacing the registry's tiny ones (every spelling of a width, depth or count).
-SIZES: dict[str, Any] = {
-    "num_hidden_layers": 4, "hidden_size": 512, "intermediate_size": 1536,
-    "num_attention_heads": 8, "num_key_value_heads": 4, "head_dim": 64, "vocab_size": 8192,
-    "max_position_embeddings": 512, "n_layer": 4, "n_embd": 512, "n_head": 8, "n_positions": 512,
-    "n_inner": 1536, "ffn_dim": 1536, "num_layers": 4, "d_model": 512,
-    "moe_intermediate_size": 384, "q_lora_rank": 256, "kv_lora_rank": 256,
-    "qk_nope_head_dim": 64, "qk_rope_head_dim": 32, "v_head_dim": 64, "d_kv": 64,
-    "ffn_hidden_size": 1536, "linear_head_dim": 64, "linear_num_heads": 8,
-    "vocab_size_per_layer_input": 8192, "decoder_layers": 4, "encoder_layers": 1,
-    "decoder_ffn_dim": 1536, "encoder_ffn_dim": 128, "decoder_attention_heads": 8,
-    "encoder_attention_heads": 8, "dim_ff": 1536, "dim_head": 64,
-}  # fmt: skip
+
+def _sizes(layers: int, width: int, ffn: int, heads: int, kv: int, vocab: int, positions: int
+           ) -> dict[str, Any]:  # fmt: skip
+    """Sizes replacing the registry's tiny ones, in every spelling of a width, depth or count
+    (heads of 64; a mixture's experts together as wide as the dense feed-forward)."""
+    return {
+        "num_hidden_layers": layers, "hidden_size": width, "intermediate_size": ffn,
+        "num_attention_heads": heads, "num_key_value_heads": kv, "head_dim": 64,
+        "vocab_size": vocab, "max_position_embeddings": positions, "n_layer": layers,
+        "n_embd": width, "n_head": heads, "n_positions": positions, "n_inner": ffn,
+        "ffn_dim": ffn, "num_layers": layers, "d_model": width,
+        "moe_intermediate_size": ffn // 4, "q_lora_rank": width // 2,
+        "kv_lora_rank": width // 2, "qk_nope_head_dim": 64, "qk_rope_head_dim": 32,
+        "v_head_dim": 64, "d_kv": 64, "ffn_hidden_size": ffn, "linear_head_dim": 64,
+        "linear_num_heads": heads, "vocab_size_per_layer_input": vocab,
+        "decoder_layers": layers, "encoder_layers": 1, "decoder_ffn_dim": ffn,
+        "encoder_ffn_dim": 128, "decoder_attention_heads": heads,
+        "encoder_attention_heads": heads, "dim_ff": ffn, "dim_head": 64,
+    }  # fmt: skip
+
+
+#: Model sizes (--size): the default bench size, and about SmolLM2-360M's and a 1B model's
+#: shapes (the registry's tiny number of experts, 4, stays: a mixture is as big as its dense
+#: counterpart where experts are `moe_intermediate_size` wide, 4x bigger where they take the
+#: dense `intermediate_size`).
+SIZES: dict[str, dict[str, Any]] = {
+    "bench": _sizes(4, 512, 1536, 8, 4, 8192, 512),
+    "360m": _sizes(32, 960, 2560, 15, 5, 49152, 2048),
+    "1b": _sizes(16, 2048, 8192, 32, 8, 32000, 2048),
+}
 
 
 def _median_ms(fn: Any, calls: int) -> float:
@@ -55,6 +77,25 @@ def _median_ms(fn: Any, calls: int) -> float:
     return statistics.median(out) * 1e3
 
 
+def warm_up(model_type: str) -> None:
+    """Wrap and run a tiny model of `model_type` once, untimed: the process's one-time costs
+    (lazy imports, first calls of each kernel) would otherwise count in the first type's row."""
+    import transformers as tf
+
+    import hooklens as hl
+    from hooklens.architectures._registry import tiny_config
+
+    try:
+        hf = tf.AutoModelForCausalLM.from_config(tiny_config(model_type)).eval()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = hl.HookedModel(hf)
+        with torch.inference_mode():
+            model.run_with_cache(torch.tensor([[3, 4, 5]]))
+    except Exception:  # a type that cannot be wrapped is reported by measure
+        pass
+
+
 def measure(model_type: str, args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     """One type's row: the four ratios, or {"skip": reason}."""
     import transformers as tf
@@ -64,9 +105,10 @@ def measure(model_type: str, args: argparse.Namespace, folder: Path) -> dict[str
     from hooklens.architectures._registry import tiny_config
 
     try:
-        config = tiny_config(model_type, SIZES)
+        config = tiny_config(model_type, SIZES[args.size])
         torch.manual_seed(0)
         tf.AutoModelForCausalLM.from_config(config).save_pretrained(folder)
+        gc.collect()
         if type(tf.AutoConfig.from_pretrained(folder)) is not type(config):
             config.save_pretrained(folder)
     except Exception as exc:  # the model's own code refuses the bench size
@@ -76,10 +118,17 @@ def measure(model_type: str, args: argparse.Namespace, folder: Path) -> dict[str
     def hf_load() -> Any:
         return tf.AutoModelForCausalLM.from_pretrained(folder, dtype=dtype).eval().to(args.device)
 
+    hf_load()  # untimed: both timed loads below read the folder from a warm page cache
+    gc.collect()
     t = time.perf_counter()
     plain = hf_load()
     load_s = time.perf_counter() - t
+    if args.no_forward:  # the plain model is needed only to compare forwards
+        del plain
+        gc.collect()
+    t = time.perf_counter()
     for_wrap = hf_load()
+    load_s = (load_s + time.perf_counter() - t) / 2
     t = time.perf_counter()
     try:
         adapter_for_model(for_wrap)
@@ -94,6 +143,14 @@ def measure(model_type: str, args: argparse.Namespace, folder: Path) -> dict[str
             wrap_s = time.perf_counter() - t
     except hl.UnsupportedModelError:
         return {"skip": "not wrapped"}
+    ratios = {
+        "adapter": "derived" if model.spec.derived else "explicit",
+        "load_s": load_s,
+        "derive": derive_s / load_s,
+        "wrap": wrap_s / load_s,
+    }
+    if args.no_forward:
+        return {**ratios, "hf_ms": math.nan, "forward": math.nan, "cache_resid": math.nan}
     vocab = min(config.get_text_config().vocab_size, 8192)
     tokens = torch.randint(3, vocab, (1, args.seq), device=args.device)
     resid = lambda n: "resid" in n  # noqa: E731
@@ -111,18 +168,27 @@ def measure(model_type: str, args: argparse.Namespace, folder: Path) -> dict[str
                 times[name].append(_median_ms(fn, args.calls))
     med = {k: statistics.median(v) for k, v in times.items()}
     return {
-        "adapter": "derived" if model.spec.derived else "explicit",
+        **ratios,
         "hf_ms": med["hf"],
         "forward": med["forward"] / med["hf"],
         "cache_resid": med["cache_resid"] / med["hf"],
-        "derive": derive_s / load_s,
-        "wrap": wrap_s / load_s,
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--types", nargs="*", help="model types (default: every registry type)")
+    parser.add_argument(
+        "--size",
+        choices=list(SIZES),
+        default="bench",
+        help="model size: the bench size, or about SmolLM2-360M's or a 1B's",
+    )
+    parser.add_argument(
+        "--no-forward",
+        action="store_true",
+        help="measure derive and wrap only (no forward or caching rows)",
+    )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--seq", type=int, default=128)
@@ -137,11 +203,14 @@ def main() -> None:
 
     logging.set_verbosity_error()
     types = args.types or list(causal_lm_types())
-    print(f"{args.device} {args.dtype}, seq {args.seq}, {args.threads} threads, {args.rounds} "
-          f"rounds of {args.calls} calls; ratios to plain HF (lower is better)")  # fmt: skip
-    print("| model type | adapter | HF forward ms | forward (≤ 1.03) | cache_resid (≤ 1.05) "
-          "| derive / load (< 0.01) | wrap / load |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|")
+    print(f"size {args.size}, {args.device} {args.dtype}, seq {args.seq}, {args.threads} "
+          f"threads, {args.rounds} rounds of {args.calls} calls; ratios to plain HF (lower is "
+          "better)")  # fmt: skip
+    print("| model type | adapter | load s | HF forward ms | forward (≤ 1.03) "
+          "| cache_resid (≤ 1.05) | derive / load (< 0.01) | wrap / load |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|")
+    for model_type in types:  # a derived type warms up derivation's code paths too
+        warm_up(model_type)
     rows, skipped = [], []
     for model_type in types:
         with tempfile.TemporaryDirectory() as tmp:
@@ -150,7 +219,9 @@ def main() -> None:
             skipped.append((model_type, row["skip"]))
             continue
         rows.append(row)
-        print(f"| {model_type} | {row['adapter']} | {row['hf_ms']:.1f} | {row['forward']:.3f} "
+        gc.collect()  # the type's models, before the next type's are built
+        print(f"| {model_type} | {row['adapter']} | {row['load_s']:.2f} | {row['hf_ms']:.1f} "
+              f"| {row['forward']:.3f} "
               f"| {row['cache_resid']:.3f} | {row['derive']:.4f} | {row['wrap']:.3f} |",
               flush=True)  # fmt: skip
     if rows:

@@ -37,6 +37,7 @@ from ._encoder import derive_encoder, is_encoder
 from ._seq2seq import derive_post_ln_decoder, is_post_ln_decoder, with_embeddings
 from ._spec import ArchSpec, Proj, text_config
 from ._split_layers import split_layers_reason
+from ._towers import shared_walks
 from ._two_streams import two_streams_reason
 from ._whole_blocks import whole_blocks
 
@@ -123,20 +124,21 @@ def adapter_for_model(hf_model: Any, opaque_attention: str | None = None) -> Arc
         return check_supported(class_name, hf_model.config)
     split: str | None = None
     try:
-        if is_encoder(hf_model):
-            return derive_encoder(hf_model)
-        if is_post_ln_decoder(hf_model):
-            return derive_post_ln_decoder(hf_model)
-        try:
-            return with_embeddings(hf_model, derive(hf_model, opaque_attention))
-        except UnsupportedModelError as exc:
-            split = split_layers_reason(hf_model) or two_streams_reason(hf_model)
-            if split is not None or not getattr(exc, "whole", True):
-                raise
-            try:  # the stream between blocks may still be one tensor (checked at wrap)
-                return whole_blocks(hf_model, getattr(exc, "reason", str(exc)))
-            except UnsupportedModelError:
-                raise exc from None
+        with shared_walks():  # the templates below ask for the same modules and blocks
+            if is_encoder(hf_model):
+                return derive_encoder(hf_model)
+            if is_post_ln_decoder(hf_model):
+                return derive_post_ln_decoder(hf_model)
+            try:
+                return with_embeddings(hf_model, derive(hf_model, opaque_attention))
+            except UnsupportedModelError as exc:
+                split = split_layers_reason(hf_model) or two_streams_reason(hf_model)
+                if split is not None or not getattr(exc, "whole", True):
+                    raise
+                try:  # the stream between blocks may still be one tensor (checked at wrap)
+                    return whole_blocks(hf_model, getattr(exc, "reason", str(exc)))
+                except UnsupportedModelError:
+                    raise exc from None
     except UnsupportedModelError as exc:
         # the guess failed: say why no guess could hold
         split = split or split_layers_reason(hf_model) or two_streams_reason(hf_model)

@@ -55,7 +55,7 @@ from ._run_order import probe_forward
 from ._scored_moe import scores_experts_inputs
 from ._spec import ArchSpec, Layout, Proj
 from ._stream import normed_residual, stream_ends, stream_rescaled
-from ._towers import block_list_candidates
+from ._towers import block_list_candidates, walked
 
 
 def _refuse(model: nn.Module, what: str, whole: bool = True) -> UnsupportedModelError:
@@ -73,6 +73,10 @@ def _refuse(model: nn.Module, what: str, whole: bool = True) -> UnsupportedModel
 def _find_blocks(model: nn.Module, n_layers: int, embed: str) -> str:
     """The block list: the first list of n_layers modules, next to the token embedding first,
     never in another tower of a multimodal model (`_towers.py`)."""
+    return walked(model, ("blocks", n_layers, embed), lambda: _block_list(model, n_layers, embed))
+
+
+def _block_list(model: nn.Module, n_layers: int, embed: str) -> str:
     for name, module in block_list_candidates(model, embed):
         if isinstance(module, nn.ModuleList) and len(module) == n_layers and name:
             first = _signature(module[0])

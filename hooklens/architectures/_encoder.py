@@ -202,7 +202,11 @@ def derive_encoder(model: nn.Module) -> ArchSpec:
         embed_proj=proj,
         head=None if bare else head,
         adapter_out=adapter,
-        edited_in_place=edited_in_place(model, {"hook_embed": model.get_submodule(proj or embed)}),
+        # only what runs up to block 0 holds the embedding's output (each block returns a new
+        # stream): the probe ends there, not after the model's other blocks
+        edited_in_place=edited_in_place(
+            model, {"hook_embed": model.get_submodule(proj or embed)}, stop_after=block
+        ),
         attn_forward=rotary_forward if rotary else _attn_forward(attn),
         derived=True,
     )

@@ -16,9 +16,11 @@ from torch import nn
 from ._run_order import probe_forward
 
 
-def edited_in_place(model: nn.Module, modules: dict[str, nn.Module]) -> tuple[str, ...]:
+def edited_in_place(
+    model: nn.Module, modules: dict[str, nn.Module], stop_after: nn.Module | None = None
+) -> tuple[str, ...]:
     """The point suffixes (keys of `modules`) whose module's output tensor the model changes in
-    place later in a forward of a few tokens."""
+    place later in a forward of a few tokens (up to `stop_after`'s return: `probe_forward`)."""
     seen: dict[str, tuple[torch.Tensor, int]] = {}
 
     def keep(suffix: str) -> Any:
@@ -29,5 +31,5 @@ def edited_in_place(model: nn.Module, modules: dict[str, nn.Module]) -> tuple[st
 
         return hook
 
-    probe_forward(model, [m.register_forward_hook(keep(s)) for s, m in modules.items()])
+    probe_forward(model, [m.register_forward_hook(keep(s)) for s, m in modules.items()], stop_after)
     return tuple(s for s, (t, version) in seen.items() if t._version != version)
