@@ -138,6 +138,8 @@ def measure(model_type: str, args: argparse.Namespace, folder: Path) -> dict[str
         adapter_for_model(for_wrap)
     except hl.UnsupportedModelError:
         return {"skip": "not wrapped"}
+    except Exception as exc:  # a bug this bench found: listed, the run goes on
+        return {"skip": f"deriving raised {type(exc).__name__}: {str(exc).splitlines()[0][:80]}"}
     derive_s = time.perf_counter() - t
     try:
         with warnings.catch_warnings():

@@ -148,6 +148,13 @@ def adapter_for_model(hf_model: Any, opaque_attention: str | None = None) -> Arc
                 cls=class_name, supported=", ".join(supported_classes()), why=why
             )
         ) from None
+    except Exception as exc:  # reading its config or modules raised (a per-layer config)
+        raised = f"deriving its adapter raised {type(exc).__name__}: {str(exc).splitlines()[0]}"
+        raise UnsupportedModelError(
+            MSG_UNSUPPORTED.format(
+                cls=class_name, supported=", ".join(supported_classes()), why=raised[:300]
+            )
+        ) from exc
 
 
 def adapter_for_config(config: Any) -> ArchSpec | None:

@@ -34,3 +34,18 @@ def test_refusal_names_what_and_why(tmp_path, model_type, says):
         hl.HookedModel.from_pretrained(str(tmp_path), tokenizer=_tokenizer())
     for words in says:
         assert words in str(info.value)
+
+
+def test_an_error_while_deriving_is_a_refusal_naming_it(tmp_path, monkeypatch):
+    """An exception other than a refusal while the adapter is derived (a config attribute that
+    raises, as a per-layer config's may) refuses the model, naming the exception."""
+    import hooklens.architectures as architectures
+
+    def broken(*args, **kwargs):
+        raise AttributeError("'num_attention_heads' is a per-layer attribute")
+
+    assert build("olmo2", tmp_path) is None
+    monkeypatch.setattr(architectures, "derive", broken)
+    with pytest.raises(hl.UnsupportedModelError) as info:
+        hl.HookedModel.from_pretrained(str(tmp_path), tokenizer=_tokenizer())
+    assert "deriving its adapter raised AttributeError: 'num_attention_heads'" in str(info.value)
