@@ -123,16 +123,25 @@ def adapter_for_model(hf_model: Any, opaque_attention: str | None = None) -> Arc
     if find_adapter(class_name) is not None:
         return check_supported(class_name, hf_model.config)
     split: str | None = None
+    probed = False  # whether `split` was read (once: each reason probes the model)
     try:
         with shared_walks():  # the templates below ask for the same modules and blocks
-            if is_encoder(hf_model):
-                return derive_encoder(hf_model)
-            if is_post_ln_decoder(hf_model):
-                return derive_post_ln_decoder(hf_model)
+            other = (
+                derive_encoder
+                if is_encoder(hf_model)
+                else derive_post_ln_decoder
+                if is_post_ln_decoder(hf_model)
+                else None
+            )
+            if other is not None:
+                if opaque_attention is not None:  # only `derive` keeps attention whole
+                    raise UnsupportedModelError(opaque_attention)
+                return other(hf_model)
             try:
                 return with_embeddings(hf_model, derive(hf_model, opaque_attention))
             except UnsupportedModelError as exc:
                 split = split_layers_reason(hf_model) or two_streams_reason(hf_model)
+                probed = True
                 if split is not None or not getattr(exc, "whole", True):
                     raise
                 try:  # the stream between blocks may still be one tensor (checked at wrap)
@@ -141,7 +150,8 @@ def adapter_for_model(hf_model: Any, opaque_attention: str | None = None) -> Arc
                     raise exc from None
     except UnsupportedModelError as exc:
         # the guess failed: say why no guess could hold
-        split = split or split_layers_reason(hf_model) or two_streams_reason(hf_model)
+        if not probed:
+            split = split_layers_reason(hf_model) or two_streams_reason(hf_model)
         why = f"{class_name} cannot be wrapped: {split}" if split else exc
         raise UnsupportedModelError(
             MSG_UNSUPPORTED.format(
