@@ -9,7 +9,9 @@ Each type is built from the registry's tiny config at a size (--size: `bench`, 4
 512, 8 heads of 64, the default; `360m` and `1b`, about SmolLM2-360M's and a 1B model's shapes;
 sequence 128 by default; random weights), saved, loaded once untimed (a warm page cache for the
 timed loads), then twice more: once as plain HF and once to be wrapped; the load is the mean of
-those two. Rows, as ratios (lower is better), medians over interleaved calls:
+those two. With --cold, the folder's files are dropped from the page cache before each timed load
+(as on the first load after a reboot or of a new download: the weights are read from the disk).
+Rows, as ratios (lower is better), medians over interleaved calls:
   forward      wrapped forward, no hooks          / HF forward (its default attention)
   cache_resid  run_with_cache, residual points    / HF forward
   derive       finding the adapter (derivation)   / HF's from_pretrained of the same folder
@@ -24,6 +26,7 @@ from __future__ import annotations
 import argparse
 import gc
 import math
+import os
 import statistics
 import sys
 import tempfile
@@ -77,6 +80,18 @@ def _median_ms(fn: Any, calls: int) -> float:
     return statistics.median(out) * 1e3
 
 
+def evict(folder: Path) -> None:
+    """Drop `folder`'s files from the page cache (written back first: dirty pages stay), so the
+    next load reads them from the disk."""
+    for path in folder.iterdir():
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+
+
 def warm_up(model_type: str) -> None:
     """Wrap and run a tiny model of `model_type` once, untimed: the process's one-time costs
     (lazy imports, first calls of each kernel) would otherwise count in the first type's row."""
@@ -120,6 +135,8 @@ def measure(model_type: str, args: argparse.Namespace, folder: Path) -> dict[str
     dtype = getattr(torch, args.dtype)
 
     def hf_load() -> Any:
+        if args.cold:
+            evict(folder)
         return tf.AutoModelForCausalLM.from_pretrained(folder, dtype=dtype).eval().to(args.device)
 
     hf_load()  # untimed: both timed loads below read the folder from a warm page cache
@@ -201,6 +218,11 @@ def main() -> None:
         action="store_true",
         help="measure derive and wrap only (no forward or caching rows)",
     )
+    parser.add_argument(
+        "--cold",
+        action="store_true",
+        help="time loads from the disk (the folder dropped from the page cache before each)",
+    )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--seq", type=int, default=128)
@@ -215,7 +237,8 @@ def main() -> None:
 
     logging.set_verbosity_error()
     types = args.types or list(causal_lm_types())
-    print(f"size {args.size}, {args.device} {args.dtype}, seq {args.seq}, {args.threads} "
+    print(f"size {args.size}, {'cold' if args.cold else 'warm'} loads, {args.device} {args.dtype}, "
+          f"seq {args.seq}, {args.threads} "
           f"threads, {args.rounds} rounds of {args.calls} calls; ratios to plain HF (lower is "
           "better)")  # fmt: skip
     print("| model type | adapter | load s | HF forward ms | forward (≤ 1.03) "

@@ -16,7 +16,6 @@ import inspect
 from dataclasses import replace
 from typing import Any, Literal
 
-import torch
 from torch import nn
 
 from .._errors import UnsupportedModelError
@@ -51,7 +50,7 @@ from ._placement import child as _child
 from ._placement import path_of as _path_of
 from ._placement import signature_norm as _signature_norm
 from ._qk_order import rotated_qk_norms
-from ._run_order import probe_forward
+from ._run_order import layout_of, probe_layouts
 from ._scored_moe import scores_experts_inputs
 from ._spec import ArchSpec, Layout, Proj
 from ._stream import normed_residual, stream_ends, stream_rescaled
@@ -80,8 +79,10 @@ def _block_list(model: nn.Module, n_layers: int, embed: str) -> str:
     for name, module in block_list_candidates(model, embed):
         if isinstance(module, nn.ModuleList) and len(module) == n_layers and name:
             first = _signature(module[0])
+            tree = _tree(module[0])
             for i, block in enumerate(module):
-                if _signature(block) != first:
+                # a block built as block 0 was has its signature (the common case, cheaply)
+                if _tree(block) != tree and _signature(block) != first:
                     shared = shared_block(block, i) or gated_norms(block, i)  # say what
                     if shared is not None:
                         raise _refuse(model, shared)
@@ -90,6 +91,11 @@ def _block_list(model: nn.Module, n_layers: int, embed: str) -> str:
                     raise _refuse(model, f"its layers differ (layer {i}: {diff})")
             return name
     raise _refuse(model, why_no_blocks(model, n_layers))
+
+
+def _tree(block: nn.Module) -> list[tuple[str, type]]:
+    """The block's modules by name and class: `_signature` is a function of it."""
+    return [(n, type(m)) for n, m in block.named_modules()]
 
 
 def _signature(block: nn.Module, named: bool = False) -> list[tuple[str, str]]:
@@ -145,35 +151,6 @@ def _mlp_roles(model: nn.Module, mlp_mod: nn.Module, mlp: str) -> tuple[Any, ...
     gate, up, down, fused = proj
     fused = fused or (up is None and halves_gate_up(mlp_mod, gate, down))  # Moshi's fc1
     return (f"{mlp}.{gate}", f"{mlp}.{up}" if up else None, f"{mlp}.{down}", fused)
-
-
-def _probe_layouts(model: nn.Module, modules: dict[str, nn.Module], n_heads: int,
-                   stop_after: nn.Module) -> dict[str, Any]:  # fmt: skip
-    """Output shapes of `modules` (inside `stop_after`) in one forward of 3 tokens (batch 1)."""
-    shapes: dict[str, Any] = {}
-    handles = []
-    for key, mod in modules.items():
-
-        def record(m: nn.Module, a: Any, out: Any, key: str = key) -> None:
-            t = out[0] if isinstance(out, tuple) else out
-            shapes.setdefault(key, tuple(t.shape))
-
-        handles.append(mod.register_forward_hook(record))
-    n_pos = 3 if n_heads != 3 else 5
-    probe_forward(model, handles, stop_after, torch.ones(1, n_pos, dtype=torch.long))
-    return {"n_pos": n_pos, **shapes}
-
-
-def _layout(shape: tuple[int, ...] | None, n_pos: int) -> Layout | None:
-    if shape is None:
-        return None
-    if len(shape) == 3 and shape[1] == n_pos:
-        return "flat"
-    if len(shape) == 4 and shape[1] == n_pos:
-        return "bphd"
-    if len(shape) == 4 and shape[2] == n_pos:
-        return "bhpd"
-    return None
 
 
 def derive(model: nn.Module, opaque: str | None = None) -> ArchSpec:
@@ -381,14 +358,14 @@ def _qk_sources(
     if q_name == "q_proj" and k_name == "k_proj":
         return Proj(f"{attn}.q_proj"), Proj(f"{attn}.k_proj")
     # the same module instance in every block: probe block 0's
-    probe = _probe_layouts(
+    probe = probe_layouts(
         model,
         {"q": attn_mod.get_submodule(q_name), "k": attn_mod.get_submodule(k_name)},
         int(getattr(text, "num_attention_heads", 0) or 0),
         attn_mod,
     )
-    q_layout = _layout(probe.get("q"), probe["n_pos"])
-    k_layout = _layout(probe.get("k"), probe["n_pos"])
+    q_layout = layout_of(probe.get("q"), probe["n_pos"])
+    k_layout = layout_of(probe.get("k"), probe["n_pos"])
     if q_layout is None or k_layout is None:
         raise _refuse(
             model, f"cannot tell the layout of {q_name}/{k_name} outputs {probe.get('q')}"

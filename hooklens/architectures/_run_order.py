@@ -2,7 +2,8 @@
 
 A derived adapter reads where a norm sits from the order modules run and what they are given
 (a BART decoder's norms, an embedding norm before block 0, a final norm the model also applies
-to the embedding).
+to the embedding), and how q/k/v are laid out from their shapes. Each probe stops as soon as
+what it watches has run: probing block 0 of a 1B model costs one block, not the model.
 """
 
 from __future__ import annotations
@@ -12,27 +13,40 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["_run_order", "_same", "final_norm_on_embed", "probe_forward"]
+from ._spec_parts import Layout
+
+__all__ = [
+    "_run_order",
+    "_same",
+    "final_norm_on_embed",
+    "layout_of",
+    "probe_forward",
+    "probe_layouts",
+]
 
 
 class _ProbeDone(Exception):
     """Raised from a hook to end a probe forward once what it watches has run."""
 
 
+def _stop(*_: Any) -> None:
+    raise _ProbeDone
+
+
 def probe_forward(model: nn.Module, handles: list[Any], stop_after: nn.Module | None = None,
-                  input_ids: torch.Tensor | None = None) -> None:  # fmt: skip
+                  input_ids: torch.Tensor | None = None,
+                  stop_before: nn.Module | None = None) -> None:  # fmt: skip
     """One forward of `input_ids` (default 3 tokens; on the model's device) of `model` (no
-    gradients, no cache), ended as soon as
-    `stop_after` (a module the probe watches, e.g. block 0) has returned, so a probe of the
-    first block costs one block, not the model and its unembedding; `handles` (of hooks put
-    there to watch it) are removed afterwards, also when it raises."""
+    gradients, no cache), ended as soon as `stop_after` (a module the probe watches, e.g. block
+    0) has returned, or as soon as `stop_before` is called, so a probe of the first block costs
+    one block (or none), not the model and its unembedding; `handles` (of hooks put there to
+    watch it) are removed afterwards, also when it raises."""
     device = next(p.device for p in model.parameters())
-    if stop_after is not None:  # registered last: the watching hooks on it run first
-
-        def stop(module: nn.Module, args: Any, out: Any) -> None:
-            raise _ProbeDone
-
-        handles = [*handles, stop_after.register_forward_hook(stop)]
+    # registered last: the watching hooks on the same module run first
+    if stop_after is not None:
+        handles = [*handles, stop_after.register_forward_hook(_stop)]
+    if stop_before is not None:
+        handles = [*handles, stop_before.register_forward_pre_hook(_stop)]
     ids = torch.ones(1, 3, dtype=torch.long) if input_ids is None else input_ids
     try:
         with torch.no_grad():
@@ -76,8 +90,49 @@ def final_norm_on_embed(model: nn.Module, final: str, blocks: str) -> str | None
     before block 0, whose input is its output (NanoChat: `norm` before the layers and after
     them), else None."""
     first = model.get_submodule(blocks)[0]  # type: ignore[index]
-    # the final norm runs before block 0 or not at all before its output
-    seen = _run_order(model, {"final": model.get_submodule(final), "block0": first}, first)
-    if "final" not in seen or "block0" not in seen or seen["final"][0] > seen["block0"][0]:
+    seen: dict[str, Any] = {}  # the final norm's output, if it runs before block 0 starts
+
+    def final_out(m: nn.Module, args: Any, out: Any) -> None:
+        seen.setdefault("final", out[0] if isinstance(out, tuple) else out)
+
+    def block_in(m: nn.Module, args: Any, kwargs: Any) -> None:
+        seen.setdefault("block0", args[0] if args else kwargs.get("hidden_states"))
+
+    handles = [
+        model.get_submodule(final).register_forward_hook(final_out),
+        first.register_forward_pre_hook(block_in, with_kwargs=True),
+    ]
+    probe_forward(model, handles, stop_before=first)  # block 0's input is all it reads
+    if "final" not in seen or "block0" not in seen:
         return None
-    return final if _same(seen["final"][2], seen["block0"][1]) else None
+    return final if _same(seen["final"], seen["block0"]) else None
+
+
+def probe_layouts(model: nn.Module, modules: dict[str, nn.Module], n_heads: int,
+                   stop_after: nn.Module) -> dict[str, Any]:  # fmt: skip
+    """Output shapes of `modules` (inside `stop_after`) in one forward of 3 tokens (batch 1)."""
+    shapes: dict[str, Any] = {}
+    handles = []
+    for key, mod in modules.items():
+
+        def record(m: nn.Module, a: Any, out: Any, key: str = key) -> None:
+            t = out[0] if isinstance(out, tuple) else out
+            shapes.setdefault(key, tuple(t.shape))
+
+        handles.append(mod.register_forward_hook(record))
+    n_pos = 3 if n_heads != 3 else 5
+    probe_forward(model, handles, stop_after, torch.ones(1, n_pos, dtype=torch.long))
+    return {"n_pos": n_pos, **shapes}
+
+
+def layout_of(shape: tuple[int, ...] | None, n_pos: int) -> Layout | None:
+    """How a q/k output of `shape` (from `probe_layouts` with `n_pos` positions) is laid out."""
+    if shape is None:
+        return None
+    if len(shape) == 3 and shape[1] == n_pos:
+        return "flat"
+    if len(shape) == 4 and shape[1] == n_pos:
+        return "bphd"
+    if len(shape) == 4 and shape[2] == n_pos:
+        return "bhpd"
+    return None
