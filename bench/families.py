@@ -236,6 +236,7 @@ def main() -> None:
     from hooklens.architectures._registry import causal_lm_types
 
     logging.set_verbosity_error()
+    logging.disable_progress_bar()  # the table only
     types = args.types or list(causal_lm_types())
     print(f"size {args.size}, {'cold' if args.cold else 'warm'} loads, {args.device} {args.dtype}, "
           f"seq {args.seq}, {args.threads} "

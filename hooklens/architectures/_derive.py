@@ -50,7 +50,7 @@ from ._placement import child as _child
 from ._placement import path_of as _path_of
 from ._placement import signature_norm as _signature_norm
 from ._qk_order import rotated_qk_norms
-from ._run_order import layout_of, probe_layouts
+from ._run_order import attention_probe, layout_of
 from ._scored_moe import scores_experts_inputs
 from ._spec import ArchSpec, Layout, Proj
 from ._stream import normed_residual, stream_ends, stream_rescaled
@@ -358,16 +358,12 @@ def _qk_sources(
     if q_name == "q_proj" and k_name == "k_proj":
         return Proj(f"{attn}.q_proj"), Proj(f"{attn}.k_proj")
     # the same module instance in every block: probe block 0's
-    probe = probe_layouts(
-        model,
-        {"q": attn_mod.get_submodule(q_name), "k": attn_mod.get_submodule(k_name)},
-        int(getattr(text, "num_attention_heads", 0) or 0),
-        attn_mod,
-    )
-    q_layout = layout_of(probe.get("q"), probe["n_pos"])
-    k_layout = layout_of(probe.get("k"), probe["n_pos"])
+    probe = attention_probe(model, attn_mod)
+    shapes = {k: tuple(t.shape) for k, t in probe["outputs"].items()}
+    q_layout = layout_of(shapes.get(q_name), probe["n_pos"])
+    k_layout = layout_of(shapes.get(k_name), probe["n_pos"])
     if q_layout is None or k_layout is None:
         raise _refuse(
-            model, f"cannot tell the layout of {q_name}/{k_name} outputs {probe.get('q')}"
+            model, f"cannot tell the layout of {q_name}/{k_name} outputs {shapes.get(q_name)}"
         )
     return Proj(f"{attn}.{q_name}", q_layout), Proj(f"{attn}.{k_name}", k_layout)

@@ -10,13 +10,11 @@ at later positions (where the rotation is not the identity) comes after it.
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import nn
 
 from .._errors import UnsupportedModelError
-from ._run_order import probe_forward
+from ._run_order import attention_probe
 
 __all__ = ["norms_after_rotary", "rotated_qk_norms"]
 
@@ -45,27 +43,8 @@ def norms_after_rotary(model: nn.Module, attn_mod: nn.Module, pairs: list[tuple[
     """Whether each (projection, norm) of `pairs` (children of `attn_mod`, block 0's attention)
     normalizes something other than the projection's output: the rotated q or k. Raises
     UnsupportedModelError when the pairs disagree."""
-    seen: dict[str, torch.Tensor] = {}
-    calls: dict[str, list[torch.Tensor]] = {}  # a norm's inputs, in order (one norm may serve
-    handles = []  # q and then k)
-    for proj in dict.fromkeys(p for p, _ in pairs):
-        handles.append(
-            attn_mod.get_submodule(proj).register_forward_hook(
-                lambda m, a, out, key=proj: seen.setdefault(key, _first(out).detach())
-            )
-        )
-    for norm in dict.fromkeys(n for _, n in pairs):
-        handles.append(
-            attn_mod.get_submodule(norm).register_forward_pre_hook(
-                lambda m, a, key=norm: calls.setdefault(key, []).append(_first(a).detach())
-            )
-        )
-    outputs: dict[str, torch.Tensor] = {}  # every child's output, to name a step between
-    for name, child in attn_mod.named_children():
-        handles.append(
-            child.register_forward_hook(lambda m, a, out, key=name: _keep(outputs, key, out))
-        )
-    probe_forward(model, handles, stop_after=attn_mod, input_ids=torch.arange(1, 6)[None])
+    probe = attention_probe(model, attn_mod)  # shared with the q/k layouts' reading
+    seen, calls, outputs = probe["outputs"], probe["inputs"], probe["outputs"]
     after = set()
     between: dict[str, str] = {}  # a norm that reads another child's output: that child
     for j, (proj, norm) in enumerate(pairs):
@@ -119,12 +98,3 @@ def _same(normed: torch.Tensor, out: torch.Tensor) -> bool:
     if normed.ndim == 4 and out.ndim == 3 and normed.shape[1] != out.shape[1]:
         normed = normed.transpose(1, 2)
     return torch.allclose(normed.reshape(out.shape), out, atol=1e-5, rtol=1e-4)
-
-
-def _keep(found: dict[str, torch.Tensor], key: str, out: Any) -> None:
-    """Record a module's first output (a hook that returns nothing, so the output stays)."""
-    found.setdefault(key, _first(out).detach())
-
-
-def _first(value: Any) -> torch.Tensor:
-    return value[0] if isinstance(value, tuple) else value

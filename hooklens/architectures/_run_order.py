@@ -13,15 +13,17 @@ from typing import Any
 import torch
 from torch import nn
 
+from ._spec import text_config
 from ._spec_parts import Layout
+from ._towers import walked
 
 __all__ = [
     "_run_order",
     "_same",
+    "attention_probe",
     "final_norm_on_embed",
     "layout_of",
     "probe_forward",
-    "probe_layouts",
 ]
 
 
@@ -108,25 +110,43 @@ def final_norm_on_embed(model: nn.Module, final: str, blocks: str) -> str | None
     return final if _same(seen["final"], seen["block0"]) else None
 
 
-def probe_layouts(model: nn.Module, modules: dict[str, nn.Module], n_heads: int,
-                   stop_after: nn.Module) -> dict[str, Any]:  # fmt: skip
-    """Output shapes of `modules` (inside `stop_after`) in one forward of 3 tokens (batch 1)."""
-    shapes: dict[str, Any] = {}
+def attention_probe(model: nn.Module, attn_mod: nn.Module) -> dict[str, Any]:
+    """What block 0's attention module `attn_mod` and its children compute in one forward of a
+    few distinct tokens, up to its return (once per derivation, `shared_walks`):
+    {"n_pos": positions, "inputs": child name -> [first argument of each call],
+    "outputs": child name -> first output (a tuple's first item)}; n_pos is neither the
+    number of query heads nor of key/value heads, so a shape tells positions from heads."""
+    return walked(model, ("attention probe", id(attn_mod)), lambda: _attention(model, attn_mod))
+
+
+def _attention(model: nn.Module, attn_mod: nn.Module) -> dict[str, Any]:
+    text = text_config(model.config)
+    heads = {getattr(text, a, None) for a in ("num_attention_heads", "num_key_value_heads")}
+    n_pos = next(n for n in (5, 7, 3) if n not in heads)
+    inputs: dict[str, list[Any]] = {}
+    outputs: dict[str, torch.Tensor] = {}
+
+    def called(key: str, args: Any) -> None:
+        inputs.setdefault(key, []).append(_first(args).detach())
+
+    def returned(key: str, out: Any) -> None:
+        outputs.setdefault(key, _first(out).detach())
+
     handles = []
-    for key, mod in modules.items():
+    for name, child in attn_mod.named_children():
+        handles.append(child.register_forward_pre_hook(lambda m, a, key=name: called(key, a)))
+        handles.append(child.register_forward_hook(lambda m, a, o, key=name: returned(key, o)))
+    probe_forward(model, handles, attn_mod, torch.arange(1, n_pos + 1)[None])
+    return {"n_pos": n_pos, "inputs": inputs, "outputs": outputs}
 
-        def record(m: nn.Module, a: Any, out: Any, key: str = key) -> None:
-            t = out[0] if isinstance(out, tuple) else out
-            shapes.setdefault(key, tuple(t.shape))
 
-        handles.append(mod.register_forward_hook(record))
-    n_pos = 3 if n_heads != 3 else 5
-    probe_forward(model, handles, stop_after, torch.ones(1, n_pos, dtype=torch.long))
-    return {"n_pos": n_pos, **shapes}
+def _first(value: Any) -> Any:
+    return value[0] if isinstance(value, tuple) and value else value
 
 
 def layout_of(shape: tuple[int, ...] | None, n_pos: int) -> Layout | None:
-    """How a q/k output of `shape` (from `probe_layouts` with `n_pos` positions) is laid out."""
+    """How a q/k output of `shape` (from `attention_probe` with `n_pos` positions) is laid
+    out."""
     if shape is None:
         return None
     if len(shape) == 3 and shape[1] == n_pos:
