@@ -45,6 +45,9 @@ NO_PART: dict[str, str] = {
     "because the template cannot take it apart: {reason}.",
     "mlp": "layer {layer} of this model has no MLP (it is a {mixer} layer alone). Use "
     "blocks.{layer}.hook_resid_post.",
+    "skipped": "layer {layer} ({mixer}) does not run here: {reason}. Its output is its input, "
+    "so its only points are blocks.{layer}.hook_resid_pre and hook_resid_post (the same "
+    "stream).",
 }
 #: an on-demand point a layer that has its part still lacks: its recomputation would be wrong
 LEFT_OUT = (

@@ -12,7 +12,7 @@ Scope = Literal["model", "block", "final"]
 Feature = Literal[
     "learned_pos", "rotary", "sequential", "gated_mlp", "ln1", "ln2", "dense_mlp", "moe", "mha",
     "sinks", "attention", "mixer", "mlp", "post_ln", "token_types", "gated_attn",
-    "per_layer_input", "final_norm", "adapter", "whole",
+    "per_layer_input", "final_norm", "adapter", "whole", "skipped",
 ]  # fmt: skip
 #: The part of a block a point belongs to; a layer without that part (a state-space mixer layer
 #: has no attention, a Mamba block no MLP) has none of its points.
@@ -43,8 +43,9 @@ class PointSpec:
     def lacking(self, features: frozenset[str]) -> str | None:
         """Why a layer (or model) with `features` has no such point (a template, formatted with
         `family`, `layer`, `mixer` and `attn_layers`), or None when it has it."""
-        if "whole" in features and self.suffix not in ("hook_resid_pre", "hook_resid_post"):
-            return NO_PART["whole"]  # a block kept whole has the stream's points alone
+        for kept in ("whole", "skipped"):  # a block kept whole, or skipped: the stream alone
+            if kept in features and self.suffix not in ("hook_resid_pre", "hook_resid_post"):
+                return NO_PART[kept]
         if self.part is not None and self.part not in features:
             return NO_PART[self.part]
         if self.requires is not None and self.requires not in features:

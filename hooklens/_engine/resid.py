@@ -118,7 +118,8 @@ class ResidMixin:
         Entries: resid_pre of blocks 0..layer (`"{l}_pre"`; resid_mid `"{l}_mid"` of the blocks
         before `layer` with `incl_mid`, and of `layer` itself with `mlp_input`), and for the
         final stream (`layer` None, -1 or n_layers) the last resid_post (`"final_post"`). So
-        `layer=1` gives ['0_pre', '1_pre']. Shape (components, [batch,] pos, d_model).
+        `layer=1` gives ['0_pre', '1_pre']. Shape (components, [batch,] pos, d_model). A layer
+        the forward skips (`LayerLayout("skipped")`) has its input as its "mid".
         `apply_ln` for the final stream recomputes the final norm on each entry (the logit
         lens: `model.unembed_resid(stack)` differs only by the norm's bias); for an inner layer
         it divides by that layer's cached norm scale (see `apply_ln_to_stack`). Post-LN blocks
@@ -140,7 +141,9 @@ class ResidMixin:
             parts.append(self[f"blocks.{i}.hook_resid_pre"])
             labels.append(f"{i}_pre")
             if (incl_mid and i < layer) or (mlp_input and i == layer):
-                parts.append(self[f"blocks.{i}.hook_resid_mid"])
+                # a layer the forward skips: its middle is its input
+                skipped = "skipped" in self.model.spec.layer_features(self.model.hf_model.config, i)
+                parts.append(self[f"blocks.{i}.hook_resid_{'pre' if skipped else 'mid'}"])
                 labels.append(f"{i}_mid")
         stack = torch.stack([slice_axis(p, pos_slice, -2) for p in parts])
         if apply_ln:

@@ -47,6 +47,11 @@ def build_points(
     for layer, block in enumerate(b.blocks):
         sub = block.get_submodule
         feats = spec.layer_features(model.config, layer)  # a hybrid's layers differ
+        if "skipped" in feats:  # the forward skips it: its stream is the next module's input
+            ahead = _next_ran(b, spec, model, layer)
+            b.input_site(ahead, "hook_resid_pre", layer, in_place=False)
+            b.input_site(ahead, "hook_resid_post", layer, in_place=False)
+            continue
         # a factor the block applies to what each part adds to the stream (Granite)
         out_scale = spec.added_scale(block)
         mixer_scale = spec.added_scale(block, "mixer_out")  # Falcon-H1's µP factor
@@ -88,6 +93,15 @@ def build_points(
         reused = spec.embed_sum_norm == spec.final_norm  # also the embedding's (NanoChat)
         b.norm_site(get_module(model, spec.final_norm), "ln_final", None, skip_first=reused)
     return _ordered(b)
+
+
+def _next_ran(b: Builder, spec: ArchSpec, model: nn.Module, layer: int) -> nn.Module:
+    """The module a skipped layer's stream enters: the next block that runs, else the final
+    norm (or the unembedding)."""
+    for later in range(layer + 1, len(b.blocks)):
+        if "skipped" not in spec.layer_features(model.config, later):
+            return b.blocks[later]
+    return get_module(model, spec.final_norm or spec.unembed)
 
 
 def _attention_parts(b: Builder, block: nn.Module, layer: int, out_scale: float) -> None:

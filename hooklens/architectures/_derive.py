@@ -52,7 +52,8 @@ from ._placement import signature_norm as _signature_norm
 from ._qk_order import rotated_qk_norms
 from ._run_order import attention_probe, layout_of
 from ._scored_moe import scores_experts_inputs
-from ._spec import ArchSpec, Layout, Proj
+from ._skipped import skipped_layers, with_skipped
+from ._spec import ArchSpec, Layout, Proj, text_config
 from ._stream import normed_residual, stream_ends, stream_rescaled
 from ._towers import block_list_candidates, walked
 
@@ -78,15 +79,16 @@ def _find_blocks(model: nn.Module, n_layers: int, embed: str) -> str:
 def _block_list(model: nn.Module, n_layers: int, embed: str) -> str:
     for name, module in block_list_candidates(model, embed):
         if isinstance(module, nn.ModuleList) and len(module) == n_layers and name:
-            first = _signature(module[0])
-            tree = _tree(module[0])
+            skipped = skipped_layers(text_config(model.config), n_layers)  # they may differ
+            ref = next((b for i, b in enumerate(module) if i not in skipped), module[0])
+            first, tree = _signature(ref), _tree(ref)
             for i, block in enumerate(module):
                 # a block built as block 0 was has its signature (the common case, cheaply)
-                if _tree(block) != tree and _signature(block) != first:
+                if i not in skipped and _tree(block) != tree and _signature(block) != first:
                     shared = shared_block(block, i) or gated_norms(block, i)  # say what
                     if shared is not None:
                         raise _refuse(model, shared)
-                    named = set(_signature(block, True)) ^ set(_signature(module[0], True))
+                    named = set(_signature(block, True)) ^ set(_signature(ref, True))
                     diff = sorted(named)[:2]
                     raise _refuse(model, f"its layers differ (layer {i}: {diff})")
             return name
@@ -184,10 +186,13 @@ def derive(model: nn.Module, opaque: str | None = None) -> ArchSpec:
     first_attn = _child(all_blocks[0], ATTN)
     if first_attn and opaque is None:
         opaque = routed_queries(all_blocks[0].get_submodule(first_attn))
+    skipped = skipped_layers(text, len(all_blocks))  # their layouts say so
     try:
-        attn, layers = hybrid_layers(all_blocks, text, ATTN, MLP, opaque)
+        ran = [b for i, b in enumerate(all_blocks) if i not in skipped]
+        attn, layers = hybrid_layers(ran, text, ATTN, MLP, opaque)
     except UnsupportedModelError as exc:
         raise _refuse(model, str(exc)) from None
+    layers = with_skipped(layers, all_blocks, skipped, attn)
     attending = [i for i, lay in enumerate(layers or ()) if lay.kind == "attention"]
     block: nn.Module = all_blocks[attending[0] if attending else 0]
     kind = type(block).__name__

@@ -229,3 +229,7 @@ SECOND_STREAM_ARGS = {
 #: an attribute of a layer's attention counting the n-gram prediction streams it runs beside the
 #: main one (ProphetNet)
 NGRAM_STREAMS = "ngram"
+
+#: config attributes listing layers a text-only forward skips (Mllama's cross-attention layers,
+#: which run only on image features)
+TEXT_ONLY_SKIPS = ("cross_attention_layers",)

@@ -83,7 +83,7 @@ def mixer_norms(
     found = []
     for i, (block, lay) in enumerate(zip(blocks, layers, strict=True)):
         own = places(block)
-        if own == template or lay.kind == "mlp":
+        if own == template or lay.kind in ("mlp", "skipped"):
             found.append(lay)
             continue
         if lay.kind == "attention" or own is None:

@@ -108,6 +108,8 @@ OVERRIDES: dict[str, dict[str, Any]] = {
     # floor and the dense width small enough to act on a few tokens
     "llama4": {"text_config": _LLAMA4},
     "llama4_text": _LLAMA4,
+    # a cross-attention layer between two self-attention ones (a text-only forward skips it)
+    "mllama": {"text_config": {"num_hidden_layers": 3, "cross_attention_layers": [1]}},
     # an indexer that selects fewer keys than a few tokens (the default, 2048, selects all)
     "dots3_note_text": {"index_topk": 3},
     # the causal LM refuses a config that is not a decoder's, or has no default language
@@ -162,13 +164,36 @@ def tiny_config(model_type: str, sizes: dict[str, Any] | None = None) -> Any:
     from transformers import CONFIG_MAPPING
 
     cls = CONFIG_MAPPING[model_type]
-    kwargs = _tiny_kwargs(cls(), {**TINY, **(sizes or {})})
-    for key, value in OVERRIDES.get(model_type, {}).items():
+    table = {**TINY, **(sizes or {})}
+    kwargs = _tiny_kwargs(cls(), table)
+    overrides = _deeper(OVERRIDES.get(model_type, {}), table["num_hidden_layers"])
+    for key, value in overrides.items():
         sub: Any = kwargs.get(key)  # a sub-config's overrides change its tiny values, no others
         if isinstance(value, dict) and hasattr(sub, "to_diff_dict"):
             value = type(sub)(**{**_own_keys(sub), **value})
         kwargs[key] = value
     return cls(**kwargs)
+
+
+#: how per-layer lists' keys end (a layer's kind, or whether it has rotary positions), unlike
+#: other lists of two (Falcon-H1's `mlp_multipliers`)
+_PER_LAYER = ("types", "block_type", "no_rope_layers")
+
+
+def _deeper(overrides: dict[str, Any], n_layers: int) -> dict[str, Any]:
+    """`overrides` for `n_layers` layers: a per-layer list written for TINY's layers (one of
+    each kind) repeats to cover them, in overrides that do not set their own layer count."""
+    tiny = TINY["num_hidden_layers"]
+    if n_layers == tiny or "num_hidden_layers" in overrides:
+        return overrides
+    out: dict[str, Any] = {}
+    for key, value in overrides.items():
+        if isinstance(value, dict):
+            value = _deeper(value, n_layers)
+        elif isinstance(value, list) and len(value) == tiny and key.endswith(_PER_LAYER):
+            value = [value[i % tiny] for i in range(n_layers)]
+        out[key] = value
+    return out
 
 
 def _tiny_kwargs(default: Any, table: dict[str, Any]) -> dict[str, Any]:

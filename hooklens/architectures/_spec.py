@@ -280,8 +280,10 @@ class ArchSpec:
         mixer layer of a hybrid has no attention, and maybe no MLP)."""
         found = self.features(config)
         layout = self.layers[layer] if self.layers is not None else None
-        if layout is not None and layout.kind == "block":  # kept whole: the stream's points
-            return frozenset(f for f in found if f not in BLOCK_PARTS) | {"whole"}
+        if layout is not None and layout.kind in ("block", "skipped"):  # the stream's points
+            return frozenset(f for f in found if f not in BLOCK_PARTS) | {
+                "whole" if layout.kind == "block" else "skipped"
+            }
         if layout is not None and layout.kind == "mixer":
             found = (found - {"attention", "mha"}) | {"mixer"}
         if layout is not None and layout.beside is not None:
@@ -338,6 +340,8 @@ class ArchSpec:
         kept = "the block" if layout is not None and layout.kind == "block" else mixer
         role = "" if kept == "the block" else ", as the layer's mixer"
         why = f" points (hooklens keeps {kept} whole{role}: {opaque})"
+        if layout is not None and layout.kind == "skipped":
+            why = f" points (the layer does not run here: {opaque})"
         return {
             "mixer": mixer,
             "why": why if opaque else "",

@@ -98,9 +98,11 @@ class LayerLayout:
     head): hooklens keeps it whole, as the layer's mixer, and asking for its attention points
     says this. "block": the whole block is kept whole (`_whole_blocks.py`): its only points are
     its input and output, and `opaque` says why the template could not take it apart.
+    "skipped": a layer the model's text-only forward skips (`_skipped.py`): its output is its
+    input, its only points are the stream's, and `opaque` says why it does not run.
     """
 
-    kind: Literal["attention", "mixer", "mlp", "block"]
+    kind: Literal["attention", "mixer", "mlp", "block", "skipped"]
     mixer: str
     mixer_class: str
     mlp: bool = True

@@ -65,6 +65,11 @@ def test_registry_type(registry, model_type):
         if layouts and layouts[layer].kind == "block":  # kept whole: the stream's points alone
             _check_whole_block(model, layer, layouts[layer].opaque)
             continue
+        if layouts and layouts[layer].kind == "skipped":  # not run here: its input is its output
+            b = f"blocks.{layer}."
+            torch.testing.assert_close(cache[b + "hook_resid_pre"], cache[b + "hook_resid_post"])
+            _check_whole_block(model, layer, layouts[layer].opaque, says="does not run here")
+            continue
         if layer not in attending:  # a hybrid's mixer (or MLP-only) layer: no attention
             kind = layouts[layer].kind
             assert kind in ("mixer", "mlp")
@@ -94,9 +99,10 @@ def test_registry_type(registry, model_type):
         _check_routing(model, tokens, ref, cache)
 
 
-def _check_whole_block(model, layer, why):
-    """A block kept whole has its input and output alone; any other point of it raises,
-    saying why the template could not take it apart."""
+def _check_whole_block(model, layer, why, says=None):
+    """A block kept whole (or one the forward skips) has its input and output alone; any other
+    point of it raises, saying why the template could not take it apart (or why it does not
+    run)."""
     import hooklens as hl
 
     own = [n for n in model.hook_names() if n.startswith(f"blocks.{layer}.")]
@@ -104,7 +110,8 @@ def _check_whole_block(model, layer, why):
     for point in ("attn.hook_pattern", "hook_attn_out", "hook_mlp_out", "ln1.hook_normalized"):
         with pytest.raises(hl.HookNameError) as info:
             model.run_with_cache(torch.tensor([[5, 6]]), names_filter=f"blocks.{layer}.{point}")
-        assert f"hooklens keeps layer {layer}" in str(info.value) and why in str(info.value)
+        said = says or f"hooklens keeps layer {layer}"
+        assert said in str(info.value) and why in str(info.value)
 
 
 def _check_edits(model, tokens, base):
@@ -136,12 +143,15 @@ def _check_edits(model, tokens, base):
         z[..., head * c.d_head : (head + 1) * c.d_head] = 0
         return (z, *args[1:]), kwargs
 
+    # block 1, or the next that runs (a text-only forward skips Mllama's cross-attention layers)
+    ran = [i for i, lay in enumerate(model.spec.layers or ()) if lay.kind != "skipped"]
+    edited = next((i for i in ran if i >= 1), 1)
     with torch.no_grad():
         ours = model.run_with_hooks(
-            tokens, fwd_hooks=[("blocks.1.hook_resid_pre", lambda x, h: x + noise)]
+            tokens, fwd_hooks=[(f"blocks.{edited}.hook_resid_pre", lambda x, h: x + noise)]
         )
         assert (ours - base).abs().max() > 1e-3
-        torch.testing.assert_close(ours, raw_run(blocks[1], raw_resid), atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(ours, raw_run(blocks[edited], raw_resid), atol=1e-5, rtol=1e-4)
         if not attending:
             return
         at = attending[0]
