@@ -24,7 +24,7 @@ from ._fused_mlp import halves_gate_up
 from ._gate import attn_gate
 from ._hybrid import MIXERS, hybrid_layers, shared_block
 from ._latent import latent_kv
-from ._layer_checks import parallel_streams, routed_queries, unlike_layers
+from ._layer_checks import parallel_streams, per_layer_config, routed_queries, unlike_layers
 from ._names import (
     ATTN,
     EMBED_NORM_IN_BLOCK,
@@ -167,6 +167,8 @@ def derive(model: nn.Module, opaque: str | None = None) -> ArchSpec:
         raise _refuse(model, "its config has no num_hidden_layers")
     if (streams := parallel_streams(text)) is not None:  # no one stream: not even blocks whole
         raise _refuse(model, streams, whole=False)
+    if (own := per_layer_config(text)) is not None:  # before reading one value for every layer
+        raise _refuse(model, own)
     embed = _path_of(model, model.get_input_embeddings())  # type: ignore[operator]
     unembed = _path_of(model, model.get_output_embeddings())  # type: ignore[operator]
     if embed is None or unembed is None:

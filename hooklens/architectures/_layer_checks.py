@@ -23,6 +23,20 @@ def has_module(root: nn.Module, path: str) -> bool:
     return True
 
 
+def per_layer_config(text: Any) -> str | None:
+    """Why the template cannot describe a model whose config gives some layers their own
+    attention sizes (transformers' per-layer configs, Dots3 Note's `per_layer_config`), or
+    None: hooklens reads one number of heads and one head width for every layer."""
+    differ = getattr(text, "per_layer_attributes", None)
+    if not isinstance(differ, set) or not differ:
+        return None
+    return (
+        f"its config gives some layers their own {', '.join(sorted(differ))} (a per-layer "
+        "config, config.per_layer_config), and the template reads one value of each for "
+        "every layer"
+    )
+
+
 def unlike_layers(blocks: list[nn.Module], attending: Iterable[int], sources: Any) -> str | None:
     """Why the template does not fit every block (None when it does): an attending layer
     without the q/k modules of block 0 (it reuses an earlier layer's keys and values, Gemma 4's
