@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ._names import HYPER_STREAMS, ROUTER, STREAM_SCALE
+from ._names import HYPER_STREAMS, PER_LAYER_UNREAD, ROUTER, STREAM_SCALE
 
 
 def has_module(root: nn.Module, path: str) -> bool:
@@ -24,16 +24,17 @@ def has_module(root: nn.Module, path: str) -> bool:
 
 
 def per_layer_config(text: Any) -> str | None:
-    """Why the template cannot describe a model whose config gives some layers their own
-    attention sizes (transformers' per-layer configs, Dots3 Note's `per_layer_config`), or
-    None: hooklens reads one number of heads and one head width for every layer."""
+    """Why the template cannot describe a model whose config gives some layers their own number
+    of query heads or latent attention sizes (transformers' per-layer configs, Dots3 Note's
+    `per_layer_config`), or None. Per-layer head widths and key/value heads are read from each
+    layer's modules (Gemma 4); these are read once for every layer."""
     differ = getattr(text, "per_layer_attributes", None)
-    if not isinstance(differ, set) or not differ:
+    unread = sorted(set(differ) & set(PER_LAYER_UNREAD)) if isinstance(differ, set) else []
+    if not unread:
         return None
     return (
-        f"its config gives some layers their own {', '.join(sorted(differ))} (a per-layer "
-        "config, config.per_layer_config), and the template reads one value of each for "
-        "every layer"
+        f"its config gives some layers their own {', '.join(unread)} (a per-layer config, "
+        "config.per_layer_config), and the template reads one value of each for every layer"
     )
 
 

@@ -233,3 +233,10 @@ NGRAM_STREAMS = "ngram"
 #: config attributes listing layers a text-only forward skips (Mllama's cross-attention layers,
 #: which run only on image features)
 TEXT_ONLY_SKIPS = ("cross_attention_layers",)
+
+#: config attributes hooklens reads once for every layer: a per-layer config that sets them
+#: apart (Dots3 Note's) refuses (head widths and key/value heads are read per layer, from the
+#: modules)
+PER_LAYER_UNREAD = (
+    "num_attention_heads", "q_lora_rank", "kv_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim",
+)  # fmt: skip
