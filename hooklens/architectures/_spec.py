@@ -15,7 +15,7 @@ import torch
 
 from .._engine.point_spec import Feature
 from ._names import EMBED_SCALE_ATTR
-from ._spec_parts import AttnGate, LatentKV, LayerLayout, Layout, Proj
+from ._spec_parts import AttnGate, ConvRole, LatentKV, LayerLayout, Layout, Proj
 
 #: Features a block kept whole has none of (its parts and their norms).
 BLOCK_PARTS = frozenset(
@@ -176,9 +176,9 @@ class ArchSpec:
     gated_norm: tuple[str, str] | None = None
     #: Gemma's RMSNorm multiplies by (offset + weight); everybody else by weight.
     norm_weight_offset: float = 0.0
-    #: "alibi": positions enter as a bias on the attention scores (BLOOM, MPT); "none":
-    #: attention sees no positions (a hybrid whose recurrent mixers carry the order)
-    positional: Literal["learned", "rotary", "alibi", "none"] = "rotary"
+    #: "alibi"/"relative": positions enter as a bias on the scores (BLOOM's; one the attention
+    #: computes, Inkling's); "none": none (a hybrid whose recurrent mixers carry the order)
+    positional: Literal["learned", "rotary", "alibi", "relative", "none"] = "rotary"
     #: bool, or the name of a boolean config attribute (GPT-NeoX: `use_parallel_residual`).
     parallel_residual: bool | str = False
     #: config attribute holding a final-logit soft-cap (Gemma 2), applied by `unembed_resid`.
@@ -211,6 +211,7 @@ class ArchSpec:
     #: (`hook_attn_out`, `hook_mixer_out`, W_O and b_O; `hook_result` is then left out),
     #: "mlp_pre" the MLP's first projection's output before the activation (`mlp.hook_pre`)
     factors: tuple[tuple[FactorRole, str], ...] = ()
+    convs: tuple[tuple[ConvRole, str], ...] = ()  # convolutions over positions (`ConvRole`)
     #: a block's branch that adds, after the MLP, a projection of the token's own per-layer
     #: embedding to the stream (Gemma 3n / 4): the module whose output is added
     #: (`hook_per_layer_out`); None when blocks have no such branch
@@ -268,6 +269,9 @@ class ArchSpec:
             return 1.0
         owner, _, attr = path.rpartition(".")
         return float(getattr(block.get_submodule(owner), attr))
+
+    def conv(self, role: ConvRole) -> str | None:
+        return dict(self.convs).get(role)  # the path of the convolution on `role`, or None
 
     def is_parallel(self, config: Any) -> bool:
         """Whether attention and MLP read the same residual stream (per this model's config)."""
