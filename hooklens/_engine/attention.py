@@ -14,6 +14,8 @@ implementation name, and without it sliding-window models would get the wrong ma
 
 from __future__ import annotations
 
+import functools
+import inspect
 import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -159,6 +161,7 @@ def explicit_attention(
     softcap: float | None,
     site: AttnSite | None,
     sinks: torch.Tensor | None = None,
+    bias: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Attention with scores and pattern materialized (and hookable).
 
@@ -166,8 +169,9 @@ def explicit_attention(
     when q > 1, following sdpa's `is_causal`), boolean (True = attend) or additive float.
     `sinks` (n_heads,): learned sink logits (transformers' `s_aux`), joined to each row of
     scores for the softmax (in float32) and dropped after it, so a row of the pattern sums to
-    1 minus the sink's share (`hook_sink`). Returns z (batch, q, n_heads, d_head) and the
-    pattern (batch, n_heads, q, k).
+    1 minus the sink's share (`hook_sink`). `bias` (batch or 1, n_heads or 1, q, k): added to
+    the scaled scores before the mask (transformers' `position_bias`), so `hook_attn_scores`
+    includes it. Returns z (batch, q, n_heads, d_head) and the pattern (batch, n_heads, q, k).
     """
     dtype = query.dtype
     if dtype in (torch.float16, torch.bfloat16):  # scores and softmax in float32, like sdpa
@@ -180,6 +184,7 @@ def explicit_attention(
     if attention_mask is None and q_len > 1 and k_len > q_len:
         # sdpa's is_causal is top-left aligned; transformers crops keys the same way
         key, value, k_len = key[:, :, :q_len], value[:, :, :q_len], q_len
+        bias = bias[..., :q_len] if bias is not None else None
     if scaling is None:
         scaling = query.shape[-1] ** -0.5
     # Fresh tensors are edited in place: at long sequences each (batch, heads, q, k) allocation
@@ -189,6 +194,8 @@ def explicit_attention(
     scores = torch.matmul(query, key.transpose(2, 3)).mul_(scaling)
     if softcap is not None:
         scores = torch.tanh(scores / softcap) * softcap
+    if bias is not None:
+        scores = scores + bias[..., :k_len].to(scores.dtype)
     lowest = torch.finfo(dtype).min
     if attention_mask is None:
         if q_len > 1:
@@ -264,6 +271,11 @@ def attention_forward(
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
     site = _active_site(module)
+    # an additive score bias: transformers' sdpa folds it into its mask (keeping "no mask is
+    # causal"), the explicit path adds it to the scores; an sdpa without the parameter would
+    # drop it silently, so attention is computed explicitly then
+    bias = kwargs.get("position_bias")
+    unfused = bias is not None and not _takes_bias(sdpa_attention_forward)
     if isinstance(indices := kwargs.pop("indices", None), torch.Tensor):  # an indexer's choice
         attention_mask = select_keys(attention_mask, indices, query.shape[2], key.shape[2])
     n_rep = query.shape[1] // key.shape[1]
@@ -276,7 +288,7 @@ def attention_forward(
     # (BigBird-Pegasus's decoder attention, which the model's eager mask makes causal)
     kwargs = {"is_causal": True, **kwargs}
     if site is None:
-        if softcap is None and sinks is None:
+        if softcap is None and sinks is None and not unfused:
             return sdpa_attention_forward(
                 module,
                 query,
@@ -288,7 +300,7 @@ def attention_forward(
                 **kwargs,
             )
         return explicit_attention(
-            module, query, key, value, attention_mask, scaling, dropout, softcap, None, sinks
+            module, query, key, value, attention_mask, scaling, dropout, softcap, None, sinks, bias
         )
     q_len = query.shape[2]
     if site.q is not None and site.q.active and not qk_read:
@@ -302,9 +314,10 @@ def attention_forward(
     if site.rot_k is not None and site.rot_k.active:
         key = _fire_heads(site.rot_k, key, q_len)
     pattern: torch.Tensor | None = None
-    if softcap is not None or sinks is not None or site.scores.active or site.pattern.active:
+    explicit = softcap is not None or sinks is not None or unfused
+    if explicit or site.scores.active or site.pattern.active:
         z, pattern = explicit_attention(
-            module, query, key, value, attention_mask, scaling, dropout, softcap, site, sinks
+            module, query, key, value, attention_mask, scaling, dropout, softcap, site, sinks, bias
         )
     else:
         z, _ = sdpa_attention_forward(
@@ -315,6 +328,12 @@ def attention_forward(
     if site.keep:
         site.kept = z
     return z, pattern
+
+
+@functools.cache
+def _takes_bias(sdpa: Any) -> bool:
+    """Whether transformers' `sdpa` takes an additive score bias (`position_bias`)."""
+    return "position_bias" in inspect.signature(sdpa).parameters
 
 
 def _expanding(sdpa: Any, n_rep: int) -> Any:

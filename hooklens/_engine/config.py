@@ -36,7 +36,7 @@ class HookedModelConfig:
     d_mlp: int
     d_vocab: int
     n_ctx: int
-    positional: Literal["learned", "rotary", "alibi", "none"]
+    positional: Literal["learned", "rotary", "alibi", "relative", "none"]
     rotary_dim: int | None
     parallel_residual: bool
     norm: Literal["layernorm", "rmsnorm"]
@@ -86,7 +86,8 @@ class HookedModelConfig:
 
     @property
     def positional_embedding_type(self) -> str:
-        """TransformerLens spelling of `positional`: "standard", "rotary", "alibi" (or "none")."""
+        """TransformerLens spelling of `positional`: "standard", "rotary", "alibi" (or
+        "relative", "none")."""
         return {"learned": "standard"}.get(self.positional, self.positional)
 
 

@@ -21,7 +21,17 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from .linear import bias_of, join_qkv, module_output, o_module, qkv_modules, read_o, read_qkv
+from ..architectures._convs import conv_message
+from .linear import (
+    O_WEIGHTS,
+    bias_of,
+    join_qkv,
+    module_output,
+    o_module,
+    qkv_modules,
+    read_o,
+    read_qkv,
+)
 
 if TYPE_CHECKING:
     from .sites import Builder
@@ -46,6 +56,14 @@ def add_head_sites(b: Builder, block: nn.Module, layer: int) -> None:
         _result_site(b, block, layer)
     if b.spec.ln2 is not None and "mlp" in feats:
         _mlp_in_site(b, block, b.spec.ln1 if b.spec.post_ln else b.spec.ln2, layer)
+
+
+def left_out_reason(spec: Any, block: nn.Module, suffix: str) -> str | None:
+    """Why on-demand point `suffix` is left out where the adapter says it (None: the generic
+    reason): `attn.hook_result` after a convolution over positions (Inkling's `attn_sconv`)."""
+    if suffix != "attn.hook_result":
+        return None
+    return conv_message(spec, block, "attn_out", O_WEIGHTS)
 
 
 def _readable(read: Any) -> bool:

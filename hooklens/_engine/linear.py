@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..architectures._convs import refuse_convolved
 from ..architectures._names import V_SCALE
 from ..architectures._spec import ArchSpec
 
@@ -25,6 +26,9 @@ W_Q/W_K/W_V cannot be read in TransformerLens's shapes. Other layers may have it
 MSG_NOT_LINEAR_O = """{family}'s attention passes z through {kind} ({path}) before its output
 projection, so attn_out is not a linear map of z: W_O, b_O, OV and hook_result do not exist for
 it. hook_z and hook_attn_out are exact; read those."""
+
+#: what reads W_O (named where it does not exist)
+O_WEIGHTS = "W_O (nor b_O, OV, attn.hook_result, a per-head decomposition)"
 
 WeightAndBias = tuple[torch.Tensor, "torch.Tensor | None"]
 
@@ -162,6 +166,7 @@ def o_module(spec: ArchSpec, block: nn.Module) -> nn.Module:
     if spec.o_proj is None:
         raise NotImplementedError(MSG_NO_LAYOUT.format(family=spec.family, what="W_O"))
     module = block.get_submodule(spec.o_proj)
+    refuse_convolved(spec, block, "attn_out", O_WEIGHTS)
     if not isinstance(module, nn.Linear) and not _is_conv1d(module):
         kind = type(module).__name__  # e.g. BitNet's RMSNorm on z, then o_proj
         raise TypeError(MSG_NOT_LINEAR_O.format(family=spec.family, kind=kind, path=spec.o_proj))

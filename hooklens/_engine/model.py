@@ -31,6 +31,7 @@ from .caching import PosSlice, backward_of, drop_unused_storage, saving_hooks
 from .config import HookedModelConfig, build_config
 from .generate import generate as _generate
 from .generate import prompt_batch
+from .head_sites import left_out_reason
 from .hookapi import HooksMixin, ModelHooks, NameOrPredicate, hook_context
 from .hooks import HookFn, HookPoint
 from .kwargs import checked
@@ -162,8 +163,9 @@ class HookedModel(BlocksMixin, HooksMixin, TokenMixin, WeightsMixin, PlacementMi
             else self.spec.layer_features(self.hf_model.config, layer)
         )
         lacking = spec.lacking(feats) if spec is not None else None
-        if spec is not None and spec.on_demand and lacking is None:  # left out (head_sites.py)
-            lacking = LEFT_OUT
+        if spec is not None and spec.on_demand and lacking is None and in_range:  # left out
+            block = self.hf_model.get_submodule(self.spec.blocks)[layer or 0]  # type: ignore[index]
+            lacking = left_out_reason(self.spec, block, suffix) or LEFT_OUT
         if lacking is not None and in_range and in_scope:
             words = self.spec.layer_words(layer or 0, self.cfg.n_layers)
             why = lacking.format(family=self.spec.family, layer=layer or 0, **words)

@@ -297,8 +297,11 @@ class RecordedRun:
 
 def _why_full_passes(model: Any, blocks: list[nn.Module]) -> str | None:
     """Why partial runs cannot start inside the model, naming the class of its first mixer
-    other than attention (a hybrid's, or one beside attention), or None where only attention
-    mixes positions."""
+    other than attention (a hybrid's, or one beside attention, or a convolution over positions
+    around a block's parts), or None where only attention mixes positions."""
+    for _, path in model.spec.convs[:1]:  # Inkling's short convolutions keep their own state
+        cls = type(blocks[0].get_submodule(path)).__name__
+        return f"its {cls} ({path}) convolves over positions, with a state keys/values lack"
     for i, lay in enumerate(model.spec.layers or ()):
         if lay.opaque:  # attention (or the block) kept whole: its keys are not read
             return f"its {lay.mixer_class} layers are kept whole, with no keys/values read"

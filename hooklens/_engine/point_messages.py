@@ -15,8 +15,8 @@ NO_LN1 = (
     "Use blocks.{layer}.hook_resid_pre, the attention's input."
 )
 NO_ROTARY = (
-    "{{family}} uses learned absolute positions (hook_pos_embed) or an ALiBi bias in the "
-    "scores, so {x} is never rotated. Use blocks.{{layer}}.attn.hook_{x}."
+    "{{family}} uses learned absolute positions (hook_pos_embed) or a bias in the scores "
+    "(ALiBi, relative logits), so {x} is never rotated. Use blocks.{{layer}}.attn.hook_{x}."
 )
 FINAL_OUT = "final norm output, the unembed's input"
 NO_FINAL_NORM = (

@@ -4,7 +4,8 @@ A derived adapter (`architectures/_derive.py`) is a guess from module names. One
 few tokens with every point attached tests what the guess claims: the logits do not change,
 every point fires with its declared shape, the points compose into the model's computation
 (embedding -> stream -> attention and MLP outputs -> stream -> logits), attention patterns are
-distributions (with a learned sink's share, where the attention has one) and z is pattern @ v,
+distributions (with a learned sink's share, where the attention has one), the softmax of the
+scores (which hold every term, a score bias too), and z is pattern @ v,
 and pre-rotary q/k equal the rotated ones at position 0 (times the rotary attention factor).
 Any mismatch refuses the model with an error that lists what did not match.
 """
@@ -190,6 +191,9 @@ def verify(model: HookedModel) -> None:
         if b + "attn.hook_sink" in cache:  # a learned sink takes the rest of each row
             total, what = total + cache[b + "attn.hook_sink"], what.replace(" sums", " + hook_sink")
         expect(what, total, torch.ones_like(total))
+        if b + "attn.hook_sink" not in cache:  # the scores hold every term (a score bias too)
+            soft = torch.softmax(cache[b + "attn.hook_attn_scores"].float(), dim=-1)
+            expect(f"{b}softmax(attn.hook_attn_scores) is hook_pattern", pattern, soft)
         v = cache[b + "attn.hook_v"].repeat_interleave(rep, dim=2)
         z = torch.einsum("bhqk,bkhd->bqhd", pattern.float(), v.float())
         expect(f"{b}attn.hook_z is hook_pattern @ hook_v", cache[b + "attn.hook_z"], z)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from .._engine.caching import PosSlice, slice_axis
+from ..architectures._convs import refuse_convolved
 
 if TYPE_CHECKING:
     from .._engine.cache import ActivationCache
@@ -61,6 +62,9 @@ def _writes_directly(cache: ActivationCache, kind: str) -> bool:
 
 def _check_direct(cache: ActivationCache, kind: str) -> None:
     cache._check_sum("a per-head / per-neuron decomposition of the stream")  # post-LN blocks
+    spec, blocks = cache.model.spec, cache.model.hf_model.get_submodule(cache.model.spec.blocks)
+    what = "a per-head / per-neuron decomposition of the stream"  # a convolution over positions
+    refuse_convolved(spec, blocks[0], f"{kind}_out", what)  # type: ignore[index]
     if not _writes_directly(cache, kind):
         what = "attention" if kind == "attn" else "MLP"
         raise ValueError(MSG_NOT_DIRECT.format(family=cache.model.cfg.family, what=what))

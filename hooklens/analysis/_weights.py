@@ -20,6 +20,7 @@ from torch import nn
 
 from .._engine.linear import bias_of, in_out, o_module, read_o, read_qkv, scaled
 from .._engine.pos_table import table_rows
+from ..architectures._convs import refuse_convolved
 from ..architectures._factors import embed_factor
 from ._factored import FactoredMatrix
 from ._widths import why_missing
@@ -51,14 +52,9 @@ def _msg_uneven(cfg: Any, name: str, parts: list[torch.Tensor]) -> str:
         f"  layer{'s' if len(ls) > 1 else ''} {', '.join(map(str, ls))}: {words}"
         for words, ls in groups.items()
     )
-    return MSG_UNEVEN.format(
-        name=name,
-        what="MLP width" if mlp else "head width or key/value heads",
-        widths=widths,
-        part="mlp" if mlp else "attn",
-        last=len(parts) - 1,
-        shape=tuple(parts[-1].shape),
-    )
+    what = "MLP width" if mlp else "head width or key/value heads"
+    return MSG_UNEVEN.format(name=name, what=what, widths=widths, part="mlp" if mlp else "attn",
+                             last=len(parts) - 1, shape=tuple(parts[-1].shape))  # fmt: skip
 
 
 def norm_weight(module: nn.Module, offset: float) -> torch.Tensor | None:
@@ -107,8 +103,11 @@ class LayerWeights:
         return self._block.get_submodule(path)
 
     # -- attention -----------------------------------------------------------------------------
-    def _qkv(self) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
-        """[(W (heads, d_model, d_head), b (heads, d_head) or None)] for q, k, v (KV heads)."""
+    def _qkv(self, which: int = 0) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
+        """[(W (heads, d_model, d_head), b (heads, d_head) or None)] for q, k, v (KV heads);
+        raises where `which` ("QKV") is convolved over positions (Inkling's k, v)."""
+        x = "QKV"[which]
+        refuse_convolved(self._model.spec, self._block, x.lower(), f"W_{x} (nor b_{x}, {x}K/OV)")
         return read_qkv(self._model.spec, self._cfg, self._attention())
 
     def _expand(self, t: torch.Tensor) -> torch.Tensor:
@@ -116,7 +115,7 @@ class LayerWeights:
         return t if rep == 1 else t.repeat_interleave(rep, dim=0)
 
     def _bias(self, which: int) -> torch.Tensor:
-        w, b = self._qkv()[which]
+        w, b = self._qkv(which)[which]
         return b if b is not None else _zeros(w, w.shape[0], w.shape[2])
 
     @property
@@ -128,12 +127,12 @@ class LayerWeights:
     @property
     def _W_K(self) -> torch.Tensor:
         """(n_kv_heads, d_model, d_head), a view (TransformerLens's unexpanded GQA weight)."""
-        return self._qkv()[1][0]
+        return self._qkv(1)[1][0]
 
     @property
     def _W_V(self) -> torch.Tensor:
         """(n_kv_heads, d_model, d_head), a view."""
-        return self._qkv()[2][0]
+        return self._qkv(2)[2][0]
 
     @property
     def W_K(self) -> torch.Tensor:
@@ -248,6 +247,7 @@ class LayerWeights:
         the MLP adds to the stream (Granite's residual_multiplier), so that they give
         `hook_mlp_out`."""
         mod = self._down()
+        refuse_convolved(self._model.spec, self._block, "mlp_out", "W_out (nor b_out)")
         return scaled(in_out(mod), bias_of(mod), self._model.spec.added_scale(self._block))
 
     @property

@@ -19,12 +19,19 @@ from typing import Any, Literal
 from torch import nn
 
 from .._errors import UnsupportedModelError
+from ._convs import block_convs
 from ._factors import block_factors
 from ._fused_mlp import halves_gate_up
 from ._gate import attn_gate
 from ._hybrid import MIXERS, hybrid_layers, shared_block
 from ._latent import latent_kv
-from ._layer_checks import parallel_streams, per_layer_config, routed_queries, unlike_layers
+from ._layer_checks import (
+    head_counts,
+    parallel_streams,
+    per_layer_config,
+    routed_queries,
+    unlike_layers,
+)
 from ._names import (
     ATTN,
     EMBED_NORM_IN_BLOCK,
@@ -41,6 +48,7 @@ from ._names import (
     PER_LAYER_OUT,
     POS_EMBED,
     ROUTER,
+    SCORE_BIAS,
     SINKS,
 )
 from ._no_blocks import why_no_blocks
@@ -205,7 +213,8 @@ def derive(model: nn.Module, opaque: str | None = None) -> ArchSpec:
     if template is None:
         raise _refuse(model, f"{kind} has no norm before attention (looked for {', '.join(LN1)})")
     ln1, ln2, attn_out_norm, _, post_norm = template
-    attn_out = attn_out_norm or attn
+    convs = block_convs(block, attn, _child(block, MLP))  # over positions (Inkling)
+    attn_out = dict(convs).get("attn_out") or attn_out_norm or attn
     if layers is not None and attn_out != attn:  # mixers' outputs pass the same output norm
         layers = tuple(replace(x, out=attn_out) if x.kind == "mixer" else x for x in layers)
     # a hybrid's MLP is read in the layers that have one (a Mamba block has none)
@@ -235,7 +244,7 @@ def derive(model: nn.Module, opaque: str | None = None) -> ArchSpec:
     elif mlp is None:
         raise _refuse(model, f"{kind} has no MLP ({', '.join(MLP)}, or fc1/fc2)")
     else:
-        mlp_out = _child(block, MLP_OUT_NORM) or mlp
+        mlp_out = dict(convs).get("mlp_out") or _child(block, MLP_OUT_NORM) or mlp
         beside = _child(block, tuple(n for n in MLP_BESIDE if n != mlp))
         # each layer's MLP is dense or a mixture of experts (some models start dense)
         roles = {i: _mlp_roles(model, all_blocks[i].get_submodule(mlp), mlp) for i in with_mlp}
@@ -261,28 +270,38 @@ def derive(model: nn.Module, opaque: str | None = None) -> ArchSpec:
     o_proj = _child(attn_mod, O_PROJ) if attn_mod is not None else None
     latent = latent_kv(model, attn_mod, attn) if attn_mod is not None and attn else None
     no_qk = (None, None)  # no layer attends (Mamba), or latent attention reads q and k itself
-    rotated = rotated_qk_norms(model, attn_mod, attn) if attn_mod and attn and not latent else None
-    sources = (
-        _qk_sources(model, attn_mod, attn, text, norms=not rotated)
-        if attn_mod and attn and not latent
-        else no_qk
-    )
-    unlike = unlike_layers(all_blocks, attending if layers else range(n_layers), sources)
+    rope = getattr(text, "rope_parameters", None)
+    # q/k/v convolved over positions without rotary: read where the attention function gets them
+    at_call = rope is None and any(r in ("q", "k", "v") for r, _ in convs)
+    rotated: tuple[str, str] | None = None
+    sources: tuple[Proj | None, Proj | None] = no_qk
+    if attn_mod is not None and attn and not latent and not at_call:
+        rotated = rotated_qk_norms(model, attn_mod, attn)
+        sources = _qk_sources(model, attn_mod, attn, text, norms=not rotated)
+    attend_at = attending if layers else range(n_layers)
+    unlike = unlike_layers(all_blocks, attend_at, sources)
+    unlike = unlike or head_counts(all_blocks, attend_at, attn)
     if unlike is not None:
         raise _refuse(model, unlike)
     # the weights `hooklens.analysis` reads per head: the projections _qk_sources found
     qkv_fused = sources[0] is not None and sources[0].layout == "concat_qkv"
     qkv = (f"{attn}.qkv_proj",) * 3 if qkv_fused else None
-    if sources[0] is not None and not qkv_fused:
+    if (sources[0] is not None and not qkv_fused) or at_call:
         qkv = (f"{attn}.q_proj", f"{attn}.k_proj", f"{attn}.v_proj")
     n_heads = int(getattr(text, "num_attention_heads", 0) or 0)
     gate = attn_gate(model, attn_mod, attn, n_heads) if attn_mod and attn and n_heads else None
     q_gated = gate is not None and gate.layout == "q_gate_per_head"
     qkv_layout: Layout = "concat_qkv" if qkv_fused else "q_gate_per_head" if q_gated else "flat"
     pos_embed = _child(parent, POS_EMBED)
-    rope = getattr(text, "rope_parameters", None)
-    positional: Literal["learned", "rotary", "none"] = (
-        "learned" if pos_embed is not None else "rotary" if rope is not None else "none"
+    biased = attn_mod is not None and _child(attn_mod, SCORE_BIAS) is not None
+    positional: Literal["learned", "rotary", "relative", "none"] = (
+        "learned"
+        if pos_embed is not None
+        else "rotary"
+        if rope is not None
+        else "relative"
+        if biased
+        else "none"
     )
     # a hybrid's recurrent mixers carry the order when its attention has no positions (Jamba)
     if positional == "none" and not any(lay.kind == "mixer" for lay in layers or ()):
@@ -339,6 +358,7 @@ def derive(model: nn.Module, opaque: str | None = None) -> ArchSpec:
         **stream_ends(model, text, embed, blocks, prefix + final),
         output_scale=next((a for a in OUTPUT_SCALE if hasattr(block, a)), None),
         factors=block_factors(block, attn, mlp),
+        convs=convs,
         per_layer_out=_child(block, PER_LAYER_OUT),
         derived=True,
     )

@@ -64,6 +64,19 @@ def unlike_layers(blocks: list[nn.Module], attending: Iterable[int], sources: An
     return None
 
 
+def head_counts(blocks: list[nn.Module], attending: Iterable[int], attn: str | None) -> str | None:
+    """Why the layers cannot be described when their attention modules have different numbers
+    of query heads (`num_heads`; hooklens's widths per layer keep one count), or None."""
+    counts = {
+        i: getattr(blocks[i].get_submodule(attn), "num_heads", None) for i in attending if attn
+    }
+    found = {n for n in counts.values() if isinstance(n, int)}
+    if len(found) < 2:
+        return None
+    shown = ", ".join(f"layer {i}: {n}" for i, n in list(counts.items())[:4])
+    return f"its layers' attention has different numbers of query heads ({shown})"
+
+
 def parallel_streams(text_config: Any) -> str | None:
     """Why a model whose residual stream is several parallel streams (hyper-connections) has no
     single stream to hook (None when it has one)."""

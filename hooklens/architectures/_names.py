@@ -24,6 +24,19 @@ LN2 = (
 GATED_NORM = ("norm", "mlp")
 ATTN_OUT_NORM = ("post_self_attn_layernorm", "post_norm1", "post_operator_norm")
 MLP_OUT_NORM = ("post_feedforward_layernorm", "post_mlp_layernorm", "post_norm2", "post_ffn_norm")
+#: a block's convolution over positions on what attention or the MLP outputs, before the block
+#: adds it to the stream (Inkling's short convolutions, conv(x) + x with a causal depthwise
+#: kernel): `hook_attn_out` / `hook_mlp_out` are read at its output; no head's or neuron's
+#: result is what it adds at a position (`ArchSpec.convs`)
+ATTN_OUT_CONV = ("attn_sconv",)
+MLP_OUT_CONV = ("mlp_sconv",)
+#: an attention module's convolutions over positions on a projection's output, before the
+#: attention function reads it (Inkling's keys and values): role -> candidate child names
+QKV_CONV = {"q": ("q_sconv",), "k": ("k_sconv",), "v": ("v_sconv",)}
+#: an attention module's child computing an additive bias on the scores from the query's and
+#: key's positions (Inkling's relative logits, passed to the attention function as
+#: `position_bias`): the model's positions, with no rotation nor position embedding
+SCORE_BIAS = ("rel_logits_proj",)
 MLP = ("mlp", "feed_forward", "ffn", "mlp_block", "block_sparse_moe", "shared_mlp")
 #: an MLP beside the block's MLP, whose output the block adds to the MLP's in the same step
 #: (GraniteMoeShared's and GraniteMoeHybrid's shared experts): `hook_mlp_out` is their sum

@@ -110,6 +110,20 @@ OVERRIDES: dict[str, dict[str, Any]] = {
     "llama4_text": _LLAMA4,
     # a cross-attention layer between two self-attention ones (a text-only forward skips it)
     "mllama": {"text_config": {"num_hidden_layers": 3, "cross_attention_layers": [1]}},
+    # Inkling as released: a sliding-window layer then a full one (log-scaled queries), dense
+    # then sparse MLPs, the same heads on both (the defaults' sliding layers are 8192 wide);
+    # a window and a relative-bias extent that a few tokens exceed
+    "inkling_text": {
+        "layer_types": ["hybrid_sliding", "hybrid"],
+        "mlp_layer_types": ["dense", "sparse"],
+        "swa_num_attention_heads": 4,
+        "swa_num_key_value_heads": 1,
+        "swa_head_dim": 8,
+        "sliding_window_size": 3,
+        "rel_extent": 4,
+        "log_scaling_n_floor": 2,
+        "log_scaling_alpha": 0.5,
+    },
     # an indexer that selects fewer keys than a few tokens (the default, 2048, selects all)
     "dots3_note_text": {"index_topk": 3},
     # the causal LM refuses a config that is not a decoder's, or has no default language

@@ -14,8 +14,7 @@ from typing import Any, Literal
 import torch
 
 from .._engine.point_spec import Feature
-from ._names import EMBED_SCALE_ATTR
-from ._spec_parts import AttnGate, LatentKV, LayerLayout, Layout, Proj
+from ._spec_parts import AttnGate, ConvRole, LatentKV, LayerLayout, Layout, Proj
 
 #: Features a block kept whole has none of (its parts and their norms).
 BLOCK_PARTS = frozenset(
@@ -50,21 +49,6 @@ def own_attr(config: Any, names: tuple[str, ...]) -> str | None:
     (Inkling's `embedding_multiplier` is its logits' divisor under another name)."""
     aliases = getattr(config, "attribute_map", None) or {}
     return next((a for a in names if hasattr(config, a) and a not in aliases), None)
-
-
-def scale_of(config: Any, attr: str | None) -> float:
-    """The factor a config attribute holds (1.0 for no attribute, or an unset one)."""
-    value = getattr(text_config(config), attr, None) if attr else None
-    return float(value) if isinstance(value, int | float) else 1.0
-
-
-def module_scale(model: Any, path: str | None) -> float:
-    """The embedding factor a module of `model` holds (1.0 for no module): its attribute named
-    in `EMBED_SCALE_ATTR` (Marian's decoder's `embed_scale`, RecurrentGemma's `normalizer`)."""
-    owner = model.get_submodule(path) if path is not None else None
-    attr = next((a for a in EMBED_SCALE_ATTR if hasattr(owner, a)), None)
-    value = getattr(owner, attr) if attr is not None else None
-    return float(value) if isinstance(value, int | float | torch.Tensor) else 1.0
 
 
 @dataclass(frozen=True)
@@ -176,9 +160,9 @@ class ArchSpec:
     gated_norm: tuple[str, str] | None = None
     #: Gemma's RMSNorm multiplies by (offset + weight); everybody else by weight.
     norm_weight_offset: float = 0.0
-    #: "alibi": positions enter as a bias on the attention scores (BLOOM, MPT); "none":
-    #: attention sees no positions (a hybrid whose recurrent mixers carry the order)
-    positional: Literal["learned", "rotary", "alibi", "none"] = "rotary"
+    #: "alibi"/"relative": positions enter as a bias on the scores (BLOOM's; one the attention
+    #: computes, Inkling's); "none": none (a hybrid whose recurrent mixers carry the order)
+    positional: Literal["learned", "rotary", "alibi", "relative", "none"] = "rotary"
     #: bool, or the name of a boolean config attribute (GPT-NeoX: `use_parallel_residual`).
     parallel_residual: bool | str = False
     #: config attribute holding a final-logit soft-cap (Gemma 2), applied by `unembed_resid`.
@@ -211,6 +195,7 @@ class ArchSpec:
     #: (`hook_attn_out`, `hook_mixer_out`, W_O and b_O; `hook_result` is then left out),
     #: "mlp_pre" the MLP's first projection's output before the activation (`mlp.hook_pre`)
     factors: tuple[tuple[FactorRole, str], ...] = ()
+    convs: tuple[tuple[ConvRole, str], ...] = ()  # convolutions over positions (`ConvRole`)
     #: a block's branch that adds, after the MLP, a projection of the token's own per-layer
     #: embedding to the stream (Gemma 3n / 4): the module whose output is added
     #: (`hook_per_layer_out`); None when blocks have no such branch
@@ -268,6 +253,9 @@ class ArchSpec:
             return 1.0
         owner, _, attr = path.rpartition(".")
         return float(getattr(block.get_submodule(owner), attr))
+
+    def conv(self, role: ConvRole) -> str | None:
+        return dict(self.convs).get(role)  # the path of the convolution on `role`, or None
 
     def is_parallel(self, config: Any) -> bool:
         """Whether attention and MLP read the same residual stream (per this model's config)."""

@@ -23,6 +23,15 @@ Layout = Literal["flat", "bphd", "bhpd", "concat_qkv", "per_head_qkv", "q_gate_p
 #: - "q_gate_per_head": the last d_head features of each head's slice of the q projection's
 #:   output (the queries come first)
 GateLayout = Literal["flat", "per_head", "q_gate_per_head"]
+#: The parts a block convolves over positions (`ArchSpec.convs`, Inkling's short convolutions):
+#: - "q", "k", "v": a projection's output before the attention function reads it; q/k sources
+#:   are then None (`hook_q`/`hook_k`/`hook_v` are what the function receives), and W_K / W_V
+#:   do not give `hook_k` / `hook_v` (they raise, naming the convolution)
+#: - "attn_out", "mlp_out": what attention or the MLP outputs, before the block adds it: the
+#:   adapter's `attn_out`/`mlp_out` is the convolution, and a head's or neuron's result at a
+#:   position is not what it adds there, so W_O / W_out, `hook_result` and the per-head and
+#:   per-neuron decompositions raise, naming it
+ConvRole = Literal["q", "k", "v", "attn_out", "mlp_out"]
 
 
 @dataclass(frozen=True)

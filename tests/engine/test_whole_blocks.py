@@ -13,7 +13,6 @@ from .conftest import _tokenizer, assert_full_pass_sweep
 
 #: type -> words of why its blocks are kept whole
 WHOLE = {
-    "inkling_text": ["k_norm reads the output of k_sconv (InklingShortConvolution)"],
     "zamba": ["runs a transformer block shared", "Mamba mixer's input"],
     "zamba2": ["runs a transformer block shared", "Mamba mixer's input"],
 }
@@ -55,7 +54,7 @@ def test_lens_view_of_blocks_kept_whole_reads_what_each_block_changes(registry):
 
     from hooklens.vis._lens import compute_lens
 
-    _, model = registry("inkling_text")
+    _, model = registry("zamba2")
     lens = compute_lens(model, TOKENS)
     n = model.cfg.n_layers
     assert lens.contrib_labels == ["0_resid_pre", *(f"{i}_block" for i in range(n))]
@@ -65,7 +64,7 @@ def test_lens_view_of_blocks_kept_whole_reads_what_each_block_changes(registry):
 
 def test_sweep_over_blocks_kept_whole_equals_patching_by_hand(registry):
     """A resid_pre sweep runs full passes (no keys/values read) and equals patching each cell."""
-    _, model = registry("inkling_text")
+    _, model = registry("zamba2")
     assert_full_pass_sweep(model, "layers are kept whole")
 
 
