@@ -120,9 +120,7 @@ def attention_probe(model: nn.Module, attn_mod: nn.Module) -> dict[str, Any]:
 
 
 def _attention(model: nn.Module, attn_mod: nn.Module) -> dict[str, Any]:
-    text = text_config(model.config)
-    heads = {getattr(text, a, None) for a in ("num_attention_heads", "num_key_value_heads")}
-    n_pos = next(n for n in (5, 7, 3) if n not in heads)
+    n_pos = next(n for n in (5, 7, 3) if n not in _head_counts(text_config(model.config)))
     inputs: dict[str, list[Any]] = {}
     outputs: dict[str, torch.Tensor] = {}
 
@@ -138,6 +136,18 @@ def _attention(model: nn.Module, attn_mod: nn.Module) -> dict[str, Any]:
         handles.append(child.register_forward_hook(lambda m, a, o, key=name: returned(key, o)))
     probe_forward(model, handles, attn_mod, torch.arange(1, n_pos + 1)[None])
     return {"n_pos": n_pos, "inputs": inputs, "outputs": outputs}
+
+
+def _head_counts(text: Any) -> set[Any]:
+    """The config's numbers of query and key/value heads (those it gives every layer: a
+    per-layer config's own raise when read globally, Gemma 4's key/value heads)."""
+    found = set()
+    for attr in ("num_attention_heads", "num_key_value_heads"):
+        try:
+            found.add(getattr(text, attr, None))
+        except Exception:
+            continue
+    return found
 
 
 def _first(value: Any) -> Any:

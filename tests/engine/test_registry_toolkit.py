@@ -67,15 +67,22 @@ def _check_qkv(model: hl.HookedModel, cache: hl.ActivationCache) -> None:
         # post-LN blocks (BERT): attention reads the block's input, ln1 comes after it
         pre_norm = source in names and not model.spec.post_ln
         x = cache[source] if pre_norm else cache[block + "hook_resid_pre"]
+        w = model.weights.layer(layer)
+        convolved = [x for x in "kv" if model.spec.conv(x)]  # Inkling's k/v convolutions
+        for letter in convolved:  # each key mixes earlier positions' projections: it says so
+            with pytest.raises(ValueError, match="a convolution over positions"):
+                _ = getattr(w, f"_W_{letter.upper()}")
         try:
-            w = model.weights.layer(layer)
-            qkv = [(w.W_Q, w.b_Q), (w._W_K, w._b_K), (w._W_V, w._b_V)]
+            qkv = [(w.W_Q, w.b_Q)]
+            qkv += [(getattr(w, f"_W_{x.upper()}"), getattr(w, f"_b_{x.upper()}"))
+                    for x in "kv" if x not in convolved]  # fmt: skip
         except NotImplementedError as exc:  # the documented error: where the weights live
             assert "does not describe where its attention weights live" in str(exc)
             return
         attn = model.hf_model.get_submodule(f"{model.spec.blocks}.{layer}.{model.spec.attn}")
         clip = getattr(attn, "clip_qkv", None)  # DBRX, MPT: attention reads clipped q, k, v
-        for letter, (weight, bias) in zip("qkv", qkv, strict=True):
+        letters = ["q", *(x for x in "kv" if x not in convolved)]
+        for letter, (weight, bias) in zip(letters, qkv, strict=True):
             got = torch.einsum("bpd,hde->bphe", x, weight) + bias
             got = got.clamp(-clip, clip) if clip else got
             name = f"{block}attn.hook_{letter}"
@@ -248,8 +255,12 @@ def _check_factored_shapes(model: hl.HookedModel) -> None:
     except NotImplementedError as exc:  # the documented error: where the weights live
         assert "does not describe where its attention weights live" in str(exc)
         return
-    except ValueError as exc:  # the documented error: layers of different head widths
-        assert "cannot be stacked" in str(exc) and "model.blocks[" in str(exc)
+    except ValueError as exc:  # the documented errors: layers of different head widths, or
+        # a convolution over positions between a projection and attention (Inkling)
+        said = str(exc)
+        assert ("cannot be stacked" in said and "model.blocks[" in said) or (
+            "a convolution over positions" in said and model.spec.convs
+        )
         return
     except TypeError as exc:  # a norm on z before the output projection (BitNet): no W_O
         assert "before its output\nprojection, so attn_out is not a linear map of z" in str(exc)
