@@ -11,12 +11,22 @@ from __future__ import annotations
 
 from typing import Any, cast
 
+import torch
 from torch import nn
 
-from ._names import FACTORS
-from ._spec import ArchSpec, FactorRole, module_scale, scale_of
+from ._names import EMBED_SCALE_ATTR, FACTORS
+from ._spec import ArchSpec, FactorRole, scale_of
 
 __all__ = ["block_factors", "embed_factor"]
+
+
+def module_scale(model: Any, path: str | None) -> float:
+    """The embedding factor a module of `model` holds (1.0 for no module): its attribute named
+    in `EMBED_SCALE_ATTR` (Marian's decoder's `embed_scale`, RecurrentGemma's `normalizer`)."""
+    owner = model.get_submodule(path) if path is not None else None
+    attr = next((a for a in EMBED_SCALE_ATTR if hasattr(owner, a)), None)
+    value = getattr(owner, attr) if attr is not None else None
+    return float(value) if isinstance(value, int | float | torch.Tensor) else 1.0
 
 
 def embed_factor(model: Any, spec: ArchSpec) -> float:

@@ -14,7 +14,6 @@ from typing import Any, Literal
 import torch
 
 from .._engine.point_spec import Feature
-from ._names import EMBED_SCALE_ATTR
 from ._spec_parts import AttnGate, LatentKV, LayerLayout, Layout, Proj
 
 #: Features a block kept whole has none of (its parts and their norms).
@@ -56,15 +55,6 @@ def scale_of(config: Any, attr: str | None) -> float:
     """The factor a config attribute holds (1.0 for no attribute, or an unset one)."""
     value = getattr(text_config(config), attr, None) if attr else None
     return float(value) if isinstance(value, int | float) else 1.0
-
-
-def module_scale(model: Any, path: str | None) -> float:
-    """The embedding factor a module of `model` holds (1.0 for no module): its attribute named
-    in `EMBED_SCALE_ATTR` (Marian's decoder's `embed_scale`, RecurrentGemma's `normalizer`)."""
-    owner = model.get_submodule(path) if path is not None else None
-    attr = next((a for a in EMBED_SCALE_ATTR if hasattr(owner, a)), None)
-    value = getattr(owner, attr) if attr is not None else None
-    return float(value) if isinstance(value, int | float | torch.Tensor) else 1.0
 
 
 @dataclass(frozen=True)
@@ -281,7 +271,11 @@ class ArchSpec:
         found = self.features(config)
         layout = self.layers[layer] if self.layers is not None else None
         if layout is not None and layout.kind == "block":  # kept whole: the stream's points
-            return frozenset(f for f in found if f not in BLOCK_PARTS) | {"whole"}
+            kept: set[Feature] = {f for f in found if f not in BLOCK_PARTS}
+            kept.add("whole")
+            if layout.attends_inside:  # with attention's internals (Zamba's shared block)
+                kept.add("attn_inside")
+            return frozenset(kept)
         if layout is not None and layout.kind == "mixer":
             found = (found - {"attention", "mha"}) | {"mixer"}
         if layout is not None and layout.beside is not None:
@@ -326,6 +320,13 @@ class ArchSpec:
         if self.layers is None:
             return list(range(n_layers))
         return [i for i, lay in enumerate(self.layers) if lay.kind == "attention"]
+
+    def internals_layers(self, n_layers: int) -> list[int]:
+        """The layers with attention's internal points (q, k, v, scores, pattern, z): those
+        that attend, and blocks kept whole that call attention off the stream."""
+        if self.layers is None:
+            return list(range(n_layers))
+        return [i for i, x in enumerate(self.layers) if x.kind == "attention" or x.attends_inside]
 
     def layer_words(self, layer: int, n_layers: int) -> dict[str, str]:
         """What the missing-point messages of `points.py` say about `layer` (its mixer's class,

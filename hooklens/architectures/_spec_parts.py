@@ -98,6 +98,11 @@ class LayerLayout:
     head): hooklens keeps it whole, as the layer's mixer, and asking for its attention points
     says this. "block": the whole block is kept whole (`_whole_blocks.py`): its only points are
     its input and output, and `opaque` says why the template could not take it apart.
+    `attends_inside` (a "block" layer): the block calls the adapter's attention module (`attn`)
+    on something other than the stream and adds nothing it outputs to the stream itself (a
+    transformer block shared by several layers whose output feeds the layer's mixer, Zamba):
+    the layer also has attention's internal points (q, k, v, scores, pattern, z), served at
+    each call the layer makes, and none of what attention reads from or writes to the stream.
     """
 
     kind: Literal["attention", "mixer", "mlp", "block"]
@@ -108,3 +113,4 @@ class LayerLayout:
     beside: str | None = None
     norms: tuple[str | None, str | None, str, str | None] | None = None
     opaque: str | None = None
+    attends_inside: bool = False
