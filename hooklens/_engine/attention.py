@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from .._errors import MSG_SINK_READ_ONLY, HookError
+from .callers import Caller
 from .hooks import HookPoint
 from .own_attention import ForwardSwaps
 from .selected_keys import select_keys
@@ -39,12 +40,13 @@ class AttnSite:
     `rot_q`/`rot_k` are None for families without rotary embeddings, `sink` for attention
     without learned sinks. While `keep` is non-zero (a gate on attention's output is hooked,
     `_engine/gate.py`), `kept` holds the z just returned, from which the gate's site rebuilds
-    what the output projection reads.
+    what the output projection reads. `caller`: where several layers call the module, whether
+    this site's layer is the one calling (`callers.py`).
     """
 
     __slots__ = (
-        "__weakref__", "count", "k", "keep", "kept", "pattern", "q", "rot_k", "rot_q", "scores",
-        "sink", "v", "z",
+        "__weakref__", "caller", "count", "k", "keep", "kept", "pattern", "q", "rot_k", "rot_q",
+        "scores", "sink", "v", "z",
     )  # fmt: skip
 
     def __init__(
@@ -65,6 +67,7 @@ class AttnSite:
         self.count = 0
         self.keep = 0
         self.kept: torch.Tensor | None = None
+        self.caller: Caller | None = None
 
 
 #: attention module -> the sites of every HookedModel wrapping it (usually one). All weak:
@@ -79,7 +82,7 @@ def add_site(module: nn.Module, site: AttnSite) -> None:
 
 def _active_site(module: nn.Module) -> AttnSite | None:
     for site in SITES.get(module, ()):
-        if site.count:
+        if site.count and (site.caller is None or site.caller.running):
             return site
     return None
 

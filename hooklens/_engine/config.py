@@ -171,7 +171,7 @@ def _layer_dims(
     """Each layer's widths read from its own modules (attention's `head_dim`, a separate
     `v_head_dim`, `num_key_value_groups`; the MLP's input projection), where they differ
     between layers; () when every attending layer (and every dense MLP) has the same."""
-    attending = spec.attention_layers(len(blocks))
+    attending = spec.internals_layers(len(blocks))
     if spec.latent_kv is not None or not attending:
         return ()
     heads: dict[int, tuple[int, int, int]] = {}
@@ -200,7 +200,8 @@ def build_config(
     """Read the dimensions from the HF config, checking them against the modules."""
     config: Any = text_config(hf_model.config)
     blocks: Any = hf_model.get_submodule(spec.blocks)
-    attending = spec.attention_layers(len(blocks))  # a state-space model has none
+    # the layers with attention's points (a state-space model has none)
+    attending = spec.internals_layers(len(blocks))
     attn = blocks[attending[0]].get_submodule(spec.attn) if attending else None
     n_heads = int(getattr(config, "num_attention_heads", 0) or 0) if attending else 0
     d_model = int(config.hidden_size)

@@ -265,3 +265,15 @@ class HookContext:
         finally:
             if self._owner is not None:
                 self._owner.release()
+
+
+class Frame:
+    """Batch size of the forward pass in flight (OPT flattens (batch, pos) inside its MLP)."""
+
+    __slots__ = ("batch", "seen")
+
+    def __init__(self) -> None:
+        self.batch = 1
+        # the modules a `skip_first` norm site saw called since the model's forward began
+        # (None: no forward began since it was installed, e.g. a partial forward's blocks)
+        self.seen: set[int] | None = None

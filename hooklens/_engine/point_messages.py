@@ -43,6 +43,10 @@ NO_PART: dict[str, str] = {
     "whole": "hooklens keeps layer {layer} ({mixer}) whole, with only the residual stream's points "
     "(blocks.{layer}.hook_resid_pre, what it reads, and hook_resid_post, what it writes), "
     "because the template cannot take it apart: {reason}.",
+    "inside": "hooklens keeps layer {layer} ({mixer}) whole, with the residual stream's points "
+    "(blocks.{layer}.hook_resid_pre and hook_resid_post) and its attention's internals "
+    "(blocks.{layer}.attn.hook_q, hook_k, hook_v, hook_attn_scores, hook_pattern, hook_z) only, "
+    "because {reason}.",
     "mlp": "layer {layer} of this model has no MLP (it is a {mixer} layer alone). Use "
     "blocks.{layer}.hook_resid_post.",
     "skipped": "layer {layer} ({mixer}) does not run here: {reason}. Its output is its input, "

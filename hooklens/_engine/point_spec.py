@@ -12,11 +12,20 @@ Scope = Literal["model", "block", "final"]
 Feature = Literal[
     "learned_pos", "rotary", "sequential", "gated_mlp", "ln1", "ln2", "dense_mlp", "moe", "mha",
     "sinks", "attention", "mixer", "mlp", "post_ln", "token_types", "gated_attn",
-    "per_layer_input", "final_norm", "adapter", "whole", "skipped",
+    "per_layer_input", "final_norm", "adapter", "whole", "attn_inside", "skipped",
 ]  # fmt: skip
 #: The part of a block a point belongs to; a layer without that part (a state-space mixer layer
 #: has no attention, a Mamba block no MLP) has none of its points.
 Part = Literal["attention", "mixer", "mlp"]
+#: The points of a block kept whole: what it reads and writes.
+STREAM = ("hook_resid_pre", "hook_resid_post")
+#: Attention's points computed inside the attention function (and the q/k projections): what a
+#: block kept whole that calls attention off the stream has besides the stream's
+#: (`LayerLayout.attends_inside`).
+INTERNALS = (
+    "attn.hook_q", "attn.hook_k", "attn.hook_v", "attn.hook_rot_q", "attn.hook_rot_k",
+    "attn.hook_attn_scores", "attn.hook_pattern", "attn.hook_z",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -43,10 +52,14 @@ class PointSpec:
     def lacking(self, features: frozenset[str]) -> str | None:
         """Why a layer (or model) with `features` has no such point (a template, formatted with
         `family`, `layer`, `mixer` and `attn_layers`), or None when it has it."""
-        for kept in ("whole", "skipped"):  # a block kept whole, or skipped: the stream alone
-            if kept in features and self.suffix not in ("hook_resid_pre", "hook_resid_post"):
-                return NO_PART[kept]
-        if self.part is not None and self.part not in features:
+        if "skipped" in features and self.suffix not in STREAM:  # not run: the stream alone
+            return NO_PART["skipped"]
+        inside = "attn_inside" in features and self.suffix in INTERNALS
+        if "whole" in features and self.suffix not in STREAM and not inside:
+            # a block kept whole has the stream's points alone (and attention's internals
+            # where it calls attention off the stream)
+            return NO_PART["inside" if "attn_inside" in features else "whole"]
+        if self.part is not None and self.part not in features and not inside:
             return NO_PART[self.part]
         if self.requires is not None and self.requires not in features:
             return self.missing

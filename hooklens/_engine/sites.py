@@ -17,23 +17,12 @@ from .._errors import MSG_READ_ONLY, HookError
 from ..architectures._norms import norm_eps as _norm_eps
 from ..architectures._spec import ArchSpec, Proj
 from . import attention as _attention
-from .hooks import HookPoint, Site
+from .callers import shared_callers
+from .hooks import Frame, HookPoint, Site
 from .nth_call import NthCall, forward_hooks, pre_hooks
 from .points import POINTS, point_name
 
 Call = NthCall | None
-
-
-class Frame:
-    """Batch size of the forward pass in flight (OPT flattens (batch, pos) inside its MLP)."""
-
-    __slots__ = ("batch", "seen")
-
-    def __init__(self) -> None:
-        self.batch = 1
-        # the modules a `skip_first` norm site saw called since the model's forward began
-        # (None: no forward began since it was installed, e.g. a partial forward's blocks)
-        self.seen: set[int] | None = None
 
 
 def get_module(root: nn.Module, path: str) -> nn.Module:
@@ -72,13 +61,17 @@ class Builder:
         configs = {id(hf_model.config): hf_model.config}
         blocks: Any = get_module(hf_model, spec.blocks)
         self.blocks: list[nn.Module] = list(blocks)
-        attns = [get_module(self.blocks[i], spec.attn) for i in spec.attention_layers(len(blocks))]
-        for attn in attns:
+        layers = spec.internals_layers(len(blocks))
+        attns = {i: get_module(self.blocks[i], spec.attn) for i in layers}
+        # layers that call one attention module object: each call is served as its caller's
+        self.callers = shared_callers(self.blocks, attns)
+        unique = list({id(m): m for m in attns.values()}.values())
+        for attn in unique:
             cfg_obj = getattr(attn, "config", None)
             if cfg_obj is not None:
                 configs.setdefault(id(cfg_obj), cfg_obj)
         fwd = spec.attn_forward
-        own = [(attn, fwd) for attn in attns] if fwd else []
+        own = [(attn, fwd) for attn in unique] if fwd else []
         self.switch = _attention.AttentionSwitch(list(configs.values()), own, spec.own_masks)
 
     # -- helpers -----------------------------------------------------------------------------
@@ -227,8 +220,12 @@ class Builder:
         self, module: nn.Module, proj: Proj, layer: int, q: bool, k: bool, k_scale: float = 1.0
     ) -> None:
         """Pre-rotary q and/or k read (and edited) at a projection module's output; k times
-        `k_scale`, a factor the attention applies to the projection's keys (Falcon-H1)."""
-        site = self._site(lambda: [module.register_forward_hook(hook)])
+        `k_scale`, a factor the attention applies to the projection's keys (Falcon-H1); where
+        several layers call the module, only at this layer's call (`callers.py`)."""
+        caller = self.callers.get(layer)
+        site = self._site(
+            lambda: [module.register_forward_hook(hook), *([caller.acquire()] if caller else [])]
+        )
         q_pt = self._new("attn.hook_q", layer, site) if q else None
         k_pt = self._new("attn.hook_k", layer, site) if k else None
         cfg = self.cfg.layer(layer)  # this layer's own head widths
@@ -263,6 +260,8 @@ class Builder:
             return torch.cat(parts, dim=-1).reshape(out.shape)
 
         def hook(mod: nn.Module, args: Any, out: torch.Tensor) -> Any:
+            if caller is not None and not caller.running:
+                return None  # another layer's call of a shared module
             parts = split(out)
             changed = False
             for i, pt in ((0, q_pt), (1, k_pt)):
@@ -277,8 +276,9 @@ class Builder:
             return join(out, parts) if changed else None
 
     def attention_site(self, attn: nn.Module, layer: int, q_here: bool, k_here: bool) -> None:
-        """Points served inside the registered attention function."""
-        switch = self.switch
+        """Points served inside the registered attention function (where several layers call
+        `attn`, at this layer's call: `callers.py`)."""
+        switch, caller = self.switch, self.callers.get(layer)
 
         class _Release:
             def remove(self) -> None:
@@ -288,7 +288,7 @@ class Builder:
         def install() -> list[Any]:
             switch.acquire()
             site_obj.count += 1
-            return [_Release()]
+            return [_Release(), *([caller.acquire()] if caller else [])]
 
         site = self._site(install)
 
@@ -304,6 +304,7 @@ class Builder:
         assert v is not None and scores is not None and pattern is not None and z is not None
         site_obj = _attention.AttnSite(q, k, v, rot_q, rot_k, scores, pattern, z)
         site_obj.sink = new("attn.hook_sink")
+        site_obj.caller = caller
         self.attn_sites.append((attn, site_obj))
 
     def router_site(self, module: nn.Module, layer: int, logits_at: int = 0) -> None:

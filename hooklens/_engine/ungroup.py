@@ -39,7 +39,7 @@ def ungroup_kv_heads(hf_model: nn.Module, spec: ArchSpec) -> None:
     if n_kv == n_heads:
         return
     blocks: Any = hf_model.get_submodule(spec.blocks)
-    layers = spec.attention_layers(len(blocks))
+    layers = spec.internals_layers(len(blocks))  # also attention off the stream (Zamba)
     plans = []
     for layer in layers:  # check every layer before changing any (nothing half-applied)
         mods = qkv_modules(spec, blocks[layer]) if spec.qkv is not None else []

@@ -52,10 +52,13 @@ def verify(model: HookedModel) -> None:
     seen: dict[str, torch.Tensor] = {}  # what the model itself computes, recorded on the side
     handles = []
     spec = model.spec
-    attending = spec.attention_layers(c.n_layers)
+    attending = spec.internals_layers(c.n_layers)  # with attention's points
     if spec.o_proj is not None and attending:
         o_proj = hf.get_submodule(f"{spec.blocks}.{attending[0]}.{spec.o_proj}")
-        handles.append(o_proj.register_forward_pre_hook(lambda m, a: _keep(seen, "z", a[0])))
+        # its first call (a module that later layers call too is first called by this one)
+        handles.append(
+            o_proj.register_forward_pre_hook(lambda m, a: _keep(seen, "z", a[0], first=True))
+        )
     if spec.moe_experts is not None:
         for layer in range(c.n_layers):
             if "moe" not in spec.layer_features(hf.config, layer):
@@ -261,9 +264,9 @@ def declared_shape(c: HookedModelConfig, name: str, pos: int) -> tuple[int, ...]
     return tuple(dims[s] for s in POINTS_BY_SUFFIX[split_name(name)[1]].shape)
 
 
-def _keep(seen: dict[str, torch.Tensor], key: str, value: object) -> None:
+def _keep(seen: dict[str, torch.Tensor], key: str, value: object, first: bool = False) -> None:
     t = value[0] if isinstance(value, tuple) else value
-    if isinstance(t, torch.Tensor):
+    if isinstance(t, torch.Tensor) and not (first and key in seen):
         seen[key] = t.detach()
 
 

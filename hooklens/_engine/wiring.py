@@ -3,7 +3,9 @@
 Every block gets its residual-stream points and its norms; a layer that attends gets the
 attention's points (q/k where the adapter reads them, the attention function's internals, its
 output), a mixer layer of a hybrid its mixer's output (`hook_mixer_out`) instead, and a layer
-with an MLP the MLP's points. The kinds come from `ArchSpec.layers` (`layer_features`).
+with an MLP the MLP's points. A block kept whole that calls attention off the stream (Zamba's
+shared transformer block) gets the attention's internals alone. The kinds come from
+`ArchSpec.layers` (`layer_features`).
 """
 
 from __future__ import annotations
@@ -66,6 +68,8 @@ def build_points(
         layout = spec.layers[layer] if spec.layers is not None else None
         if "attention" in feats:
             _attention_parts(b, block, layer, spec.added_scale(block, "attn_out"))
+        elif "attn_inside" in feats:  # attention off the stream (Zamba's shared block)
+            _attention_internals(b, block, layer)
         if layout is not None and layout.beside is not None:  # a mixer beside attention
             b.output_site(sub(layout.beside), "hook_mixer_out", layer, mixer_scale)
         elif layout is not None and "attention" not in feats:
@@ -106,6 +110,15 @@ def _next_ran(b: Builder, spec: ArchSpec, model: nn.Module, layer: int) -> nn.Mo
 
 def _attention_parts(b: Builder, block: nn.Module, layer: int, out_scale: float) -> None:
     sub, spec = block.get_submodule, b.spec
+    _attention_internals(b, block, layer)
+    add_gate_site(b, block, layer, b.attn_sites[-1][1])  # where attention's output is gated
+    added = added_o_bias(spec, block)  # a bias the block adds after attention's module
+    b.output_site(sub(spec.attn_out), "hook_attn_out", layer, out_scale, added=added)
+
+
+def _attention_internals(b: Builder, block: nn.Module, layer: int) -> None:
+    """q and k where the adapter reads them, and the points inside the attention function."""
+    sub, spec = block.get_submodule, b.spec
     qs, ks = spec.q_source, spec.k_source
     k_scale = spec.factor(block, "k")  # Falcon-H1 multiplies the keys after k_proj
     if spec.latent_kv is not None:
@@ -119,9 +132,6 @@ def _attention_parts(b: Builder, block: nn.Module, layer: int, out_scale: float)
             b.proj_site(sub(ks.module), ks, layer, q=False, k=True, k_scale=k_scale)
     here = spec.latent_kv is None  # else the latent sites read q and k
     b.attention_site(sub(spec.attn), layer, q_here=here and not qs, k_here=here and not ks)
-    add_gate_site(b, block, layer, b.attn_sites[-1][1])  # where attention's output is gated
-    added = added_o_bias(spec, block)  # a bias the block adds after attention's module
-    b.output_site(sub(spec.attn_out), "hook_attn_out", layer, out_scale, added=added)
 
 
 def _mlp_parts(

@@ -268,10 +268,14 @@ class ArchSpec:
         mixer layer of a hybrid has no attention, and maybe no MLP)."""
         found = self.features(config)
         layout = self.layers[layer] if self.layers is not None else None
-        if layout is not None and layout.kind in ("block", "skipped"):  # the stream's points
-            return frozenset(f for f in found if f not in BLOCK_PARTS) | {
-                "whole" if layout.kind == "block" else "skipped"
-            }
+        if layout is not None and layout.kind == "skipped":  # not run here: the stream alone
+            return frozenset(f for f in found if f not in BLOCK_PARTS) | {"skipped"}
+        if layout is not None and layout.kind == "block":  # kept whole: the stream's points
+            kept: set[Feature] = {f for f in found if f not in BLOCK_PARTS}
+            kept.add("whole")
+            if layout.attends_inside:  # with attention's internals (Zamba's shared block)
+                kept.add("attn_inside")
+            return frozenset(kept)
         if layout is not None and layout.kind == "mixer":
             found = (found - {"attention", "mha"}) | {"mixer"}
         if layout is not None and layout.beside is not None:
@@ -316,6 +320,13 @@ class ArchSpec:
         if self.layers is None:
             return list(range(n_layers))
         return [i for i, lay in enumerate(self.layers) if lay.kind == "attention"]
+
+    def internals_layers(self, n_layers: int) -> list[int]:
+        """The layers with attention's internal points (q, k, v, scores, pattern, z): those
+        that attend, and blocks kept whole that call attention off the stream."""
+        if self.layers is None:
+            return list(range(n_layers))
+        return [i for i, x in enumerate(self.layers) if x.kind == "attention" or x.attends_inside]
 
     def layer_words(self, layer: int, n_layers: int) -> dict[str, str]:
         """What the missing-point messages of `points.py` say about `layer` (its mixer's class,

@@ -109,6 +109,11 @@ class LayerLayout:
     its input and output, and `opaque` says why the template could not take it apart.
     "skipped": a layer the model's text-only forward skips (`_skipped.py`): its output is its
     input, its only points are the stream's, and `opaque` says why it does not run.
+    `attends_inside` (a "block" layer): the block calls the adapter's attention module (`attn`)
+    on something other than the stream and adds nothing it outputs to the stream itself (a
+    transformer block shared by several layers whose output feeds the layer's mixer, Zamba):
+    the layer also has attention's internal points (q, k, v, scores, pattern, z), served at
+    each call the layer makes, and none of what attention reads from or writes to the stream.
     """
 
     kind: Literal["attention", "mixer", "mlp", "block", "skipped"]
@@ -119,3 +124,4 @@ class LayerLayout:
     beside: str | None = None
     norms: tuple[str | None, str | None, str, str | None] | None = None
     opaque: str | None = None
+    attends_inside: bool = False

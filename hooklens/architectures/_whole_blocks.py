@@ -7,9 +7,12 @@ read, a shared block feeding a mixer), the stream between blocks is often still 
 d_model-wide tensor: each block reads it and writes the next. `whole_blocks` describes only
 that: the embedding, each block's input and output (`hook_resid_pre`/`hook_resid_post`), the
 final norm and the unembedding. Every other point of such a layer raises, naming the reason the
-template refused (`LayerLayout.opaque`). The engine checks this adapter like any derived one
-(the logits with every point attached, each block's output entering the next, the last one
-unembedding to the logits); a model whose stream is not one tensor (several parallel streams,
+template refused (`LayerLayout.opaque`). A layer that runs attention off the stream, inside a
+transformer block it shares with other layers (Zamba, `_shared_attention.py`), also has that
+attention's internals (q, k, v, scores, pattern, z). The engine checks this adapter like any
+derived one (the logits with every point attached, each block's output entering the next, the
+last one unembedding to the logits, and attention's identities where it has attention's
+points); a model whose stream is not one tensor (several parallel streams,
 prompt tokens the forward adds) fails that check and is refused with the template's reason.
 """
 
@@ -23,6 +26,7 @@ from .._errors import UnsupportedModelError
 from ._names import FINAL_NORM, POS_EMBED
 from ._norms import shared_norm_kind
 from ._placement import child, path_of
+from ._shared_attention import attention_inside
 from ._spec import ArchSpec, text_config
 from ._spec_parts import LayerLayout
 from ._stream import stream_ends
@@ -59,16 +63,26 @@ def whole_blocks(model: nn.Module, why: str) -> ArchSpec:
     width = int(getattr(text, "hidden_size", 0) or like.shape[-1])
     norm, offset = shared_norm_kind(model, [parent.get_submodule(final)], width, like)
     pos_embed = child(parent, POS_EMBED)
+    all_blocks = list(model.get_submodule(blocks))  # type: ignore[call-overload]
+    # attention a layer runs off the stream, in a block shared with other layers (Zamba)
+    inside, refused = attention_inside(all_blocks, parent, text)
+    rotary = getattr(text, "rope_parameters", None) is not None
+    if inside is not None:  # rotary only where q and k are read before a rotation
+        rotary = inside.sources is not None
     positional: Literal["learned", "rotary", "none"] = (
-        "learned"
-        if pos_embed is not None
-        else "rotary"
-        if getattr(text, "rope_parameters", None) is not None
-        else "none"
+        "learned" if pos_embed is not None else "rotary" if rotary else "none"
     )
+    reasons = {**refused, **(inside.layers if inside is not None else {})}
     layers = tuple(
-        LayerLayout("block", "", type(b).__name__, mlp=False, opaque=why)
-        for b in model.get_submodule(blocks)  # type: ignore[attr-defined]
+        LayerLayout(
+            "block",
+            "",
+            type(b).__name__,
+            mlp=False,
+            opaque=reasons.get(i, why),
+            attends_inside=inside is not None and i in inside.layers,
+        )
+        for i, b in enumerate(all_blocks)
     )
     return ArchSpec(
         family=str(getattr(model.config, "model_type", type(model).__name__)),
@@ -78,7 +92,7 @@ def whole_blocks(model: nn.Module, why: str) -> ArchSpec:
         final_norm=prefix + final,
         unembed=unembed,
         ln1=None,
-        attn="",
+        attn=inside.attn if inside is not None else "",
         attn_out="",
         mlp_in="",
         mlp_down="",
@@ -89,6 +103,9 @@ def whole_blocks(model: nn.Module, why: str) -> ArchSpec:
         norm=norm,  # type: ignore[arg-type]
         norm_weight_offset=offset,
         layers=layers,
+        o_proj=inside.o_proj if inside is not None else None,
+        q_source=inside.sources[0] if inside is not None and inside.sources else None,
+        k_source=inside.sources[1] if inside is not None and inside.sources else None,
         **stream_ends(model, text, embed, blocks, prefix + final),
         derived=True,
     )

@@ -26,6 +26,8 @@ from .conftest import _tokenizer, assert_full_pass_sweep
 from .test_families import O_PROJ
 
 TYPES = list(causal_lm_types())
+#: the internal points of attention a layer runs off the stream (Zamba's shared block)
+INTERNALS = ("hook_q", "hook_k", "hook_v", "hook_attn_scores", "hook_pattern", "hook_z")
 #: Raise these as more types are wrapped; they must never go down: types with every point, and
 #: types with the residual stream's points only (their blocks kept whole).
 WRAPPED_AT_LEAST = 168
@@ -63,7 +65,7 @@ def test_registry_type(registry, model_type):
         has_mlp = not layouts or layouts[layer].mlp
         assert (f"blocks.{layer}.hook_mlp_out" in cache) == has_mlp
         if layouts and layouts[layer].kind == "block":  # kept whole: the stream's points alone
-            _check_whole_block(model, layer, layouts[layer].opaque)
+            _check_whole_block(model, layer, layouts[layer].opaque, layouts[layer].attends_inside)
             continue
         if layouts and layouts[layer].kind == "skipped":  # not run here: its input is its output
             b = f"blocks.{layer}."
@@ -99,15 +101,18 @@ def test_registry_type(registry, model_type):
         _check_routing(model, tokens, ref, cache)
 
 
-def _check_whole_block(model, layer, why, says=None):
-    """A block kept whole (or one the forward skips) has its input and output alone; any other
-    point of it raises, saying why the template could not take it apart (or why it does not
-    run)."""
+def _check_whole_block(model, layer, why, inside=False, says=None):
+    """A block kept whole (or one the forward skips) has its input and output alone (and,
+    `inside`: where it runs attention off the stream, in a block shared with other layers
+    (Zamba), that attention's internals, tests/engine/test_shared_blocks.py); any other point
+    of it raises, saying why the template could not take it apart (or why it does not run)."""
     import hooklens as hl
 
     own = [n for n in model.hook_names() if n.startswith(f"blocks.{layer}.")]
-    assert own == [f"blocks.{layer}.hook_resid_pre", f"blocks.{layer}.hook_resid_post"]
-    for point in ("attn.hook_pattern", "hook_attn_out", "hook_mlp_out", "ln1.hook_normalized"):
+    internals = [f"blocks.{layer}.attn.{s}" for s in INTERNALS] if inside else []
+    assert own == [f"blocks.{layer}.hook_resid_pre", *internals, f"blocks.{layer}.hook_resid_post"]
+    missing = ("hook_attn_out", "hook_mlp_out", "ln1.hook_normalized")
+    for point in missing if inside else ("attn.hook_pattern", *missing):
         with pytest.raises(hl.HookNameError) as info:
             model.run_with_cache(torch.tensor([[5, 6]]), names_filter=f"blocks.{layer}.{point}")
         said = says or f"hooklens keeps layer {layer}"
