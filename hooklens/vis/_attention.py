@@ -237,9 +237,10 @@ class AttentionView(AttentionPatterns):
 
 
 def attending_layers(model: HookedModel) -> list[int]:
-    """The layers of ``model`` with attention points (all of them, unless it is a hybrid);
-    HookNameError saying why when it has none."""
-    attending = model.spec.attention_layers(model.cfg.n_layers)
+    """The layers of ``model`` with attention points (all of them, unless it is a hybrid;
+    with Zamba's shared block, the layers that call it); HookNameError saying why when it has
+    none."""
+    attending = model.spec.internals_layers(model.cfg.n_layers)
     if not attending:  # the missing point's message says why (its layers' mixers)
         model._point("blocks.0.attn.hook_pattern")
     return attending

@@ -57,3 +57,18 @@ def test_attention_view_of_a_model_without_attention_points_says_why(tmp_path: P
     model = _load("diffllama", tmp_path)
     with pytest.raises(hl.HookNameError, match="hooklens keeps DiffLlamaAttention whole"):
         hl.vis.AttentionView(model, IDS)
+
+
+def test_attention_view_of_a_shared_block_holds_the_layers_that_call_it(tmp_path: Path) -> None:
+    """Zamba's layers that run its shared transformer block have its pattern: the view holds
+    those layers, each with the pattern of its own call."""
+    model = _load("zamba", tmp_path)
+    calling = model.spec.internals_layers(model.cfg.n_layers)
+    assert calling and model.spec.attention_layers(model.cfg.n_layers) == []
+    view = hl.vis.AttentionView(model, IDS)
+    assert view.layer_labels == [f"L{layer}" for layer in calling]
+    _, cache = model.run_with_cache(IDS)
+    for row, layer in enumerate(calling):
+        want = cache[f"blocks.{layer}.attn.hook_pattern"][0].to(torch.float16).numpy()
+        np.testing.assert_array_equal(view._patterns[row], want)
+    assert hl.vis.HeadMap(model, IDS).scores("induction").shape == (len(calling), model.cfg.n_heads)
