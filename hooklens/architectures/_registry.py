@@ -308,6 +308,10 @@ def load(model_type: str, folder: Path, tokenizer: Any = None) -> tuple[Outcome,
         return Outcome(model_type, cls_name, "not wrapped", why), None
     whole = model.spec.whole_blocks()
     if whole is not None:  # only the stream's points: the reason the template refused
+        inside = [str(i) for i, x in enumerate(model.spec.layers or ()) if x.attends_inside]
+        if inside:  # and the internals of an attention the blocks call off the stream (Zamba)
+            calling = ", ".join(inside)
+            whole = f"attention's internal points on the layers calling it ({calling}); {whole}"
         return Outcome(model_type, cls_name, "wrapped", whole, adapter=STREAM_ONLY), model
     kind = "derived" if model.spec.derived else "explicit"
     return Outcome(model_type, cls_name, "wrapped", adapter=kind), model
@@ -334,7 +338,8 @@ def family_table(outcomes: list[Outcome]) -> str:
         f"{len(outcomes)} causal-LM types registered; {len(runs)} build and run as tiny models; "
         f"hooklens wraps {len(wrapped)} ({len(wrapped) - derived} by an explicit adapter, "
         f"{derived} derived), and {len(stream)} more with only the residual stream's points "
-        "(their blocks kept whole).",
+        "(their blocks kept whole; with the internal points of an attention they call off the "
+        "stream, where they do).",
         "",
         "| model type | HF class | hooklens | why not (more) |",
         "|---|---|---|---|",
