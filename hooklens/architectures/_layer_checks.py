@@ -80,11 +80,11 @@ def head_counts(blocks: list[nn.Module], attending: Iterable[int], attn: str | N
 def parallel_streams(text_config: Any) -> str | None:
     """Why a model whose residual stream is several parallel streams (hyper-connections) has no
     single stream to hook (None when it has one)."""
-    for name in HYPER_STREAMS:
+    for name, kind in HYPER_STREAMS.items():
         n = getattr(text_config, name, None)
         if isinstance(n, int) and n > 1:
             return (
-                f"its residual stream is {n} parallel streams (hyper-connections, config "
+                f"its residual stream is {n} parallel streams ({kind}, config "
                 f"{name}={n}): each block reads a learned mix of them and writes its output "
                 "back into each with learned weights, and the model mixes them into one after "
                 "the last block, so there is no one d_model-wide stream for hook_resid_pre/"

@@ -70,9 +70,14 @@ POS_EMBED = ("embed_positions", "wpe", "position_embeddings")
 SINKS = ("sinks",)
 #: the router of a mixture-of-experts MLP (next to its `experts`)
 ROUTER = ("gate", "router")
-#: config attributes giving the number of parallel residual streams of hyper-connections
-#: (Qwen4-Exp, DeepSeek V4, GLM-5 Next, Hunyuan V4): hooklens's points assume one stream
-HYPER_STREAMS = ("hc_count", "hc_mult")
+#: config attributes giving the number of parallel residual streams -> what keeps them:
+#: hyper-connections (Qwen4-Exp, DeepSeek V4, GLM-5 Next, Hunyuan V4), alternating updates
+#: (Gemma 3n's AltUp predictions of the stream); hooklens's points assume one stream
+HYPER_STREAMS = {
+    "hc_count": "hyper-connections",
+    "hc_mult": "hyper-connections",
+    "altup_num_inputs": "alternating updates",
+}
 #: factors applied outside modules: config attributes scaling the token embedding, block
 #: attributes scaling what attention and the MLP add to the stream (Granite, MiniCPM3)
 EMBED_SCALE = ("embedding_multiplier",)

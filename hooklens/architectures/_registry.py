@@ -110,6 +110,12 @@ OVERRIDES: dict[str, dict[str, Any]] = {
     "llama4_text": _LLAMA4,
     # a cross-attention layer between two self-attention ones (a text-only forward skips it)
     "mllama": {"text_config": {"num_hidden_layers": 3, "cross_attention_layers": [1]}},
+    # Gemma 3n: a layer of each kind, each computing its own keys and values (its default
+    # shares them from layer 20, which two layers do not reach)
+    "gemma3n_text": {
+        "layer_types": ["sliding_attention", "full_attention"],
+        "num_kv_shared_layers": 0,
+    },
     # Inkling as released: a sliding-window layer then a full one (log-scaled queries), dense
     # then sparse MLPs, the same heads on both (the defaults' sliding layers are 8192 wide);
     # a window and a relative-bias extent that a few tokens exceed
