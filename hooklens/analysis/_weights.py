@@ -23,6 +23,7 @@ from .._engine.pos_table import table_rows
 from ..architectures._convs import refuse_convolved
 from ..architectures._factors import embed_factor
 from ._factored import FactoredMatrix
+from ._weight_messages import MSG_EXPERTS, msg_uneven
 from ._widths import why_missing
 
 if TYPE_CHECKING:
@@ -30,31 +31,6 @@ if TYPE_CHECKING:
 
 MSG_NO_POS = """{family} has no learned position embedding (positions enter by rotating q and k
 inside attention), so there is no W_pos. Rotary models have W_E only."""
-
-
-MSG_UNEVEN = """model.{name} stacks every layer's {name} into one tensor, but this model's layers
-differ in {what}:
-{widths}
-so they cannot be stacked. Read one layer's with model.blocks[l].{part}.{name} (or
-model.weights.layer(l).{name}), e.g. model.blocks[{last}].{part}.{name} {shape}."""
-
-
-def _msg_uneven(cfg: Any, name: str, parts: list[torch.Tensor]) -> str:
-    """MSG_UNEVEN for stacked weight `name`, listing each group of layers and their widths."""
-    mlp = name in ("W_in", "W_gate", "W_out", "b_in", "b_out")
-    fields = ("d_mlp",) if mlp else ("n_kv_heads", "d_head", "d_head_qk")
-    groups: dict[str, list[int]] = {}
-    for i in range(len(parts)):
-        layer = cfg.layer(i)
-        words = ", ".join(f"{f} {getattr(layer, f)}" for f in fields)
-        groups.setdefault(words, []).append(i)
-    widths = "\n".join(
-        f"  layer{'s' if len(ls) > 1 else ''} {', '.join(map(str, ls))}: {words}"
-        for words, ls in groups.items()
-    )
-    what = "MLP width" if mlp else "head width or key/value heads"
-    return MSG_UNEVEN.format(name=name, what=what, widths=widths, part="mlp" if mlp else "attn",
-                             last=len(parts) - 1, shape=tuple(parts[-1].shape))  # fmt: skip
 
 
 def norm_weight(module: nn.Module, offset: float) -> torch.Tensor | None:
@@ -85,10 +61,14 @@ class LayerWeights:
         return self._having("attention")
 
     def _having(self, part: str) -> nn.Module:
-        """The block, after checking that it has `part` ("attention" or "MLP"): a hybrid's
-        mixer layer has no W_Q, a Mamba block or a block kept whole no W_in."""
+        """The block, after checking that it has `part` ("attention" or "MLP", a dense one): a
+        hybrid's mixer layer has no W_Q, a Mamba block or a block kept whole no W_in, nor has a
+        mixture of experts one."""
         spec, n = self._model.spec, self._model.cfg.n_layers
-        if part.lower() not in spec.layer_features(self._model.hf_model.config, self.layer):
+        features = spec.layer_features(self._model.hf_model.config, self.layer)
+        if part == "MLP" and "moe" in features:
+            raise ValueError(MSG_EXPERTS.format(layer=self.layer, experts=spec.moe_experts))
+        if part.lower() not in features:
             words = spec.layer_words(self.layer, n)
             attending = f"; layers with attention: {words['attn_layers']}"
             raise ValueError(
@@ -315,7 +295,7 @@ class Weights:
         parts = [getattr(self.layer(i), name) for i in range(self._model.cfg.n_layers)]
         shapes = {tuple(p.shape) for p in parts}
         if len(shapes) > 1:  # heads (or MLPs) of different widths cannot stack
-            raise ValueError(_msg_uneven(self._model.cfg, name, parts))
+            raise ValueError(msg_uneven(self._model.cfg, name, parts))
         return torch.stack([p.to(parts[0].device) for p in parts])
 
     def __getattr__(self, name: str) -> torch.Tensor:

@@ -117,3 +117,23 @@ def test_gqa_expansion_is_a_copy_and_negative_layers():
     assert w.b_K.shape == (4, 8) and bool(w._b_K.abs().sum() > 0)
     with pytest.raises(IndexError, match="out of range"):
         model.weights.layer(2)
+
+
+@pytest.mark.parametrize("model_type", ["mixtral", "qwen2_moe"])
+def test_a_mixture_of_experts_has_no_one_mlp_weight_and_says_so(model_type):
+    """W_in/W_gate/W_out of a layer whose MLP is a mixture of experts raise, naming the experts'
+    module and the point with each expert's output (before: a TypeError about the block)."""
+    import transformers as tf
+
+    import hooklens as hl
+    from hooklens.architectures._registry import tiny_config
+
+    torch.manual_seed(0)
+    model = hl.HookedModel(tf.AutoModelForCausalLM.from_config(tiny_config(model_type)).eval())
+    for name in ("W_in", "W_gate", "W_out", "b_out"):
+        with pytest.raises(ValueError, match="layer 1's MLP is a mixture of experts") as info:
+            getattr(model.blocks[1].mlp, name)
+        assert model.spec.moe_experts in str(info.value)
+        assert "blocks.1.mlp.hook_expert_out" in str(info.value)
+    with pytest.raises(ValueError, match="mixture of experts"):
+        model.W_in  # noqa: B018
