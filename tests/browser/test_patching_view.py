@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import warnings
 from pathlib import Path
 from typing import Any
@@ -199,13 +200,25 @@ def _slow_done(page: Any) -> int:
 
 def test_patching_export_shows_the_last_heatmap(tmp_path: Path, guarded_page: GuardedPage) -> None:
     model = _tiny_model(tmp_path / "gpt2")
-    view = hl.PatchingView(model, clean=CLEAN, corrupted=CORRUPTED, answer="mary", wrong="john")
+    base = hl.metrics.logit_diff(model, "mary", "john")
+    # Once `hold` is set, the metric waits for `release`: the resid_pre sweep is certainly still
+    # running when it is cancelled, however fast the machine.
+    hold, release = threading.Event(), threading.Event()
+
+    def gated(logits: torch.Tensor) -> torch.Tensor:
+        if hold.is_set():
+            release.wait(timeout=60)
+        return base(logits)
+
+    view = hl.PatchingView(model, clean=CLEAN, corrupted=CORRUPTED, metric=gated)
     view.send = lambda *args, **kwargs: None  # type: ignore[method-assign]  # no front end here
     z = view.run_sweep("z")
     result = view.run_sweep("attn_out")
     assert result is not None and z is not None
+    hold.set()
     view.run_sweep("resid_pre", wait=False)
     view.cancel_sweep()
+    release.set()
     view.wait()
     view.point = "attn_out"
     assert view.swept_points == ["z", "attn_out", "resid_pre"]
