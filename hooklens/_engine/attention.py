@@ -36,7 +36,8 @@ _registered = False
 class AttnSite:
     """The hook points of one layer that are served inside the attention function.
 
-    `q`/`k` are None when the family reads pre-rotary q/k at a projection module instead;
+    `q`/`k` are None when the family reads pre-rotary q/k at a projection module instead (and
+    `v` where a layer computes values that later layers reuse, `ArchSpec.v_source`);
     `rot_q`/`rot_k` are None for families without rotary embeddings, `sink` for attention
     without learned sinks. While `keep` is non-zero (a gate on attention's output is hooked,
     `_engine/gate.py`), `kept` holds the z just returned, from which the gate's site rebuilds
@@ -53,7 +54,7 @@ class AttnSite:
         self,
         q: HookPoint | None,
         k: HookPoint | None,
-        v: HookPoint,
+        v: HookPoint | None,
         rot_q: HookPoint | None,
         rot_k: HookPoint | None,
         scores: HookPoint,
@@ -310,7 +311,7 @@ def attention_forward(
         query = _fire_heads(site.q, query, q_len)
     if site.k is not None and site.k.active and not qk_read:
         key = _fire_heads(site.k, key, q_len)
-    if site.v.active:
+    if site.v is not None and site.v.active:
         value = _fire_heads(site.v, value, q_len)
     if site.rot_q is not None and site.rot_q.active:
         query = _fire_heads(site.rot_q, query, q_len)

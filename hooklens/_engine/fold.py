@@ -279,7 +279,8 @@ def _has_value_biases(hf_model: nn.Module, spec: ArchSpec) -> bool:
     blocks: Any = hf_model.get_submodule(spec.blocks)
     if spec.qkv is None:
         return True  # cannot tell: treat as having them
-    for layer in spec.attention_layers(len(blocks)):
+    reused = dict(spec.kv_reused)  # their values are an earlier layer's, looked at there
+    for layer in (i for i in spec.attention_layers(len(blocks)) if i not in reused):
         mods = qkv_modules(spec, blocks[layer])
         if bias_of(mods[-1]) is not None:
             return True

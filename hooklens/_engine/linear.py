@@ -20,8 +20,9 @@ MSG_NO_LAYOUT = """The {family} adapter does not describe where its attention we
 (hooklens/architectures/), as the GPT-2 and Llama adapters do."""
 
 MSG_NO_PROJ = """This layer of {family} has no {path} (its attention forms those activations
-without a projection of their own, e.g. values that reuse the keys' projection), so its
-W_Q/W_K/W_V cannot be read in TransformerLens's shapes. Other layers may have it."""
+without a projection of their own, e.g. values that reuse the keys' projection, or keys and
+values an earlier layer computed), so its W_Q/W_K/W_V cannot be read in TransformerLens's
+shapes. Other layers may have it."""
 
 MSG_NOT_LINEAR_O = """{family}'s attention passes z through {kind} ({path}) before its output
 projection, so attn_out is not a linear map of z: W_O, b_O, OV and hook_result do not exist for
@@ -69,11 +70,12 @@ def bias_of(module: nn.Module) -> torch.Tensor | None:
     return bias if isinstance(bias, torch.Tensor) else None
 
 
-def qkv_modules(spec: ArchSpec, block: nn.Module) -> list[nn.Module]:
-    """The distinct q/k/v projection modules of a block (one when fused)."""
+def qkv_modules(spec: ArchSpec, block: nn.Module, only_q: bool = False) -> list[nn.Module]:
+    """The distinct q/k/v projection modules of a block (one when fused); `only_q`: the first
+    alone (a layer that reuses an earlier layer's keys and values has no others)."""
     if spec.qkv is None:
         raise NotImplementedError(MSG_NO_LAYOUT.format(family=spec.family, what="W_Q/W_K/W_V"))
-    paths = list(dict.fromkeys(spec.qkv))
+    paths = list(dict.fromkeys(spec.qkv))[: 1 if only_q else None]
     found = []
     for path in paths:
         try:
@@ -84,35 +86,41 @@ def qkv_modules(spec: ArchSpec, block: nn.Module) -> list[nn.Module]:
 
 
 def read_qkv(
-    spec: ArchSpec, cfg: Any, block: nn.Module, modules: bool = False
+    spec: ArchSpec, cfg: Any, block: nn.Module, modules: bool = False, only_q: bool = False
 ) -> list[WeightAndBias]:
     """`_read_qkv`'s weights times the factors the model applies around the projections, so
     that `ln1.hook_normalized @ W + b` is hook_q/k/v: on `v_proj`'s output (MiMo-V2-Flash's
     `v_scale`), on `k_proj`'s (Falcon-H1's key multiplier), and on attention's input (weights
     only; Falcon-H1). Where one is not 1, that weight and bias are copies. `modules`: without
-    the factors applied after the projections, so that they give the modules' own outputs."""
-    found = _read_qkv(spec, cfg, block)
+    the factors applied after the projections, so that they give the modules' own outputs.
+    `only_q`: q's alone, where the layer has no key or value projections of its own."""
+    found = _read_qkv(spec, cfg, block, only_q)
     attn = block.get_submodule(spec.attn) if spec.attn else None
     v = next((getattr(attn, n) for n in V_SCALE if hasattr(attn, n)), 1.0)
     v = float(v) if isinstance(v, float | int) and not modules else 1.0
     m, k = spec.factor(block, "attn_in"), 1.0 if modules else spec.factor(block, "k")
     scaled = []
-    for (w, b), (wf, bf) in zip(found, ((m, 1.0), (m * k, k), (m * v, v)), strict=True):
+    for (w, b), (wf, bf) in zip(
+        found, ((m, 1.0), (m * k, k), (m * v, v))[: len(found)], strict=True
+    ):
         scaled.append((w * wf if wf != 1 else w, b * bf if b is not None and bf != 1 else b))
     return scaled
 
 
-def _read_qkv(spec: ArchSpec, cfg: Any, block: nn.Module) -> list[WeightAndBias]:
+def _read_qkv(
+    spec: ArchSpec, cfg: Any, block: nn.Module, only_q: bool = False
+) -> list[WeightAndBias]:
     """[(W (heads, d_model, d_head), b (heads, d_head) or None)] for q, k, v; k and v have
     `n_kv_heads` heads (q and k are `d_head_qk` wide, where that differs). `cfg` is the layer's
     own (`cfg.layer(l)`). Views of the parameters."""
     nh, nkv, dh = cfg.n_heads, cfg.n_kv_heads, cfg.d_head
     heads = (nh, nkv, nkv)
-    mods = qkv_modules(spec, block)
+    mods = qkv_modules(spec, block, only_q)
     layout = spec.qkv_layout
     if layout in ("flat", "q_gate_per_head"):
         found: list[WeightAndBias] = []
-        for mod, n, width in zip(mods, heads, (cfg.d_head_qk, cfg.d_head_qk, dh), strict=True):
+        widths = (cfg.d_head_qk, cfg.d_head_qk, dh)
+        for mod, n, width in zip(mods, heads[: len(mods)], widths[: len(mods)], strict=True):
             w, b = in_out(mod), bias_of(mod)
             if layout == "q_gate_per_head" and mod is mods[0]:  # per head: queries, then gate
                 wq = w.view(w.shape[0], n, 2, dh)[:, :, 0].permute(1, 0, 2)

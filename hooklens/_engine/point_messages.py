@@ -49,6 +49,10 @@ NO_PART: dict[str, str] = {
     "because {reason}.",
     "mlp": "layer {layer} of this model has no MLP (it is a {mixer} layer alone). Use "
     "blocks.{layer}.hook_resid_post.",
+    "reused_kv": "layer {layer} reuses the keys and values layer {kv_source} computed (KV "
+    "sharing): it computes no keys of its own, so it has no keys before the rotation. Layer "
+    "{kv_source}'s are blocks.{kv_source}.attn.hook_k (an edit there reaches every layer that "
+    "reuses them); the rotated keys this layer's scores read are blocks.{layer}.attn.hook_rot_k.",
     "skipped": "layer {layer} ({mixer}) does not run here: {reason}. Its output is its input, "
     "so its only points are blocks.{layer}.hook_resid_pre and hook_resid_post (the same "
     "stream).",

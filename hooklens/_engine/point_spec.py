@@ -12,7 +12,7 @@ Scope = Literal["model", "block", "final"]
 Feature = Literal[
     "learned_pos", "rotary", "sequential", "gated_mlp", "ln1", "ln2", "dense_mlp", "moe", "mha",
     "sinks", "attention", "mixer", "mlp", "post_ln", "token_types", "gated_attn",
-    "per_layer_input", "final_norm", "adapter", "whole", "attn_inside", "skipped",
+    "per_layer_input", "final_norm", "adapter", "whole", "attn_inside", "skipped", "reused_kv",
 ]  # fmt: skip
 #: The part of a block a point belongs to; a layer without that part (a state-space mixer layer
 #: has no attention, a Mamba block no MLP) has none of its points.
@@ -54,6 +54,8 @@ class PointSpec:
         `family`, `layer`, `mixer` and `attn_layers`), or None when it has it."""
         if "skipped" in features and self.suffix not in STREAM:  # not run: the stream alone
             return NO_PART["skipped"]
+        if "reused_kv" in features and self.suffix == "attn.hook_k":  # an earlier layer's
+            return NO_PART["reused_kv"]
         inside = "attn_inside" in features and self.suffix in INTERNALS
         if "whole" in features and self.suffix not in STREAM and not inside:
             # a block kept whole has the stream's points alone (and attention's internals

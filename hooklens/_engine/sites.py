@@ -217,19 +217,23 @@ class Builder:
             return out if changed else None
 
     def proj_site(
-        self, module: nn.Module, proj: Proj, layer: int, q: bool, k: bool, k_scale: float = 1.0
-    ) -> None:
+        self, module: nn.Module, proj: Proj, layer: int, q: bool, k: bool, k_scale: float = 1.0,
+        v: bool = False,
+    ) -> None:  # fmt: skip
         """Pre-rotary q and/or k read (and edited) at a projection module's output; k times
         `k_scale`, a factor the attention applies to the projection's keys (Falcon-H1); where
-        several layers call the module, only at this layer's call (`callers.py`)."""
+        several layers call the module, only at this layer's call (`callers.py`). `v`: the
+        module's output is the values alone (`ArchSpec.v_source`)."""
         caller = self.callers.get(layer)
         site = self._site(
             lambda: [module.register_forward_hook(hook), *([caller.acquire()] if caller else [])]
         )
         q_pt = self._new("attn.hook_q", layer, site) if q else None
         k_pt = self._new("attn.hook_k", layer, site) if k else None
+        v_pt = self._new("attn.hook_v", layer, site) if v else None
         cfg = self.cfg.layer(layer)  # this layer's own head widths
-        nh, nkv, dh, dq = cfg.n_heads, cfg.n_kv_heads, cfg.d_head, cfg.d_head_qk
+        nh, nkv, dh = cfg.n_heads, cfg.n_kv_heads, cfg.d_head
+        dq = dh if v else cfg.d_head_qk
         layout = proj.layout
 
         def split(out: torch.Tensor) -> list[torch.Tensor]:
@@ -264,7 +268,7 @@ class Builder:
                 return None  # another layer's call of a shared module
             parts = split(out)
             changed = False
-            for i, pt in ((0, q_pt), (1, k_pt)):
+            for i, pt in ((0, q_pt), (1, k_pt), (2, v_pt)):
                 if pt is not None and pt.active:
                     part = parts[i] if len(parts) > 1 else parts[0]
                     scale = k_scale if pt is k_pt else 1.0
@@ -275,7 +279,9 @@ class Builder:
                         changed = True
             return join(out, parts) if changed else None
 
-    def attention_site(self, attn: nn.Module, layer: int, q_here: bool, k_here: bool) -> None:
+    def attention_site(
+        self, attn: nn.Module, layer: int, q_here: bool, k_here: bool, v_here: bool = True
+    ) -> None:
         """Points served inside the registered attention function (where several layers call
         `attn`, at this layer's call: `callers.py`)."""
         switch, caller = self.switch, self.callers.get(layer)
@@ -297,11 +303,11 @@ class Builder:
 
         q = new("attn.hook_q") if q_here else None
         k = new("attn.hook_k") if k_here else None
-        v = new("attn.hook_v")
+        v = new("attn.hook_v") if v_here else None
         rot_q, rot_k = new("attn.hook_rot_q"), new("attn.hook_rot_k")
         scores, pattern = new("attn.hook_attn_scores"), new("attn.hook_pattern")
         z = new("attn.hook_z")
-        assert v is not None and scores is not None and pattern is not None and z is not None
+        assert scores is not None and pattern is not None and z is not None
         site_obj = _attention.AttnSite(q, k, v, rot_q, rot_k, scores, pattern, z)
         site_obj.sink = new("attn.hook_sink")
         site_obj.caller = caller

@@ -200,6 +200,11 @@ def verify(model: HookedModel) -> None:
         v = cache[b + "attn.hook_v"].repeat_interleave(rep, dim=2)
         z = torch.einsum("bhqk,bkhd->bqhd", pattern.float(), v.float())
         expect(f"{b}attn.hook_z is hook_pattern @ hook_v", cache[b + "attn.hook_z"], z)
+        source = dict(spec.kv_reused).get(layer)
+        for x in ("rot_k", "v") if source is not None else ():  # what the scores read
+            what = f"{b}attn.hook_{x} is blocks.{source}.attn.hook_{x} (keys and values reused)"
+            if b + f"attn.hook_{x}" in cache:
+                expect(what, cache[b + f"attn.hook_{x}"], cache[f"blocks.{source}.attn.hook_{x}"])
         if c.positional == "rotary":
             # at position 0 the rotation is the identity, times the rotary embedding's
             # attention factor where it has one (YaRN scales cos and sin): q picks the factor;
@@ -207,7 +212,8 @@ def verify(model: HookedModel) -> None:
             block = hf.get_submodule(f"{spec.blocks}.{layer}")
             norms = spec.qk_norms_after_rotary
             pre_rot = {}
-            for i, x in enumerate("qk"):
+            qk = "q" if source is not None else "qk"  # a reusing layer has no keys of its own
+            for i, x in enumerate(qk):
                 t = cache[f"{b}attn.hook_{x}"]
                 if norms is not None and has_module(block, norms[i]):  # Llama 4's NoPE layers
                     with torch.no_grad():  # have no q/k norm
@@ -215,7 +221,7 @@ def verify(model: HookedModel) -> None:
                 pre_rot[x] = t[:, 0].float()
             rot_q0 = cache[f"{b}attn.hook_rot_q"][:, 0]
             factor = min(factors, key=lambda f: _gap(pre_rot["q"] * f, rot_q0))
-            for x in ("q", "k"):
+            for x in qk:
                 what = f"{b}attn.hook_{x} is hook_rot_{x} at position 0 (rotary is the identity)"
                 if norms is not None and has_module(block, norms[0]):
                     what = f"{b}attn.hook_rot_{x} is the {x} norm of hook_{x} at position 0"

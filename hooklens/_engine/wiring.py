@@ -121,17 +121,25 @@ def _attention_internals(b: Builder, block: nn.Module, layer: int) -> None:
     sub, spec = block.get_submodule, b.spec
     qs, ks = spec.q_source, spec.k_source
     k_scale = spec.factor(block, "k")  # Falcon-H1 multiplies the keys after k_proj
+    # a layer reusing an earlier layer's keys and values: no keys before the rotation, and its
+    # values are what its attention reads; the others' values are read before they are handed on
+    reused = layer in dict(spec.kv_reused)
+    vs = None if reused else spec.v_source
     if spec.latent_kv is not None:
         add_latent_sites(b, block, layer)
     elif qs is not None and ks is not None and qs == ks:
-        b.proj_site(sub(qs.module), qs, layer, q=True, k=True, k_scale=k_scale)
+        b.proj_site(sub(qs.module), qs, layer, q=True, k=not reused, k_scale=k_scale)
     else:
         if qs is not None:
             b.proj_site(sub(qs.module), qs, layer, q=True, k=False)
-        if ks is not None:
+        if ks is not None and not reused:
             b.proj_site(sub(ks.module), ks, layer, q=False, k=True, k_scale=k_scale)
+    if vs is not None:
+        b.proj_site(sub(vs.module), vs, layer, q=False, k=False, v=True)
     here = spec.latent_kv is None  # else the latent sites read q and k
-    b.attention_site(sub(spec.attn), layer, q_here=here and not qs, k_here=here and not ks)
+    b.attention_site(
+        sub(spec.attn), layer, q_here=here and not qs, k_here=here and not ks, v_here=vs is None
+    )
 
 
 def _mlp_parts(

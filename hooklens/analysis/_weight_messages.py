@@ -1,6 +1,7 @@
 """Why a weight in TransformerLens's shapes cannot be given: layers of different widths cannot
 be stacked into one tensor (`Weights.W_Q` on Gemma 4), and a mixture of experts has no one
-`W_in`/`W_out` (each expert has its own)."""
+`W_in`/`W_out` (each expert has its own), and a layer that reuses an earlier layer's keys and
+values has no W_K/W_V."""
 
 from __future__ import annotations
 
@@ -8,12 +9,20 @@ from typing import Any
 
 import torch
 
-__all__ = ["MSG_EXPERTS", "msg_uneven"]
+__all__ = ["MSG_EXPERTS", "MSG_REUSED_KV", "msg_uneven"]
 
 MSG_EXPERTS = (
     "layer {layer}'s MLP is a mixture of experts: it has no one W_in, W_gate or W_out. Each "
     "expert's weights are in the block's {experts} module; its output on the tokens routed to "
     "it is blocks.{layer}.mlp.hook_expert_out."
+)
+
+MSG_REUSED_KV = (
+    "layer {layer} reuses the keys and values layer {source} computed (KV sharing): it has no "
+    "key or value projections, so it has no W_{x} (nor b_{x}, QK or OV, which pair them with "
+    "this layer's queries and outputs). Layer {source}'s, model.weights.layer({source}).W_{x}, "
+    "read layer {source}'s stream, not this layer's; the keys and values this layer reads are "
+    "blocks.{layer}.attn.hook_rot_k and hook_v."
 )
 
 

@@ -23,7 +23,7 @@ from .._engine.pos_table import table_rows
 from ..architectures._convs import refuse_convolved
 from ..architectures._factors import embed_factor
 from ._factored import FactoredMatrix
-from ._weight_messages import MSG_EXPERTS, msg_uneven
+from ._weight_messages import MSG_EXPERTS, MSG_REUSED_KV, msg_uneven
 from ._widths import why_missing
 
 if TYPE_CHECKING:
@@ -87,8 +87,12 @@ class LayerWeights:
         """[(W (heads, d_model, d_head), b (heads, d_head) or None)] for q, k, v (KV heads);
         raises where `which` ("QKV") is convolved over positions (Inkling's k, v)."""
         x = "QKV"[which]
+        source = dict(self._model.spec.kv_reused).get(self.layer)
+        if source is not None and x != "Q":
+            raise ValueError(MSG_REUSED_KV.format(layer=self.layer, source=source, x=x))
         refuse_convolved(self._model.spec, self._block, x.lower(), f"W_{x} (nor b_{x}, {x}K/OV)")
-        return read_qkv(self._model.spec, self._cfg, self._attention())
+        only_q = source is not None  # its own queries, an earlier layer's keys and values
+        return read_qkv(self._model.spec, self._cfg, self._attention(), only_q=only_q)
 
     def _expand(self, t: torch.Tensor) -> torch.Tensor:
         rep = self._cfg.n_heads // self._cfg.n_kv_heads

@@ -24,8 +24,10 @@ from ._factors import block_factors
 from ._fused_mlp import halves_gate_up
 from ._gate import attn_gate
 from ._hybrid import MIXERS, hybrid_layers, shared_block
+from ._kv_sharing import kv_sharing
 from ._latent import latent_kv
 from ._layer_checks import (
+    has_sinks,
     head_counts,
     parallel_streams,
     per_layer_config,
@@ -49,7 +51,6 @@ from ._names import (
     POS_EMBED,
     ROUTER,
     SCORE_BIAS,
-    SINKS,
 )
 from ._no_blocks import why_no_blocks
 from ._norms import shared_norm_kind
@@ -269,17 +270,19 @@ def derive(model: nn.Module, opaque: str | None = None) -> ArchSpec:
             ((mlp_in, mlp_up, mlp_down, fused),) = dense
     o_proj = _child(attn_mod, O_PROJ) if attn_mod is not None else None
     latent = latent_kv(model, attn_mod, attn) if attn_mod is not None and attn else None
-    no_qk = (None, None)  # no layer attends (Mamba), or latent attention reads q and k itself
     rope = getattr(text, "rope_parameters", None)
     # q/k/v convolved over positions without rotary: read where the attention function gets them
     at_call = rope is None and any(r in ("q", "k", "v") for r, _ in convs)
     rotated: tuple[str, str] | None = None
-    sources: tuple[Proj | None, Proj | None] = no_qk
+    # none where no layer attends (Mamba), or latent attention reads q and k itself
+    sources: tuple[Proj | None, Proj | None] = (None, None)
     if attn_mod is not None and attn and not latent and not at_call:
         rotated = rotated_qk_norms(model, attn_mod, attn)
         sources = _qk_sources(model, attn_mod, attn, text, norms=not rotated)
-    attend_at = attending if layers else range(n_layers)
-    unlike = unlike_layers(all_blocks, attend_at, sources)
+    attend_at = list(attending if layers else range(n_layers))
+    # layers reusing an earlier layer's keys and values have no key modules (Gemma 4)
+    kv_reused, v_source = kv_sharing(model, all_blocks, attend_at, attn or "", sources[1])
+    unlike = unlike_layers(all_blocks, attend_at, sources, reusing=dict(kv_reused))
     unlike = unlike or head_counts(all_blocks, attend_at, attn)
     if unlike is not None:
         raise _refuse(model, unlike)
@@ -315,7 +318,7 @@ def derive(model: nn.Module, opaque: str | None = None) -> ArchSpec:
     norm, offset = shared_norm_kind(model, norms, width, like)
     prefix = f"{parent_path}." if parent_path else ""
     attend = attending if layers is not None else range(len(all_blocks))
-    sinks = tuple(i for i in attend if attn and _sinks(all_blocks[i].get_submodule(attn)))
+    sinks = tuple(i for i in attend if attn and has_sinks(all_blocks[i].get_submodule(attn)))
     return ArchSpec(
         family=str(getattr(config, "model_type", kind)),
         hf_classes=(type(model).__name__,),
@@ -345,6 +348,8 @@ def derive(model: nn.Module, opaque: str | None = None) -> ArchSpec:
         q_source=sources[0],
         qk_norms_after_rotary=rotated,
         k_source=sources[1],
+        v_source=v_source,
+        kv_reused=kv_reused,
         latent_kv=latent,
         pos_embed=prefix + pos_embed if pos_embed else None,
         positional=positional,
@@ -362,11 +367,6 @@ def derive(model: nn.Module, opaque: str | None = None) -> ArchSpec:
         per_layer_out=_child(block, PER_LAYER_OUT),
         derived=True,
     )
-
-
-def _sinks(attn_mod: nn.Module) -> bool:
-    """Whether the attention module holds learned sink logits (one per head)."""
-    return any(isinstance(getattr(attn_mod, n, None), nn.Parameter) for n in SINKS)
 
 
 def _qk_sources(

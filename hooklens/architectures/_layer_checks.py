@@ -6,13 +6,13 @@ make the adapter wrong on some layer, and say why in words the refusal shows.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from typing import Any
 
 import torch
 from torch import nn
 
-from ._names import HYPER_STREAMS, PER_LAYER_UNREAD, ROUTER, STREAM_SCALE
+from ._names import HYPER_STREAMS, PER_LAYER_UNREAD, ROUTER, SINKS, STREAM_SCALE
 
 
 def has_module(root: nn.Module, path: str) -> bool:
@@ -21,6 +21,11 @@ def has_module(root: nn.Module, path: str) -> bool:
     except AttributeError:
         return False
     return True
+
+
+def has_sinks(attn_mod: nn.Module) -> bool:
+    """Whether the attention module holds learned sink logits (one per head)."""
+    return any(isinstance(getattr(attn_mod, n, None), nn.Parameter) for n in SINKS)
 
 
 def per_layer_config(text: Any) -> str | None:
@@ -38,13 +43,16 @@ def per_layer_config(text: Any) -> str | None:
     )
 
 
-def unlike_layers(blocks: list[nn.Module], attending: Iterable[int], sources: Any) -> str | None:
+def unlike_layers(
+    blocks: list[nn.Module], attending: Iterable[int], sources: Any, reusing: Container[int] = ()
+) -> str | None:
     """Why the template does not fit every block (None when it does): an attending layer
-    without the q/k modules of block 0 (it reuses an earlier layer's keys and values, Gemma 4's
-    KV sharing), or blocks that multiply the whole stream after adding their parts (Gemma 4's
+    without the q/k modules of block 0 (it reuses keys and values from where hooklens cannot
+    tell; `reusing`: layers known to read an earlier layer's, whose k module is not looked for),
+    or blocks that multiply the whole stream after adding their parts (Gemma 4's
     `layer_scalar`, where a checkpoint sets it)."""
     for i in attending:
-        for source in sources:
+        for source in sources[:1] if i in reusing else sources:
             if source is not None and not has_module(blocks[i], source.module):
                 return (
                     f"layer {i}'s attention has no {source.module} (it reuses the keys and "

@@ -235,6 +235,9 @@ GATE_BIAS = ("gate_bias",)
 #: an attention module's factor on `v_proj`'s output before attention (MiMo-V2-Flash), which
 #: the values' weights W_V and b_V include
 V_SCALE = ("v_scale",)
+#: where a layer whose keys and values later layers reuse computes its values, in order of
+#: preference: `hook_v` is read there, before they are handed on (`_kv_sharing.py`)
+V_SOURCE = ("v_norm", "v_proj")
 #: forward parameters of a layer that carry a second stream beside the residual stream, and what
 #: that stream is (`_two_streams.py`)
 SECOND_STREAM_ARGS = {

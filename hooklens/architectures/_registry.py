@@ -56,6 +56,11 @@ _HYBRID = ["linear_attention", "full_attention"]
 _LLAMA4 = {"no_rope_layers": [1, 0], "moe_layers": [1], "intermediate_size_mlp": 128,
            "attention_chunk_size": 3, "floor_scale": 2}  # fmt: skip
 #: Per-type corrections where the generic dimensions contradict another default.
+_GEMMA4_SHARED = {
+    "num_hidden_layers": 4,
+    "layer_types": ["sliding_attention", "full_attention"] * 2,
+    "num_kv_shared_layers": 2,
+}
 OVERRIDES: dict[str, dict[str, Any]] = {
     "gptj": {"rotary_dim": 4},
     "codegen": {"rotary_dim": 4},
@@ -116,6 +121,12 @@ OVERRIDES: dict[str, dict[str, Any]] = {
         "layer_types": ["sliding_attention", "full_attention"],
         "num_kv_shared_layers": 0,
     },
+    # Gemma 4 as its smaller checkpoints ship: the last layers reuse the keys and values of the
+    # last earlier layer of their kind (KV sharing), a layer of each kind before them
+    "gemma4_text": _GEMMA4_SHARED,
+    "gemma4": {"text_config": _GEMMA4_SHARED},
+    "gemma4_unified_text": _GEMMA4_SHARED,
+    "gemma4_unified": {"text_config": _GEMMA4_SHARED},
     # Inkling as released: a sliding-window layer then a full one (log-scaled queries), dense
     # then sparse MLPs, the same heads on both (the defaults' sliding layers are 8192 wide);
     # a window and a relative-bias extent that a few tokens exceed

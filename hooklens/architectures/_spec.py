@@ -44,13 +44,6 @@ def text_config(config: Any) -> Any:
     return get() if callable(get) else config
 
 
-def own_attr(config: Any, names: tuple[str, ...]) -> str | None:
-    """The first of `names` that `config` holds itself, not as an alias of another attribute
-    (Inkling's `embedding_multiplier` is its logits' divisor under another name)."""
-    aliases = getattr(config, "attribute_map", None) or {}
-    return next((a for a in names if hasattr(config, a) and a not in aliases), None)
-
-
 @dataclass(frozen=True)
 class ArchSpec:
     """One family's adapter.
@@ -144,6 +137,10 @@ class ArchSpec:
     mlp_beside: str | None = None
     q_source: Proj | None = None
     k_source: Proj | None = None
+    #: where some layers reuse an earlier layer's keys and values (`kv_reused`), where the
+    #: others' `hook_v` is read: before it is handed on (`_kv_sharing.py`); else in attention
+    v_source: Proj | None = None
+    kv_reused: tuple[tuple[int, int], ...] = ()  # (layer, the layer whose keys it reuses)
     #: q and k norms (block paths) the attention applies after the rotation (Hunyuan V1):
     #: `hook_q`/`hook_k` are then the projections' outputs, `hook_rot_q`/`hook_rot_k` what the
     #: scores read (rotated, then normed), so at position 0 `hook_rot_q` is the q norm of `hook_q`
@@ -289,6 +286,8 @@ class ArchSpec:
             found = (found - {"ln1", "ln2"}) | own  # type: ignore[operator]
         if layer in self.sink_layers:
             found = found | {"sinks"}
+        if layer in dict(self.kv_reused):
+            found = found | {"reused_kv"}
         if layer in self.no_ln1_layers:
             found = found - {"ln1"}
         if self.moe_layers is None or layer in self.moe_layers or "mlp" not in found:
@@ -346,6 +345,7 @@ class ArchSpec:
             "why": why if opaque else "",
             "reason": opaque or "",
             "attn_layers": ", ".join(map(str, attending)) or "none",
+            "kv_source": str(dict(self.kv_reused).get(layer, "")),
         }
 
     def features(self, config: Any) -> frozenset[Feature]:

@@ -28,11 +28,17 @@ from ._names import (
     STREAM_HALVING,
 )
 from ._run_order import final_norm_on_embed
-from ._spec import own_attr
 
 __all__ = [
     "embed_norm_in_block", "normed_residual", "scale_owner", "stream_ends", "stream_rescaled",
 ]  # fmt: skip
+
+
+def own_attr(config: Any, names: tuple[str, ...]) -> str | None:
+    """The first of `names` that `config` holds itself, not as an alias of another attribute
+    (Inkling's `embedding_multiplier` is its logits' divisor under another name)."""
+    aliases = getattr(config, "attribute_map", None) or {}
+    return next((a for a in names if hasattr(config, a) and a not in aliases), None)
 
 
 def stream_ends(model: nn.Module, text: Any, embed: str, blocks: str, final: str) -> dict[str, Any]:

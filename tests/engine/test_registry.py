@@ -84,6 +84,9 @@ def test_registry_type(registry, model_type):
         assert (f"blocks.{layer}.hook_mixer_out" in cache) == beside
         for suffix in ("hook_attn_out", "attn.hook_q", "attn.hook_k", "attn.hook_v",
                        "attn.hook_attn_scores", "attn.hook_z"):  # fmt: skip
+            if suffix == "attn.hook_k" and layer in dict(model.spec.kv_reused):
+                _check_reused_keys(model, layer, dict(model.spec.kv_reused)[layer], cache)
+                continue
             assert f"blocks.{layer}.{suffix}" in cache
         pattern = cache[f"blocks.{layer}.attn.hook_pattern"]
         # a learned attention sink takes the rest of each row (hook_sink); elsewhere none
@@ -99,6 +102,20 @@ def test_registry_type(registry, model_type):
     _check_edits(model, tokens, ref)
     if model.spec.moe_experts is not None:
         _check_routing(model, tokens, ref, cache)
+
+
+def _check_reused_keys(model, layer, source, cache):
+    """A layer that reuses an earlier layer's keys and values (Gemma 4's KV sharing) has no
+    keys before the rotation (asking says whose they are); the rotated keys and the values it
+    reads are the source layer's."""
+    import hooklens as hl
+
+    assert source < layer
+    with pytest.raises(hl.HookNameError, match=f"reuses the keys and values layer {source}"):
+        model.run_with_cache(torch.tensor([[5, 6]]), names_filter=f"blocks.{layer}.attn.hook_k")
+    for suffix in ("attn.hook_rot_k", "attn.hook_v"):
+        here, there = f"blocks.{layer}.{suffix}", f"blocks.{source}.{suffix}"
+        torch.testing.assert_close(cache[here], cache[there], rtol=0, atol=0)
 
 
 def _check_whole_block(model, layer, why, inside=False, says=None):

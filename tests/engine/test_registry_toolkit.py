@@ -72,6 +72,11 @@ def _check_qkv(model: hl.HookedModel, cache: hl.ActivationCache) -> None:
         for letter in convolved:  # each key mixes earlier positions' projections: it says so
             with pytest.raises(ValueError, match="a convolution over positions"):
                 _ = getattr(w, f"_W_{letter.upper()}")
+        if layer in dict(model.spec.kv_reused):  # keys and values of an earlier layer (Gemma 4)
+            for letter in "KV":
+                with pytest.raises(ValueError, match="reuses the keys and values layer"):
+                    _ = getattr(w, f"W_{letter}")
+            convolved = ["k", "v"]  # as for a convolution: W_Q alone gives this layer's point
         try:
             qkv = [(w.W_Q, w.b_Q)]
             qkv += [(getattr(w, f"_W_{x.upper()}"), getattr(w, f"_b_{x.upper()}"))
@@ -258,8 +263,10 @@ def _check_factored_shapes(model: hl.HookedModel) -> None:
     except ValueError as exc:  # the documented errors: layers of different head widths, or
         # a convolution over positions between a projection and attention (Inkling)
         said = str(exc)
-        assert ("cannot be stacked" in said and "model.blocks[" in said) or (
-            "a convolution over positions" in said and model.spec.convs
+        assert (
+            ("cannot be stacked" in said and "model.blocks[" in said)
+            or ("a convolution over positions" in said and model.spec.convs)
+            or ("reuses the keys and values" in said and model.spec.kv_reused)
         )
         return
     except TypeError as exc:  # a norm on z before the output projection (BitNet): no W_O
