@@ -32,6 +32,7 @@ from ._layer_checks import (
     parallel_streams,
     per_layer_config,
     routed_queries,
+    stream_scaled,
     unlike_layers,
 )
 from ._names import (
@@ -193,6 +194,7 @@ def derive(model: nn.Module, opaque: str | None = None) -> ArchSpec:
     if final is None:
         raise _refuse(model, f"no final norm next to {blocks} (looked for {', '.join(FINAL_NORM)})")
     all_blocks = list(model.get_submodule(blocks))  # type: ignore[call-overload]
+    unsummed = unsummed or stream_scaled(all_blocks)  # or multiplies it after (Gemma 4)
     # routed query heads (JetMoE) have no per-head points: the module is kept whole
     first_attn = _child(all_blocks[0], ATTN)
     if first_attn and opaque is None:

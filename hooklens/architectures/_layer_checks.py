@@ -48,9 +48,8 @@ def unlike_layers(
 ) -> str | None:
     """Why the template does not fit every block (None when it does): an attending layer
     without the q/k modules of block 0 (it reuses keys and values from where hooklens cannot
-    tell; `reusing`: layers known to read an earlier layer's, whose k module is not looked for),
-    or blocks that multiply the whole stream after adding their parts (Gemma 4's
-    `layer_scalar`, where a checkpoint sets it)."""
+    tell; `reusing`: layers known to read an earlier layer's, whose k module is not looked
+    for)."""
     for i in attending:
         for source in sources[:1] if i in reusing else sources:
             if source is not None and not has_module(blocks[i], source.module):
@@ -59,6 +58,13 @@ def unlike_layers(
                     "values an earlier layer computed), and hooklens's attention points read "
                     "them there"
                 )
+    return None
+
+
+def stream_scaled(blocks: list[nn.Module]) -> str | None:
+    """Why a block's output is not its input plus its parts' outputs (`ArchSpec.unsummed`)
+    when blocks multiply the whole stream after adding their parts (Gemma 4's `layer_scalar`,
+    which its published checkpoints set), or None."""
     for name in STREAM_SCALE:
         scales = [getattr(b, name, None) for b in blocks]
         values = [float(s.flatten()[0]) for s in scales if isinstance(s, torch.Tensor)]
@@ -66,8 +72,8 @@ def unlike_layers(
             shown = ", ".join(f"{v:.3g}" for v in values[:4]) + (", ..." if len(values) > 4 else "")
             return (
                 f"its blocks multiply the whole residual stream by {name} ({shown}) after "
-                "adding their parts, so hook_resid_post would not be hook_resid_pre plus what "
-                "the block adds"
+                "adding their parts, so hook_resid_post is hook_resid_pre plus what the block "
+                f"adds, times the block's {name}, and no sum of parts is the stream"
             )
     return None
 

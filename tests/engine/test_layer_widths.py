@@ -214,18 +214,24 @@ def test_no_per_layer_out_without_the_branch(model, tokens):
         model.run_with_hooks(tokens, fwd_hooks=[("blocks.0.hook_per_layer_out", lambda x, hook: x)])
 
 
-def test_refused_with_the_reason():
-    """Layers that reuse an earlier layer's keys and values, and checkpoints whose blocks scale
-    the whole stream, are refused, saying so."""
-    shared = ["sliding_attention", "full_attention"] * 2
-    config = {"num_hidden_layers": 4, "layer_types": shared}
-    with pytest.raises(hl.UnsupportedModelError, match="reuses the keys and values"):
-        _ple(num_kv_shared_layers=2, **config)
+def test_a_stream_scaled_after_the_block_has_its_points_but_no_sums(tokens):
+    """Published Gemma 4 checkpoints multiply the whole stream by `layer_scalar` after each
+    block adds its parts: every point is as the model computes it, resid_post is the sum times
+    the scalar, and sums of parts raise, saying so."""
     torch.manual_seed(0)
-    model = _ple()
-    hf = model.hf_model
+    hf = _ple().hf_model
     with torch.no_grad():
-        for block in hf.model.layers:
-            block.layer_scalar.fill_(0.5)
-    with pytest.raises(hl.UnsupportedModelError, match=r"layer_scalar \(0\.5, 0\.5, 0\.5\)"):
-        hl.HookedModel(hf)
+        for scale, block in zip((0.5, 0.25, 2.0), hf.model.layers, strict=True):
+            block.layer_scalar.fill_(scale)
+        ref = hf(tokens, use_cache=False).logits
+    model = hl.HookedModel(hf)
+    assert "layer_scalar (0.5, 0.25, 2)" in (model.spec.unsummed or "")
+    logits, cache = model.run_with_cache(tokens)
+    torch.testing.assert_close(logits, ref, atol=1e-4, rtol=0)
+    for layer, scale in enumerate((0.5, 0.25, 2.0)):
+        b = f"blocks.{layer}."
+        parts = ("hook_attn_out", "hook_mlp_out", "hook_per_layer_out")
+        total = cache[b + "hook_resid_pre"] + sum(cache[b + p] for p in parts)
+        torch.testing.assert_close(total * scale, cache[b + "hook_resid_post"], atol=1e-4, rtol=0)
+    with pytest.raises(hl.InputError, match="layer_scalar"):
+        cache.decompose_resid()
