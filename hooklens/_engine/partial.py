@@ -302,6 +302,8 @@ def _why_full_passes(model: Any, blocks: list[nn.Module]) -> str | None:
     for _, path in model.spec.convs[:1]:  # Inkling's short convolutions keep their own state
         cls = type(blocks[0].get_submodule(path)).__name__
         return f"its {cls} ({path}) convolves over positions, with a state keys/values lack"
+    if model.spec.streams is not None:  # a block's input is several streams, not one
+        return "its residual stream is several parallel streams"
     for layer, source in model.spec.kv_reused[:1]:  # handed on beside the cache, not in it
         return f"its layer {layer} reuses the keys and values layer {source} computed"
     for i, lay in enumerate(model.spec.layers or ()):

@@ -49,6 +49,10 @@ NO_PART: dict[str, str] = {
     "because {reason}.",
     "mlp": "layer {layer} of this model has no MLP (it is a {mixer} layer alone). Use "
     "blocks.{layer}.hook_resid_post.",
+    "streams": "on {family}, {streams}. Its blocks' "
+    "parts have their points: blocks.{layer}.ln1.hook_normalized (what attention reads), the "
+    "attention's, blocks.{layer}.hook_attn_out and hook_mlp_out (what attention and the MLP "
+    "output, before the block writes them into the streams).",
     "reused_kv": "layer {layer} reuses the keys and values layer {kv_source} computed (KV "
     "sharing): it computes no keys of its own, so it has no keys before the rotation. Layer "
     "{kv_source}'s are blocks.{kv_source}.attn.hook_k (an edit there reaches every layer that "

@@ -13,12 +13,16 @@ Feature = Literal[
     "learned_pos", "rotary", "sequential", "gated_mlp", "ln1", "ln2", "dense_mlp", "moe", "mha",
     "sinks", "attention", "mixer", "mlp", "post_ln", "token_types", "gated_attn",
     "per_layer_input", "final_norm", "adapter", "whole", "attn_inside", "skipped", "reused_kv",
+    "streams",
 ]  # fmt: skip
 #: The part of a block a point belongs to; a layer without that part (a state-space mixer layer
 #: has no attention, a Mamba block no MLP) has none of its points.
 Part = Literal["attention", "mixer", "mlp"]
 #: The points of a block kept whole: what it reads and writes.
 STREAM = ("hook_resid_pre", "hook_resid_post")
+#: The points that are the residual stream itself, which a model with several parallel streams
+#: (feature "streams") has none of.
+RESID = (*STREAM, "hook_resid_mid", "hook_normalized_resid_post")
 #: Attention's points computed inside the attention function (and the q/k projections): what a
 #: block kept whole that calls attention off the stream has besides the stream's
 #: (`LayerLayout.attends_inside`).
@@ -54,6 +58,8 @@ class PointSpec:
         `family`, `layer`, `mixer` and `attn_layers`), or None when it has it."""
         if "skipped" in features and self.suffix not in STREAM:  # not run: the stream alone
             return NO_PART["skipped"]
+        if "streams" in features and self.suffix in RESID:  # no one d_model-wide stream
+            return NO_PART["streams"]
         if "reused_kv" in features and self.suffix == "attn.hook_k":  # an earlier layer's
             return NO_PART["reused_kv"]
         inside = "attn_inside" in features and self.suffix in INTERNALS

@@ -83,6 +83,12 @@ class ResidMixin:
         if self.model.spec.post_ln:
             raise InputError(MSG_POST_LN.format(family=self.model.cfg.family, what=what))
         spec = self.model.spec
+        if spec.streams is not None:  # no hook_resid_pre/post to stack or sum
+            raise InputError(
+                f"{what}: the residual stream of {self.model.cfg.family} is several parallel "
+                f"streams, and hooklens has no point on it ({spec.streams}). Use the blocks' "
+                "parts: hook_attn_out, hook_mlp_out."
+            )
         whole = spec.whole_blocks()
         why = f"its blocks are kept whole: {whole}" if whole else spec.unsummed
         if why is not None and parts:
@@ -128,6 +134,8 @@ class ResidMixin:
         """
         n = self.model.cfg.n_layers
         layer = stream_layer(layer, n)
+        if self.model.spec.streams is not None:  # no one stream to stack
+            self._check_sum("accumulated_resid", parts=False)
         if incl_mid or mlp_input:
             self._check_mid()
         parts: list[torch.Tensor] = []

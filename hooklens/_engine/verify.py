@@ -106,7 +106,9 @@ def verify(model: HookedModel) -> None:
         with torch.no_grad():
             embed = hf.get_submodule(spec.embed_sum_norm)(embed)
         what = f"{spec.embed_sum_norm}(hook_embed + hook_pos_embed + hook_token_type_embed)"
-    expect(f"{what} is the stream entering block 0", embed, cache["blocks.0.hook_resid_pre"])
+    one = spec.streams is None  # else several streams, with no point on them: no sums
+    if one:
+        expect(f"{what} is the stream entering block 0", embed, cache["blocks.0.hook_resid_pre"])
     # post-LN blocks: the block's output is ln2's output, and the sums read ln1's
     out_name = "hook_normalized_resid_post" if spec.post_ln else "hook_resid_post"
     factors = {1.0} | {
@@ -117,13 +119,14 @@ def verify(model: HookedModel) -> None:
     for layer in range(c.n_layers):
         b = f"blocks.{layer}."
         rep = c.n_heads // max(c.layer(layer).n_kv_heads, 1)
-        pre, post = cache[b + "hook_resid_pre"], cache[b + "hook_resid_post"]
+        none = torch.empty(0)  # several streams: no point on them (nor sums, below)
+        pre, post = cache.get(b + "hook_resid_pre", none), cache.get(b + "hook_resid_post", none)
         # what mixes positions (attention, or a hybrid's mixer) and the MLP, where the layer has it
         parts = [p for p in _WRITERS if b + p in cache]
         # what mixes positions: attention, a mixer, or both side by side (Falcon-H1)
         mixing = [p for p in parts if p in _WRITERS[:2]] or parts[:1]
         mix = " + ".join(mixing)
-        if "whole" in spec.layer_features(hf.config, layer) or spec.unsummed:
+        if "whole" in spec.layer_features(hf.config, layer) or spec.unsummed or not one:
             pass  # a block kept whole, or one that rescales its residual: no sum to check
         elif spec.post_ln:
             expect(
@@ -149,7 +152,7 @@ def verify(model: HookedModel) -> None:
                 pre + sum(cache[b + p] for p in mixing),
                 cache[b + "hook_resid_mid"],
             )
-        if layer + 1 < c.n_layers:
+        if layer + 1 < c.n_layers and one:
             expect(
                 f"{b}{out_name} enters block {layer + 1}",
                 cache[b + out_name],
@@ -242,9 +245,11 @@ def verify(model: HookedModel) -> None:
                 )
                 problems[-1] = several
                 raise SeveralAttentionCallsError(_message(c.architecture, problems), several)
-    last = cache[f"blocks.{c.n_layers - 1}.{out_name}"]
-    with torch.no_grad():
-        expect(f"unembed_resid(last {out_name}) is the logits", model.unembed_resid(last), ref)
+    if one:
+        last = cache[f"blocks.{c.n_layers - 1}.{out_name}"]
+        with torch.no_grad():
+            got = model.unembed_resid(last)
+        expect(f"unembed_resid(last {out_name}) is the logits", got, ref)
     if problems:
         raise refusal(spec, c.architecture, problems)
 

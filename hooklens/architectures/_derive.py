@@ -72,6 +72,8 @@ def _refuse(model: nn.Module, what: str, whole: bool = True) -> UnsupportedModel
     """The refusal. Its `reason` is `what` alone (what a block kept whole says), and `whole`
     whether keeping the blocks whole may still describe the model (`_whole_blocks.py`): not
     where the stream between blocks is not one tensor, or changes between them."""
+    if (streams := parallel_streams(text_config(model.config))) is not None:
+        what, whole = f"{streams}; and its blocks' parts do not fit either: {what}", False
     error = UnsupportedModelError(
         f"{type(model).__name__} does not follow the pre-norm decoder template hooklens "
         f"derives adapters from: {what}"
@@ -175,8 +177,7 @@ def derive(model: nn.Module, opaque: str | None = None) -> ArchSpec:
     n_layers = getattr(text, "num_hidden_layers", None)
     if not isinstance(n_layers, int):
         raise _refuse(model, "its config has no num_hidden_layers")
-    if (streams := parallel_streams(text)) is not None:  # no one stream: not even blocks whole
-        raise _refuse(model, streams, whole=False)
+    streams = parallel_streams(text)  # several streams: the blocks' parts alone (`_refuse`)
     if (own := per_layer_config(text)) is not None:  # before reading one value for every layer
         raise _refuse(model, own)
     embed = _path_of(model, model.get_input_embeddings())  # type: ignore[operator]
@@ -359,7 +360,8 @@ def derive(model: nn.Module, opaque: str | None = None) -> ArchSpec:
         gated_norm=gated_norm_names(all_blocks),
         norm_weight_offset=offset,
         parallel_residual=ln2 is None and not post_norm,
-        unsummed=unsummed,
+        unsummed=unsummed or streams,
+        streams=streams,
         resid_mid_at=(mlp or mlp_in) if post_norm else None,
         layers=layers,
         **stream_ends(model, text, embed, blocks, prefix + final),

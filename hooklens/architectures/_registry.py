@@ -167,12 +167,18 @@ Status = Literal["wrapped", "not wrapped", "cannot run"]
 
 #: The adapter of a type wrapped with its blocks kept whole (`_whole_blocks.py`).
 STREAM_ONLY = "residual stream only"
+#: The adapter of a type whose residual stream is several parallel streams: its blocks' parts
+#: have their points, the stream none (`ArchSpec.streams`).
+PARTS_ONLY = "blocks' parts only"
+#: The adapters of types wrapped with some of the points only.
+PARTIAL = (STREAM_ONLY, PARTS_ONLY)
 
 
 @dataclass(frozen=True)
 class Outcome:
     """What happened to one registry type. `adapter` is "explicit" or "derived" when wrapped,
-    or `STREAM_ONLY` (with `reason`: why no more points) when its blocks are kept whole."""
+    or `STREAM_ONLY` (with `reason`: why no more points) when its blocks are kept whole, or
+    `PARTS_ONLY` (with `reason`: its several streams) when only its blocks' parts have points."""
 
     model_type: str
     class_name: str
@@ -330,6 +336,8 @@ def load(model_type: str, folder: Path, tokenizer: Any = None) -> tuple[Outcome,
             calling = ", ".join(inside)
             whole = f"attention's internal points on the layers calling it ({calling}); {whole}"
         return Outcome(model_type, cls_name, "wrapped", whole, adapter=STREAM_ONLY), model
+    if model.spec.streams is not None:  # the parts' points: no point on the streams
+        return Outcome(model_type, cls_name, "wrapped", model.spec.streams, PARTS_ONLY), model
     kind = "derived" if model.spec.derived else "explicit"
     return Outcome(model_type, cls_name, "wrapped", adapter=kind), model
 
@@ -347,8 +355,9 @@ def survey(types: list[str] | None = None) -> list[Outcome]:
 
 def family_table(outcomes: list[Outcome]) -> str:
     """Markdown: counts, then one row per registry type."""
-    wrapped = [o for o in outcomes if o.status == "wrapped" and o.adapter != STREAM_ONLY]
+    wrapped = [o for o in outcomes if o.status == "wrapped" and o.adapter not in PARTIAL]
     stream = [o for o in outcomes if o.adapter == STREAM_ONLY]
+    parts = [o for o in outcomes if o.adapter == PARTS_ONLY]
     runs = [o for o in outcomes if o.status != "cannot run"]
     derived = sum(o.adapter == "derived" for o in wrapped)
     rows = [
@@ -356,14 +365,15 @@ def family_table(outcomes: list[Outcome]) -> str:
         f"hooklens wraps {len(wrapped)} ({len(wrapped) - derived} by an explicit adapter, "
         f"{derived} derived), and {len(stream)} more with only the residual stream's points "
         "(their blocks kept whole; with the internal points of an attention they call off the "
-        "stream, where they do).",
+        f"stream, where they do), and {len(parts)} with the points of their blocks' parts "
+        "only (their residual stream is several parallel streams).",
         "",
         "| model type | HF class | hooklens | why not (more) |",
         "|---|---|---|---|",
     ]
     for o in outcomes:
         state = f"yes ({o.adapter})" if o.status == "wrapped" else o.status
-        state = o.adapter if o.adapter == STREAM_ONLY else state
+        state = o.adapter if o.adapter in PARTIAL else state
         why = o.reason.replace("|", "\\|")
         rows.append(f"| {o.model_type} | `{o.class_name}` | {state} | {why} |")
     return "\n".join(rows)

@@ -49,19 +49,17 @@ class ArchSpec:
     """One family's adapter.
 
     Model-level paths are relative to the causal-LM model, block paths to one decoder block.
-    `attn` is the module that calls transformers' attention function; `attn_out` the module whose
-    output is added to the residual stream (the same module, or a post-attention norm);
-    `mlp_in` the MLP's first projection (the gate in gated MLPs); `mlp_up` the up projection of
-    a gated MLP (None when not gated, or when `mlp_gate_up_fused` puts gate and up in `mlp_in`);
-    `mlp_down` the output projection (its input is `mlp.hook_post`); `mlp_out` the module whose
-    output is added to the residual stream. `q_source`/`k_source` say where pre-rotary q/k live;
-    None means the attention function's own inputs (families without rotary).
+    `attn` calls transformers' attention function; `attn_out` outputs what is added to the
+    stream (the same module, or a post-attention norm); `mlp_in` is the MLP's first projection
+    (the gate in gated MLPs), `mlp_up` a gated MLP's up projection (None when not gated, or when
+    `mlp_gate_up_fused` puts both in `mlp_in`), `mlp_down` the output projection (its input is
+    `mlp.hook_post`), `mlp_out` outputs what is added. `q_source`/`k_source`: where pre-rotary
+    q/k live (None: the attention function's own inputs, families without rotary).
 
-    `qkv` names the q, k and v projections (one path three times when they are fused, laid out
-    as `qkv_layout` says) and `o_proj` the output projection: `hooklens.analysis` reads the
-    weights there in TransformerLens's shapes (None: this adapter does not describe them).
-    Whether a projection stores (out, in) (`nn.Linear`) or (in, out) (transformers' `Conv1D`)
-    is read from the module itself.
+    `qkv` names the q, k and v projections (one path three times when fused, laid out as
+    `qkv_layout` says) and `o_proj` the output projection, where `hooklens.analysis` reads the
+    weights in TransformerLens's shapes (None: not described). Whether a projection stores
+    (out, in) (`nn.Linear`) or (in, out) (`Conv1D`) is read from the module itself.
     """
 
     family: str
@@ -102,6 +100,7 @@ class ArchSpec:
     #: ln1(x) as its residual, Beam scales the stream at each addition): the points inside the
     #: blocks hold, and sums of parts (`decompose_resid`) raise with this reason
     unsummed: str | None = None
+    streams: str | None = None  # why the stream is several: its parts' points alone
     #: a token-type embedding added to the token and position embeddings (all type 0 in a
     #: causal-LM call), and a norm of that sum before block 0 (BERT's embedding LayerNorm)
     token_type_embed: str | None = None
@@ -137,8 +136,7 @@ class ArchSpec:
     mlp_beside: str | None = None
     q_source: Proj | None = None
     k_source: Proj | None = None
-    #: where some layers reuse an earlier layer's keys and values (`kv_reused`), where the
-    #: others' `hook_v` is read: before it is handed on (`_kv_sharing.py`); else in attention
+    #: where layers reuse keys and values (`kv_reused`), the others' hook_v (`_kv_sharing.py`)
     v_source: Proj | None = None
     kv_reused: tuple[tuple[int, int], ...] = ()  # (layer, the layer whose keys it reuses)
     #: q and k norms (block paths) the attention applies after the rotation (Hunyuan V1):
@@ -346,6 +344,7 @@ class ArchSpec:
             "reason": opaque or "",
             "attn_layers": ", ".join(map(str, attending)) or "none",
             "kv_source": str(dict(self.kv_reused).get(layer, "")),
+            "streams": self.streams or "",
         }
 
     def features(self, config: Any) -> frozenset[Feature]:
@@ -372,6 +371,8 @@ class ArchSpec:
             found.add("post_ln")
         if self.final_norm is not None:
             found.add("final_norm")
+        if self.streams is not None:
+            found.add("streams")
         if self.token_type_embed is not None:
             found.add("token_types")
         if self.attention_layers(len(self.layers or ())) or self.layers is None:

@@ -60,12 +60,11 @@ class PatchingView(HookLensWidget):
     ``clean``/``corrupted``: text or ids (1, pos) of equal length. The metric is
     ``hl.metrics.logit_diff(model, answer, wrong)`` unless ``metric`` is given (any
     ``metric(logits (batch, pos, d_vocab)) -> (batch,)``). ``direction="denoise"`` patches
-    clean activations into the corrupted run, ``"noise"`` the reverse. ``k``: how many top
-    tokens each prediction shows. ``batch_size`` and ``normalize`` go to ``sweep``.
-
-    From Python: ``view.patches`` (the patch set last applied), ``view.code`` (the Python that
-    reproduces it), ``view.run_sweep()`` / ``view.cancel_sweep()`` / ``view.wait()``,
-    ``view.results`` (finished sweeps by point).
+    clean activations into the corrupted run, ``"noise"`` the reverse. ``k``: top tokens per
+    prediction. ``batch_size``, ``normalize`` go to ``sweep``. ``point``: the first heatmap,
+    ``"resid_pre"`` (else ``"attn_out"``: several parallel streams). From Python:
+    ``view.patches`` (the patch set last applied), ``view.code`` (the Python that reproduces
+    it), ``view.run_sweep()`` / ``view.cancel_sweep()`` / ``view.wait()``, ``view.results``.
     """
 
     clean_tokens = List(Unicode(), help="Token strings of the clean prompt.").tag(sync=True)
@@ -104,7 +103,7 @@ class PatchingView(HookLensWidget):
         answer: str | int | None = None,
         wrong: str | int | None = None,
         *,
-        point: str = "resid_pre",
+        point: str | None = None,
         metric: Metric | None = None,
         k: int = 5,
         direction: Literal["denoise", "noise"] = "denoise",
@@ -123,6 +122,7 @@ class PatchingView(HookLensWidget):
         clean_ids, corrupted_ids = aligned_tokens(model, clean, corrupted)
         self._base_ids, source_ids = base_and_source(direction, clean_ids, corrupted_ids)
         points = [p for p, (t, _) in POINTS.items() if t.format(layer=0) in model.hook_dict]
+        point = point or ("resid_pre" if "resid_pre" in points else points[0])
         if point not in points:
             raise ValueError(f"point {point!r} is not one of this model's: {', '.join(points)}")
         base_strings = token_strings(model, self._base_ids)

@@ -240,13 +240,14 @@ def assert_full_pass_sweep(model: hl.HookedModel, why: str) -> None:
 
 def assert_resid_pre_sweep_equals_each_patch(
     model: hl.HookedModel, clean: torch.Tensor, corrupted: torch.Tensor, metric: Any,
-    values: torch.Tensor,
+    values: torch.Tensor, point: str = "resid_pre",
 ) -> None:  # fmt: skip
-    """`values` (n_layers, pos), a resid_pre sweep's, equal `metric` of the corrupted run with
-    each (layer, position) patched from the clean run by hand, one full forward per cell."""
+    """`values` (n_layers, pos), a resid_pre sweep's (or `point`'s: "attn_out"), equal `metric`
+    of the corrupted run with each (layer, position) patched from the clean run by hand, one
+    full forward per cell."""
     _, clean_cache = model.run_with_cache(clean)
     for layer in range(model.cfg.n_layers):
-        name = f"blocks.{layer}.hook_resid_pre"
+        name = f"blocks.{layer}.hook_{point}"
         for pos in range(clean.shape[1]):
 
             def patch(x: torch.Tensor, hook: Any, pos: int = pos, name: str = name) -> torch.Tensor:

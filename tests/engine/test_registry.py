@@ -15,6 +15,8 @@ import torch
 
 from hooklens._engine.points import is_on_demand
 from hooklens.architectures._registry import (
+    PARTIAL,
+    PARTS_ONLY,
     STREAM_ONLY,
     VOCAB,
     build,
@@ -32,6 +34,8 @@ INTERNALS = ("hook_q", "hook_k", "hook_v", "hook_attn_scores", "hook_pattern", "
 #: types with the residual stream's points only (their blocks kept whole).
 WRAPPED_AT_LEAST = 168
 STREAM_ONLY_AT_LEAST = 2
+#: and types with the points of their blocks' parts only (several parallel residual streams)
+PARTS_ONLY_AT_LEAST = 1
 README = Path(__file__).parents[2] / "hooklens" / "architectures" / "README.md"
 
 
@@ -60,8 +64,11 @@ def test_registry_type(registry, model_type):
     layouts = model.spec.layers or ()
     assert attending or layouts, "a model with no attention must declare its layers' mixers"
     for layer in range(c.n_layers):
-        assert f"blocks.{layer}.hook_resid_pre" in cache
-        assert f"blocks.{layer}.hook_resid_post" in cache
+        if model.spec.streams is not None:  # several streams: the parts' points alone
+            _check_several_streams(model, layer, cache)
+        else:
+            assert f"blocks.{layer}.hook_resid_pre" in cache
+            assert f"blocks.{layer}.hook_resid_post" in cache
         has_mlp = not layouts or layouts[layer].mlp
         assert (f"blocks.{layer}.hook_mlp_out" in cache) == has_mlp
         if layouts and layouts[layer].kind == "block":  # kept whole: the stream's points alone
@@ -102,6 +109,21 @@ def test_registry_type(registry, model_type):
     _check_edits(model, tokens, ref)
     if model.spec.moe_experts is not None:
         _check_routing(model, tokens, ref, cache)
+
+
+def _check_several_streams(model, layer, cache):
+    """A model whose residual stream is several parallel streams (Gemma 3n's alternating
+    updates) has no point on the stream (asking says why) and its blocks' parts all theirs."""
+    import hooklens as hl
+
+    for suffix in ("hook_resid_pre", "hook_resid_post", "hook_resid_mid"):
+        name = f"blocks.{layer}.{suffix}"
+        assert name not in model.hook_names()
+        with pytest.raises(hl.HookNameError, match="parallel streams"):
+            model.run_with_cache(torch.tensor([[5, 6]]), names_filter=name)
+    assert f"blocks.{layer}.ln1.hook_normalized" in cache
+    with pytest.raises(hl.InputError, match="several parallel"):
+        cache.accumulated_resid()
 
 
 def _check_reused_keys(model, layer, source, cache):
@@ -169,11 +191,22 @@ def _check_edits(model, tokens, base):
     ran = [i for i, lay in enumerate(model.spec.layers or ()) if lay.kind != "skipped"]
     edited = next((i for i in ran if i >= 1), 1)
     with torch.no_grad():
-        ours = model.run_with_hooks(
-            tokens, fwd_hooks=[(f"blocks.{edited}.hook_resid_pre", lambda x, h: x + noise)]
-        )
+        if model.spec.streams is None:
+            ours = model.run_with_hooks(
+                tokens, fwd_hooks=[(f"blocks.{edited}.hook_resid_pre", lambda x, h: x + noise)]
+            )
+            raw = raw_run(blocks[edited], raw_resid)
+        else:  # no point on the streams: what attention reads (ln1's output) instead
+            name = f"blocks.{edited}.ln1.hook_normalized"
+            ours = model.run_with_hooks(tokens, fwd_hooks=[(name, lambda x, h: x + noise)])
+            ln1 = blocks[edited].get_submodule(model.spec.ln1)
+            handle = ln1.register_forward_hook(lambda m, a, out: out + noise.view(out.shape))
+            try:
+                raw = hf(tokens, use_cache=False).logits
+            finally:
+                handle.remove()
         assert (ours - base).abs().max() > 1e-3
-        torch.testing.assert_close(ours, raw_run(blocks[edited], raw_resid), atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(ours, raw, atol=1e-5, rtol=1e-4)
         if not attending:
             return
         at = attending[0]
@@ -310,9 +343,10 @@ def test_registry_summary(registry):
     """Prints every type's outcome; the number wrapped never goes down."""
     outcomes = [registry(t)[0] for t in TYPES]
     print("\n" + family_table(outcomes))
-    full = [o for o in outcomes if o.status == "wrapped" and o.adapter != STREAM_ONLY]
+    full = [o for o in outcomes if o.status == "wrapped" and o.adapter not in PARTIAL]
     assert len(full) >= WRAPPED_AT_LEAST
     assert sum(o.adapter == STREAM_ONLY for o in outcomes) >= STREAM_ONLY_AT_LEAST
+    assert sum(o.adapter == PARTS_ONLY for o in outcomes) >= PARTS_ONLY_AT_LEAST
     for o in outcomes:
         assert o.status == "wrapped" or o.reason, o.model_type
 

@@ -25,7 +25,14 @@ def test_sweep_equals_patching_each_cell(registry, model_type):
     outcome, model = registry(model_type)
     if model is None:
         pytest.skip(f"{outcome.status}: {outcome.reason}")
+    point = "resid_pre"
+    if model.spec.streams is not None:  # several streams, no point on them: attention's output
+        with pytest.raises(hl.HookNameError, match="parallel streams"):
+            hl.patching.sweep(model, CLEAN, CORRUPTED, _metric, "resid_pre", progress=False)
+        point = "attn_out"
     result = hl.patching.sweep(
-        model, CLEAN, CORRUPTED, _metric, "resid_pre", normalize=False, progress=False
+        model, CLEAN, CORRUPTED, _metric, point, normalize=False, progress=False
     )
-    assert_resid_pre_sweep_equals_each_patch(model, CLEAN, CORRUPTED, _metric, result.values)
+    assert_resid_pre_sweep_equals_each_patch(
+        model, CLEAN, CORRUPTED, _metric, result.values, point=point
+    )

@@ -307,6 +307,41 @@ def _check_patching(model: hl.HookedModel, tokens: torch.Tensor,
     assert torch.isfinite(estimate.values).all()
 
 
+def _check_several_streams(model: hl.HookedModel, tokens: torch.Tensor, logits: torch.Tensor,
+                           cache: hl.ActivationCache) -> None:  # fmt: skip
+    """With several parallel residual streams (Gemma 3n, Hunyuan V4): what reads or stops at
+    the stream says there is no point on it; patching attention's output at one cell equals
+    patching it by hand; hook_z has a gradient; the loss is the logits'."""
+    for read in (cache.accumulated_resid, cache.decompose_resid):
+        with pytest.raises(hl.InputError, match="several parallel streams"):
+            read()
+    with pytest.raises(hl.HookNameError, match="parallel streams"):
+        model(tokens, stop_at_layer=1)
+    corrupted, layer, pos = tokens.flip(0), model.cfg.n_layers - 1, 3
+    name = f"blocks.{layer}.hook_attn_out"
+
+    def metric(logits: torch.Tensor) -> torch.Tensor:
+        return (logits[:, -1, 5] - logits[:, -1, 6]).mean()
+
+    def by_hand(out: torch.Tensor, hook) -> torch.Tensor:
+        out = out.clone()
+        out[:, pos] = cache[name][:, pos]
+        return out
+
+    with torch.no_grad():
+        batched = patching.get_act_patch_attn_out(model, corrupted, cache, metric)
+        hand = metric(model.run_with_hooks(corrupted, fwd_hooks=[(name, by_hand)]))
+    _close(batched[layer, pos], hand)
+    z = f"blocks.{layer}.attn.hook_z"
+    _, grads = model.run_with_cache(tokens, names_filter=z, incl_bwd=True, return_type="loss")
+    assert grads[z + "_grad"].shape == grads[z].shape and grads[z + "_grad"].abs().max() > 0
+    mean = model(tokens, return_type="loss")
+    expected = torch.nn.functional.cross_entropy(
+        logits[:, :-1].flatten(0, 1), tokens[:, 1:].flatten()
+    )
+    _close(mean, expected)
+
+
 @pytest.mark.parametrize("model_type", TYPES)
 def test_toolkit_on_registry_type(wrapped, model_type):
     model = wrapped(model_type)
@@ -315,6 +350,8 @@ def test_toolkit_on_registry_type(wrapped, model_type):
         logits, cache = model.run_with_cache(tokens)
     _check_qkv(model, cache)
     _check_head_results(model, tokens)
+    if model.spec.streams is not None:  # several parallel streams: the parts' points alone
+        return _check_several_streams(model, tokens, logits, cache)
     _check_resid_sums(model, cache)
     _check_gradients(model, tokens)
     _check_stop_and_loss(model, tokens, logits, cache)

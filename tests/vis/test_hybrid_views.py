@@ -72,3 +72,18 @@ def test_attention_view_of_a_shared_block_holds_the_layers_that_call_it(tmp_path
         want = cache[f"blocks.{layer}.attn.hook_pattern"][0].to(torch.float16).numpy()
         np.testing.assert_array_equal(view._patterns[row], want)
     assert hl.vis.HeadMap(model, IDS).scores("induction").shape == (len(calling), model.cfg.n_heads)
+
+
+def test_views_of_a_model_with_several_streams(tmp_path: Path) -> None:
+    """Hunyuan V4's hyper-connections: the attention view holds every layer, the patching view
+    starts at attention's output (there is no resid_pre), the residual view says why not."""
+    model = _load("hy_v4", tmp_path / "hy_v4")
+    assert model.spec.streams is not None
+    view = hl.vis.AttentionView(model, IDS)
+    assert view.n_layers == model.cfg.n_layers
+    patching = hl.PatchingView(
+        model, clean=IDS, corrupted=IDS.flip(1), metric=lambda x: x[:, -1, 3]
+    )
+    assert patching.point == "attn_out" and "resid_pre" not in patching.points
+    with pytest.raises(hl.InputError, match="several parallel streams"):
+        hl.ResidualView(model, IDS)
