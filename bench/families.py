@@ -15,7 +15,8 @@ are dropped from the page cache before each timed load (as on the first load aft
 of a new download: the weights are read from the disk). Rows, as ratios (lower is better),
 medians over interleaved calls:
   forward      wrapped forward, no hooks          / HF forward (its default attention)
-  cache_resid  run_with_cache, residual points    / HF forward
+  cache_resid  run_with_cache, residual points    / HF forward (with several parallel streams,
+               which have no point: hook_attn_out and hook_mlp_out)
   derive       finding the adapter (derivation, on the loaded model)  / the load
   wrap         the load with hooklens: from_pretrained, HookedModel(hf) (adapter, points, and
                the check of a derived adapter against the model's own forward: two forwards of
@@ -183,7 +184,11 @@ def measure(model_type: str, args: argparse.Namespace, folder: Path) -> dict[str
     if args.no_forward:
         return {**ratios, "hf_ms": math.nan, "forward": math.nan, "cache_resid": math.nan}
     tokens = torch.randint(3, vocab, (1, args.seq), device=args.device)
-    resid = lambda n: "resid" in n  # noqa: E731
+    # several parallel streams have no point on the stream: what the blocks write into them
+    parts = ("hook_attn_out", "hook_mlp_out")
+    resid = (
+        (lambda n: "resid" in n) if model.spec.streams is None else (lambda n: n.endswith(parts))
+    )
     runs = {
         "hf": lambda: plain(tokens),
         "forward": lambda: model(tokens),
