@@ -218,10 +218,11 @@ _PER_LAYER = ("types", "block_type", "no_rope_layers")
 
 
 def _deeper(overrides: dict[str, Any], n_layers: int) -> dict[str, Any]:
-    """`overrides` for `n_layers` layers: a per-layer list written for TINY's layers (one of
-    each kind) repeats to cover them, in overrides that do not set their own layer count."""
-    tiny = TINY["num_hidden_layers"]
-    if n_layers == tiny or "num_hidden_layers" in overrides:
+    """`overrides` for `n_layers` layers: a per-layer list written for the overrides' own layer
+    count (TINY's where they set none) repeats to cover more layers, and that count becomes
+    `n_layers`."""
+    tiny = overrides.get("num_hidden_layers", TINY["num_hidden_layers"])
+    if n_layers <= tiny:
         return overrides
     out: dict[str, Any] = {}
     for key, value in overrides.items():
@@ -229,6 +230,8 @@ def _deeper(overrides: dict[str, Any], n_layers: int) -> dict[str, Any]:
             value = _deeper(value, n_layers)
         elif isinstance(value, list) and len(value) == tiny and key.endswith(_PER_LAYER):
             value = [value[i % tiny] for i in range(n_layers)]
+        elif key == "num_hidden_layers":
+            value = n_layers
         out[key] = value
     return out
 
