@@ -284,7 +284,7 @@ def derive(model: nn.Module, opaque: str | None = None) -> ArchSpec:
         sources = _qk_sources(model, attn_mod, attn, text, norms=not rotated)
     attend_at = list(attending if layers else range(n_layers))
     # layers reusing an earlier layer's keys and values have no key modules (Gemma 4)
-    kv_reused, v_source = kv_sharing(model, all_blocks, attend_at, attn or "", sources[1])
+    kv_reused, v_source = kv_sharing(model, all_blocks, attend_at, attn or "", sources[1], text)
     unlike = unlike_layers(all_blocks, attend_at, sources, reusing=dict(kv_reused))
     unlike = unlike or head_counts(all_blocks, attend_at, attn)
     if unlike is not None:

@@ -2,9 +2,11 @@
 sharing: its last `num_kv_shared_layers` layers have no key/value projections and read those
 the last earlier layer of their kind handed on).
 
-Which layer a reusing layer reads from is read from one forward, not from the config: the
-tensors each layer's attention hands the attention function are compared, and a reusing layer
-is given the earlier layer whose keys and values are the very same tensors.
+Which layer a reusing layer reads from: where the config gives each layer a kind
+(`layer_types`), the last earlier layer of its kind that computes its own (transformers'
+convention), a guess the check at load tests (a reusing layer's `hook_rot_k` and `hook_v` must
+be its source's); else one forward of a few tokens, comparing the tensors each layer's
+attention hands the attention function: the source's are the very same tensors.
 
 What the points mean there (the README's "Layers that reuse keys and values"):
 - the computing layer's `hook_k` and `hook_v` are read where it computes them, before they are
@@ -28,23 +30,45 @@ from ._names import V_SOURCE
 from ._run_order import attention_probe, layout_of
 from ._spec_parts import Proj
 
-__all__ = ["kv_sharing", "reused_kv", "value_source"]
+__all__ = ["by_kind", "kv_sharing", "reused_kv", "value_source"]
 
 
 def kv_sharing(
     model: nn.Module, blocks: Sequence[nn.Module], attending: Sequence[int], attn: str,
-    k_source: Proj | None,
+    k_source: Proj | None, text: Any,
 ) -> tuple[tuple[tuple[int, int], ...], Proj | None]:  # fmt: skip
     """(`reused_kv`, `value_source`) where some attending layer lacks block 0's key module
     `k_source` and reads an earlier layer's keys and values; ((), None) otherwise (also when
-    those layers read keys from nowhere hooklens can tell: the template's check refuses them)."""
+    those layers read keys from nowhere hooklens can tell: the template's check refuses them).
+    `text`: the language model's config."""
     if k_source is None:
         return (), None
     lacking = [i for i in attending if not has_module(blocks[i], k_source.module)]
-    reused = reused_kv(model, blocks, attending, attn, lacking) if lacking else None
+    if not lacking:
+        return (), None
+    reused = by_kind(text, attending, lacking) or reused_kv(model, blocks, attending, attn, lacking)
     attn_mod = blocks[attending[0]].get_submodule(attn) if reused else None
     v_source = value_source(model, attn_mod, attn) if attn_mod is not None else None
     return (reused, v_source) if reused and v_source is not None else ((), None)
+
+
+def by_kind(
+    text: Any, attending: Sequence[int], lacking: Sequence[int]
+) -> tuple[tuple[int, int], ...] | None:
+    """(layer, source) for each layer of `lacking`: the last earlier attending layer of its kind
+    (the config's `layer_types`) that computes its own keys; None without kinds, or where a
+    layer has no such source."""
+    kinds = getattr(text, "layer_types", None)
+    if not isinstance(kinds, list | tuple) or len(kinds) <= max(attending):
+        return None
+    computing = [j for j in attending if j not in lacking]
+    found = []
+    for layer in lacking:
+        same = [j for j in computing if j < layer and kinds[j] == kinds[layer]]
+        if not same:
+            return None
+        found.append((layer, same[-1]))
+    return tuple(found)
 
 
 def _same(a: torch.Tensor, b: torch.Tensor) -> bool:

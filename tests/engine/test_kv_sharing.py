@@ -167,3 +167,20 @@ def test_without_sharing_every_layer_computes_its_own():
     assert model.spec.kv_reused == () and model.spec.v_source is None
     _, cache = model.run_with_cache(TOKENS)
     assert all(f"blocks.{i}.attn.hook_k" in cache for i in range(len(KINDS)))
+
+
+def test_without_layer_kinds_one_forward_finds_the_same_sources(monkeypatch):
+    from hooklens.architectures import _kv_sharing
+
+    monkeypatch.setattr(_kv_sharing, "by_kind", lambda *args: None)
+    assert _gemma4(shared=3).spec.kv_reused == ((3, 1), (4, 2), (5, 1))
+
+
+def test_a_wrong_source_is_refused_by_the_check_at_load(monkeypatch):
+    """The sources read from the layers' kinds are a guess: the check at load compares each
+    reusing layer's keys and values with its source's."""
+    from hooklens.architectures import _kv_sharing
+
+    monkeypatch.setattr(_kv_sharing, "by_kind", lambda *args: ((3, 2), (4, 1), (5, 2)))
+    with pytest.raises(hl.UnsupportedModelError, match="keys and values reused"):
+        _gemma4(shared=3)
