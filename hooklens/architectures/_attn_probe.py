@@ -20,10 +20,20 @@ __all__ = ["PROBE", "attention_calls", "run_probed"]
 PROBE = "hooklens_probe"
 
 
+class _Done(Exception):
+    """Ends a probed forward once `stop_after` has returned."""
+
+
+def _stop(*_: Any) -> None:
+    raise _Done
+
+
 def run_probed(
-    model: nn.Module, attn_mod: nn.Module, probe: Callable[..., Any], n_tokens: int = 3
-) -> None:
-    """One forward of `n_tokens` tokens of `model` with `probe` as its attention function."""
+    model: nn.Module, attn_mod: nn.Module, probe: Callable[..., Any], n_tokens: int = 3,
+    stop_after: nn.Module | None = None,
+) -> None:  # fmt: skip
+    """One forward of `n_tokens` tokens of `model` with `probe` as its attention function,
+    ended as soon as `stop_after` (a module the probe watches) has returned."""
     from transformers import AttentionInterface
     from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
@@ -33,6 +43,7 @@ def run_probed(
     configs = {id(c): c for c in found if c is not None}
     saved = {k: c._attn_implementation for k, c in configs.items()}
     device = next(model.parameters()).device
+    handle = stop_after.register_forward_hook(_stop) if stop_after is not None else None
     try:
         for c in configs.values():
             c._attn_implementation = PROBE
@@ -40,7 +51,11 @@ def run_probed(
             model(
                 input_ids=torch.ones(1, n_tokens, dtype=torch.long, device=device), use_cache=False
             )
+    except _Done:
+        pass
     finally:
+        if handle is not None:
+            handle.remove()
         for k, c in configs.items():
             c._attn_implementation = saved[k]
 

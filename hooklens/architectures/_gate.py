@@ -19,6 +19,7 @@ from torch import nn
 from torch.nn import functional
 
 from ._names import ATTN_GATE, GATE_BIAS, Q_AND_GATE
+from ._run_order import probe_forward
 from ._spec_parts import AttnGate, GateLayout
 
 #: the nonlinearities a gate may apply, by the name `AttnGate.act` holds
@@ -100,19 +101,13 @@ def _probe_act(
 
         return hook
 
-    device = next(p.device for p in model.parameters())
-    tokens = torch.arange(1, 4, device=device)[None]
-    for value in (0.0, 1.0):
+    tokens = torch.arange(1, 4)[None]
+    for value in (0.0, 1.0):  # each forward ends once the output projection has run
         handles = [
             src.register_forward_hook(set_to(value)),
             o_proj.register_forward_pre_hook(lambda m, a: seen.append(a[0].detach().float())),
         ]
-        try:
-            with torch.no_grad():
-                model(input_ids=tokens, use_cache=False)
-        finally:
-            for handle in handles:
-                handle.remove()
+        probe_forward(model, handles, stop_after=o_proj, input_ids=tokens)
     if len(seen) != 2:
         return None
     at0, at1 = seen

@@ -94,7 +94,8 @@ def reused_kv(
             handed.setdefault(layer, (key, value))
         return sdpa_attention_forward(module, query, key, value, *args, **kw)
 
-    run_probed(model, blocks[attending[0]].get_submodule(attn), probe)
+    last = blocks[lacking[-1]].get_submodule(attn)  # no need to run what comes after it
+    run_probed(model, blocks[attending[0]].get_submodule(attn), probe, stop_after=last)
     found = []
     for layer in lacking:
         kv = handed.get(layer)

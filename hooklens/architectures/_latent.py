@@ -91,7 +91,7 @@ def _returns_halves(
 
     handle = q_mod.register_forward_hook(record)
     try:
-        run_probed(model, attn_mod, probe)
+        run_probed(model, attn_mod, probe, stop_after=attn_mod)  # block 0's attention is enough
     finally:
         handle.remove()
     if "query" not in seen or "q" not in seen:
