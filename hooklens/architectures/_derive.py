@@ -59,8 +59,7 @@ from ._placement import NORM_ROLES, gated_norm_names, gated_norms, mixer_norms, 
 from ._placement import child as _child
 from ._placement import path_of as _path_of
 from ._placement import signature_norm as _signature_norm
-from ._qk_order import rotated_qk_norms
-from ._run_order import attention_probe, layout_of
+from ._qk_order import fused_qkv, qk_sources, rotated_qk_norms
 from ._scored_moe import scores_experts_inputs
 from ._skipped import skipped_layers, with_skipped
 from ._spec import ArchSpec, Layout, Proj, text_config
@@ -281,7 +280,10 @@ def derive(model: nn.Module, opaque: str | None = None) -> ArchSpec:
     sources: tuple[Proj | None, Proj | None] = (None, None)
     if attn_mod is not None and attn and not latent and not at_call:
         rotated = rotated_qk_norms(model, attn_mod, attn)
-        sources = _qk_sources(model, attn_mod, attn, text, norms=not rotated)
+        found = qk_sources(model, attn_mod, attn, norms=not rotated)
+        if isinstance(found, str):
+            raise _refuse(model, found)
+        sources = found
     attend_at = list(attending if layers else range(n_layers))
     # layers reusing an earlier layer's keys and values have no key modules (Gemma 4)
     kv_reused, v_source = kv_sharing(model, all_blocks, attend_at, attn or "", sources[1], text)
@@ -290,7 +292,7 @@ def derive(model: nn.Module, opaque: str | None = None) -> ArchSpec:
     if unlike is not None:
         raise _refuse(model, unlike)
     # the weights `hooklens.analysis` reads per head: the projections _qk_sources found
-    qkv_fused = sources[0] is not None and sources[0].layout == "concat_qkv"
+    qkv_fused = sources[0] is not None and attn_mod is not None and fused_qkv(attn_mod)
     qkv = (f"{attn}.qkv_proj",) * 3 if qkv_fused else None
     if (sources[0] is not None and not qkv_fused) or at_call:
         qkv = (f"{attn}.q_proj", f"{attn}.k_proj", f"{attn}.v_proj")
@@ -371,30 +373,3 @@ def derive(model: nn.Module, opaque: str | None = None) -> ArchSpec:
         per_layer_out=_child(block, PER_LAYER_OUT),
         derived=True,
     )
-
-
-def _qk_sources(
-    model: nn.Module, attn_mod: nn.Module, attn: str, text: Any, norms: bool = True
-) -> tuple[Proj, Proj]:
-    """Where pre-rotary q and k are read: the q/k norms when present (and `norms`: they come
-    before the rotation), else the projections."""
-    if _child(attn_mod, ("qkv_proj",)) and not _child(attn_mod, ("q_proj",)):
-        fused = Proj(f"{attn}.qkv_proj", "concat_qkv")
-        return fused, fused
-    if not all(_child(attn_mod, (n,)) for n in ("q_proj", "k_proj", "v_proj")):
-        names = ", ".join(n for n, _ in attn_mod.named_children())
-        raise _refuse(model, f"its attention {type(attn_mod).__name__} has no q/k/v ({names})")
-    q_name = (_child(attn_mod, ("q_norm", "q_layernorm")) if norms else None) or "q_proj"
-    k_name = (_child(attn_mod, ("k_norm", "k_layernorm")) if norms else None) or "k_proj"
-    if q_name == "q_proj" and k_name == "k_proj":
-        return Proj(f"{attn}.q_proj"), Proj(f"{attn}.k_proj")
-    # the same module instance in every block: probe block 0's
-    probe = attention_probe(model, attn_mod)
-    shapes = {k: tuple(t.shape) for k, t in probe["outputs"].items()}
-    q_layout = layout_of(shapes.get(q_name), probe["n_pos"])
-    k_layout = layout_of(shapes.get(k_name), probe["n_pos"])
-    if q_layout is None or k_layout is None:
-        raise _refuse(
-            model, f"cannot tell the layout of {q_name}/{k_name} outputs {shapes.get(q_name)}"
-        )
-    return Proj(f"{attn}.{q_name}", q_layout), Proj(f"{attn}.{k_name}", k_layout)

@@ -45,6 +45,9 @@ MLP_BESIDE = ("shared_mlp",)
 PER_LAYER_OUT = ("post_per_layer_input_norm",)
 #: a block buffer multiplying the whole stream after the block's parts are added (Gemma 4)
 STREAM_SCALE = ("layer_scalar",)
+#: scalar buffers of an attention module by which it multiplies q and k after their norms
+#: (Ergo's full-context layers, `global_attention_scale ** 0.5`)
+QK_SCALE = ("qk_scale",)
 #: (input projection, up projection or None, output projection, input is fused gate+up)
 MLP_PROJ = (
     ("gate_proj", "up_proj", "down_proj", False),
@@ -94,6 +97,9 @@ DEPTH_SCALED_RESIDUAL = ("attn_residual_add_idx", "mlp_residual_add_idx")
 #: learned per-channel rate instead of adding it (Dory's nGPT layers: x + r * (part - x), with
 #: x the normalized stream)
 INTERPOLATED_RESIDUAL = ("lambda_1", "lambda_2")
+#: block submodules that mix a part's output into the stream with learned per-channel gates
+#: instead of adding it (Ergo: `sigmoid(w) * part + g(w) * x`, called with both)
+GATED_RESIDUAL = ("attention_residual_gate", "feedforward_residual_gate")
 #: a config attribute by which the model halves the residual stream between blocks every so
 #: many layers at inference (RWKV's `rescale_every`; 0 or less: never)
 STREAM_HALVING = ("rescale_every",)

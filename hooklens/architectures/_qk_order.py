@@ -1,4 +1,5 @@
-"""Whether a model's q/k norms come before or after the rotary embedding.
+"""Where pre-rotary q and k are read (`qk_sources`), and whether a model's q/k norms come
+before or after the rotary embedding.
 
 Most models with q/k norms (Qwen3, Gemma 3, OLMo 2) normalize the projections' outputs and then
 rotate: pre-rotary q and k are the norms' outputs. Some (Hunyuan V1) rotate first and normalize
@@ -14,9 +15,11 @@ import torch
 from torch import nn
 
 from .._errors import UnsupportedModelError
-from ._run_order import attention_probe
+from ._placement import child
+from ._run_order import attention_probe, layout_of
+from ._spec import Proj
 
-__all__ = ["norms_after_rotary", "rotated_qk_norms"]
+__all__ = ["fused_qkv", "norms_after_rotary", "qk_sources", "rotated_qk_norms"]
 
 #: (q norm, k norm) child names of an attention module, in order of preference
 QK_NORMS = (
@@ -98,3 +101,34 @@ def _same(normed: torch.Tensor, out: torch.Tensor) -> bool:
     if normed.ndim == 4 and out.ndim == 3 and normed.shape[1] != out.shape[1]:
         normed = normed.transpose(1, 2)
     return torch.allclose(normed.reshape(out.shape), out, atol=1e-5, rtol=1e-4)
+
+
+def fused_qkv(attn_mod: nn.Module) -> bool:
+    """Whether `attn_mod` projects q, k and v with one module (`qkv_proj`)."""
+    return bool(child(attn_mod, ("qkv_proj",))) and not child(attn_mod, ("q_proj",))
+
+
+def qk_sources(
+    model: nn.Module, attn_mod: nn.Module, attn: str, norms: bool = True
+) -> tuple[Proj, Proj] | str:
+    """Where pre-rotary q and k are read: the q/k norms when present (and `norms`: they come
+    before the rotation), else the projections; or why they cannot be read."""
+    fused = fused_qkv(attn_mod)
+    if not fused and not all(child(attn_mod, (n,)) for n in ("q_proj", "k_proj", "v_proj")):
+        names = ", ".join(n for n, _ in attn_mod.named_children())
+        return f"its attention {type(attn_mod).__name__} has no q/k/v ({names})"
+    # a fused projection's q and k, normalized per head after the split (Ergo), are the norms'
+    q_name = (child(attn_mod, ("q_norm", "q_layernorm")) if norms else None) or "q_proj"
+    k_name = (child(attn_mod, ("k_norm", "k_layernorm")) if norms else None) or "k_proj"
+    if fused and (q_name == "q_proj" or k_name == "k_proj"):
+        return (Proj(f"{attn}.qkv_proj", "concat_qkv"),) * 2
+    if q_name == "q_proj" and k_name == "k_proj":
+        return Proj(f"{attn}.q_proj"), Proj(f"{attn}.k_proj")
+    # the same module instance in every block: probe block 0's
+    probe = attention_probe(model, attn_mod)
+    shapes = {k: tuple(t.shape) for k, t in probe["outputs"].items()}
+    q_layout = layout_of(shapes.get(q_name), probe["n_pos"])
+    k_layout = layout_of(shapes.get(k_name), probe["n_pos"])
+    if q_layout is None or k_layout is None:
+        return f"cannot tell the layout of {q_name}/{k_name} outputs {shapes.get(q_name)}"
+    return Proj(f"{attn}.{q_name}", q_layout), Proj(f"{attn}.{k_name}", k_layout)

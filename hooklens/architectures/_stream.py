@@ -20,6 +20,7 @@ from ._names import (
     EMBED_NORM_IN_BLOCK,
     EMBED_SCALE,
     EMBED_SCALE_ATTR,
+    GATED_RESIDUAL,
     INTERPOLATED_RESIDUAL,
     LOGIT_SCALES,
     LOGIT_SOFTCAPS,
@@ -82,6 +83,12 @@ MSG_NORMED = (
     "hook_attn_out + hook_mlp_out = hook_resid_post would not hold"
 )
 
+MSG_GATED = (
+    "its blocks mix each part's output into the stream with learned per-channel gates ({attrs}: "
+    "a * part + b * x), so the stream a block receives is rescaled as it is carried through "
+    "and hook_resid_pre + hook_attn_out + hook_mlp_out = hook_resid_post would not hold"
+)
+
 MSG_INTERPOLATED = (
     "its blocks do not add their parts to the stream: each moves the normalized stream towards "
     "a part's normalized output at a learned per-channel rate ({attrs}: x + r * (part - x), "
@@ -134,7 +141,8 @@ def normed_residual(block: nn.Module) -> str | None:
     """Why a block's output is not its input plus its parts' outputs (`ArchSpec.unsummed`) when
     its residual is the normalized stream (a factor attribute of `NORMED_RESIDUAL` on the
     block) or a scaled stream (an addition index of `DEPTH_SCALED_RESIDUAL`, Beam's) or an
-    interpolation towards each part (learned rates of `INTERPOLATED_RESIDUAL`, Dory's), or
+    interpolation towards each part (learned rates of `INTERPOLATED_RESIDUAL`, Dory's) or a
+    gated mix of each part and the stream (modules of `GATED_RESIDUAL`, Ergo's), or
     None."""
     attr = next((a for a in NORMED_RESIDUAL if hasattr(block, a)), None)
     if attr is not None:
@@ -142,6 +150,9 @@ def normed_residual(block: nn.Module) -> str | None:
     rates = [a for a in INTERPOLATED_RESIDUAL if isinstance(getattr(block, a, None), nn.Parameter)]
     if rates:
         return MSG_INTERPOLATED.format(attrs=", ".join(rates))
+    gates = [a for a in GATED_RESIDUAL if isinstance(getattr(block, a, None), nn.Module)]
+    if gates:
+        return MSG_GATED.format(attrs=", ".join(gates))
     depth = {a: getattr(block, a) for a in DEPTH_SCALED_RESIDUAL if hasattr(block, a)}
     if not depth:
         return None

@@ -40,21 +40,25 @@ def _split(self: Any, fused: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, 
 def _forward(
     self: Any,
     hidden_states: torch.Tensor,
-    alibi: torch.Tensor | None,
-    attention_mask: torch.Tensor | None,
+    attention_mask: torch.Tensor | None = None,
     position_ids: Any = None,
     layer_past: Any = None,
     use_cache: bool = False,
     output_attentions: bool = False,
     position_embeddings: tuple[torch.Tensor, torch.Tensor] | None = None,
+    alibi: torch.Tensor | None = None,
     **kwargs: Any,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """`FalconAttention.forward`, with attention computed by hooklens's function."""
+    """`FalconAttention.forward`, with attention computed by hooklens's function.
+
+    Both of transformers' spellings: up to 5.24 the block passes `alibi` (the bias itself) and the
+    attention adds it where the mask is absent; from 5.25 the model adds the bias to the mask and
+    passes none. Either way the configuration says whether keys and queries rotate."""
     from transformers.models.falcon.modeling_falcon import apply_rotary_pos_emb
 
     query, key, value = _split(self, self.query_key_value(hidden_states))
     query, key = fire_pre_rotary(self, query, key)
-    if alibi is None and position_embeddings is not None:
+    if not self.config.alibi and position_embeddings is not None:
         cos, sin = position_embeddings
         query, key = apply_rotary_pos_emb(query, key, cos, sin)
     if layer_past is not None:
@@ -64,7 +68,8 @@ def _forward(
     mask = additive_mask(attention_mask, q_len, k_len, query.dtype, query.device)
     if alibi is not None and attention_mask is None:  # otherwise the model added it to the mask
         mask = mask + alibi.view(batch, self.num_heads, 1, -1)[..., :k_len] * self.inv_norm_factor
-    dropout = self.attention_dropout.p if self.training and alibi is not None else 0.0
+    rate = getattr(self.attention_dropout, "p", self.attention_dropout)  # a module before 5.25
+    dropout = float(rate) if self.training else 0.0
     z, weights = attention_forward(
         self, query, key, value, mask, dropout=dropout, scaling=self.inv_norm_factor, qk_read=True
     )
