@@ -120,3 +120,28 @@ def test_bias_the_block_adds_after_attention(registry):
         finally:
             handle.remove()
     torch.testing.assert_close(ours, want)
+
+
+def test_falcon_forward_takes_both_releases_calls():
+    """Up to transformers 5.24 Falcon's block passes the ALiBi bias (`alibi=`) and no mask where
+    none is needed; from 5.25 the model adds the bias to the mask and passes no `alibi`. The
+    adapter's forward gives the same output for both calls."""
+    from transformers import AutoModelForCausalLM
+    from transformers.models.falcon.modeling_falcon import build_alibi_tensor
+
+    from hooklens.architectures.falcon import _forward
+
+    config = tiny_config("falcon")
+    config.alibi, config.new_decoder_architecture, config.multi_query = True, False, False
+    torch.manual_seed(0)
+    attn = AutoModelForCausalLM.from_config(config).eval().transformer.h[0].self_attention
+    x = torch.randn(2, 5, config.hidden_size)
+    alibi = build_alibi_tensor(torch.ones(2, 5, dtype=torch.long), attn.num_heads, x.dtype)
+    causal = torch.full((5, 5), torch.finfo(x.dtype).min).triu(1)
+    with torch.no_grad():
+        old, _ = _forward(attn, x, attention_mask=None, alibi=alibi)
+        mask = alibi.view(2, attn.num_heads, 1, 5) * attn.inv_norm_factor + causal
+        new, _ = _forward(attn, x, attention_mask=mask)
+        unbiased, _ = _forward(attn, x, attention_mask=causal.expand(2, 1, 5, 5))
+    torch.testing.assert_close(new, old)
+    assert (unbiased - old).abs().max() > 1e-3  # the bias acts
