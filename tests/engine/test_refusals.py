@@ -26,6 +26,16 @@ from .conftest import _tokenizer
         ("xlnet", ["two-stream attention", "no one d_model-wide stream"]),
         ("prophetnet", ["layers run 2 n-gram prediction streams", "config ngram=2"]),
         ("xlm", ["its layers are not modules", "attentions, layer_norm1, ffns, layer_norm2"]),
+        # sparse layers round the keys and values to NVFP4 inside the attention module, after
+        # the projections and norms where the derived adapter reads them: the check names it
+        (
+            "kolibri1_1",
+            [
+                "reproduce the model's own forward pass",
+                "blocks.1.attn.hook_z is hook_pattern @ hook_v",
+                "blocks.1.attn.hook_k is hook_rot_k",
+            ],
+        ),
     ],
 )
 def test_refusal_names_what_and_why(tmp_path, model_type, says):
