@@ -184,3 +184,27 @@ def test_a_wrong_source_is_refused_by_the_check_at_load(monkeypatch):
     monkeypatch.setattr(_kv_sharing, "by_kind", lambda *args: ((3, 2), (4, 1), (5, 2)))
     with pytest.raises(hl.UnsupportedModelError, match="keys and values reused"):
         _gemma4(shared=3)
+
+
+def test_generation_with_the_cache_applies_an_edit_at_the_source_as_a_full_forward_does(model):
+    """During cached generation a reusing layer reads its source's keys and values from the
+    cache: with an edit of the source's values on, each step's logits are the logits of a full
+    forward of the generated sequence with the same edit."""
+    width = model.cfg.layer(1).d_head  # layer 1 attends to the full context: wider heads
+    delta = torch.randn(width, generator=torch.Generator().manual_seed(9)) * 3
+
+    def shift(v: torch.Tensor, hook: object) -> torch.Tensor:
+        return v + delta
+
+    prompt = TOKENS[:1, :4]
+    with model.hooks(fwd_hooks=[("blocks.1.attn.hook_v", shift)]), torch.no_grad():
+        out = model.hf_model.generate(
+            prompt, max_new_tokens=5, do_sample=False, output_logits=True,
+            return_dict_in_generate=True,
+        )  # fmt: skip
+    steps = torch.stack(out.logits, dim=1)  # (1, 5, vocab)
+    with torch.no_grad():
+        full = model.run_with_hooks(out.sequences, fwd_hooks=[("blocks.1.attn.hook_v", shift)])
+        plain = model(out.sequences)
+    torch.testing.assert_close(full[:, 3:-1], steps, atol=1e-4, rtol=0)
+    assert (plain[:, 3:-1] - steps).abs().max() > 1e-2  # the edit acts on the generated steps
