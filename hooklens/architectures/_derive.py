@@ -92,10 +92,13 @@ def _block_list(model: nn.Module, n_layers: int, embed: str) -> str:
         if isinstance(module, nn.ModuleList) and len(module) == n_layers and name:
             skipped = skipped_layers(text_config(model.config), n_layers)  # they may differ
             ref = next((b for i, b in enumerate(module) if i not in skipped), module[0])
-            first, tree = _signature(ref), _tree(ref)
+            first, trees = _signature(ref), {_tree(ref)}
             for i, block in enumerate(module):
-                # a block built as block 0 was has its signature (the common case, cheaply)
-                if i not in skipped and _tree(block) != tree and _signature(block) != first:
+                # a block built as one already seen has its signature (the common case, cheaply)
+                if i in skipped or (tree := _tree(block)) in trees:
+                    continue
+                trees.add(tree)
+                if _signature(block) != first:
                     shared = shared_block(block, i) or gated_norms(block, i)  # say what
                     if shared is not None:
                         raise _refuse(model, shared)
@@ -106,9 +109,9 @@ def _block_list(model: nn.Module, n_layers: int, embed: str) -> str:
     raise _refuse(model, why_no_blocks(model, n_layers))
 
 
-def _tree(block: nn.Module) -> list[tuple[str, type]]:
+def _tree(block: nn.Module) -> tuple[tuple[str, type], ...]:
     """The block's modules by name and class: `_signature` is a function of it."""
-    return [(n, type(m)) for n, m in block.named_modules()]
+    return tuple((n, type(m)) for n, m in block.named_modules())
 
 
 def _signature(block: nn.Module, named: bool = False) -> list[tuple[str, str]]:

@@ -90,27 +90,28 @@ def _probe_act(
     added to the projection's output by the attention, is taken off what the probe sets."""
     seen: list[torch.Tensor] = []
 
-    def set_to(value: float) -> Callable[..., torch.Tensor]:
-        def hook(mod: nn.Module, args: Any, out: torch.Tensor) -> torch.Tensor:
-            new = out.clone()
+    def set_rows(mod: nn.Module, args: Any, out: torch.Tensor) -> torch.Tensor:
+        new = out.clone()
+        for row, value in enumerate((0.0, 1.0)):  # row 0's gate input 0, row 1's 1
+            piece = new[row : row + 1]
             # the whole output is the gate's input, except in a q projection
-            (gate_input(new, layout, nh, dh) if layout == "q_gate_per_head" else new).fill_(value)
-            if bias is not None:  # flat or per head: the attention adds it back
-                new.view(*new.shape[:-1], nh, -1).sub_(bias.detach()[:, None].to(new.dtype))
-            return new
+            (gate_input(piece, layout, nh, dh) if layout == "q_gate_per_head" else piece).fill_(
+                value
+            )
+        if bias is not None:  # flat or per head: the attention adds it back
+            new.view(*new.shape[:-1], nh, -1).sub_(bias.detach()[:, None].to(new.dtype))
+        return new
 
-        return hook
-
-    tokens = torch.arange(1, 4)[None]
-    for value in (0.0, 1.0):  # each forward ends once the output projection has run
-        handles = [
-            src.register_forward_hook(set_to(value)),
-            o_proj.register_forward_pre_hook(lambda m, a: seen.append(a[0].detach().float())),
-        ]
-        probe_forward(model, handles, stop_after=o_proj, input_ids=tokens)
-    if len(seen) != 2:
+    # one forward of two identical rows, which ends once the output projection has run
+    tokens = torch.arange(1, 4)[None].repeat(2, 1)
+    handles = [
+        src.register_forward_hook(set_rows),
+        o_proj.register_forward_pre_hook(lambda m, a: seen.append(a[0].detach().float())),
+    ]
+    probe_forward(model, handles, stop_after=o_proj, input_ids=tokens)
+    if len(seen) != 1 or seen[0].shape[0] != 2:
         return None
-    at0, at1 = seen
+    at0, at1 = seen[0][0], seen[0][1]
     big = at0.abs() > 1e-3 * at0.abs().max()
     if not big.any():
         return None
