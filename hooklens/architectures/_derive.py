@@ -63,7 +63,7 @@ from ._qk_order import fused_qkv, qk_sources, rotated_qk_norms
 from ._scored_moe import scores_experts_inputs
 from ._skipped import skipped_layers, with_skipped
 from ._spec import ArchSpec, Layout, Proj, text_config
-from ._stream import normed_residual, stream_ends, stream_rescaled
+from ._stream import embed_affine, normed_residual, stream_ends, stream_rescaled
 from ._towers import block_list_candidates, walked
 
 
@@ -178,7 +178,12 @@ def derive(model: nn.Module, opaque: str | None = None) -> ArchSpec:
     text = config.get_text_config() if hasattr(config, "get_text_config") else config
     n_layers = getattr(text, "num_hidden_layers", None)
     if not isinstance(n_layers, int):
-        raise _refuse(model, "its config has no num_hidden_layers")
+        stacks = {n: getattr(getattr(text, n, None), "num_hidden_layers", None)
+                  for n in getattr(text, "sub_configs", None) or {}}  # fmt: skip
+        counted = ", ".join(f"{n}: {k}" for n, k in stacks.items() if isinstance(k, int))
+        raise _refuse(model, "its config has no num_hidden_layers" + (
+            f" (its sub-configs count the layers of several stacks: {counted})" if counted else ""
+        ))  # fmt: skip
     streams = parallel_streams(text)  # several streams: the blocks' parts alone (`_refuse`)
     if (own := per_layer_config(text)) is not None:  # before reading one value for every layer
         raise _refuse(model, own)
@@ -186,13 +191,15 @@ def derive(model: nn.Module, opaque: str | None = None) -> ArchSpec:
     unembed = _path_of(model, model.get_output_embeddings())  # type: ignore[operator]
     if embed is None or unembed is None:
         raise _refuse(model, "no input or output embedding module")
-    blocks = _find_blocks(model, n_layers, embed)
     if (rescaled := stream_rescaled(text, n_layers)) is not None:  # between blocks (RWKV)
         raise _refuse(model, rescaled, whole=False)
+    blocks = _find_blocks(model, n_layers, embed)
     # a residual the block rescales or replaces: its parts are read, their sum is not the stream
     unsummed = normed_residual(model.get_submodule(blocks)[0])  # type: ignore[index]
     parent_path = blocks.rpartition(".")[0]
     parent = model.get_submodule(parent_path) if parent_path else model
+    if (affine := embed_affine(parent)) is not None:  # before block 0, outside any module
+        raise _refuse(model, affine, whole=False)
     final = _child(parent, FINAL_NORM)
     if final is None:
         raise _refuse(model, f"no final norm next to {blocks} (looked for {', '.join(FINAL_NORM)})")

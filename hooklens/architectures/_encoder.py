@@ -31,6 +31,7 @@ from ._in_place import edited_in_place
 from ._names import (
     BLOCK_ADAPTERS,
     EAGER_BERT_ATTENTION,
+    EMBED_MIX,
     EMBED_POS,
     EMBED_PROJ,
     EMBED_SUM_NORM,
@@ -133,6 +134,11 @@ def derive_encoder(model: nn.Module) -> ArchSpec:
     if sum_norm is None and post_ln:
         raise _refuse(model, f"no norm of the embeddings in {embed_parent} ({EMBED_SUM_NORM})")
     proj = _embed_proj(model, embed, embed_parent)
+    # token embeddings mixed with others by a projection before the sum (RoCBert): hook_embed
+    # is the projection's output, and positions, token types and their norm are added after it
+    mix = _child(embeddings, EMBED_MIX)
+    mixed = f"{embed_parent}.{mix}" if mix else None
+    mixed = mixed if mixed and _out_width(model, mixed, width) else None
     # the head: the unembedding's parent calls it after its transform, or a module next to it
     parent = unembed.rpartition(".")[0]
     head = parent or next((n for n in HEAD if _child(model, (n,))), None)
@@ -199,13 +205,13 @@ def derive_encoder(model: nn.Module) -> ArchSpec:
         # projected embeddings: their parts are narrower than the stream (no points)
         token_type_embed=f"{embed_parent}.{token_type}" if token_type and not proj else None,
         embed_sum_norm=f"{embed_parent}.{sum_norm}" if sum_norm and not proj else None,
-        embed_proj=proj,
+        embed_proj=proj or mixed,
         head=None if bare else head,
         adapter_out=adapter,
         # only what runs up to block 0 holds the embedding's output (each block returns a new
         # stream): the probe ends there, not after the model's other blocks
         edited_in_place=edited_in_place(
-            model, {"hook_embed": model.get_submodule(proj or embed)}, stop_after=block
+            model, {"hook_embed": model.get_submodule(proj or mixed or embed)}, stop_after=block
         ),
         attn_forward=rotary_forward if rotary else _attn_forward(attn),
         derived=True,
@@ -247,6 +253,11 @@ def _width(model: nn.Module, path: str, width: int) -> bool:
     module = model.get_submodule(path)
     shape = getattr(module, "normalized_shape", None) or (getattr(module, "embedding_dim", width),)
     return int(shape[-1]) == width
+
+
+def _out_width(model: nn.Module, path: str, width: int) -> bool:
+    """Whether the module at `path` is a linear layer writing the stream's width."""
+    return getattr(model.get_submodule(path), "out_features", None) == width
 
 
 def _embed_proj(model: nn.Module, embed: str, parent: str) -> str | None:

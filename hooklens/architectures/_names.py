@@ -106,6 +106,12 @@ STREAM_HALVING = ("rescale_every",)
 #: a config attribute giving a number of learned prompt tokens the model prepends to every
 #: input inside its forward and drops after its last block (CPM-Ant's `prompt_length`)
 PROMPT_PREFIX = ("prompt_length",)
+#: parameters of the blocks' parent by which the model shifts and scales the token embeddings
+#: outside any module before block 0 (ZAYA's `(x + bias) * scale`)
+EMBED_AFFINE = ("input_hidden_states_scale", "input_hidden_states_bias")
+#: a config attribute giving how many layers make one block whose summed output later layers
+#: read through a learned attention over all earlier blocks' (Inkling 2's attention residuals)
+ATTENTION_RESIDUALS = ("n_layers_per_attn_res_block",)
 OUTPUT_SCALE = ("residual_multiplier", "residual_scale")
 #: factors a block applies to one part outside the part's module (`ArchSpec.factors`): role ->
 #: (where the attribute sits: "block", "attn" or "mlp"; its candidate names). Falcon-H1's µP
@@ -226,6 +232,10 @@ EMBED_SUM_NORM = ("LayerNorm", "layer_norm")
 #: a projection of embeddings narrower than the stream to it before block 0, a path in the
 #: model holding the embeddings (ELECTRA's, RemBERT's in its encoder)
 EMBED_PROJ = ("embeddings_project", "encoder.embedding_hidden_mapping_in")
+#: a projection, inside the embedding module, of the token embedding concatenated with other
+#: per-token embeddings to the stream's width, before positions and token types are added
+#: (RoCBert's word, glyph-shape and pronunciation embeddings)
+EMBED_MIX = ("map_inputs_layer",)
 #: the LM head's transform where it is not the unembedding's parent (ELECTRA), and the final
 #: norm inside a head
 HEAD = ("generator_predictions",)

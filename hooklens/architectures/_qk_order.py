@@ -104,8 +104,10 @@ def _same(normed: torch.Tensor, out: torch.Tensor) -> bool:
 
 
 def fused_qkv(attn_mod: nn.Module) -> bool:
-    """Whether `attn_mod` projects q, k and v with one module (`qkv_proj`)."""
-    return bool(child(attn_mod, ("qkv_proj",))) and not child(attn_mod, ("q_proj",))
+    """Whether `attn_mod` projects q, k and v with one linear layer (`qkv_proj`; not a module
+    of that name that computes them otherwise, ZAYA's convolving one)."""
+    fused = isinstance(getattr(attn_mod, "qkv_proj", None), nn.Linear)
+    return fused and not child(attn_mod, ("q_proj",))
 
 
 def qk_sources(
@@ -115,6 +117,13 @@ def qk_sources(
     before the rotation), else the projections; or why they cannot be read."""
     fused = fused_qkv(attn_mod)
     if not fused and not all(child(attn_mod, (n,)) for n in ("q_proj", "k_proj", "v_proj")):
+        own = getattr(attn_mod, "qkv_proj", None)
+        if isinstance(own, nn.Module):
+            return (
+                f"its attention's qkv_proj is a {type(own).__name__}, which computes q, k and v "
+                f"itself ({', '.join(n for n, _ in own.named_children())}), not one linear "
+                "layer whose output hooklens can split"
+            )
         names = ", ".join(n for n, _ in attn_mod.named_children())
         return f"its attention {type(attn_mod).__name__} has no q/k/v ({names})"
     # a fused projection's q and k, normalized per head after the split (Ergo), are the norms'

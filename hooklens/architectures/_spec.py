@@ -89,7 +89,8 @@ class ArchSpec:
     #: (RemBERT's `embedding_hidden_mapping_in`, ELECTRA's `embeddings_project`): `hook_embed` is
     #: its output, the stream entering block 0. What it reads (token, position and token-type
     #: embeddings, their sum normalized) is narrower than d_model and has no points, and no
-    #: (d_vocab, d_model) matrix gives `hook_embed` (`W_E` and `W_pos` raise, saying why)
+    #: (d_vocab, d_model) matrix gives `hook_embed` (`W_E` and `W_pos` raise, saying why); with
+    #: `pos_embed` set it mixes per-token embeddings before positions are added (RoCBert)
     embed_proj: str | None = None
     #: post-LN blocks (BERT): `ln1` normalizes `hook_resid_mid` (resid_pre + attn_out) into the
     #: MLP's input, `ln2` normalizes `hook_resid_post` (ln1's output + mlp_out) into the block's
@@ -351,7 +352,7 @@ class ArchSpec:
         """The optional hook-point features this family (with this config) has."""
         found: set[Feature] = set()
         config = text_config(config)
-        if self.positional == "learned" and self.embed_proj is None:
+        if self.positional == "learned" and (self.embed_proj is None or self.pos_embed):
             found.add("learned_pos")
         elif self.positional == "rotary":
             found.add("rotary")

@@ -16,7 +16,9 @@ from typing import Any
 from torch import nn
 
 from ._names import (
+    ATTENTION_RESIDUALS,
     DEPTH_SCALED_RESIDUAL,
+    EMBED_AFFINE,
     EMBED_NORM_IN_BLOCK,
     EMBED_SCALE,
     EMBED_SCALE_ATTR,
@@ -31,7 +33,8 @@ from ._names import (
 from ._run_order import final_norm_on_embed
 
 __all__ = [
-    "embed_norm_in_block", "normed_residual", "scale_owner", "stream_ends", "stream_rescaled",
+    "embed_affine", "embed_norm_in_block", "normed_residual", "scale_owner", "stream_ends",
+    "stream_rescaled",
 ]  # fmt: skip
 
 
@@ -66,6 +69,13 @@ MSG_HALVED = (
     "hook_resid_pre. The halving only guards half precision against overflow; load the model "
     "with {attr}=0 to wrap it: HookedModel.from_pretrained(name, {attr}=0) (a keyword "
     "transformers sets on its config)"
+)
+
+MSG_ATTENTION_RESIDUALS = (
+    "its layers read the stream through a learned attention over the outputs of all earlier "
+    "blocks of layers (attention residuals, config {attr}={every}): what a layer reads is a "
+    "mix it computes from those outputs, not one tensor carried from the layer before, so "
+    "hook_resid_pre would not be what the layer reads"
 )
 
 MSG_PROMPT = (
@@ -125,16 +135,36 @@ def embed_norm_in_block(model: nn.Module, blocks: str, final: str) -> str | None
 
 def stream_rescaled(text: Any, n_layers: int) -> str | None:
     """Why the model cannot be wrapped when it halves its stream between blocks, or when its
-    blocks' stream holds positions the input has not (prompt tokens it prepends), or None."""
+    blocks' stream holds positions the input has not (prompt tokens it prepends), or when its
+    layers read a learned mix of earlier blocks' outputs (attention residuals), or None."""
     for attr in PROMPT_PREFIX:
         count = getattr(text, attr, None)
         if isinstance(count, int) and count > 0:
             return MSG_PROMPT.format(count=count, attr=attr)
+    for attr in ATTENTION_RESIDUALS:
+        every = getattr(text, attr, None)
+        if isinstance(every, int) and every > 0:
+            return MSG_ATTENTION_RESIDUALS.format(attr=attr, every=every)
     for attr in STREAM_HALVING:
         every = getattr(text, attr, None)
         if isinstance(every, int) and 0 < every <= n_layers:
             return MSG_HALVED.format(every=every, attr=attr)
     return None
+
+
+def embed_affine(parent: nn.Module) -> str | None:
+    """Why the model cannot be wrapped when it shifts and scales the token embeddings by
+    parameters of the blocks' parent (`EMBED_AFFINE`) between the embedding and block 0, or
+    None."""
+    found = [a for a in EMBED_AFFINE if isinstance(getattr(parent, a, None), nn.Parameter)]
+    if not found:
+        return None
+    return (
+        f"it shifts and scales the token embeddings by learned parameters of "
+        f"{type(parent).__name__} ({', '.join(found)}) outside any module before block 0, so "
+        "the stream entering block 0 is neither the embedding module's output (hook_embed) nor "
+        "any module's output hooklens could read instead"
+    )
 
 
 def normed_residual(block: nn.Module) -> str | None:

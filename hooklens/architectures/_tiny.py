@@ -18,6 +18,7 @@ VOCAB = 128
 TINY: dict[str, Any] = {
     "num_hidden_layers": 2, "hidden_size": 64, "intermediate_size": 128,
     "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16, "vocab_size": VOCAB,
+    "unpadded_vocab_size": VOCAB,
     "max_position_embeddings": 64, "n_layer": 2, "n_embd": 64, "n_head": 4, "n_positions": 64,
     "n_inner": 128, "ffn_dim": 128, "first_dense_intermediate_size": 128, "num_layers": 2,
     "d_model": 64, "num_local_experts": 4, "num_experts": 4, "n_routed_experts": 4,
@@ -167,6 +168,22 @@ OVERRIDES: dict[str, dict[str, Any]] = {
     },
     # an indexer that selects fewer keys than a few tokens (the default, 2048, selects all)
     "dots3_note_text": {"index_topk": 3},
+    # ZAYA routes each token to one expert (its only supported choice)
+    "zaya": {"num_experts_per_tok": 1},
+    # BLT's hashed byte-group embeddings (500002 rows by default) and the global transformer's
+    # width as its local stacks see it
+    "blt": {
+        "encoder_hash_byte_group_vocab": 128,
+        "encoder_config": {"hidden_size_global": 64},
+        "decoder_config": {"hidden_size_global": 64},
+    },
+    # RoCBert's glyph-shape and pronunciation tables, small (the defaults' are 24858 x 512)
+    "roc_bert": {
+        "shape_vocab_size": 128,
+        "shape_embed_dim": 16,
+        "pronunciation_vocab_size": 128,
+        "pronunciation_embed_dim": 16,
+    },
     # the causal LM refuses a config that is not a decoder's, or has no default language
     "reformer": {"is_decoder": True, "axial_pos_embds_dim": [32, 32], "axial_pos_shape": [8, 8]},
     "xmod": {"default_language": "en_XX"},

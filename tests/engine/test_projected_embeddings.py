@@ -102,3 +102,35 @@ def test_embeddings_of_another_width_without_a_known_projection_are_refused():
     hf.rembert.encoder.embedding_hidden_mapping_in = torch.nn.Identity()  # not a projection
     with pytest.raises(hl.UnsupportedModelError, match="no projection between them"):
         hl.HookedModel(hf)
+
+
+def test_token_embeddings_mixed_before_positions_roc_bert():
+    """RoCBert concatenates the token embedding with its glyph-shape and pronunciation
+    embeddings and projects them to the stream's width, then adds positions and token types and
+    normalizes: `hook_embed` is the projection's output, positions have their point, `W_pos`
+    is the position table and `W_E` raises, saying why."""
+    hf = AutoModelForCausalLM.from_config(tiny_config("roc_bert")).eval()
+    model = hl.HookedModel(hf)
+    proj = "roc_bert.embeddings.map_inputs_layer"
+    assert model.spec.embed_proj == proj and model.spec.pos_embed is not None
+    seen = {}
+    handle = hf.get_submodule(proj).register_forward_hook(lambda m, a, out: seen.update(out=out))
+    try:
+        with torch.no_grad():
+            ref = hf(TOKENS, use_cache=False).logits
+            logits, cache = model.run_with_cache(TOKENS)
+    finally:
+        handle.remove()
+    torch.testing.assert_close(logits, ref, atol=1e-4, rtol=0)
+    torch.testing.assert_close(cache["hook_embed"], seen["out"])
+    embeddings = hf.roc_bert.embeddings
+    with torch.no_grad():
+        summed = embeddings.LayerNorm(
+            cache["hook_embed"] + cache["hook_pos_embed"] + cache["hook_token_type_embed"]
+        )
+    torch.testing.assert_close(summed, cache["blocks.0.hook_resid_pre"])
+    torch.testing.assert_close(
+        model.W_pos, embeddings.position_embeddings.weight[: model.cfg.n_ctx]
+    )
+    with pytest.raises(AttributeError, match="map_inputs_layer"):
+        _ = model.W_E
