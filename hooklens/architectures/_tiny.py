@@ -168,6 +168,24 @@ OVERRIDES: dict[str, dict[str, Any]] = {
     },
     # an indexer that selects fewer keys than a few tokens (the default, 2048, selects all)
     "dots3_note_text": {"index_topk": 3},
+    # North (Cohere Compass) as released: sliding-window rotary layers and full-context layers
+    # without positions (its default config names no rotary parameters, so no model builds)
+    "cohere_compass_text": {
+        "layer_types": ["sliding_attention", "full_attention"],
+        "sliding_window": 3,
+        "rope_parameters": {
+            "sliding_attention": {"rope_type": "default", "rope_theta": 50000.0},
+            "full_attention": None,
+        },
+    },
+    # Phi-4-multimodal's audio encoder, small (its convolutions are 1024 channels wide)
+    "phi4_multimodal": {
+        "audio_config": {
+            "ext_pw_out_channel": 64,
+            "depthwise_separable_out_channel": 64,
+            "nemo_conv_channels": 64,
+        }
+    },
     # ZAYA routes each token to one expert (its only supported choice)
     "zaya": {"num_experts_per_tok": 1},
     # BLT's hashed byte-group embeddings (500002 rows by default) and the global transformer's

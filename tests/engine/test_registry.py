@@ -32,7 +32,7 @@ TYPES = list(causal_lm_types())
 INTERNALS = ("hook_q", "hook_k", "hook_v", "hook_attn_scores", "hook_pattern", "hook_z")
 #: Raise these as more types are wrapped; they must never go down: types with every point, and
 #: types with the residual stream's points only (their blocks kept whole).
-WRAPPED_AT_LEAST = 172
+WRAPPED_AT_LEAST = 174
 STREAM_ONLY_AT_LEAST = 2
 #: and types with the points of their blocks' parts only (several parallel residual streams)
 PARTS_ONLY_AT_LEAST = 2
