@@ -104,10 +104,13 @@ def _same(normed: torch.Tensor, out: torch.Tensor) -> bool:
 
 
 def fused_qkv(attn_mod: nn.Module) -> bool:
-    """Whether `attn_mod` projects q, k and v with one linear layer (`qkv_proj`; not a module
-    of that name that computes them otherwise, ZAYA's convolving one)."""
-    fused = isinstance(getattr(attn_mod, "qkv_proj", None), nn.Linear)
-    return fused and not child(attn_mod, ("q_proj",))
+    """Whether `attn_mod` projects q, k and v with one module (`qkv_proj`, a linear layer or a
+    wrapper of one; not a module of that name that computes them with projections of its own,
+    ZAYA's convolving one)."""
+    qkv = getattr(attn_mod, "qkv_proj", None)
+    if not isinstance(qkv, nn.Module) or child(attn_mod, ("q_proj",)):
+        return False
+    return child(qkv, ("q_proj", "k_proj")) is None
 
 
 def qk_sources(
