@@ -60,6 +60,7 @@ from ._placement import child as _child
 from ._placement import path_of as _path_of
 from ._placement import signature_norm as _signature_norm
 from ._qk_order import fused_qkv, qk_sources, rotated_qk_norms
+from ._rounded_kv import MSG_ROUNDED, kv_rounding
 from ._scored_moe import scores_experts_inputs
 from ._skipped import skipped_layers, with_skipped
 from ._spec import ArchSpec, Layout, Proj, text_config
@@ -296,6 +297,8 @@ def derive(model: nn.Module, opaque: str | None = None) -> ArchSpec:
         sources = found
     attend_at = list(attending if layers else range(n_layers))
     # layers reusing an earlier layer's keys and values have no key modules (Gemma 4)
+    if attn_mod is not None and (rounding := kv_rounding(attn_mod)) is not None:
+        raise _refuse(model, MSG_ROUNDED.format(cls=type(attn_mod).__name__, fn=rounding.__name__))
     kv_reused, v_source = kv_sharing(model, all_blocks, attend_at, attn or "", sources[1], text)
     unlike = unlike_layers(all_blocks, attend_at, sources, reusing=dict(kv_reused))
     unlike = unlike or head_counts(all_blocks, attend_at, attn)

@@ -106,6 +106,9 @@ STREAM_HALVING = ("rescale_every",)
 #: a config attribute giving a number of learned prompt tokens the model prepends to every
 #: input inside its forward and drops after its last block (CPM-Ant's `prompt_length`)
 PROMPT_PREFIX = ("prompt_length",)
+#: functions of a model's module that its attention applies to the keys and values after
+#: computing them and before attending (Kolibri 1.1's sparse layers round them to NVFP4)
+KV_ROUNDING = ("nvfp4_fake_quantize",)
 #: parameters of the blocks' parent by which the model shifts and scales the token embeddings
 #: outside any module before block 0 (ZAYA's `(x + bias) * scale`)
 EMBED_AFFINE = ("input_hidden_states_scale", "input_hidden_states_bias")

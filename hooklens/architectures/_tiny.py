@@ -242,6 +242,10 @@ def tiny_config(model_type: str, sizes: dict[str, Any] | None = None) -> Any:
 #: how per-layer lists' keys end (a layer's kind, or whether it has rotary positions), unlike
 #: other lists of two (Falcon-H1's `mlp_multipliers`)
 _PER_LAYER = ("types", "block_type", "no_rope_layers")
+#: per-layer lists of layer indices (each layer's source of keys and values, Kolibri 1.1's),
+#: repeated with each repetition's own indices; and sets of layer indices, repeated likewise
+_LAYER_OF_LAYER = ("kv_source_layers",)
+_LAYER_SETS = ("index_layers", "mlp_only_layers")
 
 
 def _deeper(overrides: dict[str, Any], n_layers: int) -> dict[str, Any]:
@@ -257,6 +261,10 @@ def _deeper(overrides: dict[str, Any], n_layers: int) -> dict[str, Any]:
             value = _deeper(value, n_layers)
         elif isinstance(value, list) and len(value) == tiny and key.endswith(_PER_LAYER):
             value = [value[i % tiny] for i in range(n_layers)]
+        elif isinstance(value, list) and len(value) == tiny and key in _LAYER_OF_LAYER:
+            value = [value[i % tiny] + i - i % tiny for i in range(n_layers)]
+        elif isinstance(value, list) and key in _LAYER_SETS:
+            value = [v + t for t in range(0, n_layers, tiny) for v in value if v + t < n_layers]
         elif key == "num_hidden_layers":
             value = n_layers
         out[key] = value

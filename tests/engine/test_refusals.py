@@ -33,16 +33,6 @@ from .conftest import _tokenizer
         # layers that read a learned attention over earlier blocks' outputs
         ("inkling2_text", ["attention residuals, config n_layers_per_attn_res_block=6"]),
         ("inkling2_loop_text", ["attention residuals, config n_layers_per_attn_res_block"]),
-        # sparse layers round the keys and values to NVFP4 inside the attention module, after
-        # the projections and norms where the derived adapter reads them: the check names it
-        (
-            "kolibri1_1",
-            [
-                "reproduce the model's own forward pass",
-                "blocks.1.attn.hook_z is hook_pattern @ hook_v",
-                "blocks.1.attn.hook_k is hook_rot_k",
-            ],
-        ),
     ],
 )
 def test_refusal_names_what_and_why(tmp_path, model_type, says):
