@@ -15,17 +15,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from ._run_order import ProbeDone, stop_probe
+
 __all__ = ["PROBE", "attention_calls", "run_probed"]
 
 PROBE = "hooklens_probe"
-
-
-class _Done(Exception):
-    """Ends a probed forward once `stop_after` has returned."""
-
-
-def _stop(*_: Any) -> None:
-    raise _Done
 
 
 def run_probed(
@@ -43,7 +37,7 @@ def run_probed(
     configs = {id(c): c for c in found if c is not None}
     saved = {k: c._attn_implementation for k, c in configs.items()}
     device = next(model.parameters()).device
-    handle = stop_after.register_forward_hook(_stop) if stop_after is not None else None
+    handle = stop_after.register_forward_hook(stop_probe) if stop_after is not None else None
     try:
         for c in configs.values():
             c._attn_implementation = PROBE
@@ -51,7 +45,7 @@ def run_probed(
             model(
                 input_ids=torch.ones(1, n_tokens, dtype=torch.long, device=device), use_cache=False
             )
-    except _Done:
+    except ProbeDone:
         pass
     finally:
         if handle is not None:

@@ -18,21 +18,24 @@ from ._spec_parts import Layout
 from ._towers import walked
 
 __all__ = [
+    "ProbeDone",
     "_run_order",
     "_same",
     "attention_probe",
     "final_norm_on_embed",
     "layout_of",
     "probe_forward",
+    "stop_probe",
 ]
 
 
-class _ProbeDone(Exception):
+class ProbeDone(Exception):
     """Raised from a hook to end a probe forward once what it watches has run."""
 
 
-def _stop(*_: Any) -> None:
-    raise _ProbeDone
+def stop_probe(*_: Any) -> None:
+    """A hook that ends the probe forward it runs in (`ProbeDone`)."""
+    raise ProbeDone
 
 
 def probe_forward(model: nn.Module, handles: list[Any], stop_after: nn.Module | None = None,
@@ -46,14 +49,14 @@ def probe_forward(model: nn.Module, handles: list[Any], stop_after: nn.Module | 
     device = next(p.device for p in model.parameters())
     # registered last: the watching hooks on the same module run first
     if stop_after is not None:
-        handles = [*handles, stop_after.register_forward_hook(_stop)]
+        handles = [*handles, stop_after.register_forward_hook(stop_probe)]
     if stop_before is not None:
-        handles = [*handles, stop_before.register_forward_pre_hook(_stop)]
+        handles = [*handles, stop_before.register_forward_pre_hook(stop_probe)]
     ids = torch.ones(1, 3, dtype=torch.long) if input_ids is None else input_ids
     try:
         with torch.no_grad():
             model(input_ids=ids.to(device), use_cache=False)
-    except _ProbeDone:
+    except ProbeDone:
         pass
     finally:
         for h in handles:
