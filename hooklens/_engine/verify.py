@@ -114,14 +114,13 @@ def verify(model: HookedModel) -> None:
     out_name = "hook_normalized_resid_post" if spec.post_ln else "hook_resid_post"
     # what q picks up between hook_q and hook_rot_q besides the rotation: a rotary embedding's
     # attention factor (YaRN), or a scalar the attention multiplies q and k by (Ergo's qk_scale)
-    factors = {1.0} | {
-        float(f)
-        for m in hf.modules()
-        if isinstance(f := getattr(m, "attention_scaling", None), float)
-    }
-    for scale in (getattr(m, a, None) for m in hf.modules() for a in QK_SCALE):
-        if isinstance(scale, torch.Tensor) and scale.numel() == 1:
-            factors.add(float(scale))
+    factors = {1.0}
+    for m in hf.modules():
+        if isinstance(f := getattr(m, "attention_scaling", None), float):
+            factors.add(f)
+        for scale in (getattr(m, a, None) for a in QK_SCALE):
+            if isinstance(scale, torch.Tensor) and scale.numel() == 1:
+                factors.add(float(scale))
     for layer in range(c.n_layers):
         b = f"blocks.{layer}."
         rep = c.n_heads // max(c.layer(layer).n_kv_heads, 1)

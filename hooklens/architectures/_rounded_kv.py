@@ -32,13 +32,13 @@ MSG_ROUNDED = (
 def kv_rounding(attn_mod: nn.Module) -> Callable[[torch.Tensor], torch.Tensor] | None:
     """The function `attn_mod`'s forward rounds keys and values with, or None."""
     cls = type(attn_mod)
+    module = sys.modules.get(cls.__module__)
+    # the source is read only where the class's module defines such a function (rarely)
+    found = [(n, f) for n in KV_ROUNDING if callable(f := getattr(module, n, None))]
+    if not found:
+        return None
     try:
         source = inspect.getsource(cls.forward)
     except (OSError, TypeError):  # no source to read (a compiled or generated forward)
         return None
-    module = sys.modules.get(cls.__module__)
-    for name in KV_ROUNDING:
-        found = getattr(module, name, None)
-        if f"{name}(" in source and callable(found):
-            return found
-    return None
+    return next((f for n, f in found if f"{n}(" in source), None)
