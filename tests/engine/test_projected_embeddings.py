@@ -28,18 +28,26 @@ def projected(request):
     return hl.HookedModel(hf), proj, head_width
 
 
+def _side_by_side(model, proj):
+    """HF's logits, the model's logits and cache, and {"out": `proj`'s output} from the HF
+    forward."""
+    seen = {}
+    hook = model.hf_model.get_submodule(proj).register_forward_hook(
+        lambda m, a, out: seen.update(out=out)
+    )
+    try:
+        with torch.no_grad():
+            ref = model.hf_model(TOKENS, use_cache=False).logits
+            logits, cache = model.run_with_cache(TOKENS)
+    finally:
+        hook.remove()
+    return ref, logits, cache, seen
+
+
 def test_hook_embed_is_the_projection_output_entering_block_0(projected):
     model, proj, _ = projected
     assert model.spec.embed_proj == proj
-    hf = model.hf_model
-    seen = {}
-    handle = hf.get_submodule(proj).register_forward_hook(lambda m, a, out: seen.update(out=out))
-    try:
-        with torch.no_grad():
-            ref = hf(TOKENS, use_cache=False).logits
-            logits, cache = model.run_with_cache(TOKENS)
-    finally:
-        handle.remove()
+    ref, logits, cache, seen = _side_by_side(model, proj)
     torch.testing.assert_close(logits, ref)
     assert cache["hook_embed"].shape == (*TOKENS.shape, model.cfg.d_model)
     torch.testing.assert_close(cache["hook_embed"], seen["out"])
@@ -113,14 +121,7 @@ def test_token_embeddings_mixed_before_positions_roc_bert():
     model = hl.HookedModel(hf)
     proj = "roc_bert.embeddings.map_inputs_layer"
     assert model.spec.embed_proj == proj and model.spec.pos_embed is not None
-    seen = {}
-    handle = hf.get_submodule(proj).register_forward_hook(lambda m, a, out: seen.update(out=out))
-    try:
-        with torch.no_grad():
-            ref = hf(TOKENS, use_cache=False).logits
-            logits, cache = model.run_with_cache(TOKENS)
-    finally:
-        handle.remove()
+    ref, logits, cache, seen = _side_by_side(model, proj)
     torch.testing.assert_close(logits, ref, atol=1e-4, rtol=0)
     torch.testing.assert_close(cache["hook_embed"], seen["out"])
     embeddings = hf.roc_bert.embeddings
