@@ -3,7 +3,13 @@
     python bench/engine.py                 # full table (GPT-2-small and Pythia-410m shapes)
     python bench/engine.py --quick         # seq 6 and 128, GPT-2 only, few repeats
 
-Random weights, 2 CPU threads (or the GPU when one is present). Rows, as ratios (lower is better):
+    python bench/engine.py --device cuda --dtype bfloat16
+
+Random weights, 2 CPU threads (or the GPU when one is present). On CPU each variant runs in fresh
+processes; on a GPU (or with --in-process) every variant runs in one process, interleaved call
+by call, on its own copy of the same weights (CUDA's caching allocator keeps freed memory, so no
+variant pays another's page faults, and `mem` reads the allocator's own peak). Rows, as ratios
+(lower is better):
   forward      wrapped forward, no hooks        / HF default (sdpa) forward
   cache_resid  run_with_cache, resid points     / HF sdpa forward
   cache_all    run_with_cache, every point      / HF eager forward, output_attentions+hidden
@@ -40,13 +46,14 @@ SHAPES = {
 }  # fmt: skip
 
 
-def build(shape: str, device: str) -> Any:
+def build(shape: str, device: str, dtype: str = "float32") -> Any:
     import transformers as tf
 
     kind, kwargs = SHAPES[shape]
     config = tf.GPT2Config(**kwargs) if kind == "gpt2" else tf.GPTNeoXConfig(**kwargs)
     torch.manual_seed(0)
-    return tf.AutoModelForCausalLM.from_config(config).eval().to(device)
+    model = tf.AutoModelForCausalLM.from_config(config).eval()
+    return model.to(device=device, dtype=getattr(torch, dtype))
 
 
 def timed(fn: Any, min_calls: int, min_seconds: float) -> list[float]:
@@ -69,13 +76,12 @@ def variants(with_transformer_lens: bool) -> list[str]:
     return names + (tl_names if with_transformer_lens else [])
 
 
-def _time_child(shape: str, seq: int, variant: str, repeats: int, device: str) -> list[float]:
-    """Time one variant in this (fresh) process, warmed up first (a fresh process's first calls
-    run slower: allocator, interpreter and kernel caches), then `repeats` calls or 2 s."""
+def _variant_call(hf: Any, seq: int, variant: str) -> Any:
+    """The call that `variant` times, on `hf` (which it takes over: give each variant its own)."""
     import hooklens as hl
 
-    hf = build(shape, device)
-    toks = torch.randint(0, 50000, (1, seq), device=device)
+    device = next(hf.parameters()).device
+    toks = torch.randint(0, 50000, (1, seq), generator=torch.Generator().manual_seed(1)).to(device)
     resid = lambda n: "resid" in n  # noqa: E731
     if variant.startswith("tl_"):
         target: Any = _transformer_lens_copy(hf)
@@ -85,16 +91,62 @@ def _time_child(shape: str, seq: int, variant: str, repeats: int, device: str) -
         hf.set_attn_implementation(variant.removeprefix("hf_"))
     else:
         target = hl.HookedModel(hf)
-    run = {
+    return {
         "hf_sdpa": lambda: target(toks),
         "hf_eager": lambda: target(toks, output_attentions=True, output_hidden_states=True),
         "forward": lambda: target(toks),
         "cache_resid": lambda: target.run_with_cache(toks, names_filter=resid),
         "cache_all": lambda: target.run_with_cache(toks),
     }[variant.removeprefix("tl_")]
+
+
+def _time_child(
+    shape: str, seq: int, variant: str, repeats: int, device: str, dtype: str
+) -> list[float]:
+    """Time one variant in this (fresh) process, warmed up first (a fresh process's first calls
+    run slower: allocator, interpreter and kernel caches), then `repeats` calls or 2 s."""
+    run = _variant_call(build(shape, device, dtype), seq, variant)
     with torch.inference_mode():
         timed(run, 2, 1.0)  # warm-up
         return timed(run, repeats, 2.0)
+
+
+def time_row_in_process(
+    shape: str, seq: int, repeats: int, rounds: int, device: str, dtype: str, names: list[str]
+) -> tuple[dict[str, list[float]], float | None]:
+    """Every variant in this process, on its own model, interleaved: per round, `repeats`
+    calls of each variant in turn (a busy spell or a clock change hits every variant). Also
+    `mem` from the CUDA allocator's peak (see `mem_ratio`; None on CPU)."""
+    import copy
+
+    base = build(shape, device, dtype)  # built once: a 410M model's random init takes seconds
+    runs = {name: _variant_call(copy.deepcopy(base), seq, name) for name in names}
+    del base
+    samples: dict[str, list[float]] = {n: [] for n in names}
+    with torch.inference_mode():
+        for run in runs.values():
+            timed(run, 2, 0.2)  # warm-up
+        for _ in range(rounds):
+            for name, run in runs.items():
+                samples[name] += timed(run, repeats, 0.0)
+        if device == "cpu":
+            return samples, None
+        growth = {}
+        for name in ("hf_sdpa", "cache_all"):
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            base = torch.cuda.memory_allocated()
+            out = runs[name]()
+            torch.cuda.synchronize()
+            growth[name] = torch.cuda.max_memory_allocated() - base
+            cached = out[1] if name == "cache_all" else None
+            del out
+        assert cached is not None
+        cached_bytes = sum(t.numel() * t.element_size() for t in cached.values())
+    return samples, mem_ratio(
+        {"growth": growth["hf_sdpa"], "cached": 0},
+        {"growth": growth["cache_all"], "cached": cached_bytes},
+    )
 
 
 def _run_child(cmd: list[str], env: dict[str, str]) -> Any:
@@ -111,6 +163,7 @@ def time_row(
     repeats: int,
     rounds: int,
     device: str,
+    dtype: str,
     names: list[str],
     env: dict[str, str],
 ) -> dict[str, float]:
@@ -123,8 +176,13 @@ def time_row(
     for _ in range(rounds):
         for name in names:
             cmd = [sys.executable, __file__, "--time-child", shape, str(seq), name, str(repeats),
-                   device]  # fmt: skip
+                   device, dtype]  # fmt: skip
             samples[name] += _run_child(cmd, env)
+    return ratios(samples)
+
+
+def ratios(samples: dict[str, list[float]]) -> dict[str, float]:
+    """Median times of the variants as the table's ratios (HF sdpa's median in ms)."""
     med = {k: statistics.median(v) for k, v in samples.items()}
     out = {"hf_sdpa_ms": med["hf_sdpa"] * 1e3}
     for prefix in ("", "tl_") if "tl_forward" in med else ("",):
@@ -181,11 +239,11 @@ class _RssSampler:
         return max(self.peak, self.rss())
 
 
-def _peak_child(shape: str, seq: int, what: str, device: str) -> None:
+def _peak_child(shape: str, seq: int, what: str, device: str, dtype: str) -> None:
     """Run one measurement in this (fresh) process; print JSON {growth, cached}."""
     import hooklens as hl
 
-    hf = build(shape, device)
+    hf = build(shape, device, dtype)
     model = hl.HookedModel(hf)
     toks = torch.randint(0, 50000, (1, seq), device=device)
     cached = 0
@@ -206,12 +264,16 @@ def _peak_child(shape: str, seq: int, what: str, device: str) -> None:
     print(json.dumps({"growth": peak - base, "cached": cached}))
 
 
-def mem_row(shape: str, seq: int, device: str, env: dict[str, str]) -> float:
+def mem_row(shape: str, seq: int, device: str, dtype: str, env: dict[str, str]) -> float:
     def child(what: str) -> dict[str, int]:
-        cmd = [sys.executable, __file__, "--child", shape, str(seq), what, device]
+        cmd = [sys.executable, __file__, "--child", shape, str(seq), what, device, dtype]
         return _run_child(cmd, env)
 
-    plain, ours = child("hf"), child("ours")
+    return mem_ratio(child("hf"), child("ours"))
+
+
+def mem_ratio(plain: dict[str, int], ours: dict[str, int]) -> float:
+    """`mem`: the peak growth of run_with_cache(all) over HF's forward's plus 1.1x the cache."""
     return ours["growth"] / (plain["growth"] + 1.1 * ours["cached"])
 
 
@@ -232,41 +294,58 @@ def main() -> None:
         help="every variant, HF's too, with glibc keeping freed memory (hooklens's own "
         "setting steps aside): compute alone (diagnostic)",
     )
-    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
-    parser.add_argument("--time-child", nargs=5, help=argparse.SUPPRESS)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--dtype", default="float32", help="float32, bfloat16 or float16")
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="every variant in one process, interleaved (the default on a GPU)",
+    )
+    parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
+    parser.add_argument("--time-child", nargs=6, help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(2)
     if args.time_child:
-        shape, seq, variant, repeats, device = args.time_child
-        print(json.dumps(_time_child(shape, int(seq), variant, int(repeats), device)))
+        shape, seq, variant, repeats, device, dtype = args.time_child
+        print(json.dumps(_time_child(shape, int(seq), variant, int(repeats), device, dtype)))
         return
     if args.child:
-        shape, seq, what, device = args.child
-        _peak_child(shape, int(seq), what, device)
+        shape, seq, what, device, dtype = args.child
+        _peak_child(shape, int(seq), what, device, dtype)
         return
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device, dtype = args.device, args.dtype
+    in_process = args.in_process or device != "cpu"
     if args.only:
         plan = [(s, int(n)) for s, n in (item.split(":") for item in args.only)]
     elif args.quick:
         plan = [("gpt2-small", 6), ("gpt2-small", 128)]
     else:
         plan = [*((s, n) for s in SHAPES for n in (6, 128, 512)), ("pythia-410m", 2048)]
-    rounds = args.rounds or (1 if args.quick else 3)
+    # in one process on a GPU, calls take milliseconds: many short interleaved rounds
+    rounds = args.rounds or (1 if args.quick else 10 if in_process else 3)
     env = {**os.environ, "OMP_NUM_THREADS": "2"}
     if args.keep_freed_memory:
         env.update(KEEP_FREED_MEMORY)
     names = variants(importlib.util.find_spec("transformer_lens") is not None)
     tl_label = f"TransformerLens {version('transformer-lens')}" if "tl_forward" in names else ""
-    print(f"device={device} threads={torch.get_num_threads()} rounds={rounds} "
+    print(f"device={device} dtype={dtype} threads={torch.get_num_threads()} rounds={rounds} "
+          f"{'one process, interleaved' if in_process else 'fresh processes'} "
           f"allocator={'keeps freed memory' if args.keep_freed_memory else 'default'}")  # fmt: skip
     print("| shape | seq | HF sdpa ms | forward (<=1.03) | cache_resid (<=1.05) | "
           "cache_all (<=1.10) | mem (<=1.0) |")  # fmt: skip
     print("|---|---|---|---|---|---|---|")
     for shape, seq in plan:
         # 2048 tokens: a call takes tens of seconds on 2 cores
-        repeats = args.repeats or (2 if args.quick or seq >= 2048 else 3)
-        r = time_row(shape, seq, repeats, rounds, device, names, env)
-        mem = "-" if args.no_mem else f"{mem_row(shape, seq, device, env):.2f}"
+        repeats = args.repeats or (2 if args.quick or seq >= 2048 else 5 if in_process else 3)
+        if in_process:
+            samples, mem_value = time_row_in_process(
+                shape, seq, repeats, rounds, device, dtype, names
+            )
+            r = ratios(samples)
+            mem = "-" if args.no_mem or mem_value is None else f"{mem_value:.2f}"
+        else:
+            r = time_row(shape, seq, repeats, rounds, device, dtype, names, env)
+            mem = "-" if args.no_mem else f"{mem_row(shape, seq, device, dtype, env):.2f}"
         print(
             f"| {shape} | {seq} | {r['hf_sdpa_ms']:.1f} | {r['forward']:.3f} | "
             f"{r['cache_resid']:.3f} | {r['cache_all']:.3f} | {mem} |",

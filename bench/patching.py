@@ -12,6 +12,7 @@ where no cell comes before the difference. Also checks that the exact results ag
 times one click-sized patch on the same model.
 
     .venv/bin/python bench/patching.py [--threads 2] [--repeats 2] [--seq 20]
+    .venv/bin/python bench/patching.py --device cuda --dtype bfloat16
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ def best_of(repeats: int, fn: Callable[[], Any]) -> tuple[float, Any]:
     for _ in range(repeats):
         start = time.perf_counter()
         out = fn()
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
         best = min(best, time.perf_counter() - start)
     return best, out
 
@@ -66,6 +69,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--seq", type=int, default=20)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", default="float32", help="float32, bfloat16 or float16")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     warnings.simplefilter("ignore")
@@ -83,13 +88,14 @@ def main() -> None:
     scratch = tempfile.TemporaryDirectory()  # removed when main returns
     folder = scratch.name
     save_for_transformer_lens(hf, folder)
-    model = hl.HookedModel.from_pretrained(folder)
+    model = hl.HookedModel.from_pretrained(folder).to(args.device).to(getattr(torch, args.dtype))
     hf = model.hf_model  # the very same weights for every contender
 
     generator = torch.Generator().manual_seed(1)
     clean = torch.randint(0, 50257, (1, args.seq), generator=generator)
     corrupted = clean.clone()
     corrupted[0, 4] = (clean[0, 4] + 17) % 50257
+    clean, corrupted = clean.to(args.device), corrupted.to(args.device)
     metric = TokenMetric("logit_diff", 11, 22)
     n_cells = 12 * args.seq
 
@@ -100,7 +106,7 @@ def main() -> None:
         args.repeats,
         lambda: patching.sweep(model, clean, corrupted, metric, normalize=False, progress=False),
     )
-    diff = float((result.raw - loop).abs().max())
+    diff = float((result.raw.cpu() - loop).abs().max())
     rows.append(
         ("hooklens sweep, hl.metrics.logit_diff", t_sweep, f"max |diff| vs loop {diff:.1e}")
     )
@@ -112,7 +118,7 @@ def main() -> None:
         args.repeats,
         lambda: patching.sweep(model, clean, corrupted, lam, normalize=False, progress=False),
     )
-    diff = float((result.raw - loop).abs().max())
+    diff = float((result.raw.cpu() - loop).abs().max())
     rows.append(("hooklens sweep, lambda metric", t_lambda, f"max |diff| vs loop {diff:.1e}"))
     # Cells before the prompts' first difference (and layer 0 where the tokens agree) patch in
     # the values already there and take no pass; a pair that differs at token 0 has none of the
@@ -124,7 +130,7 @@ def main() -> None:
         args.repeats,
         lambda: patching.sweep(model, clean, corrupted_at_0, lam, normalize=False, progress=False),
     )
-    diff = float((result.raw - loop0).abs().max())
+    diff = float((result.raw.cpu() - loop0).abs().max())
     rows.append(("  same, prompts differing at token 0", t_lambda0 * t_loop / t_loop0,
                  f"max |diff| vs its loop {diff:.1e}"))  # fmt: skip
     with torch.no_grad():
@@ -132,14 +138,15 @@ def main() -> None:
     t_named, named = best_of(
         args.repeats, lambda: patching.get_act_patch_resid_pre(model, corrupted, hl_cache, lam)
     )
-    diff = float((named - loop).abs().max())
+    diff = float((named.cpu() - loop).abs().max())
     rows.append(("hooklens get_act_patch_resid_pre, lambda", t_named, f"max |diff| {diff:.1e}"))
     t_attr, estimate = best_of(
         args.repeats,
         lambda: patching.sweep(model, clean, corrupted, metric, normalize=False,
                                method="attribution"),
     )  # fmt: skip
-    corr = float(torch.corrcoef(torch.stack([estimate.raw.flatten(), loop.flatten()]))[0, 1])
+    pairs = torch.stack([estimate.raw.cpu().flatten().float(), loop.flatten()])
+    corr = float(torch.corrcoef(pairs)[0, 1])
     rows.append(("hooklens attribution estimate (all cells)", t_attr, f"corr vs exact {corr:.3f}"))
 
     try:
@@ -163,7 +170,8 @@ def main() -> None:
         rows.append(("TransformerLens get_act_patch_resid_pre", float("nan"), "not installed"))
 
     print(f"\nresid_pre patching, GPT-2-small shape, {args.seq} tokens, {n_cells} cells, "
-          f"{args.threads} threads, best of {args.repeats}")  # fmt: skip
+          f"{args.device} {args.dtype}, {args.threads} threads, "
+          f"best of {args.repeats}")  # fmt: skip
     print(f"{'contender':<42} {'time / plain HF loop':>21}  {'speed-up':>8}  note")
     for name, seconds, note in rows:
         print(f"{name:<42} {seconds / t_loop:>21.3f}  {t_loop / seconds:>7.1f}x  {note}")
