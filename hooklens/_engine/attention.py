@@ -178,8 +178,9 @@ def explicit_attention(
     includes it. Returns z (batch, q, n_heads, d_head) and the pattern (batch, n_heads, q, k).
     """
     dtype = query.dtype
-    if dtype in (torch.float16, torch.bfloat16):  # scores and softmax in float32, like sdpa
-        query, key, value = query.float(), key.float(), value.float()
+    low = dtype in (torch.float16, torch.bfloat16)
+    if low:  # scores and softmax in float32, like sdpa
+        query, key = query.float(), key.float()
     n_rep = query.shape[1] // key.shape[1]
     if n_rep > 1:
         key = key.repeat_interleave(n_rep, dim=1)
@@ -211,17 +212,21 @@ def explicit_attention(
         scores.add_(additive.masked_fill_(~allowed, lowest))
     else:
         scores.add_(attention_mask[..., :k_len].to(scores.dtype))
+    # A hooked point sees (and may edit) its activation in `dtype`, and the computation goes on
+    # from what it saw, read as it is (no float32 copy of a (batch, heads, q, k) tensor: at
+    # long sequences the copies cost more than the arithmetic): the softmax upcasts inside,
+    # and z multiplies a hooked pattern with v in `dtype` (accumulating in float32).
     if site is not None and site.scores.active:
-        scores = site.scores.fire(scores.to(dtype)).to(scores.dtype)
-    if sinks is None:
-        pattern = torch.softmax(scores, dim=-1)
+        scores = site.scores.fire(scores.to(dtype))
+    if sinks is not None:
+        pattern = _with_sink(scores.float() if low else scores, sinks, site, dtype)
     else:
-        pattern = _with_sink(scores, sinks, site, dtype)
+        pattern = torch.softmax(scores, dim=-1, dtype=torch.float32 if low else None)
     if dropout:
         pattern = nn.functional.dropout(pattern, p=dropout, training=module.training)
     if site is not None and site.pattern.active:
-        pattern = site.pattern.fire(pattern.to(dtype)).to(pattern.dtype)
-    z = torch.matmul(pattern, value).transpose(1, 2).contiguous()
+        pattern = site.pattern.fire(pattern.to(dtype))
+    z = torch.matmul(pattern, value.to(pattern.dtype)).transpose(1, 2).contiguous()
     return z.to(dtype), pattern.to(dtype)
 
 

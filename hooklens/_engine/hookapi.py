@@ -102,6 +102,8 @@ class HooksMixin:
     owner: Ownership
     #: suffixes of the on-demand points switched on by `set_use_*`
     _used_on_demand: frozenset[str] = frozenset()
+    #: (points dict, switches, the default selection) of the last `_default_points`
+    _default_selection: tuple[dict[str, HookPoint], frozenset[str], list[HookPoint]] | None = None
 
     def _select(self, names: Any) -> list[HookPoint]:  # pragma: no cover - provided by the host
         raise NotImplementedError
@@ -179,10 +181,20 @@ class HooksMixin:
         used = self._used_on_demand
         self._used_on_demand = used | suffixes if on else used - suffixes
 
-    def _in_default_selection(self, name: str) -> bool:
-        """Whether `names_filter=None` selects point `name`: every point but the on-demand ones
-        not switched on with `set_use_*`, as in TransformerLens."""
-        return not is_on_demand(name) or split_name(name)[1] in getattr(self, "_used_on_demand", ())
+    def _default_points(self) -> list[HookPoint]:
+        """The points `names_filter=None` selects: every point but the on-demand ones not
+        switched on with `set_use_*`, as in TransformerLens. Worked out once per switch setting
+        (a cache of every point runs this on each call)."""
+        key = (self._points, self._used_on_demand)
+        cached = self._default_selection
+        if cached is None or cached[0] is not key[0] or cached[1] != key[1]:
+            used = self._used_on_demand
+            points = [
+                p for n, p in self._points.items()
+                if not is_on_demand(n) or split_name(n)[1] in used
+            ]  # fmt: skip
+            self._default_selection = cached = (*key, points)
+        return list(cached[2])
 
     def clear_contexts(self) -> None:
         """Empty the `ctx` dict of every hook point."""

@@ -185,7 +185,7 @@ class HookedModel(BlocksMixin, HooksMixin, TokenMixin, WeightsMixin, PlacementMi
     def _select(self, names: NamesFilter) -> list[HookPoint]:
         """Resolve a names filter (None = all, a name, names, or a predicate) to points."""
         if names is None:  # every point but the on-demand ones not switched on (set_use_*)
-            return [p for n, p in self._points.items() if self._in_default_selection(n)]
+            return self._default_points()
         if isinstance(names, str):
             return [self._point(names)]
         if callable(names):

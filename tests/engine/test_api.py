@@ -118,6 +118,28 @@ def _assert_half_close(model, tokens, logits, ref):
     assert ours <= 2 * theirs + 1e-3, (ours, theirs)
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_points_are_what_the_model_goes_on_with(tokens, dtype):
+    """In half precision a hooked point's activation (in the model's dtype) is what the
+    attention goes on with: the pattern is the softmax of the scores hook_attn_scores shows,
+    and z is made of the pattern hook_pattern shows (an in-place edit of either is honoured)."""
+    model = hl.HookedModel(build_hf("llama").to(dtype))
+    names = [f"blocks.0.attn.hook_{s}" for s in ("attn_scores", "pattern", "v", "z")]
+
+    def silence_key_0(scores, hook):  # in place: query rows 1.. stop attending to key 0
+        scores[:, :, 1:, 0] = torch.finfo(scores.dtype).min
+
+    with torch.no_grad(), model.hooks([(names[0], silence_key_0)]):
+        _, cache = model.run_with_cache(tokens, names_filter=names)
+    scores, pattern, v, z = (cache[n] for n in names)
+    assert scores.dtype == pattern.dtype == z.dtype == dtype
+    torch.testing.assert_close(pattern, torch.softmax(scores.float(), -1).to(dtype))
+    assert (pattern[:, :, 1:, 0] == 0).all()
+    v = v.repeat_interleave(pattern.shape[1] // v.shape[2], dim=2)  # (batch, k, heads, d_head)
+    expected = torch.einsum("bhqk,bkhd->bqhd", pattern.float(), v.float()).to(dtype)
+    torch.testing.assert_close(z, expected)
+
+
 def test_generate_with_hooks(tiny):
     model = tiny("llama")
     calls = []
