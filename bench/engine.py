@@ -10,7 +10,8 @@ processes; on a GPU (or with --in-process) every variant runs in one process, in
 by call, on its own copy of the same weights (CUDA's caching allocator keeps freed memory, so no
 variant pays another's page faults, and `mem` reads the allocator's own peak). Rows, as ratios
 (lower is better):
-  forward      wrapped forward, no hooks        / HF default (sdpa) forward
+  forward      wrapped forward, no hooks        / HF default (sdpa) forward, use_cache=False
+               (hooklens's forward builds no KV cache; HF's default call does)
   cache_resid  run_with_cache, resid points     / HF sdpa forward
   cache_all    run_with_cache, every point      / HF eager forward, output_attentions+hidden
   mem          peak growth of run_with_cache(all) / (growth of HF sdpa forward + 1.1 x cached bytes)
@@ -92,8 +93,11 @@ def _variant_call(hf: Any, seq: int, variant: str) -> Any:
     else:
         target = hl.HookedModel(hf)
     return {
-        "hf_sdpa": lambda: target(toks),
-        "hf_eager": lambda: target(toks, output_attentions=True, output_hidden_states=True),
+        # HF without a KV cache, as hooklens's forward (TransformerLens's returns none either)
+        "hf_sdpa": lambda: target(toks, use_cache=False),
+        "hf_eager": lambda: target(
+            toks, output_attentions=True, output_hidden_states=True, use_cache=False
+        ),
         "forward": lambda: target(toks),
         "cache_resid": lambda: target.run_with_cache(toks, names_filter=resid),
         "cache_all": lambda: target.run_with_cache(toks),

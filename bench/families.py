@@ -14,7 +14,8 @@ weights and read each from the disk when a forward first uses it. With --cold, t
 are dropped from the page cache before each timed load (as on the first load after a reboot or
 of a new download: the weights are read from the disk). Rows, as ratios (lower is better),
 medians over interleaved calls:
-  forward      wrapped forward, no hooks          / HF forward (its default attention)
+  forward      wrapped forward, no hooks          / HF forward (its default attention; no KV
+               cache: use_cache=False, as hooklens's forward)
   cache_resid  run_with_cache, residual points    / HF forward (with several parallel streams,
                which have no point: hook_attn_out and hook_mlp_out)
   derive       finding the adapter (derivation, on the loaded model)  / the load
@@ -190,7 +191,7 @@ def measure(model_type: str, args: argparse.Namespace, folder: Path) -> dict[str
         (lambda n: "resid" in n) if model.spec.streams is None else (lambda n: n.endswith(parts))
     )
     runs = {
-        "hf": lambda: plain(tokens),
+        "hf": lambda: plain(tokens, use_cache=False),  # no KV cache, as hooklens's forward
         "forward": lambda: model(tokens),
         "cache_resid": lambda: model.run_with_cache(tokens, names_filter=resid),
     }

@@ -53,6 +53,11 @@ def unembed(model: Any, normed: torch.Tensor, token_ids: list[int] | None = None
     """
     head: nn.Module = model.hf_model.get_submodule(model.spec.unembed)
     if token_ids is None:
+        # a stream kept in float32 in a half-precision model (Mamba's `residual_in_fp32`)
+        # reaches the head in float32: the model casts it to the head's dtype, as here
+        head_weight = getattr(head, "weight", None)
+        if isinstance(head_weight, torch.Tensor) and normed.dtype != head_weight.dtype:
+            normed = normed.to(head_weight.dtype)
         logits: torch.Tensor = head(normed)
     else:
         weight: torch.Tensor = head.weight  # type: ignore[assignment]

@@ -140,6 +140,49 @@ def test_half_precision_points_are_what_the_model_goes_on_with(tokens, dtype):
     torch.testing.assert_close(z, expected)
 
 
+def test_half_precision_model_with_a_float32_stream(tokens):
+    """Mamba keeps its residual stream in float32 in a bfloat16 model (`residual_in_fp32`): it
+    wraps (the load check's logit lens casts the stream to the head's dtype, as the model
+    does), the cache holds the stream as the model keeps it, and the logits are HF's."""
+    import transformers as tf
+
+    from hooklens.architectures._registry import tiny_config
+
+    torch.manual_seed(0)
+    hf = tf.AutoModelForCausalLM.from_config(tiny_config("mamba")).eval().to(torch.bfloat16)
+    model = hl.HookedModel(hf)
+    last = f"blocks.{model.cfg.n_layers - 1}.hook_resid_post"
+    with torch.no_grad():
+        ref = hf(tokens).logits
+        logits, cache = model.run_with_cache(tokens)
+        lens = model.unembed_resid(cache[last])
+    assert cache[last].dtype == torch.float32 and logits.dtype == ref.dtype
+    torch.testing.assert_close(logits, ref)
+    torch.testing.assert_close(lens.float(), ref)
+
+
+
+def test_half_precision_load_check_allows_the_models_own_spread():
+    """Kolibri 1's tiny model in bfloat16 is this sensitive to rounding (HF's own eager and sdpa
+    attention give logits several percent apart): the load check lets ours stray as far as
+    the model's eager attention does from its default, so it wraps, and no further."""
+    import transformers as tf
+
+    from hooklens._engine.verify import N_TOKENS, _eager_spread, _gap
+    from hooklens.architectures._registry import tiny_config
+
+    torch.manual_seed(0)
+    hf = tf.AutoModelForCausalLM.from_config(tiny_config("kolibri1")).eval().to(torch.bfloat16)
+    tokens = torch.randint(0, 128, (1, N_TOKENS), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        ref = hf(tokens).logits
+    spread = _eager_spread(hf, tokens, ref)
+    assert spread > 2e-2 and hf.config._attn_implementation == "sdpa"  # restored
+    model = hl.HookedModel(hf)
+    with torch.no_grad():
+        logits, _ = model.run_with_cache(tokens)
+    assert _gap(logits, ref) <= 2 * spread
+
 def test_generate_with_hooks(tiny):
     model = tiny("llama")
     calls = []
