@@ -161,7 +161,6 @@ def test_half_precision_model_with_a_float32_stream(tokens):
     torch.testing.assert_close(lens.float(), ref)
 
 
-
 def test_half_precision_load_check_allows_the_models_own_spread():
     """Kolibri 1's tiny model in bfloat16 is this sensitive to rounding (HF's own eager and sdpa
     attention give logits several percent apart): the load check lets ours stray as far as
@@ -182,6 +181,7 @@ def test_half_precision_load_check_allows_the_models_own_spread():
     with torch.no_grad():
         logits, _ = model.run_with_cache(tokens)
     assert _gap(logits, ref) <= 2 * spread
+
 
 def test_generate_with_hooks(tiny):
     model = tiny("llama")
