@@ -184,7 +184,7 @@ def main() -> None:
         t_click, _ = best_of(5, lambda: patcher(one))
         t_plain, _ = best_of(5, lambda: patching.patch(model, corrupted, clean_cache, one))
         t_forward, _ = best_of(5, lambda: hf(corrupted))
-    print("\none click (layer 6, position 4 of 20), time / one plain HF forward:")
+    print(f"\none click (layer 6, position 4 of {args.seq}), time / one plain HF forward:")
     print(f"  Patcher (reuses the corrupted run)   {t_click / t_forward:.2f}")
     print(f"  patch() (one full hooked forward)    {t_plain / t_forward:.2f}")
 
