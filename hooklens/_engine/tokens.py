@@ -175,17 +175,19 @@ class TokenMixin:
                         what=f"{tokens.dtype} of shape {tuple(tokens.shape)}",
                     )
                 )
-            tokens = tokens.to(self._input_device(), torch.long)
         if tokens.shape[-1] == 0 or tokens.numel() == 0:
             raise InputError(MSG_EMPTY_PROMPT)
         if self.cfg.n_ctx and tokens.shape[-1] > self.cfg.n_ctx:
             raise InputError(MSG_TOO_LONG.format(n=tokens.shape[-1], n_ctx=self.cfg.n_ctx))
-        lo, hi = int(tokens.min()), int(tokens.max())
+        # checked where the ids come from (before the move): ids made on the CPU cost the GPU
+        # no synchronization, ids already on it one (both bounds in one transfer)
+        tokens = tokens.long()
+        lo, hi = torch.stack(torch.aminmax(tokens)).tolist()
         if lo < 0 or hi >= self.cfg.d_vocab:
             raise InputError(
                 MSG_BAD_TOKENS.format(vocab=self.cfg.d_vocab, what=f"ids from {lo} to {hi}")
             )
-        return tokens
+        return tokens.to(self._input_device())
 
 
 def one_prompt(model: TokenMixin, prompt: Any) -> torch.Tensor:

@@ -301,3 +301,15 @@ def test_cfg(tiny):
     g = tiny("gpt2").cfg
     assert g.positional == "learned" and g.normalization_type == "LN" and g.rotary_dim is None
     assert tiny("gptj").cfg.parallel_residual and tiny("gptj").cfg.rotary_dim == 4
+
+
+def test_ids_of_any_integer_dtype_are_the_same_ids(tiny, tokens):
+    """Ids are checked (and made long) where they come from, then moved: int32 and uint8 ids
+    give the long ids' logits; ids outside the vocabulary raise before any forward."""
+    model = tiny("llama")
+    with torch.no_grad():
+        want = model(tokens)
+        for dtype in (torch.int32, torch.uint8):
+            torch.testing.assert_close(model(tokens.to(dtype)), want, atol=0, rtol=0)
+    with pytest.raises(hl.InputError, match=r"in \[0, 128\); got ids from \d+ to 128"):
+        model(torch.cat([tokens, torch.full((2, 1), 128)], dim=1))
