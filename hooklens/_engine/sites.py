@@ -1,8 +1,7 @@
 """Wiring: build every hook point of a model and the torch hooks that serve them, from its adapter.
 
 Nothing here is installed at construction; each `Site` installs its torch hook only while one of
-its points has a function (see `_hooks.py`). The closures read the points' function lists at call
-time, so adding a second function to an active point costs nothing extra.
+its points has a function (`hooks.py`). The closures read the points' function lists at call time.
 """
 
 from __future__ import annotations
@@ -108,19 +107,20 @@ class Builder:
         mod: nn.Module,
         suffix: str,
         layer: int | None,
-        scale: float = 1.0,
+        scale: float | torch.Tensor = 1.0,
         *,
         copy: bool = False,
         positions: bool = False,
         added: torch.Tensor | None = None,
         call: Call = None,
     ) -> None:
-        """A module's (first) output (batch, pos, dim), times `scale` (applied after it);
-        `copy`: hand the model a copy of what the point returns (the model edits it later);
-        `positions`: the output is per position only, and may come as (pos, dim) with no batch
-        axis (sinusoidal tables), which the point sees as (batch, pos, dim); `added`: a bias the
-        block adds to the output before the scale (`ArchSpec.o_bias`), in the point; `call`:
-        only at that call of a module its block calls more than once (`nth_call.py`)."""
+        """A module's (first) output (batch, pos, dim), times `scale` (applied after it; a
+        (dim,) tensor only with `added`); `copy`: hand the model a copy of what the point
+        returns (the model edits it later); `positions`: the output is per position only, and
+        may come as (pos, dim) with no batch axis (sinusoidal tables), which the point sees as
+        (batch, pos, dim); `added`: a bias added to the output before the scale
+        (`ArchSpec.o_bias`, ZAYA's embedding shift), in the point; `call`: only at that call of
+        a module its block calls more than once (`nth_call.py`)."""
         site = self._site(lambda: forward_hooks(mod, hook, call))
         point = self._new(suffix, layer, site)
         if point is None:

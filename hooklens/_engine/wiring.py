@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch import nn
 
-from ..architectures._factors import embed_factor
+from ..architectures._factors import embed_affine, embed_factor
 from ..architectures._names import GROUPED_LOGITS_AT
 from ..architectures._spec import ArchSpec
 from . import attention as _attention
@@ -37,9 +38,13 @@ def build_points(
 ) -> tuple[dict[str, HookPoint], Builder]:
     """Every hook point of `model`, in execution order, and the builder that holds its sites."""
     b = Builder(model, spec, cfg, features)
-    embed_scale = embed_factor(model, spec)
+    embed_scale: float | torch.Tensor = embed_factor(model, spec)
     embed = get_module(model, spec.embed_proj or spec.embed_norm or spec.embed)
-    b.output_site(embed, "hook_embed", None, embed_scale, copy="hook_embed" in spec.edited_in_place)
+    shift = None
+    if (affine := embed_affine(model, spec)) is not None:  # (x + shift) * scale (ZAYA)
+        shift, embed_scale = affine[0], affine[1] * embed_scale
+    b.output_site(embed, "hook_embed", None, embed_scale, added=shift,
+                  copy="hook_embed" in spec.edited_in_place)  # fmt: skip
     if spec.pos_embed is not None:
         b.output_site(get_module(model, spec.pos_embed), "hook_pos_embed", None, positions=True)
     elif spec.pos_table is not None:  # rows of a table the model indexes itself (CTRL)

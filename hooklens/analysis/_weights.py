@@ -21,7 +21,7 @@ from torch import nn
 from .._engine.linear import bias_of, in_out, o_module, read_o, read_qkv, scaled
 from .._engine.pos_table import table_rows
 from ..architectures._convs import refuse_convolved
-from ..architectures._factors import embed_factor
+from ..architectures._factors import embed_affine, embed_factor
 from ._factored import FactoredMatrix
 from ._weight_messages import MSG_EXPERTS, MSG_REUSED_KV, msg_uneven
 from ._widths import why_missing
@@ -322,8 +322,9 @@ class Weights:
         """(d_vocab, d_model): `W_E[tokens]` is `hook_embed`. A view, or a copy for embeddings
         that scale their output (Gemma's `embed_scale`, which TransformerLens also folds in),
         or whose model scales it outside the module (Marian's decoder, Granite, CTRL:
-        `embed_factor`). Raises where the embeddings are projected to the stream after their
-        sum is normalized (RemBERT: `_widths.py`): no matrix gives `hook_embed` there."""
+        `embed_factor`), or shifts and scales it (ZAYA: `embed_affine`, `(W_E + shift) *
+        scale`). Raises where the embeddings are projected to the stream after their sum is
+        normalized (RemBERT: `_widths.py`): no matrix gives `hook_embed` there."""
         if (why := why_missing(self._model, "W_E")) is not None:  # projected embeddings
             raise AttributeError(why)
         spec = self._model.spec
@@ -332,6 +333,8 @@ class Weights:
         scale = getattr(emb, "embed_scale", None)
         scale = float(scale) if isinstance(scale, torch.Tensor | float | int) else 1.0
         scale *= embed_factor(self._model.hf_model, spec)
+        if (affine := embed_affine(self._model.hf_model, spec)) is not None:
+            return (weight + affine[0]) * (affine[1] * scale)
         if scale != 1.0:
             return weight * torch.as_tensor(scale).to(weight.dtype)
         return weight

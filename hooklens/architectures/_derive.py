@@ -64,7 +64,7 @@ from ._rounded_kv import MSG_ROUNDED, kv_rounding
 from ._scored_moe import scores_experts_inputs
 from ._skipped import skipped_layers, with_skipped
 from ._spec import ArchSpec, Layout, Proj, text_config
-from ._stream import embed_affine, normed_residual, stream_ends, stream_rescaled
+from ._stream import normed_residual, stream_ends, stream_rescaled
 from ._towers import block_list_candidates, walked
 
 
@@ -199,8 +199,6 @@ def derive(model: nn.Module, opaque: str | None = None) -> ArchSpec:
     unsummed = normed_residual(model.get_submodule(blocks)[0])  # type: ignore[index]
     parent_path = blocks.rpartition(".")[0]
     parent = model.get_submodule(parent_path) if parent_path else model
-    if (affine := embed_affine(parent)) is not None:  # before block 0, outside any module
-        raise _refuse(model, affine, whole=False)
     final = _child(parent, FINAL_NORM)
     if final is None:
         raise _refuse(model, f"no final norm next to {blocks} (looked for {', '.join(FINAL_NORM)})")

@@ -1,5 +1,6 @@
 """Factors a block applies to one of its parts outside that part's module (`ArchSpec.factors`),
-and those the model applies to the token embedding outside its module (`embed_factor`).
+and those the model applies to the token embedding outside its module (`embed_factor`,
+`embed_affine`).
 
 Falcon-H1 (µP) multiplies attention's input and output, its keys, its mixer's output and its
 MLP's gate projection by numbers it holds as attributes of the block, the attention module and
@@ -14,10 +15,10 @@ from typing import Any, cast
 import torch
 from torch import nn
 
-from ._names import EMBED_SCALE_ATTR, FACTORS
+from ._names import EMBED_AFFINE, EMBED_SCALE_ATTR, FACTORS
 from ._spec import ArchSpec, FactorRole, text_config
 
-__all__ = ["block_factors", "embed_factor"]
+__all__ = ["block_factors", "embed_affine", "embed_factor"]
 
 
 def scale_of(config: Any, attr: str | None) -> float:
@@ -42,6 +43,18 @@ def embed_factor(model: Any, spec: ArchSpec) -> float:
     root = scale_of(model.config, spec.embed_scale_sqrt) ** 0.5
     held = module_scale(model, spec.embed_scale_at)
     return scale_of(model.config, spec.embed_scale) * held * root
+
+
+def embed_affine(model: Any, spec: ArchSpec) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """(shift, scale), each (d_model,): parameters of the blocks' parent (`EMBED_AFFINE`) by
+    which the model maps the token embedding to `(embedding + shift) * scale` before block 0
+    (ZAYA), or None."""
+    parent_path = spec.blocks.rpartition(".")[0]
+    parent = model.get_submodule(parent_path) if parent_path else model
+    shift, scale = (getattr(parent, a, None) for a in EMBED_AFFINE)
+    if not (isinstance(shift, torch.Tensor) and isinstance(scale, torch.Tensor)):
+        return None
+    return shift, scale
 
 
 def block_factors(

@@ -109,9 +109,10 @@ PROMPT_PREFIX = ("prompt_length",)
 #: functions of a model's module that its attention applies to the keys and values after
 #: computing them and before attending (Kolibri 1.1's sparse layers round them to NVFP4)
 KV_ROUNDING = ("nvfp4_fake_quantize",)
-#: parameters of the blocks' parent by which the model shifts and scales the token embeddings
-#: outside any module before block 0 (ZAYA's `(x + bias) * scale`)
-EMBED_AFFINE = ("input_hidden_states_scale", "input_hidden_states_bias")
+#: (shift, scale): parameters of the blocks' parent by which the model shifts and scales the
+#: token embeddings outside any module before block 0 (ZAYA's `(x + bias) * scale`): hook_embed
+#: holds the result, and W_E too
+EMBED_AFFINE = ("input_hidden_states_bias", "input_hidden_states_scale")
 #: a config attribute giving how many layers make one block whose summed output later layers
 #: read through a learned attention over all earlier blocks' (Inkling 2's attention residuals)
 ATTENTION_RESIDUALS = ("n_layers_per_attn_res_block",)

@@ -18,7 +18,6 @@ from torch import nn
 from ._names import (
     ATTENTION_RESIDUALS,
     DEPTH_SCALED_RESIDUAL,
-    EMBED_AFFINE,
     EMBED_NORM_IN_BLOCK,
     EMBED_SCALE,
     EMBED_SCALE_ATTR,
@@ -33,7 +32,7 @@ from ._names import (
 from ._run_order import final_norm_on_embed
 
 __all__ = [
-    "embed_affine", "embed_norm_in_block", "normed_residual", "scale_owner", "stream_ends",
+    "embed_norm_in_block", "normed_residual", "scale_owner", "stream_ends",
     "stream_rescaled",
 ]  # fmt: skip
 
@@ -150,21 +149,6 @@ def stream_rescaled(text: Any, n_layers: int) -> str | None:
         if isinstance(every, int) and 0 < every <= n_layers:
             return MSG_HALVED.format(every=every, attr=attr)
     return None
-
-
-def embed_affine(parent: nn.Module) -> str | None:
-    """Why the model cannot be wrapped when it shifts and scales the token embeddings by
-    parameters of the blocks' parent (`EMBED_AFFINE`) between the embedding and block 0, or
-    None."""
-    found = [a for a in EMBED_AFFINE if isinstance(getattr(parent, a, None), nn.Parameter)]
-    if not found:
-        return None
-    return (
-        f"it shifts and scales the token embeddings by learned parameters of "
-        f"{type(parent).__name__} ({', '.join(found)}) outside any module before block 0, so "
-        "the stream entering block 0 is neither the embedding module's output (hook_embed) nor "
-        "any module's output hooklens could read instead"
-    )
 
 
 def normed_residual(block: nn.Module) -> str | None:

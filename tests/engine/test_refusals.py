@@ -26,8 +26,6 @@ from .conftest import _tokenizer
         ("xlnet", ["two-stream attention", "no one d_model-wide stream"]),
         ("prophetnet", ["layers run 2 n-gram prediction streams", "config ngram=2"]),
         ("xlm", ["its layers are not modules", "attentions, layer_norm1, ffns, layer_norm2"]),
-        # token embeddings shifted and scaled outside any module before block 0
-        ("zaya", ["input_hidden_states_scale, input_hidden_states_bias", "before block 0"]),
         # several stacks of layers (a byte encoder and decoder around a patch transformer)
         ("blt", ["no num_hidden_layers", "several stacks", "global_config: 2"]),
         # layers that read a learned attention over earlier blocks' outputs
