@@ -47,6 +47,9 @@ class HookedModelConfig:
     #: mixture-of-experts MLPs: experts per layer and experts chosen per token (0 when dense)
     n_experts: int = 0
     top_k: int = 0
+    #: the router's logits per token: `n_experts`, plus a router's classes that route to no
+    #: expert (ZAYA's skip class, its last): 0 means `n_experts`; read `n_router_classes`
+    n_router_classes_: int = 0
     #: width of one head's queries and keys, where it differs from `d_head` (the values' and
     #: z's width): multi-head latent attention. 0 means `d_head`; read `d_head_qk`.
     d_head_qk_: int = 0
@@ -56,6 +59,11 @@ class HookedModelConfig:
     layer_dims: tuple[LayerDims, ...] = ()
     #: TransformerLens's weight processing applied at load ("fold_ln", "center_unembed")
     processing: tuple[str, ...] = ()
+
+    @property
+    def n_router_classes(self) -> int:
+        """Width of `hook_router_logits`: the experts, and any class routing to none."""
+        return self.n_router_classes_ or self.n_experts
 
     @property
     def d_head_qk(self) -> int:
@@ -142,6 +150,8 @@ _MOE_WIDTH = (
 )  # fmt: skip
 _N_EXPERTS = ("num_local_experts", "num_experts", "n_routed_experts", "moe_num_experts")
 _TOP_K = ("num_experts_per_tok", "moe_topk", "top_k", "moe_top_k")
+#: a router's attribute counting its classes, where more than its experts (ZAYA's skip class)
+_ROUTER_CLASSES = ("num_router_classes",)
 #: a sub-config that holds the MLP's dimensions (DBRX's `ffn_config`)
 _MLP_CONFIGS = ("ffn_config",)
 
@@ -217,6 +227,11 @@ def build_config(
     if spec.moe_experts is not None:
         n_experts = int(_first_attr(config, _N_EXPERTS) or 0)
         top_k = int(_first_attr(config, _TOP_K) or 0)
+    n_router = 0
+    if spec.moe_router is not None:  # classes routing to no expert (ZAYA's skip class)
+        moe_at = next((i for i in range(len(blocks)) if "moe" in spec.layer_features(config, i)), 0)
+        router = blocks[moe_at].get_submodule(spec.moe_router)
+        n_router = int(_first_attr(router, _ROUTER_CLASSES) or 0)
     if spec.moe_experts is not None and spec.moe_layers is None:
         d_mlp = int(_first_attr(config, _MOE_WIDTH) or 0)  # the experts' width, from the config
     else:  # the dense layers' width (0 when no layer has an MLP)
@@ -267,6 +282,7 @@ def build_config(
         device=device,
         n_experts=n_experts,
         top_k=top_k,
+        n_router_classes_=n_router if n_router != n_experts else 0,
         d_head_qk_=d_head_qk_ if d_head_qk_ != d_head else 0,
         layer_dims=layer_dims,
     )

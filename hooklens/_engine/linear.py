@@ -28,6 +28,12 @@ MSG_NOT_LINEAR_O = """{family}'s attention passes z through {kind} ({path}) befo
 projection, so attn_out is not a linear map of z: W_O, b_O, OV and hook_result do not exist for
 it. hook_z and hook_attn_out are exact; read those."""
 
+MSG_OWN_QKV = """{family}'s attention computes q, k and v in one module of its own ({path}, a
+{kind}: ZAYA's convolves the queries and keys over positions and takes half of each value head
+from the previous token), so no matrix maps ln1.hook_normalized to hook_q, hook_k or hook_v:
+W_Q, W_K, W_V (and QK, OV) do not exist for it. hook_q, hook_k and hook_v are exact; read
+those."""
+
 #: what reads W_O (named where it does not exist)
 O_WEIGHTS = "W_O (nor b_O, OV, attn.hook_result, a per-head decomposition)"
 
@@ -73,6 +79,10 @@ def bias_of(module: nn.Module) -> torch.Tensor | None:
 def qkv_modules(spec: ArchSpec, block: nn.Module, only_q: bool = False) -> list[nn.Module]:
     """The distinct q/k/v projection modules of a block (one when fused); `only_q`: the first
     alone (a layer that reuses an earlier layer's keys and values has no others)."""
+    own = spec.v_source
+    if spec.qkv is None and own is not None and own.layout == "tuple_bphd":
+        kind = type(block.get_submodule(own.module)).__name__
+        raise ValueError(MSG_OWN_QKV.format(family=spec.family, path=own.module, kind=kind))
     if spec.qkv is None:
         raise NotImplementedError(MSG_NO_LAYOUT.format(family=spec.family, what="W_Q/W_K/W_V"))
     paths = list(dict.fromkeys(spec.qkv))[: 1 if only_q else None]

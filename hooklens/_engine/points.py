@@ -273,9 +273,10 @@ POINTS: tuple[PointSpec, ...] = (
     PointSpec(
         "mlp.hook_router_logits",
         "block",
-        ("batch", "pos", "n_experts"),
-        "the router's logits per expert (read-only: routing is decided inside the router; "
-        "edit hook_expert_weights / hook_expert_indices)",
+        ("batch", "pos", "n_router_classes"),
+        "the router's logits per expert, then per class routing to no expert (ZAYA's skip "
+        "class; read-only: routing is decided inside the router; edit hook_expert_weights / "
+        "hook_expert_indices)",
         "moe",
         DENSE,
         part="mlp",

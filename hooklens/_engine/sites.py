@@ -20,6 +20,7 @@ from .callers import shared_callers
 from .hooks import Frame, HookPoint, Site
 from .nth_call import NthCall, forward_hooks, pre_hooks
 from .points import POINTS, point_name
+from .proj_layout import join_parts, split_parts
 
 Call = NthCall | None
 
@@ -223,7 +224,7 @@ class Builder:
         """Pre-rotary q and/or k read (and edited) at a projection module's output; k times
         `k_scale`, a factor the attention applies to the projection's keys (Falcon-H1); where
         several layers call the module, only at this layer's call (`callers.py`). `v`: the
-        module's output is the values alone (`ArchSpec.v_source`)."""
+        module's output holds the values (`ArchSpec.v_source`); layouts: `proj_layout.py`."""
         caller = self.callers.get(layer)
         site = self._site(
             lambda: [module.register_forward_hook(hook), *([caller.acquire()] if caller else [])]
@@ -236,37 +237,10 @@ class Builder:
         dq = dh if v else cfg.d_head_qk
         layout = proj.layout
 
-        def split(out: torch.Tensor) -> list[torch.Tensor]:
-            if layout == "flat":
-                return [out.view(*out.shape[:-1], -1, dq)]
-            if layout == "bphd":
-                return [out]
-            if layout == "bhpd":
-                return [out.transpose(1, 2)]
-            if layout == "concat_qkv":
-                lead = out.shape[:-1]
-                q_ = out[..., : nh * dh].view(*lead, nh, dh)
-                k_ = out[..., nh * dh : (nh + nkv) * dh].view(*lead, nkv, dh)
-                return [q_, k_, out[..., (nh + nkv) * dh :]]
-            heads = out.view(*out.shape[:-1], nh, 3 * dh)  # per_head_qkv
-            return [heads[..., :dh], heads[..., dh : 2 * dh], heads[..., 2 * dh :]]
-
-        def join(out: torch.Tensor, parts: list[torch.Tensor]) -> torch.Tensor:
-            if layout == "flat":
-                return parts[0].reshape(out.shape)
-            if layout == "bphd":
-                return parts[0]
-            if layout == "bhpd":
-                return parts[0].transpose(1, 2).contiguous()
-            if layout == "concat_qkv":
-                lead = out.shape[:-1]
-                return torch.cat([p.reshape(*lead, -1) for p in parts], dim=-1)
-            return torch.cat(parts, dim=-1).reshape(out.shape)
-
         def hook(mod: nn.Module, args: Any, out: torch.Tensor) -> Any:
             if caller is not None and not caller.running:
                 return None  # another layer's call of a shared module
-            parts = split(out)
+            parts = split_parts(out, layout, nh, nkv, dh, dq)
             changed = False
             for i, pt in ((0, q_pt), (1, k_pt), (2, v_pt)):
                 if pt is not None and pt.active:
@@ -277,7 +251,7 @@ class Builder:
                     if new is not seen:
                         parts[i if len(parts) > 1 else 0] = new / scale if scale != 1 else new
                         changed = True
-            return join(out, parts) if changed else None
+            return join_parts(out, parts, layout) if changed else None
 
     def attention_site(
         self, attn: nn.Module, layer: int, q_here: bool, k_here: bool, v_here: bool = True

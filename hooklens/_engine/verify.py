@@ -297,6 +297,7 @@ def declared_shape(c: HookedModelConfig, name: str, pos: int) -> tuple[int, ...]
         "d_head_qk": c.d_head_qk,
         "d_mlp": c.d_mlp,
         "n_experts": c.n_experts,
+        "n_router_classes": c.n_router_classes,
         "top_k": c.top_k,
         "1": 1,
     }

@@ -298,6 +298,9 @@ def derive(model: nn.Module, opaque: str | None = None) -> ArchSpec:
     if attn_mod is not None and (rounding := kv_rounding(attn_mod)) is not None:
         raise _refuse(model, MSG_ROUNDED.format(cls=type(attn_mod).__name__, fn=rounding.__name__))
     kv_reused, v_source = kv_sharing(model, all_blocks, attend_at, attn or "", sources[1], text)
+    own_qkv = sources[0] is not None and sources[0].layout == "tuple_bphd"
+    if own_qkv:  # q, k and v from a module computing them itself, returned as a tuple (ZAYA)
+        v_source = Proj(f"{attn}.qkv_proj", "tuple_bphd")
     unlike = unlike_layers(all_blocks, attend_at, sources, reusing=dict(kv_reused))
     unlike = unlike or head_counts(all_blocks, attend_at, attn)
     if unlike is not None:
@@ -305,7 +308,7 @@ def derive(model: nn.Module, opaque: str | None = None) -> ArchSpec:
     # the weights `hooklens.analysis` reads per head: the projections _qk_sources found
     qkv_fused = sources[0] is not None and attn_mod is not None and fused_qkv(attn_mod)
     qkv = (f"{attn}.qkv_proj",) * 3 if qkv_fused else None
-    if (sources[0] is not None and not qkv_fused) or at_call:
+    if (sources[0] is not None and not qkv_fused and not own_qkv) or at_call:
         qkv = (f"{attn}.q_proj", f"{attn}.k_proj", f"{attn}.v_proj")
     n_heads = int(getattr(text, "num_attention_heads", 0) or 0)
     gate = attn_gate(model, attn_mod, attn, n_heads) if attn_mod and attn and n_heads else None

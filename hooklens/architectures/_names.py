@@ -100,6 +100,9 @@ INTERPOLATED_RESIDUAL = ("lambda_1", "lambda_2")
 #: block submodules that mix a part's output into the stream with learned per-channel gates
 #: instead of adding it (Ergo: `sigmoid(w) * part + g(w) * x`, called with both)
 GATED_RESIDUAL = ("attention_residual_gate", "feedforward_residual_gate")
+#: block submodules that shift and scale a part's output and the stream by learned per-channel
+#: parameters before adding them (ZAYA: `(part + c) * a + (x + d) * b`, called with both)
+AFFINE_RESIDUAL = ("post_attention_residual_scale", "post_mlp_residual_scale")
 #: a config attribute by which the model halves the residual stream between blocks every so
 #: many layers at inference (RWKV's `rescale_every`; 0 or less: never)
 STREAM_HALVING = ("rescale_every",)

@@ -11,6 +11,8 @@ at later positions (where the rotation is not the identity) comes after it.
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 from torch import nn
 
@@ -19,7 +21,7 @@ from ._placement import child
 from ._run_order import attention_probe, layout_of
 from ._spec import Proj
 
-__all__ = ["fused_qkv", "norms_after_rotary", "qk_sources", "rotated_qk_norms"]
+__all__ = ["fused_qkv", "norms_after_rotary", "qk_sources", "rotated_qk_norms", "takes_q_and_k"]
 
 #: (q norm, k norm) child names of an attention module, in order of preference
 QK_NORMS = (
@@ -113,6 +115,15 @@ def fused_qkv(attn_mod: nn.Module) -> bool:
     return child(qkv, ("q_proj", "k_proj")) is None
 
 
+def takes_q_and_k(module: object) -> bool:
+    """Whether `module` is a norm called with q and k together (two tensor arguments: ZAYA's
+    `qk_norm`), not once on each (Llama 4's)."""
+    if not isinstance(module, nn.Module):
+        return False
+    params = inspect.signature(module.forward).parameters.values()
+    return sum(p.default is inspect.Parameter.empty for p in params) == 2
+
+
 def qk_sources(
     model: nn.Module, attn_mod: nn.Module, attn: str, norms: bool = True
 ) -> tuple[Proj, Proj] | str:
@@ -121,6 +132,10 @@ def qk_sources(
     fused = fused_qkv(attn_mod)
     if not fused and not all(child(attn_mod, (n,)) for n in ("q_proj", "k_proj", "v_proj")):
         own = getattr(attn_mod, "qkv_proj", None)
+        if isinstance(own, nn.Module) and takes_q_and_k(getattr(attn_mod, "qk_norm", None)):
+            # a module computing q, k and v itself (ZAYA's convolving projection), then one
+            # norm taking and returning (q, k) per head: pre-rotary q and k are its output
+            return (Proj(f"{attn}.qk_norm", "tuple_bphd"),) * 2
         if isinstance(own, nn.Module):
             return (
                 f"its attention's qkv_proj is a {type(own).__name__}, which computes q, k and v "

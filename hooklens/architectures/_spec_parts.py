@@ -16,7 +16,11 @@ from typing import Literal
 #: - "q_gate_per_head" (q/k/v weights only): k and v flat, and the q projection holds per head
 #:   the queries then the attention gate's input, (batch, pos, n_heads * 2 * d_head) (Qwen3-Next;
 #:   in latent attention, `LatentKV.q_gate`)
-Layout = Literal["flat", "bphd", "bhpd", "concat_qkv", "per_head_qkv", "q_gate_per_head"]
+#: - "tuple_bphd": a tuple of per-head tensors (batch, pos, heads, d_head), q, k (and v) in
+#:   that order (ZAYA's q/k norm returns (q, k), its convolving projection (q, k, v))
+Layout = Literal[
+    "flat", "bphd", "bhpd", "concat_qkv", "per_head_qkv", "q_gate_per_head", "tuple_bphd"
+]
 #: How a gate projection's output holds the attention gate's input (`AttnGate`):
 #: - "flat": (batch, pos, n_heads * d_head), one gate per feature of z
 #: - "per_head": (batch, pos, n_heads), one gate per head

@@ -16,6 +16,7 @@ from typing import Any
 from torch import nn
 
 from ._names import (
+    AFFINE_RESIDUAL,
     ATTENTION_RESIDUALS,
     DEPTH_SCALED_RESIDUAL,
     EMBED_NORM_IN_BLOCK,
@@ -98,6 +99,12 @@ MSG_GATED = (
     "and hook_resid_pre + hook_attn_out + hook_mlp_out = hook_resid_post would not hold"
 )
 
+MSG_AFFINE = (
+    "its blocks shift and scale each part's output and the stream by learned per-channel "
+    "parameters before adding them ({attrs}: (part + c) * a + (x + d) * b), so "
+    "hook_resid_pre + hook_attn_out + hook_mlp_out = hook_resid_post would not hold"
+)
+
 MSG_INTERPOLATED = (
     "its blocks do not add their parts to the stream: each moves the normalized stream towards "
     "a part's normalized output at a learned per-channel rate ({attrs}: x + r * (part - x), "
@@ -156,8 +163,8 @@ def normed_residual(block: nn.Module) -> str | None:
     its residual is the normalized stream (a factor attribute of `NORMED_RESIDUAL` on the
     block) or a scaled stream (an addition index of `DEPTH_SCALED_RESIDUAL`, Beam's) or an
     interpolation towards each part (learned rates of `INTERPOLATED_RESIDUAL`, Dory's) or a
-    gated mix of each part and the stream (modules of `GATED_RESIDUAL`, Ergo's), or
-    None."""
+    gated mix of each part and the stream (modules of `GATED_RESIDUAL`, Ergo's) or an affine
+    map of each (modules of `AFFINE_RESIDUAL`, ZAYA's), or None."""
     attr = next((a for a in NORMED_RESIDUAL if hasattr(block, a)), None)
     if attr is not None:
         return MSG_NORMED.format(attr=attr)
@@ -167,6 +174,9 @@ def normed_residual(block: nn.Module) -> str | None:
     gates = [a for a in GATED_RESIDUAL if isinstance(getattr(block, a, None), nn.Module)]
     if gates:
         return MSG_GATED.format(attrs=", ".join(gates))
+    affine = [a for a in AFFINE_RESIDUAL if isinstance(getattr(block, a, None), nn.Module)]
+    if affine:
+        return MSG_AFFINE.format(attrs=", ".join(affine))
     depth = {a: getattr(block, a) for a in DEPTH_SCALED_RESIDUAL if hasattr(block, a)}
     if not depth:
         return None

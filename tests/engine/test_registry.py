@@ -32,8 +32,8 @@ TYPES = list(causal_lm_types())
 INTERNALS = ("hook_q", "hook_k", "hook_v", "hook_attn_scores", "hook_pattern", "hook_z")
 #: Raise these as more types are wrapped; they must never go down: types with every point, and
 #: types with the residual stream's points only (their blocks kept whole).
-WRAPPED_AT_LEAST = 174
-STREAM_ONLY_AT_LEAST = 4
+WRAPPED_AT_LEAST = 175
+STREAM_ONLY_AT_LEAST = 3
 #: and types with the points of their blocks' parts only (several parallel residual streams)
 PARTS_ONLY_AT_LEAST = 2
 README = Path(__file__).parents[2] / "hooklens" / "architectures" / "README.md"
@@ -246,7 +246,8 @@ def _check_routing(model, tokens, base, cache):
     layers = model.spec.moe_layers or range(c.n_layers)
     for layer in layers:
         b = f"blocks.{layer}.mlp."
-        assert cache[b + "hook_router_logits"].shape == (*tokens.shape, c.n_experts)
+        # per expert, then per class routing to none (ZAYA's skip class)
+        assert cache[b + "hook_router_logits"].shape == (*tokens.shape, c.n_router_classes)
         idx = cache[b + "hook_expert_indices"]
         assert idx.shape == (*tokens.shape, c.top_k) and not idx.is_floating_point()
         assert int(idx.max()) < c.n_experts

@@ -84,6 +84,10 @@ def _check_qkv(model: hl.HookedModel, cache: hl.ActivationCache) -> None:
         except NotImplementedError as exc:  # the documented error: where the weights live
             assert "does not describe where its attention weights live" in str(exc)
             return
+        except ValueError as exc:  # q, k and v computed by a module of its own (ZAYA)
+            assert "computes q, k and v in one module of its own" in str(exc)
+            assert "hook_q, hook_k and hook_v are exact" in str(exc)
+            return
         attn = model.hf_model.get_submodule(f"{model.spec.blocks}.{layer}.{model.spec.attn}")
         clip = getattr(attn, "clip_qkv", None)  # DBRX, MPT: attention reads clipped q, k, v
         letters = ["q", *(x for x in "kv" if x not in convolved)]
@@ -267,6 +271,7 @@ def _check_factored_shapes(model: hl.HookedModel) -> None:
             ("cannot be stacked" in said and "model.blocks[" in said)
             or ("a convolution over positions" in said and model.spec.convs)
             or ("reuses the keys and values" in said and model.spec.kv_reused)
+            or "computes q, k and v in one module of its own" in said
         )
         return
     except TypeError as exc:  # a norm on z before the output projection (BitNet): no W_O

@@ -17,8 +17,6 @@ WHOLE = {
     "zamba2": ["runs a transformer block shared", "Mamba mixer's input"],
     # attention that rounds keys and values before attending, on layers its forward chooses
     "kolibri1_1": ["rounds the keys and values (nvfp4_fake_quantize)", "hook_z is made of"],
-    # attention computing q, k and v itself (convolved q/k, half of v from the previous token)
-    "zaya": ["qkv_proj is a ZayaCCAProjection", "computes q, k and v itself"],
 }
 TOKENS = torch.tensor([[5, 9, 17, 33, 8]])
 
