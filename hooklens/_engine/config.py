@@ -231,7 +231,7 @@ def build_config(
     if spec.moe_router is not None:  # classes routing to no expert (ZAYA's skip class)
         moe_at = next((i for i in range(len(blocks)) if "moe" in spec.layer_features(config, i)), 0)
         router = blocks[moe_at].get_submodule(spec.moe_router)
-        n_router = int(_first_attr(router, _ROUTER_CLASSES) or 0)
+        n_router = next((int(getattr(router, a)) for a in _ROUTER_CLASSES if hasattr(router, a)), 0)
     if spec.moe_experts is not None and spec.moe_layers is None:
         d_mlp = int(_first_attr(config, _MOE_WIDTH) or 0)  # the experts' width, from the config
     else:  # the dense layers' width (0 when no layer has an MLP)
