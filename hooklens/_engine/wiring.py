@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .._errors import UnsupportedModelError
 from ..architectures._factors import embed_affine, embed_factor
 from ..architectures._names import GROUPED_LOGITS_AT
 from ..architectures._spec import ArchSpec
@@ -42,7 +43,14 @@ def build_points(
     embed = get_module(model, spec.embed_proj or spec.embed_norm or spec.embed)
     shift = None
     if (affine := embed_affine(model, spec)) is not None:  # (x + shift) * scale (ZAYA)
-        shift, embed_scale = affine[0], affine[1] * embed_scale
+        if embed_scale != 1.0:  # a product made here would miss later moves and edits
+            raise UnsupportedModelError(
+                f"{type(model).__name__} both multiplies its token embedding by "
+                f"{embed_scale} and shifts and scales it by parameters: hook_embed holds one "
+                "of them; write an explicit adapter"
+            )
+        # the parameters themselves: they follow the model to other devices and dtypes
+        shift, embed_scale = affine
     b.output_site(embed, "hook_embed", None, embed_scale, added=shift,
                   copy="hook_embed" in spec.edited_in_place)  # fmt: skip
     if spec.pos_embed is not None:

@@ -169,3 +169,17 @@ def test_router_has_a_class_that_routes_to_no_expert():
     assert (cache[b + "hook_expert_indices"] == 0).all()
     assert (cache[b + "hook_expert_weights"] == 0).all()
     assert (cache["blocks.0.hook_mlp_out"] == 0).all()
+
+
+def test_embedding_affine_follows_the_model_to_another_dtype():
+    """hook_embed reads the shift and scale parameters themselves: after `model.to(bfloat16)`
+    it is still block 0's input (its experts take no float64)."""
+    model = _zaya()
+    model.to(torch.bfloat16)
+    with torch.no_grad():
+        logits, cache = model.run_with_cache(TOKENS)
+        ref = model.hf_model(TOKENS, use_cache=False).logits
+    assert cache["hook_embed"].dtype == torch.bfloat16
+    # block 0 reads it in float32 (ZAYA keeps its stream in float32)
+    torch.testing.assert_close(cache["hook_embed"].float(), cache["blocks.0.hook_resid_pre"])
+    torch.testing.assert_close(logits, ref, atol=2e-2, rtol=2e-2)  # bfloat16 rounding
