@@ -52,19 +52,19 @@ def unembed(model: Any, normed: torch.Tensor, token_ids: list[int] | None = None
     vocabulary. Any logit scale and final soft-cap of the family are applied, as the model does.
     """
     head: nn.Module = model.hf_model.get_submodule(model.spec.unembed)
+    weight = getattr(head, "weight", None)
+    # a stream kept in float32 in a half-precision model (Mamba's `residual_in_fp32`) reaches
+    # the head in float32: the model casts it to the head's dtype, as here
+    if isinstance(weight, torch.Tensor) and normed.dtype != weight.dtype:
+        normed = normed.to(weight.dtype)
     if token_ids is None:
-        # a stream kept in float32 in a half-precision model (Mamba's `residual_in_fp32`)
-        # reaches the head in float32: the model casts it to the head's dtype, as here
-        head_weight = getattr(head, "weight", None)
-        if isinstance(head_weight, torch.Tensor) and normed.dtype != head_weight.dtype:
-            normed = normed.to(head_weight.dtype)
         logits: torch.Tensor = head(normed)
     else:
-        weight: torch.Tensor = head.weight  # type: ignore[assignment]
+        table: torch.Tensor = head.weight  # type: ignore[assignment]
         bias = getattr(head, "bias", None)
-        ids = torch.as_tensor(token_ids, device=weight.device)
+        ids = torch.as_tensor(token_ids, device=table.device)
         rows_bias = bias[ids] if isinstance(bias, torch.Tensor) else None
-        logits = nn.functional.linear(normed.to(weight.dtype), weight[ids], rows_bias)
+        logits = nn.functional.linear(normed, table[ids], rows_bias)
     if model.spec.logit_scale is not None:  # Cohere multiplies, Granite divides
         scale_attr, op = model.spec.logit_scale
         factor = getattr(text_config(model.hf_model.config), scale_attr)

@@ -334,7 +334,8 @@ class Weights:
         scale = float(scale) if isinstance(scale, torch.Tensor | float | int) else 1.0
         scale *= embed_factor(self._model.hf_model, spec)
         if (affine := embed_affine(self._model.hf_model, spec)) is not None:
-            return (weight + affine[0]) * (affine[1] * scale)
+            # the module's own scale is in its output; the model shifts and scales that
+            return (weight * scale + affine[0]) * affine[1]
         if scale != 1.0:
             return weight * torch.as_tensor(scale).to(weight.dtype)
         return weight
