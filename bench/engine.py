@@ -4,6 +4,7 @@
     python bench/engine.py --quick         # seq 6 and 128, GPT-2 only, few repeats
 
     python bench/engine.py --device cuda --dtype bfloat16
+    python bench/engine.py --only gpt2-narrow:6 --in-process --no-mem   # bound by Python
 
 Random weights, 2 CPU threads (or the GPU when one is present). On CPU each variant runs in fresh
 processes; on a GPU (or with --in-process) every variant runs in one process, interleaved call
@@ -40,6 +41,9 @@ import torch
 SHAPES = {
     "gpt2-small": ("gpt2", {"n_embd": 768, "n_layer": 12, "n_head": 12, "vocab_size": 50257,
                             "n_positions": 2048}),
+    # GPT-2-small's depth at width 64: a forward bound by Python, as a GPU's launch-bound one is
+    "gpt2-narrow": ("gpt2", {"n_embd": 64, "n_layer": 12, "n_head": 4, "vocab_size": 512,
+                             "n_positions": 2048}),
     "pythia-410m": ("gpt_neox", {"hidden_size": 1024, "num_hidden_layers": 24,
                                  "num_attention_heads": 16, "intermediate_size": 4096,
                                  "vocab_size": 50304, "rotary_pct": 0.25,
@@ -82,7 +86,8 @@ def _variant_call(hf: Any, seq: int, variant: str) -> Any:
     import hooklens as hl
 
     device = next(hf.parameters()).device
-    toks = torch.randint(0, 50000, (1, seq), generator=torch.Generator().manual_seed(1)).to(device)
+    vocab = hf.config.vocab_size
+    toks = torch.randint(0, vocab, (1, seq), generator=torch.Generator().manual_seed(1)).to(device)
     resid = lambda n: "resid" in n  # noqa: E731
     if variant.startswith("tl_"):
         target: Any = _transformer_lens_copy(hf)
@@ -249,7 +254,7 @@ def _peak_child(shape: str, seq: int, what: str, device: str, dtype: str) -> Non
 
     hf = build(shape, device, dtype)
     model = hl.HookedModel(hf)
-    toks = torch.randint(0, 50000, (1, seq), device=device)
+    toks = torch.randint(0, hf.config.vocab_size, (1, seq), device=device)
     cached = 0
     with torch.inference_mode():
         sampler = _RssSampler() if device == "cpu" else None
@@ -324,7 +329,8 @@ def main() -> None:
     elif args.quick:
         plan = [("gpt2-small", 6), ("gpt2-small", 128)]
     else:
-        plan = [*((s, n) for s in SHAPES for n in (6, 128, 512)), ("pythia-410m", 2048)]
+        full = ("gpt2-small", "pythia-410m")
+        plan = [*((s, n) for s in full for n in (6, 128, 512)), ("pythia-410m", 2048)]
     # in one process on a GPU, calls take milliseconds: many short interleaved rounds
     rounds = args.rounds or (1 if args.quick else 10 if in_process else 3)
     env = {**os.environ, "OMP_NUM_THREADS": "2"}

@@ -70,10 +70,15 @@ def saving_hooks(
     def save(x: torch.Tensor, hook: HookPoint) -> None:
         keep(hook.name, x)
 
+    def save_as_is(x: torch.Tensor, hook: HookPoint) -> None:
+        store[hook.name] = x.detach()  # the common call: one detach per point, nothing else
+
     def save_grad(g: torch.Tensor, hook: HookPoint) -> None:
         keep(hook.name + "_grad", g)
 
-    fwd: list[tuple[HookPoint, HookFn]] = [(p, save) for p in points]
+    as_is = not remove_batch_dim and pos_slice is None and target is None
+    fn = save_as_is if as_is else save
+    fwd: list[tuple[HookPoint, HookFn]] = [(p, fn) for p in points]
     bwd: list[tuple[HookPoint, HookFn]] = [(p, save_grad) for p in points] if incl_bwd else []
     return store, fwd, bwd
 
@@ -85,19 +90,30 @@ def drop_unused_storage(store: dict[str, torch.Tensor]) -> int:
     q, k and v are often slices of one fused projection's output: cached together they cover
     it, so they stay views (no copy); a lone slice is cloned so only what was asked is kept.
     """
-    storages = [t.untyped_storage() for t in store.values()]
-    covered: dict[int, int] = {}
-    for t, storage in zip(store.values(), storages, strict=True):
+    kept: dict[int, int] = {}  # storage address -> bytes, of the CPU storages kept whole
+    partial: list[tuple[str, torch.Tensor, Any]] = []
+    whole: set[int] = set()
+    for name, t in store.items():
+        storage = t.untyped_storage()
         key = storage.data_ptr()
-        covered[key] = covered.get(key, 0) + t.numel() * t.element_size()
-    kept: dict[int, int] = {}
+        if t.nbytes == storage.nbytes():  # most points: a tensor of its own; nothing to weigh
+            whole.add(key)
+            if t.is_cpu:
+                kept[key] = t.nbytes
+        else:
+            partial.append((name, t, storage))
+    covered: dict[int, int] = {}
+    for _, t, storage in partial:
+        key = storage.data_ptr()
+        covered[key] = covered.get(key, 0) + t.nbytes
     cloned = 0
-    for (name, t), storage in zip(list(store.items()), storages, strict=True):
-        if storage.nbytes() > 1.25 * covered[storage.data_ptr()]:
+    for name, t, storage in partial:
+        key = storage.data_ptr()
+        if key not in whole and storage.nbytes() > 1.25 * covered[key]:
             store[name] = t.clone()
-            cloned += t.numel() * t.element_size() if t.device.type == "cpu" else 0
-        elif t.device.type == "cpu":
-            kept[storage.data_ptr()] = storage.nbytes()
+            cloned += t.nbytes if t.is_cpu else 0
+        elif t.is_cpu:
+            kept[key] = storage.nbytes()
     return sum(kept.values()) + cloned
 
 

@@ -109,7 +109,7 @@ class HookPoint:
 
     def add(self, fn: HookFn, *, prepend: bool = False, dir: Direction = "fwd") -> None:
         fns = self.bwd_fns if dir == "bwd" else self.fns
-        if not self.active:
+        if not (self.fns or self.bwd_fns):  # `active`, inline: this runs per point and call
             self._site.acquire()
         if prepend:
             fns.insert(0, fn)
@@ -122,9 +122,9 @@ class HookPoint:
         if fn not in fns:
             return
         fns.remove(fn)
-        if fn in self._permanent and fn not in self.fns and fn not in self.bwd_fns:
+        if self._permanent and fn in self._permanent and fn not in self.fns + self.bwd_fns:
             self._permanent.remove(fn)
-        if not self.active:
+        if not (self.fns or self.bwd_fns):
             self._site.release()
 
     # -- TransformerLens's HookPoint API ------------------------------------------------------
@@ -160,7 +160,14 @@ class HookPoint:
 
     def fire(self, x: torch.Tensor) -> torch.Tensor:
         """Run the attached functions in order; return the (possibly replaced) activation."""
-        x = _run(self, self.fns, x)
+        fns = self.fns
+        if len(fns) == 1:  # the usual case (one cache or patch function): no loop, no copy
+            out = _call(self, fns[0], x)
+            if out is not None and out is not x:
+                _check_replacement(self.name, fns[0], x, out)
+                x = out
+        elif fns:
+            x = _run(self, fns, x)
         if self.bwd_fns and torch.is_grad_enabled() and x.requires_grad:
             # A copy, not a view: the site passes it on (in place for resid_mid, where a view of
             # the stream it is copied into would lose its history), so its gradient is ours.
@@ -185,21 +192,26 @@ class _BackwardTap:
 def _run(point: HookPoint, fns: Sequence[HookFn], x: torch.Tensor) -> torch.Tensor:
     """Call each of `fns` as fn(x, point), in order; a returned tensor replaces x (checked)."""
     for fn in tuple(fns):
-        try:
-            out = fn(x, point)
-        except HookError:
-            raise
-        except Exception as exc:
-            raise HookError(
-                MSG_HOOK_RAISED.format(
-                    fn=_fn_name(fn), name=point.name, exc_type=type(exc).__name__, exc=exc
-                ),
-                point.name,
-            ) from exc
+        out = _call(point, fn, x)
         if out is not None and out is not x:
             _check_replacement(point.name, fn, x, out)
             x = out
     return x
+
+
+def _call(point: HookPoint, fn: HookFn, x: torch.Tensor) -> Any:
+    """fn(x, point), with an error naming the function and the point when it raises."""
+    try:
+        return fn(x, point)
+    except HookError:
+        raise
+    except Exception as exc:
+        raise HookError(
+            MSG_HOOK_RAISED.format(
+                fn=_fn_name(fn), name=point.name, exc_type=type(exc).__name__, exc=exc
+            ),
+            point.name,
+        ) from exc
 
 
 def _check_replacement(name: str, fn: HookFn, x: torch.Tensor, out: object) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from hooklens._engine.caching import drop_unused_storage
 from hooklens._engine.points import is_on_demand
 
 
@@ -37,6 +38,30 @@ def test_cache_keeps_only_what_was_asked(tiny, tokens):
     q = alone[qkv[0]]
     assert q.untyped_storage().nbytes() == q.nbytes
     torch.testing.assert_close(q, together[qkv[0]])
+
+
+def test_drop_unused_storage_weighs_each_storage_once() -> None:
+    """A tensor of its own and slices covering their storage stay as they are; a lone slice is
+    copied, also when the same slice is cached under two names; a slice of a tensor that is
+    cached whole stays a view. The bytes returned count each kept storage once."""
+    fused = torch.randn(4, 12)
+    own = torch.randn(4, 8)
+    whole = torch.randn(4, 6)
+    lone = torch.randn(4, 16)[:, :4]
+    store = {
+        "q": fused[:, :4], "k": fused[:, 4:8], "v": fused[:, 8:],
+        "own": own, "own_again": own,
+        "whole": whole, "part_of_whole": whole[:, :2],
+        "lone": lone, "lone_again": lone,
+    }  # fmt: skip
+    kept = drop_unused_storage(store)
+    assert store["q"].untyped_storage().data_ptr() == fused.untyped_storage().data_ptr()
+    assert store["own"] is own and store["own_again"] is own
+    assert store["part_of_whole"].untyped_storage().data_ptr() == whole.data_ptr()
+    assert store["lone"].untyped_storage().nbytes() == lone.nbytes
+    assert store["lone_again"].untyped_storage().nbytes() == lone.nbytes
+    torch.testing.assert_close(store["lone"], lone)
+    assert kept == fused.nbytes + own.nbytes + whole.nbytes + 2 * lone.nbytes
 
 
 def test_remove_batch_dim_and_device(tiny):
