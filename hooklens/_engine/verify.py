@@ -2,7 +2,7 @@
 
 A derived adapter (`architectures/_derive.py`) is a guess from module names. One forward of a
 few tokens with every point attached tests what the guess claims: the logits do not change,
-every point fires with its declared shape, the points compose into the model's computation
+every point fires once (not a module the model loops over) with its declared shape, the points compose into the model's computation
 (embedding -> stream -> attention and MLP outputs -> stream -> logits), attention patterns are
 distributions (with a learned sink's share, where the attention has one), the softmax of the
 scores (which hold every term, a score bias too), and z is pattern @ v,
@@ -85,10 +85,16 @@ def verify(model: HookedModel) -> None:
                     lambda m, a, out, key=f"experts{layer}": _keep(seen, key, out)
                 )
             )
+    fired: dict[str, int] = {}  # a point fires once per forward: more means a looped module
+
+    def count(x: torch.Tensor, hook: Any) -> None:
+        fired[hook.name] = fired.get(hook.name, 0) + 1
+
     try:
         with torch.no_grad():
             ref = hf(input_ids=tokens, use_cache=False).logits
-            logits, activations = model.run_with_cache(tokens, names_filter=model.hook_names())
+            with model.hooks([(lambda name: True, count)]):
+                logits, activations = model.run_with_cache(tokens, names_filter=model.hook_names())
     finally:
         for handle in handles:
             handle.remove()
@@ -113,6 +119,15 @@ def verify(model: HookedModel) -> None:
         problems.append(f"points never fired: {', '.join(silent[:4])}")
         if any(n.endswith("attn.hook_z") for n in silent):
             problems.append("its attention does not call transformers' attention interface")
+        raise refusal(spec, c.architecture, problems)
+    if again := [f"{n} ({k} times)" for n, k in fired.items() if k > 1]:
+        if attending and (several := _several_calls(model, attending[0])):
+            raise several  # differential attention: kept whole by the caller, and checked again
+        problems.append(
+            f"points fired more than once in one forward: {', '.join(again[:4])}; the model runs "
+            "these modules more than once per forward (a loop over its blocks), and a point "
+            "holds one activation per forward"
+        )
         raise refusal(spec, c.architecture, problems)
     for name, value in cache.items():
         at = split_name(name)[0]
@@ -263,14 +278,8 @@ def verify(model: HookedModel) -> None:
             z0, what = z0 * cache[b + "hook_gate"], what + " * attn.hook_gate"
         found = len(problems)
         expect(what, seen["z"], z0.flatten(-2))
-        if len(problems) > found:  # why, where one module calls attention more than once
-            attn = hf.get_submodule(f"{spec.blocks}.{attending[0]}.{spec.attn}")
-            if (calls := attention_calls(hf, attn)) > 1:
-                several = MSG_SEVERAL_CALLS.format(
-                    cls=type(attn).__name__, calls=calls, o_proj=spec.o_proj
-                )
-                problems[-1] = several
-                raise SeveralAttentionCallsError(_message(c.architecture, problems), several)
+        if len(problems) > found and (several := _several_calls(model, attending[0])):
+            raise several  # why: one module calls attention more than once
     if one:
         last = cache[f"blocks.{c.n_layers - 1}.{out_name}"]
         with torch.no_grad():
@@ -312,6 +321,17 @@ def _keep(seen: dict[str, torch.Tensor], key: str, value: object, first: bool = 
 
 def _message(cls: str, problems: list[str]) -> str:
     return MSG_DERIVED_MISMATCH.format(cls=cls, problems="\n- ".join(problems))
+
+
+def _several_calls(model: HookedModel, layer: int) -> SeveralAttentionCallsError | None:
+    """The error for an attention module of `layer` that calls the attention function more
+    than once per forward (differential attention), or None."""
+    spec = model.spec
+    attn = model.hf_model.get_submodule(f"{spec.blocks}.{layer}.{spec.attn}")
+    if (calls := attention_calls(model.hf_model, attn)) <= 1:
+        return None
+    several = MSG_SEVERAL_CALLS.format(cls=type(attn).__name__, calls=calls, o_proj=spec.o_proj)
+    return SeveralAttentionCallsError(_message(model.cfg.architecture, [several]), several)
 
 
 def refusal(spec: ArchSpec, cls: str, problems: list[str]) -> UnsupportedModelError:

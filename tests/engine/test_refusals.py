@@ -54,3 +54,25 @@ def test_an_error_while_deriving_is_a_refusal_naming_it(tmp_path, monkeypatch):
     with pytest.raises(hl.UnsupportedModelError) as info:
         hl.HookedModel.from_pretrained(str(tmp_path), tokenizer=_tokenizer())
     assert "deriving its adapter raised AttributeError: 'num_attention_heads'" in str(info.value)
+
+
+def test_a_module_run_twice_in_one_forward_is_refused(tmp_path, monkeypatch):
+    """A block that runs its parts twice per forward (a loop over the same modules, as looped
+    models do) would fire their points twice, each keeping only its last activation: the check
+    at load counts every point's firings and refuses, naming the points."""
+    from transformers.models.olmo2 import modeling_olmo2
+
+    layer = modeling_olmo2.Olmo2DecoderLayer
+    once = layer.forward
+
+    def twice(self, hidden_states, *args, **kwargs):
+        return once(self, once(self, hidden_states, *args, **kwargs), *args, **kwargs)
+
+    assert build("olmo2", tmp_path) is None
+    hl.HookedModel.from_pretrained(str(tmp_path), tokenizer=_tokenizer())  # wrapped as it is
+    monkeypatch.setattr(layer, "forward", twice)
+    with pytest.raises(hl.UnsupportedModelError) as info:
+        hl.HookedModel.from_pretrained(str(tmp_path), tokenizer=_tokenizer())
+    message = str(info.value)
+    assert "points fired more than once in one forward" in message
+    assert "blocks.0.hook_resid_mid (2 times)" in message
