@@ -57,6 +57,10 @@ NO_PART: dict[str, str] = {
     "sharing): it computes no keys of its own, so it has no keys before the rotation. Layer "
     "{kv_source}'s are blocks.{kv_source}.attn.hook_k (an edit there reaches every layer that "
     "reuses them); the rotated keys this layer's scores read are blocks.{layer}.attn.hook_rot_k.",
+    "reused_rounded_v": "layer {layer} reuses the values layer {kv_source} computed (KV sharing) "
+    "and rounds them before attending: it has no values of its own before the rounding. Layer "
+    "{kv_source}'s are blocks.{kv_source}.attn.hook_v (an edit there reaches every layer that "
+    "reuses them); what this layer's z is made of is blocks.{layer}.attn.hook_rounded_v.",
     "skipped": "layer {layer} ({mixer}) does not run here: {reason}. Its output is its input, "
     "so its only points are blocks.{layer}.hook_resid_pre and hook_resid_post (the same "
     "stream).",

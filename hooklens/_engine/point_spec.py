@@ -13,7 +13,7 @@ Feature = Literal[
     "learned_pos", "rotary", "sequential", "gated_mlp", "ln1", "ln2", "dense_mlp", "moe", "mha",
     "sinks", "attention", "mixer", "mlp", "post_ln", "token_types", "gated_attn",
     "per_layer_input", "final_norm", "adapter", "whole", "attn_inside", "skipped", "reused_kv",
-    "streams",
+    "streams", "rounded_kv",
 ]  # fmt: skip
 #: The part of a block a point belongs to; a layer without that part (a state-space mixer layer
 #: has no attention, a Mamba block no MLP) has none of its points.
@@ -62,6 +62,8 @@ class PointSpec:
             return NO_PART["streams"]
         if "reused_kv" in features and self.suffix == "attn.hook_k":  # an earlier layer's
             return NO_PART["reused_kv"]
+        if {"reused_kv", "rounded_kv"} <= features and self.suffix == "attn.hook_v":
+            return NO_PART["reused_rounded_v"]  # before the rounding: an earlier layer's
         inside = "attn_inside" in features and self.suffix in INTERNALS
         if "whole" in features and self.suffix not in STREAM and not inside:
             # a block kept whole has the stream's points alone (and attention's internals

@@ -120,6 +120,17 @@ POINTS: tuple[PointSpec, ...] = (
         "attn.hook_v", "block", ("batch", "pos", "n_kv_heads", "d_head"), "values", part="attention"
     ),
     PointSpec(
+        "attn.hook_rounded_v",
+        "block",
+        ("batch", "pos", "n_kv_heads", "d_head"),
+        "values as the attention reads them where it rounds them first (Kolibri 1.1's sparse "
+        "layers: NVFP4): what hook_z is made of",
+        "rounded_kv",
+        "layer {layer} of {family} attends to its values as computed, without rounding them: "
+        "blocks.{layer}.attn.hook_v is what hook_z is made of.",
+        part="attention",
+    ),
+    PointSpec(
         "attn.hook_rot_q",
         "block",
         ("batch", "pos", "n_heads", "d_head_qk"),

@@ -254,10 +254,12 @@ class Builder:
             return join_parts(out, parts, layout) if changed else None
 
     def attention_site(
-        self, attn: nn.Module, layer: int, q_here: bool, k_here: bool, v_here: bool = True
-    ) -> None:
+        self, attn: nn.Module, layer: int, q_here: bool, k_here: bool, v_here: bool = True,
+        rounded: bool = False,
+    ) -> None:  # fmt: skip
         """Points served inside the registered attention function (where several layers call
-        `attn`, at this layer's call: `callers.py`)."""
+        `attn`, at this layer's call: `callers.py`); `rounded`: the values it is handed are
+        rounded ones, `hook_rounded_v` (`ArchSpec.kv_rounded`)."""
         switch, caller = self.switch, self.callers.get(layer)
 
         class _Release:
@@ -277,7 +279,7 @@ class Builder:
 
         q = new("attn.hook_q") if q_here else None
         k = new("attn.hook_k") if k_here else None
-        v = new("attn.hook_v") if v_here else None
+        v = new("attn.hook_rounded_v") if rounded else new("attn.hook_v") if v_here else None
         rot_q, rot_k = new("attn.hook_rot_q"), new("attn.hook_rot_k")
         scores, pattern = new("attn.hook_attn_scores"), new("attn.hook_pattern")
         z = new("attn.hook_z")

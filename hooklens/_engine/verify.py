@@ -2,11 +2,12 @@
 
 A derived adapter (`architectures/_derive.py`) is a guess from module names. One forward of a
 few tokens with every point attached tests what the guess claims: the logits do not change,
-every point fires once (not a module the model loops over) with its declared shape, the points compose into the model's computation
-(embedding -> stream -> attention and MLP outputs -> stream -> logits), attention patterns are
-distributions (with a learned sink's share, where the attention has one), the softmax of the
-scores (which hold every term, a score bias too), and z is pattern @ v,
-and pre-rotary q/k equal the rotated ones at position 0 (times the rotary attention factor).
+every point fires once (not a module the model loops over) with its declared shape, the points
+compose into the model's computation (embedding -> stream -> attention and MLP outputs ->
+stream -> logits), attention patterns are distributions (with a learned sink's share, where the
+attention has one), the softmax of the scores (which hold every term, a score bias too), z is
+pattern @ v (the rounded values, where the attention rounds them), and pre-rotary q/k equal the
+rotated ones at position 0 (times the rotary attention factor; keys rounded where they are).
 Any mismatch refuses the model with an error that lists what did not match.
 """
 
@@ -26,6 +27,7 @@ from .._errors import (
 from ..architectures._attn_probe import attention_calls
 from ..architectures._layer_checks import has_module
 from ..architectures._names import QK_SCALE
+from ..architectures._rounded_kv import kv_rounding
 from .points import POINTS_BY_SUFFIX, split_name
 
 if TYPE_CHECKING:
@@ -241,14 +243,15 @@ def verify(model: HookedModel) -> None:
         if b + "attn.hook_sink" not in cache:  # the scores hold every term (a score bias too)
             soft = torch.softmax(cache[b + "attn.hook_attn_scores"].float(), dim=-1)
             expect(f"{b}softmax(attn.hook_attn_scores) is hook_pattern", pattern, soft)
-        v = cache[b + "attn.hook_v"].repeat_interleave(rep, dim=2)
+        read = _read_v(spec, layer)  # the values z is made of
+        v = cache[f"{b}attn.hook_{read}"].repeat_interleave(rep, dim=2)
         z = torch.einsum("bhqk,bkhd->bqhd", pattern.float(), v.float())
-        expect(f"{b}attn.hook_z is hook_pattern @ hook_v", cache[b + "attn.hook_z"], z)
+        expect(f"{b}attn.hook_z is hook_pattern @ hook_{read}", cache[b + "attn.hook_z"], z)
         source = dict(spec.kv_reused).get(layer)
-        for x in ("rot_k", "v") if source is not None else ():  # what the scores read
-            what = f"{b}attn.hook_{x} is blocks.{source}.attn.hook_{x} (keys and values reused)"
-            if b + f"attn.hook_{x}" in cache:
-                expect(what, cache[b + f"attn.hook_{x}"], cache[f"blocks.{source}.attn.hook_{x}"])
+        for x, y in (("rot_k", "rot_k"), (read, _read_v(spec, source))) if source else ():
+            what = f"{b}attn.hook_{x} is blocks.{source}.attn.hook_{y} (keys and values reused)"
+            if b + f"attn.hook_{x}" in cache:  # what the scores read, what z is made of
+                expect(what, cache[b + f"attn.hook_{x}"], cache[f"blocks.{source}.attn.hook_{y}"])
         if c.positional == "rotary":
             # at position 0 the rotation is the identity, times the rotary embedding's
             # attention factor where it has one (YaRN scales cos and sin): q picks the factor;
@@ -257,11 +260,14 @@ def verify(model: HookedModel) -> None:
             norms = spec.qk_norms_after_rotary
             pre_rot = {}
             qk = "q" if source is not None else "qk"  # a reusing layer has no keys of its own
+            rounding = _rounding(model, layer)  # of the keys, before the scores read them
             for i, x in enumerate(qk):
                 t = cache[f"{b}attn.hook_{x}"]
                 if norms is not None and has_module(block, norms[i]):  # Llama 4's NoPE layers
                     with torch.no_grad():  # have no q/k norm
                         t = block.get_submodule(norms[i])(t)
+                if x == "k" and rounding is not None:
+                    t = rounding(t)
                 pre_rot[x] = t[:, 0].float()
             rot_q0 = cache[f"{b}attn.hook_rot_q"][:, 0]
             factor = min(factors, key=lambda f: _gap(pre_rot["q"] * f, rot_q0))
@@ -269,6 +275,8 @@ def verify(model: HookedModel) -> None:
                 what = f"{b}attn.hook_{x} is hook_rot_{x} at position 0 (rotary is the identity)"
                 if norms is not None and has_module(block, norms[0]):
                     what = f"{b}attn.hook_rot_{x} is the {x} norm of hook_{x} at position 0"
+                if x == "k" and rounding is not None:
+                    what = f"{b}attn.hook_rot_k is the rounding of hook_k at position 0"
                 rot = cache[f"{b}attn.hook_rot_{x}"]
                 expect(what, pre_rot[x] * factor, rot[:, 0].float())
     if "z" in seen:
@@ -321,6 +329,20 @@ def _keep(seen: dict[str, torch.Tensor], key: str, value: object, first: bool = 
 
 def _message(cls: str, problems: list[str]) -> str:
     return MSG_DERIVED_MISMATCH.format(cls=cls, problems="\n- ".join(problems))
+
+
+def _read_v(spec: ArchSpec, layer: int | None) -> str:
+    """The point holding the values `layer`'s z is made of: rounded ones where it rounds."""
+    return "rounded_v" if layer in spec.kv_rounded else "v"
+
+
+def _rounding(model: HookedModel, layer: int) -> Any:
+    """The function `layer`'s attention rounds its keys with before the scores read them (where
+    it rounds them: `ArchSpec.kv_rounded`), or None."""
+    spec = model.spec
+    if layer not in spec.kv_rounded:
+        return None
+    return kv_rounding(model.hf_model.get_submodule(f"{spec.blocks}.{layer}.{spec.attn}"))
 
 
 def _several_calls(model: HookedModel, layer: int) -> SeveralAttentionCallsError | None:

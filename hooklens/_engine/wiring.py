@@ -151,8 +151,9 @@ def _attention_internals(b: Builder, block: nn.Module, layer: int) -> None:
         b.proj_site(sub(vs.module), vs, layer, q=False, k=False, v=True)
     here = spec.latent_kv is None  # else the latent sites read q and k
     b.attention_site(
-        sub(spec.attn), layer, q_here=here and not qs, k_here=here and not ks, v_here=vs is None
-    )
+        sub(spec.attn), layer, q_here=here and not qs, k_here=here and not ks, v_here=vs is None,
+        rounded=layer in spec.kv_rounded,
+    )  # fmt: skip
 
 
 def _mlp_parts(

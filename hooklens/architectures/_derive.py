@@ -60,7 +60,7 @@ from ._placement import child as _child
 from ._placement import path_of as _path_of
 from ._placement import signature_norm as _signature_norm
 from ._qk_order import fused_qkv, qk_sources, rotated_qk_norms
-from ._rounded_kv import MSG_ROUNDED, kv_rounding
+from ._rounded_kv import rounded_kv
 from ._scored_moe import scores_experts_inputs
 from ._skipped import skipped_layers, with_skipped
 from ._spec import ArchSpec, Layout, Proj, text_config
@@ -295,9 +295,12 @@ def derive(model: nn.Module, opaque: str | None = None) -> ArchSpec:
         sources = found
     attend_at = list(attending if layers else range(n_layers))
     # layers reusing an earlier layer's keys and values have no key modules (Gemma 4)
-    if attn_mod is not None and (rounding := kv_rounding(attn_mod)) is not None:
-        raise _refuse(model, MSG_ROUNDED.format(cls=type(attn_mod).__name__, fn=rounding.__name__))
     kv_reused, v_source = kv_sharing(model, all_blocks, attend_at, attn or "", sources[1], text)
+    # layers rounding keys and values before attending (Kolibri 1.1)
+    rounded = rounded_kv(model, all_blocks, attend_at, attn or "", attn_mod, v_source, kv_reused)
+    if isinstance(rounded, str):
+        raise _refuse(model, rounded)
+    kv_rounded, v_source = rounded
     own_qkv = sources[0] is not None and sources[0].layout == "tuple_bphd"
     if own_qkv:  # q, k and v from a module computing them itself, returned as a tuple (ZAYA)
         v_source = Proj(f"{attn}.qkv_proj", "tuple_bphd")
@@ -369,6 +372,7 @@ def derive(model: nn.Module, opaque: str | None = None) -> ArchSpec:
         k_source=sources[1],
         v_source=v_source,
         kv_reused=kv_reused,
+        kv_rounded=kv_rounded,
         latent_kv=latent,
         pos_embed=prefix + pos_embed if pos_embed else None,
         positional=positional,

@@ -22,6 +22,13 @@ BLOCK_PARTS = frozenset(
      "moe", "sinks", "gated_attn", "adapter", "per_layer_input")
 )  # fmt: skip
 
+#: (ArchSpec field, feature): the features a family has where the field is set
+_PRESENT: tuple[tuple[str, Feature], ...] = (
+    ("ln1", "ln1"), ("ln2", "ln2"), ("final_norm", "final_norm"), ("streams", "streams"),
+    ("token_type_embed", "token_types"), ("per_layer_out", "per_layer_input"),
+    ("adapter_out", "adapter"),
+)  # fmt: skip
+
 #: The parts a block scales outside their modules (`ArchSpec.factors`).
 FactorRole = Literal["attn_in", "k", "attn_out", "mixer_out", "mlp_pre"]
 
@@ -140,6 +147,8 @@ class ArchSpec:
     #: where layers reuse keys and values (`kv_reused`), the others' hook_v (`_kv_sharing.py`)
     v_source: Proj | None = None
     kv_reused: tuple[tuple[int, int], ...] = ()  # (layer, the layer whose keys it reuses)
+    #: layers whose attention rounds its keys and values before attending (`_rounded_kv.py`)
+    kv_rounded: tuple[int, ...] = ()
     #: q and k norms (block paths) the attention applies after the rotation (Hunyuan V1):
     #: `hook_q`/`hook_k` are then the projections' outputs, `hook_rot_q`/`hook_rot_k` what the
     #: scores read (rotated, then normed), so at position 0 `hook_rot_q` is the q norm of `hook_q`
@@ -287,6 +296,8 @@ class ArchSpec:
             found = found | {"sinks"}
         if layer in dict(self.kv_reused):
             found = found | {"reused_kv"}
+        if layer in self.kv_rounded:
+            found = found | {"rounded_kv"}
         if layer in self.no_ln1_layers:
             found = found - {"ln1"}
         if self.moe_layers is None or layer in self.moe_layers or "mlp" not in found:
@@ -364,27 +375,14 @@ class ArchSpec:
             found.add("dense_mlp")
         if self.moe_experts is None and (self.mlp_up is not None or self.mlp_gate_up_fused):
             found.add("gated_mlp")
-        if self.ln1 is not None:
-            found.add("ln1")
-        if self.ln2 is not None:
-            found.add("ln2")
+        found |= {feature for attr, feature in _PRESENT if getattr(self, attr) is not None}
         if self.post_ln:
             found.add("post_ln")
-        if self.final_norm is not None:
-            found.add("final_norm")
-        if self.streams is not None:
-            found.add("streams")
-        if self.token_type_embed is not None:
-            found.add("token_types")
         if self.attention_layers(len(self.layers or ())) or self.layers is None:
             found.add("attention")
             if self.attn_gate is not None:
                 found.add("gated_attn")
         found.add("mlp")
-        if self.per_layer_out is not None:
-            found.add("per_layer_input")
-        if self.adapter_out is not None:
-            found.add("adapter")
         kv = self.n_kv_heads(config)
         if kv is None or kv == getattr(config, "num_attention_heads", kv):
             found.add("mha")

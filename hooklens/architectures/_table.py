@@ -68,6 +68,8 @@ _WHEN = {
     "gated_attn": "a gate on attention's output (o_proj reads z * gate)",
     "per_layer_input": "a per-layer embedding branch in each block (Gemma 3n / 4)",
     "adapter": "a language adapter after the MLP (X-MOD)",
+    "rounded_kv": "an attention that rounds its keys and values before attending (Kolibri 1.1's "
+    "sparse layers)",
 }
 #: which layers have a point of each part of a block
 _PART = {

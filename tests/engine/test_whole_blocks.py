@@ -15,8 +15,6 @@ from .conftest import _tokenizer, assert_full_pass_sweep
 WHOLE = {
     "zamba": ["runs a transformer block shared", "Mamba mixer's input"],
     "zamba2": ["runs a transformer block shared", "Mamba mixer's input"],
-    # attention that rounds keys and values before attending, on layers its forward chooses
-    "kolibri1_1": ["rounds the keys and values (nvfp4_fake_quantize)", "hook_z is made of"],
 }
 TOKENS = torch.tensor([[5, 9, 17, 33, 8]])
 
