@@ -25,7 +25,9 @@ _ACT_NAME_ALIAS = {
     "mlp_mid": "mid",
     "mlp_post": "post",
 }
-_ATTN = ("k", "v", "q", "z", "rot_k", "rot_q", "result", "pattern", "attn_scores", "sink")
+_ATTN = (
+    "k", "v", "q", "z", "rot_k", "rot_q", "result", "pattern", "attn_scores", "sink", "rounded_v",
+)  # fmt: skip
 _MLP = ("pre", "post", "mid", "pre_linear")
 
 # TransformerLens names hooklens has no point for, and why

@@ -209,6 +209,17 @@ def registry(tmp_path_factory):
     return get
 
 
+def raw_edit_logits(hf: Any, module: torch.nn.Module, edit: Any, tokens: torch.Tensor) -> Any:
+    """HF's logits of `tokens` with `edit(output)` as a raw forward hook on `module`: what the
+    same edit made at the point read there must give."""
+    handle = module.register_forward_hook(lambda m, a, out: edit(out))
+    try:
+        with torch.no_grad():
+            return hf(tokens, use_cache=False).logits
+    finally:
+        handle.remove()
+
+
 def randomize_biases(hf: torch.nn.Module) -> None:
     """Every bias of `hf` random, in place (Hugging Face initializes them to zero, which would
     hide a misplaced bias); seeded, so a model gets the same biases each time."""

@@ -11,6 +11,8 @@ import torch
 
 import hooklens as hl
 
+from .conftest import _tokenizer, raw_edit_logits
+
 TOKENS = torch.tensor([[5, 9, 17, 33, 40, 21], [7, 7, 60, 3, 12, 44]])
 
 
@@ -23,16 +25,6 @@ def kolibri():
     torch.manual_seed(0)
     hf = tf.AutoModelForCausalLM.from_config(tiny_config("kolibri1_1")).eval()
     return hl.HookedModel(hf)
-
-
-def _raw_logits(hf, module, edit):
-    """HF's logits with `edit(output)` as a raw forward hook on `module`."""
-    handle = module.register_forward_hook(lambda m, a, out: edit(out))
-    try:
-        with torch.no_grad():
-            return hf(TOKENS, use_cache=False).logits
-    finally:
-        handle.remove()
 
 
 def test_the_layers_that_round_are_found_from_the_forward(kolibri):
@@ -77,6 +69,7 @@ def test_values_before_and_after_the_rounding(kolibri):
         )
         torch.testing.assert_close(cache[b + "hook_z"], z, atol=1e-5, rtol=1e-4)
     assert torch.equal(cache["blocks.2.attn.hook_rounded_v"], rounded)
+    assert cache["rounded_v", 1] is rounded  # TransformerLens's short names know it too
 
 
 def test_an_edit_of_hook_v_goes_through_the_rounding_to_both_layers(kolibri):
@@ -91,7 +84,7 @@ def test_an_edit_of_hook_v_goes_through_the_rounding_to_both_layers(kolibri):
         _, clean = kolibri.run_with_cache(TOKENS)
         with kolibri.hooks([("blocks.1.attn.hook_v", double)]):
             logits, edited = kolibri.run_with_cache(TOKENS)
-    raw = _raw_logits(hf, hf.model.layers[1].self_attn.v_proj, lambda out: out * 2)
+    raw = raw_edit_logits(hf, hf.model.layers[1].self_attn.v_proj, lambda out: out * 2, TOKENS)
     torch.testing.assert_close(logits, raw, atol=1e-5, rtol=1e-4)
     for layer in (1, 2):
         b = f"blocks.{layer}.attn."
@@ -121,8 +114,6 @@ def test_values_that_are_neither_computed_nor_rounded_are_refused(tmp_path, monk
     (its blocks are then kept whole)."""
     import hooklens.architectures._rounded_kv as rounded_kv
     from hooklens.architectures._registry import build
-
-    from .conftest import _tokenizer
 
     assert build("kolibri1_1", tmp_path) is None
     monkeypatch.setattr(rounded_kv, "kv_rounding", lambda attn: torch.round)

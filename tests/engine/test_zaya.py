@@ -10,6 +10,8 @@ import torch
 
 import hooklens as hl
 
+from .conftest import raw_edit_logits
+
 TOKENS = torch.tensor([[5, 9, 17, 33, 40], [7, 7, 60, 3, 12]])
 
 
@@ -33,16 +35,6 @@ def _zaya():
 @pytest.fixture(scope="module")
 def zaya():
     return _zaya()
-
-
-def _raw_logits(hf, module, edit):
-    """HF's logits with `edit(output)` as a raw forward hook on `module`."""
-    handle = module.register_forward_hook(lambda m, a, out: edit(out))
-    try:
-        with torch.no_grad():
-            return hf(TOKENS, use_cache=False).logits
-    finally:
-        handle.remove()
 
 
 def test_hook_embed_is_the_shifted_and_scaled_embedding(zaya):
@@ -129,7 +121,8 @@ def test_q_k_v_are_read_where_the_model_makes_them(zaya):
             ours = zaya.run_with_hooks(
                 TOKENS, fwd_hooks=[(f"blocks.1.attn.hook_{letter}", halve_head_0)]
             )
-        torch.testing.assert_close(ours, _raw_logits(hf, module, edit), atol=1e-4, rtol=1e-4)
+        raw = raw_edit_logits(hf, module, edit, TOKENS)
+        torch.testing.assert_close(ours, raw, atol=1e-4, rtol=1e-4)
     with pytest.raises(ValueError, match="computes q, k and v in one module of its own"):
         _ = zaya.W_Q
 
