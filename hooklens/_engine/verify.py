@@ -248,10 +248,9 @@ def verify(model: HookedModel) -> None:
         z = torch.einsum("bhqk,bkhd->bqhd", pattern.float(), v.float())
         expect(f"{b}attn.hook_z is hook_pattern @ hook_{read}", cache[b + "attn.hook_z"], z)
         source = dict(spec.kv_reused).get(layer)
-        for x, y in (("rot_k", "rot_k"), (read, _read_v(spec, source))) if source else ():
-            what = f"{b}attn.hook_{x} is blocks.{source}.attn.hook_{y} (keys and values reused)"
-            if b + f"attn.hook_{x}" in cache:  # what the scores read, what z is made of
-                expect(what, cache[b + f"attn.hook_{x}"], cache[f"blocks.{source}.attn.hook_{y}"])
+        if source is not None:  # what the scores read and z is made of: what source handed on
+            for claim, here, handed in _reused(model, cache, layer, source):
+                expect(claim, here, handed)
         if c.positional == "rotary":
             # at position 0 the rotation is the identity, times the rotary embedding's
             # attention factor where it has one (YaRN scales cos and sin): q picks the factor;
@@ -329,6 +328,31 @@ def _keep(seen: dict[str, torch.Tensor], key: str, value: object, first: bool = 
 
 def _message(cls: str, problems: list[str]) -> str:
     return MSG_DERIVED_MISMATCH.format(cls=cls, problems="\n- ".join(problems))
+
+
+def _reused(
+    model: HookedModel, cache: dict[str, torch.Tensor], layer: int, source: int
+) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
+    """(claim, got, want): a layer reusing `source`'s keys and values reads what `source`
+    handed on: its rotated keys are `source`'s and its values `source`'s hook_v (read before
+    they are handed on), each rounded where one of the two layers rounds and the other not."""
+    here, there = f"blocks.{layer}.attn.", f"blocks.{source}.attn."
+    mine, theirs = _rounding(model, layer), _rounding(model, source)
+    found = []
+    if here + "hook_rot_k" in cache:
+        k_here, k_there = cache[here + "hook_rot_k"], cache[there + "hook_rot_k"]
+        if mine is not None and theirs is None:
+            k_there = mine(k_there)
+        elif theirs is not None and mine is None:
+            k_here = theirs(k_here)
+        what = f"{here}hook_rot_k is {there}hook_rot_k (keys and values reused)"
+        found.append((what, k_here, k_there))
+    v_there = cache[there + "hook_v"]
+    read = _read_v(model.spec, layer)
+    of = "the rounding of " if mine else ""
+    what = f"{here}hook_{read} is {of}{there}hook_v (keys and values reused)"
+    found.append((what, cache[f"{here}hook_{read}"], mine(v_there) if mine else v_there))
+    return found
 
 
 def _read_v(spec: ArchSpec, layer: int | None) -> str:
