@@ -31,12 +31,17 @@ from ._kv_sharing import value_source
 from ._names import KV_ROUNDING
 from ._spec_parts import Proj
 
-__all__ = ["MSG_ROUNDED", "kv_rounding", "rounded_kv"]
+__all__ = ["MSG_NO_VALUES", "MSG_ROUNDED", "kv_rounding", "rounded_kv"]
 
 MSG_ROUNDED = (
     "its attention {cls} rounds keys and values ({fn}) before attending, and on layer {layer} "
     "it attends to values that are neither the ones it computed{reused} nor their rounding, so "
     "hooklens cannot tell where its hook_v would be"
+)
+
+MSG_NO_VALUES = (
+    "its attention {cls} rounds keys and values ({fn}) before attending, and has no value "
+    "projection (or value norm) whose output hooklens could read as hook_v before the rounding"
 )
 
 
@@ -67,10 +72,9 @@ def rounded_kv(
         return (), v_source
     v_source = v_source or value_source(model, attn_mod, attn)
     if v_source is None or v_source.layout not in ("flat", "bphd", "bhpd"):
-        return MSG_ROUNDED.format(cls=type(attn_mod).__name__, fn=rounding.__name__, layer=0,
-                                  reused="")  # fmt: skip
-    handed, computed = _values(model, blocks, attending, attn, v_source, dict(kv_reused))
+        return MSG_NO_VALUES.format(cls=type(attn_mod).__name__, fn=rounding.__name__)
     reused = dict(kv_reused)
+    handed, computed = _values(model, blocks, attending, attn, v_source, reused)
     found: list[int] = []
     for layer in attending:
         value, own = handed.get(layer), computed.get(reused.get(layer, layer))

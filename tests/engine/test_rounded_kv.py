@@ -121,3 +121,28 @@ def test_values_that_are_neither_computed_nor_rounded_are_refused(tmp_path, monk
     with pytest.raises(hl.HookNameError) as info:
         model.run_with_cache(TOKENS, names_filter="blocks.1.attn.hook_pattern")
     assert "rounds keys and values (round) before attending, and on layer 1" in str(info.value)
+
+
+def test_rounding_without_a_value_module_to_read_is_refused(tmp_path, monkeypatch):
+    """hook_v is read before the rounding, at the value projection (or norm): an attention that
+    rounds but has none hooklens can find is refused, saying so."""
+    import hooklens.architectures._derive as derive
+    import hooklens.architectures._rounded_kv as rounded_kv
+    from hooklens.architectures._registry import build
+
+    assert build("kolibri1_1", tmp_path) is None
+    monkeypatch.setattr(rounded_kv, "value_source", lambda *args: None)
+    monkeypatch.setattr(derive, "rounded_kv", _without_v_source(rounded_kv.rounded_kv))
+    model = hl.HookedModel.from_pretrained(str(tmp_path), tokenizer=_tokenizer())
+    with pytest.raises(hl.HookNameError) as info:
+        model.run_with_cache(TOKENS, names_filter="blocks.1.attn.hook_pattern")
+    assert "has no value projection (or value norm)" in str(info.value)
+
+
+def _without_v_source(find):
+    """`rounded_kv` as if the KV sharing had found no value module either."""
+
+    def wrapped(model, blocks, attending, attn, attn_mod, v_source, kv_reused):
+        return find(model, blocks, attending, attn, attn_mod, None, kv_reused)
+
+    return wrapped
