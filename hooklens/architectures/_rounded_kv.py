@@ -26,6 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .._engine.proj_layout import split_parts
 from ._attn_probe import run_probed
 from ._kv_sharing import value_source
 from ._names import KV_ROUNDING
@@ -48,6 +49,15 @@ MSG_NO_VALUES = (
 def kv_rounding(attn_mod: nn.Module) -> Callable[[torch.Tensor], torch.Tensor] | None:
     """The function `attn_mod`'s forward rounds keys and values with, or None."""
     cls = type(attn_mod)
+    if cls not in _FOUND:  # its forward's source is read once per class
+        _FOUND[cls] = _rounding_of(cls)
+    return _FOUND[cls]
+
+
+_FOUND: dict[type[nn.Module], Callable[[torch.Tensor], torch.Tensor] | None] = {}
+
+
+def _rounding_of(cls: type[nn.Module]) -> Callable[[torch.Tensor], torch.Tensor] | None:
     module = sys.modules.get(cls.__module__)
     # the source is read only where the class's module defines such a function (rarely)
     found = [(n, f) for n in KV_ROUNDING if callable(f := getattr(module, n, None))]
@@ -79,7 +89,8 @@ def rounded_kv(
     for layer in attending:
         value, own = handed.get(layer), computed.get(reused.get(layer, layer))
         if value is not None and own is not None:
-            own = _bhpd(own, v_source.layout, value.shape)
+            # per head, as the attention function takes them: (batch, heads, pos, d_head)
+            own = split_parts(own, v_source.layout, 0, 0, 0, value.shape[-1])[0].transpose(1, 2)
             if own.shape == value.shape and torch.equal(value, own):
                 continue
             if own.shape == value.shape and _close(value, rounding(own)):
@@ -130,11 +141,3 @@ def _close(got: torch.Tensor, want: torch.Tensor) -> bool:
     straight-through `v + (rounding(v) - v).detach()`), in `want`'s dtype."""
     tol = 1e-5 if want.dtype == torch.float32 else 2e-2
     return bool((got.float() - want.float()).abs().max() <= tol * (1 + want.float().abs().max()))
-
-
-def _bhpd(out: torch.Tensor, layout: str, like: torch.Size) -> torch.Tensor:
-    """A value module's output in `layout` as the attention function takes values:
-    (batch, heads, pos, d_head), `like`'s shape."""
-    if layout == "flat":
-        return out.view(*out.shape[:2], like[1], like[-1]).transpose(1, 2)
-    return out.transpose(1, 2) if layout == "bphd" else out
