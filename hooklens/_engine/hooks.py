@@ -160,14 +160,8 @@ class HookPoint:
 
     def fire(self, x: torch.Tensor) -> torch.Tensor:
         """Run the attached functions in order; return the (possibly replaced) activation."""
-        fns = self.fns
-        if len(fns) == 1:  # the usual case (one cache or patch function): no loop, no copy
-            out = _call(self, fns[0], x)
-            if out is not None and out is not x:
-                _check_replacement(self.name, fns[0], x, out)
-                x = out
-        elif fns:
-            x = _run(self, fns, x)
+        if self.fns:
+            x = _run(self, self.fns, x)
         if self.bwd_fns and torch.is_grad_enabled() and x.requires_grad:
             # A copy, not a view: the site passes it on (in place for resid_mid, where a view of
             # the stream it is copied into would lose its history), so its gradient is ours.
@@ -190,8 +184,9 @@ class _BackwardTap:
 
 
 def _run(point: HookPoint, fns: Sequence[HookFn], x: torch.Tensor) -> torch.Tensor:
-    """Call each of `fns` as fn(x, point), in order; a returned tensor replaces x (checked)."""
-    for fn in tuple(fns):
+    """Call each of `fns` as fn(x, point), in order; a returned tensor replaces x (checked).
+    They are called from a snapshot of the list (a function may add or remove functions)."""
+    for fn in (fns[0],) if len(fns) == 1 else tuple(fns):
         out = _call(point, fn, x)
         if out is not None and out is not x:
             _check_replacement(point.name, fn, x, out)
