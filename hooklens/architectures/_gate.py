@@ -3,27 +3,26 @@
 The gate's input `g` comes from its own projection (`ATTN_GATE` names, one gate per feature of
 z or one per head, told apart by its width) or from the second half of each head's slice of a q
 projection twice as wide as the output projection's input. Its nonlinearity is read from what
-the model computes: one forward with `g` set to 0 and one with `g` set to 1 change the output
-projection's input by the factor act(1) / act(0), which tells the candidates (`GATE_ACTS`)
-apart (z does not depend on this layer's gate). A candidate the forwards contradict is no gate,
-and the model is then checked without one (`_engine/verify.py` names what did not match).
+the model computes, in the forward block 0's other findings share (`attention_record`): the
+output projection's input divided by z (what the attention function returned) is act(g), which
+tells the candidates (`GATE_ACTS`) apart. A candidate the forward contradicts is no gate, and
+the model is then checked without one (`_engine/verify.py` names what did not match).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import torch
 from torch import nn
 from torch.nn import functional
 
+from ._attn_probe import attention_record
 from ._names import ATTN_GATE, GATE_BIAS, Q_AND_GATE
-from ._run_order import probe_forward
-from ._spec_parts import AttnGate, GateLayout
+from ._spec_parts import AttnGate, GateAct, GateLayout
 
 #: the nonlinearities a gate may apply, by the name `AttnGate.act` holds
-GATE_ACTS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+GATE_ACTS: dict[GateAct, Callable[[torch.Tensor], torch.Tensor]] = {
     "sigmoid": torch.sigmoid,
     "softplus": functional.softplus,
 }
@@ -67,8 +66,7 @@ def attn_gate(model: nn.Module, attn_mod: nn.Module, attn: str, n_heads: int) ->
     if bias is not None and layout == "q_gate_per_head":
         return None  # not seen: a bias on a gate fused with the queries
     shift = getattr(attn_mod, bias) if bias is not None else None
-    src = attn_mod.get_submodule(name)
-    act = _probe_act(model, src, o_proj, layout, n_heads, d_head, shift)
+    act = _read_act(model, attn_mod, name, layout, n_heads, d_head, shift)
     if act is None:
         return None
     return AttnGate(f"{attn}.{name}", layout, act, f"{attn}.{bias}" if bias else None)
@@ -81,43 +79,27 @@ def _wider(attn_mod: nn.Module, name: str, width: int) -> bool:
     return isinstance(out, int) and out > width
 
 
-def _probe_act(
-    model: nn.Module, src: nn.Module, o_proj: nn.Module, layout: GateLayout, nh: int, dh: int,
+def _read_act(
+    model: nn.Module, attn_mod: nn.Module, src: str, layout: GateLayout, nh: int, dh: int,
     bias: torch.Tensor | None = None,
-) -> Any:  # fmt: skip
-    """The `GATE_ACTS` name whose act(1) / act(0) is how the output projection's input changes
-    when the gate's input goes from 0 to 1 (None: no candidate, or no gate); `bias` (n_heads,),
-    added to the projection's output by the attention, is taken off what the probe sets."""
-    seen: list[torch.Tensor] = []
-
-    def set_rows(mod: nn.Module, args: Any, out: torch.Tensor) -> torch.Tensor:
-        new = out.clone()
-        for row, value in enumerate((0.0, 1.0)):  # row 0's gate input 0, row 1's 1
-            piece = new[row : row + 1]
-            # the whole output is the gate's input, except in a q projection
-            (gate_input(piece, layout, nh, dh) if layout == "q_gate_per_head" else piece).fill_(
-                value
-            )
-        if bias is not None:  # flat or per head: the attention adds it back
-            new.view(*new.shape[:-1], nh, -1).sub_(bias.detach()[:, None].to(new.dtype))
-        return new
-
-    # one forward of two identical rows, which ends once the output projection has run
-    tokens = torch.arange(1, 4)[None].repeat(2, 1)
-    handles = [
-        src.register_forward_hook(set_rows),
-        o_proj.register_forward_pre_hook(lambda m, a: seen.append(a[0].detach().float())),
-    ]
-    probe_forward(model, handles, stop_after=o_proj, input_ids=tokens)
-    if len(seen) != 1 or seen[0].shape[0] != 2:
+) -> GateAct | None:  # fmt: skip
+    """The `GATE_ACTS` name of act where the output projection's input is z * act(g) (g read
+    from child `src` of `attn_mod`, plus `bias` (n_heads,) where the attention adds one), or
+    None: no candidate holds, or the attention function was not seen."""
+    seen = attention_record(model, attn_mod)
+    z, g, o_in = seen.get("output"), seen["outputs"].get(src), seen["inputs"].get("o_proj")
+    if z is None or g is None or o_in is None or z.numel() != o_in.numel():
         return None
-    at0, at1 = seen[0][0], seen[0][1]
-    big = at0.abs() > 1e-3 * at0.abs().max()
-    if not big.any():
-        return None
-    ratio = (at1[big] / at0[big]).median()
+    z = z.float().reshape(*o_in.shape[:-1], nh, dh)
+    gate = gate_input(g.float(), layout, nh, dh)
+    if bias is not None:
+        gate = gate + bias.detach().float()[:, None]
+    got = o_in.float().reshape(z.shape)
     for name, act in GATE_ACTS.items():
-        want = act(torch.tensor(1.0)) / act(torch.tensor(0.0))
-        if abs(float(ratio - want)) <= 2e-2 * float(want):  # the candidates differ by 30%
+        want = z * act(gate)
+        big = want.abs() > 1e-3 * want.abs().max()
+        if not big.any():
+            return None
+        if float(((got - want).abs()[big] / want.abs()[big]).median()) <= 2e-2:
             return name
     return None

@@ -93,12 +93,16 @@ def hybrid_layers(
             )
         module = block.get_submodule(path)
         cls = type(module).__name__
-        unknown = [
-            n
-            for n, child in block.named_children()
-            if n != path and "norm" not in n and any(True for _ in child.parameters())
-        ]
-        if not mlp and unknown:  # an MLP under a name the template does not know
+        unknown = (
+            []
+            if mlp  # only asked without a known MLP: a walk of every child's parameters
+            else [
+                n
+                for n, child in block.named_children()
+                if n != path and "norm" not in n and any(True for _ in child.parameters())
+            ]
+        )
+        if unknown:  # an MLP under a name the template does not know
             raise UnsupportedModelError(
                 f"layer {i} ({type(block).__name__}) has no MLP ({', '.join(mlp_names)}) but "
                 f"holds {', '.join(unknown)}"

@@ -8,12 +8,10 @@ position, then the value). The module names and the attributes holding the width
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import nn
 
-from ._attn_probe import run_probed
+from ._attn_probe import attention_record
 from ._names import Q_AND_GATE
 from ._spec import LatentKV
 
@@ -53,7 +51,7 @@ def latent_kv(model: nn.Module, attn_mod: nn.Module, attn: str) -> LatentKV | No
         rope=rope,
         v=v,
         rank=rank,
-        interleaved=_returns_halves(model, attn_mod, getattr(attn_mod, q), nope, rope, q_gate),
+        interleaved=_returns_halves(model, attn_mod, q, nope, rope, q_gate),
         q_gate=q_gate,
         rope_k_norm=next(
             (
@@ -71,31 +69,17 @@ def _has(module: nn.Module, name: str) -> bool:
 
 
 def _returns_halves(
-    model: nn.Module, attn_mod: nn.Module, q_mod: nn.Module, nope: int, rope: int, gate: int = 0
+    model: nn.Module, attn_mod: nn.Module, q: str, nope: int, rope: int, gate: int = 0
 ) -> bool:
     """Whether the query attention receives holds the rotated part as two halves of q's
     adjacent pairs (DeepSeek V3's `rope_interleave`): at position 0 the rotation is the
-    identity, so the query at position 0 is q's projection output, reordered or not."""
-    from transformers.integrations.sdpa_attention import sdpa_attention_forward
-
-    seen: dict[str, torch.Tensor] = {}
-
-    def probe(module: nn.Module, query: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
-        if module is attn_mod:
-            seen.setdefault("query", query[0, :, 0, nope:].detach())  # (heads, rope)
-        return sdpa_attention_forward(module, query, *args, **kwargs)
-
-    def record(mod: nn.Module, args: Any, out: torch.Tensor) -> None:
-        heads = out[0, 0].reshape(-1, nope + rope + gate)  # position 0
-        seen.setdefault("q", heads[:, nope : nope + rope].detach())
-
-    handle = q_mod.register_forward_hook(record)
-    try:
-        run_probed(model, attn_mod, probe, stop_after=attn_mod)  # block 0's attention is enough
-    finally:
-        handle.remove()
-    if "query" not in seen or "q" not in seen:
+    identity, so the query at position 0 is the output of q's projection (child `q`),
+    reordered or not."""
+    seen = attention_record(model, attn_mod)
+    if "query" not in seen or q not in seen["outputs"]:
         return False
-    q, query = seen["q"].float(), seen["query"].float()
-    halves = torch.cat([q[..., 0::2], q[..., 1::2]], dim=-1)
-    return bool((halves - query).abs().max() < (q - query).abs().max())
+    heads = seen["outputs"][q][0, 0].reshape(-1, nope + rope + gate)  # position 0
+    q_rope = heads[:, nope : nope + rope].float()
+    query = seen["query"][0, :, 0, nope:].float()  # (heads, rope)
+    halves = torch.cat([q_rope[..., 0::2], q_rope[..., 1::2]], dim=-1)
+    return bool((halves - query).abs().max() < (q_rope - query).abs().max())

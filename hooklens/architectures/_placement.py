@@ -17,7 +17,7 @@ from torch import nn
 
 from ._names import ATTN_OUT_NORM, GATED_NORM, LN1, LN2, MLP_OUT_NORM, PRE_MLP
 from ._spec import LayerLayout, is_gated_norm
-from ._towers import named_modules
+from ._towers import module_paths
 
 __all__ = [
     "NORM_ROLES",
@@ -43,7 +43,7 @@ def path_of(model: nn.Module, target: nn.Module | None) -> str | None:
     """The path of module `target` in `model` (None when it is None or not there)."""
     if target is None:
         return None
-    return next((name for name, m in named_modules(model) if m is target), None)
+    return module_paths(model).get(id(target))
 
 
 class Places(NamedTuple):

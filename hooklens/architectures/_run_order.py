@@ -19,6 +19,7 @@ from ._towers import walked
 
 __all__ = [
     "ProbeDone",
+    "_first",
     "_run_order",
     "_same",
     "attention_probe",

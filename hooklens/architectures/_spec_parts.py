@@ -27,6 +27,8 @@ Layout = Literal[
 #: - "q_gate_per_head": the last d_head features of each head's slice of the q projection's
 #:   output (the queries come first)
 GateLayout = Literal["flat", "per_head", "q_gate_per_head"]
+#: the nonlinearity of an attention output gate (`_gate.GATE_ACTS`)
+GateAct = Literal["sigmoid", "softplus"]
 #: The parts a block convolves over positions (`ArchSpec.convs`, Inkling's short convolutions):
 #: - "q", "k", "v": a projection's output before the attention function reads it; q/k sources
 #:   are then None (`hook_q`/`hook_k`/`hook_v` are what the function receives), and W_K / W_V
@@ -84,7 +86,7 @@ class AttnGate:
 
     module: str
     layout: GateLayout
-    act: Literal["sigmoid", "softplus"]
+    act: GateAct
     bias: str | None = None
 
 

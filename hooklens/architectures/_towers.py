@@ -65,6 +65,19 @@ def named_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
     return walked(model, ("named_modules",), lambda: list(model.named_modules()))
 
 
+def module_paths(model: nn.Module) -> dict[int, str]:
+    """id of each of `model`'s modules -> its path, the first where a module sits at several
+    (shared within `shared_walks()`)."""
+
+    def paths() -> dict[int, str]:
+        found: dict[int, str] = {}
+        for name, module in named_modules(model):
+            found.setdefault(id(module), name)
+        return found
+
+    return walked(model, ("module paths",), paths)
+
+
 def _other_towers(model: nn.Module) -> list[str]:
     """Prefixes (`name.`) of nested modules whose config is neither the model's nor its text
     model's."""
@@ -79,13 +92,17 @@ def _other_towers(model: nn.Module) -> list[str]:
 
 
 def block_list_candidates(model: nn.Module, embed: str) -> list[tuple[str, nn.Module]]:
-    """The model's modules that may hold its blocks, outside other towers, those next to the
-    token embedding (`embed`, a path) first."""
+    """The model's module lists (where blocks are held), outside other towers, those next to
+    the token embedding (`embed`, a path) first."""
     return walked(model, ("candidates", embed), lambda: _candidates(model, embed))
 
 
 def _candidates(model: nn.Module, embed: str) -> list[tuple[str, nn.Module]]:
     near = embed.rpartition(".")[0]
     towers = tuple(_other_towers(model))
-    candidates = [(n, m) for n, m in named_modules(model) if not n.startswith(towers)]
+    candidates = [
+        (n, m)
+        for n, m in named_modules(model)
+        if isinstance(m, nn.ModuleList) and not n.startswith(towers)
+    ]
     return sorted(candidates, key=lambda nm: not nm[0].startswith(f"{near}."))

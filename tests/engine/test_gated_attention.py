@@ -189,3 +189,23 @@ def test_gate_gradient_equals_autograd(gated):
     want = grad.view(cache[z].shape) * cache[z]
     assert want.abs().max() > 0
     torch.testing.assert_close(cache[gate + "_grad"], want, atol=2e-4, rtol=2e-4)
+
+
+@pytest.mark.parametrize("gated", ["afmoe", "laguna"], indirect=True)
+def test_a_gate_the_forward_contradicts_is_no_gate(gated):
+    """The nonlinearity is read from what the forward computes: where the output projection's
+    input is not z * act(g) for any candidate (here a pre-hook scales it by 1.5, as a gate of
+    another nonlinearity would), no gate is found, and the check at load then names the
+    mismatch."""
+    from hooklens.architectures import adapter_for_model
+
+    model = gated
+    at = model.spec.attention_layers(model.cfg.n_layers)[0]
+    block = model.hf_model.get_submodule(model.spec.blocks)[at]
+    o_proj = block.get_submodule(model.spec.o_proj)
+    handle = o_proj.register_forward_pre_hook(lambda mod, args: (args[0] * 1.5, *args[1:]))
+    try:
+        assert adapter_for_model(model.hf_model).attn_gate is None
+    finally:
+        handle.remove()
+    assert adapter_for_model(model.hf_model).attn_gate == model.spec.attn_gate
