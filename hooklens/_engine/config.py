@@ -134,6 +134,14 @@ def _assign(self: HookedModelConfig, name: str, value: Any) -> None:
 HookedModelConfig.__setattr__ = _assign  # type: ignore[method-assign,assignment]
 
 
+def _logits_width(hf_model: nn.Module, spec: Any, config: Any) -> int:
+    """The logits' width: the LM head's outputs, less a padding of the vocabulary the model
+    cuts off (`ArchSpec.logits_vocab`)."""
+    width = _out_features(hf_model.get_submodule(spec.unembed))
+    kept = getattr(config, spec.logits_vocab, None) if spec.logits_vocab else None
+    return min(width, kept) if isinstance(kept, int) and kept > 0 else width
+
+
 def _out_features(module: nn.Module) -> int:
     for attr in ("out_features", "nf"):  # nn.Linear, transformers' Conv1D
         value = getattr(module, attr, None)
@@ -270,7 +278,7 @@ def build_config(
         n_kv_heads=n_kv,
         d_head=d_head,
         d_mlp=d_mlp,
-        d_vocab=_out_features(hf_model.get_submodule(spec.unembed)),
+        d_vocab=_logits_width(hf_model, spec, config),
         n_ctx=int(getattr(config, "max_position_embeddings", 0) or 0),
         positional=spec.positional,
         rotary_dim=rotary_dim,

@@ -59,6 +59,8 @@ def unembed(model: Any, normed: torch.Tensor, token_ids: list[int] | None = None
         normed = normed.to(weight.dtype)
     if token_ids is None:
         logits: torch.Tensor = head(normed)
+        # a head wider than the vocabulary: the model cuts its padding off (Inkling)
+        logits = logits[..., : model.cfg.d_vocab]
     else:
         table: torch.Tensor = head.weight  # type: ignore[assignment]
         bias = getattr(head, "bias", None)

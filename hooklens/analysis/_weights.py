@@ -362,7 +362,8 @@ class Weights:
         where the LM head maps the stream to another width first (`_widths.py`)."""
         if (why := why_missing(self._model, "W_U")) is not None:
             raise AttributeError(why)
-        return in_out(self._module(self._model.spec.unembed))
+        # the head's rows past the vocabulary are padding the model cuts off (Inkling)
+        return in_out(self._module(self._model.spec.unembed))[:, : self._model.cfg.d_vocab]
 
     @property
     def b_U(self) -> torch.Tensor:
@@ -370,7 +371,8 @@ class Weights:
         (then the final soft-cap on Gemma 2)."""
         mod = self._module(self._model.spec.unembed)
         b = bias_of(mod)
-        return b if b is not None else _zeros(in_out(mod), self._model.cfg.d_vocab)
+        d_vocab = self._model.cfg.d_vocab
+        return b[:d_vocab] if b is not None else _zeros(in_out(mod), d_vocab)
 
     def ln_final_w(self) -> torch.Tensor | None:
         """The final norm's multiplier (d_model,) (with the family's offset), or None (also

@@ -261,17 +261,19 @@ def _out_width(model: nn.Module, path: str, width: int) -> bool:
 
 
 def _embed_proj(model: nn.Module, embed: str, parent: str) -> str | None:
-    """The projection of embeddings narrower than the stream to it (None: they are as wide);
-    refuses embeddings of another width with no projection it knows (`EMBED_PROJ`)."""
+    """The projection of the embeddings to the stream (`EMBED_PROJ`), where the model has one
+    (RemBERT's projects them even when they are as wide); None where the embeddings are as wide
+    as the stream and nothing projects them; refuses embeddings of another width with no
+    projection it knows."""
     config: Any = model.config
-    if _width(model, embed, config.hidden_size):
-        return None
     width = model.get_submodule(embed).embedding_dim
     base = parent.rpartition(".")[0]
     for name in EMBED_PROJ:
         path = f"{base}.{name}" if base else name
         if _has(model, path) and getattr(model.get_submodule(path), "in_features", None) == width:
             return path
+    if _width(model, embed, config.hidden_size):
+        return None
     raise UnsupportedModelError(
         f"{type(model).__name__} cannot be wrapped: its embeddings (width {width}) are "
         f"not as wide as the residual stream (width {config.hidden_size}), and no projection "

@@ -142,6 +142,9 @@ GROUPED_LOGITS_AT = 4
 #: config attributes of a final-logit soft-cap, cap * tanh(logits / cap) (Gemma 2,
 #: RecurrentGemma, xLSTM)
 LOGIT_SOFTCAPS = ("final_logit_softcapping", "logits_soft_cap", "output_logit_soft_cap")
+#: config attributes of how many of the LM head's outputs are logits, the rest padding the
+#: vocabulary, which the model cuts off (Inkling's `unpadded_vocab_size`)
+LOGITS_VOCAB = ("unpadded_vocab_size",)
 #: config attributes of logit scaling: (attribute, "mul" or "div")
 LOGIT_SCALES = (
     ("logit_scale", "mul"), ("logits_scaling", "div"), ("lm_head_multiplier", "mul"),

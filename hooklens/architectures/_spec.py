@@ -89,8 +89,8 @@ class ArchSpec:
     #: `pos_encoding` buffer): (buffer path, path of the module whose input is the embeddings'
     #: sum), served by `_engine/pos_table.py`
     pos_table: tuple[str, str] | None = None
-    #: a norm applied to the token embedding before block 0 (BLOOM): `hook_embed` is its output,
-    #: as in TransformerLens
+    #: a norm of the token embedding before block 0 (BLOOM): `hook_embed` is its output, as in
+    #: TransformerLens
     embed_norm: str | None = None
     #: a module that projects the embeddings, at their own width, to the stream before block 0
     #: (RemBERT's `embedding_hidden_mapping_in`, ELECTRA's `embeddings_project`): `hook_embed` is
@@ -170,8 +170,10 @@ class ArchSpec:
     positional: Literal["learned", "rotary", "alibi", "relative", "none"] = "rotary"
     #: bool, or the name of a boolean config attribute (GPT-NeoX: `use_parallel_residual`).
     parallel_residual: bool | str = False
-    #: config attribute holding a final-logit soft-cap (Gemma 2), applied by `unembed_resid`.
+    #: config attributes of a final-logit soft-cap (Gemma 2), and of how many of the head's
+    #: outputs are logits (Inkling pads its vocabulary), applied by `unembed_resid`.
     final_logit_softcap: str | None = None
+    logits_vocab: str | None = None
     qkv: tuple[str, str, str] | None = None
     qkv_layout: Layout = "flat"
     #: (config attribute, "mul" or "div"): a logit scale the model applies after its unembedding

@@ -26,6 +26,7 @@ from ._names import (
     INTERPOLATED_RESIDUAL,
     LOGIT_SCALES,
     LOGIT_SOFTCAPS,
+    LOGITS_VOCAB,
     NORMED_RESIDUAL,
     PROMPT_PREFIX,
     STREAM_HALVING,
@@ -54,6 +55,7 @@ def stream_ends(model: nn.Module, text: Any, embed: str, blocks: str, final: str
     parent = model.get_submodule(parent_path) if parent_path else model
     return {
         "final_logit_softcap": next((a for a in LOGIT_SOFTCAPS if getattr(text, a, None)), None),
+        "logits_vocab": next((a for a in LOGITS_VOCAB if getattr(text, a, None)), None),
         "logit_scale": next(
             ((a, op) for a, op in LOGIT_SCALES if getattr(text, a, None) not in (None, 1)), None
         ),

@@ -183,6 +183,33 @@ def test_half_precision_load_check_allows_the_models_own_spread():
     assert _gap(logits, ref) <= 2 * spread
 
 
+def test_float32_load_check_allows_a_deep_models_own_spread():
+    """Gemma 4's language model 32 layers deep (random weights, width 256) in float32: HF's own
+    eager and sdpa attention give logits more than 1e-4 apart, and ours (every point attached:
+    attention computed explicitly) as far again. The load check lets ours stray twice as far as
+    the model's eager attention does, so it wraps; before, it refused with "off by 0.00019"."""
+    import transformers as tf
+
+    from hooklens._engine.verify import N_TOKENS, _eager_spread, _gap
+    from hooklens.architectures._registry import tiny_config
+
+    deep = {"num_hidden_layers": 32, "hidden_size": 256, "intermediate_size": 512,
+            "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 64,
+            "vocab_size": 512, "vocab_size_per_layer_input": 512}  # fmt: skip
+    torch.manual_seed(0)
+    hf = tf.AutoModelForCausalLM.from_config(tiny_config("gemma4_text", deep)).eval()
+    tokens = torch.randint(0, 512, (1, N_TOKENS), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        ref = hf(tokens).logits
+    spread = _eager_spread(hf, tokens, ref)
+    assert spread > 1e-4  # the model's own two attentions: beyond float32's tolerance
+    model = hl.HookedModel(hf)
+    with torch.no_grad():
+        logits, _ = model.run_with_cache(tokens, names_filter=model.hook_names())
+    assert 1e-4 < _gap(logits, ref) <= 2 * spread
+    torch.testing.assert_close(model(tokens), ref)  # no point attached: HF's own forward
+
+
 def test_generate_with_hooks(tiny):
     model = tiny("llama")
     calls = []

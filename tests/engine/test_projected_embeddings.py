@@ -1,6 +1,7 @@
-"""Embeddings narrower than the stream, projected to it before block 0 (RemBERT; ELECTRA's
-generators, whose `embedding_size` is smaller than `hidden_size`): `hook_embed` is the
-projection's output, and the weights no matrix describes raise, saying why."""
+"""Embeddings projected to the stream before block 0 (RemBERT, also where its embeddings are as
+wide as the stream; ELECTRA's generators, whose `embedding_size` is smaller than
+`hidden_size`): `hook_embed` is the projection's output, and the weights no matrix describes
+raise, saying why."""
 
 from __future__ import annotations
 
@@ -12,18 +13,21 @@ import hooklens as hl
 from hooklens.architectures._registry import VOCAB, tiny_config
 
 TOKENS = torch.randint(4, VOCAB, (2, 6), generator=torch.Generator().manual_seed(5))
-#: (type, config key of the embeddings' width, the projection, the LM head's width)
+REMBERT_PROJ = "rembert.encoder.embedding_hidden_mapping_in"
+#: (id, type, config key of the embeddings' width, that width, the projection, the LM head's
+#: width); RemBERT projects its embeddings even when they are as wide as the stream (64)
 CASES = [
-    ("rembert", "input_embedding_size", "rembert.encoder.embedding_hidden_mapping_in", 1664),
-    ("electra", "embedding_size", "electra.embeddings_project", 32),
+    ("rembert", "rembert", "input_embedding_size", 256, REMBERT_PROJ, 1664),
+    ("rembert-as-wide", "rembert", "input_embedding_size", 64, REMBERT_PROJ, 1664),
+    ("electra", "electra", "embedding_size", 32, "electra.embeddings_project", 32),
 ]
 
 
 @pytest.fixture(scope="module", params=CASES, ids=[c[0] for c in CASES])
 def projected(request):
-    model_type, key, proj, head_width = request.param
+    _, model_type, key, width, proj, head_width = request.param
     config = tiny_config(model_type)
-    setattr(config, key, 32 if model_type == "electra" else 256)
+    setattr(config, key, width)
     hf = AutoModelForCausalLM.from_config(config).eval()
     return hl.HookedModel(hf), proj, head_width
 

@@ -276,3 +276,27 @@ def test_scores_hold_the_bias_where_they_are_read():
     torch.testing.assert_close(seen["scores"][..., lower], (qk + bias)[..., lower])
     assert (seen["scores"][..., ~lower] < -1e30).all()
     assert math.isfinite(float(seen["scores"][..., lower].sum()))
+
+
+def test_a_padded_vocabulary_is_cut_off_as_the_model_cuts_it():
+    """Inkling pads its vocabulary (an LM head of `vocab_size` outputs) and cuts the padding off
+    its logits (`unpadded_vocab_size`): d_vocab, W_U, b_U and the logit lens have the logits'
+    width (the check at load refused the model when the lens was the head's width)."""
+    import transformers as tf
+
+    from hooklens.architectures._registry import VOCAB, tiny_config
+
+    torch.manual_seed(0)
+    config = tiny_config("inkling_text", {"vocab_size": 2 * VOCAB})  # unpadded: VOCAB
+    hf = tf.AutoModelForCausalLM.from_config(config).eval()
+    assert hf.get_output_embeddings().out_features == 2 * VOCAB
+    model = hl.HookedModel(hf)
+    assert model.spec.logits_vocab == "unpadded_vocab_size" and model.cfg.d_vocab == VOCAB
+    assert model.W_U.shape == (model.cfg.d_model, VOCAB) and model.b_U.shape == (VOCAB,)
+    ref, logits, cache = _run(model)
+    assert ref.shape[-1] == VOCAB
+    torch.testing.assert_close(logits, ref)
+    last = f"blocks.{model.cfg.n_layers - 1}.hook_resid_post"
+    torch.testing.assert_close(model.unembed_resid(cache[last]), ref)
+    # a logit lens of every layer: the logits' width too
+    assert model.unembed_resid(cache.accumulated_resid()).shape[-1] == VOCAB
