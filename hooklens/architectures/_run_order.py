@@ -15,7 +15,7 @@ from torch import nn
 
 from ._spec import text_config
 from ._spec_parts import Layout
-from ._towers import walked
+from ._towers import module_paths, remember, walked
 
 __all__ = [
     "ProbeDone",
@@ -92,26 +92,59 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def final_norm_on_embed(model: nn.Module, final: str, blocks: str) -> str | None:
-    """`final` (a model path) when the model also applies that final norm to the embedding
-    before block 0, whose input is its output (NanoChat: `norm` before the layers and after
-    them), else None."""
-    first = model.get_submodule(blocks)[0]  # type: ignore[index]
-    seen: dict[str, Any] = {}  # the final norm's output, if it runs before block 0 starts
+    """`final` (a model path, beside the block list `blocks`) when the model also applies that
+    final norm to the embedding before block 0, whose input is its output (NanoChat: `norm`
+    before the layers and after them), else None."""
+    seen = walked(model, (BEFORE_BLOCK_0, blocks), lambda: _before_block_0(model, blocks))
+    out, block0 = seen["outputs"].get(final), seen["block0"]
+    return final if out is not None and _same(out, block0) else None
 
-    def final_out(m: nn.Module, args: Any, out: Any) -> None:
-        seen.setdefault("final", out[0] if isinstance(out, tuple) else out)
+
+#: the question (with the block list's path) of what runs before block 0: the forward of
+#: `attention_probe` answers it on its way, else a forward up to block 0 (`walked`)
+BEFORE_BLOCK_0 = "before block 0"
+
+
+def _before_block_0(model: nn.Module, blocks: str) -> dict[str, Any]:
+    seen, handles = _before_block_0_hooks(model, blocks)
+    first = model.get_submodule(blocks)[0]  # type: ignore[index]
+    probe_forward(model, handles, stop_before=first)  # block 0's input is all it reads
+    return seen
+
+
+def _before_block_0_hooks(model: nn.Module, blocks: str) -> tuple[dict[str, Any], list[Any]]:
+    """Hooks recording {"block0": block 0's first input, "outputs": model path -> first output
+    of each module beside the block list (a child of its parent) returned before block 0
+    starts}, and their handles."""
+    parent_path = blocks.rpartition(".")[0]
+    parent = model.get_submodule(parent_path) if parent_path else model
+    block_list: Any = model.get_submodule(blocks)
+    seen: dict[str, Any] = {"block0": None, "outputs": {}}
+
+    def returned(key: str, out: Any) -> None:
+        if seen["block0"] is None:
+            seen["outputs"].setdefault(key, _first(out))
 
     def block_in(m: nn.Module, args: Any, kwargs: Any) -> None:
-        seen.setdefault("block0", args[0] if args else kwargs.get("hidden_states"))
+        if seen["block0"] is None:
+            seen["block0"] = args[0] if args else kwargs.get("hidden_states")
 
-    handles = [
-        model.get_submodule(final).register_forward_hook(final_out),
-        first.register_forward_pre_hook(block_in, with_kwargs=True),
-    ]
-    probe_forward(model, handles, stop_before=first)  # block 0's input is all it reads
-    if "final" not in seen or "block0" not in seen:
-        return None
-    return final if _same(seen["final"], seen["block0"]) else None
+    handles = [block_list[0].register_forward_pre_hook(block_in, with_kwargs=True)]
+    for name, child in parent.named_children():
+        if child is not block_list:
+            key = f"{parent_path}.{name}" if parent_path else name
+            handles.append(child.register_forward_hook(lambda m, a, o, key=key: returned(key, o)))
+    return seen, handles
+
+
+def _block_list_of(model: nn.Module, module: nn.Module) -> str | None:
+    """The path of the outermost module list `module` is in an element of, or None."""
+    parts = module_paths(model).get(id(module), "").split(".")
+    for i, part in enumerate(parts[1:], start=1):
+        head = ".".join(parts[:i])
+        if part.isdigit() and isinstance(model.get_submodule(head), nn.ModuleList):
+            return head
+    return None
 
 
 def attention_probe(model: nn.Module, attn_mod: nn.Module) -> dict[str, Any]:
@@ -138,7 +171,13 @@ def _attention(model: nn.Module, attn_mod: nn.Module) -> dict[str, Any]:
     for name, child in attn_mod.named_children():
         handles.append(child.register_forward_pre_hook(lambda m, a, key=name: called(key, a)))
         handles.append(child.register_forward_hook(lambda m, a, o, key=name: returned(key, o)))
+    blocks = _block_list_of(model, attn_mod)
+    if blocks is not None:  # on its way, what runs before block 0 (`final_norm_on_embed`)
+        before, more = _before_block_0_hooks(model, blocks)
+        handles += more
     probe_forward(model, handles, attn_mod, torch.arange(1, n_pos + 1)[None])
+    if blocks is not None and before["block0"] is not None:
+        remember(model, (BEFORE_BLOCK_0, blocks), before)
     return {"n_pos": n_pos, "inputs": inputs, "outputs": outputs}
 
 

@@ -60,6 +60,15 @@ def walked(model: nn.Module, question: tuple[Any, ...], compute: Callable[[], T]
     return answer
 
 
+def remember(model: nn.Module, question: tuple[Any, ...], answer: Any) -> None:
+    """Within `shared_walks()`: `walked` answers (model, question) with `answer` from now on,
+    unless it has an answer (a probe's forward found it on the way to another); outside it,
+    nothing."""
+    cache = _WALKS.get()
+    if cache is not None:
+        cache.setdefault((id(model), *question), (model, answer, None))
+
+
 def named_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """`model.named_modules()` as a list (shared within `shared_walks()`)."""
     return walked(model, ("named_modules",), lambda: list(model.named_modules()))
