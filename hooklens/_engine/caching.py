@@ -117,6 +117,21 @@ def drop_unused_storage(store: dict[str, torch.Tensor]) -> int:
     return sum(kept.values()) + cloned
 
 
+def in_model_order(
+    store: dict[str, torch.Tensor], order: dict[str, int]
+) -> dict[str, torch.Tensor]:
+    """`store` (point names, and `name + "_grad"` for gradients) in the model's order (`order`:
+    point name -> position), each gradient after every activation; sorts the cached names
+    only (a filter may select a few points of hundreds)."""
+
+    def position(name: str) -> int:
+        if name in order:
+            return order[name]
+        return len(order) + order[name.removesuffix("_grad")]
+
+    return {name: store[name] for name in sorted(store, key=position)}
+
+
 def backward_of(out: Any, return_type: str | None) -> None:
     """`out.backward()` for `run_with_cache(incl_bwd=True)`; the output must be a scalar."""
     loss = out if isinstance(out, torch.Tensor) else None

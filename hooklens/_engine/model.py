@@ -27,7 +27,7 @@ from . import attention as _attention
 from . import memory as _memory
 from .blocks import BlocksMixin
 from .cache import ActivationCache
-from .caching import PosSlice, backward_of, drop_unused_storage, saving_hooks
+from .caching import PosSlice, backward_of, drop_unused_storage, in_model_order, saving_hooks
 from .config import HookedModelConfig, build_config
 from .generate import generate as _generate
 from .generate import prompt_batch
@@ -131,6 +131,7 @@ class HookedModel(BlocksMixin, HooksMixin, TokenMixin, WeightsMixin, PlacementMi
         self.cfg: HookedModelConfig = build_config(self.hf_model, spec, name, self._input_device())
         self._features = spec.features(self.hf_model.config)
         self._points, self._builder = build_points(self.hf_model, spec, self.cfg, self._features)
+        self._order = {name: i for i, name in enumerate(self._points)}  # a cache's order
 
     def _input_device(self) -> torch.device:
         emb = self.hf_model.get_submodule(self.spec.embed)
@@ -328,8 +329,7 @@ class HookedModel(BlocksMixin, HooksMixin, TokenMixin, WeightsMixin, PlacementMi
             if incl_bwd:
                 backward_of(out, return_type)
         cache_bytes = drop_unused_storage(store)
-        ordered = {n: store[n] for n in self._points if n in store}
-        ordered |= {n + "_grad": store[n + "_grad"] for n in self._points if n + "_grad" in store}
+        ordered = in_model_order(store, self._order)
         _memory.keep_for_next_call(cache_bytes + _memory.cpu_bytes(_tensors(out)))
         return out, ActivationCache(ordered, self, has_batch_dim=not remove_batch_dim)
 
