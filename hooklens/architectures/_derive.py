@@ -176,7 +176,7 @@ def derive(model: nn.Module, opaque: str | None = None) -> ArchSpec:
     module calls the attention function several times): each is kept whole, as its layer's
     mixer (`LayerLayout.opaque`)."""
     config: Any = model.config
-    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    text = text_config(config)
     n_layers = getattr(text, "num_hidden_layers", None)
     if not isinstance(n_layers, int):
         stacks = {n: getattr(getattr(text, n, None), "num_hidden_layers", None)

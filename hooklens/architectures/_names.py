@@ -142,6 +142,13 @@ GROUPED_LOGITS_AT = 4
 #: config attributes of a final-logit soft-cap, cap * tanh(logits / cap) (Gemma 2,
 #: RecurrentGemma, xLSTM)
 LOGIT_SOFTCAPS = ("final_logit_softcapping", "logits_soft_cap", "output_logit_soft_cap")
+#: count -> the decoder's own attribute in an encoder-decoder's flat config, whose counts
+#: alias the encoder's (BART, Whisper: `_decoder_config.py`)
+DECODER_COUNTS = {
+    "num_hidden_layers": "decoder_layers",
+    "num_attention_heads": "decoder_attention_heads",
+    "num_key_value_heads": "decoder_attention_heads",
+}
 #: config attributes of how many of the LM head's outputs are logits, the rest padding the
 #: vocabulary, which the model cuts off (Inkling's `unpadded_vocab_size`)
 LOGITS_VOCAB = ("unpadded_vocab_size",)

@@ -39,13 +39,13 @@ from ._names import (
 )
 from ._norms import shared_norm_kind
 from ._run_order import _run_order, _same
-from ._spec import ArchSpec
+from ._spec import ArchSpec, text_config
 
 
 def _layout(model: nn.Module) -> tuple[str, str, str] | None:
     """(embedding path, blocks path, blocks' parent path) where block 0 has every role of
     `POST_LN_DECODER_BLOCK`, else None."""
-    n_layers = getattr(getattr(model, "config", None), "num_hidden_layers", None)
+    n_layers = getattr(text_config(getattr(model, "config", None)), "num_hidden_layers", None)
     get_embed = getattr(model, "get_input_embeddings", None)
     if not isinstance(n_layers, int) or n_layers < 1 or get_embed is None:
         return None

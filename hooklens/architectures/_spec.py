@@ -14,6 +14,7 @@ from typing import Any, Literal
 import torch
 
 from .._engine.point_spec import Feature
+from ._decoder_config import decoder_view
 from ._spec_parts import AttnGate, ConvRole, LatentKV, LayerLayout, Layout, Proj
 
 #: Features a block kept whole has none of (its parts and their norms).
@@ -46,9 +47,10 @@ def is_gated_norm(module: Any, names: tuple[str, str]) -> bool:
 
 
 def text_config(config: Any) -> Any:
-    """The language model's config: a multimodal model's text config, else `config` itself."""
+    """The language model's config: a multimodal model's text config, an encoder-decoder's read
+    as its decoder's (`_decoder_config.py`), else `config` itself."""
     get = getattr(config, "get_text_config", None)
-    return get() if callable(get) else config
+    return decoder_view(get() if callable(get) else config)
 
 
 @dataclass(frozen=True)
@@ -85,12 +87,10 @@ class ArchSpec:
     mlp_out: str
     ln2: str | None
     pos_embed: str | None = None
-    #: positions as rows of a table the model indexes itself, with no module (CTRL's sinusoidal
-    #: `pos_encoding` buffer): (buffer path, path of the module whose input is the embeddings'
-    #: sum), served by `_engine/pos_table.py`
+    #: positions as rows of a table the model indexes itself (CTRL's `pos_encoding` buffer): (its
+    #: path, path of the module whose input is the embeddings' sum), `_engine/pos_table.py`
     pos_table: tuple[str, str] | None = None
-    #: a norm of the token embedding before block 0 (BLOOM): `hook_embed` is its output, as in
-    #: TransformerLens
+    #: a norm of the token embedding before block 0 (BLOOM): `hook_embed` is its output
     embed_norm: str | None = None
     #: a module that projects the embeddings, at their own width, to the stream before block 0
     #: (RemBERT's `embedding_hidden_mapping_in`, ELECTRA's `embeddings_project`): `hook_embed` is

@@ -14,9 +14,9 @@ derivation's guess that one of the lists is the blocks.
 
 from __future__ import annotations
 
-from typing import Any
-
 from torch import nn
+
+from ._spec import text_config
 
 MSG_SPLIT_LAYERS = (
     "its layers are not modules: {parent} keeps each layer's parts in parallel lists ({lists}, "
@@ -29,8 +29,7 @@ MSG_SPLIT_LAYERS = (
 def split_layers_reason(model: nn.Module) -> str | None:
     """Why `model` cannot be wrapped when its layers' parts live in parallel per-part lists
     (None: no such lists)."""
-    config: Any = getattr(model, "config", None)
-    n_layers = getattr(config, "num_hidden_layers", None)
+    n_layers = getattr(text_config(getattr(model, "config", None)), "num_hidden_layers", None)
     if not isinstance(n_layers, int) or n_layers < 1:
         return None
     for name, module in model.named_modules():

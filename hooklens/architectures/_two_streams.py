@@ -11,11 +11,11 @@ does not find); `two_streams_reason` says what the model does instead.
 from __future__ import annotations
 
 import inspect
-from typing import Any
 
 from torch import nn
 
 from ._names import NGRAM_STREAMS, SECOND_STREAM_ARGS
+from ._spec import text_config
 
 MSG_NGRAM = (
     "its layers run {n} n-gram prediction streams beside the main stream (ProphetNet's n-stream "
@@ -35,8 +35,7 @@ def _first_block(model: nn.Module, n_layers: int) -> nn.Module | None:
 
 def two_streams_reason(model: nn.Module) -> str | None:
     """Why `model` cannot be wrapped when its layers carry a second stream (None: they don't)."""
-    config: Any = getattr(model, "config", None)
-    n_layers = getattr(config, "num_hidden_layers", None)
+    n_layers = getattr(text_config(getattr(model, "config", None)), "num_hidden_layers", None)
     if not isinstance(n_layers, int) or n_layers < 1:
         return None
     block = _first_block(model, n_layers)

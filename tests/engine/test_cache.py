@@ -40,7 +40,6 @@ def test_cache_keeps_only_what_was_asked(tiny, tokens):
     torch.testing.assert_close(q, together[qkv[0]])
 
 
-
 def test_cache_is_in_the_models_order_gradients_last(tiny, tokens):
     """Whatever order the filter names points in, the cache holds them in the model's order,
     then their gradients in the same order (as TransformerLens's cache)."""
@@ -50,6 +49,7 @@ def test_cache_is_in_the_models_order_gradients_last(tiny, tokens):
     in_order = [n for n in model.hook_names() if n in names]
     assert list(cache) == in_order + [n + "_grad" for n in in_order]
     model.hf_model.zero_grad(set_to_none=True)
+
 
 def test_drop_unused_storage_weighs_each_storage_once() -> None:
     """A tensor of its own and slices covering their storage stay as they are; a lone slice is

@@ -115,3 +115,29 @@ def test_pre_ln_decoders_of_the_same_modules_keep_their_final_norm(registry, mod
     assert "ln_final.hook_normalized" in model.hook_names()
     if model_type == "bigbird_pegasus":
         assert model.spec.final_norm.endswith("layernorm_embedding")
+
+
+#: the causal LM of these flat encoder-decoder configs is the decoder, whose counts the config
+#: holds apart from the encoder's (`num_hidden_layers`/`num_attention_heads` alias the encoder's)
+ENCODER_DECODER = [
+    "bart", "whisper", "marian", "pegasus", "mbart", "blenderbot", "blenderbot-small", "plbart",
+    "mvp", "bigbird_pegasus",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("model_type", ENCODER_DECODER)
+def test_a_decoder_unlike_its_encoder_is_read_as_the_decoder(model_type):
+    """Distilled checkpoints keep fewer decoder layers than encoder layers (distilbart-cnn-12-6,
+    distil-whisper): the decoder's counts (4 layers, 2 heads, against the encoder's 2 and 4)
+    give the blocks and the heads, and the model wraps with its own logits."""
+    hf = _tiny(
+        model_type, encoder_layers=2, decoder_layers=4, encoder_attention_heads=4,
+        decoder_attention_heads=2,
+    )  # fmt: skip
+    model = hl.HookedModel(hf)
+    assert (model.cfg.n_layers, model.cfg.n_heads) == (4, 2)
+    with torch.no_grad():
+        ref = hf(TOKENS, use_cache=False).logits
+        logits, cache = model.run_with_cache(TOKENS)
+    torch.testing.assert_close(logits, ref)
+    assert cache["blocks.3.attn.hook_pattern"].shape == (2, 2, 6, 6)
