@@ -7,7 +7,8 @@ compose into the model's computation (embedding -> stream -> attention and MLP o
 stream -> logits), attention patterns are distributions (with a learned sink's share, where the
 attention has one), the softmax of the scores (which hold every term, a score bias too), z is
 pattern @ v (the rounded values, where the attention rounds them), and pre-rotary q/k equal the
-rotated ones at position 0 (times the rotary attention factor; keys rounded where they are).
+rotated ones at position 0 (the rotated dims times the rotary attention factor; keys rounded
+where they are).
 Any mismatch refuses the model with an error that lists what did not match.
 """
 
@@ -28,6 +29,7 @@ from ..architectures._attn_probe import attention_calls
 from ..architectures._layer_checks import has_module
 from ..architectures._names import QK_SCALE
 from ..architectures._rounded_kv import kv_rounding
+from .closeness import eager_spread, gap, scaled
 from .points import POINTS_BY_SUFFIX, split_name
 
 if TYPE_CHECKING:
@@ -39,26 +41,6 @@ N_TOKENS = 5
 #: what a block adds to the stream: attention (or a hybrid's mixer), the MLP, a per-layer
 #: embedding branch
 _WRITERS = ("hook_attn_out", "hook_mixer_out", "hook_mlp_out", "hook_per_layer_out")
-
-
-def _gap(a: torch.Tensor, b: torch.Tensor) -> float:
-    """Largest difference of a and b, relative to b's scale (so bf16 models compare fairly)."""
-    return float((a.float() - b.float()).abs().max() / (1.0 + b.float().abs().max()))
-
-
-def _eager_spread(hf: Any, tokens: torch.Tensor, ref: torch.Tensor) -> float:
-    """How far the model's logits with its eager attention are from `ref` (its default's): the
-    rounding of its own two implementations; 0 where eager is the default."""
-    default = hf.config._attn_implementation
-    if default == "eager":
-        return 0.0
-    try:
-        hf.set_attn_implementation("eager")
-        with torch.no_grad():
-            eager = hf(input_ids=tokens, use_cache=False).logits
-    finally:
-        hf.set_attn_implementation(default)
-    return _gap(eager, ref)
 
 
 def verify(model: HookedModel) -> None:
@@ -106,16 +88,16 @@ def verify(model: HookedModel) -> None:
     def expect(what: str, got: torch.Tensor, want: torch.Tensor, within: float = tol) -> None:
         if got.shape != want.shape:
             problems.append(f"{what}: shape {tuple(got.shape)} != {tuple(want.shape)}")
-        elif (gap := _gap(got, want)) > within:
-            problems.append(f"{what} (off by {gap:.2g})")
+        elif (off := gap(got, want)) > within:
+            problems.append(f"{what} (off by {off:.2g})")
 
     logits_tol = tol
-    if _gap(logits, ref) > tol:
+    if gap(logits, ref) > tol:
         # a model can be this sensitive to rounding (in half precision a top-k choice of keys
         # flips; in float32 a deep one's own two attentions differ by more than 1e-4): then
         # ours may stray twice as far as its own eager attention does (the checks of our own
         # points against each other keep the tolerance)
-        logits_tol = max(tol, 2 * _eager_spread(hf, tokens, ref))
+        logits_tol = max(tol, 2 * eager_spread(hf, tokens, ref))
     expect("logits with every point attached equal the model's own", logits, ref, logits_tol)
     silent = [n for n in model.hook_names() if n not in cache]
     if silent:
@@ -152,14 +134,15 @@ def verify(model: HookedModel) -> None:
     # post-LN blocks: the block's output is ln2's output, and the sums read ln1's
     out_name = "hook_normalized_resid_post" if spec.post_ln else "hook_resid_post"
     # what q picks up between hook_q and hook_rot_q besides the rotation: a rotary embedding's
-    # attention factor (YaRN), or a scalar the attention multiplies q and k by (Ergo's qk_scale)
-    factors = {1.0}
+    # attention factor (YaRN scales cos and sin: the rotated dims alone), or a scalar the
+    # attention multiplies q and k by (Ergo's qk_scale: every dim)
+    rope_factors, qk_factors = {1.0}, set()
     for m in hf.modules():
         if isinstance(f := getattr(m, "attention_scaling", None), float):
-            factors.add(f)
+            rope_factors.add(f)
         for scale in (getattr(m, a, None) for a in QK_SCALE):
             if isinstance(scale, torch.Tensor) and scale.numel() == 1:
-                factors.add(float(scale))
+                qk_factors.add(float(scale))
     for layer in range(c.n_layers):
         b = f"blocks.{layer}."
         rep = c.n_heads // max(c.layer(layer).n_kv_heads, 1)
@@ -270,7 +253,12 @@ def verify(model: HookedModel) -> None:
                     t = rounding(t)
                 pre_rot[x] = t[:, 0].float()
             rot_q0 = cache[f"{b}attn.hook_rot_q"][:, 0]
-            factor = min(factors, key=lambda f: _gap(pre_rot["q"] * f, rot_q0))
+            d = pre_rot["q"].shape[-1]  # the rotated dims: the first rotary_dim (latent: last)
+            r = min(c.rotary_dim or d, d)
+            rotated = slice(d - r, d) if spec.latent_kv is not None else slice(0, r)
+            scales = [scaled(rot_q0, rotated, f) for f in rope_factors]
+            scales += [scaled(rot_q0, slice(0, d), f) for f in qk_factors]
+            factor = min(scales, key=lambda f: gap(pre_rot["q"] * f, rot_q0))
             for x in qk:
                 what = f"{b}attn.hook_{x} is hook_rot_{x} at position 0 (rotary is the identity)"
                 if norms is not None and has_module(block, norms[0]):

@@ -167,7 +167,8 @@ def test_half_precision_load_check_allows_the_models_own_spread():
     the model's eager attention does from its default, so it wraps, and no further."""
     import transformers as tf
 
-    from hooklens._engine.verify import N_TOKENS, _eager_spread, _gap
+    from hooklens._engine.closeness import eager_spread, gap
+    from hooklens._engine.verify import N_TOKENS
     from hooklens.architectures._registry import tiny_config
 
     torch.manual_seed(0)
@@ -175,12 +176,12 @@ def test_half_precision_load_check_allows_the_models_own_spread():
     tokens = torch.randint(0, 128, (1, N_TOKENS), generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         ref = hf(tokens).logits
-    spread = _eager_spread(hf, tokens, ref)
+    spread = eager_spread(hf, tokens, ref)
     assert spread > 2e-2 and hf.config._attn_implementation == "sdpa"  # restored
     model = hl.HookedModel(hf)
     with torch.no_grad():
         logits, _ = model.run_with_cache(tokens)
-    assert _gap(logits, ref) <= 2 * spread
+    assert gap(logits, ref) <= 2 * spread
 
 
 def test_float32_load_check_allows_a_deep_models_own_spread():
@@ -190,7 +191,8 @@ def test_float32_load_check_allows_a_deep_models_own_spread():
     the model's eager attention does, so it wraps; before, it refused with "off by 0.00019"."""
     import transformers as tf
 
-    from hooklens._engine.verify import N_TOKENS, _eager_spread, _gap
+    from hooklens._engine.closeness import eager_spread, gap
+    from hooklens._engine.verify import N_TOKENS
     from hooklens.architectures._registry import tiny_config
 
     deep = {"num_hidden_layers": 32, "hidden_size": 256, "intermediate_size": 512,
@@ -201,12 +203,12 @@ def test_float32_load_check_allows_a_deep_models_own_spread():
     tokens = torch.randint(0, 512, (1, N_TOKENS), generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         ref = hf(tokens).logits
-    spread = _eager_spread(hf, tokens, ref)
+    spread = eager_spread(hf, tokens, ref)
     assert spread > 1e-4  # the model's own two attentions: beyond float32's tolerance
     model = hl.HookedModel(hf)
     with torch.no_grad():
         logits, _ = model.run_with_cache(tokens, names_filter=model.hook_names())
-    assert 1e-4 < _gap(logits, ref) <= 2 * spread
+    assert 1e-4 < gap(logits, ref) <= 2 * spread
     torch.testing.assert_close(model(tokens), ref)  # no point attached: HF's own forward
 
 
