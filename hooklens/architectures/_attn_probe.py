@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ._run_order import ProbeDone, _first, stop_probe
+from ._run_order import ProbeDone, _first, child_hooks, stop_probe
 from ._towers import walked
 
 __all__ = ["PROBE", "attention_calls", "attention_record", "run_probed"]
@@ -74,16 +74,17 @@ def attention_record(model: nn.Module, attn_mod: nn.Module) -> dict[str, Any]:
     recording probe as its attention function, up to its return (once per derivation,
     `shared_walks`; read by the latent attention's and the output gate's findings):
     {"query": the query its first call hands the attention function (batch, heads, pos, d),
-    "output": what that call returns (batch, pos, heads, d), "inputs": child name -> first
-    argument of its first call, "outputs": child name -> first output (a tuple's first item)};
-    "query" and "output" are absent where it does not call the attention function."""
+    "output": what that call returns (batch, pos, heads, d), "inputs" and "outputs": its
+    children's, as `child_hooks` records them}; "query" and "output" are absent where it does
+    not call the attention function."""
     return walked(model, ("attention record", id(attn_mod)), lambda: _record(model, attn_mod))
 
 
 def _record(model: nn.Module, attn_mod: nn.Module) -> dict[str, Any]:
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
-    seen: dict[str, Any] = {"inputs": {}, "outputs": {}}
+    inputs, outputs, handles = child_hooks(attn_mod)
+    seen: dict[str, Any] = {"inputs": inputs, "outputs": outputs}
 
     def probe(module: nn.Module, query: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
         out = sdpa_attention_forward(module, query, *args, **kwargs)
@@ -91,16 +92,6 @@ def _record(model: nn.Module, attn_mod: nn.Module) -> dict[str, Any]:
             seen["query"], seen["output"] = query.detach(), _first(out).detach()
         return out
 
-    def called(key: str, args: Any) -> None:
-        seen["inputs"].setdefault(key, _first(args).detach())
-
-    def returned(key: str, out: Any) -> None:
-        seen["outputs"].setdefault(key, _first(out).detach())
-
-    handles = []
-    for name, child in attn_mod.named_children():
-        handles.append(child.register_forward_pre_hook(lambda m, a, key=name: called(key, a)))
-        handles.append(child.register_forward_hook(lambda m, a, o, key=name: returned(key, o)))
     try:
         run_probed(model, attn_mod, probe, stop_after=attn_mod)  # block 0's attention is enough
     finally:

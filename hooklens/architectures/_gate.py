@@ -87,9 +87,10 @@ def _read_act(
     from child `src` of `attn_mod`, plus `bias` (n_heads,) where the attention adds one), or
     None: no candidate holds, or the attention function was not seen."""
     seen = attention_record(model, attn_mod)
-    z, g, o_in = seen.get("output"), seen["outputs"].get(src), seen["inputs"].get("o_proj")
-    if z is None or g is None or o_in is None or z.numel() != o_in.numel():
+    z, g, o_ins = seen.get("output"), seen["outputs"].get(src), seen["inputs"].get("o_proj")
+    if z is None or g is None or not o_ins or z.numel() != o_ins[0].numel():
         return None
+    o_in = o_ins[0]  # the first call's, as z
     z = z.float().reshape(*o_in.shape[:-1], nh, dh)
     gate = gate_input(g.float(), layout, nh, dh)
     if bias is not None:

@@ -23,6 +23,7 @@ __all__ = [
     "_run_order",
     "_same",
     "attention_probe",
+    "child_hooks",
     "final_norm_on_embed",
     "layout_of",
     "probe_forward",
@@ -158,7 +159,24 @@ def attention_probe(model: nn.Module, attn_mod: nn.Module) -> dict[str, Any]:
 
 def _attention(model: nn.Module, attn_mod: nn.Module) -> dict[str, Any]:
     n_pos = next(n for n in (5, 7, 3) if n not in _head_counts(text_config(model.config)))
-    inputs: dict[str, list[Any]] = {}
+    inputs, outputs, handles = child_hooks(attn_mod)
+    blocks = _block_list_of(model, attn_mod)
+    if blocks is not None:  # on its way, what runs before block 0 (`final_norm_on_embed`)
+        before, more = _before_block_0_hooks(model, blocks)
+        handles += more
+    probe_forward(model, handles, attn_mod, torch.arange(1, n_pos + 1)[None])
+    if blocks is not None and before["block0"] is not None:
+        remember(model, (BEFORE_BLOCK_0, blocks), before)
+    return {"n_pos": n_pos, "inputs": inputs, "outputs": outputs}
+
+
+def child_hooks(
+    module: nn.Module,
+) -> tuple[dict[str, list[torch.Tensor]], dict[str, torch.Tensor], list[Any]]:
+    """Hooks recording what `module`'s children compute in a probe forward: (child name ->
+    [first argument of each call], child name -> first output (a tuple's first item), the
+    hooks' handles)."""
+    inputs: dict[str, list[torch.Tensor]] = {}
     outputs: dict[str, torch.Tensor] = {}
 
     def called(key: str, args: Any) -> None:
@@ -168,17 +186,10 @@ def _attention(model: nn.Module, attn_mod: nn.Module) -> dict[str, Any]:
         outputs.setdefault(key, _first(out).detach())
 
     handles = []
-    for name, child in attn_mod.named_children():
+    for name, child in module.named_children():
         handles.append(child.register_forward_pre_hook(lambda m, a, key=name: called(key, a)))
         handles.append(child.register_forward_hook(lambda m, a, o, key=name: returned(key, o)))
-    blocks = _block_list_of(model, attn_mod)
-    if blocks is not None:  # on its way, what runs before block 0 (`final_norm_on_embed`)
-        before, more = _before_block_0_hooks(model, blocks)
-        handles += more
-    probe_forward(model, handles, attn_mod, torch.arange(1, n_pos + 1)[None])
-    if blocks is not None and before["block0"] is not None:
-        remember(model, (BEFORE_BLOCK_0, blocks), before)
-    return {"n_pos": n_pos, "inputs": inputs, "outputs": outputs}
+    return inputs, outputs, handles
 
 
 def _head_counts(text: Any) -> set[Any]:
