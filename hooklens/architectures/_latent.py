@@ -64,10 +64,6 @@ def latent_kv(model: nn.Module, attn_mod: nn.Module, attn: str) -> LatentKV | No
     )
 
 
-def _has(module: nn.Module, name: str) -> bool:
-    return isinstance(getattr(module, name, None), nn.Module)
-
-
 def _returns_halves(
     model: nn.Module, attn_mod: nn.Module, q: str, nope: int, rope: int, gate: int = 0
 ) -> bool:
