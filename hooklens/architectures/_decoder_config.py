@@ -18,7 +18,9 @@ __all__ = ["DecoderConfig", "decoder_view"]
 
 class DecoderConfig:
     """`config` with the counts of `_names.DECODER_COUNTS` read from its decoder's attributes;
-    every other attribute read from (and written to) `config` itself."""
+    every other attribute read from (and written to) `config` itself. The counts are not
+    written through it: `num_key_value_heads` is read from the decoder's query heads (these
+    decoders have no grouped heads), and writing it there would change the query heads."""
 
     __slots__ = ("config",)
 
@@ -30,7 +32,12 @@ class DecoderConfig:
         return getattr(config, DECODER_COUNTS.get(name, name))
 
     def __setattr__(self, name: str, value: Any) -> None:
-        setattr(self.config, DECODER_COUNTS.get(name, name), value)
+        if name in DECODER_COUNTS:
+            raise AttributeError(
+                f"{name} of an encoder-decoder's config is read as its decoder's "
+                f"({DECODER_COUNTS[name]}); set that attribute on the config itself"
+            )
+        setattr(self.config, name, value)
 
     def __repr__(self) -> str:
         return f"DecoderConfig({self.config!r})"
