@@ -1,7 +1,7 @@
 """Which layer is calling: for an attention module that several layers' blocks call.
 
 A model may hand one attention module object to several layers (a transformer block shared by
-the layers of a hybrid, as older transformers built Zamba's). A torch hook on that module
+the layers of a hybrid, as older transformers built Zamba's). A hook on that module
 fires at every layer's call, so each layer's points there are served only while that layer's
 block runs: `Caller` tracks it with a pre-hook and a forward hook on the block, installed only
 while one of the layer's points on the shared module has a function.
@@ -13,6 +13,8 @@ from collections import Counter
 from typing import Any
 
 from torch import nn
+
+from . import module_hooks
 
 
 class Caller:
@@ -42,9 +44,9 @@ class Caller:
                 self.depth = max(self.depth - 1, 0)
 
             self._handles = [
-                self._block.register_forward_pre_hook(enter),
+                module_hooks.pre_hook(self._block, enter),
                 # also after an exception: the next forward starts outside the block
-                self._block.register_forward_hook(leave, always_call=True),
+                module_hooks.forward_hook(self._block, leave, always_call=True),
             ]
         self._users += 1
         return _Release(self)
@@ -59,7 +61,7 @@ class Caller:
 
 
 class _Release:
-    """The handle `Caller.acquire` returns (removed with the site's other torch hooks)."""
+    """The handle `Caller.acquire` returns (removed with the site's other hooks)."""
 
     __slots__ = ("_caller",)
 

@@ -18,6 +18,7 @@ from torch import nn
 
 from ..architectures._gate import GATE_ACTS, gate_input
 from . import attention as _attention
+from . import module_hooks
 
 if TYPE_CHECKING:
     from .sites import Builder
@@ -46,8 +47,8 @@ def add_gate_site(b: Builder, block: nn.Module, layer: int, attn: _attention.Att
         attn.keep += 1
         return [
             _Release(),
-            source.register_forward_hook(record),
-            o_proj.register_forward_pre_hook(fire),
+            module_hooks.forward_hook(source, record),
+            module_hooks.pre_hook(o_proj, fire),
         ]
 
     point = b._new("attn.hook_gate", layer, b._site(install))

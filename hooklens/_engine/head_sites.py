@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from ..architectures._convs import conv_message
+from . import module_hooks
 from .linear import (
     O_WEIGHTS,
     bias_of,
@@ -92,9 +93,9 @@ def _input_site(b: Builder, block: nn.Module, layer: int) -> None:
     pending: list[torch.Tensor] = []
 
     def install() -> list[Any]:
-        handles = [ln1.register_forward_pre_hook(fire, with_kwargs=True)]
+        handles = [module_hooks.pre_hook(ln1, fire, with_kwargs=True)]
         for i, mod in enumerate(mods):
-            handles.append(mod.register_forward_hook(_replacer(i), prepend=True))
+            handles.append(module_hooks.forward_hook(mod, _replacer(i), prepend=True))
         return handles
 
     site = b._site(install)
@@ -137,7 +138,7 @@ def _input_site(b: Builder, block: nn.Module, layer: int) -> None:
 def _result_site(b: Builder, block: nn.Module, layer: int) -> None:
     spec, cfg = b.spec, b.cfg.layer(layer)
     o = o_module(spec, block)
-    site = b._site(lambda: [o.register_forward_hook(hook)])
+    site = b._site(lambda: [module_hooks.forward_hook(o, hook)])
     point = b._new("attn.hook_result", layer, site)
     assert point is not None
 
@@ -161,7 +162,7 @@ def _mlp_in_site(b: Builder, block: nn.Module, norm: str | None, layer: int) -> 
     ln2 = block.get_submodule(norm or "")
     # registered after resid_mid's in-place pre-hook (which is prepended), so edits of
     # resid_mid reach both the residual and this copy
-    site = b._site(lambda: [ln2.register_forward_pre_hook(hook, with_kwargs=True)])
+    site = b._site(lambda: [module_hooks.pre_hook(ln2, hook, with_kwargs=True)])
     point = b._new("hook_mlp_in", layer, site)
     if point is None:
         return

@@ -1,11 +1,11 @@
-"""Hook points, their dispatch, and the reference-counted installation of torch hooks.
+"""Hook points, their dispatch, and the reference-counted installation of module hooks.
 
 A `HookPoint` holds the user functions attached to one name. It belongs to a `Site`: one place in
-the Hugging Face model (a torch module hook, or the attention function) that serves one or more
-points. A site installs its torch hook when the first of its points gains a function and removes
-it when the last one loses its function, so a point nobody listens to costs nothing. Functions
-are attached through `HookContext`, whose `__exit__` removes them (also on error), or with
-`add_hook` (kept until `reset_hooks`; `is_permanent=True` survives it too).
+the Hugging Face model (a module hook of `module_hooks.py`, or the attention function) that
+serves one or more points. A site installs its hook when the first of its points gains a
+function and removes it when the last one loses its function, so a point nobody listens to costs
+nothing. Functions are attached through `HookContext`, whose `__exit__` removes them (also on
+error), or with `add_hook` (kept until `reset_hooks`; `is_permanent=True` survives it too).
 
 Backward functions (`dir="bwd"`) are forward-time taps: when the point fires with gradients on,
 its final activation is passed on as a copy carrying a tensor hook, so the function sees
@@ -33,7 +33,7 @@ class _Handle(Protocol):
 
 
 class Site:
-    """A place in the HF model that serves hook points; installs its torch hooks on demand.
+    """A place in the HF model that serves hook points; installs its hooks on demand.
 
     `install` returns the handles to remove later. `base` is a site this one needs while active
     (the per-forward frame recorder).

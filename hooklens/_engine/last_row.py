@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from . import module_hooks
 from .sites import _first
 
 #: points of a block that see what the MLP reads or adds (a hook there disables the cut)
@@ -87,8 +88,8 @@ def _cut(mlp: nn.Module) -> Iterator[None]:
         return padded if isinstance(out, torch.Tensor) else (padded, *out[1:])
 
     handles = [
-        mlp.register_forward_pre_hook(before, with_kwargs=True),
-        mlp.register_forward_hook(after),
+        module_hooks.pre_hook(mlp, before, with_kwargs=True),
+        module_hooks.forward_hook(mlp, after),
     ]
     try:
         yield

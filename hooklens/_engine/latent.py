@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from .._errors import MSG_SHARED_ROPE_K, HookError
+from . import module_hooks
 
 if TYPE_CHECKING:
     from ..architectures._spec import LatentKV
@@ -59,7 +60,7 @@ def add_latent_sites(b: Builder, block: nn.Module, layer: int) -> None:
 
 
 def _q_site(b: Builder, module: nn.Module, spec: LatentKV, layer: int) -> None:
-    site = b._site(lambda: [module.register_forward_hook(hook)])
+    site = b._site(lambda: [module_hooks.forward_hook(module, hook)])
     point = b._new("attn.hook_q", layer, site)
     assert point is not None
     nope, width = spec.nope, spec.nope + spec.rope
@@ -84,7 +85,7 @@ def _k_site(b: Builder, kv_a: nn.Module, kv_b: nn.Module, spec: LatentKV, layer:
     shared: list[torch.Tensor] = []  # this pass's pre-rotary shared part, from kv_a
 
     def install() -> list[Any]:
-        return [kv_a.register_forward_hook(record), kv_b.register_forward_hook(hook)]
+        return [module_hooks.forward_hook(kv_a, record), module_hooks.forward_hook(kv_b, hook)]
 
     site = b._site(install)
     point = b._new("attn.hook_k", layer, site)

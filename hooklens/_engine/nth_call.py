@@ -14,7 +14,9 @@ from collections.abc import Callable
 from typing import Any
 
 from torch import nn
-from torch.utils.hooks import RemovableHandle
+
+from . import module_hooks
+from .module_hooks import HookHandle
 
 __all__ = ["NthCall", "forward_hooks", "pre_hooks"]
 
@@ -33,38 +35,38 @@ class NthCall:
         self.count += 1
         return hit
 
-    def forward_hook(self, module: nn.Module, hook: Callable[..., Any]) -> list[RemovableHandle]:
+    def forward_hook(self, module: nn.Module, hook: Callable[..., Any]) -> list[HookHandle]:
         """`module.register_forward_hook(hook)`, acting only at call `n`."""
 
         def counted(mod: nn.Module, args: Any, out: Any) -> Any:
             return hook(mod, args, out) if self._at_n() else None
 
-        reset = self.block.register_forward_pre_hook(self._reset)
-        return [reset, module.register_forward_hook(counted)]
+        reset = module_hooks.pre_hook(self.block, self._reset)
+        return [reset, module_hooks.forward_hook(module, counted)]
 
     def pre_hook(
         self, module: nn.Module, hook: Callable[..., Any], *, prepend: bool = False
-    ) -> list[RemovableHandle]:
+    ) -> list[HookHandle]:
         """`module.register_forward_pre_hook(hook, with_kwargs=True)`, acting only at call `n`."""
 
         def counted(mod: nn.Module, args: Any, kwargs: Any) -> Any:
             return hook(mod, args, kwargs) if self._at_n() else None
 
-        reset = self.block.register_forward_pre_hook(self._reset)
-        return [reset, module.register_forward_pre_hook(counted, with_kwargs=True, prepend=prepend)]
+        reset = module_hooks.pre_hook(self.block, self._reset)
+        return [reset, module_hooks.pre_hook(module, counted, with_kwargs=True, prepend=prepend)]
 
 
 def forward_hooks(
     module: nn.Module, hook: Callable[..., Any], call: NthCall | None
-) -> list[RemovableHandle]:
+) -> list[HookHandle]:
     """`hook` as `module`'s forward hook, at every call, or only at `call`'s."""
-    return call.forward_hook(module, hook) if call else [module.register_forward_hook(hook)]
+    return call.forward_hook(module, hook) if call else [module_hooks.forward_hook(module, hook)]
 
 
 def pre_hooks(
     module: nn.Module, hook: Callable[..., Any], call: NthCall | None, prepend: bool
-) -> list[RemovableHandle]:
+) -> list[HookHandle]:
     """`hook` as `module`'s forward pre-hook (with kwargs), at every call or only at `call`'s."""
     if call is not None:
         return call.pre_hook(module, hook, prepend=prepend)
-    return [module.register_forward_pre_hook(hook, with_kwargs=True, prepend=prepend)]
+    return [module_hooks.pre_hook(module, hook, with_kwargs=True, prepend=prepend)]

@@ -13,35 +13,30 @@ registry test (logits equal, with every point attached).
 
 from __future__ import annotations
 
-import types
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
-_UNSET = object()
+from . import module_hooks
 
 
 class ForwardSwaps:
-    """Install `fn` as `module.forward` for each (module, fn), and restore what was there."""
+    """Run `fn` as `module`'s forward for each (module, fn) while installed (`module_hooks.py`: the
+    module's hooks still run around it), and the module's own forward again once removed."""
 
     def __init__(self, swaps: Sequence[tuple[nn.Module, Callable[..., Any]]]) -> None:
         self._swaps = list(swaps)
-        self._saved: list[Any] = []
+        self._handles: list[module_hooks.HookHandle] = []
 
     def install(self) -> None:
-        self._saved = [m.__dict__.get("forward", _UNSET) for m, _ in self._swaps]
-        for module, fn in self._swaps:
-            module.forward = types.MethodType(fn, module)
+        self._handles = [module_hooks.swap_forward(module, fn) for module, fn in self._swaps]
 
     def remove(self) -> None:
-        for (module, _), saved in zip(self._swaps, self._saved, strict=True):
-            if saved is _UNSET:
-                del module.forward
-            else:
-                module.forward = saved
-        self._saved = []
+        handles, self._handles = self._handles, []
+        for handle in handles:
+            handle.remove()
 
 
 def additive_mask(

@@ -1,6 +1,6 @@
 """Who runs the model now: one hooklens job at a time, first come first served.
 
-Hook points, the torch hooks that serve them and the attention implementation switch are state
+Hook points, the module hooks that serve them and the attention implementation switch are state
 of the shared model, so two calls running at once (a sweep in a background thread and a forward
 in the next cell) would see each other's hooks. Every call that runs the model or attaches hooks
 holds the model's `Ownership` while it does; a call from another thread waits for its turn.

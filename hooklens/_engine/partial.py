@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from . import module_hooks
 from .last_row import last_row_mlp
 from .sites import _first
 from .unembed import final_normed, unembed
@@ -162,11 +163,11 @@ class RecordedRun:
         why_full = _why_full_passes(model, blocks)
         kv = DynamicCache() if why_full is None else None
         handles = [
-            block.register_forward_pre_hook(recorder(i, block), with_kwargs=True)
+            module_hooks.pre_hook(block, recorder(i, block), with_kwargs=True)
             for i, block in enumerate(blocks)
         ]
         last_out: list[torch.Tensor] = []
-        handles.append(blocks[-1].register_forward_hook(
+        handles.append(module_hooks.forward_hook(blocks[-1],
             lambda module, args, out: last_out.append(_first(out)[:, -1:].detach())
         ))  # fmt: skip
         refused = ""

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from . import module_hooks
 from .partial import _CACHE_NAMES
 from .sites import get_module
 
@@ -57,8 +58,8 @@ def pos_table_site(b: Builder) -> None:
 
     def install() -> list[Any]:
         return [
-            owner.register_forward_pre_hook(record, with_kwargs=True),
-            summed.register_forward_pre_hook(add),
+            module_hooks.pre_hook(owner, record, with_kwargs=True),
+            module_hooks.pre_hook(summed, add),
         ]
 
     point = b._new("hook_pos_embed", None, b._site(install))

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from .._errors import HookError
+from . import module_hooks
 
 if TYPE_CHECKING:
     from .hooks import HookPoint
@@ -42,7 +43,10 @@ def routing_points(
 
     def install() -> list[Any]:
         kept.clear()
-        return [router.register_forward_hook(hooks[0]), experts.register_forward_hook(hooks[1])]
+        return [
+            module_hooks.forward_hook(router, hooks[0]),
+            module_hooks.forward_hook(experts, hooks[1]),
+        ]
 
     site = b._site(install)
     points = [b._new(f"mlp.hook_expert_{x}", layer, site) for x in ("indices", "weights", "out")]

@@ -1,7 +1,8 @@
-"""Wiring: build every hook point of a model and the torch hooks that serve them, from its adapter.
+"""Wiring: build every hook point of a model and the module hooks that serve them, from its adapter.
 
-Nothing here is installed at construction; each `Site` installs its torch hook only while one of
-its points has a function (`hooks.py`). The closures read the points' function lists at call time.
+Nothing here is installed at construction; each `Site` installs its hook (`module_hooks.py`)
+only while one of its points has a function (`hooks.py`). The closures read the points' function
+lists at call time.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from .._errors import MSG_READ_ONLY, HookError
 from ..architectures._norms import norm_eps as _norm_eps
 from ..architectures._spec import ArchSpec, Proj
 from . import attention as _attention
+from . import module_hooks
 from .callers import shared_callers
 from .hooks import Frame, HookPoint, Site
 from .nth_call import NthCall, forward_hooks, pre_hooks
@@ -97,7 +99,7 @@ class Builder:
                     frame.batch = x.shape[0]
                     return
 
-        return [self.model.register_forward_pre_hook(record, with_kwargs=True)]
+        return [module_hooks.pre_hook(self.model, record, with_kwargs=True)]
 
     def _bpd(self, t: torch.Tensor) -> torch.Tensor:
         return t if t.ndim == 3 else t.view(self.frame.batch, -1, t.shape[-1])
@@ -227,7 +229,10 @@ class Builder:
         module's output holds the values (`ArchSpec.v_source`); layouts: `proj_layout.py`."""
         caller = self.callers.get(layer)
         site = self._site(
-            lambda: [module.register_forward_hook(hook), *([caller.acquire()] if caller else [])]
+            lambda: [
+                module_hooks.forward_hook(module, hook),
+                *([caller.acquire()] if caller else []),
+            ]
         )
         q_pt = self._new("attn.hook_q", layer, site) if q else None
         k_pt = self._new("attn.hook_k", layer, site) if k else None
@@ -292,7 +297,7 @@ class Builder:
     def router_site(self, module: nn.Module, layer: int, logits_at: int = 0) -> None:
         """`mlp.hook_router_logits`: the router's output `logits_at` (tokens, n_experts) (its
         first, or its only one), read-only."""
-        site = self._site(lambda: [module.register_forward_hook(hook)])
+        site = self._site(lambda: [module_hooks.forward_hook(module, hook)])
         point = self._new("mlp.hook_router_logits", layer, site)
         assert point is not None
         bpd = self._bpd
@@ -305,7 +310,7 @@ class Builder:
     def experts_site(self, module: nn.Module, layer: int) -> None:
         """`mlp.hook_expert_indices` / `hook_expert_weights` (batch, pos, top_k): the experts
         module's inputs (hidden states (tokens, d_model), chosen ids, their weights)."""
-        site = self._site(lambda: [module.register_forward_pre_hook(hook, with_kwargs=True)])
+        site = self._site(lambda: [module_hooks.pre_hook(module, hook, with_kwargs=True)])
         idx_pt = self._new("mlp.hook_expert_indices", layer, site)
         w_pt = self._new("mlp.hook_expert_weights", layer, site)
         assert idx_pt is not None and w_pt is not None
@@ -332,7 +337,7 @@ class Builder:
         """`mlp.hook_expert_out` (batch, pos, top_k, d_model): each chosen expert's output,
         recomputed one choice at a time with weight 1; an edit replaces the experts' output by
         the weighted sum of the edited outputs."""
-        site = self._site(lambda: [module.register_forward_hook(hook, with_kwargs=True)])
+        site = self._site(lambda: [module_hooks.forward_hook(module, hook, with_kwargs=True)])
         point = self._new("mlp.hook_expert_out", layer, site)
         assert point is not None
         keys = ("hidden_states", "top_k_index", "top_k_weights")
@@ -341,10 +346,11 @@ class Builder:
         def hook(mod: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> Any:
             hidden, index, weights = [*args, *(kwargs[k] for k in keys[len(args) :])][:3]
             one = torch.ones_like(weights[:, :1])
+            own = module_hooks.own_forward(mod)  # its forward, not the one running this hook
             flat = hidden.reshape(-1, hidden.shape[-1])  # some take (batch, pos, d_model) (DBRX)
             outs = torch.stack(
                 [
-                    mod.forward(flat, index[:, k : k + 1], one).reshape(flat.shape)
+                    own(flat, index[:, k : k + 1], one).reshape(flat.shape)
                     for k in range(index.shape[1])
                 ],
                 1,
@@ -361,7 +367,7 @@ class Builder:
     def fused_gate_up_site(self, module: nn.Module, layer: int) -> None:
         """`mlp.hook_pre` (gate, first half) and `mlp.hook_pre_linear` (up, second half) of a
         fused gate_up projection (Phi-3)."""
-        site = self._site(lambda: [module.register_forward_hook(hook)])
+        site = self._site(lambda: [module_hooks.forward_hook(module, hook)])
         pre = self._new("mlp.hook_pre", layer, site)
         lin = self._new("mlp.hook_pre_linear", layer, site)
         assert pre is not None and lin is not None

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from . import module_hooks
+
 if TYPE_CHECKING:
     from .sites import Builder
 
@@ -35,7 +37,7 @@ def summed_output_site(
 
     def install() -> list[Any]:
         kept.clear()
-        return [mod.register_forward_hook(hook) for mod in mods]
+        return [module_hooks.forward_hook(mod, hook) for mod in mods]
 
     site = b._site(install)
     point = b._new(suffix, layer, site)

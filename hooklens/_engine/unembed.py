@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from ..architectures._spec import text_config
+from . import module_hooks
 
 
 class _Caught(BaseException):
@@ -34,7 +35,7 @@ def final_normed(model: Any, resid: torch.Tensor) -> torch.Tensor:
     def catch(module: nn.Module, args: tuple[Any, ...]) -> None:
         raise _Caught(args[0])
 
-    handle = hf.get_submodule(spec.unembed).register_forward_pre_hook(catch)
+    handle = module_hooks.pre_hook(hf.get_submodule(spec.unembed), catch)
     try:
         out: torch.Tensor = hf.get_submodule(spec.head)(resid)
     except _Caught as caught:

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import hooklens as hl
+from hooklens._engine.module_hooks import has_hooks
 
 
 def _is_hooklens(fn: object) -> bool:
@@ -14,16 +15,19 @@ def _is_hooklens(fn: object) -> bool:
 
 
 def _no_hooks_left(model: hl.HookedModel) -> bool:
-    """No torch hook of hooklens's is left (transformers keeps its own output-recording hooks
-    on modules once `output_attentions`/`output_hidden_states` has been asked for)."""
+    """No hook of hooklens's is left, torch's or its own (`module_hooks.py`). transformers keeps
+    its own output-recording hooks on modules once `output_attentions`/`output_hidden_states`
+    has been asked for."""
     hf = model.hf_model
     torch_hooks = any(
         _is_hooklens(fn)
         for m in hf.modules()
         for fn in (*m._forward_hooks.values(), *m._forward_pre_hooks.values())
     )
+    own_hooks = any(has_hooks(m) for m in hf.modules())
     fns = any(p.fns for p in model.hook_dict.values())
-    return not torch_hooks and not fns and hf.config._attn_implementation != "hooklens"
+    switched = hf.config._attn_implementation == "hooklens"
+    return not torch_hooks and not own_hooks and not fns and not switched
 
 
 def test_unknown_hook_name_suggests(tiny, tokens):

@@ -33,11 +33,11 @@ def projected(request):
 
 
 def _side_by_side(model, proj):
-    """HF's logits, the model's logits and cache, and {"out": `proj`'s output} from the HF
-    forward."""
+    """HF's logits, the model's logits and cache, and {"out": `proj`'s output} as it left the
+    module (a copy: a model may add to it in place afterwards, RoCBert's positions)."""
     seen = {}
     hook = model.hf_model.get_submodule(proj).register_forward_hook(
-        lambda m, a, out: seen.update(out=out)
+        lambda m, a, out: seen.update(out=out.clone())
     )
     try:
         with torch.no_grad():

@@ -35,6 +35,9 @@ def _model_state(model: Any) -> dict[str, Any]:
             len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks)
             for m in hf.modules()
         ),
+        # hooklens's module hooks (`module_hooks.py`) and swapped attention forwards: in the
+        # modules' own __dict__
+        "instance_forwards": [n for n, m in hf.named_modules() if "forward" in m.__dict__],
         "point_fns": sum(len(p.fns) for p in model.hook_dict.values()),
         "attn": sorted(str(c._attn_implementation) for c in configs.values()),
         "busy": model.owner.busy,

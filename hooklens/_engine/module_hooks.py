@@ -1,0 +1,195 @@
+"""hooklens's module hooks: torch's calling conventions, without torch's hook machinery.
+
+A torch hook costs every call it is on twice over: registering and removing it builds a
+`RemovableHandle` (weak references to the hook dicts), and a module with any torch hook leaves
+`nn.Module.__call__`'s fast path for the slow one, which walks every hook dict. hooklens adds
+and removes its hooks on every call (a job leaves the model as it was), so where a forward is
+bound by Python (a GPU's, launching small kernels) that cost shows in full.
+
+Here a module's hooks live in a function put in the module's own `__dict__` as `forward`, which
+`__call__` runs on its fast path instead of the class's `forward`: the pre-hooks, the module's
+forward, the forward hooks, in the order they were added (or prepended), called as torch calls
+them (`hook(module, args)` / `hook(module, args, kwargs)` before, `hook(module, args, out)` /
+`hook(module, args, kwargs, out)` after; a returned value replaces the arguments or the
+output). When the module's last hook is removed, its `__dict__` is as it was: no `forward` of
+ours, or the instance forward someone else had put there (accelerate's device hooks), which the
+hooks call in between. Torch's own hooks on the module (the user's, transformers' output
+recorders) still run around these: torch's pre-hooks before them, its forward hooks after.
+"""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Callable
+from typing import Any
+
+from torch import nn
+
+__all__ = ["HookHandle", "forward_hook", "has_hooks", "own_forward", "pre_hook", "swap_forward"]
+
+_HOOKS = "_hooklens_hooks"  # the attribute of our `forward` function that holds its `_ModuleHooks`
+
+PreHook = tuple[Callable[..., Any], bool]  # (hook, with_kwargs)
+ForwardHook = tuple[Callable[..., Any], bool, bool]  # (hook, with_kwargs, always_call)
+
+
+class _ModuleHooks:
+    """The hooks of one module, and the `forward` in its `__dict__` that runs them."""
+
+    __slots__ = ("always", "forward", "inner", "module", "own", "post", "pre", "swap")
+
+    def __init__(self, module: nn.Module) -> None:
+        self.module = module
+        self.own: Callable[..., Any] | None = module.__dict__.get("forward")
+        #: what runs between the pre-hooks and the forward hooks: the module's own forward, or
+        #: a swapped-in one (`swap_forward`)
+        self.inner = self._own_forward()
+        self.swap: tuple[Callable[..., Any]] | None = None
+        # tuples, replaced on change: a forward in flight goes on with the hooks it started with
+        self.pre: tuple[PreHook, ...] = ()
+        self.post: tuple[ForwardHook, ...] = ()
+        self.always = False  # some forward hook runs also when the forward raises
+        self.forward = _stand_in(self, module)
+        module.__dict__["forward"] = self.forward
+
+    def _own_forward(self) -> Callable[..., Any]:
+        if self.own is not None:
+            return self.own
+        return types.MethodType(type(self.module).forward, self.module)
+
+    def set_inner(self, inner: Callable[..., Any]) -> None:
+        self.inner = inner
+        self.forward.__wrapped__ = inner  # type: ignore[attr-defined]  # for inspect.signature
+
+    def remove(self, entry: tuple[Any, ...]) -> None:
+        if entry is self.swap:
+            self.swap = None
+            self.set_inner(self._own_forward())
+        elif len(entry) == 2:
+            self.pre = tuple([e for e in self.pre if e is not entry])
+        else:
+            self.post = tuple([e for e in self.post if e is not entry])
+            self.always = any(e[2] for e in self.post)
+        if self.pre or self.post or self.swap:
+            return
+        if self.module.__dict__.get("forward") is self.forward:
+            if self.own is None:
+                del self.module.__dict__["forward"]
+            else:
+                self.module.__dict__["forward"] = self.own
+
+
+def _stand_in(hooks: _ModuleHooks, module: nn.Module) -> Callable[..., Any]:
+    """The `forward` that runs `hooks` around `hooks.inner`."""
+
+    def forward(*args: Any, **kwargs: Any) -> Any:
+        for hook, with_kwargs in hooks.pre:
+            if with_kwargs:
+                new = hook(module, args, kwargs)
+                if new is not None:
+                    args, kwargs = new
+            else:
+                new = hook(module, args)
+                if new is not None:
+                    args = new if isinstance(new, tuple) else (new,)
+        if hooks.always:
+            return _guarded(hooks, module, args, kwargs)
+        out = hooks.inner(*args, **kwargs)
+        for hook, with_kwargs, _ in hooks.post:
+            new = hook(module, args, kwargs, out) if with_kwargs else hook(module, args, out)
+            if new is not None:
+                out = new
+        return out
+
+    forward.__wrapped__ = hooks.inner  # type: ignore[attr-defined]  # for inspect.signature
+    setattr(forward, _HOOKS, hooks)
+    return forward
+
+
+def _guarded(hooks: _ModuleHooks, module: nn.Module, args: Any, kwargs: Any) -> Any:
+    """The forward and its forward hooks; if either raises, the `always_call` hooks that did
+    not run yet run with the output so far (None if the forward raised), as torch runs them."""
+    out, ran = None, set()
+    try:
+        out = hooks.inner(*args, **kwargs)
+        for entry in hooks.post:
+            hook, with_kwargs, _ = entry
+            ran.add(id(entry))
+            new = hook(module, args, kwargs, out) if with_kwargs else hook(module, args, out)
+            if new is not None:
+                out = new
+    except BaseException:
+        for entry in hooks.post:
+            hook, with_kwargs, always = entry
+            if always and id(entry) not in ran:
+                hook(module, args, kwargs, out) if with_kwargs else hook(module, args, out)
+        raise
+    return out
+
+
+class HookHandle:
+    """Removes one hook (`remove()`; a second call does nothing), as torch's `RemovableHandle`."""
+
+    __slots__ = ("_entry", "_hooks")
+
+    def __init__(self, hooks: _ModuleHooks, entry: tuple[Any, ...]) -> None:
+        self._hooks: _ModuleHooks | None = hooks
+        self._entry = entry
+
+    def remove(self) -> None:
+        if self._hooks is not None:
+            self._hooks.remove(self._entry)
+            self._hooks = None
+
+
+def _hooks_of(module: nn.Module) -> _ModuleHooks:
+    hooks = getattr(module.__dict__.get("forward"), _HOOKS, None)
+    return hooks if hooks is not None else _ModuleHooks(module)
+
+
+def pre_hook(
+    module: nn.Module, hook: Callable[..., Any], *, with_kwargs: bool = False,
+    prepend: bool = False,
+) -> HookHandle:  # fmt: skip
+    """As `module.register_forward_pre_hook(hook, with_kwargs=, prepend=)`."""
+    hooks = _hooks_of(module)
+    entry = (hook, with_kwargs)
+    hooks.pre = (entry, *hooks.pre) if prepend else (*hooks.pre, entry)
+    return HookHandle(hooks, entry)
+
+
+def forward_hook(
+    module: nn.Module, hook: Callable[..., Any], *, with_kwargs: bool = False,
+    prepend: bool = False, always_call: bool = False,
+) -> HookHandle:  # fmt: skip
+    """As `module.register_forward_hook(hook, with_kwargs=, prepend=, always_call=)`."""
+    hooks = _hooks_of(module)
+    entry = (hook, with_kwargs, always_call)
+    hooks.post = (entry, *hooks.post) if prepend else (*hooks.post, entry)
+    hooks.always = hooks.always or always_call
+    return HookHandle(hooks, entry)
+
+
+def swap_forward(module: nn.Module, fn: Callable[..., Any]) -> HookHandle:
+    """Run `fn(module, *args, **kwargs)` instead of the module's own forward, between its hooks,
+    until the handle is removed (one swap at a time)."""
+    hooks = _hooks_of(module)
+    if hooks.swap is not None:
+        raise RuntimeError(f"{type(module).__name__}'s forward is already swapped")
+    hooks.swap = (fn,)
+    hooks.set_inner(types.MethodType(fn, module))
+    return HookHandle(hooks, hooks.swap)
+
+
+def own_forward(module: nn.Module) -> Callable[..., Any]:
+    """The forward `module` runs between its hooks (for a hook that calls the module again)."""
+    fn = module.__dict__.get("forward")
+    hooks = getattr(fn, _HOOKS, None)
+    if hooks is not None:
+        return hooks.inner
+    return fn if fn is not None else types.MethodType(type(module).forward, module)
+
+
+def has_hooks(module: nn.Module) -> bool:
+    """Whether `module` has a hook of this module's now."""
+    return getattr(module.__dict__.get("forward"), _HOOKS, None) is not None
