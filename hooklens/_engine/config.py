@@ -225,7 +225,7 @@ def build_config(
     d_model = int(config.hidden_size)
     d_head = int(getattr(attn, "head_dim", None) or getattr(attn, "head_size", None) or 0)
     d_head = d_head or int(getattr(config, "head_dim", None) or d_model // max(n_heads, 1))
-    n_kv = int(spec.n_kv_heads(config) or n_heads)
+    n_kv = int(spec.n_kv_heads(config) or n_heads) if attending else 0  # no layer attends
     latent = spec.latent_kv
     d_head_qk_ = 0
     if latent is not None:  # keys and values are expanded to every head

@@ -17,7 +17,7 @@ from torch import nn
 from ._names import ATTN
 from ._run_order import probe_forward
 
-__all__ = ["why_no_blocks"]
+__all__ = ["sublayered_layers", "why_no_blocks"]
 
 MSG_SUBLAYERS = (
     "no list of {n} blocks: its {k} layers ({path}) each hold {per} attention sublayers "
@@ -38,7 +38,10 @@ def _lists(model: nn.Module) -> list[tuple[str, nn.ModuleList]]:
     return [(n, m) for n, m in model.named_modules() if isinstance(m, nn.ModuleList) and n]
 
 
-def _sublayers(model: nn.Module, n_layers: int) -> str | None:
+def sublayered_layers(model: nn.Module, n_layers: int) -> tuple[str, str, int] | None:
+    """(path of the list of layers, name of their attention list, attention sublayers per
+    layer) where `n_layers` counts sublayers: each layer holds a list of `per` > 1 attention
+    modules and `per` x the layers is `n_layers` (LongCat-Flash); None otherwise."""
     for path, layers in _lists(model):
         attn = next(
             (a for a in ATTN if isinstance(getattr(layers[0], a, None), nn.ModuleList)), None
@@ -47,17 +50,25 @@ def _sublayers(model: nn.Module, n_layers: int) -> str | None:
             continue
         per = len(getattr(layers[0], attn))
         if per > 1 and per * len(layers) == n_layers:
-            other = [n for n, c in layers[0].named_children() if not isinstance(c, nn.ModuleList)]
-            mixing = (
-                f"also hold modules outside the sublayer lists ({', '.join(other)}), which "
-                "belong to no one sublayer"
-                if other
-                else "are sublayers run in turn"
-            )
-            return MSG_SUBLAYERS.format(
-                n=n_layers, k=len(layers), path=path, per=per, attn=attn, mixing=mixing
-            )
+            return path, attn, per
     return None
+
+
+def _sublayers(model: nn.Module, n_layers: int) -> str | None:
+    found = sublayered_layers(model, n_layers)
+    if found is None:
+        return None
+    path, attn, per = found
+    first = model.get_submodule(f"{path}.0")
+    other = [n for n, c in first.named_children() if not isinstance(c, nn.ModuleList)]
+    mixing = (
+        f"also hold modules outside the sublayer lists ({', '.join(other)}), which "
+        "belong to no one sublayer"
+        if other
+        else "are sublayers run in turn"
+    )
+    k = len(model.get_submodule(path))  # type: ignore[arg-type]
+    return MSG_SUBLAYERS.format(n=n_layers, k=k, path=path, per=per, attn=attn, mixing=mixing)
 
 
 def _looped(model: nn.Module, n_layers: int) -> str | None:

@@ -24,6 +24,7 @@ from torch import nn
 
 from .._errors import UnsupportedModelError
 from ._names import FINAL_NORM, POS_EMBED
+from ._no_blocks import sublayered_layers
 from ._norms import shared_norm_kind
 from ._placement import child, path_of
 from ._shared_attention import attention_inside
@@ -31,6 +32,11 @@ from ._spec import ArchSpec, text_config
 from ._spec_parts import LayerLayout
 from ._stream import stream_ends
 from ._towers import block_list_candidates
+
+MSG_SUBLAYERED_BLOCKS = (
+    "{why}; each of its {k} layers is kept whole as one block: blocks.l is the model's layer l "
+    "(cfg.n_layers = {k}), with hook_resid_pre/hook_resid_post only"
+)
 
 
 def whole_blocks(model: nn.Module, why: str) -> ArchSpec:
@@ -43,14 +49,17 @@ def whole_blocks(model: nn.Module, why: str) -> ArchSpec:
     unembed = path_of(model, model.get_output_embeddings())  # type: ignore[operator]
     if not isinstance(n_layers, int) or embed is None or unembed is None:
         raise UnsupportedModelError(why)
-    blocks = next(
-        (
-            name
-            for name, m in block_list_candidates(model, embed)
-            if name and isinstance(m, nn.ModuleList) and len(m) == n_layers
-        ),
-        None,
-    )
+    lengths = {
+        name: len(m)
+        for name, m in block_list_candidates(model, embed)
+        if name and isinstance(m, nn.ModuleList)
+    }
+    blocks = next((name for name, n in lengths.items() if n == n_layers), None)
+    sublayered = sublayered_layers(model, n_layers) if blocks is None else None
+    if sublayered is not None and sublayered[0] in lengths:
+        # num_hidden_layers counts attention sublayers (LongCat-Flash): its layers are the blocks
+        blocks = sublayered[0]
+        why = MSG_SUBLAYERED_BLOCKS.format(why=why, k=lengths[blocks])
     if blocks is None:
         raise UnsupportedModelError(why)
     parent_path = blocks.rpartition(".")[0]

@@ -18,7 +18,6 @@ from .conftest import _tokenizer
         ("qwen4_exp_text", ["4 parallel streams (hyper-connections, config hc_count=4)"]),
         ("deepseek_v4", ["4 parallel streams (hyper-connections, config hc_mult=4)"]),
         ("qwen4_exp", ["4 parallel streams (hyper-connections, config hc_count=4)"]),
-        ("longcat_flash", ["no list of 4 blocks", "each hold 2 attention sublayers", "(mlp)"]),
         ("hrm_text", ["no list of 16 blocks", "model.L_module.layers.0: 6 times", "recurrent"]),
         ("dory", ["DoryL2Norm computes neither an RMSNorm nor a LayerNorm"]),
         ("cpmant", ["prepends 32 learned prompt tokens (config.prompt_length=32)"]),

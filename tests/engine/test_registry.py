@@ -33,7 +33,7 @@ INTERNALS = ("hook_q", "hook_k", "hook_v", "hook_attn_scores", "hook_pattern", "
 #: Raise these as more types are wrapped; they must never go down: types with every point, and
 #: types with the residual stream's points only (their blocks kept whole).
 WRAPPED_AT_LEAST = 176
-STREAM_ONLY_AT_LEAST = 2
+STREAM_ONLY_AT_LEAST = 3
 #: and types with the points of their blocks' parts only (several parallel residual streams)
 PARTS_ONLY_AT_LEAST = 2
 README = Path(__file__).parents[2] / "hooklens" / "architectures" / "README.md"

@@ -15,6 +15,8 @@ from .conftest import _tokenizer, assert_full_pass_sweep
 WHOLE = {
     "zamba": ["runs a transformer block shared", "Mamba mixer's input"],
     "zamba2": ["runs a transformer block shared", "Mamba mixer's input"],
+    # num_hidden_layers=4 counts attention sublayers, two in each of its 2 layers
+    "longcat_flash": ["each hold 2 attention sublayers", "(mlp)", "kept whole as one block"],
 }
 TOKENS = torch.tensor([[5, 9, 17, 33, 8]])
 
@@ -88,3 +90,49 @@ def test_blocks_kept_whole_are_checked_too(tmp_path):
     assert "runs a transformer block shared" in message
     assert "Nor can hooklens keep its blocks whole" in message
     assert "blocks.0.hook_resid_post enters block 1" in message
+
+
+def test_layers_holding_several_sublayers_are_the_blocks(registry):
+    """LongCat-Flash counts attention sublayers in num_hidden_layers (two per layer, with a
+    mixture of experts shared by both): each of its layers is one block kept whole, its
+    stream's points what the layer reads and writes, and an edit there acts as a raw torch
+    hook on the layer does."""
+    _, model = registry("longcat_flash")
+    assert model is not None
+    layers = model.hf_model.model.layers
+    assert model.cfg.n_layers == len(layers) == model.hf_model.config.num_hidden_layers // 2
+    seen: dict[str, torch.Tensor] = {}
+    handles = [
+        layers[1].register_forward_pre_hook(
+            lambda m, args, kwargs: seen.update(pre=args[0] if args else kwargs["hidden_states"]),
+            with_kwargs=True,
+        ),
+        layers[1].register_forward_hook(lambda m, args, out: seen.update(post=out)),
+    ]
+    try:
+        with torch.no_grad():
+            _, cache = model.run_with_cache(TOKENS)
+    finally:
+        for handle in handles:
+            handle.remove()
+    torch.testing.assert_close(cache["blocks.1.hook_resid_pre"], seen["pre"])
+    torch.testing.assert_close(cache["blocks.1.hook_resid_post"], seen["post"])
+
+    def add(x: torch.Tensor, hook: object = None) -> torch.Tensor:
+        return x + 0.5
+
+    with torch.no_grad():
+        ours = model.run_with_hooks(TOKENS, fwd_hooks=[("blocks.1.hook_resid_pre", add)])
+        handle = layers[1].register_forward_pre_hook(
+            lambda m, args, kwargs: (
+                ((add(args[0]), *args[1:]), kwargs)
+                if args
+                else (args, {**kwargs, "hidden_states": add(kwargs["hidden_states"])})
+            ),
+            with_kwargs=True,
+        )
+        try:
+            raw = model.hf_model(TOKENS, use_cache=False).logits
+        finally:
+            handle.remove()
+    torch.testing.assert_close(ours, raw)
