@@ -71,7 +71,9 @@ def saving_hooks(
         keep(hook.name, x)
 
     def save_as_is(x: torch.Tensor, hook: HookPoint) -> None:
-        store[hook.name] = x.detach()  # the common call: one detach per point, nothing else
+        # the common call: the tensor itself where it is in no graph (no_grad, inference), a
+        # detached alias of it where it is (`detach` is a dispatched op: microseconds a point)
+        store[hook.name] = x.detach() if x.requires_grad else x
 
     def save_grad(g: torch.Tensor, hook: HookPoint) -> None:
         keep(hook.name + "_grad", g)

@@ -125,3 +125,17 @@ def test_incl_mid_and_stack_activation(run):
     _, _, neox_cache = run("gpt_neox")
     with pytest.raises(ValueError, match="parallel residual"):
         neox_cache.accumulated_resid(incl_mid=True)
+
+
+def test_cached_activations_are_out_of_the_graph_with_or_without_gradients(tiny, tokens):
+    """With gradients on, each cached tensor is detached from the forward's graph; with them
+    off it is stored as it is (no graph to leave). The values are the same either way."""
+    model = tiny("gpt2")
+    names = ["blocks.0.hook_resid_post", "blocks.1.attn.hook_pattern", "ln_final.hook_normalized"]
+    logits, with_grad = model.run_with_cache(tokens, names_filter=names)
+    assert logits.requires_grad
+    with torch.no_grad():
+        _, without = model.run_with_cache(tokens, names_filter=names)
+    for name in names:
+        assert not with_grad[name].requires_grad and with_grad[name].grad_fn is None
+        torch.testing.assert_close(with_grad[name], without[name])
