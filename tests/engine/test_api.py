@@ -286,6 +286,10 @@ def test_device_map_with_offload(tiny_dir, tokens, tmp_path):
         offload_folder=str(tmp_path),
     )  # fmt: skip
     assert "disk" in set(model.hf_model.hf_device_map.values())
+    # accelerate's device hooks are forwards in the modules' __dict__: hooklens's hooks go
+    # around them while a call runs and leave them as they were
+    forwards = {n: m.__dict__.get("forward") for n, m in model.hf_model.named_modules()}
+    assert forwards["model.layers.1"] is not None
     with torch.no_grad():
         ref_logits, ref_cache = ref_model.run_with_cache(tokens)
         logits, cache = model.run_with_cache(tokens)
@@ -301,6 +305,7 @@ def test_device_map_with_offload(tiny_dir, tokens, tmp_path):
         cache["blocks.1.attn.hook_pattern"], ref_cache["blocks.1.attn.hook_pattern"]
     )
     torch.testing.assert_close(edited, ref_edited)
+    assert {n: m.__dict__.get("forward") for n, m in model.hf_model.named_modules()} == forwards
 
 
 def test_cfg(tiny):
