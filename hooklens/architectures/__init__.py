@@ -34,6 +34,7 @@ from . import (
 )
 from ._derive import derive
 from ._encoder import derive_encoder, is_encoder
+from ._no_blocks import looped_blocks
 from ._seq2seq import derive_post_ln_decoder, is_post_ln_decoder, with_embeddings
 from ._spec import ArchSpec, Proj, text_config
 from ._split_layers import split_layers_reason
@@ -152,7 +153,15 @@ def adapter_for_model(hf_model: Any, opaque_attention: str | None = None) -> Arc
         # the guess failed: say why no guess could hold
         if not probed:
             split = split_layers_reason(hf_model) or two_streams_reason(hf_model)
-        why = f"{class_name} cannot be wrapped: {split}" if split else exc
+        counted = split or getattr(exc, "runs_counted", False)
+        looped = None if counted else looped_blocks(hf_model)  # Dory's recurrent section
+        why = (
+            f"{class_name} cannot be wrapped: {split}"
+            if split
+            else f"{str(exc).rstrip('.')}; and {looped}"
+            if looped
+            else exc
+        )
         raise UnsupportedModelError(
             MSG_UNSUPPORTED.format(
                 cls=class_name, supported=", ".join(supported_classes()), why=why

@@ -107,7 +107,9 @@ def _block_list(model: nn.Module, n_layers: int, embed: str) -> str:
                     diff = sorted(named)[:2]
                     raise _refuse(model, f"its layers differ (layer {i}: {diff})")
             return name
-    raise _refuse(model, why_no_blocks(model, n_layers))
+    error = _refuse(model, why_no_blocks(model, n_layers))
+    error.runs_counted = True  # type: ignore[attr-defined]  # it says where blocks run twice
+    raise error
 
 
 def _tree(block: nn.Module) -> tuple[tuple[str, type], ...]:

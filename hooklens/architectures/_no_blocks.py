@@ -17,7 +17,7 @@ from torch import nn
 from ._names import ATTN
 from ._run_order import probe_forward
 
-__all__ = ["sublayered_layers", "why_no_blocks"]
+__all__ = ["looped_blocks", "sublayered_layers", "why_no_blocks"]
 
 MSG_SUBLAYERS = (
     "no list of {n} blocks: its {k} layers ({path}) each hold {per} attention sublayers "
@@ -71,7 +71,35 @@ def _sublayers(model: nn.Module, n_layers: int) -> str | None:
     return MSG_SUBLAYERS.format(n=n_layers, k=k, path=path, per=per, attn=attn, mixing=mixing)
 
 
+MSG_ALSO_LOOPED = (
+    "its blocks ({lists}) also run more than once in one forward ({runs}), a recurrent loop "
+    "over the same modules, where hooklens's points fire once per forward"
+)
+
+
+def looped_blocks(model: nn.Module) -> str | None:
+    """Which blocks run more than once in one forward, in words, for a refusal given for
+    another reason (Dory's recurrent section); None where each runs once (or the probe
+    cannot run)."""
+    return _runs_in_words(model, MSG_ALSO_LOOPED)
+
+
 def _looped(model: nn.Module, n_layers: int) -> str | None:
+    return _runs_in_words(model, MSG_LOOPED, n=n_layers)
+
+
+def _runs_in_words(model: nn.Module, message: str, **fields: int) -> str | None:
+    looped = _block_runs(model)
+    if not looped:
+        return None
+    lists = ", ".join(sorted({k.rpartition(".")[0] for k in looped}))
+    runs = ", ".join(f"{k}: {v} times" for k, v in looped.items())
+    return message.format(lists=lists, runs=runs, **fields)
+
+
+def _block_runs(model: nn.Module) -> dict[str, int] | None:
+    """Path -> number of calls in one probe forward, of each block of a module list called
+    more than once; None when the probe cannot run."""
     counts: dict[str, int] = {}
     handles = []
     for path, layers in _lists(model):
@@ -85,12 +113,7 @@ def _looped(model: nn.Module, n_layers: int) -> str | None:
         probe_forward(model, handles)
     except Exception:  # the refusal stays the plain one when the model cannot run this probe
         return None
-    looped = {k: v for k, v in counts.items() if v > 1}
-    if not looped:
-        return None
-    lists = ", ".join(sorted({k.rpartition(".")[0] for k in looped}))
-    runs = ", ".join(f"{k}: {v} times" for k, v in looped.items())
-    return MSG_LOOPED.format(n=n_layers, lists=lists, runs=runs)
+    return {k: v for k, v in counts.items() if v > 1}
 
 
 def why_no_blocks(model: nn.Module, n_layers: int) -> str:

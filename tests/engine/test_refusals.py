@@ -19,7 +19,10 @@ from .conftest import _tokenizer
         ("deepseek_v4", ["4 parallel streams (hyper-connections, config hc_mult=4)"]),
         ("qwen4_exp", ["4 parallel streams (hyper-connections, config hc_count=4)"]),
         ("hrm_text", ["no list of 16 blocks", "model.L_module.layers.0: 6 times", "recurrent"]),
-        ("dory", ["DoryL2Norm computes neither an RMSNorm nor a LayerNorm"]),
+        (
+            "dory",
+            ["DoryL2Norm computes neither an RMSNorm nor a LayerNorm", "(model.layers.0: 2 times)"],
+        ),
         ("cpmant", ["prepends 32 learned prompt tokens (config.prompt_length=32)"]),
         ("reformer", ["its layers are reversible", "no one d_model-wide stream"]),
         ("xlnet", ["two-stream attention", "no one d_model-wide stream"]),
