@@ -19,6 +19,8 @@ recorders) still run around these: torch's pre-hooks before them, its forward ho
 
 from __future__ import annotations
 
+import copy
+import functools
 import types
 from collections.abc import Callable
 from typing import Any
@@ -27,20 +29,18 @@ from torch import nn
 
 __all__ = ["HookHandle", "forward_hook", "has_hooks", "own_forward", "pre_hook", "swap_forward"]
 
-_HOOKS = "_hooklens_hooks"  # the attribute of our `forward` function that holds its `_ModuleHooks`
-
 PreHook = tuple[Callable[..., Any], bool]  # (hook, with_kwargs)
 ForwardHook = tuple[Callable[..., Any], bool, bool]  # (hook, with_kwargs, always_call)
 
 
 class _ModuleHooks:
-    """The hooks of one module, and the `forward` in its `__dict__` that runs them."""
+    """The hooks of one module, and `forward`: what its `__dict__` holds while it has any."""
 
     __slots__ = ("always", "forward", "inner", "module", "own", "post", "pre", "swap")
 
-    def __init__(self, module: nn.Module) -> None:
+    def __init__(self, module: nn.Module, own: Callable[..., Any] | None) -> None:
         self.module = module
-        self.own: Callable[..., Any] | None = module.__dict__.get("forward")
+        self.own = own  # an instance forward someone else had put there (accelerate's)
         #: what runs between the pre-hooks and the forward hooks: the module's own forward, or
         #: a swapped-in one (`swap_forward`)
         self.inner = self._own_forward()
@@ -49,8 +49,15 @@ class _ModuleHooks:
         self.pre: tuple[PreHook, ...] = ()
         self.post: tuple[ForwardHook, ...] = ()
         self.always = False  # some forward hook runs also when the forward raises
-        self.forward = _stand_in(self, module)
-        module.__dict__["forward"] = self.forward
+        # a partial (a C call, as cheap as a closure) whose deep copy is the copy's own forward
+        self.forward = functools.partial(_run, self)
+        self.forward.__wrapped__ = self.inner  # type: ignore[attr-defined]  # inspect.signature
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _ModuleHooks:
+        """A deep copy of a module made while it has hooks (`add_hook` keeps them between
+        calls) runs the copy's own forward with no hooks: the hook points sit on the original."""
+        twin = memo.get(id(self.module), self.module)
+        return _ModuleHooks(twin, copy.deepcopy(self.own, memo))
 
     def _own_forward(self) -> Callable[..., Any]:
         if self.own is not None:
@@ -58,8 +65,7 @@ class _ModuleHooks:
         return types.MethodType(type(self.module).forward, self.module)
 
     def set_inner(self, inner: Callable[..., Any]) -> None:
-        self.inner = inner
-        self.forward.__wrapped__ = inner  # type: ignore[attr-defined]  # for inspect.signature
+        self.inner = self.forward.__wrapped__ = inner  # type: ignore[attr-defined]
 
     def remove(self, entry: tuple[Any, ...]) -> None:
         if entry is self.swap:
@@ -79,31 +85,26 @@ class _ModuleHooks:
                 self.module.__dict__["forward"] = self.own
 
 
-def _stand_in(hooks: _ModuleHooks, module: nn.Module) -> Callable[..., Any]:
-    """The `forward` that runs `hooks` around `hooks.inner`."""
-
-    def forward(*args: Any, **kwargs: Any) -> Any:
-        for hook, with_kwargs in hooks.pre:
-            if with_kwargs:
-                new = hook(module, args, kwargs)
-                if new is not None:
-                    args, kwargs = new
-            else:
-                new = hook(module, args)
-                if new is not None:
-                    args = new if isinstance(new, tuple) else (new,)
-        if hooks.always:
-            return _guarded(hooks, module, args, kwargs)
-        out = hooks.inner(*args, **kwargs)
-        for hook, with_kwargs, _ in hooks.post:
-            new = hook(module, args, kwargs, out) if with_kwargs else hook(module, args, out)
+def _run(hooks: _ModuleHooks, *args: Any, **kwargs: Any) -> Any:
+    """The pre-hooks, the module's forward (or a swapped-in one), the forward hooks."""
+    module = hooks.module
+    for hook, with_kwargs in hooks.pre:
+        if with_kwargs:
+            new = hook(module, args, kwargs)
             if new is not None:
-                out = new
-        return out
-
-    forward.__wrapped__ = hooks.inner  # type: ignore[attr-defined]  # for inspect.signature
-    setattr(forward, _HOOKS, hooks)
-    return forward
+                args, kwargs = new
+        else:
+            new = hook(module, args)
+            if new is not None:
+                args = new if isinstance(new, tuple) else (new,)
+    if hooks.always:
+        return _guarded(hooks, module, args, kwargs)
+    out = hooks.inner(*args, **kwargs)
+    for hook, with_kwargs, _ in hooks.post:
+        new = hook(module, args, kwargs, out) if with_kwargs else hook(module, args, out)
+        if new is not None:
+            out = new
+    return out
 
 
 def _guarded(hooks: _ModuleHooks, module: nn.Module, args: Any, kwargs: Any) -> Any:
@@ -143,8 +144,20 @@ class HookHandle:
 
 
 def _hooks_of(module: nn.Module) -> _ModuleHooks:
-    hooks = getattr(module.__dict__.get("forward"), _HOOKS, None)
-    return hooks if hooks is not None else _ModuleHooks(module)
+    """The module's hooks, installed (its `__dict__`'s `forward`) if they were not."""
+    found = _installed(module)
+    if found is not None:
+        return found
+    hooks = _ModuleHooks(module, module.__dict__.get("forward"))
+    module.__dict__["forward"] = hooks.forward
+    return hooks
+
+
+def _installed(module: nn.Module) -> _ModuleHooks | None:
+    fn = module.__dict__.get("forward")
+    if isinstance(fn, functools.partial) and fn.func is _run:
+        return fn.args[0]
+    return None
 
 
 def pre_hook(
@@ -183,13 +196,13 @@ def swap_forward(module: nn.Module, fn: Callable[..., Any]) -> HookHandle:
 
 def own_forward(module: nn.Module) -> Callable[..., Any]:
     """The forward `module` runs between its hooks (for a hook that calls the module again)."""
-    fn = module.__dict__.get("forward")
-    hooks = getattr(fn, _HOOKS, None)
+    hooks = _installed(module)
     if hooks is not None:
         return hooks.inner
+    fn = module.__dict__.get("forward")
     return fn if fn is not None else types.MethodType(type(module).forward, module)
 
 
 def has_hooks(module: nn.Module) -> bool:
     """Whether `module` has a hook of this module's now."""
-    return getattr(module.__dict__.get("forward"), _HOOKS, None) is not None
+    return _installed(module) is not None

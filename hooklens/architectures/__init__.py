@@ -153,8 +153,12 @@ def adapter_for_model(hf_model: Any, opaque_attention: str | None = None) -> Arc
         # the guess failed: say why no guess could hold
         if not probed:
             split = split_layers_reason(hf_model) or two_streams_reason(hf_model)
-        counted = split or getattr(exc, "runs_counted", False)
-        looped = None if counted else looped_blocks(hf_model)  # Dory's recurrent section
+        # Dory's recurrent section; not where the refusal was for the stream between blocks:
+        # a forward may change such a model (RWKV rescales its weights at its first)
+        probe = (
+            not split and getattr(exc, "whole", True) and not getattr(exc, "runs_counted", False)
+        )
+        looped = looped_blocks(hf_model) if probe else None
         why = (
             f"{class_name} cannot be wrapped: {split}"
             if split

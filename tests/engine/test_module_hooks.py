@@ -160,3 +160,24 @@ def test_the_signature_is_the_modules_own() -> None:
     handle = module_hooks.pre_hook(module, lambda m, a: None)
     assert list(inspect.signature(module.forward).parameters) == ["x", "factor"]
     handle.remove()
+
+
+def test_a_deep_copy_made_while_hooked_runs_its_own_weights_without_the_hooks() -> None:
+    """A hook kept between calls (`add_hook`) is in the module's __dict__ when the user deep
+    copies the model: the copy must compute with its own weights, and not fire the hook."""
+    import copy
+
+    torch.manual_seed(0)
+    module = nn.Sequential(nn.Linear(3, 3), nn.Linear(3, 3))
+    fired: list[int] = []
+    handle = module_hooks.forward_hook(module[1], lambda m, a, o: fired.append(1))
+    twin = copy.deepcopy(module)
+    with torch.no_grad():
+        twin[1].weight.zero_()
+        twin[1].bias.fill_(1.0)
+    x = torch.ones(1, 3)
+    assert torch.equal(twin(x), torch.ones(1, 3)) and fired == []
+    module(x)
+    assert fired == [1]
+    handle.remove()
+    assert "forward" not in module[1].__dict__
