@@ -78,7 +78,7 @@ class _ModuleHooks:
             self.always = any(e[2] for e in self.post)
         if self.pre or self.post or self.swap:
             return
-        if self.module.__dict__.get("forward") is self.forward:
+        if _installed(self.module) is self:  # not where someone replaced our forward since
             if self.own is None:
                 del self.module.__dict__["forward"]
             else:

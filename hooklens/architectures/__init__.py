@@ -159,13 +159,11 @@ def adapter_for_model(hf_model: Any, opaque_attention: str | None = None) -> Arc
             not split and getattr(exc, "whole", True) and not getattr(exc, "runs_counted", False)
         )
         looped = looped_blocks(hf_model) if probe else None
-        why = (
-            f"{class_name} cannot be wrapped: {split}"
-            if split
-            else f"{str(exc).rstrip('.')}; and {looped}"
-            if looped
-            else exc
-        )
+        why: Any = exc
+        if split:
+            why = f"{class_name} cannot be wrapped: {split}"
+        elif looped:
+            why = f"{str(exc).rstrip('.')}; and {looped}"
         raise UnsupportedModelError(
             MSG_UNSUPPORTED.format(
                 cls=class_name, supported=", ".join(supported_classes()), why=why

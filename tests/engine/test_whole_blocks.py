@@ -9,7 +9,7 @@ import torch
 import hooklens as hl
 from hooklens.architectures._registry import build
 
-from .conftest import _tokenizer, assert_full_pass_sweep
+from .conftest import _tokenizer, assert_full_pass_sweep, raw_edit_logits
 
 #: type -> words of why its blocks are kept whole
 WHOLE = {
@@ -123,16 +123,6 @@ def test_layers_holding_several_sublayers_are_the_blocks(registry):
 
     with torch.no_grad():
         ours = model.run_with_hooks(TOKENS, fwd_hooks=[("blocks.1.hook_resid_pre", add)])
-        handle = layers[1].register_forward_pre_hook(
-            lambda m, args, kwargs: (
-                ((add(args[0]), *args[1:]), kwargs)
-                if args
-                else (args, {**kwargs, "hidden_states": add(kwargs["hidden_states"])})
-            ),
-            with_kwargs=True,
-        )
-        try:
-            raw = model.hf_model(TOKENS, use_cache=False).logits
-        finally:
-            handle.remove()
+    # block 1 reads what layer 0 writes: the same edit as a raw hook on layer 0's output
+    raw = raw_edit_logits(model.hf_model, layers[0], add, TOKENS)
     torch.testing.assert_close(ours, raw)
