@@ -160,8 +160,15 @@ class HookPoint:
 
     def fire(self, x: torch.Tensor) -> torch.Tensor:
         """Run the attached functions in order; return the (possibly replaced) activation."""
-        if self.fns:
-            x = _run(self, self.fns, x)
+        fns = self.fns
+        if len(fns) == 1:  # the usual case, without the loop: this runs per point and call
+            fn = fns[0]
+            out = _call(self, fn, x)
+            if out is not None and out is not x:
+                _check_replacement(self.name, fn, x, out)
+                x = out
+        elif fns:
+            x = _run(self, fns, x)
         if self.bwd_fns and torch.is_grad_enabled() and x.requires_grad:
             # A copy, not a view: the site passes it on (in place for resid_mid, where a view of
             # the stream it is copied into would lose its history), so its gradient is ours.

@@ -68,21 +68,32 @@ class _ModuleHooks:
         self.inner = self.forward.__wrapped__ = inner  # type: ignore[attr-defined]
 
     def remove(self, entry: tuple[Any, ...]) -> None:
+        # runs per hook point and call: the usual case (one hook left) without a comprehension
         if entry is self.swap:
             self.swap = None
             self.set_inner(self._own_forward())
         elif len(entry) == 2:
-            self.pre = tuple([e for e in self.pre if e is not entry])
+            pre = self.pre
+            self.pre = () if len(pre) == 1 and pre[0] is entry else _without(pre, entry)
         else:
-            self.post = tuple([e for e in self.post if e is not entry])
-            self.always = any(e[2] for e in self.post)
+            post = self.post
+            self.post = () if len(post) == 1 and post[0] is entry else _without(post, entry)
+            if entry[2]:
+                self.always = any(e[2] for e in self.post)
         if self.pre or self.post or self.swap:
             return
-        if _installed(self.module) is self:  # not where someone replaced our forward since
+        found = self.module.__dict__.get("forward")
+        # ours: our partial, or the one a deep copy rebuilt around us; not where someone
+        # replaced our forward since
+        if found is self.forward or _installed(self.module) is self:
             if self.own is None:
                 del self.module.__dict__["forward"]
             else:
                 self.module.__dict__["forward"] = self.own
+
+
+def _without(entries: tuple[Any, ...], entry: tuple[Any, ...]) -> tuple[Any, ...]:
+    return tuple([e for e in entries if e is not entry])
 
 
 def _run(hooks: _ModuleHooks, *args: Any, **kwargs: Any) -> Any:
