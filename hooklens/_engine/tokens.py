@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from typing import Any, cast
 
 import torch
@@ -163,7 +164,7 @@ class TokenMixin:
             texts = [input] if isinstance(input, str) else input
             if not any(texts):
                 raise InputError(MSG_EMPTY_PROMPT)
-            tokens = self.to_tokens(input, prepend_bos=prepend_bos)
+            tokens = self.to_tokens(input, prepend_bos=prepend_bos, move_to_device=False)
         else:
             tokens = torch.as_tensor(input)
             if tokens.ndim == 1:
@@ -180,14 +181,47 @@ class TokenMixin:
         if self.cfg.n_ctx and tokens.shape[-1] > self.cfg.n_ctx:
             raise InputError(MSG_TOO_LONG.format(n=tokens.shape[-1], n_ctx=self.cfg.n_ctx))
         # checked where the ids come from (before the move): ids made on the CPU cost the GPU
-        # no synchronization, ids already on it one (both bounds in one transfer)
+        # no synchronization, ids already on it one (both bounds in one transfer), once per
+        # tensor: a loop over the same ids does not wait for the device on every call
         tokens = tokens.long()
-        lo, hi = torch.stack(torch.aminmax(tokens)).tolist()
-        if lo < 0 or hi >= self.cfg.d_vocab:
-            raise InputError(
-                MSG_BAD_TOKENS.format(vocab=self.cfg.d_vocab, what=f"ids from {lo} to {hi}")
-            )
+        vocab = self.cfg.d_vocab
+        if not _IN_RANGE.holds(tokens, vocab):
+            lo, hi = torch.stack(torch.aminmax(tokens)).tolist()
+            if lo < 0 or hi >= vocab:
+                raise InputError(MSG_BAD_TOKENS.format(vocab=vocab, what=f"ids from {lo} to {hi}"))
+            _IN_RANGE.remember(tokens, vocab)
         return tokens.to(self._input_device())
+
+
+class _LastIdsInRange:
+    """The last ids tensor found within a vocabulary, as it was then (its version counter)."""
+
+    __slots__ = ("ref", "version", "vocab")
+
+    def __init__(self) -> None:
+        self.ref: weakref.ref[torch.Tensor] | None = None
+        self.version = -1
+        self.vocab = -1
+
+    def holds(self, tokens: torch.Tensor, vocab: int) -> bool:
+        """Whether `tokens` is that tensor, unchanged since (any in-place write bumps its
+        version), and `vocab` at least as large."""
+        if self.ref is None or self.ref() is not tokens or vocab < self.vocab:
+            return False
+        try:
+            return tokens._version == self.version
+        except RuntimeError:  # an inference tensor keeps no version counter
+            return False
+
+    def remember(self, tokens: torch.Tensor, vocab: int) -> None:
+        try:
+            version = tokens._version
+        except RuntimeError:
+            return
+        self.ref, self.version, self.vocab = weakref.ref(tokens), version, vocab
+
+
+_IN_RANGE = _LastIdsInRange()
 
 
 def one_prompt(model: TokenMixin, prompt: Any) -> torch.Tensor:

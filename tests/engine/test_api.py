@@ -347,3 +347,21 @@ def test_ids_of_any_integer_dtype_are_the_same_ids(tiny, tokens):
             torch.testing.assert_close(model(tokens.to(dtype)), want, atol=0, rtol=0)
     with pytest.raises(hl.InputError, match=r"in \[0, 128\); got ids from \d+ to 128"):
         model(torch.cat([tokens, torch.full((2, 1), 128)], dim=1))
+
+
+def test_ids_checked_once_are_checked_again_after_a_write(tiny, tokens):
+    """The range check is skipped only for the same ids tensor unchanged since its last check:
+    an in-place write (to it or to a view of it), or a model with a smaller vocabulary,
+    checks again."""
+    model = tiny("llama")
+    ids = tokens.clone()
+    with torch.no_grad():
+        model(ids)  # checked, and remembered
+        ids[0, 0] = 128  # out of range now
+        with pytest.raises(hl.InputError, match=r"got ids from \d+ to 128"):
+            model(ids)
+        ids[0, 0] = 3
+        model(ids)
+        ids[:, :1].fill_(-1)  # through a view
+        with pytest.raises(hl.InputError, match=r"got ids from -1 to \d+"):
+            model(ids)
