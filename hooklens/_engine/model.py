@@ -41,6 +41,7 @@ from .ownership import Ownership
 from .placement import PlacementMixin
 from .point_messages import LEFT_OUT
 from .points import POINTS_BY_SUFFIX, split_name
+from .sites import get_module
 from .stop import run_until
 from .tokens import TextOrTokens, TokenMixin
 from .unembed import final_normed, unembed
@@ -134,7 +135,7 @@ class HookedModel(BlocksMixin, HooksMixin, TokenMixin, WeightsMixin, PlacementMi
         self._order = {name: i for i, name in enumerate(self._points)}  # a cache's order
 
     def _input_device(self) -> torch.device:
-        emb = self.hf_model.get_submodule(self.spec.embed)
+        emb = get_module(self.hf_model, self.spec.embed)
         weight = getattr(emb, "weight", None)
         if isinstance(weight, torch.Tensor) and weight.device.type != "meta":
             return weight.device

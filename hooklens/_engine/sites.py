@@ -29,6 +29,14 @@ Call = NthCall | None
 
 def get_module(root: nn.Module, path: str) -> nn.Module:
     """`root.get_submodule(path)` with a clearer error for adapter authors."""
+    module = root
+    try:  # through `_modules` first: a tenth of get_submodule's time (a forward asks for one)
+        for part in path.split(".") if path else ():
+            module = module._modules[part]  # type: ignore[assignment]
+        if isinstance(module, nn.Module):
+            return module
+    except (KeyError, AttributeError):
+        pass
     try:
         return root.get_submodule(path)
     except AttributeError as exc:
