@@ -22,6 +22,7 @@ from typing import Any, Literal, Protocol
 import torch
 
 from .._errors import MSG_HOOK_BAD_RETURN, MSG_HOOK_RAISED, HookError
+from . import module_hooks
 from .ownership import Ownership
 
 HookFn = Callable[[torch.Tensor, "HookPoint"], "torch.Tensor | None"]
@@ -36,22 +37,27 @@ class Site:
     """A place in the HF model that serves hook points; installs its hooks on demand.
 
     `install` returns the handles to remove later. `base` is a site this one needs while active
-    (the per-forward frame recorder).
+    (the per-forward frame recorder). A site whose handles are all module hooks puts the same
+    hooks back at its next use (`module_hooks.restore_all`) instead of making new ones: a site
+    is installed and removed on every call that uses it.
     """
 
-    __slots__ = ("_base", "_handles", "_install", "count")
+    __slots__ = ("_base", "_handles", "_install", "_removed", "count")
 
     def __init__(self, install: Callable[[], list[_Handle]], base: Site | None = None) -> None:
         self._install = install
         self._base = base
         self._handles: list[_Handle] = []
+        self._removed: list[_Handle] = []  # the handles of the last use, to restore
         self.count = 0
 
     def acquire(self) -> None:
         if self.count == 0:
             if self._base is not None:
                 self._base.acquire()
-            self._handles = self._install()
+            removed, self._removed = self._removed, []
+            restored = bool(removed) and module_hooks.restore_all(removed)
+            self._handles = removed if restored else self._install()
         self.count += 1
 
     def release(self) -> None:
@@ -60,6 +66,7 @@ class Site:
             handles, self._handles = self._handles, []
             for handle in handles:
                 handle.remove()
+            self._removed = handles
             if self._base is not None:
                 self._base.release()
 

@@ -22,12 +22,20 @@ from __future__ import annotations
 import copy
 import functools
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from torch import nn
 
-__all__ = ["HookHandle", "forward_hook", "has_hooks", "own_forward", "pre_hook", "swap_forward"]
+__all__ = [
+    "HookHandle",
+    "forward_hook",
+    "has_hooks",
+    "own_forward",
+    "pre_hook",
+    "restore_all",
+    "swap_forward",
+]
 
 PreHook = tuple[Callable[..., Any], bool]  # (hook, with_kwargs)
 ForwardHook = tuple[Callable[..., Any], bool, bool]  # (hook, with_kwargs, always_call)
@@ -140,18 +148,67 @@ def _guarded(hooks: _ModuleHooks, module: nn.Module, args: Any, kwargs: Any) -> 
 
 
 class HookHandle:
-    """Removes one hook (`remove()`; a second call does nothing), as torch's `RemovableHandle`."""
+    """Removes one hook (`remove()`; a second call does nothing), as torch's `RemovableHandle`,
+    and puts it back (`restore()`)."""
 
-    __slots__ = ("_entry", "_hooks")
+    __slots__ = ("_entry", "_hooks", "_last", "_prepend")
 
-    def __init__(self, hooks: _ModuleHooks, entry: tuple[Any, ...]) -> None:
+    def __init__(self, hooks: _ModuleHooks, entry: tuple[Any, ...], prepend: bool) -> None:
         self._hooks: _ModuleHooks | None = hooks
+        self._last = hooks
         self._entry = entry
+        self._prepend = prepend
 
     def remove(self) -> None:
         if self._hooks is not None:
             self._hooks.remove(self._entry)
             self._hooks = None
+
+    def restore(self) -> bool:
+        """Add the removed hook again, where a new one would go (first if it was prepended);
+        False, and nothing done, where a new one is needed: the module's own forward changed
+        since (accelerate dispatched it anew), or it is a swap."""
+        entry, last = self._entry, self._last
+        if self._hooks is not None or len(entry) == 1:
+            return False
+        module = last.module
+        hooks = _installed(module)
+        if hooks is None:  # the module has no hooks now: ours go back if nothing else changed
+            if module.__dict__.get("forward") is not last.own or last.pre or last.post:
+                return False
+            if (
+                last.own is None
+                and getattr(last.inner, "__func__", None) is not type(module).forward
+            ):
+                last.set_inner(last._own_forward())  # the class's forward was replaced since
+            module.__dict__["forward"] = last.forward
+            hooks = last
+        if len(entry) == 2:
+            hooks.pre = (entry, *hooks.pre) if self._prepend else (*hooks.pre, entry)
+        else:
+            hooks.post = (entry, *hooks.post) if self._prepend else (*hooks.post, entry)
+            hooks.always = hooks.always or entry[2]
+        self._hooks = self._last = hooks
+        return True
+
+
+def restore_all(handles: Sequence[object]) -> bool:
+    """Put back every one of `handles`, removed before, in order; False, and none put back,
+    unless each is a `HookHandle` that can be (see `HookHandle.restore`)."""
+    if len(handles) == 1:  # most sites: one hook
+        handle = handles[0]
+        return type(handle) is HookHandle and handle.restore()
+    ours = [h for h in handles if type(h) is HookHandle]
+    if len(ours) != len(handles):
+        return False
+    done: list[HookHandle] = []
+    for handle in ours:
+        if not handle.restore():
+            for put in reversed(done):
+                put.remove()
+            return False
+        done.append(handle)
+    return True
 
 
 def _hooks_of(module: nn.Module) -> _ModuleHooks:
@@ -179,7 +236,7 @@ def pre_hook(
     hooks = _hooks_of(module)
     entry = (hook, with_kwargs)
     hooks.pre = (entry, *hooks.pre) if prepend else (*hooks.pre, entry)
-    return HookHandle(hooks, entry)
+    return HookHandle(hooks, entry, prepend)
 
 
 def forward_hook(
@@ -191,7 +248,7 @@ def forward_hook(
     entry = (hook, with_kwargs, always_call)
     hooks.post = (entry, *hooks.post) if prepend else (*hooks.post, entry)
     hooks.always = hooks.always or always_call
-    return HookHandle(hooks, entry)
+    return HookHandle(hooks, entry, prepend)
 
 
 def swap_forward(module: nn.Module, fn: Callable[..., Any]) -> HookHandle:
@@ -202,7 +259,7 @@ def swap_forward(module: nn.Module, fn: Callable[..., Any]) -> HookHandle:
         raise RuntimeError(f"{type(module).__name__}'s forward is already swapped")
     hooks.swap = (fn,)
     hooks.set_inner(types.MethodType(fn, module))
-    return HookHandle(hooks, hooks.swap)
+    return HookHandle(hooks, hooks.swap, False)
 
 
 def own_forward(module: nn.Module) -> Callable[..., Any]:

@@ -181,3 +181,92 @@ def test_a_deep_copy_made_while_hooked_runs_its_own_weights_without_the_hooks() 
     assert fired == [1]
     handle.remove()
     assert "forward" not in module[1].__dict__
+
+
+def test_a_restored_hook_goes_back_where_a_new_one_would() -> None:
+    """`restore` after `remove`: the same order as hooks added anew (appended, or first where
+    prepended), among hooks another party added in between; none left after removal."""
+    x = torch.arange(3.0)
+    log: list[str] = []
+    module = Scale()
+
+    def tap(name: str) -> Callable[..., Any]:
+        return lambda m, a, o: log.append(name)
+
+    first = module_hooks.forward_hook(module, tap("first"))
+    front = module_hooks.forward_hook(module, tap("front"), prepend=True)
+    first.remove()
+    front.remove()
+    assert "forward" not in module.__dict__
+    other = module_hooks.forward_hook(module, tap("other"))  # installed meanwhile
+    assert module_hooks.restore_all([first, front])
+    module(x)
+    assert log == ["front", "other", "first"]
+    for handle in (first, front, other):
+        handle.remove()
+    assert "forward" not in module.__dict__
+    assert module_hooks.restore_all([first])  # alone: its own hooks go back in the __dict__
+    log.clear()
+    torch.testing.assert_close(module(x), x * 2)
+    assert log == ["first"]
+    first.remove()
+    assert "forward" not in module.__dict__
+    assert not module_hooks.restore_all([first, object()])  # not all module hooks: none back
+    assert "forward" not in module.__dict__
+
+
+def test_a_hook_is_made_anew_where_the_modules_forward_changed() -> None:
+    """accelerate may dispatch a model between two calls, putting a forward in a module's
+    __dict__: a removed hook is not put back around the old one (the caller makes a new one),
+    and what was restored before the refusal is removed again."""
+    module, other = Scale(), Scale()
+    h_other = module_hooks.pre_hook(other, lambda m, a: None)
+    handle = module_hooks.forward_hook(module, lambda m, a, o: o + 1)
+    handle.remove()
+    h_other.remove()
+
+    def theirs(x: torch.Tensor, factor: float = 2.0) -> torch.Tensor:
+        return Scale.forward(module, x, factor)
+
+    module.forward = theirs  # type: ignore[method-assign]
+    assert not module_hooks.restore_all([h_other, handle])
+    assert "forward" not in other.__dict__ and module.__dict__["forward"] is theirs
+    assert not module_hooks.has_hooks(module)
+
+
+def test_sites_put_their_hooks_back_and_a_changed_forward_gets_new_ones() -> None:
+    """Through a wrapped model: the second cache restores the first one's hooks (the same
+    handles); after an instance forward appears on a block, the cache is still right, made with
+    new hooks around that forward."""
+    import transformers as tf
+
+    import hooklens as hl
+    from hooklens.architectures._registry import tiny_config
+
+    torch.manual_seed(0)
+    hf = tf.AutoModelForCausalLM.from_config(tiny_config("llama")).eval()
+    model = hl.HookedModel(hf)
+    tokens = torch.randint(4, 100, (1, 6))
+    with torch.no_grad():
+        _, first = model.run_with_cache(tokens, names_filter="blocks.1.hook_resid_pre")
+        site = model._points["blocks.1.hook_resid_pre"]._site
+        removed = list(site._removed)
+        _, again = model.run_with_cache(tokens, names_filter="blocks.1.hook_resid_pre")
+        assert site._removed == removed  # the same handles, put back and removed again
+        torch.testing.assert_close(
+            again["blocks.1.hook_resid_pre"], first["blocks.1.hook_resid_pre"]
+        )
+        block = hf.model.layers[1]
+        calls: list[int] = []
+
+        def theirs(*args: Any, **kwargs: Any) -> Any:
+            calls.append(1)
+            return type(block).forward(block, *args, **kwargs)
+
+        block.forward = theirs
+        want = hf(tokens, output_hidden_states=True, use_cache=False).hidden_states[1]
+        calls.clear()
+        _, third = model.run_with_cache(tokens, names_filter="blocks.1.hook_resid_pre")
+        assert calls == [1] and site._removed != removed
+        torch.testing.assert_close(third["blocks.1.hook_resid_pre"], want)
+        assert block.__dict__["forward"] is theirs
