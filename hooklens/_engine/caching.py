@@ -94,16 +94,19 @@ def drop_unused_storage(store: dict[str, torch.Tensor]) -> int:
     """
     kept: dict[int, int] = {}  # storage address -> bytes, of the CPU storages kept whole
     partial: list[tuple[str, torch.Tensor, Any]] = []
-    whole: set[int] = set()
+    whole_elsewhere: list[Any] = []  # storages kept whole off the CPU: addresses only if needed
     for name, t in store.items():
         storage = t.untyped_storage()
-        key = storage.data_ptr()
         if t.nbytes == storage.nbytes():  # most points: a tensor of its own; nothing to weigh
-            whole.add(key)
             if t.is_cpu:
-                kept[key] = t.nbytes
+                kept[storage.data_ptr()] = t.nbytes
+            else:
+                whole_elsewhere.append(storage)
         else:
             partial.append((name, t, storage))
+    if not partial:
+        return sum(kept.values())
+    whole = set(kept) | {storage.data_ptr() for storage in whole_elsewhere}
     covered: dict[int, int] = {}
     for _, t, storage in partial:
         key = storage.data_ptr()

@@ -53,8 +53,12 @@ class Site:
 
     def acquire(self) -> None:
         if self.count == 0:
-            if self._base is not None:
-                self._base.acquire()
+            base = self._base
+            if base is not None:  # the base is usually held already: a count, not a call
+                if base.count:
+                    base.count += 1
+                else:
+                    base.acquire()
             removed, self._removed = self._removed, []
             restored = bool(removed) and module_hooks.restore_all(removed)
             self._handles = removed if restored else self._install()
@@ -67,8 +71,12 @@ class Site:
             for handle in handles:
                 handle.remove()
             self._removed = handles
-            if self._base is not None:
-                self._base.release()
+            base = self._base
+            if base is not None:
+                if base.count > 1:
+                    base.count -= 1
+                else:
+                    base.release()
 
 
 def _fn_name(fn: Callable[..., Any]) -> str:

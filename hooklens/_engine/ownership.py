@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
 
 class Ownership:
@@ -74,11 +73,21 @@ class Ownership:
                 self._owner = None
                 self._cond.notify_all()
 
-    @contextmanager
-    def hold(self, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
+    def hold(self, on_wait: Callable[[], None] | None = None) -> _Held:
         """Hold the model for the block (see `acquire`); released however the block ends."""
-        self.acquire(on_wait)
-        try:
-            yield
-        finally:
-            self.release()
+        return _Held(self, on_wait)
+
+
+class _Held:
+    """`with owner.hold():` (a class, not a generator: a forward enters one every call)."""
+
+    __slots__ = ("_on_wait", "_owner")
+
+    def __init__(self, owner: Ownership, on_wait: Callable[[], None] | None) -> None:
+        self._owner, self._on_wait = owner, on_wait
+
+    def __enter__(self) -> None:
+        self._owner.acquire(self._on_wait)
+
+    def __exit__(self, *exc: object) -> None:
+        self._owner.release()
