@@ -16,6 +16,9 @@ variant pays another's page faults, and `mem` reads the allocator's own peak). R
   cache_resid  run_with_cache, resid points     / HF sdpa forward
   cache_all    run_with_cache, every point      / HF eager forward, output_attentions+hidden
   mem          peak growth of run_with_cache(all) / (growth of HF sdpa forward + 1.1 x cached bytes)
+  bare hooks   (with --floor) HF's model with one bare module hook before and one after each
+               block (hooklens's `module_hooks`, installed once, each only storing its tensor)
+               / HF sdpa forward: the floor under any cache of the stream built from module hooks
                (<= 1.0 meets the target; CPU: peak RSS of a fresh subprocess per measurement)
 With TransformerLens installed (optional, bench-only; see `_transformer_lens.py`), a row for
 it follows each hooklens row: the same ratios, on a copy of the same weights (4.x:
@@ -75,10 +78,32 @@ def timed(fn: Any, min_calls: int, min_seconds: float) -> list[float]:
     return out
 
 
-def variants(with_transformer_lens: bool) -> list[str]:
+def variants(with_transformer_lens: bool, floor: bool = False) -> list[str]:
     names = ["hf_sdpa", "hf_eager", "forward", "cache_resid", "cache_all"]
     tl_names = ["tl_forward", "tl_cache_resid", "tl_cache_all"]
-    return names + (tl_names if with_transformer_lens else [])
+    return names + (["bare_hooks"] if floor else []) + (tl_names if with_transformer_lens else [])
+
+
+#: where each shape's blocks are, for the bare hooks
+BLOCKS = {"gpt2": "transformer.h", "gpt_neox": "gpt_neox.layers"}
+
+
+def _with_bare_hooks(hf: Any, kind: str) -> Any:
+    """`hf` with a module hook before and after each block that only stores its tensor."""
+    from hooklens._engine import module_hooks
+
+    store: dict[tuple[int, str], torch.Tensor] = {}
+    for i, block in enumerate(hf.get_submodule(BLOCKS[kind])):
+
+        def before(m: Any, args: Any, kwargs: Any, i: int = i) -> None:
+            store[i, "pre"] = args[0] if args else kwargs["hidden_states"]
+
+        def after(m: Any, args: Any, out: Any, i: int = i) -> None:
+            store[i, "post"] = out[0] if isinstance(out, tuple) else out
+
+        module_hooks.pre_hook(block, before, with_kwargs=True)
+        module_hooks.forward_hook(block, after)
+    return hf
 
 
 def _variant_call(hf: Any, seq: int, variant: str) -> Any:
@@ -95,6 +120,8 @@ def _variant_call(hf: Any, seq: int, variant: str) -> Any:
     elif variant.startswith("hf_"):
         target = hf
         hf.set_attn_implementation(variant.removeprefix("hf_"))
+    elif variant == "bare_hooks":
+        target = _with_bare_hooks(hf, hf.config.model_type)
     else:
         target = hl.HookedModel(hf)
     return {
@@ -106,6 +133,7 @@ def _variant_call(hf: Any, seq: int, variant: str) -> Any:
         "forward": lambda: target(toks),
         "cache_resid": lambda: target.run_with_cache(toks, names_filter=resid),
         "cache_all": lambda: target.run_with_cache(toks),
+        "bare_hooks": lambda: target(toks, use_cache=False),
     }[variant.removeprefix("tl_")]
 
 
@@ -198,6 +226,8 @@ def ratios(samples: dict[str, list[float]]) -> dict[str, float]:
         out[f"{prefix}forward"] = med[f"{prefix}forward"] / med["hf_sdpa"]
         out[f"{prefix}cache_resid"] = med[f"{prefix}cache_resid"] / med["hf_sdpa"]
         out[f"{prefix}cache_all"] = med[f"{prefix}cache_all"] / med["hf_eager"]
+    if "bare_hooks" in med:
+        out["bare_hooks"] = med["bare_hooks"] / med["hf_sdpa"]
     return out
 
 
@@ -298,6 +328,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=None, help="processes per variant")
     parser.add_argument("--no-mem", action="store_true")
     parser.add_argument(
+        "--floor", action="store_true", help="a column for HF with bare module hooks (see above)"
+    )
+    parser.add_argument(
         "--keep-freed-memory",
         action="store_true",
         help="every variant, HF's too, with glibc keeping freed memory (hooklens's own "
@@ -336,14 +369,15 @@ def main() -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "2"}
     if args.keep_freed_memory:
         env.update(KEEP_FREED_MEMORY)
-    names = variants(importlib.util.find_spec("transformer_lens") is not None)
+    names = variants(importlib.util.find_spec("transformer_lens") is not None, args.floor)
     tl_label = f"TransformerLens {version('transformer-lens')}" if "tl_forward" in names else ""
     print(f"device={device} dtype={dtype} threads={torch.get_num_threads()} rounds={rounds} "
           f"{'one process, interleaved' if in_process else 'fresh processes'} "
           f"allocator={'keeps freed memory' if args.keep_freed_memory else 'default'}")  # fmt: skip
+    floor_column = " bare hooks |" if args.floor else ""
     print("| shape | seq | HF sdpa ms | forward (<=1.03) | cache_resid (<=1.05) | "
-          "cache_all (<=1.10) | mem (<=1.0) |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|")
+          "cache_all (<=1.10) | mem (<=1.0) |" + floor_column)  # fmt: skip
+    print("|---|---|---|---|---|---|---|" + ("---|" if args.floor else ""))
     for shape, seq in plan:
         # 2048 tokens: a call takes tens of seconds on 2 cores
         repeats = args.repeats or (2 if args.quick or seq >= 2048 else 5 if in_process else 3)
@@ -358,7 +392,8 @@ def main() -> None:
             mem = "-" if args.no_mem else f"{mem_row(shape, seq, device, dtype, env):.2f}"
         print(
             f"| {shape} | {seq} | {r['hf_sdpa_ms']:.1f} | {r['forward']:.3f} | "
-            f"{r['cache_resid']:.3f} | {r['cache_all']:.3f} | {mem} |",
+            f"{r['cache_resid']:.3f} | {r['cache_all']:.3f} | {mem} |"
+            + (f" {r['bare_hooks']:.3f} |" if args.floor else ""),
             flush=True,
         )
         if "tl_forward" in r:
