@@ -16,10 +16,10 @@ variant pays another's page faults, and `mem` reads the allocator's own peak). R
   cache_resid  run_with_cache, resid points     / HF sdpa forward
   cache_all    run_with_cache, every point      / HF eager forward, output_attentions+hidden
   mem          peak growth of run_with_cache(all) / (growth of HF sdpa forward + 1.1 x cached bytes)
+               (<= 1.0 meets the target; CPU: peak RSS of a fresh subprocess per measurement)
   bare hooks   (with --floor) HF's model with one bare module hook before and one after each
                block (hooklens's `module_hooks`, installed once, each only storing its tensor)
                / HF sdpa forward: the floor under any cache of the stream built from module hooks
-               (<= 1.0 meets the target; CPU: peak RSS of a fresh subprocess per measurement)
 With TransformerLens installed (optional, bench-only; see `_transformer_lens.py`), a row for
 it follows each hooklens row: the same ratios, on a copy of the same weights (4.x:
 TransformerBridge; 3.x: HookedTransformer, as its `from_pretrained` processes the weights).
