@@ -134,7 +134,11 @@ def in_model_order(
             return order[name]
         return len(order) + order[name.removesuffix("_grad")]
 
-    return {name: store[name] for name in sorted(store, key=position)}
+    try:  # activations only, the usual cache: the order's own lookup, with no call per name
+        names = sorted(store, key=order.__getitem__)
+    except KeyError:
+        names = sorted(store, key=position)
+    return {name: store[name] for name in names}
 
 
 def backward_of(out: Any, return_type: str | None) -> None:

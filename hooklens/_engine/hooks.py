@@ -122,7 +122,7 @@ class HookPoint:
     def __repr__(self) -> str:
         return f"HookPoint({self.name!r}, {len(self.fns)} fn(s))"
 
-    def add(self, fn: HookFn, *, prepend: bool = False, dir: Direction = "fwd") -> None:
+    def add(self, fn: HookFn, prepend: bool = False, dir: Direction = "fwd") -> None:
         fns = self.bwd_fns if dir == "bwd" else self.fns
         if not (self.fns or self.bwd_fns):  # `active`, inline: this runs per point and call
             self._site.acquire()
@@ -133,10 +133,10 @@ class HookPoint:
 
     def remove(self, fn: HookFn, dir: Direction = "fwd") -> None:
         """Detach `fn` (a no-op when `reset_hooks` already detached it)."""
-        fns = self.bwd_fns if dir == "bwd" else self.fns
-        if fn not in fns:
+        try:
+            (self.bwd_fns if dir == "bwd" else self.fns).remove(fn)
+        except ValueError:
             return
-        fns.remove(fn)
         if self._permanent and fn in self._permanent and fn not in self.fns + self.bwd_fns:
             self._permanent.remove(fn)
         if not (self.fns or self.bwd_fns):
@@ -265,19 +265,20 @@ class HookContext:
         bwd_pairs: Sequence[tuple[HookPoint, HookFn]] = (),
         owner: Ownership | None = None,
     ):
-        self._pairs = [(p, fn, "fwd") for p, fn in pairs]
+        self._pairs: list[tuple[HookPoint, HookFn, Direction]] = [(p, fn, "fwd") for p, fn in pairs]
         self._pairs += [(p, fn, "bwd") for p, fn in bwd_pairs]
         self._prepend = prepend
         self._owner = owner
-        self._added: list[tuple[HookPoint, HookFn, Direction]] = []
+        self._added = 0  # how many of `_pairs` are attached (the first ones)
 
     def __enter__(self) -> HookContext:
         if self._owner is not None:
             self._owner.acquire()
+        prepend = self._prepend
         try:
-            for point, fn, dir in self._pairs:
-                point.add(fn, prepend=self._prepend, dir=dir)  # type: ignore[arg-type]
-                self._added.append((point, fn, dir))  # type: ignore[arg-type]
+            for point, fn, dir in self._pairs:  # a count, not a list: this runs per point
+                point.add(fn, prepend, dir)
+                self._added += 1
         except BaseException:
             self._detach()
             raise
@@ -287,9 +288,9 @@ class HookContext:
         self._detach()
 
     def _detach(self) -> None:
-        added, self._added = self._added, []
+        added, self._added = self._added, 0
         try:
-            for point, fn, dir in reversed(added):
+            for point, fn, dir in reversed(self._pairs[:added]):
                 point.remove(fn, dir)
         finally:
             if self._owner is not None:

@@ -191,7 +191,8 @@ class HookedModel(BlocksMixin, HooksMixin, TokenMixin, WeightsMixin, PlacementMi
         if isinstance(names, str):
             return [self._point(names)]
         if callable(names):
-            found = [p for n, p in self._points.items() if names(n)]
+            points = self._points  # names through `filter`, a C loop: a call per point
+            found = [points[n] for n in filter(names, points)]
         else:
             found = [self._point(n) for n in names]
         if not found:

@@ -172,9 +172,12 @@ class HookHandle:
         if self._hooks is not None or len(entry) == 1:
             return False
         module = last.module
-        hooks = _installed(module)
+        found = module.__dict__.get("forward")
+        # the usual cases first: our hooks object is still there, or it went with nothing
+        # else changed (one dict lookup; this runs per point and call)
+        hooks = last if found is last.forward else None if found is None else _installed(module)
         if hooks is None:  # the module has no hooks now: ours go back if nothing else changed
-            if module.__dict__.get("forward") is not last.own or last.pre or last.post:
+            if found is not last.own or last.pre or last.post:
                 return False
             if (
                 last.own is None
