@@ -23,8 +23,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from .._errors import MSG_SINK_READ_ONLY, HookError
 from .callers import Caller
+from .explicit_attention import explicit_attention
 from .hooks import HookPoint
 from .own_attention import ForwardSwaps
 from .selected_keys import select_keys
@@ -71,21 +71,38 @@ class AttnSite:
         self.caller: Caller | None = None
 
 
-#: attention module -> the sites of every HookedModel wrapping it (usually one). All weak:
-#: wrapping a model never keeps it, or a discarded wrapper, alive.
-SITES: weakref.WeakKeyDictionary[nn.Module, weakref.WeakSet[AttnSite]] = weakref.WeakKeyDictionary()
+#: id(attention module) -> weak references to the sites of every HookedModel wrapping it
+#: (usually one). Weak both ways: wrapping a model never keeps it, or a discarded wrapper,
+#: alive; a module's entry goes when the module does (before its id can be reused). A plain
+#: dict of lists: the attention function looks it up on every call (a WeakKeyDictionary of
+#: WeakSets took 1.4 us a layer).
+_SITES: dict[int, list[weakref.ref[AttnSite]]] = {}
 
 
 def add_site(module: nn.Module, site: AttnSite) -> None:
     """Serve `site` when `module` calls the attention function."""
-    SITES.setdefault(module, weakref.WeakSet()).add(site)
+    key = id(module)
+    refs = _SITES.get(key)
+    if refs is None:
+        refs = _SITES[key] = []
+        weakref.finalize(module, _SITES.pop, key, None)
+    refs[:] = [*(r for r in refs if r() is not None), weakref.ref(site)]
 
 
 def _active_site(module: nn.Module) -> AttnSite | None:
-    for site in SITES.get(module, ()):
-        if site.count and (site.caller is None or site.caller.running):
+    for ref in _SITES.get(id(module), ()):
+        site = ref()
+        if site is not None and site.count and (site.caller is None or site.caller.running):
             return site
     return None
+
+
+@functools.cache
+def _sdpa() -> Any:
+    """transformers' sdpa attention function (imported once, not on every call)."""
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    return sdpa_attention_forward
 
 
 def ensure_registered() -> None:
@@ -154,101 +171,6 @@ def _fire_heads(point: HookPoint, t: torch.Tensor, q_len: int) -> torch.Tensor:
     return torch.cat([t[:, :, :past], new_t], dim=2) if past else new_t
 
 
-def explicit_attention(
-    module: nn.Module,
-    query: torch.Tensor,
-    key: torch.Tensor,
-    value: torch.Tensor,
-    attention_mask: torch.Tensor | None,
-    scaling: float | None,
-    dropout: float,
-    softcap: float | None,
-    site: AttnSite | None,
-    sinks: torch.Tensor | None = None,
-    bias: torch.Tensor | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Attention with scores and pattern materialized (and hookable).
-
-    q (batch, n_heads, q, d_head); k, v (batch, n_kv_heads, k, d_head); the mask is None (causal
-    when q > 1, following sdpa's `is_causal`), boolean (True = attend) or additive float.
-    `sinks` (n_heads,): learned sink logits (transformers' `s_aux`), joined to each row of
-    scores for the softmax (in float32) and dropped after it, so a row of the pattern sums to
-    1 minus the sink's share (`hook_sink`). `bias` (batch or 1, n_heads or 1, q, k): added to
-    the scaled scores before the mask (transformers' `position_bias`), so `hook_attn_scores`
-    includes it. Returns z (batch, q, n_heads, d_head) and the pattern (batch, n_heads, q, k).
-    """
-    dtype = query.dtype
-    low = dtype in (torch.float16, torch.bfloat16)
-    if low:  # scores and softmax in float32, like sdpa
-        query, key = query.float(), key.float()
-    n_rep = query.shape[1] // key.shape[1]
-    if n_rep > 1:
-        key = key.repeat_interleave(n_rep, dim=1)
-        value = value.repeat_interleave(n_rep, dim=1)
-    q_len, k_len = query.shape[2], key.shape[2]
-    if attention_mask is None and q_len > 1 and k_len > q_len:
-        # sdpa's is_causal is top-left aligned; transformers crops keys the same way
-        key, value, k_len = key[:, :, :q_len], value[:, :, :q_len], q_len
-        bias = bias[..., :q_len] if bias is not None else None
-    if scaling is None:
-        scaling = query.shape[-1] ** -0.5
-    # Fresh tensors are edited in place: at long sequences each (batch, heads, q, k) allocation
-    # costs as much as the arithmetic (the kernel zero-fills its pages). Autograd allows it:
-    # matmul, mul and add keep no output for their backward. Masks are added, not
-    # masked_fill'ed: a broadcast masked_fill is ~8x slower than an add on CPU.
-    scores = torch.matmul(query, key.transpose(2, 3)).mul_(scaling)
-    if softcap is not None:
-        scores = torch.tanh(scores / softcap) * softcap
-    if bias is not None:
-        scores = scores + bias[..., :k_len].to(scores.dtype)
-    lowest = torch.finfo(dtype).min
-    if attention_mask is None:
-        if q_len > 1:
-            full = torch.full((q_len, k_len), lowest, dtype=scores.dtype, device=scores.device)
-            scores.add_(full.triu_(k_len - q_len + 1))
-    elif attention_mask.dtype == torch.bool:
-        allowed = attention_mask[..., :k_len]
-        additive = torch.zeros(allowed.shape, dtype=scores.dtype, device=scores.device)
-        scores.add_(additive.masked_fill_(~allowed, lowest))
-    else:
-        scores.add_(attention_mask[..., :k_len].to(scores.dtype))
-    # A hooked point sees (and may edit) its activation in `dtype`, and the computation goes on
-    # from what it saw, read as it is (no float32 copy of a (batch, heads, q, k) tensor: at
-    # long sequences the copies cost more than the arithmetic): the softmax upcasts inside,
-    # and z multiplies a hooked pattern with v in `dtype` (accumulating in float32).
-    if site is not None and site.scores.active:
-        scores = site.scores.fire(scores.to(dtype))
-    if sinks is not None:
-        pattern = _with_sink(scores.float() if low else scores, sinks, site, dtype)
-    else:
-        pattern = torch.softmax(scores, dim=-1, dtype=torch.float32 if low else None)
-    if dropout:
-        pattern = nn.functional.dropout(pattern, p=dropout, training=module.training)
-    if site is not None and site.pattern.active:
-        pattern = site.pattern.fire(pattern.to(dtype))
-    z = torch.matmul(pattern, value.to(pattern.dtype)).transpose(1, 2).contiguous()
-    return z.to(dtype), pattern.to(dtype)
-
-
-def _with_sink(
-    scores: torch.Tensor, sinks: torch.Tensor, site: AttnSite | None, dtype: torch.dtype
-) -> torch.Tensor:
-    """The keys' shares of a softmax over each row of `scores` and its head's sink logit.
-    The sink's share fires `hook_sink` (batch, n_heads, q) in `dtype`, read-only: it adds
-    nothing to z, so an edit (returned or in place) raises instead of being ignored."""
-    column = sinks.to(scores.dtype).reshape(1, -1, 1, 1).expand(*scores.shape[:-1], 1)
-    probs = torch.softmax(torch.cat([scores, column], dim=-1), dim=-1)
-    point = site.sink if site is not None else None
-    if point is not None and point.active:
-        kept = probs[..., -1].to(dtype, copy=True)
-        share = kept.clone()
-        seen = point.fire(share)  # a backward tap hands on a copy: compare values
-        if not (torch.equal(seen, kept) and torch.equal(share, kept)):
-            name = point.name
-            raise HookError(MSG_SINK_READ_ONLY.format(name=name, layer=point.layer()), name)
-    return probs[..., :-1]
-
-
 def fire_pre_rotary(
     module: nn.Module, query: torch.Tensor, key: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -277,8 +199,7 @@ def attention_forward(
     """The function registered as NAME. Same contract as transformers' attention functions:
     returns (attn_output (batch, q, n_heads, d_head), weights or None). `qk_read`: `hook_q`
     and `hook_k` were fired before the rotation (`fire_pre_rotary`)."""
-    from transformers.integrations.sdpa_attention import sdpa_attention_forward
-
+    sdpa_attention_forward = _sdpa()
     site = _active_site(module)
     # an additive score bias: transformers' sdpa folds it into its mask (keeping "no mask is
     # causal"), the explicit path adds it to the scores; an sdpa without the parameter would

@@ -60,7 +60,11 @@ class Site:
                 else:
                     base.acquire()
             removed, self._removed = self._removed, []
-            restored = bool(removed) and module_hooks.restore_all(removed)
+            if len(removed) == 1:  # most sites: one module hook (restore_all's first case)
+                handle = removed[0]
+                restored = type(handle) is module_hooks.HookHandle and handle.restore()
+            else:
+                restored = bool(removed) and module_hooks.restore_all(removed)
             self._handles = removed if restored else self._install()
         self.count += 1
 
@@ -176,9 +180,14 @@ class HookPoint:
     def fire(self, x: torch.Tensor) -> torch.Tensor:
         """Run the attached functions in order; return the (possibly replaced) activation."""
         fns = self.fns
-        if len(fns) == 1:  # the usual case, without the loop: this runs per point and call
+        if len(fns) == 1:  # the usual case, without the loop or `_call`: per point and call
             fn = fns[0]
-            out = _call(self, fn, x)
+            try:
+                out = fn(x, self)
+            except HookError:
+                raise
+            except Exception as exc:
+                raise _raised(self, fn, exc) from exc
             if out is not None and out is not x:
                 _check_replacement(self.name, fn, x, out)
                 x = out
@@ -223,12 +232,17 @@ def _call(point: HookPoint, fn: HookFn, x: torch.Tensor) -> Any:
     except HookError:
         raise
     except Exception as exc:
-        raise HookError(
-            MSG_HOOK_RAISED.format(
-                fn=_fn_name(fn), name=point.name, exc_type=type(exc).__name__, exc=exc
-            ),
-            point.name,
-        ) from exc
+        raise _raised(point, fn, exc) from exc
+
+
+def _raised(point: HookPoint, fn: HookFn, exc: Exception) -> HookError:
+    """The error for `fn` raising `exc` at `point`: names both."""
+    return HookError(
+        MSG_HOOK_RAISED.format(
+            fn=_fn_name(fn), name=point.name, exc_type=type(exc).__name__, exc=exc
+        ),
+        point.name,
+    )
 
 
 def _check_replacement(name: str, fn: HookFn, x: torch.Tensor, out: object) -> None:

@@ -206,12 +206,14 @@ class Builder:
                 x = args[0].float()
                 if layernorm and torch.is_grad_enabled() and x.requires_grad:
                     # native_layer_norm's rstd has no gradient; a backward hook needs one
-                    scale = (x.var(-1, keepdim=True, unbiased=False) + eps).sqrt().to(out.dtype)
+                    scale = (x.var(-1, keepdim=True, unbiased=False) + eps).sqrt()
                 elif layernorm:  # one fused kernel for mean and 1/std: ~3x fewer op dispatches
                     rstd = torch.native_layer_norm(x, x.shape[-1:], None, None, eps)[2]
-                    scale = rstd.reciprocal().to(out.dtype)
+                    scale = rstd.reciprocal()
                 else:
-                    scale = (x.pow(2).mean(-1, keepdim=True) + eps).sqrt().to(out.dtype)
+                    scale = (x.pow(2).mean(-1, keepdim=True) + eps).sqrt()
+                if scale.dtype != out.dtype:  # even a cast to its own dtype is a dispatch
+                    scale = scale.to(out.dtype)
                 s = bpd(scale)
                 new = scale_pt.fire(s)
                 if new is not s:

@@ -1,0 +1,144 @@
+"""Attention computed explicitly, its scores and pattern materialized (and hookable).
+
+`attention.py`'s function computes attention this way when someone asks for the scores or the
+pattern, or when sdpa cannot compute it (soft-capped scores, learned sinks, a score bias
+transformers' sdpa would drop). It runs per layer and call, so it makes no cast to a dtype a
+tensor already has and no causal mask a layer before it already made: in a short forward the
+time is the kernels' launches.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+from torch import nn
+
+from .._errors import MSG_SINK_READ_ONLY, HookError
+
+if TYPE_CHECKING:
+    from .attention import AttnSite
+
+__all__ = ["causal_mask", "explicit_attention"]
+
+#: the last causal mask made for a short sequence: (q_len, k_len, dtype, device) and the
+#: additive (q_len, k_len) mask. Every layer of a forward asks for the same one; making it is
+#: two kernel launches, which is what a short forward's time is made of. Long ones are made
+#: anew (the arithmetic dwarfs the launches there, and the memory would stay held).
+_causal_mask: tuple[tuple[int, int, torch.dtype, torch.device], torch.Tensor] | None = None
+_CAUSAL_CACHED_MAX = 64 * 64
+
+
+def causal_mask(q_len: int, k_len: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """(q_len, k_len): 0 where query i (the last q_len of k_len positions) may attend key j,
+    the dtype's lowest value where it may not. Read-only: shared by the calls that ask."""
+    global _causal_mask
+    key = (q_len, k_len, dtype, device)
+    kept = _causal_mask
+    if kept is not None and kept[0] == key:
+        return kept[1]
+    lowest = torch.finfo(dtype).min
+    mask = torch.full((q_len, k_len), lowest, dtype=dtype, device=device).triu_(k_len - q_len + 1)
+    if q_len * k_len <= _CAUSAL_CACHED_MAX:
+        _causal_mask = (key, mask)
+    return mask
+
+
+def explicit_attention(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float | None,
+    dropout: float,
+    softcap: float | None,
+    site: AttnSite | None,
+    sinks: torch.Tensor | None = None,
+    bias: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Attention with scores and pattern materialized (and hookable).
+
+    q (batch, n_heads, q, d_head); k, v (batch, n_kv_heads, k, d_head); the mask is None (causal
+    when q > 1, following sdpa's `is_causal`), boolean (True = attend) or additive float.
+    `sinks` (n_heads,): learned sink logits (transformers' `s_aux`), joined to each row of
+    scores for the softmax (in float32) and dropped after it, so a row of the pattern sums to
+    1 minus the sink's share (`hook_sink`). `bias` (batch or 1, n_heads or 1, q, k): added to
+    the scaled scores before the mask (transformers' `position_bias`), so `hook_attn_scores`
+    includes it. Returns z (batch, q, n_heads, d_head) and the pattern (batch, n_heads, q, k).
+    """
+    dtype = query.dtype
+    low = dtype in (torch.float16, torch.bfloat16)
+    if low:  # scores and softmax in float32, like sdpa
+        query, key = query.float(), key.float()
+    n_rep = query.shape[1] // key.shape[1]
+    if n_rep > 1:
+        key = key.repeat_interleave(n_rep, dim=1)
+        value = value.repeat_interleave(n_rep, dim=1)
+    q_len, k_len = query.shape[2], key.shape[2]
+    if attention_mask is None and q_len > 1 and k_len > q_len:
+        # sdpa's is_causal is top-left aligned; transformers crops keys the same way
+        key, value, k_len = key[:, :, :q_len], value[:, :, :q_len], q_len
+        bias = bias[..., :q_len] if bias is not None else None
+    if scaling is None:
+        scaling = query.shape[-1] ** -0.5
+    # Fresh tensors are edited in place: at long sequences each (batch, heads, q, k) allocation
+    # costs as much as the arithmetic (the kernel zero-fills its pages). Autograd allows it:
+    # matmul, mul and add keep no output for their backward. Masks are added, not
+    # masked_fill'ed: a broadcast masked_fill is ~8x slower than an add on CPU.
+    scores = torch.matmul(query, key.transpose(2, 3)).mul_(scaling)
+    if softcap is not None:
+        scores = torch.tanh(scores / softcap) * softcap
+    if bias is not None:
+        scores = scores + bias[..., :k_len].to(scores.dtype)
+    if attention_mask is None:
+        if q_len > 1:
+            scores.add_(causal_mask(q_len, k_len, scores.dtype, scores.device))
+    elif attention_mask.dtype == torch.bool:
+        allowed = attention_mask[..., :k_len]
+        additive = torch.zeros(allowed.shape, dtype=scores.dtype, device=scores.device)
+        scores.add_(additive.masked_fill_(~allowed, torch.finfo(dtype).min))
+    else:
+        scores.add_(attention_mask[..., :k_len].to(scores.dtype))
+    # A hooked point sees (and may edit) its activation in `dtype`, and the computation goes on
+    # from what it saw, read as it is (no float32 copy of a (batch, heads, q, k) tensor: at
+    # long sequences the copies cost more than the arithmetic): the softmax upcasts inside,
+    # and z multiplies a hooked pattern with v in `dtype` (accumulating in float32). Casts
+    # are made only where the dtypes differ: even a cast to the same dtype is a dispatch.
+    if site is not None and site.scores.active:
+        scores = site.scores.fire(_as(scores, dtype))
+    if sinks is not None:
+        pattern = _with_sink(scores.float() if low else scores, sinks, site, dtype)
+    else:
+        pattern = torch.softmax(scores, dim=-1, dtype=torch.float32 if low else None)
+    if dropout:
+        pattern = nn.functional.dropout(pattern, p=dropout, training=module.training)
+    if site is not None and site.pattern.active:
+        pattern = site.pattern.fire(pattern if pattern.dtype == dtype else pattern.to(dtype))
+    if value.dtype != pattern.dtype:
+        value = value.to(pattern.dtype)
+    z = torch.matmul(pattern, value).transpose(1, 2).contiguous()
+    return _as(z, dtype), _as(pattern, dtype)
+
+
+def _as(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    return t if t.dtype == dtype else t.to(dtype)
+
+
+def _with_sink(
+    scores: torch.Tensor, sinks: torch.Tensor, site: AttnSite | None, dtype: torch.dtype
+) -> torch.Tensor:
+    """The keys' shares of a softmax over each row of `scores` and its head's sink logit.
+    The sink's share fires `hook_sink` (batch, n_heads, q) in `dtype`, read-only: it adds
+    nothing to z, so an edit (returned or in place) raises instead of being ignored."""
+    column = sinks.to(scores.dtype).reshape(1, -1, 1, 1).expand(*scores.shape[:-1], 1)
+    probs = torch.softmax(torch.cat([scores, column], dim=-1), dim=-1)
+    point = site.sink if site is not None else None
+    if point is not None and point.active:
+        kept = probs[..., -1].to(dtype, copy=True)
+        share = kept.clone()
+        seen = point.fire(share)  # a backward tap hands on a copy: compare values
+        if not (torch.equal(seen, kept) and torch.equal(share, kept)):
+            name = point.name
+            raise HookError(MSG_SINK_READ_ONLY.format(name=name, layer=point.layer()), name)
+    return probs[..., :-1]

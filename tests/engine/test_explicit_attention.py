@@ -1,0 +1,93 @@
+"""The explicit attention path's shortcuts: one causal mask shared by a forward's layers, and the
+attention function's registry of sites, which holds neither the modules nor the wrappers."""
+
+from __future__ import annotations
+
+import gc
+
+import torch
+
+import hooklens as hl
+from hooklens._engine import attention
+from hooklens._engine.explicit_attention import causal_mask, explicit_attention
+
+from .conftest import build_hf
+
+
+def _reference(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scaling: float):
+    """Causal attention written out: (z (batch, q, heads, d_head), pattern)."""
+    q_len, k_len = q.shape[2], k.shape[2]
+    scores = (q @ k.transpose(2, 3)) * scaling
+    allowed = torch.ones(q_len, k_len, dtype=torch.bool).tril(k_len - q_len)
+    pattern = scores.masked_fill(~allowed, float("-inf")).softmax(-1)
+    return (pattern @ v).transpose(1, 2), pattern
+
+
+def test_causal_mask_is_made_once_per_shape_and_is_right_after_another_shape():
+    cpu = torch.device("cpu")
+    first = causal_mask(3, 5, torch.float32, cpu)
+    assert causal_mask(3, 5, torch.float32, cpu) is first  # the layers of one forward share it
+    lowest = torch.finfo(torch.float32).min
+    # query i (the last 3 of 5 positions) sees keys 0..i+2
+    want = torch.tensor([[0, 0, 0, lowest, lowest], [0, 0, 0, 0, lowest], [0, 0, 0, 0, 0]])
+    assert torch.equal(first, want)
+    other = causal_mask(4, 4, torch.float32, cpu)
+    assert other.shape == (4, 4) and torch.equal(other, torch.full((4, 4), lowest).triu(1))
+    assert causal_mask(3, 5, torch.float64, cpu).dtype == torch.float64
+    assert torch.equal(causal_mask(3, 5, torch.float32, cpu), want)  # made again, the same
+    assert torch.equal(first, want)  # a mask handed out is never written to
+
+
+def test_explicit_attention_matches_causal_attention_across_shapes_and_grad_modes():
+    """Shapes alternate (the kept mask is another shape's each time), in inference mode and
+    with gradients: a mask made in inference mode serves a forward with gradients."""
+    torch.manual_seed(0)
+    module = torch.nn.Module()
+    for q_len, k_len in [(4, 4), (1, 5), (4, 4), (3, 6), (70, 70), (4, 4)]:
+        q, k, v = (torch.randn(2, 3, n, 8) for n in (q_len, k_len, k_len))
+        want_z, want_pattern = _reference(q, k, v, 0.3)
+        given = q_len not in (1, k_len)  # else no mask: causal (the kept mask), or none needed
+        mask = causal_mask(q_len, k_len, q.dtype, q.device) if given else None
+        with torch.inference_mode():
+            z, pattern = explicit_attention(module, q, k, v, mask, 0.3, 0.0, None, None)
+        torch.testing.assert_close(pattern, want_pattern)
+        torch.testing.assert_close(z, want_z)
+        qg = q.clone().requires_grad_()
+        z, _ = explicit_attention(module, qg, k, v, mask, 0.3, 0.0, None, None)
+        z.sum().backward()
+        ref_q = q.clone().requires_grad_()
+        _reference(ref_q, k, v, 0.3)[0].sum().backward()
+        torch.testing.assert_close(qg.grad, ref_q.grad)
+
+
+def test_half_precision_pattern_keeps_the_float32_product_unless_hooked():
+    """In bfloat16 the pattern is a float32 softmax; z multiplies that float32 pattern with v
+    unless the pattern is hooked (then the point's bfloat16 tensor, as documented)."""
+    torch.manual_seed(1)
+    q, k, v = (torch.randn(1, 2, 5, 8, dtype=torch.bfloat16) for _ in range(3))
+    z, pattern = explicit_attention(torch.nn.Module(), q, k, v, None, 0.35, 0.0, None, None)
+    assert z.dtype == pattern.dtype == torch.bfloat16
+    scores = (q.float() @ k.float().transpose(2, 3)) * 0.35
+    full = scores + causal_mask(5, 5, torch.float32, q.device)
+    want = (full.softmax(-1) @ v.float()).transpose(1, 2).to(torch.bfloat16)
+    torch.testing.assert_close(z, want, atol=0, rtol=0)
+
+
+def test_the_sites_registry_lets_go_of_models_and_wrappers(tmp_path):
+    hf = build_hf("gpt2")
+    model = hl.HookedModel(hf)
+    ids = [id(hf.transformer.h[i].attn) for i in range(len(hf.transformer.h))]
+    assert all(i in attention._SITES for i in ids)
+    toks = torch.tensor([[1, 2, 3]])
+    _, cache = model.run_with_cache(toks, names_filter=lambda n: n.endswith("hook_pattern"))
+    assert len(cache) == len(ids)
+    del model, cache  # a cache keeps its model
+    gc.collect()
+    # the wrapper is gone: its sites no longer serve the modules (which HF still runs)
+    assert all(ref() is None for i in ids for ref in attention._SITES[i])
+    hf(toks)
+    again = hl.HookedModel(hf)  # wrapping again: the dead references are dropped
+    assert all(len(attention._SITES[i]) == 1 for i in ids)
+    del again, hf
+    gc.collect()
+    assert not any(i in attention._SITES for i in ids)
