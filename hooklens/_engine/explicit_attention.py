@@ -19,14 +19,14 @@ from .._errors import MSG_SINK_READ_ONLY, HookError
 if TYPE_CHECKING:
     from .attention import AttnSite
 
-__all__ = ["causal_mask", "explicit_attention"]
+__all__ = ["causal_mask", "explicit_attention", "forget_causal_mask"]
 
-#: the last causal mask made for a short sequence: (q_len, k_len, dtype, device) and the
-#: additive (q_len, k_len) mask. Every layer of a forward asks for the same one; making it is
-#: two kernel launches, which is what a short forward's time is made of. Long ones are made
-#: anew (the arithmetic dwarfs the launches there, and the memory would stay held).
+#: the causal mask last made: (q_len, k_len, dtype, device) and the additive (q_len, k_len)
+#: mask. Every layer of a forward asks for the same one, and making it is two kernel launches,
+#: which is what a short forward's time (and a GPU's at any length) is made of. The attention
+#: switch drops it when the call that hooked attention ends (`forget_causal_mask`), so no
+#: memory stays held between calls.
 _causal_mask: tuple[tuple[int, int, torch.dtype, torch.device], torch.Tensor] | None = None
-_CAUSAL_CACHED_MAX = 64 * 64
 
 
 def causal_mask(q_len: int, k_len: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
@@ -39,9 +39,14 @@ def causal_mask(q_len: int, k_len: int, dtype: torch.dtype, device: torch.device
         return kept[1]
     lowest = torch.finfo(dtype).min
     mask = torch.full((q_len, k_len), lowest, dtype=dtype, device=device).triu_(k_len - q_len + 1)
-    if q_len * k_len <= _CAUSAL_CACHED_MAX:
-        _causal_mask = (key, mask)
+    _causal_mask = (key, mask)
     return mask
+
+
+def forget_causal_mask() -> None:
+    """Drop the kept causal mask (the end of a call that hooked attention)."""
+    global _causal_mask
+    _causal_mask = None
 
 
 def explicit_attention(

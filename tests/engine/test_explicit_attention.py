@@ -91,3 +91,21 @@ def test_the_sites_registry_lets_go_of_models_and_wrappers(tmp_path):
     del again, hf
     gc.collect()
     assert not any(i in attention._SITES for i in ids)
+
+
+def test_a_call_shares_one_causal_mask_over_its_layers_and_keeps_none_after(tiny):
+    from hooklens._engine import explicit_attention as explicit
+
+    model = tiny("gpt2")
+    seen: list[torch.Tensor] = []
+
+    def look(pattern: torch.Tensor, hook) -> None:
+        kept = explicit._causal_mask
+        assert kept is not None and kept[0][:2] == (5, 5)
+        seen.append(kept[1])
+
+    toks = torch.tensor([[1, 2, 3, 4, 5]])
+    logits = model.run_with_hooks(toks, fwd_hooks=[(lambda n: n.endswith("hook_pattern"), look)])
+    assert len(seen) == model.cfg.n_layers and all(m is seen[0] for m in seen)
+    assert explicit._causal_mask is None  # dropped when the call's attention hooks went
+    torch.testing.assert_close(logits, model(toks))
