@@ -1,114 +1,142 @@
-"""hooklens against an earlier commit of itself, side by side in one run (engine overheads).
+"""hooklens against an earlier commit of itself, side by side in one process (engine overheads).
 
     python bench/compare.py --against 28a7884                      # gpt2-narrow at 6 tokens
-    python bench/compare.py --against 28a7884 --only gpt2-small:128 --rounds 6
-    python bench/compare.py --against 28a7884 --device cuda --dtype bfloat16
+    python bench/compare.py --against 28a7884 --only gpt2-small:128 --rounds 20
+    python bench/compare.py --against 28a7884 --device cuda --dtype bfloat16 --floor
 
 The earlier commit's `hooklens` package is taken from git (`git archive`, with this checkout's
-built `hooklens/static`) into a temporary folder. Each round runs one fresh process per version,
-alternating: the process times `bench/engine.py`'s variants interleaved call by call, each on
-its own copy of the same random weights (`time_row_in_process`), and reports its ratios to its
-own Hugging Face baseline; the table gives each ratio's median over the rounds. Two versions
-cannot share one process (both register their attention function with transformers under
-the package's name), hence a process per version and round: compare the ratios, not the
-milliseconds. Rows as in `bench/engine.py` (forward / HF sdpa, cache_resid / HF sdpa,
-cache_all / HF eager with outputs), plus bare hooks (`--floor`) when both versions have module
-hooks. `gpt2-narrow` (GPT-2-small's depth at width 64) is bound by Python on CPU, as a GPU's
-forward is bound by kernel launches: hooklens's per-call Python shows there as on a GPU.
+built `hooklens/static`) into a temporary folder and imported beside this checkout's under
+another name: its attention function registers with transformers under that name (the one
+line of `_engine/attention.py` that names it is rewritten; the script stops if that line is not
+there). Every variant runs on its own copy of the same random weights, interleaved call by
+call (`--rounds` rounds of 5 calls each), so a busy spell or a clock change hits every variant;
+the table gives medians as ratios, as `bench/engine.py` does: forward / HF sdpa, cache_resid /
+HF sdpa, cache_all / HF eager with `output_attentions` and `output_hidden_states`, and with
+`--floor` HF with a bare module hook before and after each block / HF sdpa. `gpt2-narrow`
+(GPT-2-small's depth at width 64) is bound by Python on CPU, as a GPU's forward is bound by
+kernel launches: hooklens's per-call Python shows there as it does on a GPU.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
+import copy
+import importlib
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
-ROWS = ("forward", "cache_resid", "cache_all", "bare_hooks")
+sys.path.insert(0, str(ROOT / "bench"))
+import engine  # noqa: E402  (bench/engine.py: shapes, timing, the bare hooks)
+
+NAME_LINE = 'NAME = "hooklens"'
 
 
-def checkout(commit: str, into: Path) -> Path:
-    """`commit`'s hooklens package under `into` (with this checkout's built static files)."""
+def checkout(commit: str, into: Path) -> str:
+    """Put `commit`'s hooklens under `into` as a package of another name; return that name."""
     archive = subprocess.run(
         ["git", "-C", str(ROOT), "archive", commit, "hooklens"], capture_output=True, check=True
     ).stdout
     subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
-    static = into / "hooklens" / "static"
-    if not static.exists():
-        shutil.copytree(ROOT / "hooklens" / "static", static)
-    return into
+    name = f"hooklens_{commit.replace('-', '_').replace('.', '_')}"
+    package = into / name
+    (into / "hooklens").rename(package)
+    if not (package / "static").exists():
+        shutil.copytree(ROOT / "hooklens" / "static", package / "static")
+    attention = package / "_engine" / "attention.py"
+    text = attention.read_text() if attention.exists() else ""
+    if text.count(NAME_LINE) != 1:
+        raise SystemExit(
+            f"{commit}: no line {NAME_LINE!r} in hooklens/_engine/attention.py to rename, so "
+            "its attention function would replace this checkout's: compare with a later commit"
+        )
+    attention.write_text(text.replace(NAME_LINE, f'NAME = "{name}"'))
+    return name
 
 
-def child(shape: str, seq: int, rounds: int, device: str, dtype: str, floor: bool) -> None:
-    """In a fresh process: this version's ratios for one shape, as one JSON line."""
-    sys.path.insert(0, str(ROOT / "bench"))
-    import engine  # bench/engine.py: its variants, timing and ratios
+def calls(hl: Any, base: Any, toks: torch.Tensor, label: str) -> dict[str, Any]:
+    """`label`'s timed calls, each on its own copy of `base`."""
+    resid = lambda n: "resid" in n  # noqa: E731
+    made = {kind: hl.HookedModel(copy.deepcopy(base)) for kind in ("fwd", "resid", "all")}
+    return {
+        f"{label}:forward": lambda: made["fwd"](toks),
+        f"{label}:cache_resid": lambda: made["resid"].run_with_cache(toks, names_filter=resid),
+        f"{label}:cache_all": lambda: made["all"].run_with_cache(toks),
+    }
 
-    torch.set_num_threads(2)
-    names = engine.variants(False, floor)
-    samples, _ = engine.time_row_in_process(shape, seq, 5, rounds, device, dtype, names)
-    print(json.dumps(engine.ratios(samples)))
 
-
-def _run(version: Path | None, argv: list[str]) -> dict[str, float]:
-    env = {**os.environ, "OMP_NUM_THREADS": "2"}
-    if version is not None:  # ahead of the installed (editable) package
-        env["PYTHONPATH"] = os.pathsep.join([str(version), env.get("PYTHONPATH", "")])
-    proc = subprocess.run(
-        [sys.executable, __file__, *argv], capture_output=True, text=True, env=env
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"{argv} failed:\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+def row(shape: str, seq: int, versions: dict[str, Any], args: argparse.Namespace) -> None:
+    base = engine.build(shape, args.device, args.dtype)
+    device = next(base.parameters()).device
+    gen = torch.Generator().manual_seed(1)
+    toks = torch.randint(0, base.config.vocab_size, (1, seq), generator=gen).to(device)
+    sdpa, eager = copy.deepcopy(base), copy.deepcopy(base)
+    sdpa.set_attn_implementation("sdpa")
+    eager.set_attn_implementation("eager")
+    runs: dict[str, Any] = {
+        "hf_sdpa": lambda: sdpa(toks, use_cache=False),
+        "hf_eager": lambda: eager(
+            toks, output_attentions=True, output_hidden_states=True, use_cache=False
+        ),
+    }
+    if args.floor:
+        bare = engine._with_bare_hooks(copy.deepcopy(base), base.config.model_type)
+        runs["bare_hooks"] = lambda: bare(toks, use_cache=False)
+    for label, hl in versions.items():
+        runs.update(calls(hl, base, toks, label))
+    samples: dict[str, list[float]] = {name: [] for name in runs}
+    with torch.inference_mode():
+        for run in runs.values():
+            engine.timed(run, 2, 0.2)  # warm-up
+        for _ in range(args.rounds):
+            for name, run in runs.items():
+                samples[name] += engine.timed(run, 5, 0.0)
+    med = {name: statistics.median(times) for name, times in samples.items()}
+    floor = f" {med['bare_hooks'] / med['hf_sdpa']:.3f} |" if args.floor else ""
+    for label in versions:
+        print(
+            f"| {shape} | {seq} | {label} | {med['hf_sdpa'] * 1e3:.2f} | "
+            f"{med[f'{label}:forward'] / med['hf_sdpa']:.3f} | "
+            f"{med[f'{label}:cache_resid'] / med['hf_sdpa']:.3f} | "
+            f"{med[f'{label}:cache_all'] / med['hf_eager']:.3f} |" + floor,
+            flush=True,
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--against", metavar="COMMIT", help="the earlier commit (required)")
+    parser.add_argument("--against", required=True, metavar="COMMIT", help="the earlier commit")
     parser.add_argument("--only", nargs="*", default=["gpt2-narrow:6"], metavar="SHAPE:SEQ")
-    parser.add_argument("--rounds", type=int, default=5, help="processes per version")
-    parser.add_argument("--calls", type=int, default=10, help="interleaved rounds a process")
+    parser.add_argument("--rounds", type=int, default=20, help="interleaved rounds of 5 calls")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--dtype", default="float32")
+    parser.add_argument("--dtype", default="float32", help="float32, bfloat16 or float16")
     parser.add_argument("--floor", action="store_true", help="also HF with bare module hooks")
-    parser.add_argument("--child", nargs=6, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.child:
-        shape, seq, rounds, device, dtype, floor = args.child
-        child(shape, int(seq), int(rounds), device, dtype, floor == "1")
-        return
-    if not args.against:
-        parser.error("--against COMMIT is required: the commit to compare this checkout with")
+    torch.set_num_threads(2)
     here = subprocess.run(
         ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
     ).stdout.strip()
-    print(f"device={args.device} dtype={args.dtype} rounds={args.rounds} (a process per version "
-          f"and round, {args.calls} interleaved rounds of 5 calls each)")  # fmt: skip
-    cols = [r for r in ROWS if r != "bare_hooks" or args.floor]
-    print("| shape | seq | version | HF sdpa ms | " + " | ".join(cols) + " |")
-    print("|---|---|---|---|" + "---|" * len(cols))
+    print(f"device={args.device} dtype={args.dtype} rounds={args.rounds} (one process, "
+          "interleaved call by call)")  # fmt: skip
+    print("| shape | seq | version | HF sdpa ms | forward | cache_resid | cache_all |"
+          + (" bare hooks |" if args.floor else ""))  # fmt: skip
+    print("|---|---|---|---|---|---|---|" + ("---|" if args.floor else ""))
     with tempfile.TemporaryDirectory() as tmp:
         old = checkout(args.against, Path(tmp))
+        sys.path.insert(0, tmp)
+        versions = {
+            args.against: importlib.import_module(old),
+            f"this checkout ({here})": importlib.import_module("hooklens"),
+        }
         for shape, seq in (item.split(":") for item in args.only):
-            argv = ["--child", shape, seq, str(args.calls), args.device, args.dtype,
-                    "1" if args.floor else "0"]  # fmt: skip
-            this = f"this checkout ({here})"
-            runs: dict[str, list[dict[str, float]]] = {args.against: [], this: []}
-            for _ in range(args.rounds):  # alternating: a busy spell hits both versions
-                runs[args.against].append(_run(old, argv))
-                runs[this].append(_run(None, argv))
-            for label, rows in runs.items():
-                med = {k: statistics.median(r[k] for r in rows) for k in ("hf_sdpa_ms", *cols)}
-                print(f"| {shape} | {seq} | {label} | {med['hf_sdpa_ms']:.2f} | "
-                      + " | ".join(f"{med[c]:.3f}" for c in cols) + " |", flush=True)  # fmt: skip
+            row(shape, int(seq), versions, args)
 
 
 if __name__ == "__main__":
