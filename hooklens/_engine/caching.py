@@ -97,9 +97,10 @@ def drop_unused_storage(store: dict[str, torch.Tensor]) -> int:
     whole_elsewhere: list[Any] = []  # storages kept whole off the CPU: addresses only if needed
     for name, t in store.items():
         storage = t.untyped_storage()
-        if t.nbytes == storage.nbytes():  # most points: a tensor of its own; nothing to weigh
+        nbytes = t.nbytes  # read once: each read is a call into torch, per point and call
+        if nbytes == storage.nbytes():  # most points: a tensor of its own; nothing to weigh
             if t.is_cpu:
-                kept[storage.data_ptr()] = t.nbytes
+                kept[storage.data_ptr()] = nbytes
             else:
                 whole_elsewhere.append(storage)
         else:
