@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from .callers import Caller
-from .explicit_attention import explicit_attention, forget_causal_mask
+from .explicit_attention import explicit_attention, forget_masks
 from .hooks import HookPoint
 from .own_attention import ForwardSwaps
 from .selected_keys import select_keys
@@ -150,7 +150,7 @@ class AttentionSwitch:
                 c._attn_implementation = saved
             self._saved = []
             self._swaps.remove()
-            forget_causal_mask()  # held for this call's layers only
+            forget_masks()  # held for this call's layers only
 
 
 def _fire_heads(point: HookPoint, t: torch.Tensor, q_len: int) -> torch.Tensor:

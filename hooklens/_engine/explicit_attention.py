@@ -9,7 +9,7 @@ time is the kernels' launches.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -19,34 +19,51 @@ from .._errors import MSG_SINK_READ_ONLY, HookError
 if TYPE_CHECKING:
     from .attention import AttnSite
 
-__all__ = ["causal_mask", "explicit_attention", "forget_causal_mask"]
+__all__ = ["additive_mask", "causal_mask", "explicit_attention", "forget_masks"]
 
-#: the causal mask last made: (q_len, k_len, dtype, device) and the additive (q_len, k_len)
-#: mask. Every layer of a forward asks for the same one, and making it is two kernel launches,
-#: which is what a short forward's time (and a GPU's at any length) is made of. The attention
-#: switch drops it when the call that hooked attention ends (`forget_causal_mask`), so no
-#: memory stays held between calls.
-_causal_mask: tuple[tuple[int, int, torch.dtype, torch.device], torch.Tensor] | None = None
+#: the additive mask last made: (what it was made for, the mask, the boolean mask it was made
+#: from or None). Every layer of a forward asks for the same one, and making it is two or three
+#: kernel launches, which is what a short forward's time (and a GPU's at any length) is made
+#: of. The attention switch drops it when the call that hooked attention ends (`forget_masks`),
+#: so no memory stays held between calls.
+_kept: tuple[tuple[Any, ...], torch.Tensor, torch.Tensor | None] | None = None
 
 
 def causal_mask(q_len: int, k_len: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     """(q_len, k_len): 0 where query i (the last q_len of k_len positions) may attend key j,
     the dtype's lowest value where it may not. Read-only: shared by the calls that ask."""
-    global _causal_mask
-    key = (q_len, k_len, dtype, device)
-    kept = _causal_mask
+    global _kept
+    key = ("causal", q_len, k_len, dtype, device)
+    kept = _kept
     if kept is not None and kept[0] == key:
         return kept[1]
     lowest = torch.finfo(dtype).min
     mask = torch.full((q_len, k_len), lowest, dtype=dtype, device=device).triu_(k_len - q_len + 1)
-    _causal_mask = (key, mask)
+    _kept = (key, mask, None)
     return mask
 
 
-def forget_causal_mask() -> None:
-    """Drop the kept causal mask (the end of a call that hooked attention)."""
-    global _causal_mask
-    _causal_mask = None
+def additive_mask(
+    allowed: torch.Tensor, k_len: int, dtype: torch.dtype, lowest: float
+) -> torch.Tensor:
+    """The boolean mask `allowed` (True = attend; its first `k_len` keys) as an additive one:
+    0 where allowed, `lowest` elsewhere, in `dtype`. Read-only: shared by the layers handed the
+    same mask object (held while kept, so no other tensor can take its id)."""
+    global _kept
+    key = ("boolean", id(allowed), k_len, dtype, lowest)
+    kept = _kept
+    if kept is not None and kept[0] == key and kept[2] is allowed:
+        return kept[1]
+    part = allowed[..., :k_len]
+    mask = torch.zeros(part.shape, dtype=dtype, device=part.device).masked_fill_(~part, lowest)
+    _kept = (key, mask, allowed)
+    return mask
+
+
+def forget_masks() -> None:
+    """Drop the kept mask (the end of a call that hooked attention)."""
+    global _kept
+    _kept = None
 
 
 def explicit_attention(
@@ -100,9 +117,8 @@ def explicit_attention(
         if q_len > 1:
             scores.add_(causal_mask(q_len, k_len, scores.dtype, scores.device))
     elif attention_mask.dtype == torch.bool:
-        allowed = attention_mask[..., :k_len]
-        additive = torch.zeros(allowed.shape, dtype=scores.dtype, device=scores.device)
-        scores.add_(additive.masked_fill_(~allowed, torch.finfo(dtype).min))
+        lowest = torch.finfo(dtype).min
+        scores.add_(additive_mask(attention_mask, k_len, scores.dtype, lowest))
     else:
         scores.add_(attention_mask[..., :k_len].to(scores.dtype))
     # A hooked point sees (and may edit) its activation in `dtype`, and the computation goes on

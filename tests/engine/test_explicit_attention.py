@@ -9,7 +9,7 @@ import torch
 
 import hooklens as hl
 from hooklens._engine import attention
-from hooklens._engine.explicit_attention import causal_mask, explicit_attention
+from hooklens._engine.explicit_attention import additive_mask, causal_mask, explicit_attention
 
 from .conftest import build_hf
 
@@ -100,12 +100,48 @@ def test_a_call_shares_one_causal_mask_over_its_layers_and_keeps_none_after(tiny
     seen: list[torch.Tensor] = []
 
     def look(pattern: torch.Tensor, hook) -> None:
-        kept = explicit._causal_mask
-        assert kept is not None and kept[0][:2] == (5, 5)
+        kept = explicit._kept
+        assert kept is not None and kept[0][:3] == ("causal", 5, 5)
         seen.append(kept[1])
 
     toks = torch.tensor([[1, 2, 3, 4, 5]])
     logits = model.run_with_hooks(toks, fwd_hooks=[(lambda n: n.endswith("hook_pattern"), look)])
     assert len(seen) == model.cfg.n_layers and all(m is seen[0] for m in seen)
-    assert explicit._causal_mask is None  # dropped when the call's attention hooks went
+    assert explicit._kept is None  # dropped when the call's attention hooks went
     torch.testing.assert_close(logits, model(toks))
+
+
+def test_a_boolean_mask_is_made_additive_once_per_mask_object():
+    lowest = torch.finfo(torch.float32).min
+    allowed = torch.tensor([[[[True, True, False, True]]]])
+    first = additive_mask(allowed, 4, torch.float32, lowest)
+    assert torch.equal(first, torch.tensor([[[[0.0, 0.0, lowest, 0.0]]]]))
+    assert additive_mask(allowed, 4, torch.float32, lowest) is first
+    assert torch.equal(additive_mask(allowed, 3, torch.float32, lowest), first[..., :3])
+    other = torch.tensor([[[[False, True, True, True]]]])  # another object: made anew
+    assert torch.equal(
+        additive_mask(other, 4, torch.float32, lowest)[..., 0], torch.tensor([[[lowest]]])
+    )
+
+
+def test_a_padded_batch_shares_one_additive_mask_over_its_layers(tiny):
+    from hooklens._engine import explicit_attention as explicit
+
+    model = tiny("gpt2")
+    toks = torch.tensor([[1, 2, 3, 4], [5, 6, 7, 8]])
+    mask = torch.tensor([[1, 1, 1, 1], [0, 1, 1, 1]])  # the second padded on the left
+    seen: list[torch.Tensor] = []
+
+    def look(pattern: torch.Tensor, hook) -> None:
+        kept = explicit._kept
+        assert kept is not None and kept[0][0] == "boolean"
+        seen.append(kept[1])
+
+    pattern_of = lambda n: n.endswith("hook_pattern")  # noqa: E731
+    logits = model.run_with_hooks(toks, fwd_hooks=[(pattern_of, look)], attention_mask=mask)
+    assert len(seen) == model.cfg.n_layers and all(m is seen[0] for m in seen)
+    assert explicit._kept is None
+    real = mask.bool()  # a pad's own row attends to nothing: sdpa and the softmax differ there
+    torch.testing.assert_close(logits[real], model(toks, attention_mask=mask)[real])
+    _, cache = model.run_with_cache(toks, names_filter=pattern_of, attention_mask=mask)
+    assert torch.all(cache["blocks.0.attn.hook_pattern"][1, :, :, 0][:, 1:] == 0)  # the pad
