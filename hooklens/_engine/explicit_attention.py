@@ -138,8 +138,10 @@ def explicit_attention(
         pattern = site.pattern.fire(pattern if pattern.dtype == dtype else pattern.to(dtype))
     if value.dtype != pattern.dtype:
         value = value.to(pattern.dtype)
-    z = torch.matmul(pattern, value).transpose(1, 2).contiguous()
-    return _as(z, dtype), _as(pattern, dtype)
+    z = torch.matmul(pattern, value).transpose(1, 2)
+    # (batch, q, heads, d_head), contiguous: in half precision cast and laid out in one copy
+    z = z.to(dtype, memory_format=torch.contiguous_format) if z.dtype != dtype else z.contiguous()
+    return z, _as(pattern, dtype)
 
 
 def _as(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:

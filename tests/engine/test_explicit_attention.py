@@ -66,7 +66,7 @@ def test_half_precision_pattern_keeps_the_float32_product_unless_hooked():
     torch.manual_seed(1)
     q, k, v = (torch.randn(1, 2, 5, 8, dtype=torch.bfloat16) for _ in range(3))
     z, pattern = explicit_attention(torch.nn.Module(), q, k, v, None, 0.35, 0.0, None, None)
-    assert z.dtype == pattern.dtype == torch.bfloat16
+    assert z.dtype == pattern.dtype == torch.bfloat16 and z.is_contiguous()
     scores = (q.float() @ k.float().transpose(2, 3)) * 0.35
     full = scores + causal_mask(5, 5, torch.float32, q.device)
     want = (full.softmax(-1) @ v.float()).transpose(1, 2).to(torch.bfloat16)
