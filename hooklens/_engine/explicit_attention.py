@@ -29,15 +29,18 @@ __all__ = ["additive_mask", "causal_mask", "explicit_attention", "forget_masks"]
 _kept: tuple[tuple[Any, ...], torch.Tensor, torch.Tensor | None] | None = None
 
 
-def causal_mask(q_len: int, k_len: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+def causal_mask(
+    q_len: int, k_len: int, dtype: torch.dtype, device: torch.device, lowest: float | None = None
+) -> torch.Tensor:
     """(q_len, k_len): 0 where query i (the last q_len of k_len positions) may attend key j,
-    the dtype's lowest value where it may not. Read-only: shared by the calls that ask."""
+    `lowest` (default: the dtype's lowest value) where it may not. Read-only: shared by the
+    calls that ask."""
     global _kept
-    key = ("causal", q_len, k_len, dtype, device)
+    lowest = torch.finfo(dtype).min if lowest is None else lowest
+    key = ("causal", q_len, k_len, dtype, device, lowest)
     kept = _kept
     if kept is not None and kept[0] == key:
         return kept[1]
-    lowest = torch.finfo(dtype).min
     mask = torch.full((q_len, k_len), lowest, dtype=dtype, device=device).triu_(k_len - q_len + 1)
     _kept = (key, mask, None)
     return mask
@@ -113,11 +116,13 @@ def explicit_attention(
         scores = torch.tanh(scores / softcap) * softcap
     if bias is not None:
         scores = scores + bias[..., :k_len].to(scores.dtype)
+    # masked: the lowest value of the activation's dtype, which float32 scores also hold (the
+    # float32 one would round to -inf in half precision, as the points see the scores)
+    lowest = torch.finfo(dtype).min
     if attention_mask is None:
         if q_len > 1:
-            scores.add_(causal_mask(q_len, k_len, scores.dtype, scores.device))
+            scores.add_(causal_mask(q_len, k_len, scores.dtype, scores.device, lowest))
     elif attention_mask.dtype == torch.bool:
-        lowest = torch.finfo(dtype).min
         scores.add_(additive_mask(attention_mask, k_len, scores.dtype, lowest))
     else:
         scores.add_(attention_mask[..., :k_len].to(scores.dtype))

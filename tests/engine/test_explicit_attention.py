@@ -145,3 +145,26 @@ def test_a_padded_batch_shares_one_additive_mask_over_its_layers(tiny):
     torch.testing.assert_close(logits[real], model(toks, attention_mask=mask)[real])
     _, cache = model.run_with_cache(toks, names_filter=pattern_of, attention_mask=mask)
     assert torch.all(cache["blocks.0.attn.hook_pattern"][1, :, :, 0][:, 1:] == 0)  # the pad
+
+
+def test_half_precision_scores_show_masked_cells_as_the_dtype_lowest_finite_value():
+    """Masked cells hold bfloat16's lowest value, not float32's (which rounds to -inf there)."""
+    torch.manual_seed(2)
+    q, k, v = (torch.randn(1, 2, 4, 8, dtype=torch.bfloat16) for _ in range(3))
+
+    class Point:
+        active = True
+
+        def fire(self, x: torch.Tensor) -> torch.Tensor:
+            self.seen = x
+            return x
+
+    class Site:
+        scores, pattern = Point(), Point()
+        pattern.active = False
+
+    site = Site()
+    explicit_attention(torch.nn.Module(), q, k, v, None, 0.35, 0.0, None, site)  # type: ignore[arg-type]
+    masked = site.scores.seen[..., 0, 1:]
+    assert torch.isfinite(site.scores.seen).all()
+    assert torch.all(masked == torch.finfo(torch.bfloat16).min)
