@@ -3,6 +3,9 @@
     python bench/compare.py --against 28a7884                      # gpt2-narrow at 6 tokens
     python bench/compare.py --against 28a7884 --only gpt2-small:128 --rounds 20
     python bench/compare.py --against 28a7884 --device cuda --dtype bfloat16 --floor
+    python bench/compare.py --against /tmp/old     # a folder holding an earlier `hooklens`
+                                                   # (`git archive 28a7884 hooklens | tar -x
+                                                   # -C /tmp/old`, for a machine without git)
 
 The earlier commit's `hooklens` package is taken from git (`git archive`, with this checkout's
 built `hooklens/static`) into a temporary folder and imported beside this checkout's under
@@ -40,12 +43,20 @@ NAME_LINE = 'NAME = "hooklens"'
 
 
 def checkout(commit: str, into: Path) -> str:
-    """Put `commit`'s hooklens under `into` as a package of another name; return that name."""
-    archive = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", commit, "hooklens"], capture_output=True, check=True
-    ).stdout
-    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
-    name = f"hooklens_{commit.replace('-', '_').replace('.', '_')}"
+    """Put `commit`'s hooklens (or that of the folder `commit` names) under `into` as a package
+    of another name; return that name."""
+    folder = Path(commit)
+    if (folder / "hooklens").is_dir():  # a copy made elsewhere (a machine without the history)
+        shutil.copytree(folder / "hooklens", into / "hooklens")
+        commit = folder.name
+    else:
+        archive = subprocess.run(
+            ["git", "-C", str(ROOT), "archive", commit, "hooklens"],
+            capture_output=True,
+            check=True,
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    name = "hooklens_" + "".join(c if c.isalnum() else "_" for c in commit)
     package = into / name
     (into / "hooklens").rename(package)
     if not (package / "static").exists():
@@ -112,7 +123,9 @@ def row(shape: str, seq: int, versions: dict[str, Any], args: argparse.Namespace
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--against", required=True, metavar="COMMIT", help="the earlier commit")
+    parser.add_argument(
+        "--against", required=True, metavar="COMMIT", help="the earlier commit, or a folder"
+    )
     parser.add_argument("--only", nargs="*", default=["gpt2-narrow:6"], metavar="SHAPE:SEQ")
     parser.add_argument("--rounds", type=int, default=20, help="interleaved rounds of 5 calls")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
