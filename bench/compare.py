@@ -72,44 +72,18 @@ def checkout(commit: str, into: Path) -> str:
     return name
 
 
-def calls(hl: Any, base: Any, toks: torch.Tensor, label: str) -> dict[str, Any]:
-    """`label`'s timed calls, each on its own copy of `base`."""
-    resid = lambda n: "resid" in n  # noqa: E731
-    made = {kind: hl.HookedModel(copy.deepcopy(base)) for kind in ("fwd", "resid", "all")}
-    return {
-        f"{label}:forward": lambda: made["fwd"](toks),
-        f"{label}:cache_resid": lambda: made["resid"].run_with_cache(toks, names_filter=resid),
-        f"{label}:cache_all": lambda: made["all"].run_with_cache(toks),
-    }
-
-
 def row(shape: str, seq: int, versions: dict[str, Any], args: argparse.Namespace) -> None:
     base = engine.build(shape, args.device, args.dtype)
-    device = next(base.parameters()).device
-    gen = torch.Generator().manual_seed(1)
-    toks = torch.randint(0, base.config.vocab_size, (1, seq), generator=gen).to(device)
-    sdpa, eager = copy.deepcopy(base), copy.deepcopy(base)
-    sdpa.set_attn_implementation("sdpa")
-    eager.set_attn_implementation("eager")
-    runs: dict[str, Any] = {
-        "hf_sdpa": lambda: sdpa(toks, use_cache=False),
-        "hf_eager": lambda: eager(
-            toks, output_attentions=True, output_hidden_states=True, use_cache=False
-        ),
-    }
-    if args.floor:
-        bare = engine._with_bare_hooks(copy.deepcopy(base), base.config.model_type)
-        runs["bare_hooks"] = lambda: bare(toks, use_cache=False)
-    for label, hl in versions.items():
-        runs.update(calls(hl, base, toks, label))
-    samples: dict[str, list[float]] = {name: [] for name in runs}
-    with torch.inference_mode():
-        for run in runs.values():
-            engine.timed(run, 2, 0.2)  # warm-up
-        for _ in range(args.rounds):
-            for name, run in runs.items():
-                samples[name] += engine.timed(run, 5, 0.0)
-    med = {name: statistics.median(times) for name, times in samples.items()}
+    names = engine.variants(False, args.floor)
+    hf_names = [n for n in names if n.startswith("hf_") or n == "bare_hooks"]
+    # each variant on its own copy: `bench/engine.py`'s calls, the hooklens ones per version
+    runs = {name: engine._variant_call(copy.deepcopy(base), seq, name) for name in hf_names}
+    for label, package in versions.items():
+        for name in ("forward", "cache_resid", "cache_all"):
+            call = engine._variant_call(copy.deepcopy(base), seq, name, package)
+            runs[f"{label}:{name}"] = call
+    del base
+    med = {n: statistics.median(t) for n, t in engine.interleaved(runs, 5, args.rounds).items()}
     floor = f" {med['bare_hooks'] / med['hf_sdpa']:.3f} |" if args.floor else ""
     for label in versions:
         print(

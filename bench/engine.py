@@ -106,10 +106,11 @@ def _with_bare_hooks(hf: Any, kind: str) -> Any:
     return hf
 
 
-def _variant_call(hf: Any, seq: int, variant: str) -> Any:
-    """The call that `variant` times, on `hf` (which it takes over: give each variant its own)."""
-    import hooklens as hl
-
+def _variant_call(hf: Any, seq: int, variant: str, package: Any = None) -> Any:
+    """The call that `variant` times, on `hf` (which it takes over: give each variant its own);
+    `package`: the hooklens package that wraps it (this checkout's when None; `compare.py`
+    passes an earlier one)."""
+    hl = package if package is not None else importlib.import_module("hooklens")
     device = next(hf.parameters()).device
     vocab = hf.config.vocab_size
     toks = torch.randint(0, vocab, (1, seq), generator=torch.Generator().manual_seed(1)).to(device)
@@ -148,6 +149,19 @@ def _time_child(
         return timed(run, repeats, 2.0)
 
 
+def interleaved(runs: dict[str, Any], repeats: int, rounds: int) -> dict[str, list[float]]:
+    """Times of each of `runs` (name -> call), warmed up, then per round `repeats` calls of
+    each in turn (a busy spell or a clock change hits every one), in inference mode."""
+    samples: dict[str, list[float]] = {n: [] for n in runs}
+    with torch.inference_mode():
+        for run in runs.values():
+            timed(run, 2, 0.2)  # warm-up
+        for _ in range(rounds):
+            for name, run in runs.items():
+                samples[name] += timed(run, repeats, 0.0)
+    return samples
+
+
 def time_row_in_process(
     shape: str, seq: int, repeats: int, rounds: int, device: str, dtype: str, names: list[str]
 ) -> tuple[dict[str, list[float]], float | None]:
@@ -159,15 +173,10 @@ def time_row_in_process(
     base = build(shape, device, dtype)  # built once: a 410M model's random init takes seconds
     runs = {name: _variant_call(copy.deepcopy(base), seq, name) for name in names}
     del base
-    samples: dict[str, list[float]] = {n: [] for n in names}
+    samples = interleaved(runs, repeats, rounds)
+    if device == "cpu":
+        return samples, None
     with torch.inference_mode():
-        for run in runs.values():
-            timed(run, 2, 0.2)  # warm-up
-        for _ in range(rounds):
-            for name, run in runs.items():
-                samples[name] += timed(run, repeats, 0.0)
-        if device == "cpu":
-            return samples, None
         growth = {}
         for name in ("hf_sdpa", "cache_all"):
             torch.cuda.synchronize()
