@@ -165,7 +165,7 @@ class HookedRootModule(HooksMixin, nn.Module):
             incl_bwd=incl_bwd,
         )
         try:
-            with HookContext(fwd, bwd_pairs=bwd):
+            with HookContext(fwd, bwd_pairs=bwd, owner=self.owner):  # as `hooks()` holds it
                 out = self(*model_args, **model_kwargs)
                 if incl_bwd:
                     backward_of(out, None)

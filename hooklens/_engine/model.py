@@ -324,7 +324,8 @@ class HookedModel(BlocksMixin, HooksMixin, TokenMixin, WeightsMixin, PlacementMi
             incl_bwd=incl_bwd,
         )
         with (
-            ModelHooks(self, fwd, bwd_pairs=bwd, clear_contexts=clear_contexts),
+            # held while the cache's functions are on: no other thread's forward fills it
+            ModelHooks(self, fwd, bwd_pairs=bwd, clear_contexts=clear_contexts, owner=self.owner),
             torch.enable_grad() if incl_bwd else nullcontext(),
         ):
             out = self.forward(input, return_type, **forward_kwargs)

@@ -184,3 +184,28 @@ def test_ownership_is_reentrant_fair_and_survives_an_interrupted_wait() -> None:
     assert not owner.busy  # the interrupted waiter left no ticket behind
     with owner.hold():
         pass
+
+
+def test_a_cache_waiting_for_the_model_attaches_nothing_until_it_has_it(tiny_model: Any) -> None:
+    """`run_with_cache` takes the model before its functions go on: while another thread holds
+    it (a sweep's batch), the waiting call has attached nothing that batch's forwards would
+    fire (they would fill the waiting call's cache)."""
+    model = tiny_model
+    probe = torch.randint(3, 90, (1, 5), generator=torch.Generator().manual_seed(4))
+    got: dict[str, Any] = {}
+    model.owner.acquire()  # this thread plays the job holding the model
+    try:
+        waiting = threading.Thread(target=lambda: got.update(out=model.run_with_cache(probe)))
+        waiting.start()
+        for _ in range(3000):  # until the call waits in the queue
+            if model.owner._queue:
+                break
+            threading.Event().wait(0.001)
+        assert model.owner._queue, "run_with_cache never waited for the model"
+        assert sum(len(p.fns) for p in model.hook_dict.values()) == 0
+        model(probe)  # a forward of the holder: fills nothing of the waiting call's
+    finally:
+        model.owner.release()
+    waiting.join(30)
+    _, cache = got["out"]
+    assert cache["blocks.0.hook_resid_pre"].shape[:2] == (1, 5)
