@@ -9,23 +9,30 @@ time is the kernels' launches.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import torch
 from torch import nn
 
 from .._errors import MSG_SINK_READ_ONLY, HookError
+from .hooks import HookPoint
 
-if TYPE_CHECKING:
-    from .attention import AttnSite
+
+class AttnPoints(Protocol):
+    """The points explicit attention fires (`attention.AttnSite` has them)."""
+
+    scores: HookPoint
+    pattern: HookPoint
+    sink: HookPoint | None
+
 
 __all__ = ["additive_mask", "causal_mask", "explicit_attention", "forget_masks"]
 
 #: the additive mask last made: (what it was made for, the mask, the boolean mask it was made
 #: from or None). Every layer of a forward asks for the same one, and making it is two or three
 #: kernel launches, which is what a short forward's time (and a GPU's at any length) is made
-#: of. The attention switch drops it when the call that hooked attention ends (`forget_masks`),
-#: so no memory stays held between calls.
+#: of. The attention switch drops it when attention is no longer hooked (`forget_masks`): at
+#: the end of a call, or of `reset_hooks` after `add_hook`.
 _kept: tuple[tuple[Any, ...], torch.Tensor, torch.Tensor | None] | None = None
 
 
@@ -78,7 +85,7 @@ def explicit_attention(
     scaling: float | None,
     dropout: float,
     softcap: float | None,
-    site: AttnSite | None,
+    site: AttnPoints | None,
     sinks: torch.Tensor | None = None,
     bias: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -140,7 +147,7 @@ def explicit_attention(
     if dropout:
         pattern = nn.functional.dropout(pattern, p=dropout, training=module.training)
     if site is not None and site.pattern.active:
-        pattern = site.pattern.fire(pattern if pattern.dtype == dtype else pattern.to(dtype))
+        pattern = site.pattern.fire(_as(pattern, dtype))
     if value.dtype != pattern.dtype:
         value = value.to(pattern.dtype)
     z = torch.matmul(pattern, value).transpose(1, 2)
@@ -154,7 +161,7 @@ def _as(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
 
 
 def _with_sink(
-    scores: torch.Tensor, sinks: torch.Tensor, site: AttnSite | None, dtype: torch.dtype
+    scores: torch.Tensor, sinks: torch.Tensor, site: AttnPoints | None, dtype: torch.dtype
 ) -> torch.Tensor:
     """The keys' shares of a softmax over each row of `scores` and its head's sink logit.
     The sink's share fires `hook_sink` (batch, n_heads, q) in `dtype`, read-only: it adds

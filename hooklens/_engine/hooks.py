@@ -60,11 +60,7 @@ class Site:
                 else:
                     base.acquire()
             removed, self._removed = self._removed, []
-            if len(removed) == 1:  # most sites: one module hook (restore_all's first case)
-                handle = removed[0]
-                restored = type(handle) is module_hooks.HookHandle and handle.restore()
-            else:
-                restored = bool(removed) and module_hooks.restore_all(removed)
+            restored = bool(removed) and module_hooks.restore_all(removed)
             self._handles = removed if restored else self._install()
         self.count += 1
 
