@@ -299,7 +299,10 @@ class RecordedRun:
 def _why_full_passes(model: Any, blocks: list[nn.Module]) -> str | None:
     """Why partial runs cannot start inside the model, naming the class of its first mixer
     other than attention (a hybrid's, or one beside attention, or a convolution over positions
-    around a block's parts), or None where only attention mixes positions."""
+    around a block's parts), or None where only attention mixes positions; or why its blocks
+    cannot be called (views of layers the model runs itself, `architectures/_split_layers.py`)."""
+    if model.spec.layer_lists is not None:
+        return "its layers are parallel lists of parts its own forward runs, not blocks to call"
     for _, path in model.spec.convs[:1]:  # Inkling's short convolutions keep their own state
         cls = type(blocks[0].get_submodule(path)).__name__
         return f"its {cls} ({path}) convolves over positions, with a state keys/values lack"

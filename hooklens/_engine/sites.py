@@ -183,11 +183,11 @@ class Builder:
 
     def norm_site(
         self, module: nn.Module, prefix: str, layer: int | None, skip_first: bool = False,
-        call: Call = None,
+        call: Call = None, copy: bool = False,
     ) -> None:  # fmt: skip
         """`{prefix}.hook_scale` (batch, pos, 1) and `{prefix}.hook_normalized`; `skip_first`:
         not the module's first call in a forward (a final norm the model also applies to the
-        embedding before block 0, NanoChat's); `call` as in output_site."""
+        embedding before block 0, NanoChat's); `call` and `copy` as in output_site."""
         site = self._site(lambda: forward_hooks(module, hook, call))
         scale_pt = self._new(f"{prefix}.hook_scale", layer, site)
         norm_pt = self._new(f"{prefix}.hook_normalized", layer, site)
@@ -227,7 +227,7 @@ class Builder:
                 if new is not v:
                     out = new.reshape(out.shape)
                     changed = True
-            return out if changed else None
+            return out.clone() if copy else out if changed else None
 
     def proj_site(
         self, module: nn.Module, proj: Proj, layer: int, q: bool, k: bool, k_scale: float = 1.0,

@@ -71,8 +71,11 @@ def build_points(
         out_scale = spec.added_scale(block)
         mixer_scale = spec.added_scale(block, "mixer_out")  # Falcon-H1's µP factor
         inner = spec.embed_sum_norm  # a norm of the embedding inside block 0 (RWKV's pre_ln)
+        views = spec.layer_lists is not None  # a view of parts the model runs itself (XLM)
         if layer == 0 and inner is not None and inner.startswith(f"{spec.blocks}.0."):
             b.output_site(get_module(model, inner), "hook_resid_pre", layer)
+        elif views:  # attention's input, which the model also adds its output to
+            b.input_site(sub(spec.attn), "hook_resid_pre", layer, in_place=True)
         else:
             b.input_site(block, "hook_resid_pre", layer, in_place=False)
         ln1 = spec.norms_of(layer)[0]  # a hybrid's mixer layer may have its own norms
@@ -96,13 +99,19 @@ def build_points(
             # after a language adapter, the block calls ln2 again: the points are its first call
             first = NthCall(block, 0) if spec.adapter_out else None
             b.input_site(sub(spec.ln2 or ""), "hook_resid_post", layer, in_place=False, call=first)
-            b.norm_site(sub(spec.ln2 or ""), "ln2", layer, call=first and NthCall(block, 0))
+            b.norm_site(sub(spec.ln2 or ""), "ln2", layer, call=first and NthCall(block, 0),
+                        copy=views)  # fmt: skip
             if spec.adapter_out is not None:  # the model adds ln2's output to it in place
                 path, n = spec.adapter_out
                 b.output_site(
                     sub(path), "hook_adapter_out", layer, copy=True, call=NthCall(block, n)
                 )
-            b.output_site(block, "hook_normalized_resid_post", layer)
+            # a view's output is ln2's, which its model then edits in place (masks it, and
+            # writes edits of the next layer's hook_resid_pre into it): the model gets a copy
+            out = sub(spec.ln2 or "") if views else block
+            b.output_site(out, "hook_normalized_resid_post", layer, copy=views)
+        elif views:
+            raise UnsupportedModelError("layer views describe post-LN layers only")
         else:
             b.output_site(block, "hook_resid_post", layer)
         add_head_sites(b, block, layer)

@@ -31,13 +31,14 @@ from . import (
     qwen2,
     qwen3,
     xglm,
+    xlm,
 )
 from ._derive import derive
 from ._encoder import derive_encoder, is_encoder
 from ._no_blocks import looped_blocks
 from ._seq2seq import derive_post_ln_decoder, is_post_ln_decoder, with_embeddings
 from ._spec import ArchSpec, Proj, text_config
-from ._split_layers import split_layers_reason
+from ._split_layers import attach_layer_views, split_layers_reason
 from ._towers import shared_walks
 from ._two_streams import two_streams_reason
 from ._whole_blocks import whole_blocks
@@ -70,6 +71,7 @@ ADAPTERS: tuple[ArchSpec, ...] = tuple(
         phi3,
         persimmon,
         xglm,
+        xlm,
     )
     for spec in getattr(m, "SPECS", (m.SPEC,))
 )
@@ -119,10 +121,15 @@ def adapter_for_model(hf_model: Any, opaque_attention: str | None = None) -> Arc
     """The explicit adapter for the model's class, else one derived from its structure (to be
     checked against its forward by the engine), else a clear UnsupportedModelError.
     `opaque_attention`: why the model's attention modules have no attention points (the check
-    found it): the derived adapter keeps each whole, as its layer's mixer."""
+    found it): the derived adapter keeps each whole, as its layer's mixer. A model whose layers
+    are parallel lists of parts gets the layer views its adapter's paths name
+    (`_split_layers.py`)."""
     class_name = type(hf_model).__name__
     if find_adapter(class_name) is not None:
-        return check_supported(class_name, hf_model.config)
+        spec = check_supported(class_name, hf_model.config)
+        if spec.layer_lists is not None:
+            attach_layer_views(hf_model, spec.layer_lists)
+        return spec
     split: str | None = None
     probed = False  # whether `split` was read (once: each reason probes the model)
     try:

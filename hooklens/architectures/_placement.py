@@ -16,7 +16,8 @@ from typing import NamedTuple
 from torch import nn
 
 from ._names import ATTN_OUT_NORM, GATED_NORM, LN1, LN2, MLP_OUT_NORM, PRE_MLP
-from ._spec import LayerLayout, is_gated_norm
+from ._spec import LayerLayout
+from ._spec_parts import is_gated_norm
 from ._towers import module_paths
 
 __all__ = [

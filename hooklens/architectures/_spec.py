@@ -11,11 +11,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import torch
-
 from .._engine.point_spec import Feature
 from ._decoder_config import decoder_view
-from ._spec_parts import AttnGate, ConvRole, LatentKV, LayerLayout, Layout, Proj
+from ._spec_parts import (
+    AttnGate,
+    ConvRole,
+    LatentKV,
+    LayerLayout,
+    LayerLists,
+    Layout,
+    Proj,
+    is_gated_norm,
+)
 
 #: Features a block kept whole has none of (its parts and their norms).
 BLOCK_PARTS = frozenset(
@@ -32,18 +39,6 @@ _PRESENT: tuple[tuple[str, Feature], ...] = (
 
 #: The parts a block scales outside their modules (`ArchSpec.factors`).
 FactorRole = Literal["attn_in", "k", "attn_out", "mixer_out", "mlp_pre"]
-
-
-def is_gated_norm(module: Any, names: tuple[str, str]) -> bool:
-    """Whether `module` wraps a norm (child `names[0]`, no projection inside) and a gate
-    computed from it (child `names[1]`, holding projections): `_names.GATED_NORM`."""
-    norm, gate = (getattr(module, n, None) for n in names)
-    if not isinstance(norm, torch.nn.Module) or not isinstance(gate, torch.nn.Module):
-        return False
-    linear = torch.nn.Linear
-    return not any(isinstance(m, linear) for m in norm.modules()) and any(
-        isinstance(m, linear) for m in gate.modules()
-    )
 
 
 def text_config(config: Any) -> Any:
@@ -227,6 +222,8 @@ class ArchSpec:
     attn_gate: AttnGate | None = None
     #: per-layer structure of a hybrid (None: every layer is attention, then the MLP)
     layers: tuple[LayerLayout, ...] | None = None
+    #: layers whose parts are parallel lists (XLM): `blocks` names their views (`LayerLists`)
+    layer_lists: LayerLists | None = None
     #: a reimplementation of the `attn` module's forward for families whose attention computes
     #: scores itself: it hands q, k, v and the mask to hooklens's attention function, and is
     #: installed only while an attention-internal point is active (`_engine/own_attention.py`)

@@ -1,22 +1,35 @@
-"""Models whose layers are not modules: why hooklens refuses them.
+"""Models whose layers are not modules: the views hooklens gives them, and why it refuses others.
 
-hooklens places a layer's points on one module per layer, the block, that runs its parts in
-order: `hook_resid_pre` is the block's input, `hook_resid_post` its output, and its parts are
-found by their paths inside it (`ArchSpec` paths are relative to one block). XLM (and
-FlauBERT) keep no such module: the model holds one list per part (`attentions`,
-`layer_norm1`, `ffns`, `layer_norm2`), each with one entry per layer, and its own forward
-runs entry i of each in turn, adding and normalizing the stream between them. Nothing marks
-where a layer begins or ends, so the block points would have no module to sit on, and
-ArchSpec's block-relative paths cannot name a part. `split_layers_reason` recognizes such a
-model (two or more sibling lists with one entry per layer) and says so, instead of the
+hooklens places a layer's points on one module per layer, the block, and finds its parts by
+their paths inside it (`ArchSpec` paths are relative to one block). XLM keeps no such module:
+the model holds one list per part (`attentions`, `layer_norm1`, `ffns`, `layer_norm2`), each
+with one entry per layer, and its own forward runs entry i of each in turn, adding and
+normalizing the stream between them.
+
+An adapter that says so (`ArchSpec.layer_lists`) gets one `LayerView` per layer: a module
+holding that layer's parts under the adapter's names, kept in an attribute of the lists'
+parent that torch does not register (`LAYER_VIEWS`: not in `named_modules`, `state_dict` or
+`load_state_dict`, so saving, loading and moving the model are as before). The adapter's paths
+(`{parent}.{LAYER_VIEWS}.{i}.attention`) resolve through it. The model's forward never calls a
+view, so the block's own points sit on its parts (`_engine/wiring.py`) and partial forwards,
+which call blocks, run full passes instead (`_engine/partial.py`).
+
+A model with such lists and no adapter describing them is refused: `split_layers_reason`
+recognizes it (two or more sibling lists with one entry per layer) and says so, instead of the
 derivation's guess that one of the lists is the blocks.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import nn
 
 from ._spec import text_config
+from ._spec_parts import LayerLists
+
+#: the attribute of the lists' parent that holds the layer views
+LAYER_VIEWS = "hooklens_layers"
 
 MSG_SPLIT_LAYERS = (
     "its layers are not modules: {parent} keeps each layer's parts in parallel lists ({lists}, "
@@ -24,6 +37,46 @@ MSG_SPLIT_LAYERS = (
     "block module per layer for hook_resid_pre/hook_resid_post to sit on and no block in "
     "which hooklens's adapter paths could name attention, norms and MLP"
 )
+
+MSG_NOT_RUN = (
+    "layer {layer} of this model is a view hooklens made of its parts ({parts}); the model's "
+    "own forward runs them, and nothing calls the view"
+)
+
+
+class LayerView(nn.Module):
+    """One layer of a model whose layers are parallel lists: that layer's parts as children,
+    under the adapter's names. Not part of the model's module tree; never run."""
+
+    def __init__(self, layer: int, parts: dict[str, nn.Module]) -> None:
+        super().__init__()
+        self.layer = layer
+        for name, part in parts.items():
+            self.add_module(name, part)
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError(MSG_NOT_RUN.format(layer=self.layer, parts=", ".join(self._modules)))
+
+
+def attach_layer_views(model: nn.Module, lists: LayerLists) -> None:
+    """Give `model` one `LayerView` per layer at `{lists.parent}.{LAYER_VIEWS}` (again only
+    where the parts changed: a part replaced since is seen)."""
+    parent = model.get_submodule(lists.parent)
+    columns = {name: parent.get_submodule(attr) for name, attr in lists.parts}
+    counts = {len(c) for c in columns.values()}  # type: ignore[arg-type]
+    if len(counts) != 1:
+        found = ", ".join(f"{attr}: {len(columns[n])}" for n, attr in lists.parts)  # type: ignore[arg-type]
+        raise ValueError(f"{lists.parent}'s layer lists differ in length ({found})")
+    rows = [
+        {name: column[i] for name, column in columns.items()}  # type: ignore[index]
+        for i in range(counts.pop())
+    ]
+    kept = parent.__dict__.get(LAYER_VIEWS)
+    if isinstance(kept, nn.ModuleList) and [dict(v.named_children()) for v in kept] == rows:
+        return
+    views = nn.ModuleList(LayerView(i, row) for i, row in enumerate(rows))
+    # set past nn.Module.__setattr__: an attribute torch does not register as a child
+    object.__setattr__(parent, LAYER_VIEWS, views)
 
 
 def split_layers_reason(model: nn.Module) -> str | None:
@@ -43,4 +96,4 @@ def split_layers_reason(model: nn.Module) -> str | None:
     return None
 
 
-__all__ = ["split_layers_reason"]
+__all__ = ["LAYER_VIEWS", "LayerView", "attach_layer_views", "split_layers_reason"]

@@ -209,6 +209,13 @@ def registry(tmp_path_factory):
     return get
 
 
+def stream_entering(model: Any, layer: int) -> torch.nn.Module:
+    """The module whose first input is the residual stream entering block `layer`: the block,
+    or where the model runs each layer's parts itself (XLM's layer views) its attention."""
+    block = model.hf_model.get_submodule(model.spec.blocks)[layer]
+    return block if model.spec.layer_lists is None else block.get_submodule(model.spec.attn)
+
+
 def raw_edit_logits(hf: Any, module: torch.nn.Module, edit: Any, tokens: torch.Tensor) -> Any:
     """HF's logits of `tokens` with `edit(output)` as a raw forward hook on `module`: what the
     same edit made at the point read there must give."""

@@ -27,7 +27,6 @@ from .conftest import _tokenizer
         ("reformer", ["its layers are reversible", "no one d_model-wide stream"]),
         ("xlnet", ["two-stream attention", "no one d_model-wide stream"]),
         ("prophetnet", ["layers run 2 n-gram prediction streams", "config ngram=2"]),
-        ("xlm", ["its layers are not modules", "attentions, layer_norm1, ffns, layer_norm2"]),
         # several stacks of layers (a byte encoder and decoder around a patch transformer)
         ("blt", ["no num_hidden_layers", "several stacks", "global_config: 2"]),
         # layers that read a learned attention over earlier blocks' outputs

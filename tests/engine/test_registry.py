@@ -32,7 +32,7 @@ TYPES = list(causal_lm_types())
 INTERNALS = ("hook_q", "hook_k", "hook_v", "hook_attn_scores", "hook_pattern", "hook_z")
 #: Raise these as more types are wrapped; they must never go down: types with every point, and
 #: types with the residual stream's points only (their blocks kept whole).
-WRAPPED_AT_LEAST = 176
+WRAPPED_AT_LEAST = 177
 STREAM_ONLY_AT_LEAST = 3
 #: and types with the points of their blocks' parts only (several parallel residual streams)
 PARTS_ONLY_AT_LEAST = 2
@@ -201,7 +201,12 @@ def _check_edits(model, tokens, base):
             ours = model.run_with_hooks(
                 tokens, fwd_hooks=[(f"blocks.{edited}.hook_resid_pre", lambda x, h: x + noise)]
             )
-            raw = raw_run(blocks[edited], raw_resid)
+            if model.spec.layer_lists is None:
+                raw = raw_run(blocks[edited], raw_resid)
+            else:  # layers the model runs part by part (XLM): the stream is attention's input,
+                # which it also adds attention's output to, so the raw edit is made in place
+                attn = blocks[edited].get_submodule(model.spec.attn)
+                raw = raw_run(attn, _added_in_place(noise))
         else:  # no point on the streams: what attention reads (ln1's output) instead
             name = f"blocks.{edited}.ln1.hook_normalized"
             ours = model.run_with_hooks(tokens, fwd_hooks=[(name, lambda x, h: x + noise)])
@@ -244,6 +249,13 @@ def _check_edits(model, tokens, base):
         torch.testing.assert_close(
             ours, raw_run(_o_proj(model, at), raw_pattern), atol=1e-5, rtol=1e-4
         )
+
+
+def _added_in_place(noise):
+    def pre_hook(mod, args, kwargs):
+        args[0].add_(noise)
+
+    return pre_hook
 
 
 def _check_routing(model, tokens, base, cache):

@@ -16,7 +16,7 @@ import hooklens as hl
 from hooklens import patching
 from hooklens.architectures._registry import VOCAB
 
-from .conftest import randomize_biases
+from .conftest import randomize_biases, stream_entering
 from .test_registry import TYPES, _o_proj
 
 
@@ -199,9 +199,7 @@ def _check_gradients(model: hl.HookedModel, tokens: torch.Tensor) -> None:
         leaves[z] = args[0]
 
     handles = [
-        hf.get_submodule(model.spec.blocks)[last].register_forward_pre_hook(
-            keep_hidden, with_kwargs=True
-        ),
+        stream_entering(model, last).register_forward_pre_hook(keep_hidden, with_kwargs=True),
         _o_proj(model, first).register_forward_pre_hook(keep_z, with_kwargs=True),
     ]
     try:
@@ -223,8 +221,7 @@ def _check_resid_gradient(model: hl.HookedModel, tokens: torch.Tensor) -> None:
     _, cache = model.run_with_cache(tokens, names_filter=[resid], incl_bwd=True,
                                     return_type="loss")  # fmt: skip
     kept: list[torch.Tensor] = []
-    block = model.hf_model.get_submodule(model.spec.blocks)[-1]
-    handle = block.register_forward_pre_hook(
+    handle = stream_entering(model, -1).register_forward_pre_hook(
         lambda mod, args, kwargs: kept.append(args[0] if args else kwargs["hidden_states"]),
         with_kwargs=True,
     )
