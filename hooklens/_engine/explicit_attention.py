@@ -123,8 +123,8 @@ def explicit_attention(
         scores = torch.tanh(scores / softcap) * softcap
     if bias is not None:
         scores = scores + bias[..., :k_len].to(scores.dtype)
-    # masked: the lowest value of the activation's dtype, which float32 scores also hold (the
-    # float32 one would round to -inf in half precision, as the points see the scores)
+    # masked: the lowest value of the activation's dtype, which float32 scores also hold (so
+    # that a cell at or below it is masked in either; -inf where the points show them, below)
     lowest = torch.finfo(dtype).min
     if attention_mask is None:
         if q_len > 1:
@@ -138,12 +138,23 @@ def explicit_attention(
     # long sequences the copies cost more than the arithmetic): the softmax upcasts inside,
     # and z multiplies a hooked pattern with v in `dtype` (accumulating in float32). Casts
     # are made only where the dtypes differ: even a cast to the same dtype is a dispatch.
+    # As TransformerLens shows them (its IGNORE): masked cells -inf in the scores, and a query
+    # with no key to attend (a left pad's own row, all -inf) a pattern row of zeros, not the
+    # softmax's NaN. Where neither point is hooked, or only the pattern and every row attends
+    # to a key (a causal mask alone), the mask's lowest value stays: nothing differs there.
+    shown = site is not None and (
+        site.scores.active or (site.pattern.active and attention_mask is not None)
+    )
+    if shown:  # in place: `scores` is this function's own tensor
+        scores = scores.masked_fill_(scores <= lowest, float("-inf"))
     if site is not None and site.scores.active:
         scores = site.scores.fire(_as(scores, dtype))
     if sinks is not None:
         pattern = _with_sink(scores.float() if low else scores, sinks, site, dtype)
     else:
         pattern = torch.softmax(scores, dim=-1, dtype=torch.float32 if low else None)
+    if shown:  # (the softmax keeps its output for its backward: out of place with gradients)
+        pattern = _zero_nan(pattern)
     if dropout:
         pattern = nn.functional.dropout(pattern, p=dropout, training=module.training)
     if site is not None and site.pattern.active:
@@ -158,6 +169,14 @@ def explicit_attention(
 
 def _as(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return t if t.dtype == dtype else t.to(dtype)
+
+
+def _zero_nan(pattern: torch.Tensor) -> torch.Tensor:
+    """`pattern` with NaN (rows whose every key was masked) set to 0, in place where no
+    gradient needs it."""
+    if torch.is_grad_enabled() and pattern.requires_grad:
+        return torch.nan_to_num(pattern, nan=0.0)
+    return pattern.nan_to_num_(nan=0.0)
 
 
 def _with_sink(

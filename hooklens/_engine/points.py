@@ -152,7 +152,7 @@ POINTS: tuple[PointSpec, ...] = (
         "attn.hook_attn_scores",
         "block",
         _BHQK,
-        "scaled (and soft-capped) scores with the mask applied, before softmax",
+        "scaled (and soft-capped) scores before softmax; masked cells -inf, as in TransformerLens",
         part="attention",
     ),
     PointSpec(

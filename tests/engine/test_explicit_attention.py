@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 
+import pytest
 import torch
 
 import hooklens as hl
@@ -147,24 +148,79 @@ def test_a_padded_batch_shares_one_additive_mask_over_its_layers(tiny):
     assert torch.all(cache["blocks.0.attn.hook_pattern"][1, :, :, 0][:, 1:] == 0)  # the pad
 
 
-def test_half_precision_scores_show_masked_cells_as_the_dtype_lowest_finite_value():
-    """Masked cells hold bfloat16's lowest value, not float32's (which rounds to -inf there)."""
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_masked_scores_show_minus_infinity_and_change_nothing(dtype):
+    """hook_attn_scores shows masked cells as -inf (TransformerLens's IGNORE); the pattern is
+    the softmax of what it showed, and a function that only reads the scores leaves z what it
+    is with the pattern alone hooked (masked cells go on at the dtype's lowest value). In half
+    precision the computation goes on from the scores in the model's dtype, as shown."""
     torch.manual_seed(2)
-    q, k, v = (torch.randn(1, 2, 4, 8, dtype=torch.bfloat16) for _ in range(3))
+    q, k, v = (torch.randn(1, 2, 4, 8, dtype=dtype) for _ in range(3))
 
     class Point:
-        active = True
+        def __init__(self, active: bool) -> None:
+            self.active = active
 
         def fire(self, x: torch.Tensor) -> torch.Tensor:
             self.seen = x
             return x
 
     class Site:
-        scores, pattern = Point(), Point()
-        pattern.active = False
+        def __init__(self, scores: bool) -> None:
+            self.scores, self.pattern, self.sink = Point(scores), Point(True), None
 
-    site = Site()
-    explicit_attention(torch.nn.Module(), q, k, v, None, 0.35, 0.0, None, site)  # type: ignore[arg-type]
-    masked = site.scores.seen[..., 0, 1:]
-    assert torch.isfinite(site.scores.seen).all()
-    assert torch.all(masked == torch.finfo(torch.bfloat16).min)
+    read, alone = Site(scores=True), Site(scores=False)
+    z, _ = explicit_attention(torch.nn.Module(), q, k, v, None, 0.35, 0.0, None, read)  # type: ignore[arg-type]
+    z_alone, _ = explicit_attention(torch.nn.Module(), q, k, v, None, 0.35, 0.0, None, alone)  # type: ignore[arg-type]
+    seen = read.scores.seen
+    assert seen.dtype == dtype
+    causal = torch.ones(4, 4, dtype=torch.bool).tril()
+    assert torch.all(seen[..., ~causal] == float("-inf"))
+    assert torch.isfinite(seen[..., causal]).all()
+    pattern = read.pattern.seen
+    torch.testing.assert_close(pattern, torch.softmax(seen.float(), -1).to(dtype), rtol=0, atol=0)
+    if dtype == torch.float32:
+        assert torch.equal(z, z_alone) and torch.equal(pattern, alone.pattern.seen)
+
+
+@pytest.mark.parametrize("mode", ["no_grad", "inference_mode"])
+def test_an_in_place_edit_of_scores_is_honoured(tiny, mode):
+    """An edit made in place (nothing returned) is seen, with gradients off or in inference
+    mode (whose tensors keep no version counter)."""
+    model = tiny("gpt2")
+    toks = torch.tensor([[1, 2, 3, 4]])
+
+    def silence_key_0(scores, hook):
+        scores[:, :, 1:, 0] = float("-inf")
+
+    name = "blocks.0.attn.hook_attn_scores"
+    with getattr(torch, mode)():
+        base = model(toks)
+        with model.hooks([(name, silence_key_0)]):
+            edited, cache = model.run_with_cache(toks, names_filter="blocks.0.attn.hook_pattern")
+    assert (cache["blocks.0.attn.hook_pattern"][:, :, 1:, 0] == 0).all()
+    assert (edited - base).abs().max() > 1e-4
+
+
+def test_a_pad_rows_pattern_is_zero_and_its_output_finite(tiny):
+    """A left pad's own row has no key to attend: all -inf, whose softmax is NaN (which would
+    spread through the next layers' keys). As in TransformerLens its pattern row is 0, whether
+    the scores were only read or an edit returned the -inf cells it was shown."""
+    model = tiny("gpt2")
+    toks = torch.tensor([[1, 2, 3, 4], [5, 6, 7, 8]])
+    mask = torch.tensor([[1, 1, 1, 1], [0, 0, 1, 1]])
+    scores_of = lambda n: n.endswith("hook_attn_scores")  # noqa: E731
+    with torch.no_grad():
+        read = model.run_with_hooks(
+            toks, fwd_hooks=[(scores_of, lambda s, hook: None)], attention_mask=mask
+        )
+        edited = model.run_with_hooks(
+            toks, fwd_hooks=[(scores_of, lambda s, hook: s * 1.0)], attention_mask=mask
+        )
+    assert torch.isfinite(edited).all()
+    torch.testing.assert_close(edited, read, rtol=0, atol=0)
+    pattern_of = lambda n: n.endswith("hook_pattern")  # noqa: E731
+    _, cache = model.run_with_cache(toks, names_filter=pattern_of, attention_mask=mask)
+    pattern = cache["blocks.0.attn.hook_pattern"]
+    assert torch.all(pattern[1, :, :2] == 0)  # the pads' own rows
+    torch.testing.assert_close(pattern[1, :, 2:].sum(-1), torch.ones_like(pattern[1, :, 2:, 0]))
