@@ -123,37 +123,43 @@ def explicit_attention(
         scores = torch.tanh(scores / softcap) * softcap
     if bias is not None:
         scores = scores + bias[..., :k_len].to(scores.dtype)
-    # masked: the lowest value of the activation's dtype, which float32 scores also hold (so
-    # that a cell at or below it is masked in either; -inf where the points show them, below)
+    # As TransformerLens shows them (its IGNORE): masked cells -inf in the scores, and a query
+    # with no key to attend (a left pad's own row, all -inf) a pattern row of zeros, not the
+    # softmax's NaN. Where neither point is hooked, or only the pattern and every row attends
+    # to a key (a causal mask alone), masked cells hold the lowest value of the activation's
+    # dtype (which float32 scores also hold), as the model's own masks: nothing differs there.
+    shown = site is not None and (
+        site.scores.active or (site.pattern.active and attention_mask is not None)
+    )
     lowest = torch.finfo(dtype).min
+    masked = float("-inf") if shown else lowest
     if attention_mask is None:
         if q_len > 1:
-            scores.add_(causal_mask(q_len, k_len, scores.dtype, scores.device, lowest))
+            scores.add_(causal_mask(q_len, k_len, scores.dtype, scores.device, masked))
     elif attention_mask.dtype == torch.bool:
-        scores.add_(additive_mask(attention_mask, k_len, scores.dtype, lowest))
-    else:
+        scores.add_(additive_mask(attention_mask, k_len, scores.dtype, masked))
+    else:  # the model's own additive mask: its lowest (or lower) values are the masked cells
         scores.add_(attention_mask[..., :k_len].to(scores.dtype))
+        if shown:  # in place: `scores` is this function's own tensor
+            scores.masked_fill_(scores <= lowest, float("-inf"))
     # A hooked point sees (and may edit) its activation in `dtype`, and the computation goes on
     # from what it saw, read as it is (no float32 copy of a (batch, heads, q, k) tensor: at
     # long sequences the copies cost more than the arithmetic): the softmax upcasts inside,
     # and z multiplies a hooked pattern with v in `dtype` (accumulating in float32). Casts
     # are made only where the dtypes differ: even a cast to the same dtype is a dispatch.
-    # As TransformerLens shows them (its IGNORE): masked cells -inf in the scores, and a query
-    # with no key to attend (a left pad's own row, all -inf) a pattern row of zeros, not the
-    # softmax's NaN. Where neither point is hooked, or only the pattern and every row attends
-    # to a key (a causal mask alone), the mask's lowest value stays: nothing differs there.
-    shown = site is not None and (
-        site.scores.active or (site.pattern.active and attention_mask is not None)
-    )
-    if shown:  # in place: `scores` is this function's own tensor
-        scores = scores.masked_fill_(scores <= lowest, float("-inf"))
+    # a row with no key to attend: only where a mask can leave one, or an edit of the scores
+    empty_rows = shown and attention_mask is not None
     if site is not None and site.scores.active:
-        scores = site.scores.fire(_as(scores, dtype))
+        seen = _as(scores, dtype)
+        version = None if seen.is_inference() else seen._version
+        scores = site.scores.fire(seen)
+        # edited: returned in its place, or written into (inference tensors keep no version)
+        empty_rows = empty_rows or scores is not seen or version is None or version != seen._version
     if sinks is not None:
         pattern = _with_sink(scores.float() if low else scores, sinks, site, dtype)
     else:
         pattern = torch.softmax(scores, dim=-1, dtype=torch.float32 if low else None)
-    if shown:  # (the softmax keeps its output for its backward: out of place with gradients)
+    if empty_rows:  # (the softmax keeps its output for its backward: out of place with grads)
         pattern = _zero_nan(pattern)
     if dropout:
         pattern = nn.functional.dropout(pattern, p=dropout, training=module.training)

@@ -224,3 +224,25 @@ def test_a_pad_rows_pattern_is_zero_and_its_output_finite(tiny):
     pattern = cache["blocks.0.attn.hook_pattern"]
     assert torch.all(pattern[1, :, :2] == 0)  # the pads' own rows
     torch.testing.assert_close(pattern[1, :, 2:].sum(-1), torch.ones_like(pattern[1, :, 2:, 0]))
+
+
+@pytest.mark.parametrize("mode", ["no_grad", "inference_mode"])
+@pytest.mark.parametrize("in_place", [True, False])
+def test_an_edit_masking_a_whole_row_gives_a_zero_pattern_row(tiny, mode, in_place):
+    """With no mask (a causal run) every row has a key, unless an edit takes them all away:
+    then, as in TransformerLens, that row of the pattern is 0 (not NaN), in place or returned."""
+    model = tiny("gpt2")
+    toks = torch.tensor([[1, 2, 3, 4]])
+
+    def mask_row_2(scores, hook):
+        if in_place:
+            scores[:, :, 2] = float("-inf")
+            return None
+        return torch.cat([scores[:, :, :2], torch.full_like(scores[:, :, 2:3], -torch.inf),
+                          scores[:, :, 3:]], dim=2)  # fmt: skip
+
+    with getattr(torch, mode)(), model.hooks([("blocks.0.attn.hook_attn_scores", mask_row_2)]):
+        logits, cache = model.run_with_cache(toks, names_filter="blocks.0.attn.hook_pattern")
+    pattern = cache["blocks.0.attn.hook_pattern"]
+    assert torch.all(pattern[:, :, 2] == 0)
+    assert torch.isfinite(logits).all()
