@@ -97,7 +97,9 @@ def explicit_attention(
     scores for the softmax (in float32) and dropped after it, so a row of the pattern sums to
     1 minus the sink's share (`hook_sink`). `bias` (batch or 1, n_heads or 1, q, k): added to
     the scaled scores before the mask (transformers' `position_bias`), so `hook_attn_scores`
-    includes it. Returns z (batch, q, n_heads, d_head) and the pattern (batch, n_heads, q, k).
+    includes it. Where the points show them, masked scores are -inf and a query with no key
+    to attend has a pattern row of 0, as in TransformerLens.
+    Returns z (batch, q, n_heads, d_head) and the pattern (batch, n_heads, q, k).
     """
     dtype = query.dtype
     low = dtype in (torch.float16, torch.bfloat16)
