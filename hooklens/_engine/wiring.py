@@ -99,17 +99,17 @@ def build_points(
             # after a language adapter, the block calls ln2 again: the points are its first call
             first = NthCall(block, 0) if spec.adapter_out else None
             b.input_site(sub(spec.ln2 or ""), "hook_resid_post", layer, in_place=False, call=first)
+            edited = spec.edited_in_place  # (XLM masks ln2's output in place)
             b.norm_site(sub(spec.ln2 or ""), "ln2", layer, call=first and NthCall(block, 0),
-                        copy=views)  # fmt: skip
+                        copy="ln2.hook_normalized" in edited)  # fmt: skip
             if spec.adapter_out is not None:  # the model adds ln2's output to it in place
                 path, n = spec.adapter_out
                 b.output_site(
                     sub(path), "hook_adapter_out", layer, copy=True, call=NthCall(block, n)
                 )
-            # a view's output is ln2's, which its model then edits in place (masks it, and
-            # writes edits of the next layer's hook_resid_pre into it): the model gets a copy
-            out = sub(spec.ln2 or "") if views else block
-            b.output_site(out, "hook_normalized_resid_post", layer, copy=views)
+            out = sub(spec.ln2 or "") if views else block  # a view's output is ln2's
+            b.output_site(out, "hook_normalized_resid_post", layer,
+                          copy="hook_normalized_resid_post" in edited)  # fmt: skip
         elif views:
             raise UnsupportedModelError("layer views describe post-LN layers only")
         else:

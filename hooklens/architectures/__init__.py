@@ -128,7 +128,7 @@ def adapter_for_model(hf_model: Any, opaque_attention: str | None = None) -> Arc
     if find_adapter(class_name) is not None:
         spec = check_supported(class_name, hf_model.config)
         if spec.layer_lists is not None:
-            attach_layer_views(hf_model, spec.layer_lists)
+            attach_layer_views(hf_model, spec)
         return spec
     split: str | None = None
     probed = False  # whether `split` was read (once: each reason probes the model)

@@ -18,7 +18,6 @@ from ._spec_parts import (
     ConvRole,
     LatentKV,
     LayerLayout,
-    LayerLists,
     Layout,
     Proj,
     is_gated_norm,
@@ -222,8 +221,9 @@ class ArchSpec:
     attn_gate: AttnGate | None = None
     #: per-layer structure of a hybrid (None: every layer is attention, then the MLP)
     layers: tuple[LayerLayout, ...] | None = None
-    #: layers whose parts are parallel lists (XLM): `blocks` names their views (`LayerLists`)
-    layer_lists: LayerLists | None = None
+    #: layers kept as parallel lists of parts (XLM): (name in a layer's view, list's name in
+    #: the module `blocks` names the views of) per part; `_split_layers.py`
+    layer_lists: tuple[tuple[str, str], ...] | None = None
     #: a reimplementation of the `attn` module's forward for families whose attention computes
     #: scores itself: it hands q, k, v and the mask to hooklens's attention function, and is
     #: installed only while an attention-internal point is active (`_engine/own_attention.py`)
@@ -232,7 +232,8 @@ class ArchSpec:
     #: hooklens swaps the forwards only and keeps the implementation name
     own_masks: bool = False
     #: points whose module output the model edits in place later (Falcon adds attention's output
-    #: into the MLP's, GIT the positions into the word embeddings): they hand it a copy
+    #: into the MLP's, GIT the positions into the word embeddings, XLM masks ln2's): they hand
+    #: it a copy (read for hook_embed, hook_mlp_out, ln2 and hook_normalized_resid_post)
     edited_in_place: tuple[str, ...] = ()
     #: the number of key/value heads from the config, where the config has no
     #: `num_key_value_heads` (Falcon's multi-query flag)

@@ -1,7 +1,6 @@
 """The parts of an adapter (`ArchSpec`, `_spec.py`) that describe one piece of a layer: where q
 or k is read (`Proj`), multi-head latent attention (`LatentKV`), an attention output gate
-(`AttnGate`), one layer of a model whose layers differ (`LayerLayout`), and the parallel lists
-that hold a model's layers' parts where its layers are not modules (`LayerLists`)."""
+(`AttnGate`), and one layer of a model whose layers differ (`LayerLayout`)."""
 
 from __future__ import annotations
 
@@ -134,20 +133,6 @@ class LayerLayout:
     norms: tuple[str | None, str | None, str, str | None] | None = None
     opaque: str | None = None
     attends_inside: bool = False
-
-
-@dataclass(frozen=True)
-class LayerLists:
-    """Where a model keeps each layer's parts in parallel lists, one entry per layer, and runs
-    entry i of each in turn in its own forward (XLM): `parent` (a model path) holds the lists,
-    and `parts` pairs the name of each part inside a layer view with its list's name in
-    `parent` (("attention", "attentions"), ...). hooklens gives the model one view per layer
-    (`_split_layers.py`, under `LAYER_VIEWS` in `parent`), a module holding that layer's parts
-    under those names, so the adapter's block paths name them; the model's forward never calls
-    a view, so a block's input and output points sit on its first and last part."""
-
-    parent: str
-    parts: tuple[tuple[str, str], ...]
 
 
 def is_gated_norm(module: Any, names: tuple[str, str]) -> bool:

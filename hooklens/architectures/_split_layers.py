@@ -21,12 +21,14 @@ derivation's guess that one of the lists is the blocks.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
 from ._spec import text_config
-from ._spec_parts import LayerLists
+
+if TYPE_CHECKING:
+    from ._spec import ArchSpec
 
 #: the attribute of the lists' parent that holds the layer views
 LAYER_VIEWS = "hooklens_layers"
@@ -58,15 +60,20 @@ class LayerView(nn.Module):
         raise RuntimeError(MSG_NOT_RUN.format(layer=self.layer, parts=", ".join(self._modules)))
 
 
-def attach_layer_views(model: nn.Module, lists: LayerLists) -> None:
-    """Give `model` one `LayerView` per layer at `{lists.parent}.{LAYER_VIEWS}` (again only
-    where the parts changed: a part replaced since is seen)."""
-    parent = model.get_submodule(lists.parent)
-    columns = {name: parent.get_submodule(attr) for name, attr in lists.parts}
+def attach_layer_views(model: nn.Module, spec: ArchSpec) -> None:
+    """Give `model` one `LayerView` per layer at `spec.blocks` (`{parent}.{LAYER_VIEWS}`, the
+    parent holding the lists `spec.layer_lists` names); again only where the parts changed (a
+    part replaced since is seen)."""
+    parent_path, _, attr = spec.blocks.rpartition(".")
+    if attr != LAYER_VIEWS or spec.layer_lists is None:
+        raise ValueError(f"{spec.family}: blocks={spec.blocks!r} does not name layer views")
+    parent = model.get_submodule(parent_path)
+    columns = {name: parent.get_submodule(lst) for name, lst in spec.layer_lists}
     counts = {len(c) for c in columns.values()}  # type: ignore[arg-type]
     if len(counts) != 1:
-        found = ", ".join(f"{attr}: {len(columns[n])}" for n, attr in lists.parts)  # type: ignore[arg-type]
-        raise ValueError(f"{lists.parent}'s layer lists differ in length ({found})")
+        sizes = (f"{lst}: {len(columns[n])}" for n, lst in spec.layer_lists)  # type: ignore[arg-type]
+        found = ", ".join(sizes)
+        raise ValueError(f"{parent_path}'s layer lists differ in length ({found})")
     rows = [
         {name: column[i] for name, column in columns.items()}  # type: ignore[index]
         for i in range(counts.pop())

@@ -26,7 +26,6 @@ import torch
 from .._engine.attention import attention_forward
 from .._engine.own_attention import additive_mask, split_heads
 from ._spec import ArchSpec
-from ._spec_parts import LayerLists
 from ._split_layers import LAYER_VIEWS
 
 
@@ -71,14 +70,11 @@ SPEC = ArchSpec(
     pos_embed="transformer.position_embeddings",
     embed_sum_norm="transformer.layer_norm_emb",
     blocks=f"transformer.{LAYER_VIEWS}",
-    layer_lists=LayerLists(
-        parent="transformer",
-        parts=(
-            ("attention", "attentions"),
-            ("ln1", "layer_norm1"),
-            ("mlp", "ffns"),
-            ("ln2", "layer_norm2"),
-        ),
+    layer_lists=(
+        ("attention", "attentions"),
+        ("ln1", "layer_norm1"),
+        ("mlp", "ffns"),
+        ("ln2", "layer_norm2"),
     ),
     final_norm=None,
     unembed="pred_layer.proj",
@@ -96,6 +92,9 @@ SPEC = ArchSpec(
     positional="learned",
     post_ln=True,
     attn_forward=_forward,
+    # the model masks ln2's output in place, and an edit of the next layer's hook_resid_pre
+    # (attention's input, that tensor) is written into it
+    edited_in_place=("ln2.hook_normalized", "hook_normalized_resid_post"),
     config_requirements=(
         ("asm", False, "an adaptive softmax head has no unembedding matrix"),
         ("is_encoder", True, "XLM's decoder is not implemented by transformers"),
