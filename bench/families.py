@@ -58,6 +58,7 @@ def _sizes(layers: int, width: int, ffn: int, heads: int, kv: int, vocab: int, p
         "kv_lora_rank": width // 2, "qk_nope_head_dim": 64, "qk_rope_head_dim": 32,
         "v_head_dim": 64, "d_kv": 64, "ffn_hidden_size": ffn, "linear_head_dim": 64,
         "linear_num_heads": heads, "vocab_size_per_layer_input": vocab,
+        "unpadded_vocab_size": vocab,
         "decoder_layers": layers, "encoder_layers": 1, "decoder_ffn_dim": ffn,
         "encoder_ffn_dim": 128, "decoder_attention_heads": heads,
         "encoder_attention_heads": heads, "dim_ff": ffn, "dim_head": 64,

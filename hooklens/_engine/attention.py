@@ -157,15 +157,20 @@ def _fire_heads(point: HookPoint, t: torch.Tensor, q_len: int) -> torch.Tensor:
     """Fire a per-head point on the newest `q_len` positions of t (batch, heads, pos, d_head).
 
     The point sees (batch, q_len, heads, d_head). Edits are written in place when autograd
-    allows it, so that edited keys/values also land in a KV cache (which returned `t`).
+    allows it, so that edited keys/values also land in a KV cache (which returned `t`);
+    functions that may edit run on a copy, then written back (`HookPoint.may_edit`).
     """
     past = t.shape[2] - q_len
     cur = t[:, :, past:] if past else t
     view = cur.transpose(1, 2)
+    in_place = not (torch.is_grad_enabled() and t.requires_grad)
+    if in_place and point.may_edit:  # on a copy: see HookPoint.may_edit
+        cur.copy_(point.fire(view.clone()).transpose(1, 2))
+        return t
     new = point.fire(view)
     if new is view:
         return t
-    if not (torch.is_grad_enabled() and t.requires_grad):
+    if in_place:
         cur.copy_(new.transpose(1, 2))
         return t
     new_t = new.transpose(1, 2)

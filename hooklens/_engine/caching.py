@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from .._errors import InputError
-from .hooks import HookFn, HookPoint
+from .hooks import HookFn, HookPoint, reads_only
 from .points import POINTS_BY_SUFFIX, split_name
 
 PosSlice = int | slice | Sequence[int] | torch.Tensor | None
@@ -67,9 +67,11 @@ def saving_hooks(
             t = t.to(target)
         store[name] = t
 
+    @reads_only
     def save(x: torch.Tensor, hook: HookPoint) -> None:
         keep(hook.name, x)
 
+    @reads_only
     def save_as_is(x: torch.Tensor, hook: HookPoint) -> None:
         # the common call: the tensor itself where it is in no graph (no_grad, inference), a
         # detached alias of it where it is (`detach` is a dispatched op: microseconds a point)

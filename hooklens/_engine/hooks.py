@@ -17,7 +17,7 @@ after the hooks were removed, and never in another forward's.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 
 import torch
 
@@ -27,6 +27,7 @@ from .ownership import Ownership
 
 HookFn = Callable[[torch.Tensor, "HookPoint"], "torch.Tensor | None"]
 Direction = Literal["fwd", "bwd"]
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class _Handle(Protocol):
@@ -84,6 +85,16 @@ def _fn_name(fn: Callable[..., Any]) -> str:
     return f"`{name}`"
 
 
+READS_ONLY = "hooklens_reads_only"
+
+
+def reads_only(fn: F) -> F:
+    """Mark `fn` as a function that never edits or replaces the activation it is given (a
+    cache's): `HookPoint.may_edit` does not count it."""
+    setattr(fn, READS_ONLY, True)
+    return fn
+
+
 class HookPoint:
     """One named hook point, e.g. `blocks.0.attn.hook_pattern`.
 
@@ -109,6 +120,15 @@ class HookPoint:
     def clear_context(self) -> None:
         """Empty `ctx` (a new dict: one a function kept a reference to is left as it was)."""
         self.ctx = {}
+
+    @property
+    def may_edit(self) -> bool:
+        """Whether a forward function is attached that may edit or replace the activation (one
+        not marked `reads_only`). Where a site writes the result into the model's own tensor,
+        the functions then run on a copy: a tensor a function keeps changes with later in-place
+        edits, never with a replacement returned (as in TransformerLens, where that tensor is
+        the model's and a returned one is passed on)."""
+        return any(not getattr(fn, READS_ONLY, False) for fn in self.fns)
 
     @property
     def active(self) -> bool:

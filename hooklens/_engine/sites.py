@@ -159,7 +159,8 @@ class Builder:
         self, module: nn.Module, suffix: str, layer: int, *, in_place: bool, call: Call = None
     ) -> None:
         """A point that is a module's first input. `in_place` writes edits into the tensor itself
-        (for resid_mid, which the block also keeps as its residual); `call` as in output_site."""
+        (for resid_mid, which the block also keeps as its residual; functions that may edit run
+        on a copy, then written back: `HookPoint.may_edit`); `call` as in output_site."""
         # an in-place edit (of the residual) runs before any other pre-hook reads the tensor
         site = self._site(lambda: pre_hooks(module, hook, call, in_place))
         point = self._new(suffix, layer, site)
@@ -170,6 +171,9 @@ class Builder:
         def hook(mod: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
             key = None if args else "hidden_states"
             t = args[0] if key is None else kwargs[key]
+            if in_place and point.may_edit:  # on a copy: see HookPoint.may_edit
+                t.copy_(point.fire(bpd(t).clone()).reshape(t.shape))
+                return None
             v = bpd(t)
             new = point.fire(v)
             if new is v:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from .._errors import InputError
-from .hooks import HookPoint
+from .hooks import HookPoint, reads_only
 
 if TYPE_CHECKING:
     from .model import HookedModel
@@ -45,6 +45,7 @@ def run_until(
     n = model.cfg.n_layers
     k = stop_layer(layer, n)
 
+    @reads_only
     def stop(x: torch.Tensor, hook: HookPoint) -> None:
         raise _Stop(x)
 

@@ -30,6 +30,7 @@ from ..architectures._layer_checks import has_module
 from ..architectures._names import QK_SCALE
 from ..architectures._rounded_kv import kv_rounding
 from .closeness import eager_spread, gap, scaled
+from .hooks import reads_only
 from .points import POINTS_BY_SUFFIX, split_name
 
 if TYPE_CHECKING:
@@ -71,6 +72,7 @@ def verify(model: HookedModel) -> None:
             )
     fired: dict[str, int] = {}  # a point fires once per forward: more means a looped module
 
+    @reads_only
     def count(x: torch.Tensor, hook: Any) -> None:
         fired[hook.name] = fired.get(hook.name, 0) + 1
 

@@ -338,3 +338,50 @@ def test_ungroup_grouped_query_attention_errors(tiny_dir, tiny):
         hl.HookedModel.from_pretrained(
             "x", hf_model=tiny("llama").hf_model, ungroup_grouped_query_attention=True
         )
+
+
+@pytest.mark.parametrize("grad", [False, True])
+@pytest.mark.parametrize(
+    "name", ["blocks.0.hook_resid_mid", "blocks.0.attn.hook_v", "blocks.0.attn.hook_rot_k"]
+)
+def test_what_a_function_kept_survives_a_later_replacement(tiny, tokens, name, grad):
+    """Points whose edits are written into the model's own tensor (the residual kept by the
+    block, the heads handed to the KV cache): what an earlier function kept changes with a later
+    function's in-place edit (the same tensor, as in TransformerLens) but not with a replacement
+    returned, by a later function or by itself."""
+    model = tiny("llama")
+    kept: dict[str, torch.Tensor] = {}
+
+    def keep(x, hook):
+        kept["x"] = x
+
+    def replace(x, hook):
+        return torch.zeros_like(x)
+
+    def keep_and_replace(x, hook):
+        keep(x, hook)
+        return torch.zeros_like(x)
+
+    def in_place(x, hook):
+        x[:] = 1.0
+
+    with torch.set_grad_enabled(grad):
+        _, cache = model.run_with_cache(tokens, names_filter=name)
+        clean = cache[name]
+        for edit, value in ((replace, 0.0), (in_place, 1.0)):
+            alone = model.run_with_hooks(tokens, fwd_hooks=[(name, edit)])
+            after_keep = model.run_with_hooks(tokens, fwd_hooks=[(name, keep), (name, edit)])
+            torch.testing.assert_close(after_keep, alone, rtol=0, atol=0)
+            if edit is replace:
+                torch.testing.assert_close(kept["x"], clean, rtol=0, atol=0)
+            else:
+                assert bool((kept["x"] == value).all())
+        # one function that keeps its input and returns a replacement
+        alone = model.run_with_hooks(tokens, fwd_hooks=[(name, replace)])
+        torch.testing.assert_close(
+            model.run_with_hooks(tokens, fwd_hooks=[(name, keep_and_replace)]),
+            alone,
+            rtol=0,
+            atol=0,
+        )
+        torch.testing.assert_close(kept["x"], clean, rtol=0, atol=0)
