@@ -143,7 +143,7 @@ class HookedModel(BlocksMixin, HooksMixin, TokenMixin, WeightsMixin, PlacementMi
 
     # -- hook names ----------------------------------------------------------------------------
     def hook_names(self) -> list[str]:
-        """Every hook point of this model, in execution order."""
+        """Every hook point of this model, in execution order (`wiring._ordered`)."""
         return list(self._points)
 
     @property

@@ -207,12 +207,21 @@ def _mlp_parts(
 
 
 def _ordered(b: Builder) -> tuple[dict[str, HookPoint], Builder]:
+    """The points in execution order: the table's (TransformerLens's), with a post-LN block's
+    norms where they run, ln1 on resid_mid and ln2 on the block's sum (as in BertBlock). Points
+    computed side by side keep the table's order whatever the model's (BERT's embeddings, a
+    mixer beside attention)."""
     groups = {"model": 0, "block": 1, "final": 2}
+    rank = {row.suffix: 2 * i for i, row in enumerate(POINTS)}
+    if b.spec.post_ln:
+        for norm, after in (("ln1", "hook_mlp_in"), ("ln2", "hook_resid_post")):
+            for part in ("hook_scale", "hook_normalized"):
+                rank[f"{norm}.{part}"] = rank[after] + 1
 
-    def execution_order(name: str) -> tuple[int, int, int]:
+    def execution_order(name: str) -> tuple[int, int, int, int]:
         layer, suffix = split_name(name)
         row = POINTS_BY_SUFFIX[suffix]
-        return (groups[row.scope], layer or 0, POINTS.index(row))
+        return (groups[row.scope], layer or 0, rank[suffix], POINTS.index(row))
 
     names = sorted(b.points, key=execution_order)
     for attn, site in b.attn_sites:

@@ -9,6 +9,7 @@ import torch
 
 import hooklens as hl
 from hooklens._engine.partial import RecordedRun
+from hooklens._engine.points import is_on_demand
 from hooklens.architectures._registry import VOCAB, tiny_config
 
 TOKENS = torch.randint(4, VOCAB, (2, 6), generator=torch.Generator().manual_seed(4))
@@ -43,6 +44,22 @@ def test_points_follow_transformer_lens_bert_block(bert):
     with torch.no_grad():
         direct = cache["ln_final.hook_normalized"] @ bert.W_U + bert.b_U
     torch.testing.assert_close(direct, logits, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("model_type", ["bert", "bart", "openai-gpt", "xlm", "gpt2"])
+def test_hook_names_are_in_the_order_the_points_fire(registry, model_type):
+    """A post-LN block's norms run after what they normalize (ln1 on resid_mid, ln2 on the
+    block's sum): `hook_names()`, and so a cache's keys, list them there, as TransformerLens's
+    BertBlock runs them (pre-LN GPT-2 for contrast)."""
+    _, model = registry(model_type)
+    names = [n for n in model.hook_names() if n.startswith("blocks.") and not is_on_demand(n)]
+    fired: list[str] = []
+    with (
+        torch.no_grad(),
+        model.hooks([(n, lambda x, hook: fired.append(hook.name)) for n in names]),
+    ):
+        model(TOKENS)
+    assert fired == names
 
 
 def test_stop_at_layer_returns_the_blocks_output(bert):
