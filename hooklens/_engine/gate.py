@@ -69,9 +69,8 @@ def add_gate_site(b: Builder, block: nn.Module, layer: int, attn: _attention.Att
         if bias is not None:  # the attention adds a per-head bias to the projection's output
             g = g + bias.float()[:, None]
         g = act(g).to(x.dtype).contiguous()
-        before = g.clone()
-        new = point.fire(g)
-        if new is g and torch.equal(g, before):
+        new = point.fire_computed(g)
+        if new is None:
             return None
         gated = z.reshape(*z.shape[:-2], -1) * new.reshape(*new.shape[:-2], -1).to(z.dtype)
         return (gated.reshape(x.shape).to(x.dtype), *args[1:])

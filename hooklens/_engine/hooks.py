@@ -193,6 +193,16 @@ class HookPoint:
                     if including_permanent or fn not in self._permanent:
                         self.remove(fn, d)  # type: ignore[arg-type]
 
+    def fire_computed(self, x: torch.Tensor) -> torch.Tensor | None:
+        """`fire` on a tensor computed for this point, which the model never sees (an edit in
+        place reaches the model only through what the site makes of it): the activation to
+        use, or None where nothing was returned and nothing written into `x`."""
+        before = x.clone() if self.may_edit else None
+        new = self.fire(x)
+        if new is x and (before is None or torch.equal(x, before)):
+            return None
+        return new
+
     def fire(self, x: torch.Tensor) -> torch.Tensor:
         """Run the attached functions in order; return the (possibly replaced) activation."""
         fns = self.fns

@@ -43,11 +43,7 @@ def _pairs(r: torch.Tensor) -> torch.Tensor:
 
 def _fire(point: HookPoint, view: torch.Tensor) -> torch.Tensor | None:
     """Fire `point` on `view`: the edited tensor, or None when nothing changed (in place too)."""
-    before = view.clone()
-    new = point.fire(view)
-    if new is view and torch.equal(view, before):
-        return None
-    return new
+    return point.fire_computed(view)
 
 
 def add_latent_sites(b: Builder, block: nn.Module, layer: int) -> None:

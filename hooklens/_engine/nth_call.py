@@ -35,14 +35,16 @@ class NthCall:
         self.count += 1
         return hit
 
-    def forward_hook(self, module: nn.Module, hook: Callable[..., Any]) -> list[HookHandle]:
-        """`module.register_forward_hook(hook)`, acting only at call `n`."""
+    def forward_hook(
+        self, module: nn.Module, hook: Callable[..., Any], *, prepend: bool = False
+    ) -> list[HookHandle]:
+        """`module.register_forward_hook(hook, prepend=prepend)`, acting only at call `n`."""
 
         def counted(mod: nn.Module, args: Any, out: Any) -> Any:
             return hook(mod, args, out) if self._at_n() else None
 
         reset = module_hooks.pre_hook(self.block, self._reset)
-        return [reset, module_hooks.forward_hook(module, counted)]
+        return [reset, module_hooks.forward_hook(module, counted, prepend=prepend)]
 
     def pre_hook(
         self, module: nn.Module, hook: Callable[..., Any], *, prepend: bool = False
@@ -57,10 +59,13 @@ class NthCall:
 
 
 def forward_hooks(
-    module: nn.Module, hook: Callable[..., Any], call: NthCall | None
+    module: nn.Module, hook: Callable[..., Any], call: NthCall | None, prepend: bool = False
 ) -> list[HookHandle]:
-    """`hook` as `module`'s forward hook, at every call, or only at `call`'s."""
-    return call.forward_hook(module, hook) if call else [module_hooks.forward_hook(module, hook)]
+    """`hook` as `module`'s forward hook, at every call, or only at `call`'s; `prepend`: before
+    the module's other forward hooks."""
+    if call is not None:
+        return call.forward_hook(module, hook, prepend=prepend)
+    return [module_hooks.forward_hook(module, hook, prepend=prepend)]
 
 
 def pre_hooks(

@@ -2,11 +2,11 @@
 
 Most mixtures of experts (Mixtral, Qwen-MoE, ...) call their experts module with the hidden
 states, the chosen experts' ids and their weights, and weight each chosen expert's output
-(`sites.experts_site`, `sites.expert_out_site`). Llama 4's router returns (scores, logits):
-`scores` (tokens, n_experts) is the sigmoid of each chosen expert's logit and 0 for the others.
-Its MoE multiplies one copy of the tokens per expert by that expert's score, and the experts
-module returns each copy's output, rows ordered (expert, token); the MoE sums them over the
-experts (and adds its shared expert's output). So here (`ArchSpec.moe_weights_at == "inputs"`):
+(`routed_moe.py`). Llama 4's router returns (scores, logits): `scores` (tokens, n_experts) is
+the sigmoid of each chosen expert's logit and 0 for the others. Its MoE multiplies one copy of
+the tokens per expert by that expert's score, and the experts module returns each copy's output,
+rows ordered (expert, token); the MoE sums them over the experts (and adds its shared expert's
+output). So here (`ArchSpec.moe_weights_at == "inputs"`):
 
 - `mlp.hook_expert_indices` are the top_k of the router's logits (the router's own choice);
 - `mlp.hook_expert_weights` are the chosen experts' scores, which scale their *inputs*; an edit
@@ -93,9 +93,8 @@ def scored_experts_site(b: Builder, router: nn.Module, experts: nn.Module, layer
         tokens = torch.arange(index.shape[0], device=index.device)[:, None]
         picked = rows[index, tokens]  # (token, top_k, d_model)
         view = picked.view(frame.batch, -1, *picked.shape[1:])
-        before = view.clone()  # a copy: in-place edits must count too
-        new = out_pt.fire(view)
-        if new is view and torch.equal(view, before):
+        new = out_pt.fire_computed(view)
+        if new is None:
             return None
         replaced = rows.clone()
         replaced[index, tokens] = new.reshape(picked.shape).to(rows.dtype)

@@ -13,7 +13,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from .._errors import MSG_READ_ONLY, HookError
 from ..architectures._norms import norm_eps as _norm_eps
 from ..architectures._spec import ArchSpec, Proj
 from . import attention as _attention
@@ -141,9 +140,10 @@ class Builder:
         def hook(_: nn.Module, args: Any, out: Any) -> Any:
             t = _first(out)
             if added is not None:  # the point holds it; the module's output does not
-                v = bpd((t + added) * scale)
-                new = point.fire(v)
-                return None if new is v else _with_first(out, new.reshape(t.shape) / scale - added)
+                new = point.fire_computed(bpd((t + added) * scale))
+                return (
+                    None if new is None else _with_first(out, new.reshape(t.shape) / scale - added)
+                )
             # a (pos, dim) table would be split over the batch by bpd, wrongly, so it gets its axis
             unbatched = positions and t.ndim == 2
             v = t.unsqueeze(0) if unbatched else bpd(t)
@@ -192,7 +192,9 @@ class Builder:
         """`{prefix}.hook_scale` (batch, pos, 1) and `{prefix}.hook_normalized`; `skip_first`:
         not the module's first call in a forward (a final norm the model also applies to the
         embedding before block 0, NanoChat's); `call` and `copy` as in output_site."""
-        site = self._site(lambda: forward_hooks(module, hook, call))
+        # first on the norm's output, whichever point was attached first: a point also reading
+        # that output (XLM's hook_normalized_resid_post) comes after the norm's in the order
+        site = self._site(lambda: forward_hooks(module, hook, call, prepend=True))
         scale_pt = self._new(f"{prefix}.hook_scale", layer, site)
         norm_pt = self._new(f"{prefix}.hook_normalized", layer, site)
         if scale_pt is None or norm_pt is None:
@@ -218,9 +220,9 @@ class Builder:
                     scale = (x.pow(2).mean(-1, keepdim=True) + eps).sqrt()
                 if scale.dtype != out.dtype:  # even a cast to its own dtype is a dispatch
                     scale = scale.to(out.dtype)
-                s = bpd(scale)
-                new = scale_pt.fire(s)
-                if new is not s:
+                s = bpd(scale)  # computed here: the norm reads an edit only through factor
+                new = scale_pt.fire_computed(s.clone() if scale_pt.may_edit else s)
+                if new is not None:
                     factor = (s / new).reshape(scale.shape)
                     bias = getattr(mod, "bias", None) if layernorm else None
                     out = (out - bias) * factor + bias if bias is not None else out * factor
@@ -255,6 +257,11 @@ class Builder:
         nh, nkv, dh = cfg.n_heads, cfg.n_kv_heads, cfg.d_head
         dq = dh if v else cfg.d_head_qk
         layout = proj.layout
+        # the same heads after the rotation, served later by the attention function, which may
+        # write an edit into the tensor it is handed (attention._fire_heads): at a layer that
+        # does not rotate (NoPE layers), that is this projection's output itself
+        points, rotated = self.points, (f"blocks.{layer}.attn.hook_rot_q",
+                                        f"blocks.{layer}.attn.hook_rot_k")  # fmt: skip
 
         def hook(mod: nn.Module, args: Any, out: torch.Tensor) -> Any:
             if caller is not None and not caller.running:
@@ -267,8 +274,14 @@ class Builder:
                     scale = k_scale if pt is k_pt else 1.0
                     seen = part * scale if scale != 1 else part
                     new = pt.fire(seen)
-                    if new is not seen:
-                        parts[i if len(parts) > 1 else 0] = new / scale if scale != 1 else new
+                    # the model gets a copy where a later edit of the rotated heads could be
+                    # written into what this point's functions kept
+                    later = points.get(rotated[i]) if i < 2 else None
+                    handed_on = later is not None and later.may_edit
+                    if new is not seen or handed_on:
+                        parts[i if len(parts) > 1 else 0] = (
+                            new / scale if scale != 1 else new.clone() if handed_on else new
+                        )
                         changed = True
             return join_parts(out, parts, layout) if changed else None
 
@@ -307,76 +320,6 @@ class Builder:
         site_obj.sink = new("attn.hook_sink")
         site_obj.caller = caller
         self.attn_sites.append((attn, site_obj))
-
-    def router_site(self, module: nn.Module, layer: int, logits_at: int = 0) -> None:
-        """`mlp.hook_router_logits`: the router's output `logits_at` (tokens, n_experts) (its
-        first, or its only one), read-only."""
-        site = self._site(lambda: [module_hooks.forward_hook(module, hook)])
-        point = self._new("mlp.hook_router_logits", layer, site)
-        assert point is not None
-        bpd = self._bpd
-
-        def hook(mod: nn.Module, args: Any, out: Any) -> None:
-            logits = bpd(out[logits_at] if isinstance(out, tuple | list) else out)
-            if point.fire(logits) is not logits:
-                raise HookError(MSG_READ_ONLY.format(name=point.name), point.name)
-
-    def experts_site(self, module: nn.Module, layer: int) -> None:
-        """`mlp.hook_expert_indices` / `hook_expert_weights` (batch, pos, top_k): the experts
-        module's inputs (hidden states (tokens, d_model), chosen ids, their weights)."""
-        site = self._site(lambda: [module_hooks.pre_hook(module, hook, with_kwargs=True)])
-        idx_pt = self._new("mlp.hook_expert_indices", layer, site)
-        w_pt = self._new("mlp.hook_expert_weights", layer, site)
-        assert idx_pt is not None and w_pt is not None
-        bpd = self._bpd
-        keys = ("hidden_states", "top_k_index", "top_k_weights")
-
-        def hook(mod: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-            values = [*args, *(kwargs[k] for k in keys[len(args) :] if k in kwargs)]
-            changed = False
-            for i, pt in ((1, idx_pt), (2, w_pt)):
-                if pt.fns:
-                    t = values[i]
-                    v = bpd(t)
-                    new = pt.fire(v)
-                    if new is not v:
-                        values[i] = new.reshape(t.shape)
-                        changed = True
-            if not changed:
-                return None
-            rest = {k: v for k, v in kwargs.items() if k not in keys}
-            return tuple(values), rest
-
-    def expert_out_site(self, module: nn.Module, layer: int) -> None:
-        """`mlp.hook_expert_out` (batch, pos, top_k, d_model): each chosen expert's output,
-        recomputed one choice at a time with weight 1; an edit replaces the experts' output by
-        the weighted sum of the edited outputs."""
-        site = self._site(lambda: [module_hooks.forward_hook(module, hook, with_kwargs=True)])
-        point = self._new("mlp.hook_expert_out", layer, site)
-        assert point is not None
-        keys = ("hidden_states", "top_k_index", "top_k_weights")
-        frame = self.frame
-
-        def hook(mod: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> Any:
-            hidden, index, weights = [*args, *(kwargs[k] for k in keys[len(args) :])][:3]
-            one = torch.ones_like(weights[:, :1])
-            own = module_hooks.own_forward(mod)  # its forward, not the one running this hook
-            flat = hidden.reshape(-1, hidden.shape[-1])  # some take (batch, pos, d_model) (DBRX)
-            outs = torch.stack(
-                [
-                    own(flat, index[:, k : k + 1], one).reshape(flat.shape)
-                    for k in range(index.shape[1])
-                ],
-                1,
-            )  # (tokens, top_k, d_model)
-            view = outs.view(frame.batch, -1, *outs.shape[1:])
-            before = view.clone()  # the outputs are recomputed: in-place edits must count too
-            new = point.fire(view)
-            if new is view and torch.equal(view, before):
-                return None
-            mixed = (new.flatten(0, 1) * weights[..., None].to(new.dtype)).sum(1)
-            first = _first(out)
-            return _with_first(out, mixed.reshape(first.shape).to(first.dtype))
 
     def fused_gate_up_site(self, module: nn.Module, layer: int) -> None:
         """`mlp.hook_pre` (gate, first half) and `mlp.hook_pre_linear` (up, second half) of a

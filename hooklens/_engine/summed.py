@@ -52,9 +52,8 @@ def summed_output_site(
         if other is None:
             kept[id(mod)] = t
             return None
-        v = bpd((other.reshape(t.shape) + t) * scale)
-        new = point.fire(v)
-        if new is v:
+        new = point.fire_computed(bpd((other.reshape(t.shape) + t) * scale))
+        if new is None:
             return None
         mine = new.reshape(t.shape) / scale - other.reshape(t.shape)
         return (mine, *out[1:]) if isinstance(out, tuple) else mine

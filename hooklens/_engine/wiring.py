@@ -29,6 +29,7 @@ from .linear import added_o_bias
 from .nth_call import NthCall
 from .points import POINTS, POINTS_BY_SUFFIX, split_name
 from .pos_table import pos_table_site
+from .routed_moe import expert_out_site, experts_site, router_site
 from .scored_moe import scored_experts_site
 from .sites import Builder, get_module
 from .summed import summed_output_site
@@ -180,14 +181,14 @@ def _mlp_parts(
         scored = spec.moe_weights_at == "inputs"  # the router returns (scores, logits)
         grouped = spec.moe_weights_at == "grouped"  # the router groups its choices (JetMoE)
         logits_at = 1 if scored else GROUPED_LOGITS_AT if grouped else 0
-        b.router_site(sub(spec.moe_router), layer, logits_at=logits_at)
+        router_site(b, sub(spec.moe_router), layer, logits_at=logits_at)
         if scored:
             scored_experts_site(b, sub(spec.moe_router), sub(spec.moe_experts), layer)
         elif grouped:
             grouped_experts_site(b, sub(spec.moe_router), sub(spec.moe_experts), layer)
         else:
-            b.experts_site(sub(spec.moe_experts), layer)
-            b.expert_out_site(sub(spec.moe_experts), layer)
+            experts_site(b, sub(spec.moe_experts), layer)
+            expert_out_site(b, sub(spec.moe_experts), layer)
     elif spec.mlp_gate_up_fused:
         b.fused_gate_up_site(sub(spec.mlp_in), layer)
     else:  # before the activation: times the factor the MLP applies there (Falcon-H1)

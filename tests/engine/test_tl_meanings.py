@@ -385,3 +385,77 @@ def test_what_a_function_kept_survives_a_later_replacement(tiny, tokens, name, g
             atol=0,
         )
         torch.testing.assert_close(kept["x"], clean, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("model_type", ["xlm", "flint", "llama4_text", "lara_mini", "gpt2"])
+def test_an_edit_leaves_what_earlier_points_kept(registry, model_type):
+    """An edit at any point of block 0, or at the rotated q/k of any layer, leaves every
+    earlier point's cached activation as it was. Two ways it did not: two points on one
+    module's output run in the order their functions were attached (XLM's ln2 and
+    hook_normalized_resid_post), and a layer that does not rotate hands the attention function
+    the projection's output itself, into which an edit of hook_rot_q/hook_rot_k was written
+    (Flint's, Llama 4's and LaraMini's NoPE layers)."""
+    from hooklens._engine.points import is_on_demand
+
+    _, model = registry(model_type)
+    names = [n for n in model.hook_names() if not is_on_demand(n)]
+    tokens = torch.randint(4, 60, (2, 6), generator=torch.Generator().manual_seed(3))
+    read_only = ("hook_sink", "hook_router_logits")
+    targets = [
+        n
+        for n in names
+        if (n.startswith("blocks.0.") or "hook_rot_" in n) and not n.endswith(read_only)
+    ]
+
+    def replace(x, hook):
+        return torch.full_like(x, 0.5) if x.is_floating_point() else torch.zeros_like(x)
+
+    with torch.no_grad():
+        _, clean = model.run_with_cache(tokens, names_filter=names)
+        for target in targets:
+            with model.hooks([(target, replace)]):  # attached before the cache's functions
+                _, edited = model.run_with_cache(tokens, names_filter=names)
+            for name in names[: names.index(target)]:
+                where = f"{name} after an edit of {target}"
+                torch.testing.assert_close(
+                    edited[name], clean[name], rtol=0, atol=1e-5, equal_nan=True,
+                    msg=lambda m, where=where: f"{where}: {m}",
+                )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "model_type",
+    ["gpt2", "llama", "zaya", "granitemoeshared", "mixtral", "jetmoe", "llama4_text", "qwen3_next"],
+)
+def test_an_edit_in_place_acts_as_the_same_edit_returned(registry, model_type):
+    """At every point of block 0 and the model's own: writing into the activation is the same
+    edit as returning it (TransformerLens's hooks allow both). Points whose activation hooklens
+    computes for them (norm scales, ZAYA's shifted embedding, a sum of two MLPs' outputs)
+    ignored edits in place."""
+    _, model = registry(model_type)
+    read_only = ("hook_sink", "hook_router_logits")
+    names = [
+        n
+        for n in model.hook_names()
+        if (n.startswith("blocks.0.") or not n.startswith("blocks.")) and not n.endswith(read_only)
+    ]
+    tokens = torch.randint(4, 60, (2, 6), generator=torch.Generator().manual_seed(5))
+
+    def edited(x):
+        return x * 0.5 + 0.25 if x.is_floating_point() else torch.zeros_like(x)
+
+    def returned(x, hook):
+        return edited(x)
+
+    def in_place(x, hook):
+        x.copy_(edited(x))
+
+    with torch.no_grad():
+        clean = model(tokens)
+        for name in names:
+            by_return = model.run_with_hooks(tokens, fwd_hooks=[(name, returned)])
+            by_writing = model.run_with_hooks(tokens, fwd_hooks=[(name, in_place)])
+            torch.testing.assert_close(
+                by_writing, by_return, rtol=0, atol=1e-5, msg=lambda m, name=name: f"{name}: {m}"
+            )
+            assert not torch.equal(by_return, clean), f"the edit of {name} changed nothing"
