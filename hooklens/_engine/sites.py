@@ -272,16 +272,17 @@ class Builder:
                 if pt is not None and pt.active:
                     part = parts[i] if len(parts) > 1 else parts[0]
                     scale = k_scale if pt is k_pt else 1.0
-                    seen = part * scale if scale != 1 else part
-                    new = pt.fire(seen)
+                    if scale != 1:  # keys scaled for the point: a tensor of its own
+                        scaled = pt.fire_computed(part * scale)
+                        new = part if scaled is None else scaled / scale
+                    else:
+                        new = pt.fire(part)
                     # the model gets a copy where a later edit of the rotated heads could be
                     # written into what this point's functions kept
                     later = points.get(rotated[i]) if i < 2 else None
                     handed_on = later is not None and later.may_edit
-                    if new is not seen or handed_on:
-                        parts[i if len(parts) > 1 else 0] = (
-                            new / scale if scale != 1 else new.clone() if handed_on else new
-                        )
+                    if new is not part or handed_on:
+                        parts[i if len(parts) > 1 else 0] = new.clone() if handed_on else new
                         changed = True
             return join_parts(out, parts, layout) if changed else None
 

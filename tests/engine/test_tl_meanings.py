@@ -425,13 +425,23 @@ def test_an_edit_leaves_what_earlier_points_kept(registry, model_type):
 
 @pytest.mark.parametrize(
     "model_type",
-    ["gpt2", "llama", "zaya", "granitemoeshared", "mixtral", "jetmoe", "llama4_text", "qwen3_next"],
+    [
+        "gpt2",
+        "llama",
+        "zaya",
+        "granitemoeshared",
+        "mixtral",
+        "jetmoe",
+        "llama4_text",
+        "qwen3_next",
+        "falcon_h1",
+    ],
 )
 def test_an_edit_in_place_acts_as_the_same_edit_returned(registry, model_type):
     """At every point of block 0 and the model's own: writing into the activation is the same
     edit as returning it (TransformerLens's hooks allow both). Points whose activation hooklens
-    computes for them (norm scales, ZAYA's shifted embedding, a sum of two MLPs' outputs)
-    ignored edits in place."""
+    computes for them (norm scales, ZAYA's shifted embedding, a sum of two MLPs' outputs,
+    Falcon-H1's scaled keys) ignored edits in place."""
     _, model = registry(model_type)
     read_only = ("hook_sink", "hook_router_logits")
     names = [
