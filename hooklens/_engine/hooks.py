@@ -106,7 +106,7 @@ class HookPoint:
     clear_contexts=True)` leaving its block, or `hook.clear_context()`, as in TransformerLens.
     """
 
-    __slots__ = ("_layer", "_permanent", "_site", "bwd_fns", "ctx", "fns", "name")
+    __slots__ = ("_editing", "_layer", "_permanent", "_site", "bwd_fns", "ctx", "fns", "name")
 
     def __init__(self, name: str, layer: int | None, site: Site) -> None:
         self.name = name
@@ -115,6 +115,7 @@ class HookPoint:
         self.fns: list[HookFn] = []
         self.bwd_fns: list[HookFn] = []
         self._permanent: list[HookFn] = []
+        self._editing = 0  # forward functions not marked `reads_only` (read per point and call)
         self.ctx: dict[Any, Any] = {}
 
     def clear_context(self) -> None:
@@ -128,7 +129,7 @@ class HookPoint:
         the functions then run on a copy: a tensor a function keeps changes with later in-place
         edits, never with a replacement returned (as in TransformerLens, where that tensor is
         the model's and a returned one is passed on)."""
-        return any(not getattr(fn, READS_ONLY, False) for fn in self.fns)
+        return self._editing > 0
 
     @property
     def active(self) -> bool:
@@ -150,6 +151,8 @@ class HookPoint:
             fns.insert(0, fn)
         else:
             fns.append(fn)
+        if dir != "bwd" and not getattr(fn, READS_ONLY, False):
+            self._editing += 1
 
     def remove(self, fn: HookFn, dir: Direction = "fwd") -> None:
         """Detach `fn` (a no-op when `reset_hooks` already detached it)."""
@@ -157,6 +160,8 @@ class HookPoint:
             (self.bwd_fns if dir == "bwd" else self.fns).remove(fn)
         except ValueError:
             return
+        if dir != "bwd" and not getattr(fn, READS_ONLY, False):
+            self._editing -= 1
         if self._permanent and fn in self._permanent and fn not in self.fns + self.bwd_fns:
             self._permanent.remove(fn)
         if not (self.fns or self.bwd_fns):
@@ -206,6 +211,12 @@ class HookPoint:
     def fire(self, x: torch.Tensor) -> torch.Tensor:
         """Run the attached functions in order; return the (possibly replaced) activation."""
         fns = self.fns
+        grad = fns and torch.is_grad_enabled()
+        if grad and (x.requires_grad or not x.is_floating_point()) and self.may_edit:
+            # a copy: the model's tensor may be kept for its backward (a softmax's output, an
+            # attention kernel's, chosen experts' ids), where an edit in place would break it;
+            # the copy is returned
+            x = x.clone()
         if len(fns) == 1:  # the usual case, without the loop or `_call`: per point and call
             fn = fns[0]
             try:

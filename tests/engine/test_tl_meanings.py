@@ -469,3 +469,40 @@ def test_an_edit_in_place_acts_as_the_same_edit_returned(registry, model_type):
                 by_writing, by_return, rtol=0, atol=1e-5, msg=lambda m, name=name: f"{name}: {m}"
             )
             assert not torch.equal(by_return, clean), f"the edit of {name} changed nothing"
+
+
+@pytest.mark.parametrize(
+    ("model_type", "name"),
+    [
+        ("gpt2", "blocks.0.attn.hook_q"),  # views of a split the model made
+        ("gpt2", "blocks.0.attn.hook_pattern"),  # the softmax keeps its output for its backward
+        ("llama", "blocks.0.attn.hook_z"),  # sdpa keeps its output (z is a view of it)
+        ("mixtral", "blocks.0.mlp.hook_expert_indices"),  # ids the experts' gather keeps
+        ("llama", "blocks.0.hook_resid_mid"),
+    ],
+)
+def test_an_edit_in_place_with_gradients(registry, model_type, name):
+    """With gradients on, an edit in place neither raises (in the forward, or in the backward
+    for a tensor autograd kept) nor differs from the same edit returned, logits and gradients
+    alike, as in TransformerLens."""
+    _, model = registry(model_type)
+    weight = model.hf_model.get_input_embeddings().weight
+    tokens = torch.randint(4, 60, (2, 6), generator=torch.Generator().manual_seed(6))
+
+    def edited(x):
+        return x * 0.5 + 0.25 if x.is_floating_point() else torch.zeros_like(x)
+
+    def returned(x, hook):
+        return edited(x)
+
+    def in_place(x, hook):
+        x.copy_(edited(x))
+
+    results = []
+    for fn in (returned, in_place):
+        model.hf_model.zero_grad(set_to_none=True)
+        logits = model.run_with_hooks(tokens, fwd_hooks=[(name, fn)])
+        logits.pow(2).mean().backward()
+        results.append((logits.detach(), weight.grad.clone()))
+    torch.testing.assert_close(results[1], results[0], rtol=0, atol=1e-6)
+    model.hf_model.zero_grad(set_to_none=True)
