@@ -202,7 +202,7 @@ class HookPoint:
         """`fire` on a tensor computed for this point, which the model never sees (an edit in
         place reaches the model only through what the site makes of it): the activation to
         use, or None where nothing was returned and nothing written into `x`."""
-        before = x.clone() if self.may_edit else None
+        before = x.clone() if self._editing else None
         new = self.fire(x)
         if new is x and (before is None or torch.equal(x, before)):
             return None
@@ -211,8 +211,12 @@ class HookPoint:
     def fire(self, x: torch.Tensor) -> torch.Tensor:
         """Run the attached functions in order; return the (possibly replaced) activation."""
         fns = self.fns
-        grad = fns and torch.is_grad_enabled()
-        if grad and (x.requires_grad or not x.is_floating_point()) and self.may_edit:
+        # `_editing` first: 0 for a cache's functions, the usual call
+        if (
+            self._editing
+            and torch.is_grad_enabled()
+            and (x.requires_grad or not x.is_floating_point())
+        ):
             # a copy: the model's tensor may be kept for its backward (a softmax's output, an
             # attention kernel's, chosen experts' ids), where an edit in place would break it;
             # the copy is returned
