@@ -211,6 +211,7 @@ class HookPoint:
     def fire(self, x: torch.Tensor) -> torch.Tensor:
         """Run the attached functions in order; return the (possibly replaced) activation."""
         fns = self.fns
+        given, copy, copy_version = x, None, 0
         # `_editing` first: 0 for a cache's functions, the usual call
         if (
             self._editing
@@ -218,9 +219,9 @@ class HookPoint:
             and (x.requires_grad or not x.is_floating_point())
         ):
             # a copy: the model's tensor may be kept for its backward (a softmax's output, an
-            # attention kernel's, chosen experts' ids), where an edit in place would break it;
-            # the copy is returned
-            x = x.clone()
+            # attention kernel's, chosen experts' ids), where an edit in place would break it
+            x = copy = x.clone()
+            copy_version = copy._version
         if len(fns) == 1:  # the usual case, without the loop or `_call`: per point and call
             fn = fns[0]
             try:
@@ -234,6 +235,8 @@ class HookPoint:
                 x = out
         elif fns:
             x = _run(self, fns, x)
+        if x is copy and copy._version == copy_version:
+            x = given  # the copy, neither replaced nor written into: the model's tensor goes on
         if self.bwd_fns and torch.is_grad_enabled() and x.requires_grad:
             # A copy, not a view: the site passes it on (in place for resid_mid, where a view of
             # the stream it is copied into would lose its history), so its gradient is ours.

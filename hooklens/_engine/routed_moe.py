@@ -30,7 +30,7 @@ def router_site(b: Builder, module: nn.Module, layer: int, logits_at: int = 0) -
 
     def hook(mod: nn.Module, args: Any, out: Any) -> None:
         logits = bpd(out[logits_at] if isinstance(out, tuple | list) else out)
-        if point.fire(logits) is not logits:
+        if point.fire_computed(logits) is not None:  # returned, or written into
             raise HookError(MSG_READ_ONLY.format(name=point.name), point.name)
 
 

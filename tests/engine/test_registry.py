@@ -398,11 +398,13 @@ def test_router_logits_are_read_only(registry):
 
     _, model = registry("mixtral")
     assert model is not None
-    with pytest.raises(hl.HookError, match="read-only"):
-        model.run_with_hooks(
-            torch.tensor([[5, 6, 7]]),
-            fwd_hooks=[("blocks.0.mlp.hook_router_logits", lambda x, h: x * 2)],
-        )
+    name = "blocks.0.mlp.hook_router_logits"
+    for edit in (lambda x, h: x * 2, lambda x, h: x.mul_(2)):  # returned, or in place
+        for grad in (False, True):
+            with torch.set_grad_enabled(grad), pytest.raises(hl.HookError, match="read-only"):
+                model.run_with_hooks(torch.tensor([[5, 6, 7]]), fwd_hooks=[(name, edit)])
+    read = model.run_with_hooks(torch.tensor([[5, 6, 7]]), fwd_hooks=[(name, lambda x, h: None)])
+    torch.testing.assert_close(read, model(torch.tensor([[5, 6, 7]])))
     with pytest.raises(hl.HookNameError, match="mixture of experts"):
         model.run_with_cache(torch.tensor([[5, 6]]), names_filter="blocks.0.mlp.hook_post")
 
