@@ -423,6 +423,19 @@ def test_an_edit_leaves_what_earlier_points_kept(registry, model_type):
                 )  # fmt: skip
 
 
+def _edited(x):
+    """The edit of the in-place / returned tests: any change, of any dtype."""
+    return x * 0.5 + 0.25 if x.is_floating_point() else torch.zeros_like(x)
+
+
+def returned(x, hook):
+    return _edited(x)
+
+
+def in_place(x, hook):
+    x.copy_(_edited(x))
+
+
 @pytest.mark.parametrize(
     "model_type",
     [
@@ -450,15 +463,6 @@ def test_an_edit_in_place_acts_as_the_same_edit_returned(registry, model_type):
         if (n.startswith("blocks.0.") or not n.startswith("blocks.")) and not n.endswith(read_only)
     ]
     tokens = torch.randint(4, 60, (2, 6), generator=torch.Generator().manual_seed(5))
-
-    def edited(x):
-        return x * 0.5 + 0.25 if x.is_floating_point() else torch.zeros_like(x)
-
-    def returned(x, hook):
-        return edited(x)
-
-    def in_place(x, hook):
-        x.copy_(edited(x))
 
     with torch.no_grad():
         clean = model(tokens)
@@ -488,15 +492,6 @@ def test_an_edit_in_place_with_gradients(registry, model_type, name):
     _, model = registry(model_type)
     weight = model.hf_model.get_input_embeddings().weight
     tokens = torch.randint(4, 60, (2, 6), generator=torch.Generator().manual_seed(6))
-
-    def edited(x):
-        return x * 0.5 + 0.25 if x.is_floating_point() else torch.zeros_like(x)
-
-    def returned(x, hook):
-        return edited(x)
-
-    def in_place(x, hook):
-        x.copy_(edited(x))
 
     results = []
     for fn in (returned, in_place):
