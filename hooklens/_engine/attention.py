@@ -158,16 +158,13 @@ def _fire_heads(point: HookPoint, t: torch.Tensor, q_len: int) -> torch.Tensor:
 
     The point sees (batch, q_len, heads, d_head). Edits are written in place when autograd
     allows it, so that edited keys/values also land in a KV cache (which returned `t`);
-    functions that may edit run on a copy, then written back (`HookPoint.may_edit`).
+    functions that may edit run on a copy, then written back (`HookPoint.fire`).
     """
     past = t.shape[2] - q_len
     cur = t[:, :, past:] if past else t
     view = cur.transpose(1, 2)
     in_place = not (torch.is_grad_enabled() and t.requires_grad)
-    if in_place and point.may_edit:  # on a copy: see HookPoint.may_edit
-        cur.copy_(point.fire(view.clone()).transpose(1, 2))
-        return t
-    new = point.fire(view)
+    new = point.fire(view, shared=in_place)
     if new is view:
         return t
     if in_place:

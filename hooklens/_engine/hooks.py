@@ -201,27 +201,28 @@ class HookPoint:
     def fire_computed(self, x: torch.Tensor) -> torch.Tensor | None:
         """`fire` on a tensor computed for this point, which the model never sees (an edit in
         place reaches the model only through what the site makes of it): the activation to
-        use, or None where nothing was returned and nothing written into `x`."""
-        before = x.clone() if self._editing else None
-        new = self.fire(x)
-        if new is x and (before is None or torch.equal(x, before)):
-            return None
-        return new
+        use, or None where nothing was returned and nothing written into a copy of `x` (`x`
+        itself is left as it was)."""
+        new = self.fire(x, shared=True)
+        return None if new is x else new
 
-    def fire(self, x: torch.Tensor) -> torch.Tensor:
-        """Run the attached functions in order; return the (possibly replaced) activation."""
+    def fire(self, x: torch.Tensor, shared: bool = False) -> torch.Tensor:
+        """Run the attached functions in order; return the (possibly replaced) activation.
+
+        Functions that may edit (`may_edit`) run on a copy where `x` is `shared` (the site
+        writes the result into the model's tensor, or reads `x` after), and where gradients
+        are on (autograd may keep the model's tensor for its backward: a softmax's output, an
+        attention kernel's, chosen experts' ids); a copy nothing replaced or wrote into gives
+        `x` back, so where a copy was made, a result that `is x` means "not edited"."""
         fns = self.fns
-        given, copy, copy_version = x, None, 0
+        given, copy, version = x, None, None
         # `_editing` first: 0 for a cache's functions, the usual call
-        if (
-            self._editing
-            and torch.is_grad_enabled()
-            and (x.requires_grad or not x.is_floating_point())
+        if self._editing and (
+            shared or (torch.is_grad_enabled() and (x.requires_grad or not x.is_floating_point()))
         ):
-            # a copy: the model's tensor may be kept for its backward (a softmax's output, an
-            # attention kernel's, chosen experts' ids), where an edit in place would break it
             x = copy = x.clone()
-            copy_version = copy._version
+            # inference tensors keep no version counter: their values are compared instead
+            version = None if copy.is_inference() else copy._version
         if len(fns) == 1:  # the usual case, without the loop or `_call`: per point and call
             fn = fns[0]
             try:
@@ -235,7 +236,7 @@ class HookPoint:
                 x = out
         elif fns:
             x = _run(self, fns, x)
-        if x is copy and copy._version == copy_version:
+        if x is copy and (copy._version == version if version is not None else x.equal(given)):
             x = given  # the copy, neither replaced nor written into: the model's tensor goes on
         if self.bwd_fns and torch.is_grad_enabled() and x.requires_grad:
             # A copy, not a view: the site passes it on (in place for resid_mid, where a view of

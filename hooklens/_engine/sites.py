@@ -160,7 +160,7 @@ class Builder:
     ) -> None:
         """A point that is a module's first input. `in_place` writes edits into the tensor itself
         (for resid_mid, which the block also keeps as its residual; functions that may edit run
-        on a copy, then written back: `HookPoint.may_edit`); `call` as in output_site."""
+        on a copy, then written back: `HookPoint.fire`); `call` as in output_site."""
         # an in-place edit (of the residual) runs before any other pre-hook reads the tensor
         site = self._site(lambda: pre_hooks(module, hook, call, in_place))
         point = self._new(suffix, layer, site)
@@ -171,11 +171,8 @@ class Builder:
         def hook(mod: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
             key = None if args else "hidden_states"
             t = args[0] if key is None else kwargs[key]
-            if in_place and point.may_edit:  # on a copy: see HookPoint.may_edit
-                t.copy_(point.fire(bpd(t).clone()).reshape(t.shape))
-                return None
             v = bpd(t)
-            new = point.fire(v)
+            new = point.fire(v, shared=in_place)
             if new is v:
                 return None
             if in_place:
@@ -221,7 +218,7 @@ class Builder:
                 if scale.dtype != out.dtype:  # even a cast to its own dtype is a dispatch
                     scale = scale.to(out.dtype)
                 s = bpd(scale)  # computed here: the norm reads an edit only through factor
-                new = scale_pt.fire_computed(s.clone() if scale_pt.may_edit else s)
+                new = scale_pt.fire_computed(s)
                 if new is not None:
                     factor = (s / new).reshape(scale.shape)
                     bias = getattr(mod, "bias", None) if layernorm else None

@@ -340,11 +340,14 @@ def test_ungroup_grouped_query_attention_errors(tiny_dir, tiny):
         )
 
 
-@pytest.mark.parametrize("grad", [False, True])
+MODES = {"no_grad": torch.no_grad, "grad": torch.enable_grad, "inference": torch.inference_mode}
+
+
+@pytest.mark.parametrize("mode", list(MODES))
 @pytest.mark.parametrize(
     "name", ["blocks.0.hook_resid_mid", "blocks.0.attn.hook_v", "blocks.0.attn.hook_rot_k"]
 )
-def test_what_a_function_kept_survives_a_later_replacement(tiny, tokens, name, grad):
+def test_what_a_function_kept_survives_a_later_replacement(tiny, tokens, name, mode):
     """Points whose edits are written into the model's own tensor (the residual kept by the
     block, the heads handed to the KV cache): what an earlier function kept changes with a later
     function's in-place edit (the same tensor, as in TransformerLens) but not with a replacement
@@ -365,7 +368,7 @@ def test_what_a_function_kept_survives_a_later_replacement(tiny, tokens, name, g
     def in_place(x, hook):
         x[:] = 1.0
 
-    with torch.set_grad_enabled(grad):
+    with MODES[mode]():
         _, cache = model.run_with_cache(tokens, names_filter=name)
         clean = cache[name]
         for edit, value in ((replace, 0.0), (in_place, 1.0)):
